@@ -1,0 +1,1 @@
+"""The local two-site lab: real Debian hosts in network namespaces."""

@@ -1,0 +1,18 @@
+"""The site model: one validated view of the site file for every other part."""
+
+from sites.load import SiteFileError, load_sites, parse_sites
+from sites.model import (
+    DhcpSettings,
+    KeaEndpoint,
+    SecretError,
+    Site,
+    SiteModel,
+    SshSettings,
+    Tailnet,
+    Tailscale,
+)
+
+__all__ = [
+    "DhcpSettings", "KeaEndpoint", "SecretError", "Site", "SiteFileError", "SiteModel",
+    "SshSettings", "Tailnet", "Tailscale", "load_sites", "parse_sites",
+]

@@ -1,0 +1,22 @@
+"""`python -m sites [--sites PATH]`: validate a site file and summarise it."""
+
+from __future__ import annotations
+
+import argparse
+
+from sites.cli import add_sites_argument, load_or_exit
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m sites", description=__doc__)
+    add_sites_argument(parser)
+    model = load_or_exit(parser.parse_args().sites)
+    for site in model.sites.values():
+        extra = f" + {', '.join(map(str, site.routes))}" if site.routes else ""
+        print(f"{site.name}: {site.subnet}{extra} via router {site.router}, gateway {site.gateway}")
+    print(f"{model.path}: {len(model.sites)} sites, valid")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,334 @@
+"""Read a TOML site file and validate all of it before anything is contacted.
+
+Every problem becomes one `SiteFileError` whose text names the file, the key
+path and the bad value, so the CLI can print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+from netaddr import AddrFormatError, IPAddress, IPNetwork
+
+from sites.model import (
+    TAILSCALE_4VIA6,
+    TAILSCALE_CGNAT,
+    TAILSCALE_ULA,
+    DhcpSettings,
+    KeaEndpoint,
+    Site,
+    SiteModel,
+    SshSettings,
+    Tailnet,
+    Tailscale,
+)
+
+RESERVED = (
+    (TAILSCALE_CGNAT, "Tailscale's 100.64.0.0/10"),
+    (TAILSCALE_ULA, "Tailscale's fd7a:115c:a1e0::/48"),
+    (TAILSCALE_4VIA6, "Tailscale's 4via6 range"),
+)
+
+
+class SiteFileError(Exception):
+    """A site file problem, as one line: `file: key: problem (got value)`."""
+
+    def __init__(self, path: Path | str, key: str, problem: str, value: Any = None, *, show_value: bool = True):
+        self.path, self.key, self.problem, self.value = str(path), key, problem, value
+        got = f" (got {value!r})" if show_value else ""
+        super().__init__(f"{self.path}: {key}: {problem}{got}")
+
+
+class _Table:
+    """One TOML table being read: tracks its key path and rejects unknown keys."""
+
+    def __init__(self, path: Path, key: str, data: Any):
+        self.path, self.key = path, key
+        if not isinstance(data, dict):
+            raise SiteFileError(path, key, "must be a table", data)
+        self.data = data
+
+    def at(self, name: str) -> str:
+        return f"{self.key}.{name}" if self.key else name
+
+    def error(self, name: str, problem: str, value: Any = None, **kw: Any) -> SiteFileError:
+        return SiteFileError(self.path, self.at(name), problem, value, **kw)
+
+    def only(self, *allowed: str) -> None:
+        for name in self.data:
+            if name not in allowed:
+                raise self.error(name, f"unknown key (allowed: {', '.join(allowed)})", self.data[name])
+
+    def get(self, name: str, kind: type | tuple[type, ...], default: Any = None, *, required: bool = False) -> Any:
+        if name not in self.data:
+            if required:
+                raise SiteFileError(self.path, self.at(name), "missing required key", show_value=False)
+            return default
+        value = self.data[name]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise self.error(name, f"must be a {_toml_type(names)}", value)
+        return value
+
+    def text(self, name: str, default: str | None = None, *, required: bool = False) -> str | None:
+        value = self.get(name, str, default, required=required)
+        if value is not None and not value.strip():
+            raise self.error(name, "must not be empty", value)
+        return value
+
+    def choice(self, name: str, options: tuple[str, ...], default: str) -> str:
+        value = self.text(name, default)
+        if value not in options:
+            raise self.error(name, f"must be one of {', '.join(options)}", value)
+        return value
+
+    def table(self, name: str) -> "_Table | None":
+        return _Table(self.path, self.at(name), self.data[name]) if name in self.data else None
+
+    def file(self, name: str) -> Path | None:
+        """A path, relative to the site file's folder."""
+        value = self.text(name)
+        return None if value is None else (self.path.parent / value)
+
+    def network(self, name: str, value: Any, key: str | None = None) -> IPNetwork:
+        key = key or name
+        if not isinstance(value, str):
+            raise self.error(key, "must be a CIDR prefix string", value)
+        try:
+            net = IPNetwork(value)
+        except (AddrFormatError, ValueError, TypeError):
+            raise self.error(key, "not a valid CIDR prefix", value) from None
+        if "/" not in value:
+            raise self.error(key, "prefix length missing (write a.b.c.d/len)", value)
+        if net.ip != net.network:
+            raise self.error(key, f"host bits set (did you mean {net.cidr}?)", value)
+        return net
+
+    def address(self, name: str, value: Any) -> IPAddress:
+        if not isinstance(value, str):
+            raise self.error(name, "must be an IP address string", value)
+        try:
+            return IPAddress(value)
+        except (AddrFormatError, ValueError, TypeError):
+            raise self.error(name, "not a valid IP address", value) from None
+
+    def networks(self, name: str) -> tuple[IPNetwork, ...]:
+        values = self.get(name, list, [])
+        return tuple(self.network(name, v, f"{name}[{i}]") for i, v in enumerate(values))
+
+
+def _toml_type(python_names: str) -> str:
+    return (
+        python_names.replace("str", "string").replace("int", "integer").replace("list", "list")
+        .replace("bool", "boolean").replace("dict", "table")
+    )
+
+
+def parse_sites(path: Path, raw: dict[str, Any]) -> SiteModel:
+    """Validate parsed TOML into a SiteModel (raises SiteFileError)."""
+    top = _Table(path, "", raw)
+    top.only("sites", "tailnet", "tailscale", "dhcp", "ssh")
+    sites_table = top.get("sites", dict, required=True)
+    if len(sites_table) < 2:
+        raise SiteFileError(path, "sites", "site-to-site needs at least two sites", sorted(sites_table))
+    sites = {name: _site(_Table(path, f"sites.{name}", body), name) for name, body in sites_table.items()}
+    _check_overlaps(path, sites)
+    dhcp = _dhcp(top.table("dhcp"))
+    model = SiteModel(
+        path=path,
+        sites=sites,
+        tailnet=_tailnet(top.table("tailnet")),
+        tailscale=_tailscale(top.table("tailscale")),
+        dhcp=dhcp,
+        ssh=_ssh(top.table("ssh")),
+    )
+    return model
+
+
+def _site(t: _Table, name: str) -> Site:
+    if not name.strip() or not all(c.isalnum() or c in "-_" for c in name):
+        raise SiteFileError(t.path, t.key, "site names must be non-empty letters, digits, - or _", name)
+    t.only("subnet", "router", "gateway", "routes", "ssh", "kea")
+    subnet = t.network("subnet", t.get("subnet", str, required=True))
+    if subnet.version != 4:
+        raise t.error("subnet", "must be an IPv4 prefix (DHCPv4 option 121 carries IPv4 only)", str(subnet))
+    for reserved, label in RESERVED:
+        if subnet in reserved or reserved in subnet:
+            raise t.error("subnet", f"overlaps {label}", str(subnet))
+    router = _host_in(t, "router", t.get("router", str, required=True), subnet)
+    gateway = _host_in(t, "gateway", t.get("gateway", str, str(router)), subnet)
+    routes = t.networks("routes")
+    for i, route in enumerate(routes):
+        key = f"routes[{i}]"
+        if route.version != 4:
+            raise t.error(key, "must be an IPv4 prefix", str(route))
+        for reserved, label in RESERVED[:1]:
+            if route in reserved or reserved in route:
+                raise t.error(key, f"overlaps {label}", str(route))
+        if route in subnet or subnet in route:
+            raise t.error(key, f"overlaps this site's own subnet {subnet}", str(route))
+    for (i, r1), (j, r2) in combinations(enumerate(routes), 2):
+        if r1 in r2 or r2 in r1:
+            raise t.error(f"routes[{j}]", f"overlaps routes[{i}] {r1}", str(r2))
+    ssh = t.text("ssh", str(router))
+    kea_table = t.table("kea")
+    return Site(
+        name=name,
+        subnet=subnet,
+        router=router,
+        gateway=gateway,
+        routes=routes,
+        ssh=ssh or str(router),
+        kea=_kea(kea_table) if kea_table else None,
+    )
+
+
+def _host_in(t: _Table, name: str, value: Any, subnet: IPNetwork) -> IPAddress:
+    addr = t.address(name, value)
+    if addr not in subnet:
+        raise t.error(name, f"outside the site's subnet {subnet}", value)
+    if subnet.prefixlen < 31 and addr in (subnet.network, subnet.broadcast):
+        kind = "network" if addr == subnet.network else "broadcast"
+        raise t.error(name, f"is the subnet's {kind} address", value)
+    return addr
+
+
+def _check_overlaps(path: Path, sites: dict[str, Site]) -> None:
+    """No prefix of one site may overlap any prefix of another (the recipe's first requirement)."""
+    owned: list[tuple[str, IPNetwork]] = []
+    for site in sites.values():
+        owned.append((f"sites.{site.name}.subnet", site.subnet))
+        owned.extend((f"sites.{site.name}.routes[{i}]", r) for i, r in enumerate(site.routes))
+    owned.sort(key=lambda kv: (kv[1].first, -kv[1].last))
+    # sorted by start: any overlap shows up between a prefix and the widest one still open
+    widest: tuple[str, IPNetwork] | None = None
+    for key, net in owned:
+        if widest and net.first <= widest[1].last:
+            site_a, site_b = key.split(".")[1], widest[0].split(".")[1]
+            if site_a != site_b:
+                raise SiteFileError(path, key, f"overlaps {widest[0]} ({widest[1]})", str(net))
+        if widest is None or net.last > widest[1].last:
+            widest = (key, net)
+
+
+def _kea(t: _Table) -> KeaEndpoint:
+    t.only("url", "user", "password_env", "password_file", "subnet_id", "ssh")
+    url = t.text("url", required=True)
+    assert url is not None
+    if not url.startswith(("http://", "https://")):
+        raise t.error("url", "must be an http:// or https:// URL", url)
+    subnet_id = t.get("subnet_id", int)
+    if subnet_id is not None and not 1 <= subnet_id <= 4294967294:
+        raise t.error("subnet_id", "must be between 1 and 4294967294", subnet_id)
+    if "password_env" in t.data and "password_file" in t.data:
+        raise t.error("password_file", "set password_env or password_file, not both", t.data["password_file"])
+    return KeaEndpoint(
+        url=url.rstrip("/"),
+        user=t.text("user"),
+        password_env=t.text("password_env"),
+        password_file=t.file("password_file"),
+        subnet_id=subnet_id,
+        ssh=t.text("ssh"),
+    )
+
+
+def _tailnet(t: _Table | None) -> Tailnet | None:
+    if t is None:
+        return None
+    t.only(
+        "backend", "url", "tailnet", "api_key_env", "api_key_file", "auth_key_env", "auth_key_file",
+        "tag", "policy_mode", "policy_file", "policy_ssh", "ssh", "login_server",
+    )
+    backend = t.choice("backend", ("headscale", "tailscale"), "headscale")
+    default_url = "https://api.tailscale.com/api/v2" if backend == "tailscale" else None
+    url = t.text("url", default_url, required=default_url is None)
+    assert url is not None
+    for key in ("url", "login_server"):
+        value = t.data.get(key)
+        if value is not None and not str(value).startswith(("http://", "https://")):
+            raise t.error(key, "must be an http:// or https:// URL", value)
+    tag = t.text("tag", "tag:subnet-router")
+    assert tag is not None
+    if not tag.startswith("tag:") or len(tag) <= 4:
+        raise t.error("tag", "must look like tag:NAME", tag)
+    policy_mode = t.choice("policy_mode", ("database", "file", "api"), "api" if backend == "tailscale" else "database")
+    if policy_mode == "file" and "policy_file" not in t.data:
+        raise SiteFileError(t.path, t.at("policy_file"), "required when policy_mode = \"file\"", show_value=False)
+    return Tailnet(
+        backend=backend,
+        url=url.rstrip("/"),
+        tailnet=t.text("tailnet", "-") or "-",
+        api_key_env=t.text("api_key_env"),
+        api_key_file=t.file("api_key_file"),
+        auth_key_env=t.text("auth_key_env"),
+        auth_key_file=t.file("auth_key_file"),
+        tag=tag,
+        policy_mode=policy_mode,
+        policy_file=t.text("policy_file"),
+        policy_ssh=t.text("policy_ssh"),
+        ssh=t.text("ssh"),
+        login_server=(t.text("login_server") or "").rstrip("/") or None,
+    )
+
+
+def _tailscale(t: _Table | None) -> Tailscale:
+    if t is None:
+        return Tailscale()
+    t.only("apt_repo", "apt_suite", "apt_component", "apt_key_url", "apt_key_file", "version")
+    default = Tailscale()
+    key_file = t.file("apt_key_file")
+    return Tailscale(
+        apt_repo=t.text("apt_repo", default.apt_repo) or default.apt_repo,
+        apt_suite=t.text("apt_suite", default.apt_suite) or default.apt_suite,
+        apt_component=t.text("apt_component", default.apt_component) or default.apt_component,
+        apt_key_url=t.text("apt_key_url", None if key_file else default.apt_key_url),
+        apt_key_file=key_file,
+        version=t.text("version"),
+    )
+
+
+def _dhcp(t: _Table | None) -> DhcpSettings:
+    if t is None:
+        return DhcpSettings()
+    t.only("summaries", "max_message_size", "reserved_option_bytes", "option_249")
+    summaries = t.networks("summaries")
+    for i, s in enumerate(summaries):
+        if s.version != 4:
+            raise t.error(f"summaries[{i}]", "must be an IPv4 prefix", str(s))
+    size = t.get("max_message_size", int, 576)
+    if not 576 <= size <= 1500:
+        raise t.error("max_message_size", "must be between 576 and 1500 (DHCP minimum and Ethernet MTU)", size)
+    reserved = t.get("reserved_option_bytes", int, 64)
+    if not 0 <= reserved < size - 240:
+        raise t.error("reserved_option_bytes", f"must be between 0 and {size - 241}", reserved)
+    return DhcpSettings(
+        summaries=summaries,
+        max_message_size=size,
+        reserved_option_bytes=reserved,
+        option_249=t.get("option_249", bool, True),
+    )
+
+
+def _ssh(t: _Table | None) -> SshSettings:
+    if t is None:
+        return SshSettings()
+    t.only("config_file", "user", "key_file")
+    return SshSettings(config_file=t.file("config_file"), user=t.text("user"), key_file=t.file("key_file"))
+
+
+def load_sites(path: str | Path) -> SiteModel:
+    """Read and validate a site file; raises SiteFileError with a one-line message."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SiteFileError(path, "(file)", "no such file", show_value=False) from None
+    except OSError as exc:
+        raise SiteFileError(path, "(file)", f"cannot read: {exc.strerror}", show_value=False) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SiteFileError(path, "(toml)", f"not valid TOML: {exc}", show_value=False) from None
+    return parse_sites(path, raw)
+

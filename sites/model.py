@@ -1,0 +1,148 @@
+"""Typed, validated site model: what every other part of the project reads.
+
+The TOML site file is parsed and checked only in `sites.load`; everything else
+gets these frozen dataclasses, so no part can act on unvalidated input.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from netaddr import IPAddress, IPNetwork
+
+TAILSCALE_CGNAT = IPNetwork("100.64.0.0/10")
+TAILSCALE_ULA = IPNetwork("fd7a:115c:a1e0::/48")
+TAILSCALE_4VIA6 = IPNetwork("fd7a:115c:a1e0:b1a::/64")
+
+
+class SecretError(Exception):
+    """A secret named in the site file cannot be read (message never holds the secret)."""
+
+
+def read_secret(env: str | None, path: Path | None, what: str) -> str | None:
+    """Read a secret from an env var or a file; None when neither is configured."""
+    if env:
+        value = os.environ.get(env)
+        if value is None:
+            raise SecretError(f"{what}: environment variable {env} is not set")
+        return value.strip()
+    if path:
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            raise SecretError(f"{what}: cannot read {path}: {exc.strerror}") from None
+    return None
+
+
+@dataclass(frozen=True)
+class KeaEndpoint:
+    """Where a site's Kea DHCPv4 server is controlled (Control Agent or HTTP socket)."""
+
+    url: str
+    user: str | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
+    subnet_id: int | None = None
+    ssh: str | None = None  # reach `url` through this SSH host (CA on the Kea host's loopback)
+
+    def password(self) -> str | None:
+        return read_secret(self.password_env, self.password_file, "kea password")
+
+    def __repr__(self) -> str:  # keep secret locations out of casual logs, too
+        return f"KeaEndpoint(url={self.url!r}, user={self.user!r}, subnet_id={self.subnet_id!r}, ssh={self.ssh!r})"
+
+
+@dataclass(frozen=True)
+class Site:
+    """One LAN behind one subnet router."""
+
+    name: str
+    subnet: IPNetwork
+    router: IPAddress
+    gateway: IPAddress
+    routes: tuple[IPNetwork, ...] = ()
+    ssh: str = ""
+    kea: KeaEndpoint | None = None
+
+    @property
+    def advertised(self) -> tuple[IPNetwork, ...]:
+        """Every prefix this site's router advertises to the tailnet."""
+        return (self.subnet, *self.routes)
+
+
+@dataclass(frozen=True)
+class Tailnet:
+    """The control plane: Headscale or Tailscale's API, and how routers join it."""
+
+    backend: str
+    url: str
+    tailnet: str = "-"
+    api_key_env: str | None = None
+    api_key_file: Path | None = None
+    auth_key_env: str | None = None
+    auth_key_file: Path | None = None
+    tag: str = "tag:subnet-router"
+    policy_mode: str = "database"
+    policy_file: str | None = None
+    policy_ssh: str | None = None
+    ssh: str | None = None  # reach `url` through this SSH host (server on its loopback)
+    login_server: str | None = None
+
+    def api_key(self) -> str:
+        key = read_secret(self.api_key_env, self.api_key_file, "tailnet api key")
+        if not key:
+            raise SecretError("tailnet api key: set api_key_env or api_key_file in [tailnet]")
+        return key
+
+    def auth_key(self) -> str | None:
+        return read_secret(self.auth_key_env, self.auth_key_file, "tailnet auth key")
+
+    @property
+    def control_url(self) -> str:
+        """The URL routers log in to (`tailscale up --login-server`)."""
+        return self.login_server or self.url
+
+
+@dataclass(frozen=True)
+class Tailscale:
+    """Where routers install Tailscale from (a mirror in air-gapped sites and in the lab)."""
+
+    apt_repo: str = "https://pkgs.tailscale.com/stable/debian"
+    apt_suite: str = "bookworm"
+    apt_component: str = "main"
+    apt_key_url: str | None = "https://pkgs.tailscale.com/stable/debian/bookworm.noarmor.gpg"
+    apt_key_file: Path | None = None  # a local ASCII-armoured or binary key, uploaded instead of the URL
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class DhcpSettings:
+    """How routes are pushed to LAN clients."""
+
+    summaries: tuple[IPNetwork, ...] = ()
+    max_message_size: int = 576
+    reserved_option_bytes: int = 64
+    option_249: bool = True
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    """How pyinfra reaches the hosts (an OpenSSH config file, e.g. the lab's)."""
+
+    config_file: Path | None = None
+    user: str | None = None
+    key_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class SiteModel:
+    """The whole validated site file."""
+
+    path: Path
+    sites: dict[str, Site]
+    tailnet: Tailnet | None = None
+    tailscale: Tailscale = field(default_factory=Tailscale)
+    dhcp: DhcpSettings = field(default_factory=DhcpSettings)
+    ssh: SshSettings = field(default_factory=SshSettings)
