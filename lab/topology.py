@@ -1,0 +1,212 @@
+"""The lab's network, read from lab/topology.toml into typed, validated values.
+
+Both labs (namespaces + systemd-nspawn, and the Vagrantfile) are built from this
+one description so they are the same network. Bad input is reported as one line
+naming the file, the key and the value, before anything is built.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from netaddr import AddrFormatError, IPAddress, IPNetwork, IPRange
+
+DEFAULT_PATH = Path(__file__).with_name("topology.toml")
+
+_TOP_KEYS = {"wan", "control", "sites"}
+_WAN_KEYS = {"subnet"}
+_CONTROL_KEYS = {"address", "headscale_port", "apt_port"}
+_SITE_KEYS = {"subnet", "gateway", "router", "router_wan", "dhcp_pool"}
+
+
+class TopologyError(ValueError):
+    """A bad topology file; str() is one line: `file: key: problem (value)`."""
+
+
+@dataclass(frozen=True)
+class LabSite:
+    """One LAN: its gateway host (Kea), its subnet router and its DHCP pool."""
+
+    name: str
+    subnet: IPNetwork
+    gateway: IPAddress
+    router: IPAddress
+    router_wan: IPAddress
+    dhcp_pool: str  # "first - last", the form Kea's subnet4 pools take
+
+    @property
+    def pool_range(self) -> IPRange:
+        first, last = (part.strip() for part in self.dhcp_pool.split("-"))
+        return IPRange(first, last)
+
+    # Host names shared by both labs (and by their SSH aliases).
+    @property
+    def gateway_host(self) -> str:
+        return f"{self.name}-gw"
+
+    @property
+    def router_host(self) -> str:
+        return f"{self.name}-router"
+
+    @property
+    def client_host(self) -> str:
+        return f"{self.name}-client"
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The whole lab: WAN segment, control host (Headscale + apt repo), sites in file order."""
+
+    path: Path
+    wan_subnet: IPNetwork
+    control_address: IPAddress
+    headscale_port: int
+    apt_port: int
+    sites: dict[str, LabSite]
+
+    control_host = "control"
+
+    @property
+    def headscale_url(self) -> str:
+        """Headscale as the routers see it on the WAN (their login server)."""
+        return f"http://{self.control_address}:{self.headscale_port}"
+
+    @property
+    def apt_url(self) -> str:
+        """The lab's apt repository as the routers see it on the WAN."""
+        return f"http://{self.control_address}:{self.apt_port}"
+
+    def host_names(self) -> list[str]:
+        """Every lab host, control first, then per site gateway, router, client."""
+        names = [self.control_host]
+        for site in self.sites.values():
+            names += [site.gateway_host, site.router_host, site.client_host]
+        return names
+
+
+def load_topology(path: str | Path | None = None) -> Topology:
+    """Read and validate a topology file (default: lab/topology.toml)."""
+    path = Path(path) if path is not None else DEFAULT_PATH
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise TopologyError(f"{path}: cannot read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise TopologyError(f"{path}: not valid TOML ({exc})") from None
+    return _Parser(path).topology(data)
+
+
+class _Parser:
+    """Turns the raw TOML tables into dataclasses, raising TopologyError with the key path."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, key: str, problem: str, value: Any = None) -> TopologyError:
+        shown = "" if value is None else f" ({value!r})" if not isinstance(value, str) else f" ({value})"
+        return TopologyError(f"{self.path}: {key}: {problem}{shown}")
+
+    def table(self, data: dict[str, Any], key: str, allowed: set[str]) -> dict[str, Any]:
+        value = data.get(key.rsplit(".", 1)[-1])
+        if value is None:
+            raise self.fail(key, "missing table")
+        if not isinstance(value, dict):
+            raise self.fail(key, "must be a table", value)
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            raise self.fail(f"{key}.{unknown[0]}", "unknown key", value[unknown[0]])
+        missing = sorted(allowed - set(value))
+        if missing:
+            raise self.fail(f"{key}.{missing[0]}", "missing key")
+        return value
+
+    def network(self, key: str, value: Any) -> IPNetwork:
+        if not isinstance(value, str) or "/" not in value:
+            raise self.fail(key, "must be a prefix like 192.0.2.0/24", value)
+        try:
+            net = IPNetwork(value)
+        except (AddrFormatError, ValueError):
+            raise self.fail(key, "invalid prefix", value) from None
+        if net.version != 4:
+            raise self.fail(key, "must be IPv4", value)
+        if net.ip != net.network:
+            raise self.fail(key, "host bits set", value)
+        return net
+
+    def address(self, key: str, value: Any, inside: IPNetwork, where: str) -> IPAddress:
+        if not isinstance(value, str):
+            raise self.fail(key, "must be an address string", value)
+        try:
+            addr = IPAddress(value)
+        except (AddrFormatError, ValueError):
+            raise self.fail(key, "invalid address", value) from None
+        if addr.version != 4 or addr not in inside:
+            raise self.fail(key, f"not inside {where} {inside}", value)
+        if inside.prefixlen < 31 and addr in (inside.network, inside.broadcast):
+            raise self.fail(key, f"is the network or broadcast address of {inside}", value)
+        return addr
+
+    def port(self, key: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+            raise self.fail(key, "must be a TCP port 1-65535", value)
+        return value
+
+    def topology(self, data: dict[str, Any]) -> Topology:
+        unknown = sorted(set(data) - _TOP_KEYS)
+        if unknown:
+            raise self.fail(unknown[0], "unknown key", data[unknown[0]])
+        wan = self.table(data, "wan", _WAN_KEYS)
+        wan_subnet = self.network("wan.subnet", wan["subnet"])
+        control = self.table(data, "control", _CONTROL_KEYS)
+        control_address = self.address("control.address", control["address"], wan_subnet, "wan.subnet")
+        headscale_port = self.port("control.headscale_port", control["headscale_port"])
+        apt_port = self.port("control.apt_port", control["apt_port"])
+        if apt_port == headscale_port:
+            raise self.fail("control.apt_port", "same port as control.headscale_port", apt_port)
+
+        raw_sites = data.get("sites")
+        if not isinstance(raw_sites, dict) or not raw_sites:
+            raise self.fail("sites", "need at least one [sites.NAME] table", raw_sites)
+        sites: dict[str, LabSite] = {}
+        wan_used = {control_address: "control.address"}
+        for name in raw_sites:
+            site = self.site(name, self.table(raw_sites, f"sites.{name}", _SITE_KEYS), wan_subnet)
+            for other in sites.values():
+                if site.subnet in other.subnet or other.subnet in site.subnet:
+                    raise self.fail(f"sites.{name}.subnet", f"overlaps sites.{other.name}.subnet", str(site.subnet))
+            if site.subnet in wan_subnet or wan_subnet in site.subnet:
+                raise self.fail(f"sites.{name}.subnet", "overlaps wan.subnet", str(site.subnet))
+            if site.router_wan in wan_used:
+                raise self.fail(f"sites.{name}.router_wan", f"already used by {wan_used[site.router_wan]}", str(site.router_wan))
+            wan_used[site.router_wan] = f"sites.{name}.router_wan"
+            sites[name] = site
+        return Topology(self.path, wan_subnet, control_address, headscale_port, apt_port, sites)
+
+    def site(self, name: str, raw: dict[str, Any], wan_subnet: IPNetwork) -> LabSite:
+        key = f"sites.{name}"
+        if not name.replace("-", "").isalnum() or not name[0].isalpha() or len(name) > 8:
+            # Host names and interface names (15 chars max) are built from it.
+            raise self.fail(key, "site name must be 1-8 letters/digits/dashes starting with a letter", name)
+        subnet = self.network(f"{key}.subnet", raw["subnet"])
+        where = f"{key}.subnet"
+        gateway = self.address(f"{key}.gateway", raw["gateway"], subnet, where)
+        router = self.address(f"{key}.router", raw["router"], subnet, where)
+        if router == gateway:
+            raise self.fail(f"{key}.router", "same address as the gateway", str(router))
+        router_wan = self.address(f"{key}.router_wan", raw["router_wan"], wan_subnet, "wan.subnet")
+        pool = raw["dhcp_pool"]
+        parts = pool.split("-") if isinstance(pool, str) else []
+        if len(parts) != 2:
+            raise self.fail(f"{key}.dhcp_pool", 'must be "first - last"', pool)
+        first = self.address(f"{key}.dhcp_pool", parts[0].strip(), subnet, where)
+        last = self.address(f"{key}.dhcp_pool", parts[1].strip(), subnet, where)
+        if first > last:
+            raise self.fail(f"{key}.dhcp_pool", "first address is after the last", pool)
+        for role, addr in (("gateway", gateway), ("router", router)):
+            if first <= addr <= last:
+                raise self.fail(f"{key}.dhcp_pool", f"contains the {role} address {addr}", pool)
+        return LabSite(name, subnet, gateway, router, router_wan, f"{first} - {last}")
