@@ -1,0 +1,49 @@
+"""`python -m dhcp plan|push`: show every LAN's routes, or push them into each site's Kea."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from dhcp.plan import PlanError, as_json, build_plan, describe
+from sites.cli import add_sites_argument, load_or_exit
+
+
+def _plan(args: argparse.Namespace) -> int:
+    model = load_or_exit(args.sites)
+    try:
+        plans = build_plan(model)
+    except PlanError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps([as_json(p) for p in plans.values()], indent=2))
+    else:
+        print("\n\n".join(describe(p) for p in plans.values()))
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from dhcp.push import main as push_main  # imported lazily: `plan` needs no HTTP stack
+
+    return push_main(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dhcp", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    plan = commands.add_parser("plan", help="print every site's routes and option bytes")
+    add_sites_argument(plan)
+    plan.add_argument("--json", action="store_true", help="machine-readable output")
+    plan.set_defaults(run=_plan)
+    push = commands.add_parser("push", help="push option 121/249 into each site's Kea")
+    add_sites_argument(push)
+    push.add_argument("--dry-run", action="store_true", help="print the option-data diff; read-only")
+    push.set_defaults(run=_push)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,143 @@
+"""The route plan: which routes every LAN's DHCP clients must get, and their bytes.
+
+Per site: 100.64.0.0/10 and every other site's prefixes via this site's router
+(adjacent prefixes merged, declared summaries used instead of what they cover),
+then 0.0.0.0/0 via the LAN's gateway, because a client that receives option 121
+ignores option 3. The reply must fit in one DHCP packet, so oversized plans fail
+here, before any server is contacted.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass
+
+from netaddr import IPNetwork, cidr_exclude, cidr_merge, spanning_cidr
+
+from dhcp.rfc3442 import Route, encode, route_size
+from sites.model import TAILSCALE_CGNAT, DhcpSettings, Site, SiteModel
+
+DEFAULT_ROUTE = IPNetwork("0.0.0.0/0")
+BOOTP_FIXED_BYTES = 240  # BOOTP header (236) + DHCP magic cookie (4): what options cannot use
+
+
+class PlanError(Exception):
+    """A plan that cannot be pushed (one line: file, site, sizes, what to do)."""
+
+
+@dataclass(frozen=True)
+class SitePlan:
+    """What one site's DHCP server must hand out."""
+
+    site: Site
+    routes: tuple[Route, ...]
+    option_data: bytes
+    push_needed: bool
+    reason: str
+
+    @property
+    def option_hex(self) -> str:
+        return self.option_data.hex().upper()
+
+
+def option_wire_size(data_len: int) -> int:
+    """Bytes one option takes in a packet: RFC 3396 splits data over 255 bytes, 2 header bytes each."""
+    chunks = max(1, -(-data_len // 255))
+    return data_len + 2 * chunks
+
+
+def option_budget(dhcp: DhcpSettings) -> int:
+    """Bytes left for options 121 (+249) in the smallest reply a client accepts."""
+    return dhcp.max_message_size - BOOTP_FIXED_BYTES - dhcp.reserved_option_bytes
+
+
+def _reply_size(data_len: int, dhcp: DhcpSettings) -> int:
+    return option_wire_size(data_len) * (2 if dhcp.option_249 else 1)
+
+
+class _RemoteRoutes:
+    """All advertised prefixes merged once; per site, its own prefixes are cut back out.
+
+    Merging once and excluding per site keeps a 1,000-site plan linear instead of
+    merging 1,000 lists of 1,000 prefixes.
+    """
+
+    def __init__(self, model: SiteModel):
+        self.summaries = model.dhcp.summaries
+        prefixes = [TAILSCALE_CGNAT] + [p for s in model.sites.values() for p in s.advertised]
+        uncovered = [p for p in prefixes if not self._summary_of(p)]
+        used = [s for s in self.summaries if any(p in s for p in prefixes)]
+        self.blocks: list[IPNetwork] = cidr_merge(uncovered + used)
+        self.firsts = [b.first for b in self.blocks]
+
+    def _summary_of(self, prefix: IPNetwork) -> IPNetwork | None:
+        return next((s for s in self.summaries if prefix in s), None)
+
+    def for_site(self, site: Site) -> list[IPNetwork]:
+        blocks, firsts = self.blocks, self.firsts
+        for own in site.advertised:
+            if self._summary_of(own):
+                continue  # the summary deliberately covers it; the LAN's connected route stays more specific
+            i = bisect_right(firsts, own.first) - 1
+            if i < 0 or own not in blocks[i]:
+                continue
+            pieces = cidr_exclude(blocks[i], own)
+            blocks = blocks[:i] + pieces + blocks[i + 1 :]
+            firsts = firsts[:i] + [p.first for p in pieces] + firsts[i + 1 :]
+        return blocks
+
+
+def _site_plan(site: Site, remote: list[IPNetwork]) -> SitePlan:
+    routes = tuple((net, site.router) for net in remote) + ((DEFAULT_ROUTE, site.gateway),)
+    if site.router == site.gateway:
+        return SitePlan(site, routes, encode(routes), False, "router is the LAN's default gateway: no push needed")
+    return SitePlan(site, routes, encode(routes), True, "router differs from the gateway: push option 121/249")
+
+
+def build_plan(model: SiteModel) -> dict[str, SitePlan]:
+    """Plan every site, or raise PlanError naming the first site whose routes do not fit a reply."""
+    remote = _RemoteRoutes(model)
+    budget = option_budget(model.dhcp)
+    plans: dict[str, SitePlan] = {}
+    for site in model.sites.values():
+        blocks = remote.for_site(site)
+        data_len = sum(route_size(b.prefixlen) for b in blocks) + route_size(0)
+        if site.router != site.gateway and _reply_size(data_len, model.dhcp) > budget:
+            raise PlanError(_too_big(model, site, blocks, data_len, budget))
+        plans[site.name] = _site_plan(site, blocks)
+    return plans
+
+
+def _too_big(model: SiteModel, site: Site, blocks: list[IPNetwork], data_len: int, budget: int) -> str:
+    others = [p for s in model.sites.values() if s is not site for p in s.advertised]
+    hint = spanning_cidr(others) if others else None
+    both = " (x2 with option 249)" if model.dhcp.option_249 else ""
+    return (
+        f"{model.path}: sites.{site.name}: {len(blocks) + 1} routes make a {data_len}-byte option 121{both}, "
+        f"{_reply_size(data_len, model.dhcp)} bytes on the wire, but a {model.dhcp.max_message_size}-byte DHCP reply "
+        f"leaves {budget}; declare [dhcp] summaries = [\"{hint}\"] (or smaller prefixes) to push instead"
+    )
+
+
+def describe(plan: SitePlan) -> str:
+    """Human-readable plan for one site."""
+    lines = [f"site {plan.site.name} ({plan.site.subnet}): {plan.reason}"]
+    for net, hop in plan.routes:
+        lines.append(f"  {str(net):<20} via {hop}")
+    lines.append(f"  option data (121, and 249 unless disabled): {len(plan.option_data)} bytes")
+    hexed = plan.option_hex
+    lines.extend(f"    {hexed[i:i + 64]}" for i in range(0, len(hexed), 64))
+    return "\n".join(lines)
+
+
+def as_json(plan: SitePlan) -> dict[str, object]:
+    return {
+        "site": plan.site.name,
+        "subnet": str(plan.site.subnet),
+        "push_needed": plan.push_needed,
+        "reason": plan.reason,
+        "routes": [{"prefix": str(net), "via": str(hop)} for net, hop in plan.routes],
+        "option_121_hex": plan.option_hex,
+        "option_bytes": len(plan.option_data),
+    }
+
