@@ -7,7 +7,9 @@ warm run never compiles.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -41,18 +43,30 @@ def binary(command: str) -> Path:
 
 
 def _go_install(module: str, version: str, commands: tuple[str, ...], target: Path) -> None:
-    """Run `go install` for each command into a temp dir, then move it in (no half builds)."""
+    """Build each command from the module's own source at the pinned version.
+
+    `go install module/cmd/x@version` also asks the proxy for the module's version
+    list (for deprecation notices), which the proxy refuses for some modules
+    (headscale); `go mod download module@version` fetches exactly one version, and
+    building inside the downloaded module uses its own go.mod and go.sum.
+    """
+    info = subprocess.run(
+        ["go", "mod", "download", "-json", f"{module}@{version}"],
+        check=True, capture_output=True, text=True,
+    )
+    source = json.loads(info.stdout)["Dir"]
     tmp = target.with_name(target.name + ".partial")
     tmp.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, GOBIN=str(tmp), CGO_ENABLED="0")
-    pkgs = [f"{module}/cmd/{c}@{version}" for c in commands]
-    print(f"building {' '.join(pkgs)} (first run only, several minutes)", file=sys.stderr, flush=True)
-    subprocess.run(["go", "install", *pkgs], env=env, check=True)
-    tmp.rename(target) if not target.exists() else None
-    if tmp.exists():
-        for f in tmp.iterdir():
-            f.replace(target / f.name)
-        tmp.rmdir()
+    env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-mod=readonly")
+    for command in commands:
+        print(f"building {command} {version} from {module} (first run only, minutes)", file=sys.stderr, flush=True)
+        subprocess.run(
+            ["go", "build", "-trimpath", "-o", str(tmp / command), f"./cmd/{command}"],
+            cwd=source, env=env, check=True,
+        )
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
 
 
 if __name__ == "__main__":
