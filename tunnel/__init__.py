@@ -1,0 +1,126 @@
+"""Reach a service on a remote host's loopback through SSH (a local port forward).
+
+Kea's Control Agent (Debian's default) and the lab's Headscale listen only on
+their host's loopback. Rather than asking users to open them up, the deploy
+forwards a local 127.0.0.1 port through an SSH transport: the one pyinfra
+already holds for that host, or a new one built from the same ssh config.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import paramiko
+
+
+class TunnelError(Exception):
+    """The SSH host could not be reached or refused the forward (one line)."""
+
+
+def open_transport(target: str, ssh_config_file: Path | None = None, key_file: Path | None = None,
+                   timeout: float = 20.0) -> paramiko.SSHClient:
+    """Connect like OpenSSH would: user@host[:port], with HostName/User/Port/IdentityFile/ProxyCommand from the config."""
+    user, _, host = target.rpartition("@")
+    settings: dict = {}
+    if ssh_config_file and ssh_config_file.exists():
+        settings = paramiko.SSHConfig.from_path(str(ssh_config_file)).lookup(host)
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # noqa: S507 (lab/known-hosts policy is the config's)
+    keys = [str(key_file)] if key_file else settings.get("identityfile")
+    sock = paramiko.ProxyCommand(settings["proxycommand"]) if settings.get("proxycommand") else None
+    try:
+        client.connect(
+            settings.get("hostname", host),
+            port=int(settings.get("port", 22)),
+            username=user or settings.get("user") or "root",
+            key_filename=keys,
+            sock=sock,
+            timeout=timeout,
+            banner_timeout=timeout,
+            auth_timeout=timeout,
+        )
+    except (OSError, paramiko.SSHException) as exc:
+        raise TunnelError(f"ssh {target}: {exc}") from None
+    return client
+
+
+def _pump(local: socket.socket, channel: paramiko.Channel) -> None:
+    """Copy bytes both ways until either side closes."""
+    try:
+        while True:
+            readable, _, _ = select.select([local, channel], [], [], 60)
+            if not readable:
+                continue
+            for source, sink in ((local, channel), (channel, local)):
+                if source in readable:
+                    data = source.recv(65536)
+                    if not data:
+                        return
+                    sink.sendall(data)
+    except OSError:
+        return
+    finally:
+        channel.close()
+        local.close()
+
+
+@contextmanager
+def forward(transport: paramiko.Transport, remote_host: str, remote_port: int) -> Iterator[int]:
+    """Yield a local 127.0.0.1 port whose connections reach remote_host:remote_port as seen from the SSH host."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    stop = threading.Event()
+
+    def accept_loop() -> None:
+        while not stop.is_set():
+            try:
+                ready, _, _ = select.select([listener], [], [], 0.2)
+                if not ready:
+                    continue
+                local, peer = listener.accept()
+            except OSError:
+                return
+            try:
+                channel = transport.open_channel("direct-tcpip", (remote_host, remote_port), peer)
+            except (paramiko.SSHException, OSError):
+                local.close()  # the client sees a closed connection: its own error names the URL
+                continue
+            threading.Thread(target=_pump, args=(local, channel), daemon=True).start()
+
+    thread = threading.Thread(target=accept_loop, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        listener.close()
+
+
+@contextmanager
+def forwarded_url(url: str, ssh_target: str | None, ssh_config_file: Path | None = None,
+                  key_file: Path | None = None, transport: paramiko.Transport | None = None) -> Iterator[str]:
+    """The URL itself when no SSH hop is configured, else the same URL on a forwarded local port."""
+    if not ssh_target:
+        yield url
+        return
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    client = None
+    if transport is None:
+        client = open_transport(ssh_target, ssh_config_file, key_file)
+        transport = client.get_transport()
+    try:
+        with forward(transport, parts.hostname or "127.0.0.1", port) as local_port:
+            yield urlunsplit(parts._replace(netloc=f"127.0.0.1:{local_port}"))
+    finally:
+        if client is not None:
+            client.close()
