@@ -215,7 +215,7 @@ def _check_overlaps(path: Path, sites: dict[str, Site]) -> None:
 
 
 def _kea(t: _Table) -> KeaEndpoint:
-    t.only("url", "user", "password_env", "password_file", "subnet_id", "ssh")
+    t.only("url", "user", "password_env", "password_file", "subnet_id", "ssh", "api")
     url = t.text("url", required=True)
     assert url is not None
     if not url.startswith(("http://", "https://")):
@@ -232,6 +232,7 @@ def _kea(t: _Table) -> KeaEndpoint:
         password_file=t.file("password_file"),
         subnet_id=subnet_id,
         ssh=t.text("ssh"),
+        api=t.choice("api", ("control-agent", "direct"), "control-agent"),
     )
 
 

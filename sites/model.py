@@ -46,6 +46,7 @@ class KeaEndpoint:
     password_file: Path | None = None
     subnet_id: int | None = None
     ssh: str | None = None  # reach `url` through this SSH host (CA on the Kea host's loopback)
+    api: str = "control-agent"  # or "direct": Kea >= 3 HTTP control socket (no "service" key)
 
     def password(self) -> str | None:
         return read_secret(self.password_env, self.password_file, "kea password")
