@@ -1,0 +1,314 @@
+"""Bring the lab up, tear it down, report on it: the functions the CLI and the tests call.
+
+`ensure_up()` is idempotent: on a healthy running lab it only re-writes the
+outputs (seconds); on a half-built one it tears down first, so every `up`
+ends in the same known state. Other test areas call `ensure_up()` and read
+the returned LabInfo (site file, ssh config) instead of knowing the layout.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab import aptrepo, container, gobuild, image, keys, net, probe, roles
+from lab.hosts import Host, lab_hosts, segments
+from lab.paths import hosts_dir, lab_dir
+from lab.progress import say, step
+from lab.sh import LabError, ns, run
+from lab.sitefile import SshEndpoint, render_site_file, render_ssh_config
+from lab.topology import Topology, load_topology
+
+APT_KEY_IN_HOST = "/etc/apt/keyrings/s2s-lab.asc"
+SECRET_API_KEY = "headscale-api-key"
+SECRET_AUTH_KEY = "tailnet-auth-key"
+
+
+@dataclass(frozen=True)
+class LabInfo:
+    """Where a running lab's outputs are; everything a deploy or a test needs to reach it."""
+
+    topology: Topology
+    hosts: tuple[Host, ...]
+    sites_file: Path
+    ssh_config: Path
+    ssh_key: Path
+    apt_url: str
+    apt_key_file: Path
+
+    def ssh_hosts(self) -> list[str]:
+        """SSH aliases (container hosts) in the lab's ssh_config."""
+        return [h.name for h in self.hosts if h.container]
+
+    def host(self, name: str) -> Host:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise KeyError(name)
+
+
+def _kea_secret(site: str) -> str:
+    return f"kea-{site}-password"
+
+
+def _state_path() -> Path:
+    return lab_dir() / "state.json"
+
+
+def _read_state() -> dict:
+    try:
+        return json.loads(_state_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _info(topo: Topology) -> LabInfo:
+    d = lab_dir()
+    return LabInfo(topo, tuple(lab_hosts(topo)), d / "sites.toml", d / "ssh_config", d / "id_ed25519",
+                   topo.apt_url, d / "apt-key.asc")
+
+
+# ---------------------------------------------------------------- health
+
+def _healthy(topo: Topology) -> bool:
+    """Every namespace exists, every container runs and answers SSH, every secret is there."""
+    hosts = lab_hosts(topo)
+    if _read_state().get("topology") != str(topo.path):
+        return False
+    for h in hosts:
+        if not net.exists(h.netns):
+            return False
+        if h.container and container.nspawn_pid(h.name) is None:
+            return False
+    needed = [SECRET_API_KEY, SECRET_AUTH_KEY, *(_kea_secret(s) for s in topo.sites)]
+    if any(keys.read_secret(n) is None for n in needed):
+        return False
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = pool.map(lambda h: probe.wait_tcp(h.netns, "127.0.0.1", 22, timeout=3),
+                           [h for h in hosts if h.container])
+        return all(answers)
+
+
+def is_running(topology_path: str | Path | None = None) -> bool:
+    return _healthy(load_topology(topology_path))
+
+
+# ---------------------------------------------------------------- up
+
+def ensure_up(topology_path: str | Path | None = None) -> LabInfo:
+    """Start the lab unless it is already running and healthy; return where its outputs are."""
+    topo = load_topology(topology_path)
+    if _healthy(topo):
+        say("lab already running; refreshing its outputs")
+        _write_outputs(topo)
+        return _info(topo)
+    if net.lab_namespaces() or _read_state() or _mounted_layers():
+        say("found a stopped or half-built lab; cleaning it up first")
+        down()
+    t0 = time.monotonic()
+    with step("checking cached image, apt repository and Go binaries"):
+        img = image.ensure_image()
+        repo = aptrepo.ensure_repo()
+        headscale = gobuild.binary("headscale")
+    hosts = lab_hosts(topo)
+    lab_dir().mkdir(parents=True, exist_ok=True)
+    (lab_dir() / ".gitignore").write_text("*\n")
+    authorized = Path(f"{keys.client_key()}.pub").read_text()
+    state = {"topology": str(topo.path), "started": time.time(),
+             "nspawn_tmpfs": container.ensure_nspawn_runtime_dir()}
+    _state_path().write_text(json.dumps(state))
+    try:
+        with step("creating namespaces, bridges and veths"):
+            net.create(hosts, segments(topo))
+        with step("booting hosts (systemd-nspawn)"):
+            for h in hosts:
+                if h.container:
+                    _boot(h, topo, img, repo, headscale, authorized)
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(_wait_ready, [(h, topo) for h in hosts if h.container]))
+        with step("creating Headscale API key and router pre-auth key"):
+            _headscale_keys()
+        with step("starting DHCP clients (dhclient against each site's Kea)"):
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                list(pool.map(_start_client, [h for h in hosts if h.role == "client"]))
+    except BaseException:
+        say("lab up failed; logs under " + str(hosts_dir()) + " (run `python -m lab down` to clean up)")
+        raise
+    _write_outputs(topo)
+    say(f"lab up in {time.monotonic() - t0:.1f}s")
+    return _info(topo)
+
+
+def _boot(h: Host, topo: Topology, img: Path, repo: Path, headscale: Path, authorized: str) -> None:
+    root = container.mount_layer(h, img)
+    roles.common(root, h, topo, authorized, keys.host_key(h.name))
+    binds: dict[str, str] = {}
+    if h.role == "gw":
+        pw = keys.new_password()
+        keys.write_secret(_kea_secret(h.site or ""), pw)
+        roles.gateway(root, h, topo, pw)
+    elif h.role == "control":
+        roles.control(root, topo)
+        binds = {str(headscale): roles.HEADSCALE_BIN, str(repo): roles.APT_ROOT}
+    container.start(h, binds)
+
+
+def _wait_ready(arg: tuple[Host, Topology]) -> None:
+    """Boot finished and the host's services answer (sshd; Kea's CA; Headscale and the apt repo)."""
+    h, topo = arg
+    container.wait_booted(h.name, timeout=90)
+    checks: list[tuple[str, bool]] = [("sshd", probe.wait_tcp(h.netns, "127.0.0.1", 22, timeout=30))]
+    if h.role == "gw":
+        checks.append(("kea-ctrl-agent :8000", probe.wait_tcp(h.netns, "127.0.0.1", 8000, timeout=30)))
+    if h.role == "control":
+        addr = str(topo.control_address)
+        checks.append(("headscale", probe.wait_http(h.netns, addr, topo.headscale_port, "/health", timeout=60)))
+        checks.append(("apt repository", probe.wait_http(
+            h.netns, addr, topo.apt_port, f"/dists/{aptrepo.SUITE}/InRelease", timeout=30)))
+    failed = [name for name, ok in checks if not ok]
+    if failed:
+        raise LabError(f"{h.name}: not answering: {', '.join(failed)} (see {container.layout(h.name).log})")
+    say(f"  {h.name} ready")
+
+
+def _headscale_keys() -> None:
+    """A long-lived API key for the control-plane code and a reusable tagged key for routers."""
+    def hs(*args: str) -> str:
+        out = run(container.exec_argv("control", ["headscale", *args])).stdout.strip()
+        return out.splitlines()[-1].strip() if out else ""
+    api_key = hs("apikeys", "create", "--expiration", "8760h")
+    auth_key = hs("preauthkeys", "create", "--reusable", "--expiration", "8760h", "--tags", roles.TAG)
+    if not api_key or not auth_key:
+        raise LabError("headscale did not print the keys it was asked to create")
+    keys.write_secret(SECRET_API_KEY, api_key)
+    keys.write_secret(SECRET_AUTH_KEY, auth_key)
+
+
+def _start_client(h: Host) -> None:
+    """dhclient in the client namespace, with its own pid/lease files; wait for a lease."""
+    d = container.layout(h.name).base
+    d.mkdir(parents=True, exist_ok=True)
+    run(ns(h.netns, "dhclient", "-4", "-nw", "-pf", str(d / "dhclient.pid"),
+           "-lf", str(d / "dhclient.leases"), "eth0"))
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        if net.addresses(h.netns):
+            say(f"  {h.name} got {net.addresses(h.netns)[0]}")
+            return
+        time.sleep(0.3)
+    raise LabError(f"{h.name}: no DHCP lease after 40s")
+
+
+# ---------------------------------------------------------------- outputs
+
+def _write_outputs(topo: Topology) -> None:
+    """ssh_config, known_hosts, apt key and the lab's site file (validated by sites/)."""
+    d = lab_dir()
+    hosts = [h for h in lab_hosts(topo) if h.container]
+    known = keys.write_known_hosts([h.name for h in hosts])
+    key = keys.client_key()
+    (d / "ssh_config").write_text(render_ssh_config(
+        SshEndpoint(alias=h.name, hostname=h.name, identity_file=str(key), known_hosts_file=str(known),
+                    proxy_command=f"ip netns exec {h.netns} socat STDIO TCP:127.0.0.1:22")
+        for h in hosts))
+    (d / "apt-key.asc").write_text(aptrepo.ensure_key())
+    kea_files = {s: str(keys.secret_path(_kea_secret(s))) for s in topo.sites}
+    text = render_site_file(
+        topo,
+        kea_password_files=kea_files,
+        kea_user=roles.KEA_USER,
+        headscale_api_key_file=str(keys.secret_path(SECRET_API_KEY)),
+        auth_key_file=str(keys.secret_path(SECRET_AUTH_KEY)),
+        headscale_local_url=f"http://127.0.0.1:{topo.headscale_port}",
+        login_server=topo.headscale_url,
+        apt_repo_url=topo.apt_url,
+        apt_key_file=str(d / "apt-key.asc"),
+        apt_suite=aptrepo.SUITE,
+        apt_component=aptrepo.COMPONENT,
+        ssh_config_file=str(d / "ssh_config"),
+        generated_by="`python -m lab up`",
+    )
+    (d / "sites.toml").write_text(text)
+    from sites import load_sites  # the only reader of site files: prove ours is valid
+    load_sites(d / "sites.toml")
+
+
+# ---------------------------------------------------------------- down
+
+def _mounted_layers() -> list[Path]:
+    base = str(hosts_dir().resolve()) + "/"
+    with open("/proc/self/mounts") as f:
+        return [Path(line.split()[1]) for line in f if line.split()[1].startswith(base)]
+
+
+def down() -> None:
+    """Stop every host, kill what is left in lab namespaces, unmount, delete: nothing remains."""
+    state = _read_state()
+    names = sorted({p.name for p in hosts_dir().iterdir()} if hosts_dir().is_dir() else set())
+    with step("stopping hosts"):
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(container.stop, names))
+        net.destroy()
+        for name in names:
+            container.remove_layer(name)
+        if hosts_dir().is_dir() and not any(hosts_dir().iterdir()):
+            hosts_dir().rmdir()
+        for m in _mounted_layers():
+            run(["umount", "-l", str(m)], check=False)
+    if state.get("nspawn_tmpfs") and not _nspawn_running():
+        run(["umount", str(container.NSPAWN_RUN)], check=False)
+    for name in [SECRET_API_KEY, SECRET_AUTH_KEY]:
+        keys.secret_path(name).unlink(missing_ok=True)
+    for p in keys.secret_path("x").parent.glob("kea-*-password"):
+        p.unlink()
+    for f in ("sites.toml", "state.json"):
+        (lab_dir() / f).unlink(missing_ok=True)
+
+
+def _nspawn_running() -> bool:
+    """Any systemd-nspawn on the machine (ours or another user's) still needs the tmpfs."""
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                stat = (p / "stat").read_text()
+                comm, state = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2]
+                if comm == "systemd-nspawn" and state != "Z":  # zombies wait for init to reap them
+                    return True
+            except OSError:
+                pass
+    return False
+
+
+# ---------------------------------------------------------------- status
+
+@dataclass(frozen=True)
+class HostStatus:
+    name: str
+    role: str
+    netns: str
+    addresses: list[str]
+    up: bool
+    detail: str
+
+
+def status(topology_path: str | Path | None = None) -> list[HostStatus]:
+    """Each host: its namespace, configured addresses and whether it is up (SSH answers / has a lease)."""
+    topo = load_topology(topology_path)
+    hosts = lab_hosts(topo)
+
+    def one(h: Host) -> HostStatus:
+        addrs = net.addresses(h.netns)
+        if not net.exists(h.netns):
+            return HostStatus(h.name, h.role, h.netns, [], False, "no namespace")
+        if not h.container:
+            return HostStatus(h.name, h.role, h.netns, addrs, bool(addrs), "dhcp lease" if addrs else "no lease")
+        if container.nspawn_pid(h.name) is None:
+            return HostStatus(h.name, h.role, h.netns, addrs, False, "container not running")
+        ssh_ok = probe.wait_tcp(h.netns, "127.0.0.1", 22, timeout=2)
+        return HostStatus(h.name, h.role, h.netns, addrs, ssh_ok, "ssh ok" if ssh_ok else "ssh not answering")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(one, hosts))

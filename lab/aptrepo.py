@@ -1,0 +1,218 @@
+"""The lab's apt repository: a signed Debian repo holding a tailscale .deb built from source.
+
+Routers have no route out, so the router deploy installs Tailscale the way an
+offline site would: from a local mirror signed with a key it was given. The
+.deb wraps the go-built tailscale/tailscaled binaries with a systemd unit that
+keeps tailscaled off Tailscale's log servers. Key and repo are cached (the key
+once, the repo per Tailscale version), so a warm `up` only serves them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from lab import gobuild
+from lab.paths import lab_cache
+from lab.progress import step
+from lab.sh import run
+from lab.versions import TAILSCALE_VERSION
+
+SUITE = "bookworm"
+COMPONENT = "main"
+KEY_UID = "s2s lab apt repository <lab@s2s.invalid>"
+
+UNIT = """\
+[Unit]
+Description=Tailscale node agent (s2s lab package)
+Documentation=https://tailscale.com/kb/
+Wants=network-pre.target
+After=network-pre.target
+
+[Service]
+EnvironmentFile=-/etc/default/tailscaled
+Environment=TS_NO_LOGS_NO_SUPPORT=true
+ExecStart=/usr/sbin/tailscaled --state=/var/lib/tailscale/tailscaled.state --socket=/run/tailscale/tailscaled.sock --port=${PORT} --no-logs-no-support $FLAGS
+ExecStopPost=/usr/sbin/tailscaled --cleanup
+Restart=on-failure
+RuntimeDirectory=tailscale
+RuntimeDirectoryMode=0755
+StateDirectory=tailscale
+StateDirectoryMode=0700
+CacheDirectory=tailscale
+CacheDirectoryMode=0750
+Type=notify
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+DEFAULTS = """\
+# Set the port to listen on for incoming VPN packets (0 = automatic).
+PORT="41641"
+# Extra flags for tailscaled.
+FLAGS=""
+# Never send logs to Tailscale's log servers (lab hosts have no route out anyway).
+TS_NO_LOGS_NO_SUPPORT=true
+"""
+
+POSTINST = """\
+#!/bin/sh
+set -e
+if [ "$1" = "configure" ] && [ -d /run/systemd/system ]; then
+    systemctl daemon-reload
+    systemctl enable tailscaled.service >/dev/null
+    systemctl restart tailscaled.service
+fi
+"""
+
+PRERM = """\
+#!/bin/sh
+set -e
+if [ -d /run/systemd/system ] && [ "$1" = "remove" ]; then
+    systemctl disable --now tailscaled.service >/dev/null || true
+fi
+"""
+
+POSTRM = """\
+#!/bin/sh
+set -e
+if [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi
+"""
+
+
+def gnupg_home() -> Path:
+    """The lab signing key's GnuPG home (generated once, kept in the cache)."""
+    return lab_cache() / "gnupg"
+
+
+def _gpg(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    return run(["gpg", "--batch", "--quiet", "--homedir", str(gnupg_home()), *args], input=input)
+
+
+def ensure_key() -> str:
+    """Create the lab signing key once; return its armored public key."""
+    home = gnupg_home()
+    if not (home / "public.asc").exists():
+        with step("generating the lab apt signing key (first run only)"):
+            if home.exists():
+                shutil.rmtree(home)
+            home.mkdir(parents=True, mode=0o700)
+            _gpg("--pinentry-mode", "loopback", "--passphrase", "", "--quick-gen-key",
+                 KEY_UID, "ed25519", "sign", "never")
+            pub = _gpg("--armor", "--export", KEY_UID).stdout
+            (home / "public.asc").write_text(pub)
+            _stop_agent()
+    return (home / "public.asc").read_text()
+
+
+def _stop_agent() -> None:
+    """gpg starts an agent per home; stop ours so the lab leaves no process behind."""
+    run(["gpgconf", "--homedir", str(gnupg_home()), "--kill", "all"], check=False)
+
+
+def deb_version() -> str:
+    """Debian version of the packaged Tailscale (v1.100.0 -> 1.100.0)."""
+    return TAILSCALE_VERSION.lstrip("v")
+
+
+def _arch() -> str:
+    return run(["dpkg", "--print-architecture"]).stdout.strip()
+
+
+def repo_dir() -> Path:
+    """Cached repository for the pinned Tailscale version and this packaging."""
+    h = hashlib.sha256("\0".join((UNIT, DEFAULTS, POSTINST, PRERM, POSTRM, "2")).encode())
+    return lab_cache() / f"apt-tailscale-{deb_version()}-{h.hexdigest()[:10]}"
+
+
+def ensure_repo() -> Path:
+    """Build the .deb and the signed repo unless cached; return the repo root to serve."""
+    repo = repo_dir()
+    ensure_key()
+    if (repo / "dists" / SUITE / "InRelease").exists():
+        return repo
+    tailscale = gobuild.binary("tailscale")
+    tailscaled = gobuild.binary("tailscaled")
+    tmp = repo.with_name(repo.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    with step(f"building tailscale {deb_version()} .deb and signed apt repository"):
+        arch = _arch()
+        pool = tmp / "pool" / COMPONENT / "t" / "tailscale"
+        pool.mkdir(parents=True)
+        _build_deb(tmp / "build", tailscale, tailscaled, arch,
+                   pool / f"tailscale_{deb_version()}_{arch}.deb")
+        shutil.rmtree(tmp / "build")
+        _index(tmp, arch)
+        _stop_agent()
+    tmp.rename(repo)
+    return repo
+
+
+def _build_deb(root: Path, tailscale: Path, tailscaled: Path, arch: str, out: Path) -> None:
+    """Lay out the package tree and run dpkg-deb (root-owned files)."""
+    files = {
+        "usr/bin/tailscale": (tailscale.read_bytes(), 0o755),
+        "usr/sbin/tailscaled": (tailscaled.read_bytes(), 0o755),
+        "lib/systemd/system/tailscaled.service": (UNIT.encode(), 0o644),
+        "etc/default/tailscaled": (DEFAULTS.encode(), 0o644),
+        "DEBIAN/postinst": (POSTINST.encode(), 0o755),
+        "DEBIAN/prerm": (PRERM.encode(), 0o755),
+        "DEBIAN/postrm": (POSTRM.encode(), 0o755),
+        "DEBIAN/conffiles": (b"/etc/default/tailscaled\n", 0o644),
+    }
+    for rel, (data, mode) in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        path.chmod(mode)
+    size_kb = (len(files["usr/bin/tailscale"][0]) + len(files["usr/sbin/tailscaled"][0])) // 1024
+    control = (
+        f"Package: tailscale\nVersion: {deb_version()}\nArchitecture: {arch}\n"
+        "Maintainer: s2s lab <lab@s2s.invalid>\nSection: net\nPriority: optional\n"
+        f"Installed-Size: {size_kb}\nDepends: iptables, iproute2\n"
+        "Description: Tailscale client and daemon (built from source for the s2s lab)\n"
+        " tailscale and tailscaled built with go install at the pinned release,\n"
+        " packaged for the lab's offline apt mirror.\n"
+    )
+    (root / "DEBIAN" / "control").write_text(control)
+    run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(root), str(out)])
+
+
+def _index(repo: Path, arch: str) -> None:
+    """Packages, Release, InRelease and Release.gpg, laid out like a normal Debian mirror."""
+    bindir = repo / "dists" / SUITE / COMPONENT / f"binary-{arch}"
+    bindir.mkdir(parents=True)
+    packages = run(["apt-ftparchive", "packages", f"pool/{COMPONENT}"], input=None,
+                   capture=True, check=True, cwd=repo).stdout
+    (bindir / "Packages").write_text(packages)
+    with gzip.open(bindir / "Packages.gz", "wt") as f:
+        f.write(packages)
+    dist = repo / "dists" / SUITE
+    release = run(["apt-ftparchive",
+                   "-o", f"APT::FTPArchive::Release::Origin=s2s-lab",
+                   "-o", f"APT::FTPArchive::Release::Label=s2s-lab",
+                   "-o", f"APT::FTPArchive::Release::Suite={SUITE}",
+                   "-o", f"APT::FTPArchive::Release::Codename={SUITE}",
+                   "-o", f"APT::FTPArchive::Release::Architectures={arch}",
+                   "-o", f"APT::FTPArchive::Release::Components={COMPONENT}",
+                   "release", str(dist)]).stdout
+    (dist / "Release").write_text(release)
+    _gpg("--yes", "--local-user", KEY_UID, "--clearsign", "--output", str(dist / "InRelease"),
+         str(dist / "Release"))
+    _gpg("--yes", "--local-user", KEY_UID, "--armor", "--detach-sign", "--output",
+         str(dist / "Release.gpg"), str(dist / "Release"))
+
+
+def sources_line(url: str, key_path: str = "/etc/apt/keyrings/s2s-lab.asc") -> str:
+    """The apt source a router uses for the lab repo (deb822 one-liner form)."""
+    return f"deb [signed-by={key_path}] {url} {SUITE} {COMPONENT}"
+
+
+if __name__ == "__main__":
+    print(ensure_repo())

@@ -1,0 +1,84 @@
+"""The lab's hosts as plain data, derived from the topology (no side effects here).
+
+Every host lives in its own network namespace; the three L2 segments (one LAN
+per site and the WAN) are bridges in a separate "switch" namespace that has no
+addresses at all, so nothing in the lab is reachable from the host's namespace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lab.paths import PREFIX, VETH_PREFIX
+from lab.topology import Topology
+
+SWITCH_NS = f"{PREFIX}-sw"
+_ROLE_LETTER = {"gw": "g", "router": "r", "client": "c", "control": "ctl"}
+
+
+@dataclass(frozen=True)
+class Link:
+    """One interface of a host: its name inside the host, the segment, its address (None: DHCP)."""
+
+    ifname: str
+    segment: str
+    cidr: str | None
+    switch_port: str  # the veth end left in the switch namespace
+
+
+@dataclass(frozen=True)
+class Host:
+    """A lab host: a booted container (sshd, systemd) or a bare namespace (DHCP client)."""
+
+    name: str
+    role: str  # control | gw | router | client
+    site: str | None
+    links: tuple[Link, ...]
+    default_via: str | None = None
+
+    @property
+    def netns(self) -> str:
+        return f"{PREFIX}-{self.name}"
+
+    @property
+    def container(self) -> bool:
+        """Clients are plain namespaces running dhclient; everything else boots systemd."""
+        return self.role != "client"
+
+    @property
+    def addresses(self) -> list[str]:
+        return [link.cidr for link in self.links if link.cidr]
+
+
+def bridge(segment: str) -> str:
+    """Bridge name in the switch namespace for a segment (wan or a site name)."""
+    return f"br-{segment}"
+
+
+def _port(site: str | None, role: str, index: int) -> str:
+    name = f"{VETH_PREFIX}{site + '-' if site else ''}{_ROLE_LETTER[role]}{index}"
+    assert len(name) <= 15, name
+    return name
+
+
+def lab_hosts(topo: Topology) -> list[Host]:
+    """All hosts in start order: control first (apt + Headscale), then each site."""
+    wan_len = topo.wan_subnet.prefixlen
+    hosts = [Host("control", "control", None,
+                  (Link("eth0", "wan", f"{topo.control_address}/{wan_len}", _port(None, "control", 0)),))]
+    for s in topo.sites.values():
+        plen = s.subnet.prefixlen
+        hosts.append(Host(s.gateway_host, "gw", s.name,
+                          (Link("eth0", s.name, f"{s.gateway}/{plen}", _port(s.name, "gw", 0)),)))
+        hosts.append(Host(s.router_host, "router", s.name,
+                          (Link("eth0", s.name, f"{s.router}/{plen}", _port(s.name, "router", 0)),
+                           Link("eth1", "wan", f"{s.router_wan}/{wan_len}", _port(s.name, "router", 1))),
+                          # Only so tailscaled sees a usable uplink; the control host forwards nothing.
+                          default_via=str(topo.control_address)))
+        hosts.append(Host(s.client_host, "client", s.name,
+                          (Link("eth0", s.name, None, _port(s.name, "client", 0)),)))
+    return hosts
+
+
+def segments(topo: Topology) -> list[str]:
+    return ["wan", *topo.sites]

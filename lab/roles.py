@@ -1,0 +1,193 @@
+"""What makes each host what it is: files written into its fresh layer before it boots.
+
+Common to all: hostname, /etc/hosts for the lab, its SSH host key, the lab's
+authorized key. The gateway gets Kea (DHCPv4 for its site + Control Agent with
+basic auth); the control host gets Headscale and the apt repository server.
+Routers get nothing more: the router deploy installs Tailscale on them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from lab.hosts import Host
+from lab.topology import Topology
+
+KEA_USER = "kea-api"
+KEA_PASSWORD_PATH = "/etc/kea/kea-api-password"
+HEADSCALE_BIN = "/usr/local/bin/headscale"
+APT_ROOT = "/srv/apt"
+TAG = "tag:subnet-router"
+
+# Units that only make sense on a console/VT; the lab's consoles are pipes.
+_MASKED = ("console-getty.service", "systemd-remount-fs.service", "getty@tty1.service", "systemd-networkd-wait-online.service",
+           "systemd-resolved.service")
+
+
+def _write(root: Path, rel: str, text: str, mode: int = 0o644, owner: tuple[int, int] = (0, 0)) -> None:
+    path = root / rel.lstrip("/")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    os.chown(path, *owner)
+    path.chmod(mode)
+
+
+def _enable(root: Path, unit: str, wanted_by: str = "multi-user.target") -> None:
+    wants = root / "etc/systemd/system" / f"{wanted_by}.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    link = wants / unit
+    if not link.is_symlink():
+        src = Path("/lib/systemd/system") / unit
+        if not (root / str(src).lstrip("/")).exists():
+            src = Path("/etc/systemd/system") / unit
+        link.symlink_to(src)
+
+
+def _group_id(root: Path, group: str) -> int:
+    for line in (root / "etc/group").read_text().splitlines():
+        parts = line.split(":")
+        if parts[0] == group:
+            return int(parts[2])
+    raise KeyError(group)
+
+
+def common(root: Path, host: Host, topo: Topology, authorized_key: str, host_key: tuple[str, str]) -> None:
+    """Identity and SSH access every container host shares."""
+    _write(root, "etc/hostname", f"{host.name}\n")
+    lines = ["127.0.0.1 localhost", f"127.0.1.1 {host.name}", f"{topo.control_address} control"]
+    for s in topo.sites.values():
+        lines += [f"{s.gateway} {s.gateway_host}", f"{s.router} {s.router_host}", f"{s.router_wan} {s.router_host}-wan"]
+    _write(root, "etc/hosts", "\n".join(lines) + "\n")
+    _write(root, "etc/resolv.conf", "# lab host: no DNS, no route out\n")
+    _write(root, "etc/ssh/ssh_host_ed25519_key", host_key[0], 0o600)
+    _write(root, "etc/ssh/ssh_host_ed25519_key.pub", host_key[1])
+    (root / "root/.ssh").mkdir(mode=0o700, parents=True, exist_ok=True)
+    _write(root, "root/.ssh/authorized_keys", authorized_key, 0o600)
+    for unit in _MASKED:
+        link = root / "etc/systemd/system" / unit
+        if not link.is_symlink():
+            link.symlink_to("/dev/null")
+
+
+def gateway(root: Path, host: Host, topo: Topology, kea_password: str) -> None:
+    """Kea DHCPv4 serving the site's pool, and the Control Agent on loopback with basic auth."""
+    site = topo.sites[host.site or ""]
+    dhcp4 = {"Dhcp4": {
+        "interfaces-config": {"interfaces": ["eth0"]},
+        "control-socket": {"socket-type": "unix", "socket-name": "/run/kea/kea4-ctrl-socket"},
+        "lease-database": {"type": "memfile", "lfc-interval": 3600},
+        "valid-lifetime": 3600, "renew-timer": 900, "rebind-timer": 1800,
+        "subnet4": [{
+            "id": 1, "subnet": str(site.subnet),
+            "pools": [{"pool": site.dhcp_pool}],
+            "option-data": [{"name": "routers", "data": str(site.gateway)}],
+        }],
+        "loggers": [{"name": "kea-dhcp4", "output_options": [{"output": "stdout"}], "severity": "INFO"}],
+    }}
+    agent = {"Control-agent": {
+        "http-host": "127.0.0.1", "http-port": 8000,
+        "authentication": {"type": "basic", "realm": "kea-control-agent",
+                           "clients": [{"user": KEA_USER, "password-file": KEA_PASSWORD_PATH}]},
+        "control-sockets": {"dhcp4": {"socket-type": "unix", "socket-name": "/run/kea/kea4-ctrl-socket"}},
+        "loggers": [{"name": "kea-ctrl-agent", "output_options": [{"output": "stdout"}], "severity": "INFO"}],
+    }}
+    kea_gid = _group_id(root, "_kea")
+    _write(root, "etc/kea/kea-dhcp4.conf", json.dumps(dhcp4, indent=2) + "\n")
+    _write(root, "etc/kea/kea-ctrl-agent.conf", json.dumps(agent, indent=2) + "\n")
+    _write(root, KEA_PASSWORD_PATH, kea_password, 0o640, (0, kea_gid))
+    _enable(root, "kea-dhcp4-server.service")
+    _enable(root, "kea-ctrl-agent.service")
+
+
+def headscale_config(topo: Topology) -> str:
+    """Headscale on the WAN: embedded DERP only (no DERP map from the internet), policy in the DB."""
+    return f"""\
+server_url: {topo.headscale_url}
+listen_addr: 0.0.0.0:{topo.headscale_port}
+metrics_listen_addr: 127.0.0.1:9090
+grpc_listen_addr: 127.0.0.1:50443
+grpc_allow_insecure: false
+disable_check_updates: true
+noise:
+  private_key_path: /var/lib/headscale/noise_private.key
+prefixes:
+  v4: 100.64.0.0/10
+  v6: fd7a:115c:a1e0::/48
+  allocation: sequential
+derp:
+  server:
+    enabled: true
+    region_id: 999
+    region_code: "lab"
+    region_name: "s2s lab embedded DERP"
+    verify_clients: true
+    stun_listen_addr: "0.0.0.0:3478"
+    private_key_path: /var/lib/headscale/derp_server_private.key
+    automatically_add_embedded_derp_region: true
+    ipv4: {topo.control_address}
+  urls: []
+  paths: []
+  auto_update_enabled: false
+database:
+  type: sqlite
+  sqlite:
+    path: /var/lib/headscale/db.sqlite
+    write_ahead_log: true
+log:
+  level: info
+  format: text
+policy:
+  mode: database
+dns:
+  magic_dns: false
+  override_local_dns: false
+  base_domain: lab.invalid
+  nameservers:
+    global: []
+unix_socket: /var/run/headscale/headscale.sock
+unix_socket_permission: "0770"
+logtail:
+  enabled: false
+taildrop:
+  enabled: false
+"""
+
+
+HEADSCALE_UNIT = f"""\
+[Unit]
+Description=Headscale control server (s2s lab)
+After=network.target
+
+[Service]
+ExecStart={HEADSCALE_BIN} serve
+WorkingDirectory=/var/lib/headscale
+StateDirectory=headscale
+RuntimeDirectory=headscale
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def control(root: Path, topo: Topology) -> None:
+    """Headscale and the apt repository HTTP server (repo bind-mounted read-only at /srv/apt)."""
+    _write(root, "etc/headscale/config.yaml", headscale_config(topo))
+    _write(root, "etc/systemd/system/headscale.service", HEADSCALE_UNIT)
+    _write(root, "etc/systemd/system/lab-apt-repo.service", f"""\
+[Unit]
+Description=s2s lab apt repository (HTTP)
+After=network.target
+
+[Service]
+ExecStart=/usr/bin/python3 -m http.server {topo.apt_port} --bind {topo.control_address} --directory {APT_ROOT}
+DynamicUser=yes
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+""")
+    _enable(root, "headscale.service")
+    _enable(root, "lab-apt-repo.service")
