@@ -1,0 +1,203 @@
+"""The Vagrant lab: drive the repo's Vagrantfile and turn `vagrant ssh-config` into the lab's site file.
+
+    python -m lab.vagrant up [--provider libvirt|virtualbox]   # vagrant up, then sitefile
+    python -m lab.vagrant sitefile                             # (re)write sites.toml + ssh_config
+    python -m lab.vagrant status | validate | down
+
+The outputs have the same shape as the namespace lab's (both come from
+lab/sitefile.py), so `SITES=.lab/vagrant/sites.toml pyinfra inventory.py deploy.py`
+works unchanged. Vagrant's own ssh-config is read with paramiko.SSHConfig, the
+parser pyinfra itself uses, so what we extract is what pyinfra would see.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import paramiko
+import vagrant
+
+from lab.sitefile import SshEndpoint, render_site_file, render_ssh_config
+from lab.topology import Topology, TopologyError, load_topology
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+API_KEY_FILE = "headscale-api.key"
+
+
+class VagrantLabError(Exception):
+    """A failure of the Vagrant lab, shown as one line (exit 1)."""
+
+
+def state_dir() -> Path:
+    """Outputs and secrets of the Vagrant lab (the Vagrantfile reads the same variable)."""
+    explicit = os.environ.get("S2S_VAGRANT_STATE")
+    if explicit:
+        return Path(explicit).resolve()
+    return Path(os.environ.get("S2S_LAB_DIR") or REPO_ROOT / ".lab").resolve() / "vagrant"
+
+
+def vagrant_env(state: Path) -> dict[str, str]:
+    """Vagrant's environment: no phoning home, machine state kept under the lab's state dir."""
+    env = dict(os.environ)
+    env.update(
+        VAGRANT_CHECKPOINT_DISABLE="1",  # no version check against HashiCorp's servers
+        VAGRANT_BOX_UPDATE_CHECK_DISABLE="1",
+        S2S_VAGRANT_STATE=str(state),
+    )
+    env.setdefault("VAGRANT_DOTFILE_PATH", str(state / "dotvagrant"))
+    return env
+
+
+def client(state: Path, *, quiet: bool = False) -> vagrant.Vagrant:
+    """A python-vagrant client on the repo's Vagrantfile; vagrant's stderr always reaches the user."""
+    return vagrant.Vagrant(root=str(REPO_ROOT), env=vagrant_env(state), quiet_stdout=quiet, quiet_stderr=False)
+
+
+def endpoints_from_ssh_config(text: str, topo: Topology, *, known_hosts_file: str | None, user: str = "root") -> list[SshEndpoint]:
+    """One SshEndpoint per lab host from `vagrant ssh-config` output.
+
+    The user is replaced by root: the Vagrantfile authorises the machine's key
+    for root, as the namespace lab logs in as root. Vagrant's own
+    `UserKnownHostsFile /dev/null` is replaced by a lab-private known_hosts.
+    """
+    config = paramiko.SSHConfig()
+    config.parse(io.StringIO(text))
+    present = config.get_hostnames()
+    endpoints = []
+    for name in topo.host_names():
+        if name not in present:
+            raise VagrantLabError(f"vagrant ssh-config has no entry for {name} (is the VM up? `vagrant status`)")
+        entry = config.lookup(name)
+        identity = entry.get("identityfile") or [None]
+        endpoints.append(
+            SshEndpoint(
+                alias=name,
+                hostname=entry["hostname"],
+                port=int(entry.get("port", 22)),
+                user=user,
+                identity_file=identity[0],
+                proxy_command=entry.get("proxycommand"),
+                known_hosts_file=known_hosts_file,
+            )
+        )
+    return endpoints
+
+
+def write_lab_files(topo: Topology, ssh_config_text: str, state: Path) -> tuple[Path, Path]:
+    """Write ssh_config and sites.toml under `state`; returns their paths."""
+    state.mkdir(parents=True, exist_ok=True)
+    secrets = state / "secrets"
+    ssh_config = state / "ssh_config"
+    sites = state / "sites.toml"
+    endpoints = endpoints_from_ssh_config(ssh_config_text, topo, known_hosts_file=str(state / "known_hosts"))
+    ssh_config.write_text(render_ssh_config(endpoints))
+    api_key = secrets / API_KEY_FILE
+    sites.write_text(
+        render_site_file(
+            topo,
+            kea_user="kea-api",
+            kea_password_files={name: str(secrets / f"kea-{name}.password") for name in topo.sites},
+            headscale_api_key_file=str(api_key) if api_key.exists() else None,
+            headscale_local_url=f"http://127.0.0.1:{topo.headscale_port}",
+            login_server=topo.headscale_url,
+            ssh_config_file=str(ssh_config),
+            generated_by="python -m lab.vagrant",
+        )
+    )
+    return sites, ssh_config
+
+
+def fetch_api_key(v: vagrant.Vagrant, state: Path) -> Path:
+    """Create a Headscale API key on the control VM once; stored 0600, never printed."""
+    path = state / "secrets" / API_KEY_FILE
+    if path.exists():
+        return path
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    output = v.ssh(vm_name="control", command="sudo headscale apikeys create --expiration 90d")
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    if not lines:
+        raise VagrantLabError("headscale apikeys create on control printed no key")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(lines[-1] + "\n")
+    return path
+
+
+def cmd_sitefile(topo: Topology, state: Path) -> None:
+    v = client(state, quiet=True)
+    ssh_config_text = v.ssh_config()  # fails first, with vagrant's own message, if a VM is not up
+    fetch_api_key(v, state)
+    sites, ssh_config = write_lab_files(topo, ssh_config_text, state)
+    print(f"wrote {sites} and {ssh_config}")
+    print(f"run the deploy against the Vagrant lab:  SITES={os.path.relpath(sites)} pyinfra inventory.py deploy.py")
+
+
+def cmd_status(topo: Topology, state: Path) -> None:
+    states = {s.name: (s.state, s.provider) for s in client(state, quiet=True).status()}
+    rows = [("control", str(topo.control_address), "")]
+    for site in topo.sites.values():
+        rows += [
+            (site.gateway_host, str(site.gateway), "Kea + CA on 127.0.0.1:8000"),
+            (site.router_host, f"{site.router}, {site.router_wan}", "subnet router"),
+            (site.client_host, f"DHCP from {site.dhcp_pool}", "client"),
+        ]
+    for name, addresses, role in rows:
+        state_name, provider = states.get(name, ("unknown", None))
+        print(f"{name:<10} {state_name:<12} {provider or '-':<10} {addresses:<32} {role}")
+
+
+def cmd_validate(state: Path) -> None:
+    """`vagrant validate` offline (the machine cannot run VMs, but the file can be checked)."""
+    subprocess.run(["vagrant", "validate"], cwd=REPO_ROOT, env=vagrant_env(state), check=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lab.vagrant", description=__doc__.splitlines()[0])
+    parser.add_argument("--topology", help="topology file (default: lab/topology.toml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="vagrant up, then write the site file")
+    up.add_argument("--provider", choices=("libvirt", "virtualbox"))
+    sub.add_parser("sitefile", help="write sites.toml + ssh_config from `vagrant ssh-config`")
+    sub.add_parser("status", help="each VM, its state and addresses")
+    sub.add_parser("validate", help="run `vagrant validate` (no VM, no download)")
+    sub.add_parser("down", help="vagrant destroy -f (the site file and secrets stay)")
+    args = parser.parse_args(argv)
+
+    try:
+        topo = load_topology(args.topology)
+    except TopologyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    state = state_dir()
+    try:
+        if args.command == "up":
+            client(state).up(provider=args.provider)
+            cmd_sitefile(topo, state)
+        elif args.command == "sitefile":
+            cmd_sitefile(topo, state)
+        elif args.command == "status":
+            cmd_status(topo, state)
+        elif args.command == "validate":
+            cmd_validate(state)
+        elif args.command == "down":
+            client(state).destroy()
+    except VagrantLabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError as exc:
+        verb = " ".join(str(a) for a in exc.cmd[1:3]) if isinstance(exc.cmd, list) else str(exc.cmd)
+        print(f"error: vagrant {verb.removeprefix('vagrant ')} failed (exit {exc.returncode}); see vagrant's output above", file=sys.stderr)
+        return 1
+    except RuntimeError as exc:  # python-vagrant: no vagrant executable
+        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""The Vagrantfile, checked with the real tools available here (no VM can boot: no KVM).
+
+- its Ruby topology reader agrees with Python's tomllib on lab/topology.toml;
+- `vagrant validate` (Debian's vagrant 2.3 + vagrant-libvirt) accepts it, and rejects a bad topology;
+- the Kea configs its provisioner writes pass the real `kea-dhcp4 -t` / `kea-ctrl-agent -t`;
+- its shell provisioners parse with `bash -n`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.vagrant.support import REPO, require
+
+
+def test_ruby_reader_matches_tomllib(vagrantfile_eval) -> None:
+    expected = tomllib.loads((REPO / "lab" / "topology.toml").read_text())
+    assert vagrantfile_eval("S2SLab.topology") == expected
+
+
+def copy_lab(tmp_path: Path, topology: str) -> Path:
+    """A throwaway checkout holding the Vagrantfile and a given topology."""
+    root = tmp_path / "repo"
+    (root / "lab").mkdir(parents=True)
+    shutil.copy(REPO / "Vagrantfile", root / "Vagrantfile")
+    shutil.copy(REPO / "lab" / "versions.py", root / "lab" / "versions.py")
+    (root / "lab" / "topology.toml").write_text(topology)
+    return root
+
+
+@pytest.mark.parametrize(
+    "line",
+    ['ports = [1, 2]', 'name = \'single\'', 'x = "esc\\"aped"', "[[array]]", 'a.b = "dotted"', "flag = true"],
+)
+def test_ruby_reader_refuses_what_it_does_not_know(
+    tmp_path: Path, line: str, ruby_exe: str, offline: list[str], vagrant_env: dict[str, str]
+) -> None:
+    text = (REPO / "lab" / "topology.toml").read_text().replace("[control]", f"[control]\n{line}")
+    root = copy_lab(tmp_path, text)
+    proc = subprocess.run(
+        [*offline, ruby_exe, "-e", 'module Vagrant; def self.configure(*) end; end; load ARGV.shift; S2SLab.topology', str(root / "Vagrantfile")],
+        capture_output=True, text=True, env=vagrant_env, timeout=60,
+    )
+    assert proc.returncode != 0
+    assert "the Vagrantfile's reader only knows" in proc.stderr
+    assert line in proc.stderr
+
+
+def vagrant_validate(offline: list[str], vagrant_exe: str, env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*offline, vagrant_exe, "validate", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.mark.integration
+def test_vagrant_validate_with_libvirt_provider(offline: list[str], vagrant_exe: str, vagrant_env: dict[str, str]) -> None:
+    """The provider's own config checks run too: vagrant-libvirt is Debian's packaged provider."""
+    plugins = subprocess.run([*offline, vagrant_exe, "plugin", "list"], env=vagrant_env, capture_output=True, text=True)
+    require("vagrant-libvirt" in plugins.stdout, "vagrant-libvirt plugin not installed (apt-get install vagrant-libvirt)")
+    env = dict(vagrant_env, VAGRANT_DEFAULT_PROVIDER="libvirt")
+    proc = vagrant_validate(offline, vagrant_exe, env, REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Vagrantfile validated successfully." in proc.stdout
+    assert "Ignoring provider config" not in proc.stdout
+
+
+@pytest.mark.integration
+def test_vagrant_validate_ignoring_provider(offline: list[str], vagrant_exe: str, vagrant_env: dict[str, str]) -> None:
+    """VirtualBox is not installed here, so its provider options are checked only by a real VirtualBox user."""
+    proc = vagrant_validate(offline, vagrant_exe, vagrant_env, REPO, "--ignore-provider")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Vagrantfile validated successfully." in proc.stdout
+    for host in ("control", "a-gw", "a-router", "a-client", "b-gw", "b-router", "b-client"):
+        assert f"==> {host}: Ignoring provider config" in proc.stdout
+    # The secrets went to the state dir given, created private.
+    secrets = Path(vagrant_env["S2S_VAGRANT_STATE"]) / "secrets"
+    assert sorted(p.name for p in secrets.iterdir()) == ["kea-a.password", "kea-b.password"]
+    assert all(p.stat().st_mode & 0o077 == 0 for p in secrets.iterdir())
+
+
+@pytest.mark.integration
+def test_vagrant_validate_fails_on_a_bad_topology(
+    tmp_path: Path, offline: list[str], vagrant_exe: str, vagrant_env: dict[str, str]
+) -> None:
+    root = copy_lab(tmp_path, (REPO / "lab" / "topology.toml").read_text().replace("apt_port = 8081", "apt_port = [8081]"))
+    proc = vagrant_validate(offline, vagrant_exe, vagrant_env, root, "--ignore-provider")
+    assert proc.returncode != 0
+    assert "apt_port = [8081]" in proc.stdout + proc.stderr
+
+
+def test_provisioner_scripts_parse_with_bash(vagrantfile_eval, tmp_path: Path) -> None:
+    scripts = vagrantfile_eval(
+        "{'root' => S2SLab::ROOT_LOGIN, 'control' => S2SLab.control_script,"
+        " 'gw' => S2SLab.gateway_script('a', S2SLab.topology['sites']['a']),"
+        " 'client' => S2SLab.client_script(S2SLab.topology['sites']['b'])}"
+    )
+    for name, script in scripts.items():
+        path = tmp_path / f"{name}.sh"
+        path.write_text(script)
+        proc = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+        assert proc.returncode == 0, f"{name}: {proc.stderr}"
+    assert "headscale_0.29.0_linux_${ARCH}.deb" in scripts["control"]  # version read from lab/versions.py
+    assert "server_url: http://198.51.100.10:8080" in scripts["control"]
+    assert "urls: []" in scripts["control"]  # no DERP map from the internet
+
+
+@pytest.mark.integration
+def test_kea_configs_pass_real_kea_config_checks(vagrantfile_eval, tmp_path: Path) -> None:
+    for program in ("kea-dhcp4", "kea-ctrl-agent"):
+        require(shutil.which(program) is not None, f"{program} not installed (apt-get install kea-dhcp4-server kea-ctrl-agent)")
+    configs = vagrantfile_eval(
+        "S2SLab.topology['sites'].map { |n, s| S2SLab.kea_dhcp4_config(n, s) } + [S2SLab.kea_ctrl_agent_config]"
+    )
+    *dhcp4, agent = configs
+    assert [c["Dhcp4"]["subnet4"][0]["subnet"] for c in dhcp4] == ["192.0.2.0/24", "172.16.100.0/24"]
+    for i, config in enumerate(dhcp4):
+        path = tmp_path / f"dhcp4-{i}.json"
+        path.write_text(json.dumps(config).replace("@IFACE@", "lo"))
+        proc = subprocess.run(["kea-dhcp4", "-t", str(path)], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    password = tmp_path / "kea-api-password"
+    password.write_text("not-a-real-secret\n")
+    assert agent["Control-agent"]["authentication"]["clients"][0]["password-file"] == "/etc/kea/kea-api-password"
+    agent["Control-agent"]["authentication"]["clients"][0]["password-file"] = str(password)
+    path = tmp_path / "ca.json"
+    path.write_text(json.dumps(agent))
+    proc = subprocess.run(["kea-ctrl-agent", "-t", str(path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "listening on 127.0.0.1, port 8000" in proc.stdout + proc.stderr
