@@ -1,0 +1,49 @@
+"""`python -m dhcp.kea write`: send config-write to every site's Kea.
+
+The way out of a push whose config-write failed: the running config already has
+the routes (so a new push says "no change"), only the file lacks them. Make the
+file writable by Kea, then run this.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dhcp.kea.connect import transport_for
+from dhcp.kea.transport import KeaError
+from dhcp.push import group_by_server
+from dhcp.plan import PlanError, build_plan
+from sites.cli import add_sites_argument, load_or_exit
+from sites.model import SecretError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dhcp.kea", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    write = commands.add_parser("write", help="config-write on each site's Kea")
+    add_sites_argument(write)
+    args = parser.parse_args(argv)
+    model = load_or_exit(args.sites)
+    try:
+        groups = group_by_server(build_plan(model))
+        transports = [(ep, transport_for(ep)) for ep, _ in groups]
+    except (PlanError, SecretError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    failed = 0
+    for endpoint, transport in transports:
+        try:
+            answer = transport.command("config-write")
+            print(f"{transport.where}: config written to {answer.get('filename', '?')}")
+        except KeaError as exc:
+            failed += 1
+            print(f"error: {exc}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

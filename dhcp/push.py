@@ -1,0 +1,221 @@
+"""`python -m dhcp push`: put every site's option 121/249 into its Kea DHCPv4 server.
+
+Per Kea server (sites sharing one server are pushed together, so the number of
+HTTP round trips per server is constant, not per site):
+
+    config-get -> edit the subnets' option-data in a copy -> nothing differs? "no change", stop
+    config-test -> nobody changed it meanwhile? (config-hash-get on >= 2.4, a canonical
+    re-read on 2.2) -> config-set -> config-write -> config-get, verify
+
+Every failure before config-set leaves the running config as it was, and the
+message says so. A failed config-write leaves the running config changed but not
+persisted; the message says how to finish (`python -m dhcp.kea write`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from dhcp.kea.connect import TransportFactory, transport_for
+from dhcp.kea.options import (ROUTE_CODES, KeaConfigError, canonical, config_for_set,
+                              desired_options, find_subnet, merge_options, option_diff,
+                              options_match, overriding_scopes, unmanaged_route_options)
+from dhcp.kea.transport import KeaError, KeaTransport, KeaUnsupported, redact_url
+from dhcp.plan import PlanError, SitePlan, build_plan
+from sites.model import KeaEndpoint, SecretError
+
+
+class PushFailed(Exception):
+    """One Kea server could not be brought to the plan; str() says what state it is in."""
+
+
+@dataclass
+class _Change:
+    plan: SitePlan
+    label: str
+    before: list[dict[str, Any]]
+    after: list[dict[str, Any]]
+    desired: list[dict[str, Any]]
+
+
+@dataclass
+class ServerPush:
+    """The push of one Kea server's sites (one transport, one config)."""
+
+    endpoint: KeaEndpoint
+    plans: list[SitePlan]
+    codes: tuple[int, ...]
+    out: TextIO
+    transport: KeaTransport | None = None
+    changes: list[_Change] = field(default_factory=list)
+
+    @property
+    def where(self) -> str:
+        return f"Kea at {redact_url(self.endpoint.url)}"
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out)
+
+    def run(self, dry_run: bool) -> None:
+        t = self.transport
+        assert t is not None
+        got = self._call("config-get", None, "nothing was changed")
+        config = config_for_set(got)
+        self._edit(config)
+        if not self.changes:
+            return
+        if dry_run:
+            for change in self.changes:
+                self.say(option_diff(change.before, change.after, change.label).rstrip("\n"))
+            self.say(f"{self.where}: dry run, nothing sent but config-get")
+            return
+        self._call("config-test", config, "config-test rejected the new config; the running "
+                   "config is unchanged")
+        self._check_unchanged(got)
+        self._call("config-set", config, "config-set failed; the running config is unchanged")
+        written = self._write()
+        self._verify()
+        for change in self.changes:
+            self.say(f"site {change.plan.site.name}: updated {change.label}")
+        self.say(f"{self.where}: config written to {written.get('filename', 'its config file')}")
+
+    # -- steps -------------------------------------------------------------------------
+    def _call(self, name: str, arguments: dict[str, Any] | None, state: str) -> Any:
+        try:
+            return self.transport.command(name, arguments)  # type: ignore[union-attr]
+        except KeaError as exc:
+            raise PushFailed(f"{exc}; {state}") from None
+
+    def _edit(self, config: dict[str, Any]) -> None:
+        """Apply every site's options to `config` in place; record what differs."""
+        seen: dict[int, str] = {}
+        for plan in self.plans:
+            kea = plan.site.kea
+            assert kea is not None
+            try:
+                subnet = find_subnet(config, plan.site.subnet, kea.subnet_id)
+            except KeaConfigError as exc:
+                raise PushFailed(f"{self.where}: site {plan.site.name}: {exc}; nothing was "
+                                 "changed") from None
+            if id(subnet) in seen:
+                raise PushFailed(f"{self.where}: sites {seen[id(subnet)]} and {plan.site.name} "
+                                 "resolve to the same subnet4; nothing was changed")
+            seen[id(subnet)] = plan.site.name
+            label = f"{self.where} subnet4 {subnet.get('subnet')} (id {subnet.get('id')})"
+            before = list(subnet.get("option-data") or [])
+            desired = desired_options(plan.option_data, self.codes)
+            for scope in overriding_scopes(subnet):
+                self.say(f"site {plan.site.name}: warning: {scope} sets option 121/249 itself "
+                         "and overrides the subnet's for its clients")
+            if options_match(before, desired):
+                self.say(f"site {plan.site.name}: no change ({label})")
+                continue
+            for old in unmanaged_route_options(before, self.codes):
+                self.say(f"site {plan.site.name}: replacing hand-made option {old.get('code')} "
+                         f"(data {old.get('data')!r})")
+            after = merge_options(before, desired)
+            subnet["option-data"] = after
+            self.changes.append(_Change(plan, label, before, after, desired))
+
+    def _check_unchanged(self, got: dict[str, Any]) -> None:
+        """Refuse to config-set over somebody else's edit made since our config-get."""
+        state = "nothing was set; rerun the push"
+        if "hash" in got:
+            try:
+                now = self._call("config-hash-get", None, state).get("hash")
+            except PushFailed:
+                now = None  # a server that reports a hash but lacks the command: compare texts
+            if now is not None:
+                if now != got["hash"]:
+                    raise PushFailed(f"{self.where}: the config changed since config-get "
+                                     f"(config-hash-get differs); {state}")
+                return
+        if canonical(self._call("config-get", None, state)) != canonical(got):
+            raise PushFailed(f"{self.where}: the config changed since config-get (somebody else "
+                             f"edited it meanwhile); {state}")
+
+    def _write(self) -> dict[str, Any]:
+        try:
+            return self.transport.command("config-write")  # type: ignore[union-attr]
+        except KeaError as exc:
+            sites = " ".join(c.plan.site.name for c in self.changes)
+            raise PushFailed(
+                f"{exc}. The running config HAS the new routes (sites: {sites}) but they are NOT "
+                "persisted: a Kea restart or config-reload drops them. Fix: make Kea's config "
+                "file writable by the Kea server (on Debian /etc/kea/kea-dhcp4.conf is root-owned "
+                "and kea-dhcp4 runs as _kea), then run `python -m dhcp.kea write` (same --sites) "
+                "to send config-write") from None
+
+    def _verify(self) -> None:
+        """Read back what Kea now runs and compare by code and bytes."""
+        check = self._call("config-get", None, "the routes are set and written but could not "
+                           "be read back")
+        for change in self.changes:
+            subnet = find_subnet(check, change.plan.site.subnet, change.plan.site.kea.subnet_id)  # type: ignore[union-attr]
+            if not options_match(list(subnet.get("option-data") or []), change.desired):
+                raise PushFailed(f"{self.where}: site {change.plan.site.name}: read-back after "
+                                 "config-set does not show the pushed options 121/249")
+
+
+def _endpoint_key(endpoint: KeaEndpoint) -> tuple[str, str | None, str | None]:
+    return (endpoint.url.rstrip("/"), endpoint.user, endpoint.ssh)
+
+
+def group_by_server(plans: dict[str, SitePlan]) -> list[tuple[KeaEndpoint, list[SitePlan]]]:
+    """Sites with a kea table and a needed push, grouped by the Kea server they name."""
+    groups: dict[tuple[str, str | None, str | None], tuple[KeaEndpoint, list[SitePlan]]] = {}
+    for plan in plans.values():
+        kea = plan.site.kea
+        if kea is None or not plan.push_needed:
+            continue
+        groups.setdefault(_endpoint_key(kea), (kea, []))[1].append(plan)
+    return list(groups.values())
+
+
+def run(plans: dict[str, SitePlan], *, codes: tuple[int, ...] = ROUTE_CODES, dry_run: bool = False,
+        factory: TransportFactory = transport_for, out: TextIO | None = None,
+        err: TextIO | None = None) -> int:
+    """Push every server; 0 when all are as planned, 1 when any failed, 2 for a bad secret."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    for plan in plans.values():
+        if plan.site.kea is None:
+            print(f"site {plan.site.name}: no kea table, skipped", file=out)
+        elif not plan.push_needed:
+            print(f"site {plan.site.name}: skipped: {plan.reason}", file=out)
+    pushes = [ServerPush(ep, ps, codes, out) for ep, ps in group_by_server(plans)]
+    try:  # every secret is read before any server is contacted
+        for push in pushes:
+            push.transport = factory(push.endpoint)
+    except SecretError as exc:
+        print(f"error: {exc}", file=err)
+        return 2
+    except KeaError as exc:
+        print(f"error: {exc}; nothing was contacted", file=err)
+        return 1
+    failed = 0
+    for push in pushes:
+        try:
+            push.run(dry_run)
+        except PushFailed as exc:
+            failed += 1
+            names = ", ".join(p.site.name for p in push.plans)
+            print(f"error: sites {names}: {exc}", file=err)
+    return 1 if failed else 0
+
+
+def main(args: argparse.Namespace) -> int:
+    """Entry point of `python -m dhcp push` (args.sites, args.dry_run)."""
+    from sites.cli import load_or_exit
+
+    model = load_or_exit(args.sites)
+    try:
+        plans = build_plan(model)
+    except PlanError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    codes = ROUTE_CODES if model.dhcp.option_249 else (121,)
+    return run(plans, codes=codes, dry_run=bool(getattr(args, "dry_run", False)))
