@@ -1,0 +1,178 @@
+"""The control-plane interface: plan and apply on top of a few backend primitives.
+
+Backends (Headscale, Tailscale API) only say how to list nodes, replace a
+node's approved routes, read/check/write the policy and mint auth keys; the
+decisions (which node is a site's router, which routes to send, the policy
+merge, the order of writes) live here once.
+
+Order of writes in `apply`, and what a failure leaves:
+1. everything is read and checked first (routers found, policy merged and
+   validated by the server) - a failure here writes nothing;
+2. routes are approved router by router - a failure leaves the earlier routers
+   approved (harmless: no ACL of ours lets traffic through yet), re-run to finish;
+3. router keys set not to expire (Tailscale);
+4. the policy is written last, with the server's concurrency check (ETag /
+   re-read); a conflict re-reads and re-merges, a failure leaves the old policy
+   whole. So traffic is only allowed once the routes it needs are in place.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+from controlplane import policy as pol
+from controlplane import routes as rt
+from controlplane.model import (
+    ChangeSet,
+    ControlPlaneError,
+    Node,
+    PolicyChange,
+    PolicyDoc,
+    RouteChange,
+    UnknownRouterError,
+)
+
+POLICY_ATTEMPTS = 3
+
+
+def router_ident(site) -> list[str]:  # noqa: ANN001 - sites.Site
+    """Names a site's router may have in the tailnet: tailnet_node if the model has it, else the SSH host."""
+    idents = []
+    explicit = getattr(site, "tailnet_node", None)
+    if explicit:
+        idents.append(str(explicit))
+    host = (site.ssh or "").rsplit("@", 1)[-1].split(":")[0]
+    if host:
+        idents.append(host)
+    return idents
+
+
+class ControlPlane(abc.ABC):
+    """One tailnet control server. Idempotent: a second apply of a fresh plan changes nothing."""
+
+    name = "control plane"
+    manages_key_expiry = False
+
+    def __init__(self, writes_policy: bool = True) -> None:
+        self.writes_policy = writes_policy
+
+    # --- backend primitives -------------------------------------------------
+    @abc.abstractmethod
+    def list_nodes(self) -> list[Node]: ...
+
+    @abc.abstractmethod
+    def set_routes(self, node: Node, routes: Sequence[str]) -> None:
+        """Replace the node's approved routes with exactly `routes`."""
+
+    @abc.abstractmethod
+    def read_policy(self) -> PolicyDoc: ...
+
+    @abc.abstractmethod
+    def check_policy(self, text: str) -> None:
+        """Ask the server whether it would accept `text` (raise ControlPlaneError if not); writes nothing."""
+
+    @abc.abstractmethod
+    def write_policy(self, text: str, base: PolicyDoc) -> bool:
+        """Write `text` if the server still holds `base`; False on a concurrent edit."""
+
+    @abc.abstractmethod
+    def create_auth_key(self, tags: Sequence[str], *, reusable: bool = False, expiry_seconds: int = 3600) -> str:
+        """A pre-authorised auth key carrying `tags` (the caller must never print it)."""
+
+    def disable_key_expiry(self, node: Node) -> None:
+        raise NotImplementedError
+
+    # --- shared logic -------------------------------------------------------
+    def find_router(self, ident: str | Sequence[str], nodes: list[Node] | None = None,
+                    prefer: Sequence[str] = ()) -> Node:
+        """The node named `ident` (name, hostname, given name or tailnet IP).
+
+        Several matches (a re-registered machine keeps its hostname) are narrowed
+        to the ones advertising `prefer`; still ambiguous is an error, not a guess.
+        """
+        idents = [ident] if isinstance(ident, str) else list(ident)
+        nodes = self.list_nodes() if nodes is None else nodes
+        for one in idents:
+            found = [n for n in nodes if n.matches(one)]
+            if len(found) > 1 and prefer:
+                want = {rt.canonical(p) for p in prefer}
+                narrowed = [n for n in found if want & set(n.advertised)]
+                found = narrowed or found
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                labels = ", ".join(f"{n.label} (id {n.id})" for n in found)
+                raise ControlPlaneError(f"router {one!r} is ambiguous: nodes {labels} match")
+        raise UnknownRouterError(
+            f"router {' / '.join(repr(i) for i in idents)} is not registered with the {self.name} "
+            "(no node has that name or tailnet IP): join it first, then re-run"
+        )
+
+    def plan(self, model) -> ChangeSet:  # noqa: ANN001 - sites.SiteModel
+        """Read everything, decide everything, write nothing."""
+        spec = pol.PolicySpec.from_model(model)
+        nodes = self.list_nodes()
+        changes, keys = [], []
+        for site in model.sites.values():
+            ours = tuple(rt.canonical(str(p)) for p in site.advertised)
+            node = self.find_router(router_ident(site), nodes, prefer=ours)
+            after = rt.desired(node.approved, node.advertised, ours)
+            changes.append(RouteChange(site.name, node, ours, after))
+            if self.manages_key_expiry and node.key_expiry_disabled is False:
+                keys.append(RouteChange(site.name, node, ours, after))
+        notes: list[str] = []
+        policy_change = None
+        base = self.read_policy()
+        merged = pol.merge(base.text, spec)
+        if merged != base.text:
+            if self.writes_policy:
+                policy_change = PolicyChange(base, merged)
+            else:
+                notes.append("policy file mode: the deploy's pyinfra operation writes this policy:")
+                notes.append(PolicyChange(base, merged).diff().rstrip("\n"))
+        return ChangeSet(self.name, spec, tuple(changes), tuple(keys), policy_change, tuple(notes))
+
+    def apply(self, changes: ChangeSet) -> list[str]:
+        """Carry out a plan (order and failure states: see the module docstring); returns what was done."""
+        done: list[str] = []
+        if changes.policy is not None:
+            self.check_policy(changes.policy.after)
+        if changes.route_updates or changes.keys:
+            fresh = {n.id: n for n in self.list_nodes()}
+            for change in changes.route_updates:
+                node = fresh.get(change.node.id)
+                if node is None:
+                    raise UnknownRouterError(f"router {change.node.label} (id {change.node.id}) left the tailnet meanwhile")
+                # re-derive from the live list: someone may have approved something since plan()
+                after = rt.desired(node.approved, node.advertised, change.ours)
+                if set(after) != set(node.approved):
+                    self.set_routes(node, after)
+                    done.append(f"site {change.site}: {node.label}: approved routes now {', '.join(after) or '(none)'}")
+            for change in changes.keys:
+                self.disable_key_expiry(change.node)
+                done.append(f"site {change.site}: {change.node.label}: key expiry disabled")
+        if changes.policy is not None:
+            done.append(self._write_policy(changes))
+        return done
+
+    def _write_policy(self, changes: ChangeSet) -> str:
+        assert changes.policy is not None
+        base, text = changes.policy.base, changes.policy.after
+        for attempt in range(1, POLICY_ATTEMPTS + 1):
+            if self.write_policy(text, base):
+                return "policy written" + (f" (after {attempt - 1} concurrent edit(s), re-merged)" if attempt > 1 else "")
+            base = self.read_policy()  # someone edited it meanwhile: merge into theirs
+            text = pol.merge(base.text, changes.spec)
+            if text == base.text:
+                return "policy already up to date (a concurrent edit did it)"
+            self.check_policy(text)
+        raise ControlPlaneError(
+            f"policy: changed by someone else {POLICY_ATTEMPTS} times while writing; nothing overwritten, re-run"
+        )
+
+    def router_auth_key(self, model) -> str:  # noqa: ANN001 - sites.SiteModel
+        """The auth key routers join with: the site file's (env/file) if set, else a fresh tagged one."""
+        tailnet = model.tailnet
+        key = tailnet.auth_key() if tailnet else None
+        return key or self.create_auth_key([tailnet.tag if tailnet else "tag:subnet-router"])

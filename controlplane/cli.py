@@ -1,0 +1,56 @@
+"""Command line: plan (dry-run) or apply the control-plane changes the site file needs.
+
+Exit codes: 0 done (or nothing to do), 1 control-plane failure (one line on
+stderr, nothing half-written: see controlplane.base), 2 bad site file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from controlplane import connect
+from controlplane.model import ControlPlaneError
+from controlplane.policy import PolicyError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from sites.cli import add_sites_argument
+
+    parser = argparse.ArgumentParser(prog="python -m controlplane", description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=("plan", "apply"), help="plan: show what would change; apply: do it")
+    add_sites_argument(parser)
+    parser.add_argument("--dry-run", action="store_true", help="with apply: only show the plan (same as plan)")
+    parser.add_argument("--timeout", type=float, default=15.0, help="seconds per API call (default 15)")
+    return parser
+
+
+def run(model, action: str, dry_run: bool = False, timeout: float = 15.0) -> int:  # noqa: ANN001
+    """Plan and maybe apply for an already loaded model; errors are one line on stderr."""
+    from sites import SecretError
+
+    try:
+        cp = connect(model, timeout=timeout)
+        changes = cp.plan(model)
+        print(changes.render())
+        if action == "plan" or dry_run:
+            print("dry run: nothing written" if not changes.empty else "dry run: nothing to do")
+            return 0
+        if changes.empty:
+            print("nothing to do")
+            return 0
+        for line in cp.apply(changes):
+            print(line)
+        return 0
+    except (ControlPlaneError, PolicyError, SecretError) as exc:
+        print(f"controlplane: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from sites.cli import load_or_exit
+
+    args = build_parser().parse_args(argv)
+    model = load_or_exit(args.sites)
+    return run(model, args.action, args.dry_run, args.timeout)

@@ -1,0 +1,91 @@
+"""Headscale backend: the REST API of Headscale >= 0.26 (checked against v0.29.0's source).
+
+Facts it relies on (hscontrol/grpcv1.go, proto/headscale/v1/*.proto at v0.29.0):
+- GET /api/v1/node -> {"nodes": [{id (string, uint64), name (hostname), givenName,
+  ipAddresses, approvedRoutes, availableRoutes, subnetRoutes, tags, ...}]};
+- POST /api/v1/node/{id}/approve_routes {"routes": [...]} REPLACES the approved list;
+- GET /api/v1/policy -> {"policy": text, "updatedAt"} (the text as stored, comments
+  kept; an error while none was ever set); PUT /api/v1/policy {"policy": text} only
+  with `policy.mode: database`; POST /api/v1/policy/check {"policy"} validates;
+- POST /api/v1/preauthkey {"aclTags", "reusable", "expiration"} (no user: a tagged key).
+Headscale has no ETag on the policy, so a write re-reads first and treats a
+changed text as a concurrent edit (re-merge); the window left is one round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+
+from controlplane import routes as rt
+from controlplane.base import ControlPlane
+from controlplane.http import ApiSession
+from controlplane.model import ControlPlaneError, Node, PolicyDoc
+
+
+class HeadscaleControlPlane(ControlPlane):
+    name = "headscale"
+
+    def __init__(self, url: str, api_key: str, *, policy_mode: str = "database", timeout: float = 15.0) -> None:
+        super().__init__(writes_policy=policy_mode == "database")
+        self.policy_mode = policy_mode
+        self.api = ApiSession(url, api_key, timeout)
+
+    def __repr__(self) -> str:
+        return f"HeadscaleControlPlane({self.api.base_url!r}, policy_mode={self.policy_mode!r})"
+
+    def list_nodes(self) -> list[Node]:
+        body = self.api.call("GET", "/api/v1/node").json()
+        return [self._node(n) for n in body.get("nodes") or []]
+
+    @staticmethod
+    def _node(n: dict) -> Node:
+        return Node(
+            id=str(n["id"]),
+            name=n.get("name") or "",
+            hostname=n.get("name") or "",
+            given_name=n.get("givenName") or "",
+            addresses=tuple(n.get("ipAddresses") or ()),
+            advertised=tuple(rt.canonical(p) for p in n.get("availableRoutes") or ()),
+            approved=tuple(rt.canonical(p) for p in n.get("approvedRoutes") or ()),
+            tags=tuple(n.get("tags") or ()),
+        )
+
+    def set_routes(self, node: Node, routes: Sequence[str]) -> None:
+        self.api.call("POST", f"/api/v1/node/{node.id}/approve_routes", json={"routes": list(routes)})
+
+    def read_policy(self) -> PolicyDoc:
+        resp = self.api.call("GET", "/api/v1/policy", ok=(200, 500, 404))
+        if resp.status_code != 200:
+            reason = self.api.reason(resp)
+            if "not found" in reason.lower():  # never set: Headscale's allow-all default is in force
+                return PolicyDoc("", None)
+            raise ControlPlaneError(f"GET {self.api.base_url}/api/v1/policy: HTTP {resp.status_code}: {reason}")
+        body = resp.json()
+        return PolicyDoc(body.get("policy") or "", body.get("updatedAt"))
+
+    def check_policy(self, text: str) -> None:
+        resp = self.api.call("POST", "/api/v1/policy/check", json={"policy": text}, ok=(200, 400, 500))
+        if resp.status_code != 200:
+            raise ControlPlaneError(f"policy rejected by headscale: {self.api.reason(resp)}")
+
+    def write_policy(self, text: str, base: PolicyDoc) -> bool:
+        if not self.writes_policy:
+            raise ControlPlaneError("policy_mode is 'file': the policy file is written by the deploy, not the API")
+        if self.read_policy().text != base.text:
+            return False
+        self.api.call("PUT", "/api/v1/policy", json={"policy": text})
+        return True
+
+    def create_auth_key(self, tags: Sequence[str], *, reusable: bool = False, expiry_seconds: int = 3600) -> str:
+        expiration = datetime.now(timezone.utc) + timedelta(seconds=expiry_seconds)
+        body = self.api.call("POST", "/api/v1/preauthkey", json={
+            "reusable": reusable,
+            "ephemeral": False,
+            "aclTags": list(tags),
+            "expiration": expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }).json()
+        key = (body.get("preAuthKey") or {}).get("key")
+        if not key:
+            raise ControlPlaneError("headscale created no auth key (empty answer)")
+        return key

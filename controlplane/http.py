@@ -1,0 +1,85 @@
+"""One HTTP session per control server, turning failures into one-line errors.
+
+Why a wrapper: every failure must reach the user as one line that names the
+server and the call, and never the API key (it lives only in the session's
+Authorization header, which no message, repr or log line shows).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from controlplane.model import ControlPlaneError
+
+
+class AuthError(ControlPlaneError):
+    """The control server refused the API key."""
+
+
+class Unreachable(ControlPlaneError):
+    """No answer from the control server."""
+
+
+class ApiSession:
+    """Bearer-authenticated JSON/text calls against one base URL."""
+
+    def __init__(self, base_url: str, api_key: str, timeout: float = 15.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._secret = api_key
+        self._session = requests.Session()
+        self._session.headers["Authorization"] = f"Bearer {api_key}"
+        self._session.headers["User-Agent"] = "s2s-controlplane"
+        self._session.trust_env = False  # no proxy from the environment between us and the server
+
+    def __repr__(self) -> str:
+        return f"ApiSession({self.base_url!r})"
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._secret, "***") if self._secret else text
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        data: str | None = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+        ok: tuple[int, ...] = (200,),
+    ) -> requests.Response:
+        """Send one request; return the response if its status is in `ok`, else raise one line."""
+        url = self.base_url + path
+        where = f"{method} {url}"
+        try:
+            resp = self._session.request(
+                method, url, json=json, data=data.encode() if data is not None else None,
+                headers=headers, params=params, timeout=self.timeout,
+            )
+        except requests.Timeout:
+            raise Unreachable(f"{where}: control server did not answer within {self.timeout:g}s") from None
+        except requests.ConnectionError:
+            raise Unreachable(f"{where}: cannot reach the control server (connection failed)") from None
+        except requests.RequestException as exc:
+            raise Unreachable(f"{where}: {type(exc).__name__}") from None
+        if resp.status_code in ok:
+            return resp
+        if resp.status_code in (401, 403):
+            raise AuthError(
+                f"{where}: HTTP {resp.status_code}: the control server refused the API key "
+                "(check [tailnet] api_key_env / api_key_file)"
+            )
+        raise ControlPlaneError(f"{where}: HTTP {resp.status_code}: {self.reason(resp)}")
+
+    def reason(self, resp: requests.Response) -> str:
+        """The server's error message, one line, short, scrubbed."""
+        try:
+            body = resp.json()
+            text = body.get("message") or body.get("error") or str(body) if isinstance(body, dict) else str(body)
+        except ValueError:
+            text = resp.text
+        text = " ".join(str(text).split())
+        return self._scrub(text[:300]) or resp.reason or "no message"

@@ -1,0 +1,245 @@
+"""The tailnet policy merge, shared by every backend (pure text in, text out).
+
+What the sites need is added inside marked blocks; everything else in the
+document, comments included, is left byte for byte. A block looks like
+
+    "acls": [
+        {... hand-written ...},
+        // BEGIN s2s-controlplane acls (generated from the site file; edits here are overwritten)
+        {"action": "accept", "src": [...], "dst": [...]},
+        // END s2s-controlplane acls
+    ],
+
+Why comments and not a field: Headscale rejects unknown fields in a policy
+(json.RejectUnknownMembers) and Tailscale's schema has no free-form field on an
+ACL or an autoApprovers entry, but both keep HuJSON comments (Headscale stores
+the text as given in database mode; Tailscale stores HuJSON). A marker line is
+also what an administrator reading the file sees. Re-running replaces the
+block's inside; `remove` deletes the blocks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from netaddr import IPNetwork
+
+from controlplane import hujson
+
+MARK = "s2s-controlplane"
+TAILNET_RANGE = "100.64.0.0/10"  # the seed's source/destination for tailnet devices
+
+# What Headscale does with no policy at all is allow everything; a first policy
+# starts from that same rule, outside our blocks, so writing it opens nothing
+# new and closes nothing that was open.
+EMPTY_POLICY = """// Tailnet policy. s2s-controlplane created it because the control server had none.
+// The first ACL keeps the no-policy default (everything may reach everything);
+// narrow it by hand as you like: s2s-controlplane only rewrites its own marked blocks.
+{
+  "acls": [
+    {"action": "accept", "src": ["*"], "dst": ["*:*"]},
+  ],
+}
+"""
+
+# (path of the container, what the block holds) in the order blocks are written.
+BLOCKS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("tagOwners",), "tagOwners"),
+    (("autoApprovers", "routes"), "autoApprovers"),
+    (("acls",), "acls"),
+)
+
+
+class PolicyError(ValueError):
+    """The policy cannot be merged (bad HuJSON, wrong shape); one line."""
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """What the sites need from the policy: derived from the site model, no secrets."""
+
+    sites: tuple[tuple[str, tuple[str, ...]], ...]  # (site name, its prefixes)
+    tag: str = "tag:subnet-router"
+    tag_owners: tuple[str, ...] = ()  # empty: only admins / admin-made auth keys may apply the tag
+
+    @classmethod
+    def from_model(cls, model) -> "PolicySpec":  # noqa: ANN001 - sites.SiteModel
+        tag = model.tailnet.tag if model.tailnet else "tag:subnet-router"
+        return cls(
+            sites=tuple(
+                (s.name, tuple(str(IPNetwork(p).cidr) for p in s.advertised)) for s in model.sites.values()
+            ),
+            tag=tag,
+        )
+
+    @property
+    def prefixes(self) -> list[str]:
+        return [p for _, ps in self.sites for p in ps]
+
+    def acls(self) -> list[dict]:
+        """Accept between every pair of sites and between each site and the tailnet (both ways).
+
+        One rule per site (its prefixes to everyone else's and to 100.64.0.0/10)
+        plus one from 100.64.0.0/10 to all sites: every ordered pair, few rules.
+        """
+        rules = []
+        for name, own in self.sites:
+            others = [p for other, ps in self.sites if other != name for p in ps]
+            rules.append({"action": "accept", "src": list(own), "dst": [f"{p}:*" for p in [*others, TAILNET_RANGE]]})
+        rules.append({"action": "accept", "src": [TAILNET_RANGE], "dst": [f"{p}:*" for p in self.prefixes]})
+        return rules
+
+
+def _begin(name: str) -> str:
+    return f"// BEGIN {MARK} {name} (generated from the site file; edits here are overwritten)"
+
+
+def _end(name: str) -> str:
+    return f"// END {MARK} {name}"
+
+
+def _find_block(text: str, node: hujson.Node, name: str) -> tuple[int, int] | None:
+    """Span (start of the BEGIN line, end of the END line incl. newline) of a block in a container."""
+    begin = end = None
+    for tok in hujson.comments_in(text, node):
+        body = text[tok.start:tok.end]
+        if body.startswith(f"// BEGIN {MARK} {name}") and begin is None:
+            begin = tok
+        elif body.startswith(f"// END {MARK} {name}") and begin is not None:
+            end = tok
+            break
+    if begin is None:
+        return None
+    if end is None:
+        raise PolicyError(f"policy: {MARK} {name} block has a BEGIN marker but no END marker")
+    start = text.rfind("\n", 0, begin.start) + 1
+    if text[start:begin.start].strip():  # something else on the BEGIN line: keep it
+        start = begin.start
+    stop = end.end + 1 if text[end.end:end.end + 1] == "\n" else end.end
+    return start, stop
+
+
+def _lookup(text: str, path: tuple[str, ...]) -> hujson.Node | None:
+    node: hujson.Node | None = hujson.parse(text)
+    for key in path:
+        if node is None or node.kind != "object":
+            return None
+        node = node.get(key)
+    return node
+
+
+def _ensure_container(text: str, path: tuple[str, ...], kind: str) -> str:
+    """Create missing objects/arrays along `path` (left in place, empty, by `remove`)."""
+    for depth in range(1, len(path) + 1):
+        parent = _lookup(text, path[:depth - 1])
+        if parent is None or parent.kind != "object":
+            raise PolicyError(f"policy: {'.'.join(path[:depth - 1]) or 'top level'} is not an object")
+        if parent.get(path[depth - 1]) is None:
+            empty = "[]" if depth == len(path) and kind == "array" else "{}"
+            text = hujson.insert_member(text, parent, path[depth - 1], empty)
+    node = _lookup(text, path)
+    assert node is not None
+    if node.kind != kind:
+        raise PolicyError(f"policy: {'.'.join(path)} is not an {kind}")
+    return text
+
+
+def _without_block(text: str, path: tuple[str, ...], name: str) -> tuple[str, tuple[int, str] | None]:
+    """Remove our block from a container; returns the new text and (where it was, its indent)."""
+    node = _lookup(text, path)
+    if node is None or node.kind not in ("object", "array"):
+        return text, None
+    span = _find_block(text, node, name)
+    if span is None:
+        return text, None
+    indent = hujson.line_indent(text, span[0])
+    return text[:span[0]] + text[span[1]:], (span[0], indent)
+
+
+def _block_lines(name: str, items: list[str]) -> list[str]:
+    return [_begin(name), *items, _end(name)]
+
+
+def _items(spec: PolicySpec, name: str, current: dict) -> list[str]:
+    """The block's lines; object keys someone wrote by hand are left to them."""
+    if name == "acls":
+        return [json.dumps(rule) + "," for rule in spec.acls()]
+    if name == "tagOwners":
+        if spec.tag in (current.get("tagOwners") or {}):
+            return []
+        return [f"{json.dumps(spec.tag)}: {json.dumps(list(spec.tag_owners))},"]
+    if name == "autoApprovers":
+        hand = (current.get("autoApprovers") or {}).get("routes") or {}
+        return [f"{json.dumps(p)}: {json.dumps([spec.tag])}," for p in spec.prefixes if p not in hand]
+    raise KeyError(name)
+
+
+def remove(text: str) -> str:
+    """The policy without any of our blocks (containers we created stay, empty)."""
+    try:
+        for path, name in BLOCKS:
+            text, _ = _without_block(text, path, name)
+        hujson.loads(text)
+    except hujson.HuJSONError as exc:
+        raise PolicyError(f"policy: not valid HuJSON: {exc}") from None
+    return text
+
+
+def merge(text: str, spec: PolicySpec) -> str:
+    """The policy with our blocks brought up to date; unchanged text if nothing changes.
+
+    `text` may be empty (no policy yet): then EMPTY_POLICY is the base.
+    """
+    if not text.strip():
+        text = EMPTY_POLICY
+    try:
+        for path, name in BLOCKS:
+            text, at = _without_block(text, path, name)
+            current = hujson.loads(text)
+            if not isinstance(current, dict):
+                raise PolicyError("policy: the top level is not an object")
+            items = _items(spec, name, current)
+            if not items:
+                continue
+            lines = _block_lines(name, items)
+            if at is not None:  # put it back where it was (an admin may have moved it)
+                at, indent = at
+                text = text[:at] + "".join(f"{indent}{line}\n" for line in lines) + text[at:]
+                # the item before the block needs a comma now, as in append_in
+                node = _lookup(text, path)
+                assert node is not None
+                text = _comma_before(text, node, at)
+            else:
+                text = _ensure_container(text, path, "array" if name == "acls" else "object")
+                node = _lookup(text, path)
+                assert node is not None
+                text = hujson.append_in(text, node, lines)
+        hujson.loads(text)
+    except hujson.HuJSONError as exc:
+        raise PolicyError(f"policy: not valid HuJSON: {exc}") from None
+    return text
+
+
+def _comma_before(text: str, node: hujson.Node, at: int) -> str:
+    """Add the comma a re-inserted block needs after the item just before it."""
+    before = [t for t in hujson.tokenize(text[node.start:at]) if t.kind not in ("ws", "comment")]
+    last = before[-1]
+    if last.kind in ("{", "[", ","):
+        return text
+    pos = node.start + last.end
+    return text[:pos] + "," + text[pos:]
+
+
+def managed(text: str) -> dict[str, list[str]]:
+    """The item lines inside each of our blocks (for reports and tests)."""
+    found: dict[str, list[str]] = {}
+    for path, name in BLOCKS:
+        node = _lookup(text, path)
+        if node is None or node.kind not in ("object", "array"):
+            continue
+        span = _find_block(text, node, name)
+        if span:
+            lines = [ln.strip() for ln in text[span[0]:span[1]].splitlines()]
+            found[name] = [ln for ln in lines if ln and not ln.startswith("//")]
+    return found

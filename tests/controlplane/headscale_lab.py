@@ -1,0 +1,238 @@
+"""A real Headscale and two real tailscaled routers, each in a network namespace of ours.
+
+Layout (all names start with s2s-cp / sc-, all addresses live only inside the
+namespaces): s2s-cp-hs holds Headscale (198.51.100.10, embedded DERP, no DERP
+map from the internet) and a bridge; s2s-cp-ra / s2s-cp-rb hold one tailscaled
+each (198.51.100.2 / .3, real TUN). The namespaces have no route anywhere else.
+
+The test process never sends a packet to a namespace address: it reaches the
+REST API through a unix socket (socat in the namespace forwards it to
+Headscale's 127.0.0.1:8080) and a host-side socat on 127.0.0.1:<port>.
+The admin CLI (users, pre-auth and API keys) uses Headscale's unix socket.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+NS_HS, NS_RA, NS_RB = "s2s-cp-hs", "s2s-cp-ra", "s2s-cp-rb"
+HS_ADDR = "198.51.100.10"
+ROUTERS = {NS_RA: ("sc-ra", "198.51.100.2"), NS_RB: ("sc-rb", "198.51.100.3")}
+LOGIN = f"http://{HS_ADDR}:8080"
+
+CONFIG = """\
+server_url: {login}
+listen_addr: 0.0.0.0:8080
+metrics_listen_addr: 127.0.0.1:9090
+grpc_listen_addr: 127.0.0.1:50443
+grpc_allow_insecure: false
+noise:
+  private_key_path: {d}/noise_private.key
+prefixes:
+  v4: 100.64.0.0/10
+  v6: fd7a:115c:a1e0::/48
+  allocation: sequential
+derp:
+  server:
+    enabled: true
+    region_id: 999
+    region_code: s2s
+    region_name: s2s embedded DERP
+    stun_listen_addr: {addr}:3478
+    private_key_path: {d}/derp_server_private.key
+    automatically_add_embedded_derp_region: true
+    ipv4: {addr}
+  urls: []
+  paths: []
+  auto_update_enabled: false
+disable_check_updates: true
+database:
+  type: sqlite
+  sqlite:
+    path: {d}/db.sqlite
+    write_ahead_log: true
+log:
+  level: info
+policy:
+  mode: database
+dns:
+  magic_dns: false
+  override_local_dns: false
+  nameservers:
+    global: []
+unix_socket: {d}/headscale.sock
+unix_socket_permission: "0770"
+logtail:
+  enabled: false
+"""
+
+
+def sh(*cmd: str, ns: str | None = None, check: bool = True, env: dict | None = None,
+       timeout: float = 60) -> subprocess.CompletedProcess:
+    full = ["ip", "netns", "exec", ns, *cmd] if ns else list(cmd)
+    res = subprocess.run(full, capture_output=True, text=True, env=env, timeout=timeout)
+    if check and res.returncode != 0:
+        raise RuntimeError(f"{' '.join(full[:6])}...: exit {res.returncode}: {res.stderr.strip()[-500:]}")
+    return res
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what: str, probe, timeout: float = 60.0, every: float = 0.3):  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = probe()
+            if last:
+                return last
+        except Exception as exc:  # noqa: BLE001 - a probe failing just means "not yet"
+            last = exc
+        time.sleep(every)
+    raise TimeoutError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def cleanup_namespaces() -> None:
+    """Remove our namespaces (a crashed earlier run may have left them)."""
+    for ns in (NS_RA, NS_RB, NS_HS):
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+@dataclass
+class HeadscaleLab:
+    headscale: Path
+    tailscale: Path
+    tailscaled: Path
+    tmp: Path
+    api_url: str = ""
+    procs: list[subprocess.Popen] = field(default_factory=list)
+    user_id: str = ""
+
+    # --- network ------------------------------------------------------------
+    def build_network(self) -> None:
+        cleanup_namespaces()
+        for ns in (NS_HS, NS_RA, NS_RB):
+            sh("ip", "netns", "add", ns)
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+        sh("ip", "-n", NS_HS, "link", "add", "sc-br", "type", "bridge")
+        sh("ip", "-n", NS_HS, "addr", "add", f"{HS_ADDR}/24", "dev", "sc-br")
+        sh("ip", "-n", NS_HS, "link", "set", "sc-br", "up")
+        for ns, (name, addr) in ROUTERS.items():
+            sh("ip", "-n", NS_HS, "link", "add", f"{name}-h", "type", "veth", "peer", "name", name, "netns", ns)
+            sh("ip", "-n", NS_HS, "link", "set", f"{name}-h", "master", "sc-br", "up")
+            sh("ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", name)
+            sh("ip", "-n", ns, "link", "set", name, "up")
+
+    def spawn(self, name: str, *cmd: str, ns: str | None = None, env: dict | None = None) -> subprocess.Popen:
+        log = open(self.tmp / f"{name}.log", "w")  # noqa: SIM115 - lives as long as the process
+        full = ["ip", "netns", "exec", ns, *cmd] if ns else list(cmd)
+        proc = subprocess.Popen(full, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    # --- headscale ----------------------------------------------------------
+    @property
+    def config(self) -> Path:
+        return self.tmp / "headscale.yaml"
+
+    def hs(self, *args: str) -> str:
+        """The headscale admin CLI over its unix socket (no network)."""
+        return sh(str(self.headscale), "-c", str(self.config), "--force", *args).stdout
+
+    def start_headscale(self) -> None:
+        self.config.write_text(CONFIG.format(d=self.tmp, login=LOGIN, addr=HS_ADDR))
+        self.spawn("headscale", str(self.headscale), "serve", "-c", str(self.config), ns=NS_HS)
+        wait_for("headscale unix socket", lambda: (self.tmp / "headscale.sock").exists())
+        wait_for("headscale CLI", lambda: self.hs("users", "list") is not None)
+        api_sock = self.tmp / "api.sock"
+        self.spawn("socat-ns", "socat", f"UNIX-LISTEN:{api_sock},fork", "TCP:127.0.0.1:8080", ns=NS_HS)
+        wait_for("api socket", api_sock.exists)
+        port = free_port()
+        self.spawn("socat-host", "socat", f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr",
+                   f"UNIX-CONNECT:{api_sock}")
+        self.api_url = f"http://127.0.0.1:{port}"
+
+        def health() -> bool:
+            import requests
+
+            return requests.get(self.api_url + "/health", timeout=2).ok
+
+        wait_for("headscale API through socat", health)
+
+    def api_key(self) -> str:
+        return self.hs("apikeys", "create", "--expiration", "2h").strip().splitlines()[-1].strip()
+
+    def preauth_key(self) -> str:
+        if not self.user_id:
+            self.hs("users", "create", "lab")
+            users = json.loads(self.hs("users", "list", "-o", "json"))
+            self.user_id = str(next(u["id"] for u in users if u["name"] == "lab"))
+        out = json.loads(self.hs("preauthkeys", "create", "--user", self.user_id, "--reusable",
+                                 "--expiration", "2h", "-o", "json"))
+        return out["key"]
+
+    # --- routers ------------------------------------------------------------
+    def router_env(self) -> dict:
+        return dict(os.environ, TS_NO_LOGS_NO_SUPPORT="true")
+
+    def ts(self, ns: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        sock = self.tmp / ns / "tailscaled.sock"
+        return sh(str(self.tailscale), f"--socket={sock}", *args, ns=ns, env=self.router_env(),
+                  check=check, timeout=90)
+
+    def start_router(self, ns: str, routes: list[str], authkey: str) -> None:
+        name, _ = ROUTERS[ns]
+        state = self.tmp / ns
+        state.mkdir(exist_ok=True)
+        self.spawn(f"tailscaled-{ns}", str(self.tailscaled), f"--statedir={state}",
+                   f"--socket={state / 'tailscaled.sock'}", "--tun=sc-ts0", "--port=41641",
+                   "--no-logs-no-support", ns=ns, env=self.router_env())
+        wait_for(f"tailscaled in {ns}", lambda: (state / "tailscaled.sock").exists())
+        self.ts(ns, "up", f"--login-server={LOGIN}", f"--authkey={authkey}", f"--hostname={name}",
+                f"--advertise-routes={','.join(routes)}", "--accept-dns=false", "--netfilter-mode=off",
+                "--timeout=60s")
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        cleanup_namespaces()
+
+    def logs(self) -> str:
+        parts = []
+        for f in sorted(self.tmp.glob("*.log")):
+            parts.append(f"--- {f.name}\n" + f.read_text()[-2000:])
+        return "\n".join(parts)
+
+
+def prerequisites() -> str | None:
+    """Why the real lab cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces, TUN)"
+    for tool in ("ip", "socat"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    if not Path("/dev/net/tun").exists():
+        return "/dev/net/tun is missing"
+    return None

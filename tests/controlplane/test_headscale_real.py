@@ -1,0 +1,178 @@
+"""The Headscale backend against a real Headscale v0.29.0 with real tailscaled routers.
+
+Order matters inside this module (one lab for all): the hand-written policy and
+the foreign route approval are set up first, then plan/apply/re-run, then the
+failure cases, which must leave that state untouched.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from controlplane import ControlPlaneError, UnknownRouterError, connect, policy
+from controlplane.cli import run
+from controlplane.http import AuthError, Unreachable
+from tests.controlplane.headscale_lab import free_port
+
+pytestmark = pytest.mark.integration
+
+HAND_POLICY = """// Hand-written by the admin: keep me.
+{
+  "groups": {
+    "group:ops": ["lab@"], // the ops team
+  },
+  "acls": [
+    // ops may reach everything
+    {"action": "accept", "src": ["group:ops"], "dst": ["*:*"]},
+  ],
+}
+"""
+
+
+def api(lab, key: str, method: str, path: str, **kw) -> requests.Response:  # noqa: ANN001
+    resp = requests.request(method, lab.api_url + path, headers={"Authorization": f"Bearer {key}"}, timeout=10, **kw)
+    resp.raise_for_status()
+    return resp
+
+
+def node(lab, key: str, name: str) -> dict:  # noqa: ANN001
+    return next(n for n in api(lab, key, "GET", "/api/v1/node").json()["nodes"] if n["name"] == name)
+
+
+def approved(lab, key: str) -> dict[str, list[str]]:  # noqa: ANN001
+    return {n["name"]: sorted(n["approvedRoutes"]) for n in api(lab, key, "GET", "/api/v1/node").json()["nodes"]}
+
+
+def wait_advertised(lab, key: str) -> None:  # noqa: ANN001
+    from tests.controlplane.headscale_lab import wait_for
+
+    wait_for("routes advertised", lambda: set(node(lab, key, "sc-ra")["availableRoutes"]) >= {"192.0.2.0/24"}
+             and set(node(lab, key, "sc-rb")["availableRoutes"]) >= {"172.16.100.0/24", "10.99.0.0/16"})
+
+
+@pytest.fixture(scope="module")
+def key(headscale_lab) -> str:  # noqa: ANN001
+    k = headscale_lab.api_key()
+    wait_advertised(headscale_lab, k)
+    # the administrator's own state, before this project runs
+    api(headscale_lab, k, "PUT", "/api/v1/policy", json={"policy": HAND_POLICY})
+    ra = node(headscale_lab, k, "sc-ra")
+    api(headscale_lab, k, "POST", f"/api/v1/node/{ra['id']}/approve_routes", json={"routes": ["203.0.113.0/24"]})
+    return k
+
+
+def test_plan_shows_routes_and_policy_diff_without_secrets(headscale_lab, key, make_model, capsys):  # noqa: ANN001
+    model = make_model("headscale", headscale_lab.api_url, key)
+    assert run(model, "plan") == 0
+    out = capsys.readouterr()
+    assert "site a: router sc-ra" in out.out and "approve 192.0.2.0/24" in out.out
+    assert "approve 10.99.0.0/16, 172.16.100.0/24" in out.out
+    assert "kept (approved by someone else): 203.0.113.0/24" in out.out
+    assert "+    // BEGIN s2s-controlplane acls" in out.out
+    assert key not in out.out + out.err
+    # plan wrote nothing
+    assert api(headscale_lab, key, "GET", "/api/v1/policy").json()["policy"] == HAND_POLICY
+    assert node(headscale_lab, key, "sc-ra")["approvedRoutes"] == ["203.0.113.0/24"]
+
+
+def test_apply_approves_ours_keeps_foreign_route_and_hand_policy(headscale_lab, key, make_model, capsys):  # noqa: ANN001
+    model = make_model("headscale", headscale_lab.api_url, key)
+    assert run(model, "apply") == 0
+    ra, rb = node(headscale_lab, key, "sc-ra"), node(headscale_lab, key, "sc-rb")
+    assert sorted(ra["approvedRoutes"]) == ["192.0.2.0/24", "203.0.113.0/24"]  # not ours: stays
+    assert sorted(rb["approvedRoutes"]) == ["10.99.0.0/16", "172.16.100.0/24"]
+    # Headscale now serves them (primary routes), so the approval took effect
+    assert "192.0.2.0/24" in node(headscale_lab, key, "sc-ra")["subnetRoutes"]
+    text = api(headscale_lab, key, "GET", "/api/v1/policy").json()["policy"]
+    for hand in ("// Hand-written by the admin: keep me.", '"group:ops": ["lab@"], // the ops team',
+                 "// ops may reach everything", '{"action": "accept", "src": ["group:ops"], "dst": ["*:*"]},'):
+        assert hand in text
+    blocks = policy.managed(text)
+    assert blocks["tagOwners"] == ['"tag:subnet-router": [],']
+    assert '"192.0.2.0/24": ["tag:subnet-router"],' in blocks["autoApprovers"]
+    assert any('"src": ["192.0.2.0/24"]' in line and "172.16.100.0/24:*" in line for line in blocks["acls"])
+    assert key not in capsys.readouterr().out
+
+
+def test_rerun_changes_nothing(headscale_lab, key, make_model, capsys):  # noqa: ANN001
+    model = make_model("headscale", headscale_lab.api_url, key)
+    before = api(headscale_lab, key, "GET", "/api/v1/policy").json()
+    cp = connect(model)
+    changes = cp.plan(model)
+    assert changes.empty, changes.render()
+    assert run(model, "apply") == 0
+    assert "nothing to do" in capsys.readouterr().out
+    after = api(headscale_lab, key, "GET", "/api/v1/policy").json()
+    assert after == before  # same text, same updatedAt: not even rewritten
+
+
+def test_unknown_router_is_one_line_error_and_writes_nothing(headscale_lab, key, make_model, capsys):  # noqa: ANN001
+    sites = {
+        "a": {"subnet": "192.0.2.0/24", "router": "192.0.2.2", "ssh": "root@sc-ra"},
+        "c": {"subnet": "198.18.0.0/24", "router": "198.18.0.2", "ssh": "root@sc-rc"},  # never joined
+    }
+    model = make_model("headscale", headscale_lab.api_url, key, sites=sites)
+    before_policy = api(headscale_lab, key, "GET", "/api/v1/policy").json()
+    before_routes = approved(headscale_lab, key)
+    with pytest.raises(UnknownRouterError):
+        connect(model).plan(model)
+    assert run(model, "apply") == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'sc-rc' is not registered" in err
+    assert api(headscale_lab, key, "GET", "/api/v1/policy").json() == before_policy
+    assert approved(headscale_lab, key) == before_routes
+
+
+def test_wrong_api_key_is_one_line_error(headscale_lab, key, make_model, capsys):  # noqa: ANN001
+    bad = "hskey-api-WRONGWRONGWRONG-" + "x" * 40
+    model = make_model("headscale", headscale_lab.api_url, bad)
+    with pytest.raises(AuthError):
+        connect(model).plan(model)
+    assert run(model, "apply") == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "HTTP 401" in err and bad not in err
+
+
+def test_unreachable_server_is_one_line_error(make_model, capsys):  # noqa: ANN001
+    model = make_model("headscale", f"http://127.0.0.1:{free_port()}", "hskey-api-whatever")
+    with pytest.raises(Unreachable):
+        connect(model, timeout=3).plan(model)
+    assert run(model, "apply", timeout=3) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot reach the control server" in err
+
+
+def test_cli_entry_point_exit_codes(headscale_lab, key, make_model, tmp_path):  # noqa: ANN001
+    model = make_model("headscale", headscale_lab.api_url, key)
+    ok = subprocess.run([sys.executable, "-m", "controlplane", "apply", "--dry-run", "--sites", str(model.path)],
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert "policy: no change" in ok.stdout and key not in ok.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text(model.path.read_text().replace('subnet = "192.0.2.0/24"', 'subnet = "192.0.2.0/33"'))
+    res = subprocess.run([sys.executable, "-m", "controlplane", "plan", "--sites", str(bad)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "subnet" in res.stderr
+
+
+def test_headscale_rejecting_policy_writes_nothing(headscale_lab, key, make_model):  # noqa: ANN001
+    """A policy Headscale refuses (checked before any write) leaves routes and policy as they were."""
+    model = make_model("headscale", headscale_lab.api_url, key)
+    cp = connect(model)
+    before = api(headscale_lab, key, "GET", "/api/v1/policy").json()
+    with pytest.raises(ControlPlaneError, match="policy rejected by headscale"):
+        cp.check_policy('{"acls": [{"action": "accept", "src": ["*"], "dst": ["no-port"]}]}')
+    assert api(headscale_lab, key, "GET", "/api/v1/policy").json() == before
+
+
+def test_tagged_auth_key_is_minted_and_usable(headscale_lab, key, make_model):  # noqa: ANN001
+    model = make_model("headscale", headscale_lab.api_url, key)
+    cp = connect(model)
+    auth = cp.router_auth_key(model)
+    assert auth.startswith("hskey-auth-") and auth not in repr(cp)
+    keys = api(headscale_lab, key, "GET", "/api/v1/preauthkey").json()["preAuthKeys"]
+    assert any(k["aclTags"] == ["tag:subnet-router"] and not k["reusable"] for k in keys)
