@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from dhcp.kea.connect import TransportFactory, transport_for
-from dhcp.kea.options import (ROUTE_CODES, KeaConfigError, canonical, config_for_set,
-                              desired_options, find_subnet, merge_options, option_diff,
+from dhcp.kea.options import (ROUTE_CODES, KeaConfigError, SubnetIndex, canonical, config_for_set,
+                              desired_options, merge_options, option_diff,
                               options_match, overriding_scopes, unmanaged_route_options)
 from dhcp.kea.transport import KeaError, KeaTransport, KeaUnsupported, redact_url
 from dhcp.plan import PlanError, SitePlan, build_plan
@@ -92,11 +92,12 @@ class ServerPush:
     def _edit(self, config: dict[str, Any]) -> None:
         """Apply every site's options to `config` in place; record what differs."""
         seen: dict[int, str] = {}
+        index = SubnetIndex(config)
         for plan in self.plans:
             kea = plan.site.kea
             assert kea is not None
             try:
-                subnet = find_subnet(config, plan.site.subnet, kea.subnet_id)
+                subnet = index.find(plan.site.subnet, kea.subnet_id)
             except KeaConfigError as exc:
                 raise PushFailed(f"{self.where}: site {plan.site.name}: {exc}; nothing was "
                                  "changed") from None
@@ -153,8 +154,9 @@ class ServerPush:
         """Read back what Kea now runs and compare by code and bytes."""
         check = self._call("config-get", None, "the routes are set and written but could not "
                            "be read back")
+        index = SubnetIndex(check)
         for change in self.changes:
-            subnet = find_subnet(check, change.plan.site.subnet, change.plan.site.kea.subnet_id)  # type: ignore[union-attr]
+            subnet = index.find(change.plan.site.subnet, change.plan.site.kea.subnet_id)  # type: ignore[union-attr]
             if not options_match(list(subnet.get("option-data") or []), change.desired):
                 raise PushFailed(f"{self.where}: site {change.plan.site.name}: read-back after "
                                  "config-set does not show the pushed options 121/249")

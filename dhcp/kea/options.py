@@ -63,34 +63,54 @@ def _prefix(subnet: dict[str, Any]) -> IPNetwork | None:
         return None
 
 
+class SubnetIndex:
+    """All subnet4 maps of a config indexed by id and prefix, built once: a push over many
+    sites on one server then finds each in constant time instead of rescanning."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.subnets = list(iter_subnets(config))
+        self.by_id: dict[Any, dict[str, Any]] = {}
+        self.by_prefix: dict[IPNetwork, list[dict[str, Any]]] = {}
+        for subnet, _ in self.subnets:
+            self.by_id.setdefault(subnet.get("id"), subnet)
+            prefix = _prefix(subnet)
+            if prefix is not None:
+                self.by_prefix.setdefault(prefix, []).append(subnet)
+
+    def find(self, prefix: IPNetwork | str, subnet_id: int | None = None) -> dict[str, Any]:
+        """The subnet4 map (a reference into the config) for a site: by id when the site file
+        gives one, else the one whose prefix equals the site's subnet."""
+        prefix = IPNetwork(str(prefix))
+        if subnet_id is not None:
+            subnet = self.by_id.get(subnet_id)
+            if subnet is None:
+                raise KeaConfigError(f"no subnet4 with id {subnet_id} (has: "
+                                     f"{_listing(self.subnets)})")
+            if _prefix(subnet) != prefix:
+                raise KeaConfigError(f"subnet4 id {subnet_id} is {subnet.get('subnet')}, "
+                                     f"not the site's subnet {prefix}")
+            return subnet
+        found = self.by_prefix.get(prefix, [])
+        if not found:
+            raise KeaConfigError(f"no subnet4 for {prefix} (has: {_listing(self.subnets)})")
+        if len(found) > 1:
+            ids = ", ".join(str(s.get("id")) for s in found)
+            raise KeaConfigError(f"{len(found)} subnet4 entries for {prefix} (ids {ids}): "
+                                 "set kea.subnet_id in the site file")
+        return found[0]
+
+
 def find_subnet(config: dict[str, Any], prefix: IPNetwork | str,
                 subnet_id: int | None = None) -> dict[str, Any]:
-    """The subnet4 map (a reference into `config`) for this site: by id when the site file
-    gives one, else the one whose prefix equals the site's subnet."""
-    prefix = IPNetwork(str(prefix))
-    subnets = list(iter_subnets(config))
-    if subnet_id is not None:
-        for subnet, _ in subnets:
-            if subnet.get("id") == subnet_id:
-                if _prefix(subnet) != prefix:
-                    raise KeaConfigError(f"subnet4 id {subnet_id} is {subnet.get('subnet')}, "
-                                         f"not the site's subnet {prefix}")
-                return subnet
-        raise KeaConfigError(f"no subnet4 with id {subnet_id} (has: {_listing(subnets)})")
-    found = [s for s, _ in subnets if _prefix(s) == prefix]
-    if not found:
-        raise KeaConfigError(f"no subnet4 for {prefix} (has: {_listing(subnets)})")
-    if len(found) > 1:
-        ids = ", ".join(str(s.get("id")) for s in found)
-        raise KeaConfigError(f"{len(found)} subnet4 entries for {prefix} (ids {ids}): "
-                             "set kea.subnet_id in the site file")
-    return found[0]
+    """One lookup (see SubnetIndex.find)."""
+    return SubnetIndex(config).find(prefix, subnet_id)
 
 
 def _listing(subnets: list[tuple[dict[str, Any], str | None]]) -> str:
     if not subnets:
         return "none"
-    return ", ".join(f"{s.get('subnet')} id {s.get('id')}" for s, _ in subnets)
+    shown = ", ".join(f"{s.get('subnet')} id {s.get('id')}" for s, _ in subnets[:10])
+    return shown + (f", ... {len(subnets) - 10} more" if len(subnets) > 10 else "")
 
 
 # -- the options -------------------------------------------------------------------------
