@@ -56,10 +56,10 @@ def assert_client_routes(routes: str, name: str, other: KeaInstance) -> None:
     router = ROUTERS[name]
     assert f"100.64.0.0/10 via {router} " in routes, routes
     assert f"{other.subnet} via {router} " in routes, routes
-    assert f"default via {other_gateway(name)} " in routes, routes
+    assert f"default via {gateway_of(name)} " in routes, routes
 
 
-def other_gateway(name: str) -> str:
+def gateway_of(name: str) -> str:
     return {"a": "192.0.2.1", "b": "172.16.100.1"}[name]
 
 

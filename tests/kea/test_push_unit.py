@@ -1,0 +1,89 @@
+"""Push decisions that happen before any Kea is contacted (no Kea needed)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from dhcp.plan import build_plan
+from dhcp.push import group_by_server, run
+from sites import load_sites
+from tests.kea.harness import free_port
+
+
+def plans_for(tmp_path: Path, text: str):
+    path = tmp_path / "sites.toml"
+    path.write_text(text)
+    return build_plan(load_sites(path))
+
+
+def never(endpoint):
+    raise AssertionError(f"contacted {endpoint!r}")
+
+
+def test_sites_needing_no_push_are_reported_and_skipped(tmp_path):
+    plans = plans_for(tmp_path, f"""
+[sites.a]
+subnet = "192.0.2.0/24"
+router = "192.0.2.1"
+[sites.a.kea]
+url = "http://127.0.0.1:{free_port()}/"
+[sites.b]
+subnet = "172.16.100.0/24"
+router = "172.16.100.2"
+""")
+    out = io.StringIO()
+    assert run(plans, factory=never, out=out, err=io.StringIO()) == 0
+    assert "site a: skipped: router is the LAN's default gateway" in out.getvalue()
+    assert "site b: no kea table, skipped" in out.getvalue()
+
+
+def test_sites_on_one_server_are_one_group(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}/"
+    plans = plans_for(tmp_path, f"""
+[sites.a]
+subnet = "192.0.2.0/24"
+router = "192.0.2.2"
+gateway = "192.0.2.1"
+kea = {{ url = "{url}" }}
+[sites.b]
+subnet = "172.16.100.0/24"
+router = "172.16.100.2"
+gateway = "172.16.100.1"
+kea = {{ url = "{url.rstrip('/')}" }}
+""")
+    groups = group_by_server(plans)
+    assert [[p.site.name for p in ps] for _, ps in groups] == [["a", "b"]]
+
+
+def test_missing_password_env_is_exit_2_before_contact(tmp_path, monkeypatch):
+    monkeypatch.delenv("S2S_KEA_TEST_PW", raising=False)
+    plans = plans_for(tmp_path, f"""
+[sites.a]
+subnet = "192.0.2.0/24"
+router = "192.0.2.2"
+gateway = "192.0.2.1"
+kea = {{ url = "http://127.0.0.1:{free_port()}/", user = "kea-api", password_env = "S2S_KEA_TEST_PW" }}
+[sites.b]
+subnet = "172.16.100.0/24"
+router = "172.16.100.2"
+""")
+    err = io.StringIO()
+    assert run(plans, err=err, out=io.StringIO()) == 2
+    assert "S2S_KEA_TEST_PW is not set" in err.getvalue()
+
+
+def test_kea_over_ssh_is_a_clear_not_yet(tmp_path):
+    plans = plans_for(tmp_path, """
+[sites.a]
+subnet = "192.0.2.0/24"
+router = "192.0.2.2"
+gateway = "192.0.2.1"
+kea = { url = "http://127.0.0.1:8000/", ssh = "root@192.0.2.1" }
+[sites.b]
+subnet = "172.16.100.0/24"
+router = "172.16.100.2"
+""")
+    err = io.StringIO()
+    assert run(plans, err=err, out=io.StringIO()) == 1
+    assert "not supported yet" in err.getvalue() and "nothing was contacted" in err.getvalue()
