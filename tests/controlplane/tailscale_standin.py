@@ -94,7 +94,7 @@ class StandIn:
         self.policy = policy
         self.devices = {d.id: d for d in devices}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
-        self.after_acl_get: list[Callable[["StandIn"], None]] = []  # concurrent edits to inject
+        self.after_acl_get: list[Callable[["StandIn"], None]] = []  # concurrent edits, one per ACL read
         self.keys_made: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
@@ -206,9 +206,8 @@ class StandIn:
                 self.reply(h, 200, self.policy, "application/hujson", {"ETag": etag})
             else:
                 self.reply(h, 200, json.dumps(hujson.loads(self.policy)), "application/json", {"ETag": etag})
-            for edit in self.after_acl_get:  # someone edits it right after we read it
-                edit(self)
-            self.after_acl_get.clear()
+            if self.after_acl_get:  # someone edits it right after this read (one edit per read)
+                self.after_acl_get.pop(0)(self)
             return None
         match = h.headers.get("If-Match")
         if match is not None and match != self.etag:
