@@ -1,0 +1,71 @@
+"""IPv4/IPv6 forwarding, persisted in a sysctl.d file this project owns.
+
+server.sysctl(persist=True) appends to a shared file and leaves a
+conflicting line in place; owning a whole file and reporting conflicts in
+the others is the only way a re-run can tell "already right".
+"""
+
+from __future__ import annotations
+
+import io
+
+from pyinfra import host
+from pyinfra.api import operation
+from pyinfra.operations import files
+
+from operations import parse
+from operations.facts import ForwardingState, SysctlFileSettings
+from operations.util import warn
+
+SYSCTL_FILE = "/etc/sysctl.d/99-s2s-forwarding.conf"
+
+
+def sysctl_file_content(ipv6: bool = True) -> str:
+    lines = ["# Managed by s2s (operations/forwarding.py): a Tailscale subnet router forwards.",
+             "net.ipv4.ip_forward = 1"]
+    if ipv6:
+        lines.append("net.ipv6.conf.all.forwarding = 1")
+    return "\n".join(lines) + "\n"
+
+
+def _effective_name(path: str) -> str:
+    # Debian's procps links /etc/sysctl.d/99-sysctl.conf -> ../sysctl.conf
+    return "99-sysctl.conf" if path == "/etc/sysctl.conf" else path.rsplit("/", 1)[-1]
+
+
+def conflicts(settings: list[parse.SysctlSetting], ours: str, keys: tuple[str, ...]) -> list[str]:
+    """One message per line elsewhere that sets a forwarding key to something other than 1."""
+    out = []
+    own_name = _effective_name(ours)
+    for s in settings:
+        if s.path == ours or s.key not in keys or s.value.strip() == "1":
+            continue
+        wins = _effective_name(s.path) > own_name
+        out.append(
+            f"{s.path} sets {s.key} = {s.value}"
+            + (f" and is applied after {ours}, so it wins at boot" if wins else f" (overridden by {ours})")
+        )
+    return out
+
+
+@operation()
+def enable(ipv6: bool = True, path: str = SYSCTL_FILE):
+    """
+    Turn on IPv4 (and IPv6) forwarding now and at boot; warn about conflicting sysctl lines elsewhere.
+
+    + ipv6: also net.ipv6.conf.all.forwarding
+    + path: the owned sysctl.d file
+    """
+    keys = parse.FORWARDING_KEYS if ipv6 else parse.FORWARDING_KEYS[:1]
+    for message in conflicts(host.get_fact(SysctlFileSettings, keys=list(keys)), path, keys):
+        warn(message)
+
+    file_cmds = list(files.put._inner(src=io.StringIO(sysctl_file_content(ipv6)), dest=path, mode="644"))
+    live = host.get_fact(ForwardingState)
+    # A key the kernel lacks (IPv6 disabled) is not "off": sysctl -e skips it.
+    live_off = [k for k in keys if k in live and live[k] != "1"]
+    yield from file_cmds
+    if file_cmds or live_off:
+        yield f"sysctl -e -p {path}"
+    elif not file_cmds:
+        host.noop("forwarding is on and persisted")

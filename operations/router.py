@@ -1,0 +1,84 @@
+"""The subnet-router deploy: the seed's "Configure the subnet router" steps, in its order.
+
+deploy.py calls configure_router(site, model) once per router host. Every
+step decides from facts, so a second run changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyinfra.api import deploy
+from pyinfra.operations import apt
+
+from operations import checks, forwarding, gro, mss, tailscale
+from operations.secret import AuthKey
+
+
+@dataclass(frozen=True)
+class AptSource:
+    """Where tailscale comes from (Tailscale's repository or a mirror of it, e.g. the lab's)."""
+
+    repo_url: str = tailscale.DEFAULT_REPO
+    key_url: str | None = None
+    key_content: bytes | None = None
+    version: str | None = None
+
+
+def other_routes(site, model) -> list[str]:
+    """Every prefix the other sites' routers advertise."""
+    return [str(p) for name, s in model.sites.items() if name != site.name for p in s.advertised]
+
+
+def auth_key_for(model) -> AuthKey | None:
+    """The join key from the site file's tailnet settings (env or file), if any."""
+    tailnet = getattr(model, "tailnet", None)
+    value = tailnet.auth_key() if tailnet is not None else None
+    return AuthKey(value, source="tailnet auth key") if value else None
+
+
+@deploy("Configure Tailscale subnet router")
+def configure_router(
+    site,
+    model,
+    *,
+    auth_key: AuthKey | None = None,
+    apt_source: AptSource = AptSource(),
+    accept_routes: bool = True,
+    wan_interface: str | None = None,
+    no_logs_no_support: bool = False,
+):
+    """
+    Configure one subnet router for `site` of the validated site model `model`.
+
+    + auth_key: AuthKey for the first join (default: the site file's tailnet auth key)
+    + apt_source: tailscale apt repository, key and optional pinned version
+    + accept_routes: --accept-routes (the recipe's default)
+    + wan_interface: interface for UDP GRO forwarding (default: the default route's)
+    + no_logs_no_support: tailscaled without Tailscale's log servers (lab, tests)
+    """
+    tailnet = getattr(model, "tailnet", None)
+    own = [str(p) for p in site.advertised]
+
+    checks.preflight(
+        name="Check for firewalls, blocked forwarding and LAN overlaps",
+        own_routes=own, other_routes=other_routes(site, model), accept_routes=accept_routes,
+    )
+    apt.packages(name="Install iptables and ethtool", packages=["iptables", "ethtool"], no_recommends=True)
+    tailscale.install(
+        name="Install Tailscale",
+        repo_url=apt_source.repo_url, key_url=apt_source.key_url, key_content=apt_source.key_content,
+        version=apt_source.version, no_logs_no_support=no_logs_no_support,
+    )
+    forwarding.enable(name="Enable IPv4 and IPv6 forwarding")
+    tailscale.configure(
+        name="Join the tailnet and advertise the site's routes",
+        routes=own,
+        accept_routes=accept_routes,
+        snat=False,
+        login_server=(tailnet.login_server if tailnet and tailnet.backend == "headscale" else None),
+        tags=[tailnet.tag] if tailnet and tailnet.tag else [],
+        auth_key=auth_key if auth_key is not None else auth_key_for(model),
+    )
+    mss.clamp(name="Clamp TCP MSS to path MTU on tailscale0")
+    gro.enable(name="Enable UDP GRO forwarding on the WAN interface", interface=wan_interface)

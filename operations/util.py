@@ -1,0 +1,35 @@
+"""Small helpers shared by the operations: warnings printed once, prefs-style diffs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyinfra import host, logger, state
+from pyinfra.api.util import format_text
+
+_warned: set[tuple[int, str, str]] = set()
+
+
+def warn(message: str) -> None:
+    """Log a warning for the current host once per run (op generators run twice)."""
+    key = (id(state._get_module()), str(host.name), message)
+    if key in _warned:
+        return
+    _warned.add(key)
+    host.log_styled(f"warning: {message}", fg="yellow", log_func=logger.warning)
+
+
+def log_changes(title: str, changes: list[tuple[str, Any, Any]]) -> None:
+    """Print `name: old -> new` lines when pyinfra runs with --diff (like files.put's diffs)."""
+    if not changes or not state.config.DIFF:
+        return
+    host.log(f"Will change {format_text(title, bold=True)}", logger.info)
+    for name, old, new in changes:
+        logger.info("  %s: %s -> %s", name, format_text(_show(old), "red"), format_text(_show(new), "green"))
+    logger.info("")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value)
