@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from dhcp.kea.connect import TransportFactory, transport_for
+from dhcp.kea.connect import TransportFactory, transport_for, tunnelled_factory
 from dhcp.kea.options import (ROUTE_CODES, KeaConfigError, SubnetIndex, canonical, config_for_set,
                               desired_options, merge_options, option_diff,
                               options_match, overriding_scopes, unmanaged_route_options)
@@ -220,4 +221,6 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     codes = ROUTE_CODES if model.dhcp.option_249 else (121,)
-    return run(plans, codes=codes, dry_run=bool(getattr(args, "dry_run", False)))
+    with ExitStack() as tunnels:
+        return run(plans, codes=codes, dry_run=bool(getattr(args, "dry_run", False)),
+                   factory=tunnelled_factory(model.ssh, tunnels))

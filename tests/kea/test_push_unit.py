@@ -73,17 +73,35 @@ router = "172.16.100.2"
     assert "S2S_KEA_TEST_PW is not set" in err.getvalue()
 
 
-def test_kea_over_ssh_is_a_clear_not_yet(tmp_path):
-    plans = plans_for(tmp_path, """
+def test_kea_over_unreachable_ssh_fails_before_any_kea_call(tmp_path):
+    """kea.ssh goes through an SSH forward; an SSH host that refuses is exit 1, nothing contacted."""
+    import socket
+    from contextlib import ExitStack
+
+    from dhcp.kea.connect import tunnelled_factory
+    from sites import load_sites
+
+    with socket.socket() as probe:  # a loopback port with nobody listening
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    (tmp_path / "ssh_config").write_text(f"Host kea-a\n  HostName 127.0.0.1\n  Port {closed_port}\n")
+    site_file = tmp_path / "sites.toml"
+    site_file.write_text("""
+[ssh]
+config_file = "ssh_config"
 [sites.a]
 subnet = "192.0.2.0/24"
 router = "192.0.2.2"
 gateway = "192.0.2.1"
-kea = { url = "http://127.0.0.1:8000/", ssh = "root@192.0.2.1" }
+kea = { url = "http://127.0.0.1:8000/", ssh = "root@kea-a" }
 [sites.b]
 subnet = "172.16.100.0/24"
 router = "172.16.100.2"
 """)
+    model = load_sites(site_file)
     err = io.StringIO()
-    assert run(plans, err=err, out=io.StringIO()) == 1
-    assert "not supported yet" in err.getvalue() and "nothing was contacted" in err.getvalue()
+    with ExitStack() as stack:
+        code = run(build_plan(model), err=err, out=io.StringIO(),
+                   factory=tunnelled_factory(model.ssh, stack))
+    assert code == 1
+    assert "via ssh" in err.getvalue() and "nothing was contacted" in err.getvalue()
