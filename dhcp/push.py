@@ -55,7 +55,8 @@ class ServerPush:
 
     @property
     def where(self) -> str:
-        return f"Kea at {redact_url(self.endpoint.url)}"
+        via = f" via ssh {self.endpoint.ssh}" if self.endpoint.ssh else ""
+        return f"Kea at {redact_url(self.endpoint.url)}{via}"
 
     def say(self, text: str) -> None:
         print(text, file=self.out)
