@@ -1,0 +1,47 @@
+"""pyinfra operation for Headscale's file policy mode (policy.mode: file).
+
+In file mode the API cannot write the policy, so the deploy edits the file on
+the Headscale host with the same merge the API backends use. Decided from a
+fact (the file's current text): no change, no command. A new text is uploaded
+next to the file, checked by Headscale (`headscale policy check -f`), moved
+into place only if accepted, then Headscale is told to reload (SIGHUP, what the
+packaged unit's ExecReload does). A rejected policy leaves the old file whole.
+"""
+
+from __future__ import annotations
+
+import shlex
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import FileUploadCommand, operation
+from pyinfra.facts.files import FileContents
+
+from controlplane import policy as pol
+
+
+def current_text(lines: list[str] | None) -> str:
+    """FileContents gives lines without their newlines; None when the file is missing."""
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+@operation()
+def headscale_policy_file(
+    path: str,
+    spec: pol.PolicySpec,
+    check_command: str = "headscale policy check -f {file}",
+    reload_command: str = "systemctl reload headscale",
+):
+    """Merge the sites' entries into Headscale's policy file (comments and hand entries kept)."""
+    before = current_text(host.get_fact(FileContents, path=path))
+    after = pol.merge(before, spec)
+    if after == before:
+        host.noop(f"policy file {path} is up to date")
+        return
+    staged = f"{path}.s2s-new"
+    yield FileUploadCommand(StringIO(after), staged)
+    q_staged, q_path = shlex.quote(staged), shlex.quote(path)
+    check = check_command.format(file=q_staged)
+    yield f"( {check} ) || {{ rm -f {q_staged}; exit 1; }}"
+    yield f"chmod --reference={q_path} {q_staged} 2>/dev/null; mv -f {q_staged} {q_path}"
+    yield reload_command
