@@ -19,13 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 PREFIX = "s2s-op"
 
 
-def require(condition: bool, why: str) -> None:
-    """Real-component prerequisites: fail loudly under CI, skip (saying why) elsewhere."""
-    if condition:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"prerequisite missing under CI: {why}")
-    pytest.skip(why)
+from ops_harness import require  # noqa: E402
 
 
 @pytest.fixture
