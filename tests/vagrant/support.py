@@ -17,3 +17,7 @@ def require(ok: bool, why: str) -> None:
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"prerequisite missing under CI: {why}")
     pytest.skip(why)
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
