@@ -1,0 +1,40 @@
+"""Session fixture: the built-in lab, booted once per test session and torn down at its end.
+
+Other areas that need the lab call `lab.api.ensure_up()` (idempotent: it reuses
+a running lab) from their own session fixture, or use `lab_session()` below.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+import pytest
+
+from lab import api
+from lab.prereq import DEBIAN_PACKAGES, missing_prerequisites
+
+
+def require_lab() -> None:
+    """Fail loudly under CI, skip with the reason elsewhere, when the lab cannot run here."""
+    missing = missing_prerequisites()
+    if missing:
+        why = f"the lab needs {', '.join(missing)} (apt-get install {' '.join(DEBIAN_PACKAGES)}; run as root)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+
+
+def lab_session() -> Iterator[api.LabInfo]:
+    """Generator for a session fixture: up (or reuse) the lab, yield its info, take it down."""
+    require_lab()
+    info = api.ensure_up()
+    try:
+        yield info
+    finally:
+        api.down()
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[api.LabInfo]:
+    yield from lab_session()
