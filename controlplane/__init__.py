@@ -8,28 +8,51 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 from controlplane.base import ControlPlane
 from controlplane.model import ChangeSet, ControlPlaneError, Node, UnknownRouterError
 from controlplane.policy import PolicyError, PolicySpec
 
 __all__ = [
     "ChangeSet", "ControlPlane", "ControlPlaneError", "Node", "PolicyError", "PolicySpec",
-    "UnknownRouterError", "connect",
+    "UnknownRouterError", "connect", "reach",
 ]
 
 
-def connect(model, *, timeout: float = 15.0) -> ControlPlane:  # noqa: ANN001 - sites.SiteModel
-    """The backend the site file's [tailnet] table names (the API key is read here, from env/file)."""
+def connect(model, *, timeout: float = 15.0, url: str | None = None) -> ControlPlane:  # noqa: ANN001
+    """The backend the site file's [tailnet] table names (the API key is read here, from env/file).
+
+    `url` stands in for tailnet.url when a tunnel reaches it (see `reach`).
+    """
     tailnet = model.tailnet
     if tailnet is None:
         raise ControlPlaneError(f"{model.path}: tailnet: missing [tailnet] table (control server and API key)")
     key = tailnet.api_key()
+    url = url or tailnet.url
     if tailnet.backend == "headscale":
         from controlplane.headscale import HeadscaleControlPlane
 
-        return HeadscaleControlPlane(tailnet.url, key, policy_mode=tailnet.policy_mode, timeout=timeout)
+        return HeadscaleControlPlane(url, key, policy_mode=tailnet.policy_mode, timeout=timeout)
     if tailnet.backend == "tailscale":
         from controlplane.tailscale import TailscaleControlPlane
 
-        return TailscaleControlPlane(tailnet.url, key, tailnet.tailnet, timeout=timeout)
+        return TailscaleControlPlane(url, key, tailnet.tailnet, timeout=timeout)
     raise ControlPlaneError(f"{model.path}: tailnet.backend: unknown backend ({tailnet.backend})")
+
+
+@contextmanager
+def reach(model, *, timeout: float = 15.0) -> Iterator[ControlPlane]:  # noqa: ANN001 - sites.SiteModel
+    """connect(), through an SSH port forward when [tailnet] ssh names the host the API listens on."""
+    from tunnel import TunnelError, forwarded_url
+
+    tailnet = model.tailnet
+    if tailnet is None or not tailnet.ssh:
+        yield connect(model, timeout=timeout)
+        return
+    try:
+        with forwarded_url(tailnet.url, tailnet.ssh, model.ssh.config_file, model.ssh.key_file) as url:
+            yield connect(model, timeout=timeout, url=url)
+    except TunnelError as exc:
+        raise ControlPlaneError(f"tailnet: {exc}; nothing was changed") from None

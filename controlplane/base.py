@@ -109,18 +109,24 @@ class ControlPlane(abc.ABC):
             "(no node has that name or tailnet IP): join it first, then re-run"
         )
 
-    def plan(self, model) -> ChangeSet:  # noqa: ANN001 - sites.SiteModel
-        """Read everything, decide everything, write nothing."""
+    def plan(self, model, *, routes: bool = True, policy: bool = True) -> ChangeSet:  # noqa: ANN001 - sites.SiteModel
+        """Read everything, decide everything, write nothing.
+
+        The deploy plans the policy alone before routers join (it names no node) and the
+        routes alone after they joined, so traffic rules and approvals each come at their step.
+        """
         spec = pol.PolicySpec.from_model(model)
-        nodes = self.list_nodes()
         changes, keys = [], []
-        for site in model.sites.values():
+        nodes = self.list_nodes() if routes else []
+        for site in model.sites.values() if routes else ():
             ours = tuple(rt.canonical(str(p)) for p in site.advertised)
             node = self.find_router(router_ident(site), nodes, prefer=ours)
             after = rt.desired(node.approved, node.advertised, ours)
             changes.append(RouteChange(site.name, node, ours, after))
             if self.manages_key_expiry and node.key_expiry_disabled is False:
                 keys.append(RouteChange(site.name, node, ours, after))
+        if not policy:
+            return ChangeSet(self.name, spec, tuple(changes), tuple(keys), None, ())
         notes: list[str] = []
         policy_change = None
         base = self.read_policy()

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from controlplane import connect
+from controlplane import reach
 from controlplane.model import ControlPlaneError
 from controlplane.policy import PolicyError
 
@@ -31,21 +31,26 @@ def run(model, action: str, dry_run: bool = False, timeout: float = 15.0) -> int
     from sites import SecretError
 
     try:
-        cp = connect(model, timeout=timeout)
-        changes = cp.plan(model)
-        print(changes.render())
-        if action == "plan" or dry_run:
-            print("dry run: nothing written" if not changes.empty else "dry run: nothing to do")
-            return 0
-        if changes.empty:
-            print("nothing to do")
-            return 0
-        for line in cp.apply(changes):
-            print(line)
-        return 0
+        with reach(model, timeout=timeout) as cp:
+            return _run(cp, model, action, dry_run)
     except (ControlPlaneError, PolicyError, SecretError) as exc:
         print(f"controlplane: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
+
+
+def _run(cp, model, action: str, dry_run: bool) -> int:  # noqa: ANN001
+    """Plan, print, maybe apply (errors propagate to run())."""
+    changes = cp.plan(model)
+    print(changes.render())
+    if action == "plan" or dry_run:
+        print("dry run: nothing written" if not changes.empty else "dry run: nothing to do")
+        return 0
+    if changes.empty:
+        print("nothing to do")
+        return 0
+    for line in cp.apply(changes):
+        print(line)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
