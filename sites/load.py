@@ -151,7 +151,7 @@ def parse_sites(path: Path, raw: dict[str, Any]) -> SiteModel:
 def _site(t: _Table, name: str) -> Site:
     if not name.strip() or not all(c.isalnum() or c in "-_" for c in name):
         raise SiteFileError(t.path, t.key, "site names must be non-empty letters, digits, - or _", name)
-    t.only("subnet", "router", "gateway", "routes", "ssh", "kea")
+    t.only("subnet", "router", "gateway", "routes", "ssh", "kea", "tailnet_node")
     subnet = t.network("subnet", t.get("subnet", str, required=True))
     if subnet.version != 4:
         raise t.error("subnet", "must be an IPv4 prefix (DHCPv4 option 121 carries IPv4 only)", str(subnet))
@@ -183,6 +183,7 @@ def _site(t: _Table, name: str) -> Site:
         routes=routes,
         ssh=ssh or str(router),
         kea=_kea(kea_table) if kea_table else None,
+        tailnet_node=t.text("tailnet_node"),
     )
 
 
@@ -278,7 +279,8 @@ def _tailnet(t: _Table | None) -> Tailnet | None:
 def _tailscale(t: _Table | None) -> Tailscale:
     if t is None:
         return Tailscale()
-    t.only("apt_repo", "apt_suite", "apt_component", "apt_key_url", "apt_key_file", "version")
+    t.only("apt_repo", "apt_suite", "apt_component", "apt_key_url", "apt_key_file", "version",
+           "no_logs_no_support")
     default = Tailscale()
     key_file = t.file("apt_key_file")
     return Tailscale(
@@ -288,6 +290,7 @@ def _tailscale(t: _Table | None) -> Tailscale:
         apt_key_url=t.text("apt_key_url", None if key_file else default.apt_key_url),
         apt_key_file=key_file,
         version=t.text("version"),
+        no_logs_no_support=t.get("no_logs_no_support", bool, False),
     )
 
 

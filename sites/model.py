@@ -66,6 +66,7 @@ class Site:
     routes: tuple[IPNetwork, ...] = ()
     ssh: str = ""
     kea: KeaEndpoint | None = None
+    tailnet_node: str | None = None  # the router's node name in the tailnet, when not its ssh host
 
     @property
     def advertised(self) -> tuple[IPNetwork, ...]:
@@ -116,6 +117,7 @@ class Tailscale:
     apt_key_url: str | None = "https://pkgs.tailscale.com/stable/debian/bookworm.noarmor.gpg"
     apt_key_file: Path | None = None  # a local ASCII-armoured or binary key, uploaded instead of the URL
     version: str | None = None
+    no_logs_no_support: bool = False  # tailscaled off Tailscale's log servers (the lab sets it)
 
 
 @dataclass(frozen=True)
