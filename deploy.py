@@ -1,0 +1,35 @@
+"""Site-to-site deploy: Tailscale's recipe, one step per line.
+
+    SITES=sites.toml pyinfra inventory.py deploy.py [--dry --diff]
+
+Order keeps LAN clients safe: routers are ready (forwarding, joined, routes
+advertised, MSS clamped) and their routes approved before any DHCP server
+hands out routes that point at them.
+"""
+
+from __future__ import annotations
+
+from pyinfra import host
+
+from steps.inputs import apt_source, kea_plans, load_model, router_site
+from operations.router import configure_router
+from steps import controlplane, kea
+
+model = load_model()
+plans = kea_plans(model, host)
+site = router_site(model, host)
+
+# 5. Tailnet policy: allow site-to-site traffic, autoApprovers and the router tag (once per run)
+controlplane.policy_allows_sites(name="Tailnet policy allows the sites", model=model, _run_once=True)
+
+# 2-3. Each subnet router: Tailscale installed, forwarding on, joined, routes advertised, MSS clamped
+if site is not None:
+    configure_router(site, model, apt_source=apt_source(model),
+                     no_logs_no_support=model.tailscale.no_logs_no_support)
+
+# 4. Approve the subnet routers' routes (once per run, after they joined)
+controlplane.routes_approved(name="Subnet routes approved", model=model, _run_once=True)
+
+# 6. The other LAN devices: DHCP option 121/249 from each site's Kea
+if plans:
+    kea.routes_pushed(name="Kea hands out the site routes (option 121/249)", model=model, plans=plans)

@@ -1,0 +1,87 @@
+"""The control-plane steps of the deploy: the tailnet policy, then route approvals.
+
+Both talk to one control server (not to the host pyinfra runs them on), so the
+deploy runs them once (`_run_once`). Deciding reads only; writing happens at
+execution time through controlplane.apply, which re-reads and keeps its
+guarantees (validate first, never overwrite a concurrent policy edit).
+The policy comes before the routers join (autoApprovers and tagOwners must be
+in place for the tagged routers), approvals after they joined.
+"""
+
+from __future__ import annotations
+
+from pyinfra import host, logger, state
+from pyinfra.api import FunctionCommand, OperationError, operation
+
+from controlplane import ChangeSet, ControlPlaneError, PolicyError, UnknownRouterError, reach
+from sites.model import SecretError, SiteModel
+
+FAILURES = (ControlPlaneError, PolicyError, SecretError)
+
+
+def _plan(model: SiteModel, *, routes: bool, policy: bool) -> ChangeSet:
+    with reach(model) as cp:
+        return cp.plan(model, routes=routes, policy=policy)
+
+
+def _apply(model: SiteModel, routes: bool, policy: bool) -> None:
+    """Execution time: plan again against the live server and apply what is still needed."""
+    try:
+        with reach(model) as cp:
+            changes = cp.plan(model, routes=routes, policy=policy)
+            done = cp.apply(changes) if not changes.empty else []
+    except FAILURES as exc:
+        raise OperationError(f"control plane: {' '.join(str(exc).split())}") from None
+    for line in done or ["already as planned"]:
+        host.log(f"control plane: {line}")
+
+
+def _show(changes: ChangeSet) -> None:
+    if state.config.DIFF:
+        for line in changes.render().splitlines():
+            logger.info("  %s", line)
+
+
+@operation()
+def policy_allows_sites(model: SiteModel):
+    """The tailnet policy lets every site reach every other (ACLs, autoApprovers, router tag).
+
+    + model: the validated site model
+    """
+    if model.tailnet is None:
+        host.noop("control plane: no [tailnet] table")
+        return
+    try:
+        changes = _plan(model, routes=False, policy=True)
+    except FAILURES as exc:
+        raise OperationError(f"control plane: {' '.join(str(exc).split())}") from None
+    if changes.empty:
+        host.noop("control plane: policy already allows the sites")
+        return
+    _show(changes)
+    yield FunctionCommand(_apply, (model, False, True), {})
+
+
+@operation()
+def routes_approved(model: SiteModel):
+    """Each site router's advertised site prefixes are approved (others' approvals kept).
+
+    + model: the validated site model
+    """
+    if model.tailnet is None:
+        host.noop("control plane: no [tailnet] table")
+        return
+    try:
+        changes = _plan(model, routes=True, policy=False)
+    except UnknownRouterError as exc:
+        # first deploy: the routers join in an earlier step of this same run
+        host.log(f"control plane: {exc}; approving after the join step", logger.info)
+        yield FunctionCommand(_apply, (model, True, False), {})
+        return
+    except FAILURES as exc:
+        raise OperationError(f"control plane: {' '.join(str(exc).split())}") from None
+    if changes.empty:
+        host.noop("control plane: routes already approved")
+        return
+    _show(changes)
+    yield FunctionCommand(_apply, (model, True, False), {})

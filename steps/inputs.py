@@ -1,0 +1,59 @@
+"""What deploy.py needs from the validated site model, per pyinfra host.
+
+pyinfra runs deploy.py once per host; these helpers map the current host back
+to its role (a site's router, a Kea server) using the names inventory.py gave.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+
+from dhcp.plan import PlanError, SitePlan, build_plan
+from operations.router import AptSource
+from sites.cli import load_or_exit
+from sites.model import Site, SiteModel
+
+
+def _host_name(target: str) -> str:
+    return target.rpartition("@")[2]
+
+
+@lru_cache(maxsize=1)
+def _load() -> tuple[SiteModel, dict[str, SitePlan]]:
+    model = load_or_exit(None)
+    try:
+        return model, build_plan(model)
+    except PlanError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def load_model() -> SiteModel:
+    """The site model ($SITES or ./sites.toml), validated and planned before any host is touched."""
+    return _load()[0]
+
+
+def _plans(model: SiteModel) -> dict[str, SitePlan]:
+    return _load()[1]
+
+
+def router_site(model: SiteModel, host) -> Site | None:  # noqa: ANN001 - pyinfra Host
+    """The site whose subnet router is this host, if any."""
+    return next((s for s in model.sites.values() if _host_name(s.ssh) == host.name), None)
+
+
+def kea_plans(model: SiteModel, host) -> list[SitePlan]:  # noqa: ANN001 - pyinfra Host
+    """Plans of the sites whose Kea is reached through this host and need a push."""
+    return [
+        p for p in _plans(model).values()
+        if p.push_needed and p.site.kea and p.site.kea.ssh and _host_name(p.site.kea.ssh) == host.name
+    ]
+
+
+def apt_source(model: SiteModel) -> AptSource:
+    """Where routers install Tailscale from; a local key file is uploaded rather than fetched."""
+    ts = model.tailscale
+    key = ts.apt_key_file.read_bytes() if ts.apt_key_file else None
+    return AptSource(repo_url=ts.apt_repo, key_url=None if key else ts.apt_key_url, key_content=key,
+                     version=ts.version)

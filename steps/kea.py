@@ -1,0 +1,78 @@
+"""The DHCP step of the deploy: option 121/249 into a Kea server reached over pyinfra's own SSH connection.
+
+Kea's Control Agent listens on the Kea host's loopback (Debian's default), so
+the operation forwards a local port through the SSH transport pyinfra already
+holds for that host. Deciding reads the running config (config-get only);
+changing happens at execution time through the same push code as
+`python -m dhcp push`, so both paths keep its guarantees (config-test, no
+concurrent edit, config-write, read-back).
+"""
+
+from __future__ import annotations
+
+import io
+from contextlib import ExitStack
+
+from pyinfra import host, logger, state
+from pyinfra.api import FunctionCommand, OperationError, operation
+
+from dhcp.kea.connect import tunnelled_factory
+from dhcp.kea.options import ROUTE_CODES
+from dhcp.kea.transport import KeaError
+from dhcp.plan import SitePlan
+from dhcp.push import PushFailed, ServerPush, group_by_server
+from sites.model import SecretError, SiteModel
+
+
+def _ssh_transport():  # noqa: ANN202 - paramiko.Transport | None
+    """The paramiko transport of pyinfra's connection to the current host (None for non-SSH connectors)."""
+    client = getattr(host.connector, "client", None)
+    return client.get_transport() if client is not None else None
+
+
+def _server_push(model: SiteModel, plans: list[SitePlan], stack: ExitStack) -> ServerPush:
+    codes = ROUTE_CODES if model.dhcp.option_249 else (121,)
+    (endpoint, grouped), = group_by_server({p.site.name: p for p in plans})
+    factory = tunnelled_factory(model.ssh, stack, {endpoint.ssh: _ssh_transport()} if endpoint.ssh else None)
+    push = ServerPush(endpoint, grouped, codes, io.StringIO())
+    push.transport = factory(endpoint)
+    return push
+
+
+def _apply(model: SiteModel, plans: list[SitePlan]) -> None:
+    """Execution time: the full push (config-test, set, write, verify) for this Kea server."""
+    with ExitStack() as stack:
+        try:
+            push = _server_push(model, plans, stack)
+            push.run(dry_run=False)
+        except (PushFailed, KeaError, SecretError) as exc:
+            raise OperationError(f"kea: {exc}") from None
+    for line in push.out.getvalue().splitlines():  # type: ignore[attr-defined]
+        host.log(line)
+
+
+@operation()
+def routes_pushed(model: SiteModel, plans: list[SitePlan]):
+    """Kea on this host hands out the planned option 121/249 for each of its sites.
+
+    + model: the validated site model
+    + plans: this host's sites' plans (push_needed only), all on one Kea server
+    """
+    if not plans:
+        host.noop("kea: no site on this host needs routes pushed")
+        return
+    with ExitStack() as stack:
+        try:
+            probe = _server_push(model, plans, stack)
+            probe.run(dry_run=True)  # config-get only: records what would change
+        except (PushFailed, KeaError, SecretError) as exc:
+            raise OperationError(f"kea: {exc}") from None
+    if not probe.changes:
+        host.noop(f"kea: options 121/249 already as planned for {', '.join(p.site.name for p in plans)}")
+        return
+    if state.config.DIFF:
+        for change in probe.changes:
+            host.log(f"Will change {change.label}")
+        for line in probe.out.getvalue().splitlines():  # type: ignore[attr-defined]
+            logger.info("  %s", line)
+    yield FunctionCommand(_apply, (model, plans), {})
