@@ -32,4 +32,5 @@ controlplane.routes_approved(name="Subnet routes approved", model=model, _run_on
 
 # 6. The other LAN devices: DHCP option 121/249 from each site's Kea
 if plans:
+    kea.config_writable(name="Kea may persist its config (config-write)")
     kea.routes_pushed(name="Kea hands out the site routes (option 121/249)", model=model, plans=plans)

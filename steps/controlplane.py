@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pyinfra import host, logger, state
 from pyinfra.api import FunctionCommand, OperationError, operation
+from pyinfra.api.host import Host
+from pyinfra.api.state import State
 
 from controlplane import ChangeSet, ControlPlaneError, PolicyError, UnknownRouterError, reach
 from sites.model import SecretError, SiteModel
@@ -24,16 +26,21 @@ def _plan(model: SiteModel, *, routes: bool, policy: bool) -> ChangeSet:
         return cp.plan(model, routes=routes, policy=policy)
 
 
-def _apply(model: SiteModel, routes: bool, policy: bool) -> None:
-    """Execution time: plan again against the live server and apply what is still needed."""
+def _apply(state: State, host: Host, model: SiteModel, routes: bool, policy: bool) -> bool:
+    """Execution time: plan again against the live server and apply what is still needed.
+
+    Returns False (pyinfra's failed command) with a one-line reason, no traceback.
+    """
     try:
         with reach(model) as cp:
             changes = cp.plan(model, routes=routes, policy=policy)
             done = cp.apply(changes) if not changes.empty else []
     except FAILURES as exc:
-        raise OperationError(f"control plane: {' '.join(str(exc).split())}") from None
+        host.log_styled(f"control plane: {' '.join(str(exc).split())}", fg="red", log_func=logger.error)
+        return False
     for line in done or ["already as planned"]:
         host.log(f"control plane: {line}")
+    return True
 
 
 def _show(changes: ChangeSet) -> None:

@@ -15,6 +15,10 @@ from contextlib import ExitStack
 
 from pyinfra import host, logger, state
 from pyinfra.api import FunctionCommand, OperationError, operation
+from pyinfra.api.host import Host
+from pyinfra.api.state import State
+from pyinfra.facts.files import File
+from pyinfra.operations import files
 
 from dhcp.kea.connect import tunnelled_factory
 from dhcp.kea.options import ROUTE_CODES
@@ -23,32 +27,53 @@ from dhcp.plan import SitePlan
 from dhcp.push import PushFailed, ServerPush, group_by_server
 from sites.model import SecretError, SiteModel
 
+DEBIAN_CONFIG = "/etc/kea/kea-dhcp4.conf"
+DEBIAN_KEA_GROUP = "_kea"
 
-def _ssh_transport():  # noqa: ANN202 - paramiko.Transport | None
-    """The paramiko transport of pyinfra's connection to the current host (None for non-SSH connectors)."""
-    client = getattr(host.connector, "client", None)
+
+def _ssh_transport(on_host: Host):  # noqa: ANN202 - paramiko.Transport | None
+    """The paramiko transport of pyinfra's connection to a host (None for non-SSH connectors)."""
+    client = getattr(on_host.connector, "client", None)
     return client.get_transport() if client is not None else None
 
 
-def _server_push(model: SiteModel, plans: list[SitePlan], stack: ExitStack) -> ServerPush:
+def _server_push(on_host: Host, model: SiteModel, plans: list[SitePlan], stack: ExitStack) -> ServerPush:
     codes = ROUTE_CODES if model.dhcp.option_249 else (121,)
     (endpoint, grouped), = group_by_server({p.site.name: p for p in plans})
-    factory = tunnelled_factory(model.ssh, stack, {endpoint.ssh: _ssh_transport()} if endpoint.ssh else None)
+    transports = {endpoint.ssh: _ssh_transport(on_host)} if endpoint.ssh else None
     push = ServerPush(endpoint, grouped, codes, io.StringIO())
-    push.transport = factory(endpoint)
+    push.transport = tunnelled_factory(model.ssh, stack, transports)(endpoint)
     return push
 
 
-def _apply(model: SiteModel, plans: list[SitePlan]) -> None:
-    """Execution time: the full push (config-test, set, write, verify) for this Kea server."""
+def _apply(state: State, host: Host, model: SiteModel, plans: list[SitePlan]) -> bool:
+    """Execution time: the full push (config-test, set, write, verify) for this Kea server.
+
+    Returns False (pyinfra's failed command) with Kea's own message, no traceback.
+    """
     with ExitStack() as stack:
         try:
-            push = _server_push(model, plans, stack)
+            push = _server_push(host, model, plans, stack)
             push.run(dry_run=False)
         except (PushFailed, KeaError, SecretError) as exc:
-            raise OperationError(f"kea: {exc}") from None
+            host.log_styled(f"kea: {exc}", fg="red", log_func=logger.error)
+            return False
     for line in push.out.getvalue().splitlines():  # type: ignore[attr-defined]
         host.log(line)
+    return True
+
+
+@operation()
+def config_writable(path: str = DEBIAN_CONFIG, group: str = DEBIAN_KEA_GROUP):
+    """Kea may persist its config (config-write): Debian's packaged file is root's and kea-dhcp4 runs as _kea.
+
+    + path: kea-dhcp4's config file
+    + group: the group kea-dhcp4 runs as
+    """
+    if not host.get_fact(File, path=path):
+        host.noop(f"kea: {path} not found; leaving Kea's file layout alone")
+        return
+    yield from files.file._inner(path=path, group=group, mode="664")
 
 
 @operation()
@@ -63,7 +88,7 @@ def routes_pushed(model: SiteModel, plans: list[SitePlan]):
         return
     with ExitStack() as stack:
         try:
-            probe = _server_push(model, plans, stack)
+            probe = _server_push(host, model, plans, stack)
             probe.run(dry_run=True)  # config-get only: records what would change
         except (PushFailed, KeaError, SecretError) as exc:
             raise OperationError(f"kea: {exc}") from None
