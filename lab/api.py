@@ -239,9 +239,16 @@ def _write_outputs(topo: Topology) -> None:
 # ---------------------------------------------------------------- down
 
 def _mounted_layers() -> list[Path]:
+    """Host layers of this checkout, and any overlay over the lab image (a lab from another checkout)."""
     base = str(hosts_dir().resolve()) + "/"
+    image_prefix = f"lowerdir={image.image_root().parent}/image-"
+    found = []
     with open("/proc/self/mounts") as f:
-        return [Path(line.split()[1]) for line in f if line.split()[1].startswith(base)]
+        for line in f:
+            fields = line.split()
+            if fields[1].startswith(base) or (fields[2] == "overlay" and image_prefix in fields[3]):
+                found.append(Path(fields[1]))
+    return found
 
 
 def down() -> None:
