@@ -91,7 +91,9 @@ def start(host: Host, binds_ro: dict[str, str] | None = None) -> int:
     cmd = [
         "systemd-nspawn", "--quiet", "-D", str(lay.root), "--boot",
         "--register=no", "--keep-unit", f"--machine={PREFIX}-{host.name}", f"--hostname={host.name}",
-        f"--network-namespace-path=/run/netns/{host.netns}",
+        # --private-network on top of the path: the same namespace, but nspawn then leaves
+        # /proc/sys/net writable and keeps CAP_NET_ADMIN (the deploy sets ip_forward).
+        f"--network-namespace-path=/run/netns/{host.netns}", "--private-network",
         "--console=pipe", "--resolv-conf=off", "--link-journal=no", "--timezone=off",
     ]
     if host.role == "router":

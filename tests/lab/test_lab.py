@@ -90,6 +90,14 @@ def test_router_installs_tailscale_from_the_signed_lab_repo(lab: api.LabInfo) ->
             "apt-get update -q", check=False)
 
 
+def test_routers_may_forward_and_have_a_tun_device(lab: api.LabInfo) -> None:
+    """What the router deploy does first: write forwarding sysctls, open /dev/net/tun (over real SSH)."""
+    for name in ("a-router", "b-router"):
+        out = ssh(lab, name, "sysctl -w net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 && "
+                             "sysctl -w net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0 && test -c /dev/net/tun && echo ok")
+        assert out.strip().endswith("ok"), out
+
+
 def lab_version() -> str:
     from lab.versions import TAILSCALE_VERSION
     return TAILSCALE_VERSION.lstrip("v")
