@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -195,8 +194,8 @@ def _index(repo: Path, arch: str) -> None:
         f.write(packages)
     dist = repo / "dists" / SUITE
     release = run(["apt-ftparchive",
-                   "-o", f"APT::FTPArchive::Release::Origin=s2s-lab",
-                   "-o", f"APT::FTPArchive::Release::Label=s2s-lab",
+                   "-o", "APT::FTPArchive::Release::Origin=s2s-lab",
+                   "-o", "APT::FTPArchive::Release::Label=s2s-lab",
                    "-o", f"APT::FTPArchive::Release::Suite={SUITE}",
                    "-o", f"APT::FTPArchive::Release::Codename={SUITE}",
                    "-o", f"APT::FTPArchive::Release::Architectures={arch}",
