@@ -8,11 +8,14 @@ the returned LabInfo (site file, ssh config) instead of knowing the layout.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import time
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from lab import aptrepo, container, gobuild, image, keys, net, probe, roles
 from lab.hosts import Host, lab_hosts, segments
@@ -48,6 +51,21 @@ class LabInfo:
             if h.name == name:
                 return h
         raise KeyError(name)
+
+
+LOCK_FILE = Path("/run/lock/s2s-lab.lock")
+
+
+@contextmanager
+def _locked() -> Iterator[None]:
+    """One up/down at a time machine-wide (namespace names are global, checkouts are not)."""
+    LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
+    with open(LOCK_FILE, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _kea_secret(site: str) -> str:
@@ -101,13 +119,18 @@ def is_running(topology_path: str | Path | None = None) -> bool:
 def ensure_up(topology_path: str | Path | None = None) -> LabInfo:
     """Start the lab unless it is already running and healthy; return where its outputs are."""
     topo = load_topology(topology_path)
+    with _locked():
+        return _ensure_up(topo)
+
+
+def _ensure_up(topo: Topology) -> LabInfo:
     if _healthy(topo):
         say("lab already running; refreshing its outputs")
         _write_outputs(topo)
         return _info(topo)
     if net.lab_namespaces() or _read_state() or _mounted_layers():
         say("found a stopped or half-built lab; cleaning it up first")
-        down()
+        _down()
     t0 = time.monotonic()
     with step("checking cached image, apt repository and Go binaries"):
         img = image.ensure_image()
@@ -253,6 +276,11 @@ def _mounted_layers() -> list[Path]:
 
 def down() -> None:
     """Stop every host, kill what is left in lab namespaces, unmount, delete: nothing remains."""
+    with _locked():
+        _down()
+
+
+def _down() -> None:
     state = _read_state()
     names = sorted({p.name for p in hosts_dir().iterdir()} if hosts_dir().is_dir() else set())
     with step("stopping hosts"):
