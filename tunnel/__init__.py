@@ -22,6 +22,16 @@ class TunnelError(Exception):
     """The SSH host could not be reached or refused the forward (one line)."""
 
 
+class _ProxyCommand(paramiko.ProxyCommand):
+    """paramiko's ProxyCommand, but closing twice (transport, then client) is not an error."""
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except ProcessLookupError:
+            pass
+
+
 def open_transport(target: str, ssh_config_file: Path | None = None, key_file: Path | None = None,
                    timeout: float = 20.0) -> paramiko.SSHClient:
     """Connect like OpenSSH would: user@host[:port], with HostName/User/Port/IdentityFile/ProxyCommand from the config."""
@@ -32,7 +42,7 @@ def open_transport(target: str, ssh_config_file: Path | None = None, key_file: P
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # noqa: S507 (lab/known-hosts policy is the config's)
     keys = [str(key_file)] if key_file else settings.get("identityfile")
-    sock = paramiko.ProxyCommand(settings["proxycommand"]) if settings.get("proxycommand") else None
+    sock = _ProxyCommand(settings["proxycommand"]) if settings.get("proxycommand") else None
     try:
         client.connect(
             settings.get("hostname", host),
