@@ -1,4 +1,4 @@
-"""`python -m lab up | down | status | ssh HOST [CMD...] | exec HOST CMD...`
+"""`python -m lab up | down | status | ssh HOST [CMD...] | exec HOST CMD... | renew CLIENT...`
 
 The built-in two-site lab: Debian hosts booted with systemd-nspawn in network
 namespaces, Kea on each site's gateway, Headscale + a signed apt repo on the
@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("exec", help="run a command inside a lab host (no SSH needed)")
     e.add_argument("host")
     e.add_argument("command", nargs=argparse.REMAINDER)
+    r = sub.add_parser("renew", help="release and re-bind DHCP clients (they pick up new routes)")
+    r.add_argument("clients", nargs="+")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         print("python -m lab: needs root (network namespaces, mounts, systemd-nspawn)", file=sys.stderr)
@@ -78,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
                 state = "up" if r.up else "DOWN"
                 print(f"{r.name:<10} {r.role:<8} {state:<5} {', '.join(r.addresses) or '-':<36} {r.detail}")
             return 0 if all(r.up for r in rows) else 1
+        elif args.cmd == "renew":
+            api.renew(args.clients)
         elif args.cmd == "ssh":
             return _ssh(args.host, args.command)
         elif args.cmd == "exec":

@@ -225,6 +225,21 @@ def _start_client(h: Host) -> None:
     raise LabError(f"{h.name}: no DHCP lease after 40s")
 
 
+def renew(names: list[str]) -> None:
+    """Release and re-bind each named DHCP client: dhclient installs option 121 routes on a
+    full bind (BOUND/REBOOT), not on RENEW, so this is how a client picks up new routes."""
+    topo = load_topology()
+    for name in names:
+        h = next((x for x in lab_hosts(topo) if x.name == name), None)
+        if h is None or h.container:
+            clients = [x.name for x in lab_hosts(topo) if not x.container]
+            raise LabError(f"{name}: not a lab DHCP client (choose from {', '.join(clients)})")
+        d = container.layout(h.name).base
+        run(ns(h.netns, "dhclient", "-4", "-r", "-pf", str(d / "dhclient.pid"),
+               "-lf", str(d / "dhclient.leases"), "eth0"))
+        _start_client(h)
+
+
 # ---------------------------------------------------------------- outputs
 
 def _write_outputs(topo: Topology) -> None:
