@@ -7,6 +7,7 @@ step decides from facts, so a second run changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from pyinfra.api import deploy
 from pyinfra.operations import apt
@@ -23,6 +24,18 @@ class AptSource:
     key_url: str | None = None
     key_content: bytes | None = None
     version: str | None = None
+    suite: str | None = None
+    component: str = "main"
+
+    @classmethod
+    def from_model(cls, model) -> "AptSource":
+        """The site file's [tailscale] table; a local key file is read here and uploaded."""
+        ts = getattr(model, "tailscale", None)
+        if ts is None:
+            return cls()
+        key_content = Path(ts.apt_key_file).read_bytes() if ts.apt_key_file else None
+        return cls(repo_url=ts.apt_repo, key_url=None if key_content else ts.apt_key_url,
+                   key_content=key_content, version=ts.version, suite=ts.apt_suite, component=ts.apt_component)
 
 
 def other_routes(site, model) -> list[str]:
@@ -37,13 +50,22 @@ def auth_key_for(model) -> AuthKey | None:
     return AuthKey(value, source="tailnet auth key") if value else None
 
 
+def login_server_for(tailnet) -> str | None:
+    """The control URL routers log in to: Headscale's URL, or an explicit login_server; None = Tailscale's."""
+    if tailnet is None:
+        return None
+    if tailnet.backend == "headscale":
+        return tailnet.control_url
+    return tailnet.login_server
+
+
 @deploy("Configure Tailscale subnet router")
 def configure_router(
     site,
     model,
     *,
     auth_key: AuthKey | None = None,
-    apt_source: AptSource = AptSource(),
+    apt_source: AptSource | None = None,
     accept_routes: bool = True,
     wan_interface: str | None = None,
     no_logs_no_support: bool = False,
@@ -52,13 +74,15 @@ def configure_router(
     Configure one subnet router for `site` of the validated site model `model`.
 
     + auth_key: AuthKey for the first join (default: the site file's tailnet auth key)
-    + apt_source: tailscale apt repository, key and optional pinned version
+    + apt_source: tailscale apt repository, key and pinned version (default: the site file's [tailscale])
     + accept_routes: --accept-routes (the recipe's default)
     + wan_interface: interface for UDP GRO forwarding (default: the default route's)
     + no_logs_no_support: tailscaled without Tailscale's log servers (lab, tests)
     """
     tailnet = getattr(model, "tailnet", None)
     own = [str(p) for p in site.advertised]
+    if apt_source is None:
+        apt_source = AptSource.from_model(model)
 
     checks.preflight(
         name="Check for firewalls, blocked forwarding and LAN overlaps",
@@ -68,7 +92,8 @@ def configure_router(
     tailscale.install(
         name="Install Tailscale",
         repo_url=apt_source.repo_url, key_url=apt_source.key_url, key_content=apt_source.key_content,
-        version=apt_source.version, no_logs_no_support=no_logs_no_support,
+        version=apt_source.version, suite=apt_source.suite, component=apt_source.component,
+        no_logs_no_support=no_logs_no_support,
     )
     forwarding.enable(name="Enable IPv4 and IPv6 forwarding")
     tailscale.configure(
@@ -76,7 +101,7 @@ def configure_router(
         routes=own,
         accept_routes=accept_routes,
         snat=False,
-        login_server=(tailnet.login_server if tailnet and tailnet.backend == "headscale" else None),
+        login_server=login_server_for(tailnet),
         tags=[tailnet.tag] if tailnet and tailnet.tag else [],
         auth_key=auth_key if auth_key is not None else auth_key_for(model),
     )
