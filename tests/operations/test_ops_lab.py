@@ -31,9 +31,13 @@ def lab_info():
 
 def pyinfra(sites: Path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, SITES=str(sites), PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "pyinfra", "-y", "inventory.py", str(DEPLOY),
-                           "--limit", "a-router", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=900)
+    try:
+        return subprocess.run([sys.executable, "-m", "pyinfra", "-y", "inventory.py", str(DEPLOY),
+                               "--limit", "a-router", *args], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=300)
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or b"")[-2000:] if isinstance(e.stdout, bytes) else (e.stdout or "")[-2000:]
+        pytest.fail(f"pyinfra did not finish in 300s (stuck connecting?): {out!r}")
 
 
 def changes(payload: dict) -> list[str]:
