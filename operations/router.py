@@ -59,6 +59,19 @@ def login_server_for(tailnet) -> str | None:
     return tailnet.login_server
 
 
+def advertised_tags(tailnet) -> list[str]:  # noqa: ANN001 - sites.Tailnet | None
+    """Tags the router asks for with --advertise-tags.
+
+    Headscale (>= 0.27) gives a node joined with a pre-auth key exactly the key's tags
+    and refuses any requested tag, so there the tag must ride on the auth key (the lab's
+    and controlplane's router keys carry it); Tailscale accepts the request from a key
+    allowed to use the tag.
+    """
+    if tailnet is None or tailnet.backend == "headscale":
+        return []
+    return [tailnet.tag]
+
+
 @deploy("Configure Tailscale subnet router")
 def configure_router(
     site,
@@ -102,7 +115,7 @@ def configure_router(
         accept_routes=accept_routes,
         snat=False,
         login_server=login_server_for(tailnet),
-        tags=[tailnet.tag] if tailnet and tailnet.tag else [],
+        tags=advertised_tags(tailnet),
         auth_key=auth_key if auth_key is not None else auth_key_for(model),
     )
     mss.clamp(name="Clamp TCP MSS to path MTU on tailscale0")

@@ -32,7 +32,10 @@ def lab_info():
 def pyinfra(sites: Path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, SITES=str(sites), PYTHONPATH=str(ROOT))
     try:
-        return subprocess.run([sys.executable, "-m", "pyinfra", "-y", "inventory.py", str(DEPLOY),
+        # the `pyinfra` script, not `python -m pyinfra`: the latter imports paramiko before gevent
+        # patches it and then never connects through a ProxyCommand
+        script = str(Path(sys.executable).with_name("pyinfra"))
+        return subprocess.run([script, "-y", "inventory.py", str(DEPLOY),
                                "--limit", "a-router", *args], cwd=ROOT, env=env, capture_output=True,
                               text=True, timeout=300)
     except subprocess.TimeoutExpired as e:
