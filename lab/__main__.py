@@ -1,4 +1,4 @@
-"""`python -m lab up | down | status | ssh HOST [CMD...] | exec HOST CMD... | renew CLIENT...`
+"""`python -m lab up | down | status | ssh HOST [CMD...] | exec HOST CMD... | renew CLIENT... | restart HOST...`
 
 The built-in two-site lab: Debian hosts booted with systemd-nspawn in network
 namespaces, Kea on each site's gateway, Headscale + a signed apt repo on the
@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("command", nargs=argparse.REMAINDER)
     r = sub.add_parser("renew", help="release and re-bind DHCP clients (they pick up new routes)")
     r.add_argument("clients", nargs="+")
+    rb = sub.add_parser("restart", help="reboot container hosts (kernel state of their namespace reset too)")
+    rb.add_argument("hosts", nargs="+")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         print("python -m lab: needs root (network namespaces, mounts, systemd-nspawn)", file=sys.stderr)
@@ -80,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
                 state = "up" if r.up else "DOWN"
                 print(f"{r.name:<10} {r.role:<8} {state:<5} {', '.join(r.addresses) or '-':<36} {r.detail}")
             return 0 if all(r.up for r in rows) else 1
+        elif args.cmd == "restart":
+            api.restart(args.hosts)
         elif args.cmd == "renew":
             api.renew(args.clients)
         elif args.cmd == "ssh":

@@ -225,6 +225,37 @@ def _start_client(h: Host) -> None:
     raise LabError(f"{h.name}: no DHCP lease after 40s")
 
 
+# What a reboot loses that a container restart alone would keep: the network namespace
+# outlives the container, so its kernel state is reset by hand to a fresh boot's.
+_FRESH_KERNEL_STATE = tuple(
+    [tool, "-t", table, flag] for tool in ("iptables", "ip6tables")
+    for table in ("filter", "nat", "mangle", "raw") for flag in ("-F", "-X")
+) + (
+    ["sysctl", "-q", "-w", "net.ipv4.ip_forward=0", "net.ipv6.conf.all.forwarding=0"],
+    ["ip", "route", "flush", "table", "52"],
+)
+
+
+def restart(names: list[str]) -> None:
+    """Reboot container hosts: power off, forget the namespace's kernel state (firewall rules,
+    sysctls, policy routes), boot again from the same disk layer, wait for services."""
+    topo = load_topology()
+    with _locked():
+        for name in names:
+            h = next((x for x in lab_hosts(topo) if x.name == name), None)
+            if h is None or not h.container or h.role == "control":
+                choices = [x.name for x in lab_hosts(topo) if x.container and x.role != "control"]
+                raise LabError(f"{name}: cannot restart (choose from {', '.join(choices)})")
+            container.stop(h.name)
+            for cmd in _FRESH_KERNEL_STATE:
+                run(ns(h.netns, *cmd), check=False)
+            for prio in ("5210", "5230", "5250", "5270"):
+                run(ns(h.netns, "ip", "rule", "del", "priority", prio), check=False)
+            container.start(h)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(_wait_ready, [(h, topo) for h in lab_hosts(topo) if h.name in names]))
+
+
 def renew(names: list[str]) -> None:
     """Release and re-bind each named DHCP client: dhclient installs option 121 routes on a
     full bind (BOUND/REBOOT), not on RENEW, so this is how a client picks up new routes."""
