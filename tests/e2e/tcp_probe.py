@@ -1,0 +1,51 @@
+"""A tiny TCP sink and source for the end-to-end tests, run inside lab client namespaces.
+
+    python tcp_probe.py sink PORT RESULT_FILE      # accept one connection, count bytes, record the peer
+    python tcp_probe.py send HOST PORT BYTES        # send BYTES, print JSON {bytes, seconds}
+
+The sink writes {"peer": ADDRESS, "bytes": N} so a test can tell whether the
+subnet routers rewrote the source address (SNAT) and whether every byte came.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import time
+
+
+def sink(port: int, result_file: str) -> None:
+    with socket.create_server(("0.0.0.0", port)) as server:
+        server.settimeout(120)
+        conn, (peer, _) = server.accept()
+        total = 0
+        with conn:
+            conn.settimeout(120)
+            while chunk := conn.recv(1 << 16):
+                total += len(chunk)
+            conn.sendall(json.dumps({"bytes": total}).encode())
+    with open(result_file, "w") as f:
+        json.dump({"peer": peer, "bytes": total}, f)
+
+
+def send(host: str, port: int, count: int) -> None:
+    block = b"\x5a" * (1 << 16)
+    start = time.monotonic()
+    with socket.create_connection((host, port), timeout=60) as conn:
+        left = count
+        while left:
+            n = min(left, len(block))
+            conn.sendall(block[:n])
+            left -= n
+        conn.shutdown(socket.SHUT_WR)
+        reply = conn.recv(1024)
+    seconds = time.monotonic() - start
+    print(json.dumps({"bytes": count, "seconds": seconds, "acked": json.loads(reply or b"{}").get("bytes")}))
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "sink":
+        sink(int(sys.argv[2]), sys.argv[3])
+    else:
+        send(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
