@@ -20,9 +20,14 @@ PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
 
 
 def pyinfra(sites: Path, *args: str, deploy: str = "deploy.py", timeout: float = 600) -> subprocess.CompletedProcess:
-    """`pyinfra -y inventory.py DEPLOY ARGS` from the repo root against the site file `sites`."""
+    """`pyinfra [-y] inventory.py DEPLOY ARGS` from the repo root against the site file `sites`.
+
+    -y (no prompt) only for real runs: with --dry it would also skip the planning pass that
+    prints the diffs.
+    """
     env = dict(os.environ, SITES=str(sites))
-    return subprocess.run([PYINFRA, "-y", "inventory.py", deploy, *args], cwd=REPO, env=env,
+    yes = [] if "--dry" in args else ["-y"]
+    return subprocess.run([PYINFRA, *yes, "inventory.py", deploy, *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -49,7 +49,7 @@ def routes(host: str) -> str:
 def test_dry_run_on_a_fresh_lab_changes_nothing(lab_sites):
     result = drive.pyinfra(lab_sites, "--dry", "--diff")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Will change tailscale prefs" in result.stdout  # it did plan the join ...
+    assert "Will change tailscale prefs" in result.stderr  # it did plan the join (pyinfra logs to stderr) ...
     assert drive.in_host("a-router", "dpkg-query", "-W", "tailscale", check=False).returncode != 0
     assert drive.in_host("a-router", "test", "-e", "/etc/sysctl.d/99-s2s-forwarding.conf",
                          check=False).returncode != 0
@@ -124,7 +124,7 @@ def test_a_third_prefix_previews_as_exactly_that_change_and_applies(lab_sites, t
     preview = drive.pyinfra(changed, "--dry", "--diff")
     assert preview.returncode == 0, preview.stderr[-3000:]
     assert re.search(rf"AdvertiseRoutes: \[172\.16\.100\.0/24\] -> \[172\.16\.100\.0/24, {re.escape(EXTRA_PREFIX)}\]",
-                     preview.stdout), preview.stdout[-4000:]
+                     preview.stderr), preview.stderr[-4000:]
     plan = drive.planned_changes(changed)
     assert plan == {
         "Tailnet policy allows the sites": plan["Tailnet policy allows the sites"],
@@ -133,7 +133,7 @@ def test_a_third_prefix_previews_as_exactly_that_change_and_applies(lab_sites, t
     }, plan
 
     applied = drive.pyinfra(changed)
-    assert applied.returncode == 0, applied.stdout[-4000:]
+    assert applied.returncode == 0, applied.stderr[-4000:]
     assert drive.planned_changes(changed) == {}
     nodes = json.loads(drive.in_host("control", "headscale", "nodes", "list", "-o", "json").stdout)
     b_node = next(n for n in nodes if n.get("given_name") == "b-router" or n.get("name") == "b-router")
