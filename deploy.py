@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from pyinfra import host
 
-from steps.inputs import apt_source, kea_plans, load_model, router_site
+from controlplane.operations import headscale_policy_file
+from controlplane.policy import PolicySpec
 from operations.router import configure_router
 from steps import controlplane, kea
+from steps.inputs import apt_source, holds_policy_file, kea_plans, load_model, router_site
 
 model = load_model()
 plans = kea_plans(model, host)
@@ -21,6 +23,9 @@ site = router_site(model, host)
 
 # 5. Tailnet policy: allow site-to-site traffic, autoApprovers and the router tag (once per run)
 controlplane.policy_allows_sites(name="Tailnet policy allows the sites", model=model, _run_once=True)
+if holds_policy_file(model, host):
+    headscale_policy_file(name="Headscale policy file allows the sites", path=model.tailnet.policy_file,
+                          spec=PolicySpec.from_model(model))
 
 # 2-3. Each subnet router: Tailscale installed, forwarding on, joined, routes advertised, MSS clamped
 if site is not None:

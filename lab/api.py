@@ -297,6 +297,7 @@ def _write_outputs(topo: Topology) -> None:
         apt_key_file=str(d / "apt-key.asc"),
         apt_suite=aptrepo.SUITE,
         apt_component=aptrepo.COMPONENT,
+        no_logs_no_support=True,  # the lab's tailscaled never talks to Tailscale's log servers
         ssh_config_file=str(d / "ssh_config"),
         generated_by="`python -m lab up`",
     )

@@ -63,6 +63,7 @@ def render_site_file(
     apt_key_file: str | None = None,
     apt_suite: str | None = None,
     apt_component: str | None = None,
+    no_logs_no_support: bool | None = None,
     ssh_config_file: str | None = None,
     generated_by: str = "the lab",
 ) -> str:
@@ -95,7 +96,8 @@ def render_site_file(
     ]
     if ssh_config_file is not None:
         out += _lines("ssh", [("config_file", ssh_config_file)])
-    apt = [("apt_repo", apt_repo_url), ("apt_suite", apt_suite), ("apt_component", apt_component), ("apt_key_file", apt_key_file)]
+    apt = [("apt_repo", apt_repo_url), ("apt_suite", apt_suite), ("apt_component", apt_component),
+           ("apt_key_file", apt_key_file), ("no_logs_no_support", no_logs_no_support)]
     if any(value is not None for _, value in apt):
         out += _lines("tailscale", apt)
     out += _lines(

@@ -57,3 +57,10 @@ def apt_source(model: SiteModel) -> AptSource:
     key = ts.apt_key_file.read_bytes() if ts.apt_key_file else None
     return AptSource(repo_url=ts.apt_repo, key_url=None if key else ts.apt_key_url, key_content=key,
                      version=ts.version)
+
+
+def holds_policy_file(model: SiteModel, host) -> bool:  # noqa: ANN001 - pyinfra Host
+    """True on the Headscale host whose policy lives in a file ([tailnet] policy_mode = "file")."""
+    tailnet = model.tailnet
+    return bool(tailnet and tailnet.policy_mode == "file" and tailnet.policy_ssh
+                and _host_name(tailnet.policy_ssh) == host.name)
