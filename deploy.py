@@ -9,20 +9,23 @@ hands out routes that point at them.
 
 from __future__ import annotations
 
-from pyinfra import host
+from pyinfra import host, inventory
 
 from controlplane.operations import headscale_policy_file
 from controlplane.policy import PolicySpec
 from operations.router import configure_router
 from steps import controlplane, kea
-from steps.inputs import apt_source, holds_policy_file, kea_plans, load_model, router_site
+from steps.inputs import apt_source, holds_policy_file, is_coordinator, kea_plans, load_model, router_site
 
 model = load_model()
 plans = kea_plans(model, host)
 site = router_site(model, host)
+coordinator = is_coordinator(inventory, host)
+# Every step is called on every host (a no-op where it does not apply): pyinfra orders operations
+# by each host's own sequence, so a step called on some hosts only could run out of order.
 
-# 5. Tailnet policy: allow site-to-site traffic, autoApprovers and the router tag (once per run)
-controlplane.policy_allows_sites(name="Tailnet policy allows the sites", model=model, _run_once=True)
+# 5. Tailnet policy: allow site-to-site traffic, autoApprovers and the router tag (planned on one host)
+controlplane.policy_allows_sites(name="Tailnet policy allows the sites", model=model, here=coordinator)
 if holds_policy_file(model, host):
     headscale_policy_file(name="Headscale policy file allows the sites", path=model.tailnet.policy_file,
                           spec=PolicySpec.from_model(model))
@@ -32,10 +35,9 @@ if site is not None:
     configure_router(site, model, apt_source=apt_source(model),
                      no_logs_no_support=model.tailscale.no_logs_no_support)
 
-# 4. Approve the subnet routers' routes (once per run, after they joined)
-controlplane.routes_approved(name="Subnet routes approved", model=model, _run_once=True)
+# 4. Approve the subnet routers' routes (after they joined; planned on one host)
+controlplane.routes_approved(name="Subnet routes approved", model=model, here=coordinator)
 
 # 6. The other LAN devices: DHCP option 121/249 from each site's Kea
-if plans:
-    kea.config_writable(name="Kea may persist its config (config-write)")
-    kea.routes_pushed(name="Kea hands out the site routes (option 121/249)", model=model, plans=plans)
+kea.config_writable(name="Kea may persist its config (config-write)", plans=plans)
+kea.routes_pushed(name="Kea hands out the site routes (option 121/249)", model=model, plans=plans)

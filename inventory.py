@@ -3,7 +3,8 @@
 The site file is $SITES or ./sites.toml (pyinfra's CLI has no option of ours).
 Groups: `routers` (one subnet router per site), `kea_servers` (hosts whose Kea
 Control Agent is reached through SSH), `policy_hosts` (the Headscale host when
-its policy lives in a file).
+its policy lives in a file), `control_hosts` (the host the control server's API
+is reached through, [tailnet] ssh).
 """
 
 from __future__ import annotations
@@ -48,3 +49,6 @@ policy_hosts = (
     if model.tailnet and model.tailnet.policy_mode == "file" and model.tailnet.policy_ssh
     else []
 )
+# the host whose loopback the control server's API listens on: pyinfra connects to it with the
+# others (in parallel) and the control-plane steps forward through that connection
+control_hosts = [_ssh_data(model.tailnet.ssh)] if model.tailnet and model.tailnet.ssh else []

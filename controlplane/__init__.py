@@ -43,8 +43,9 @@ def connect(model, *, timeout: float = 15.0, url: str | None = None) -> ControlP
 
 
 @contextmanager
-def reach(model, *, timeout: float = 15.0) -> Iterator[ControlPlane]:  # noqa: ANN001 - sites.SiteModel
-    """connect(), through an SSH port forward when [tailnet] ssh names the host the API listens on."""
+def reach(model, *, timeout: float = 15.0, transport=None) -> Iterator[ControlPlane]:  # noqa: ANN001
+    """connect(), through an SSH port forward when [tailnet] ssh names the host the API listens on
+    (over `transport`, an open paramiko transport to that host, when the caller has one)."""
     from tunnel import TunnelError, forwarded_url
 
     tailnet = model.tailnet
@@ -52,7 +53,8 @@ def reach(model, *, timeout: float = 15.0) -> Iterator[ControlPlane]:  # noqa: A
         yield connect(model, timeout=timeout)
         return
     try:
-        with forwarded_url(tailnet.url, tailnet.ssh, model.ssh.config_file, model.ssh.key_file) as url:
+        with forwarded_url(tailnet.url, tailnet.ssh, model.ssh.config_file, model.ssh.key_file,
+                           transport=transport) as url:
             yield connect(model, timeout=timeout, url=url)
     except TunnelError as exc:
         raise ControlPlaneError(f"tailnet: {exc}; nothing was changed") from None

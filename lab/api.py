@@ -281,7 +281,7 @@ def _write_outputs(topo: Topology) -> None:
     key = keys.client_key()
     (d / "ssh_config").write_text(render_ssh_config(
         SshEndpoint(alias=h.name, hostname=h.name, identity_file=str(key), known_hosts_file=str(known),
-                    proxy_command=f"ip netns exec {h.netns} socat STDIO TCP:127.0.0.1:22")
+                    proxy_command=f"ip netns exec {h.netns} socat STDIO TCP:127.0.0.1:22,nodelay")
         for h in hosts))
     (d / "apt-key.asc").write_text(aptrepo.ensure_key())
     kea_files = {s: str(keys.secret_path(_kea_secret(s))) for s in topo.sites}

@@ -1,7 +1,7 @@
 """The control-plane steps of the deploy: the tailnet policy, then route approvals.
 
 Both talk to one control server (not to the host pyinfra runs them on), so the
-deploy runs them once (`_run_once`). Deciding reads only; writing happens at
+deploy plans and runs them on one host only (steps.inputs.is_coordinator). Deciding reads only; writing happens at
 execution time through controlplane.apply, which re-reads and keeps its
 guarantees (validate first, never overwrite a concurrent policy edit).
 The policy comes before the routers join (autoApprovers and tagOwners must be
@@ -21,8 +21,18 @@ from sites.model import SecretError, SiteModel
 FAILURES = (ControlPlaneError, PolicyError, SecretError)
 
 
+def _transport(on_host: Host, model: SiteModel):  # noqa: ANN202 - paramiko.Transport | None
+    """pyinfra's own SSH connection when this host is the one the control server's API is reached
+    through ([tailnet] ssh), so the deploy opens no second connection to it."""
+    tailnet = model.tailnet
+    if tailnet is None or not tailnet.ssh or tailnet.ssh.rpartition("@")[2] != on_host.name:
+        return None
+    client = getattr(on_host.connector, "client", None)
+    return client.get_transport() if client is not None else None
+
+
 def _plan(model: SiteModel, *, routes: bool, policy: bool) -> ChangeSet:
-    with reach(model) as cp:
+    with reach(model, transport=_transport(host, model)) as cp:
         return cp.plan(model, routes=routes, policy=policy)
 
 
@@ -32,7 +42,7 @@ def _apply(state: State, host: Host, model: SiteModel, routes: bool, policy: boo
     Returns False (pyinfra's failed command) with a one-line reason, no traceback.
     """
     try:
-        with reach(model) as cp:
+        with reach(model, transport=_transport(host, model)) as cp:
             changes = cp.plan(model, routes=routes, policy=policy)
             done = cp.apply(changes) if not changes.empty else []
     except FAILURES as exc:
@@ -50,11 +60,16 @@ def _show(changes: ChangeSet) -> None:
 
 
 @operation()
-def policy_allows_sites(model: SiteModel):
+def policy_allows_sites(model: SiteModel, here: bool = True):
     """The tailnet policy lets every site reach every other (ACLs, autoApprovers, router tag).
 
     + model: the validated site model
+    + here: False on every host but the one that carries the control-plane steps (the deploy
+      calls the step on all hosts so pyinfra keeps the steps in this order on all of them)
     """
+    if not here:
+        host.noop("control plane: planned on another host")
+        return
     if model.tailnet is None:
         host.noop("control plane: no [tailnet] table")
         return
@@ -70,11 +85,15 @@ def policy_allows_sites(model: SiteModel):
 
 
 @operation()
-def routes_approved(model: SiteModel):
+def routes_approved(model: SiteModel, here: bool = True):
     """Each site router's advertised site prefixes are approved (others' approvals kept).
 
     + model: the validated site model
+    + here: False on every host but the one that carries the control-plane steps
     """
+    if not here:
+        host.noop("control plane: planned on another host")
+        return
     if model.tailnet is None:
         host.noop("control plane: no [tailnet] table")
         return

@@ -64,3 +64,14 @@ def holds_policy_file(model: SiteModel, host) -> bool:  # noqa: ANN001 - pyinfra
     tailnet = model.tailnet
     return bool(tailnet and tailnet.policy_mode == "file" and tailnet.policy_ssh
                 and _host_name(tailnet.policy_ssh) == host.name)
+
+
+def is_coordinator(inventory, host) -> bool:  # noqa: ANN001 - pyinfra Inventory, Host
+    """The one host that carries the run-once control-plane steps: the host the control
+    server's API is reached through, else the first router, else the first host. They talk to
+    the control server, so planning them on every host would only repeat the same API reads."""
+    for group in ("control_hosts", "routers"):
+        members = inventory.get_group(group, default=[])
+        if members:
+            return host.name == members[0].name
+    return host.name == next(iter(inventory)).name

@@ -64,12 +64,16 @@ def _apply(state: State, host: Host, model: SiteModel, plans: list[SitePlan]) ->
 
 
 @operation()
-def config_writable(path: str = DEBIAN_CONFIG, group: str = DEBIAN_KEA_GROUP):
+def config_writable(plans: list[SitePlan], path: str = DEBIAN_CONFIG, group: str = DEBIAN_KEA_GROUP):
     """Kea may persist its config (config-write): Debian's packaged file is root's and kea-dhcp4 runs as _kea.
 
+    + plans: this host's sites' plans; nothing to do on a host without any
     + path: kea-dhcp4's config file
     + group: the group kea-dhcp4 runs as
     """
+    if not plans:
+        host.noop("kea: no Kea server of the sites on this host")
+        return
     if not host.get_fact(File, path=path):
         host.noop(f"kea: {path} not found; leaving Kea's file layout alone")
         return
@@ -84,7 +88,7 @@ def routes_pushed(model: SiteModel, plans: list[SitePlan]):
     + plans: this host's sites' plans (push_needed only), all on one Kea server
     """
     if not plans:
-        host.noop("kea: no site on this host needs routes pushed")
+        host.noop("kea: no Kea server of the sites on this host")
         return
     with ExitStack() as stack:
         try:

@@ -85,17 +85,16 @@ def forward(transport: paramiko.Transport, remote_host: str, remote_port: int) -
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
-    stop = threading.Event()
 
     def accept_loop() -> None:
-        while not stop.is_set():
+        # blocking accept, no polling timeout: each connection is served at once (also under
+        # pyinfra's gevent); shutting the listener down below ends the loop
+        while True:
             try:
-                ready, _, _ = select.select([listener], [], [], 0.2)
-                if not ready:
-                    continue
                 local, peer = listener.accept()
             except OSError:
                 return
+            local.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
                 channel = transport.open_channel("direct-tcpip", (remote_host, remote_port), peer)
             except (paramiko.SSHException, OSError):
@@ -108,15 +107,33 @@ def forward(transport: paramiko.Transport, remote_host: str, remote_port: int) -
     try:
         yield listener.getsockname()[1]
     finally:
-        stop.set()
-        thread.join(timeout=2)
+        try:
+            listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        except OSError:
+            pass
         listener.close()
+        thread.join(timeout=2)
+
+
+_SHARED: dict[tuple[str, Path | None, Path | None], paramiko.SSHClient] = {}
+
+
+def shared_transport(target: str, ssh_config_file: Path | None = None,
+                     key_file: Path | None = None) -> paramiko.Transport:
+    """One SSH connection per target for the life of the process (a deploy plans and applies
+    several steps through the same host; reconnecting each time is most of a no-op run's cost)."""
+    key = (target, ssh_config_file, key_file)
+    client = _SHARED.get(key)
+    if client is None or not client.get_transport() or not client.get_transport().is_active():
+        client = _SHARED[key] = open_transport(target, ssh_config_file, key_file)
+    return client.get_transport()
 
 
 @contextmanager
 def forwarded_url(url: str, ssh_target: str | None, ssh_config_file: Path | None = None,
                   key_file: Path | None = None, transport: paramiko.Transport | None = None) -> Iterator[str]:
-    """The URL itself when no SSH hop is configured, else the same URL on a forwarded local port."""
+    """The URL itself when no SSH hop is configured, else the same URL on a forwarded local port
+    (through `transport`, or the process's shared connection to `ssh_target`)."""
     if not ssh_target:
         yield url
         return
@@ -124,13 +141,7 @@ def forwarded_url(url: str, ssh_target: str | None, ssh_config_file: Path | None
 
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    client = None
     if transport is None:
-        client = open_transport(ssh_target, ssh_config_file, key_file)
-        transport = client.get_transport()
-    try:
-        with forward(transport, parts.hostname or "127.0.0.1", port) as local_port:
-            yield urlunsplit(parts._replace(netloc=f"127.0.0.1:{local_port}"))
-    finally:
-        if client is not None:
-            client.close()
+        transport = shared_transport(ssh_target, ssh_config_file, key_file)
+    with forward(transport, parts.hostname or "127.0.0.1", port) as local_port:
+        yield urlunsplit(parts._replace(netloc=f"127.0.0.1:{local_port}"))

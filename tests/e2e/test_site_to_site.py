@@ -65,6 +65,12 @@ def test_first_deploy_applies_and_prints_no_secret_even_at_vvv(lab_sites):
     for secret in secrets_of(lab_sites):
         assert secret not in output
     assert drive.in_host("a-router", "tailscale", "version").stdout.startswith("1.100.0")
+    # clients must never get routes to a router that is not ready: the steps ran in the recipe's order
+    started = re.findall(r"--> Starting (?:run once )?operation: (.+?)\s*$", result.stderr, re.M)
+    order = [next(i for i, name in enumerate(started) if step in name) for step in (
+        "Tailnet policy allows the sites", "Join the tailnet", "Clamp TCP MSS",
+        "Subnet routes approved", "Kea hands out the site routes")]
+    assert order == sorted(order), started
 
 
 def test_clients_get_the_routes_at_their_next_bind(lab_sites):
