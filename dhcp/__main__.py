@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from dhcp.plan import PlanError, as_json, build_plan, describe
-from sites.cli import add_sites_argument, load_or_exit
+from dhcp.cli import load_plans_or_exit
+from dhcp.plan import as_json, describe
+from sites.cli import add_sites_argument
 
 
 def _plan(args: argparse.Namespace) -> int:
-    model = load_or_exit(args.sites)
-    try:
-        plans = build_plan(model)
-    except PlanError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    _, plans = load_plans_or_exit(args.sites)
     if args.json:
         print(json.dumps([as_json(p) for p in plans.values()], indent=2))
     else:

@@ -25,7 +25,7 @@ from dhcp.kea.options import (ROUTE_CODES, KeaConfigError, SubnetIndex, canonica
                               desired_options, merge_options, option_diff,
                               options_match, overriding_scopes, unmanaged_route_options)
 from dhcp.kea.transport import KeaError, KeaTransport, KeaUnsupported, redact_url
-from dhcp.plan import PlanError, SitePlan, build_plan
+from dhcp.plan import SitePlan
 from sites.model import KeaEndpoint, SecretError
 
 
@@ -213,14 +213,9 @@ def run(plans: dict[str, SitePlan], *, codes: tuple[int, ...] = ROUTE_CODES, dry
 
 def main(args: argparse.Namespace) -> int:
     """Entry point of `python -m dhcp push` (args.sites, args.dry_run)."""
-    from sites.cli import load_or_exit
+    from dhcp.cli import load_plans_or_exit
 
-    model = load_or_exit(args.sites)
-    try:
-        plans = build_plan(model)
-    except PlanError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    model, plans = load_plans_or_exit(args.sites)
     codes = ROUTE_CODES if model.dhcp.option_249 else (121,)
     with ExitStack() as tunnels:
         return run(plans, codes=codes, dry_run=bool(getattr(args, "dry_run", False)),

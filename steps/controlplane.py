@@ -59,6 +59,32 @@ def _show(changes: ChangeSet) -> None:
             logger.info("  %s", line)
 
 
+def _step(model: SiteModel, here: bool, *, routes: bool, policy: bool, done: str):
+    """Plan one control-plane step on the coordinating host; yield its apply only if needed."""
+    if not here:
+        host.noop("control plane: planned on another host")
+        return
+    if model.tailnet is None:
+        host.noop("control plane: no [tailnet] table")
+        return
+    try:
+        changes = _plan(model, routes=routes, policy=policy)
+    except UnknownRouterError as exc:
+        if not routes:
+            raise OperationError(f"control plane: {' '.join(str(exc).split())}") from None
+        # first deploy: the routers join in an earlier step of this same run
+        host.log(f"control plane: {exc}; approving after the join step", logger.info)
+        yield FunctionCommand(_apply, (model, routes, policy), {})
+        return
+    except FAILURES as exc:
+        raise OperationError(f"control plane: {' '.join(str(exc).split())}") from None
+    if changes.empty:
+        host.noop(f"control plane: {done}")
+        return
+    _show(changes)
+    yield FunctionCommand(_apply, (model, routes, policy), {})
+
+
 @operation()
 def policy_allows_sites(model: SiteModel, here: bool = True):
     """The tailnet policy lets every site reach every other (ACLs, autoApprovers, router tag).
@@ -67,21 +93,7 @@ def policy_allows_sites(model: SiteModel, here: bool = True):
     + here: False on every host but the one that carries the control-plane steps (the deploy
       calls the step on all hosts so pyinfra keeps the steps in this order on all of them)
     """
-    if not here:
-        host.noop("control plane: planned on another host")
-        return
-    if model.tailnet is None:
-        host.noop("control plane: no [tailnet] table")
-        return
-    try:
-        changes = _plan(model, routes=False, policy=True)
-    except FAILURES as exc:
-        raise OperationError(f"control plane: {' '.join(str(exc).split())}") from None
-    if changes.empty:
-        host.noop("control plane: policy already allows the sites")
-        return
-    _show(changes)
-    yield FunctionCommand(_apply, (model, False, True), {})
+    yield from _step(model, here, routes=False, policy=True, done="policy already allows the sites")
 
 
 @operation()
@@ -91,23 +103,4 @@ def routes_approved(model: SiteModel, here: bool = True):
     + model: the validated site model
     + here: False on every host but the one that carries the control-plane steps
     """
-    if not here:
-        host.noop("control plane: planned on another host")
-        return
-    if model.tailnet is None:
-        host.noop("control plane: no [tailnet] table")
-        return
-    try:
-        changes = _plan(model, routes=True, policy=False)
-    except UnknownRouterError as exc:
-        # first deploy: the routers join in an earlier step of this same run
-        host.log(f"control plane: {exc}; approving after the join step", logger.info)
-        yield FunctionCommand(_apply, (model, True, False), {})
-        return
-    except FAILURES as exc:
-        raise OperationError(f"control plane: {' '.join(str(exc).split())}") from None
-    if changes.empty:
-        host.noop("control plane: routes already approved")
-        return
-    _show(changes)
-    yield FunctionCommand(_apply, (model, True, False), {})
+    yield from _step(model, here, routes=True, policy=False, done="routes already approved")

@@ -6,12 +6,11 @@ to its role (a site's router, a Kea server) using the names inventory.py gave.
 
 from __future__ import annotations
 
-import sys
 from functools import lru_cache
 
-from dhcp.plan import PlanError, SitePlan, build_plan
+from dhcp.cli import load_plans_or_exit
+from dhcp.plan import SitePlan
 from operations.router import AptSource
-from sites.cli import load_or_exit
 from sites.model import Site, SiteModel
 
 
@@ -21,12 +20,7 @@ def _host_name(target: str) -> str:
 
 @lru_cache(maxsize=1)
 def _load() -> tuple[SiteModel, dict[str, SitePlan]]:
-    model = load_or_exit(None)
-    try:
-        return model, build_plan(model)
-    except PlanError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    return load_plans_or_exit(None)
 
 
 def load_model() -> SiteModel:
