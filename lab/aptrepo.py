@@ -125,7 +125,8 @@ def _arch() -> str:
 
 def repo_dir() -> Path:
     """Cached repository for the pinned Tailscale version and this packaging."""
-    h = hashlib.sha256("\0".join((UNIT, DEFAULTS, POSTINST, PRERM, POSTRM, "2")).encode())
+    h = hashlib.sha256("\0".join((UNIT, DEFAULTS, POSTINST, PRERM, POSTRM, "2",
+                                   gobuild.build_id("tailscale"))).encode())
     return lab_cache() / f"apt-tailscale-{deb_version()}-{h.hexdigest()[:10]}"
 
 

@@ -22,6 +22,19 @@ MODULES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "headscale": ("github.com/juanfont/headscale", HEADSCALE_VERSION, ("headscale",)),
 }
 
+# Building inside the module directory leaves no module version in the binary, so stamp it
+# the way Tailscale's own build does (else `tailscale version` says "1.100.0-ERR-BuildInfo").
+LDFLAGS: dict[str, str] = {
+    "tailscale": "-X tailscale.com/version.longStamp={v} -X tailscale.com/version.shortStamp={v}",
+    "headscale": "",  # headscale reads its version from VCS build info only: nothing to stamp
+}
+BUILD_RECIPE = "r2"  # bump when the build flags change, so cached binaries are rebuilt
+
+
+def build_id(name: str) -> str:
+    """Cache name of one module's binaries: module name, version and build recipe."""
+    return f"{name}-{MODULES[name][1]}-{BUILD_RECIPE}"
+
 
 def cache_dir() -> Path:
     """Where built binaries live; override with S2S_CACHE (CI keeps it between runs)."""
@@ -35,14 +48,14 @@ def binary(command: str) -> Path:
     """Path of a built command (tailscale, tailscaled or headscale), building it if needed."""
     for name, (module, version, commands) in MODULES.items():
         if command in commands:
-            target = cache_dir() / "bin" / f"{name}-{version}"
+            target = cache_dir() / "bin" / build_id(name)
             if not all((target / c).exists() for c in commands):
-                _go_install(module, version, commands, target)
+                _go_install(module, version, commands, target, LDFLAGS[name].format(v=version.lstrip("v")))
             return target / command
     raise KeyError(f"unknown command {command!r}")
 
 
-def _go_install(module: str, version: str, commands: tuple[str, ...], target: Path) -> None:
+def _go_install(module: str, version: str, commands: tuple[str, ...], target: Path, ldflags: str) -> None:
     """Build each command from the module's own source at the pinned version.
 
     `go install module/cmd/x@version` also asks the proxy for the module's version
@@ -61,7 +74,7 @@ def _go_install(module: str, version: str, commands: tuple[str, ...], target: Pa
     for command in commands:
         print(f"building {command} {version} from {module} (first run only, minutes)", file=sys.stderr, flush=True)
         subprocess.run(
-            ["go", "build", "-trimpath", "-o", str(tmp / command), f"./cmd/{command}"],
+            ["go", "build", "-trimpath", "-ldflags", ldflags, "-o", str(tmp / command), f"./cmd/{command}"],
             cwd=source, env=env, check=True,
         )
     if target.exists():
