@@ -145,9 +145,19 @@ def wait_booted(name: str, timeout: float = 60.0) -> str:
     """Wait until systemd in the container finished booting; return its state (running/degraded)."""
     deadline = time.monotonic() + timeout
     state = "unknown"
+    gone = 0
     while time.monotonic() < deadline:
-        if nspawn_pid(name) is None:
-            raise LabError(f"{name}: container exited during boot (see {layout(name).log})")
+        # nspawn must be seen gone twice in a row: one failed read of /proc is not an exit
+        gone = gone + 1 if nspawn_pid(name) is None else 0
+        if gone >= 2:
+            try:
+                tail = " | ".join(layout(name).log.read_text(errors="replace").splitlines()[-3:])
+            except OSError:
+                tail = "no console log"
+            raise LabError(f"{name}: container exited during boot: {tail} (see {layout(name).log})")
+        if gone:
+            time.sleep(0.3)
+            continue
         if leader_pid(name) is not None:
             proc = subprocess.run(exec_argv(name, ["systemctl", "is-system-running"]),
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

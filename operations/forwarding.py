@@ -7,13 +7,10 @@ the others is the only way a re-run can tell "already right".
 
 from __future__ import annotations
 
-import io
-
 from pyinfra import host
 from pyinfra.api import operation
-from pyinfra.operations import files
 
-from operations import parse
+from operations import owned, parse
 from operations.facts import ForwardingState, SysctlFileSettings
 from operations.util import warn
 
@@ -60,7 +57,7 @@ def enable(ipv6: bool = True, path: str = SYSCTL_FILE):
     for message in conflicts(host.get_fact(SysctlFileSettings, keys=list(keys)), path, keys):
         warn(message)
 
-    file_cmds = list(files.put._inner(src=io.StringIO(sysctl_file_content(ipv6)), dest=path, mode="644"))
+    file_cmds = list(owned.put(path, sysctl_file_content(ipv6), mode="644"))
     live = host.get_fact(ForwardingState)
     # A key the kernel lacks (IPv6 disabled) is not "off": sysctl -e skips it.
     live_off = [k for k in keys if k in live and live[k] != "1"]

@@ -8,14 +8,12 @@ containers such as the lab's systemd-nspawn routers, where udev does not run.
 
 from __future__ import annotations
 
-import io
 import shlex
 
 from pyinfra import host
 from pyinfra.api import operation
-from pyinfra.operations import files, systemd
 
-from operations import parse
+from operations import owned, parse
 from operations.facts import DefaultRouteInterface, UdpGroForwarding
 from operations.util import warn
 
@@ -78,8 +76,8 @@ def enable(interface: str | None = None, persist: bool = True):
         if not args:
             host.noop(f"UDP GRO forwarding is on for {interface}")
         return
-    file_cmds = list(files.put._inner(src=io.StringIO(unit_content()), dest=UNIT, mode="644"))
+    file_cmds = list(owned.put(UNIT, unit_content(), mode="644"))
     yield from file_cmds
     if file_cmds:
         yield "systemctl daemon-reload"
-    yield from systemd.service._inner(f"s2s-udp-gro@{interface}.service", running=True, enabled=True)
+    yield from owned.unit_running(f"s2s-udp-gro@{interface}.service")

@@ -16,13 +16,12 @@ print "table is incompatible".
 
 from __future__ import annotations
 
-import io
 import shlex
 
 from pyinfra import host
 from pyinfra.api import operation
-from pyinfra.operations import files, systemd
 
+from operations import owned
 from operations.facts import MssClampRules
 
 SCRIPT = "/usr/local/sbin/s2s-mss-clamp"
@@ -92,10 +91,10 @@ def clamp(interface: str = "tailscale0", versions: tuple[int, ...] = (4, 6), per
                 yield f"{COMMANDS[v]} -t mangle -A FORWARD {rule_args(interface, direction)}"
     if not persist:
         return
-    file_cmds = list(files.put._inner(src=io.StringIO(script_content(interface, versions)), dest=SCRIPT, mode="755"))
-    file_cmds += list(files.put._inner(src=io.StringIO(unit_content()), dest=UNIT, mode="644"))
+    file_cmds = list(owned.put(SCRIPT, script_content(interface, versions), mode="755"))
+    file_cmds += list(owned.put(UNIT, unit_content(), mode="644"))
     yield from file_cmds
     if file_cmds:
         yield "systemctl daemon-reload"
     # Starting the unit is harmless after the live rules: its script only adds missing ones.
-    yield from systemd.service._inner(UNIT_NAME, running=True, enabled=True)
+    yield from owned.unit_running(UNIT_NAME)

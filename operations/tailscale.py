@@ -8,7 +8,6 @@ just the differing prefs, decided from the live TailscalePrefs fact.
 
 from __future__ import annotations
 
-import io
 import shlex
 from collections.abc import Iterable
 
@@ -16,9 +15,9 @@ from pyinfra import host
 from pyinfra.api import OperationValueError, StringCommand, operation
 from pyinfra.facts.files import File
 from pyinfra.facts.server import OsRelease
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import apt
 
-from operations import parse
+from operations import owned, parse
 from operations.facts import TailscalePrefs, TailscaleStatus
 from operations.secret import AuthKey
 from operations.util import log_changes
@@ -50,7 +49,7 @@ def install(
     + repo_url: repository base (Tailscale's or a mirror with the same layout)
     + key_url: signing key URL, fetched on the router by apt-helper when the keyring
       is missing (default: REPO/SUITE.noarmor.gpg, Tailscale's layout)
-    + key_content: the key itself (binary or ASCII-armored); managed exactly (files.put)
+    + key_content: the key itself (binary or ASCII-armored); managed exactly (operations.owned.put)
     + version: pin, e.g. "1.100.0" (apt's tailscale=VERSION)
     + suite: Debian codename (default: VERSION_CODENAME of /etc/os-release)
     + no_logs_no_support: run tailscaled with TS_NO_LOGS_NO_SUPPORT=true (a drop-in)
@@ -67,7 +66,7 @@ def install(
 
     repo_cmds: list = []
     if key_content is not None:
-        repo_cmds += list(files.put._inner(src=io.BytesIO(key_content), dest=keyring, mode="644"))
+        repo_cmds += list(owned.put(keyring, key_content, mode="644"))
     elif not host.get_fact(File, path=keyring):
         tmp = shlex.quote(keyring + ".part")
         repo_cmds.append(
@@ -83,7 +82,7 @@ def install(
     dropin_cmds: list = []
     if no_logs_no_support:
         dropin = "# Managed by s2s: keep tailscaled off Tailscale's log servers.\n[Service]\nEnvironment=TS_NO_LOGS_NO_SUPPORT=true\n"
-        dropin_cmds = list(files.put._inner(src=io.StringIO(dropin), dest=NO_LOGS_DROPIN, mode="644"))
+        dropin_cmds = list(owned.put(NO_LOGS_DROPIN, dropin, mode="644"))
 
     package = f"tailscale={version}" if version else "tailscale"
     pkg_cmds = list(apt.packages._inner(packages=[package], no_recommends=True))
@@ -96,7 +95,7 @@ def install(
     if repo_cmds or pkg_cmds:
         yield "apt-get update"
     yield from pkg_cmds
-    svc_cmds = list(systemd.service._inner("tailscaled.service", running=True, enabled=True))
+    svc_cmds = list(owned.unit_running("tailscaled.service"))
     if dropin_cmds and not pkg_cmds and not svc_cmds:
         yield "systemctl restart tailscaled.service"
     yield from svc_cmds

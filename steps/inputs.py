@@ -46,11 +46,8 @@ def kea_plans(model: SiteModel, host) -> list[SitePlan]:  # noqa: ANN001 - pyinf
 
 
 def apt_source(model: SiteModel) -> AptSource:
-    """Where routers install Tailscale from; a local key file is uploaded rather than fetched."""
-    ts = model.tailscale
-    key = ts.apt_key_file.read_bytes() if ts.apt_key_file else None
-    return AptSource(repo_url=ts.apt_repo, key_url=None if key else ts.apt_key_url, key_content=key,
-                     version=ts.version)
+    """Where routers install Tailscale from (the site file's [tailscale] table)."""
+    return AptSource.from_model(model)
 
 
 def holds_policy_file(model: SiteModel, host) -> bool:  # noqa: ANN001 - pyinfra Host

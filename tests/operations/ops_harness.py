@@ -26,6 +26,11 @@ from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.server import OsRelease
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
+from operations.owned import FileState, UnitStatus
+
+# facts answered from the fake file system / package db / units rather than canned output
+FS_FACT_MODULES = ("pyinfra.", "operations.owned")
+
 DATA = Path(__file__).parent / "data"
 
 
@@ -82,6 +87,7 @@ class FakeHost:
         self.apt_sources = list(apt_sources or [])
         self.units: dict[str, dict[str, bool]] = {k: dict(v) for k, v in (units or {}).items()}
         self.modes: dict[str, int] = {}
+        self.owners: dict[str, str] = {}
         self.noops: list[str] = []
         self.logs: list[str] = []
         self.data: dict = {}
@@ -103,7 +109,7 @@ class FakeHost:
 
     def get_fact(self, cls: type, *args: Any, **kwargs: Any) -> Any:
         handler = getattr(self, f"_fact_{cls.__name__}", None)
-        if handler is not None and cls.__module__.startswith("pyinfra."):
+        if handler is not None and cls.__module__.startswith(FS_FACT_MODULES):
             return handler(**kwargs)
         key = (cls, tuple(sorted((k, repr(v)) for k, v in kwargs.items())))
         if key in self.outputs:
@@ -147,6 +153,16 @@ class FakeHost:
     def _fact_FileContents(self, path: str) -> list[str] | None:
         return self.fs[path].decode().splitlines() if path in self.fs else None
 
+    def _fact_OwnedFile(self, path: str) -> FileState | None:
+        if path not in self.fs:
+            return None
+        return FileState(str(self.modes.get(path, 644)), self.owners.get(path, "root:root"),
+                         hashlib.sha256(self.fs[path]).hexdigest())
+
+    def _fact_UnitState(self, unit: str) -> UnitStatus:
+        u = self.units.get(unit, {})
+        return UnitStatus(bool(u.get("active")), bool(u.get("enabled")))
+
     def _fact_OsRelease(self) -> dict:
         return self.os_release
 
@@ -175,10 +191,12 @@ class FakeHost:
                 src.seek(0)
                 body = src.read()
                 self.fs[c.dest] = body.encode() if isinstance(body, str) else body
-            elif isinstance(c, StringCommand):
-                bits = c.get_raw_value().split()
+            elif isinstance(c, (str, StringCommand)):
+                bits = command_text(c).split()
                 if bits[:1] == ["chmod"] and len(bits) == 3:
                     self.modes[bits[2].strip("'")] = int(bits[1])
+                if bits[:1] == ["chown"] and len(bits) == 3:
+                    self.owners[bits[2].strip("'")] = bits[1]
                 if bits[:1] == ["systemctl"] and len(bits) == 3 and bits[1] in ("start", "enable"):
                     unit = bits[2].strip("'")
                     self.units.setdefault(unit, {})["active" if bits[1] == "start" else "enabled"] = True
@@ -231,7 +249,7 @@ class NetnsHost(FakeHost):
                               capture_output=True, text=True, env=self.env, check=check, timeout=60)
 
     def get_fact(self, cls: type, *args: Any, **kwargs: Any) -> Any:
-        if cls.__module__.startswith("pyinfra."):
+        if cls.__module__.startswith(FS_FACT_MODULES):
             return super().get_fact(cls, *args, **kwargs)
         fact = cls()
         out = self.sh(str(fact.command(**kwargs))).stdout

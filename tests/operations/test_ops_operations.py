@@ -118,7 +118,7 @@ def test_install_fresh_then_converged():
     cmds = run_op(tailscale.install, host, repo_url="http://127.0.0.1:8081/tailscale", key_content=key,
                   version="1.100.0")
     t = texts(cmds)
-    assert t[0] == "upload /usr/share/keyrings/tailscale-archive-keyring.gpg"
+    assert t[:2] == ["mkdir -p /usr/share/keyrings", "upload /usr/share/keyrings/tailscale-archive-keyring.gpg"]
     assert "upload /etc/apt/sources.list.d/tailscale.sources" in t
     assert t.index("apt-get update") < next(i for i, c in enumerate(t) if "install" in c and "tailscale=1.100.0" in c)
     assert t[-2:] == ["systemctl start tailscaled.service", "systemctl enable tailscaled.service"]
@@ -138,7 +138,7 @@ def test_install_key_url_fetched_by_apt_helper_when_missing():
     assert t[0].startswith("/usr/lib/apt/apt-helper download-file "
                            "https://pkgs.tailscale.com/stable/debian/trixie.noarmor.gpg ")
     armored = texts(run_op(tailscale.install, FakeHost(), key_content="-----BEGIN PGP PUBLIC KEY BLOCK-----\n"))
-    assert armored[0] == "upload /usr/share/keyrings/tailscale-archive-keyring.asc"
+    assert armored[1] == "upload /usr/share/keyrings/tailscale-archive-keyring.asc"
 
 
 def test_install_no_logs_dropin_comes_before_the_package():
@@ -155,7 +155,9 @@ def fwd_host(live="net.ipv4.ip_forward = 0\nnet.ipv6.conf.all.forwarding = 0\n",
 def test_forwarding_fresh_then_converged():
     host = fwd_host()
     cmds = run_op(forwarding.enable, host)
-    assert texts(cmds) == ["upload /etc/sysctl.d/99-s2s-forwarding.conf", "chmod 644 /etc/sysctl.d/99-s2s-forwarding.conf",
+    assert texts(cmds) == ["mkdir -p /etc/sysctl.d", "upload /etc/sysctl.d/99-s2s-forwarding.conf",
+                           "chmod 644 /etc/sysctl.d/99-s2s-forwarding.conf",
+                           "chown root:root /etc/sysctl.d/99-s2s-forwarding.conf",
                            "sysctl -e -p /etc/sysctl.d/99-s2s-forwarding.conf"]
     host.apply(cmds)
     host.outputs[facts.ForwardingState] = "net.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 1\n"
