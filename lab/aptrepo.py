@@ -57,6 +57,10 @@ PORT="41641"
 FLAGS=""
 # Never send logs to Tailscale's log servers (lab hosts have no route out anyway).
 TS_NO_LOGS_NO_SUPPORT=true
+# The lab's Headscale serves its embedded DERP relay over plain HTTP (there is no TLS
+# certificate in the lab): without this, relaying fails and the first packets between
+# sites wait for the direct path (seconds).
+TS_DEBUG_USE_DERP_HTTP=true
 """
 
 POSTINST = """\
