@@ -15,12 +15,13 @@ from controlplane.operations import headscale_policy_file
 from controlplane.policy import PolicySpec
 from operations.router import configure_router
 from steps import controlplane, kea
-from steps.inputs import apt_source, holds_policy_file, is_coordinator, kea_plans, load_model, router_site
+from steps.inputs import (apt_source, holds_policy_file, is_coordinator, kea_hosts_plans, kea_plans, load_model,
+                         router_site)
 
 model = load_model()
-plans = kea_plans(model, host)
 site = router_site(model, host)
 coordinator = is_coordinator(inventory, host)
+plans = kea_plans(model, host, coordinator)
 # Every step is called on every host (a no-op where it does not apply): pyinfra orders operations
 # by each host's own sequence, so a step called on some hosts only could run out of order.
 
@@ -39,5 +40,5 @@ if site is not None:
 controlplane.routes_approved(name="Subnet routes approved", model=model, here=coordinator)
 
 # 6. The other LAN devices: DHCP option 121/249 from each site's Kea
-kea.config_writable(name="Kea may persist its config (config-write)", plans=plans)
+kea.config_writable(name="Kea may persist its config (config-write)", plans=kea_hosts_plans(model, host))
 kea.routes_pushed(name="Kea hands out the site routes (option 121/249)", model=model, plans=plans)

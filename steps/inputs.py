@@ -37,12 +37,18 @@ def router_site(model: SiteModel, host) -> Site | None:  # noqa: ANN001 - pyinfr
     return next((s for s in model.sites.values() if _host_name(s.ssh) == host.name), None)
 
 
-def kea_plans(model: SiteModel, host) -> list[SitePlan]:  # noqa: ANN001 - pyinfra Host
-    """Plans of the sites whose Kea is reached through this host and need a push."""
-    return [
-        p for p in _plans(model).values()
-        if p.push_needed and p.site.kea and p.site.kea.ssh and _host_name(p.site.kea.ssh) == host.name
-    ]
+def kea_plans(model: SiteModel, host, coordinator: bool = False) -> list[SitePlan]:  # noqa: ANN001
+    """Plans that need a push from this host: sites whose Kea is reached through it ([kea] ssh),
+    and, on the coordinating host, sites whose Kea is reached directly by URL."""
+    def here(kea) -> bool:  # noqa: ANN001 - KeaEndpoint
+        return _host_name(kea.ssh) == host.name if kea.ssh else coordinator
+
+    return [p for p in _plans(model).values() if p.push_needed and p.site.kea and here(p.site.kea)]
+
+
+def kea_hosts_plans(model: SiteModel, host) -> list[SitePlan]:  # noqa: ANN001 - pyinfra Host
+    """Plans of the sites whose Kea runs on this very host (reached through its SSH)."""
+    return [p for p in kea_plans(model, host) if p.site.kea and p.site.kea.ssh]
 
 
 def apt_source(model: SiteModel) -> AptSource:

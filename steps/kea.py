@@ -37,13 +37,17 @@ def _ssh_transport(on_host: Host):  # noqa: ANN202 - paramiko.Transport | None
     return client.get_transport() if client is not None else None
 
 
-def _server_push(on_host: Host, model: SiteModel, plans: list[SitePlan], stack: ExitStack) -> ServerPush:
+def _server_pushes(on_host: Host, model: SiteModel, plans: list[SitePlan], stack: ExitStack) -> list[ServerPush]:
+    """One push per Kea server named by `plans` (through this host's SSH connection when the
+    server's `kea.ssh` is this host, directly for a server reachable by URL)."""
     codes = ROUTE_CODES if model.dhcp.option_249 else (121,)
-    (endpoint, grouped), = group_by_server({p.site.name: p for p in plans})
-    transports = {endpoint.ssh: _ssh_transport(on_host)} if endpoint.ssh else None
-    push = ServerPush(endpoint, grouped, codes, io.StringIO())
-    push.transport = tunnelled_factory(model.ssh, stack, transports)(endpoint)
-    return push
+    pushes = []
+    for endpoint, grouped in group_by_server({p.site.name: p for p in plans}):
+        transports = {endpoint.ssh: _ssh_transport(on_host)} if endpoint.ssh else None
+        push = ServerPush(endpoint, grouped, codes, io.StringIO())
+        push.transport = tunnelled_factory(model.ssh, stack, transports)(endpoint)
+        pushes.append(push)
+    return pushes
 
 
 def _apply(state: State, host: Host, model: SiteModel, plans: list[SitePlan]) -> bool:
@@ -53,7 +57,7 @@ def _apply(state: State, host: Host, model: SiteModel, plans: list[SitePlan]) ->
     """
     with ExitStack() as stack:
         try:
-            push = _server_push(host, model, plans, stack)
+            push, = _server_pushes(host, model, plans, stack)
             push.run(dry_run=False)
         except (PushFailed, KeaError, SecretError) as exc:
             host.log_styled(f"kea: {exc}", fg="red", log_func=logger.error)
@@ -85,23 +89,26 @@ def routes_pushed(model: SiteModel, plans: list[SitePlan]):
     """Kea on this host hands out the planned option 121/249 for each of its sites.
 
     + model: the validated site model
-    + plans: this host's sites' plans (push_needed only), all on one Kea server
+    + plans: the plans (push_needed only) of the sites whose Kea is reached through this host,
+      or directly by URL from the host that carries the run-once steps
     """
     if not plans:
         host.noop("kea: no Kea server of the sites on this host")
         return
     with ExitStack() as stack:
         try:
-            probe = _server_push(host, model, plans, stack)
-            probe.run(dry_run=True)  # config-get only: records what would change
+            probes = _server_pushes(host, model, plans, stack)
+            for probe in probes:
+                probe.run(dry_run=True)  # config-get only: records what would change
         except (PushFailed, KeaError, SecretError) as exc:
             raise OperationError(f"kea: {exc}") from None
-    if not probe.changes:
-        host.noop(f"kea: options 121/249 already as planned for {', '.join(p.site.name for p in plans)}")
-        return
-    if state.config.DIFF:
-        for change in probe.changes:
-            host.log(f"Will change {change.label}")
-        for line in probe.out.getvalue().splitlines():  # type: ignore[attr-defined]
-            logger.info("  %s", line)
-    yield FunctionCommand(_apply, (model, plans), {})
+    for probe in probes:
+        if not probe.changes:
+            host.noop(f"kea: options 121/249 already as planned for {', '.join(p.site.name for p in probe.plans)}")
+            continue
+        if state.config.DIFF:
+            for change in probe.changes:
+                host.log(f"Will change {change.label}")
+            for line in probe.out.getvalue().splitlines():  # type: ignore[attr-defined]
+                logger.info("  %s", line)
+        yield FunctionCommand(_apply, (model, probe.plans), {})

@@ -1,0 +1,66 @@
+"""Which host carries which deploy step, from the site model (pure, no pyinfra run)."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from dhcp.plan import build_plan
+from sites import load_sites
+from steps import inputs
+
+SITES = """
+[sites.a]
+subnet = "192.0.2.0/24"
+router = "192.0.2.2"
+gateway = "192.0.2.1"
+ssh = "a-router"
+kea = { url = "http://127.0.0.1:8000", ssh = "root@a-gw" }
+[sites.b]
+subnet = "172.16.100.0/24"
+router = "172.16.100.2"
+gateway = "172.16.100.1"
+ssh = "b-router"
+kea = { url = "https://kea-b.example.net:8000" }
+[sites.c]
+subnet = "198.51.100.0/24"
+router = "198.51.100.1"
+ssh = "c-router"
+kea = { url = "http://127.0.0.1:8000", ssh = "c-gw" }
+"""
+
+
+@pytest.fixture
+def model(tmp_path, monkeypatch):
+    path = tmp_path / "sites.toml"
+    path.write_text(SITES)
+    loaded = load_sites(path)
+    monkeypatch.setattr(inputs, "_load", lambda: (loaded, build_plan(loaded)))
+    return loaded
+
+
+def host(name):
+    return SimpleNamespace(name=name)
+
+
+def names(plans):
+    return [p.site.name for p in plans]
+
+
+def test_kea_reached_through_ssh_is_pushed_from_that_host(model):
+    assert names(inputs.kea_plans(model, host("a-gw"))) == ["a"]
+    assert names(inputs.kea_hosts_plans(model, host("a-gw"))) == ["a"]
+
+
+def test_kea_reached_by_url_is_pushed_once_from_the_coordinator(model):
+    assert names(inputs.kea_plans(model, host("a-router"), coordinator=True)) == ["b"]
+    assert inputs.kea_plans(model, host("b-router"), coordinator=False) == []
+    assert inputs.kea_hosts_plans(model, host("a-router")) == []  # no config file of ours to fix there
+
+
+def test_site_whose_router_is_its_gateway_needs_no_push(model):
+    assert inputs.kea_plans(model, host("c-gw")) == []
+
+
+def test_router_site_by_ssh_host(model):
+    assert inputs.router_site(model, host("b-router")).name == "b"
+    assert inputs.router_site(model, host("a-gw")) is None
