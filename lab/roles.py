@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+from lab import headscale
 from lab.hosts import Host
 from lab.topology import Topology
 
@@ -103,56 +104,9 @@ def gateway(root: Path, host: Host, topo: Topology, kea_password: str) -> None:
 
 def headscale_config(topo: Topology) -> str:
     """Headscale on the WAN: embedded DERP only (no DERP map from the internet), policy in the DB."""
-    return f"""\
-server_url: {topo.headscale_url}
-listen_addr: 0.0.0.0:{topo.headscale_port}
-metrics_listen_addr: 127.0.0.1:9090
-grpc_listen_addr: 127.0.0.1:50443
-grpc_allow_insecure: false
-disable_check_updates: true
-noise:
-  private_key_path: /var/lib/headscale/noise_private.key
-prefixes:
-  v4: 100.64.0.0/10
-  v6: fd7a:115c:a1e0::/48
-  allocation: sequential
-derp:
-  server:
-    enabled: true
-    region_id: 999
-    region_code: "lab"
-    region_name: "s2s lab embedded DERP"
-    verify_clients: true
-    stun_listen_addr: "0.0.0.0:3478"
-    private_key_path: /var/lib/headscale/derp_server_private.key
-    automatically_add_embedded_derp_region: true
-    ipv4: {topo.control_address}
-  urls: []
-  paths: []
-  auto_update_enabled: false
-database:
-  type: sqlite
-  sqlite:
-    path: /var/lib/headscale/db.sqlite
-    write_ahead_log: true
-log:
-  level: info
-  format: text
-policy:
-  mode: database
-dns:
-  magic_dns: false
-  override_local_dns: false
-  base_domain: lab.invalid
-  nameservers:
-    global: []
-unix_socket: /var/run/headscale/headscale.sock
-unix_socket_permission: "0770"
-logtail:
-  enabled: false
-taildrop:
-  enabled: false
-"""
+    return headscale.render_config(server_url=topo.headscale_url, listen_port=topo.headscale_port,
+                                   address=str(topo.control_address), state_dir="/var/lib/headscale",
+                                   unix_socket="/var/run/headscale/headscale.sock")
 
 
 HEADSCALE_UNIT = f"""\

@@ -23,56 +23,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab.headscale import render_config
+
 NS_HS, NS_RA, NS_RB = "s2s-cp-hs", "s2s-cp-ra", "s2s-cp-rb"
 HS_ADDR = "198.51.100.10"
 ROUTERS = {NS_RA: ("sc-ra", "198.51.100.2"), NS_RB: ("sc-rb", "198.51.100.3")}
 LOGIN = f"http://{HS_ADDR}:8080"
 
-CONFIG = """\
-server_url: {login}
-listen_addr: 0.0.0.0:8080
-metrics_listen_addr: 127.0.0.1:9090
-grpc_listen_addr: 127.0.0.1:50443
-grpc_allow_insecure: false
-noise:
-  private_key_path: {d}/noise_private.key
-prefixes:
-  v4: 100.64.0.0/10
-  v6: fd7a:115c:a1e0::/48
-  allocation: sequential
-derp:
-  server:
-    enabled: true
-    region_id: 999
-    region_code: s2s
-    region_name: s2s embedded DERP
-    stun_listen_addr: {addr}:3478
-    private_key_path: {d}/derp_server_private.key
-    automatically_add_embedded_derp_region: true
-    ipv4: {addr}
-  urls: []
-  paths: []
-  auto_update_enabled: false
-disable_check_updates: true
-database:
-  type: sqlite
-  sqlite:
-    path: {d}/db.sqlite
-    write_ahead_log: true
-log:
-  level: info
-policy:
-  mode: database
-dns:
-  magic_dns: false
-  override_local_dns: false
-  nameservers:
-    global: []
-unix_socket: {d}/headscale.sock
-unix_socket_permission: "0770"
-logtail:
-  enabled: false
-"""
 
 
 def sh(*cmd: str, ns: str | None = None, check: bool = True, env: dict | None = None,
@@ -152,7 +109,10 @@ class HeadscaleLab:
         return sh(str(self.headscale), "-c", str(self.config), "--force", *args).stdout
 
     def start_headscale(self) -> None:
-        self.config.write_text(CONFIG.format(d=self.tmp, login=LOGIN, addr=HS_ADDR))
+        self.config.write_text(render_config(server_url=LOGIN, listen_port=8080, address=HS_ADDR,
+                                             state_dir=str(self.tmp), unix_socket=f"{self.tmp}/headscale.sock",
+                                             stun_listen=HS_ADDR, region_code="s2s",
+                                             region_name="s2s embedded DERP"))
         self.spawn("headscale", str(self.headscale), "serve", "-c", str(self.config), ns=NS_HS)
         wait_for("headscale unix socket", lambda: (self.tmp / "headscale.sock").exists())
         wait_for("headscale CLI", lambda: self.hs("users", "list") is not None)
