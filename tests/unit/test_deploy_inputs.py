@@ -64,3 +64,20 @@ def test_site_whose_router_is_its_gateway_needs_no_push(model):
 def test_router_site_by_ssh_host(model):
     assert inputs.router_site(model, host("b-router")).name == "b"
     assert inputs.router_site(model, host("a-gw")) is None
+
+
+def test_pyinfra_deploy_with_a_bad_site_file_is_one_line_and_exit_2(tmp_path):
+    """Validation happens in inventory.py, before pyinfra connects to anything."""
+    import subprocess
+
+    from lab.drive import PYINFRA, REPO
+
+    bad = tmp_path / "sites.toml"
+    bad.write_text(SITES.replace('router = "192.0.2.2"', 'router = "192.0.3.2"'))
+    result = subprocess.run([PYINFRA, "-y", "inventory.py", "deploy.py"], cwd=REPO, capture_output=True,
+                            text=True, env={"SITES": str(bad), "PATH": "/usr/bin:/bin"}, timeout=60)
+    assert result.returncode == 2
+    errors = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {bad}: sites.a.router: outside the site's subnet 192.0.2.0/24 (got '192.0.3.2')"]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "Connecting" not in result.stdout + result.stderr
