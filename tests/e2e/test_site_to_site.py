@@ -131,6 +131,10 @@ def test_a_third_prefix_previews_as_exactly_that_change_and_applies(lab_sites, t
     assert preview.returncode == 0, preview.stderr[-3000:]
     assert re.search(rf"AdvertiseRoutes: \[172\.16\.100\.0/24\] -> \[172\.16\.100\.0/24, {re.escape(EXTRA_PREFIX)}\]",
                      preview.stderr), preview.stderr[-4000:]
+    # the Kea option diff: site a's option 121 gains 198.18.0.0/24 via a's router (18 C6 12 00 C0 00 02 02)
+    assert re.search(r"^\s*\+\s+\"data\": \"[0-9A-F]*18C61200C0000202", preview.stderr, re.M), preview.stderr[-4000:]
+    # the policy diff: the new prefix is allowed and auto-approved
+    assert re.search(rf"^\s*\+.*{re.escape(EXTRA_PREFIX)}", preview.stderr, re.M), preview.stderr[-4000:]
     plan = drive.planned_changes(changed)
     assert plan == {
         "Tailnet policy allows the sites": plan["Tailnet policy allows the sites"],
