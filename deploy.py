@@ -16,9 +16,10 @@ from controlplane.policy import PolicySpec
 from operations.router import configure_router
 from steps import controlplane, kea
 from steps.inputs import (apt_source, holds_policy_file, is_coordinator, kea_hosts_plans, kea_plans, load_model,
-                         router_site)
+                         prompt_commands, router_site)
 
 model = load_model()
+prompt_commands(host)  # TCP_NODELAY on pyinfra's SSH socket: ~45 ms less per command
 site = router_site(model, host)
 coordinator = is_coordinator(inventory, host)
 plans = kea_plans(model, host, coordinator)

@@ -81,3 +81,17 @@ def test_pyinfra_deploy_with_a_bad_site_file_is_one_line_and_exit_2(tmp_path):
     assert errors == [f"error: {bad}: sites.a.router: outside the site's subnet 192.0.2.0/24 (got '192.0.3.2')"]
     assert "Traceback" not in result.stdout + result.stderr
     assert "Connecting" not in result.stdout + result.stderr
+
+
+def test_prompt_commands_sets_tcp_nodelay_on_a_direct_ssh_socket():
+    import socket
+
+    with socket.socket() as sock:
+        transport = SimpleNamespace(sock=sock)
+        direct = SimpleNamespace(connector=SimpleNamespace(client=SimpleNamespace(get_transport=lambda: transport)))
+        assert inputs.prompt_commands(direct)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    proxied = SimpleNamespace(connector=SimpleNamespace(
+        client=SimpleNamespace(get_transport=lambda: SimpleNamespace(sock=object()))))
+    assert not inputs.prompt_commands(proxied)
+    assert not inputs.prompt_commands(SimpleNamespace(connector=SimpleNamespace()))  # @local, @docker ...
