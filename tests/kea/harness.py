@@ -186,25 +186,35 @@ class KeaInstance:
         if write_config or not self.config_path.exists():
             self.write_config()
         self.socket_path.unlink(missing_ok=True)
-        out = open(self.workdir / "kea-dhcp4.stdout", "ab")
-        self._dhcp4 = subprocess.Popen(
-            ["ip", "netns", "exec", self.server_ns, KEA_DHCP4, "-c", str(self.config_path)],
-            stdout=out, stderr=subprocess.STDOUT, env=self.env)
+        self._dhcp4 = self._spawn("kea-dhcp4", ["ip", "netns", "exec", self.server_ns, KEA_DHCP4, "-c",
+                                                str(self.config_path)], self.log_path, self._dhcp4_answers,
+                                  f"did not open {self.socket_path}")
+
+    def _dhcp4_answers(self) -> bool:
+        if not self.socket_path.exists():
+            return False
+        try:
+            unix_command(self.socket_path, "version-get", timeout=2)
+            return True
+        except OSError:
+            return False
+
+    def _spawn(self, name: str, argv: list[str], log: Path, ready: Callable[[], bool],
+               not_ready: str) -> subprocess.Popen:
+        """Start a Kea daemon and wait until `ready()`; a daemon that exits is an error with its log."""
+        out = open(self.workdir / f"{name}.stdout", "ab")
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=self.env)
         out.close()
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            if self._dhcp4.poll() is not None:
-                raise HarnessError(f"kea-dhcp4 ({self.tag}) exited {self._dhcp4.returncode}: "
-                                   f"{self._tail(self.workdir / 'kea-dhcp4.stdout')}"
-                                   f"{self._tail(self.log_path)}")
-            if self.socket_path.exists():
-                try:
-                    unix_command(self.socket_path, "version-get", timeout=2)
-                    return
-                except OSError:
-                    pass
+            if proc.poll() is not None:
+                raise HarnessError(f"{name} ({self.tag}) exited {proc.returncode}: "
+                                   f"{self._tail(self.workdir / f'{name}.stdout')}{self._tail(log)}")
+            if ready():
+                return proc
             time.sleep(0.05)
-        raise HarnessError(f"kea-dhcp4 ({self.tag}) did not open {self.socket_path}")
+        self._stop(proc)
+        raise HarnessError(f"{name} ({self.tag}) {not_ready}")
 
     def stop_dhcp4(self) -> None:
         self._stop(self._dhcp4)
@@ -260,22 +270,15 @@ class KeaInstance:
                          "output_options": [{"output": str(self.ca_log_path)}]}],
         }}
         self.ca_config_path.write_text(json.dumps(config, indent=2))
-        out = open(self.workdir / "kea-ctrl-agent.stdout", "ab")
-        self._ca = subprocess.Popen([KEA_CA, "-c", str(self.ca_config_path)], stdout=out,
-                                    stderr=subprocess.STDOUT, env=self.env)
-        out.close()
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self._ca.poll() is not None:
-                raise HarnessError(f"kea-ctrl-agent ({self.tag}) exited {self._ca.returncode}: "
-                                   f"{self._tail(self.workdir / 'kea-ctrl-agent.stdout')}"
-                                   f"{self._tail(self.ca_log_path)}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.ca_port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise HarnessError(f"kea-ctrl-agent ({self.tag}) did not listen on {self.ca_url}")
+        self._ca = self._spawn("kea-ctrl-agent", [KEA_CA, "-c", str(self.ca_config_path)], self.ca_log_path,
+                               self._ca_listens, f"did not listen on {self.ca_url}")
+
+    def _ca_listens(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.ca_port), timeout=1):
+                return True
+        except OSError:
+            return False
 
     def stop_ca(self) -> None:
         self._stop(self._ca)
