@@ -50,6 +50,8 @@ def test_dry_run_on_a_fresh_lab_changes_nothing(lab_sites):
     result = drive.pyinfra(lab_sites, "--dry", "--diff")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Will change tailscale prefs" in result.stderr  # it did plan the join (pyinfra logs to stderr) ...
+    assert "Will create /etc/sysctl.d/99-s2s-forwarding.conf" in result.stderr  # ... with file diffs ...
+    assert "+ net.ipv4.ip_forward = 1" in result.stderr
     assert drive.in_host("a-router", "dpkg-query", "-W", "tailscale", check=False).returncode != 0
     assert drive.in_host("a-router", "test", "-e", "/etc/sysctl.d/99-s2s-forwarding.conf",
                          check=False).returncode != 0
