@@ -15,6 +15,7 @@ from netaddr import IPNetwork, IPSet
 from pyinfra import host
 from pyinfra.api import operation
 
+from operations import batch
 from operations.facts import FirewallFrontends, ForwardFilter
 from operations.util import warn
 
@@ -38,11 +39,11 @@ def preflight(
     + other_routes: prefixes the other routers advertise
     + accept_routes: whether this router will --accept-routes
     """
-    fw = host.get_fact(FirewallFrontends)
+    fw, *forward = batch.read((FirewallFrontends, {}), (ForwardFilter, {"version": 4}),
+                              (ForwardFilter, {"version": 6}))
     for name in fw.active:
         warn(f"{name} is active: it filters forwarded traffic; allow forwarding between the LAN and tailscale0")
-    for version in (4, 6):
-        fwd = host.get_fact(ForwardFilter, version=version)
+    for version, fwd in zip((4, 6), forward):
         if fwd and fwd.blocks:
             cmd = "iptables" if version == 4 else "ip6tables"
             note = (" (tailscaled's ts-forward accepts tailnet traffic, but LAN-bound replies"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import operation
 
-from operations import owned, parse
+from operations import batch, owned, parse
 from operations.facts import ForwardingState, SysctlFileSettings
 from operations.util import warn
 
@@ -54,11 +54,12 @@ def enable(ipv6: bool = True, path: str = SYSCTL_FILE):
     + path: the owned sysctl.d file
     """
     keys = parse.FORWARDING_KEYS if ipv6 else parse.FORWARDING_KEYS[:1]
-    for message in conflicts(host.get_fact(SysctlFileSettings, keys=list(keys)), path, keys):
+    settings, current, live = batch.read((SysctlFileSettings, {"keys": list(keys)}),
+                                         (owned.OwnedFile, {"path": path}), (ForwardingState, {}))
+    for message in conflicts(settings, path, keys):
         warn(message)
 
-    file_cmds = list(owned.put(path, sysctl_file_content(ipv6), mode="644"))
-    live = host.get_fact(ForwardingState)
+    file_cmds = list(owned.put(path, sysctl_file_content(ipv6), mode="644", current=current))
     # A key the kernel lacks (IPv6 disabled) is not "off": sysctl -e skips it.
     live_off = [k for k in keys if k in live and live[k] != "1"]
     yield from file_cmds

@@ -13,7 +13,7 @@ import shlex
 from pyinfra import host
 from pyinfra.api import operation
 
-from operations import owned, parse
+from operations import batch, owned, parse
 from operations.facts import DefaultRouteInterface, UdpGroForwarding
 from operations.util import warn
 
@@ -62,7 +62,10 @@ def enable(interface: str | None = None, persist: bool = True):
         if interface is None:
             warn("no IPv4 default route: cannot tell the WAN interface, UDP GRO forwarding skipped")
             return
-    state = host.get_fact(UdpGroForwarding, interface=interface)
+    unit = f"s2s-udp-gro@{interface}.service"
+    state, unit_file_now, unit_now = batch.read(
+        (UdpGroForwarding, {"interface": interface}), (owned.OwnedFile, {"path": UNIT}),
+        (owned.UnitState, {"unit": unit}))
     if state is None:
         warn(f"cannot read features of {interface} (no ethtool or no such interface): UDP GRO forwarding skipped")
         return
@@ -76,8 +79,8 @@ def enable(interface: str | None = None, persist: bool = True):
         if not args:
             host.noop(f"UDP GRO forwarding is on for {interface}")
         return
-    file_cmds = list(owned.put(UNIT, unit_content(), mode="644"))
+    file_cmds = list(owned.put(UNIT, unit_content(), mode="644", current=unit_file_now))
     yield from file_cmds
     if file_cmds:
         yield "systemctl daemon-reload"
-    yield from owned.unit_running(f"s2s-udp-gro@{interface}.service")
+    yield from owned.unit_running(unit, status=unit_now)

@@ -21,7 +21,7 @@ import shlex
 from pyinfra import host
 from pyinfra.api import operation
 
-from operations import owned
+from operations import batch, owned
 from operations.facts import MssClampRules
 
 SCRIPT = "/usr/local/sbin/s2s-mss-clamp"
@@ -83,18 +83,21 @@ def clamp(interface: str = "tailscale0", versions: tuple[int, ...] = (4, 6), per
     + persist: install and enable the boot-time unit (s2s-mss-clamp.service)
     """
     versions = tuple(versions)
-    for v in versions:
-        state = host.get_fact(MssClampRules, interface=interface, version=v)
+    *states, script_now, unit_file_now, unit_now = batch.read(
+        *[(MssClampRules, {"interface": interface, "version": v}) for v in versions],
+        (owned.OwnedFile, {"path": SCRIPT}), (owned.OwnedFile, {"path": UNIT}),
+        (owned.UnitState, {"unit": UNIT_NAME}))
+    for v, state in zip(versions, states):
         have = {"out": bool(state and state.outbound), "in": bool(state and state.inbound)}
         for direction in ("out", "in"):
             if not have[direction]:
                 yield f"{COMMANDS[v]} -t mangle -A FORWARD {rule_args(interface, direction)}"
     if not persist:
         return
-    file_cmds = list(owned.put(SCRIPT, script_content(interface, versions), mode="755"))
-    file_cmds += list(owned.put(UNIT, unit_content(), mode="644"))
+    file_cmds = list(owned.put(SCRIPT, script_content(interface, versions), mode="755", current=script_now))
+    file_cmds += list(owned.put(UNIT, unit_content(), mode="644", current=unit_file_now))
     yield from file_cmds
     if file_cmds:
         yield "systemctl daemon-reload"
     # Starting the unit is harmless after the live rules: its script only adds missing ones.
-    yield from owned.unit_running(UNIT_NAME)
+    yield from owned.unit_running(UNIT_NAME, status=unit_now)

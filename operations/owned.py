@@ -74,10 +74,19 @@ class UnitState(FactBase[UnitStatus]):
                           props.get("UnitFileState") in ("enabled", "enabled-runtime", "static", "alias"))
 
 
-def put(dest: str, content: str | bytes, mode: str = "644", owner: str = "root:root") -> Iterator[Any]:
-    """Commands that make `dest` hold exactly `content` with `mode` and `owner` (none if it does)."""
+_READ = object()
+
+
+def put(dest: str, content: str | bytes, mode: str = "644", owner: str = "root:root",
+        current: FileState | None | object = _READ) -> Iterator[Any]:
+    """Commands that make `dest` hold exactly `content` with `mode` and `owner` (none if it does).
+
+    `current` is the OwnedFile fact when the caller already read it (in a batch).
+    """
     data = content.encode() if isinstance(content, str) else content
-    current = host.get_fact(OwnedFile, path=dest)
+    if current is _READ:
+        current = host.get_fact(OwnedFile, path=dest)
+    assert current is None or isinstance(current, FileState)
     q = shlex.quote(dest)
     if current is None or current.sha256 != hashlib.sha256(data).hexdigest():
         if state.config.DIFF:
@@ -104,9 +113,11 @@ def _show_diff(dest: str, data: bytes, exists: bool) -> None:
     logger.info("")
 
 
-def unit_running(unit: str) -> Iterator[str]:
-    """Commands that leave a systemd unit enabled and running (none if it is)."""
-    status = host.get_fact(UnitState, unit=unit)
+def unit_running(unit: str, status: UnitStatus | None = None) -> Iterator[str]:
+    """Commands that leave a systemd unit enabled and running (none if it is); `status` is the
+    UnitState fact when the caller already read it."""
+    if status is None:
+        status = host.get_fact(UnitState, unit=unit)
     q = shlex.quote(unit)
     if not status.active:
         yield f"systemctl start {q}"

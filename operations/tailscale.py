@@ -17,7 +17,7 @@ from pyinfra.facts.files import File
 from pyinfra.facts.server import OsRelease
 from pyinfra.operations import apt
 
-from operations import owned, parse
+from operations import batch, owned, parse
 from operations.facts import TailscalePrefs, TailscaleStatus
 from operations.secret import AuthKey
 from operations.util import log_changes
@@ -64,9 +64,12 @@ def install(
         key_url = f"{repo_url.rstrip('/')}/{suite}.noarmor.gpg"
     keyring = KEYRING + (".asc" if _armored(key_content, key_url) else ".gpg")
 
+    keyring_now, dropin_now, unit_now = batch.read(
+        (owned.OwnedFile, {"path": keyring}), (owned.OwnedFile, {"path": NO_LOGS_DROPIN}),
+        (owned.UnitState, {"unit": "tailscaled.service"}))
     repo_cmds: list = []
     if key_content is not None:
-        repo_cmds += list(owned.put(keyring, key_content, mode="644"))
+        repo_cmds += list(owned.put(keyring, key_content, mode="644", current=keyring_now))
     elif not host.get_fact(File, path=keyring):
         tmp = shlex.quote(keyring + ".part")
         repo_cmds.append(
@@ -82,7 +85,7 @@ def install(
     dropin_cmds: list = []
     if no_logs_no_support:
         dropin = "# Managed by s2s: keep tailscaled off Tailscale's log servers.\n[Service]\nEnvironment=TS_NO_LOGS_NO_SUPPORT=true\n"
-        dropin_cmds = list(owned.put(NO_LOGS_DROPIN, dropin, mode="644"))
+        dropin_cmds = list(owned.put(NO_LOGS_DROPIN, dropin, mode="644", current=dropin_now))
 
     package = f"tailscale={version}" if version else "tailscale"
     pkg_cmds = list(apt.packages._inner(packages=[package], no_recommends=True))
@@ -95,7 +98,7 @@ def install(
     if repo_cmds or pkg_cmds:
         yield "apt-get update"
     yield from pkg_cmds
-    svc_cmds = list(owned.unit_running("tailscaled.service"))
+    svc_cmds = list(owned.unit_running("tailscaled.service", status=unit_now))
     if dropin_cmds and not pkg_cmds and not svc_cmds:
         yield "systemctl restart tailscaled.service"
     yield from svc_cmds
@@ -140,8 +143,7 @@ def configure(
     """
     want_routes = parse.normalise_prefixes(list(routes))
     want_tags = parse.normalise_tags(list(tags))
-    prefs = host.get_fact(TailscalePrefs, socket=socket)
-    status = host.get_fact(TailscaleStatus, socket=socket)
+    prefs, status = batch.read((TailscalePrefs, {"socket": socket}), (TailscaleStatus, {"socket": socket}))
 
     joined = bool(status and status.joined and prefs and not prefs.logged_out)
     server_changed = bool(

@@ -29,7 +29,7 @@ from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from operations.owned import FileState, UnitStatus
 
 # facts answered from the fake file system / package db / units rather than canned output
-FS_FACT_MODULES = ("pyinfra.", "operations.owned")
+FS_FACT_MODULES = ("pyinfra.", "operations.owned", "operations.batch")
 
 DATA = Path(__file__).parent / "data"
 
@@ -152,6 +152,10 @@ class FakeHost:
 
     def _fact_FileContents(self, path: str) -> list[str] | None:
         return self.fs[path].decode().splitlines() if path in self.fs else None
+
+    def _fact_Batch(self, specs: tuple) -> list:
+        """A batch is its facts, each answered as if read alone."""
+        return [self.get_fact(cls, **dict(kwargs)) for cls, kwargs in specs]
 
     def _fact_OwnedFile(self, path: str) -> FileState | None:
         if path not in self.fs:
