@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyinfra.api import deploy
-from pyinfra.operations import apt
 
 from operations import checks, forwarding, gro, mss, tailscale
 from operations.secret import AuthKey
@@ -101,9 +100,9 @@ def configure_router(
         name="Check for firewalls, blocked forwarding and LAN overlaps",
         own_routes=own, other_routes=other_routes(site, model), accept_routes=accept_routes,
     )
-    apt.packages(name="Install iptables and ethtool", packages=["iptables", "ethtool"], no_recommends=True)
     tailscale.install(
-        name="Install Tailscale",
+        name="Install Tailscale (and the iptables and ethtool the later steps use)",
+        packages=("iptables", "ethtool"),
         repo_url=apt_source.repo_url, key_url=apt_source.key_url, key_content=apt_source.key_content,
         version=apt_source.version, suite=apt_source.suite, component=apt_source.component,
         no_logs_no_support=no_logs_no_support,

@@ -42,6 +42,7 @@ def install(
     suite: str | None = None,
     component: str = "main",
     no_logs_no_support: bool = False,
+    packages: Iterable[str] = (),
 ):
     """
     Install tailscale from an apt repository signed by its own keyring; tailscaled enabled and running.
@@ -53,6 +54,7 @@ def install(
     + version: pin, e.g. "1.100.0" (apt's tailscale=VERSION)
     + suite: Debian codename (default: VERSION_CODENAME of /etc/os-release)
     + no_logs_no_support: run tailscaled with TS_NO_LOGS_NO_SUPPORT=true (a drop-in)
+    + packages: other Debian packages to install in the same apt run
     """
     if suite is None:
         suite = host.get_fact(OsRelease).get("version_codename")
@@ -88,7 +90,7 @@ def install(
         dropin_cmds = list(owned.put(NO_LOGS_DROPIN, dropin, mode="644", current=dropin_now))
 
     package = f"tailscale={version}" if version else "tailscale"
-    pkg_cmds = list(apt.packages._inner(packages=[package], no_recommends=True))
+    pkg_cmds = list(apt.packages._inner(packages=[package, *packages], no_recommends=True))
 
     yield from repo_cmds
     # The drop-in goes in before the package so the postinst's first start already has it.
