@@ -13,16 +13,16 @@ from pyinfra import host, inventory
 
 from controlplane.operations import headscale_policy_file
 from controlplane.policy import PolicySpec
-from operations.router import configure_router
+from operations.router import AptSource, configure_router
 from steps import controlplane, kea
-from steps.inputs import (apt_source, holds_policy_file, is_coordinator, kea_hosts_plans, kea_plans, load_model,
+from steps.inputs import (holds_policy_file, is_coordinator, kea_hosts_plans, kea_plans, load_model,
                          prompt_commands, router_site)
 
 model = load_model()
 prompt_commands(host)  # TCP_NODELAY on pyinfra's SSH socket: ~45 ms less per command
 site = router_site(model, host)
 coordinator = is_coordinator(inventory, host)
-plans = kea_plans(model, host, coordinator)
+plans = kea_plans(host, coordinator)
 # Every step is called on every host (a no-op where it does not apply): pyinfra orders operations
 # by each host's own sequence, so a step called on some hosts only could run out of order.
 
@@ -34,12 +34,12 @@ if holds_policy_file(model, host):
 
 # 2-3. Each subnet router: Tailscale installed, forwarding on, joined, routes advertised, MSS clamped
 if site is not None:
-    configure_router(site, model, apt_source=apt_source(model),
+    configure_router(site, model, apt_source=AptSource.from_model(model),
                      no_logs_no_support=model.tailscale.no_logs_no_support)
 
 # 4. Approve the subnet routers' routes (after they joined; planned on one host)
 controlplane.routes_approved(name="Subnet routes approved", model=model, here=coordinator)
 
 # 6. The other LAN devices: DHCP option 121/249 from each site's Kea
-kea.config_writable(name="Kea may persist its config (config-write)", plans=kea_hosts_plans(model, host))
+kea.config_writable(name="Kea may persist its config (config-write)", plans=kea_hosts_plans(host))
 kea.routes_pushed(name="Kea hands out the site routes (option 121/249)", model=model, plans=plans)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sites.cli import load_or_exit
+from steps.inputs import load_model
 
-model = load_or_exit(None)
+# validated and route-planned here, before pyinfra connects to anything (deploy.py reuses it)
+model = load_model()
 
 
 def _ssh_data(target: str) -> tuple[str, dict[str, Any]]:

@@ -24,7 +24,7 @@ from dhcp.kea.connect import TransportFactory, transport_for, tunnelled_factory
 from dhcp.kea.options import (ROUTE_CODES, KeaConfigError, SubnetIndex, canonical, config_for_set,
                               desired_options, merge_options, option_diff,
                               options_match, overriding_scopes, unmanaged_route_options)
-from dhcp.kea.transport import KeaError, KeaTransport, KeaUnsupported, redact_url
+from dhcp.kea.transport import KeaError, KeaTransport, redact_url
 from dhcp.plan import SitePlan
 from sites.model import KeaEndpoint, SecretError
 

@@ -17,6 +17,7 @@ from pyinfra.api.state import State
 
 from controlplane import ChangeSet, ControlPlaneError, PolicyError, UnknownRouterError, reach
 from sites.model import SecretError, SiteModel
+from steps.inputs import host_name, ssh_transport
 
 FAILURES = (ControlPlaneError, PolicyError, SecretError)
 
@@ -25,10 +26,9 @@ def _transport(on_host: Host, model: SiteModel):  # noqa: ANN202 - paramiko.Tran
     """pyinfra's own SSH connection when this host is the one the control server's API is reached
     through ([tailnet] ssh), so the deploy opens no second connection to it."""
     tailnet = model.tailnet
-    if tailnet is None or not tailnet.ssh or tailnet.ssh.rpartition("@")[2] != on_host.name:
+    if tailnet is None or not tailnet.ssh or host_name(tailnet.ssh) != on_host.name:
         return None
-    client = getattr(on_host.connector, "client", None)
-    return client.get_transport() if client is not None else None
+    return ssh_transport(on_host)
 
 
 def _plan(model: SiteModel, *, routes: bool, policy: bool) -> ChangeSet:

@@ -11,12 +11,18 @@ from functools import lru_cache
 
 from dhcp.cli import load_plans_or_exit
 from dhcp.plan import SitePlan
-from operations.router import AptSource
 from sites.model import Site, SiteModel
 
 
-def _host_name(target: str) -> str:
+def host_name(target: str) -> str:
+    """The host part of an SSH target (`user@host` or `host`): pyinfra's name for it."""
     return target.rpartition("@")[2]
+
+
+def ssh_transport(host):  # noqa: ANN001, ANN201 - pyinfra Host -> paramiko.Transport | None
+    """The paramiko transport of pyinfra's own connection to a host (None for non-SSH connectors)."""
+    client = getattr(host.connector, "client", None)
+    return client.get_transport() if client is not None else None
 
 
 @lru_cache(maxsize=1)
@@ -25,43 +31,35 @@ def _load() -> tuple[SiteModel, dict[str, SitePlan]]:
 
 
 def load_model() -> SiteModel:
-    """The site model ($SITES or ./sites.toml), validated and planned before any host is touched."""
+    """The site model ($SITES or ./sites.toml), validated and planned before any host is touched
+    (inventory.py loads it first; deploy.py gets the same object)."""
     return _load()[0]
-
-
-def _plans(model: SiteModel) -> dict[str, SitePlan]:
-    return _load()[1]
 
 
 def router_site(model: SiteModel, host) -> Site | None:  # noqa: ANN001 - pyinfra Host
     """The site whose subnet router is this host, if any."""
-    return next((s for s in model.sites.values() if _host_name(s.ssh) == host.name), None)
+    return next((s for s in model.sites.values() if host_name(s.ssh) == host.name), None)
 
 
-def kea_plans(model: SiteModel, host, coordinator: bool = False) -> list[SitePlan]:  # noqa: ANN001
+def kea_plans(host, coordinator: bool = False) -> list[SitePlan]:  # noqa: ANN001 - pyinfra Host
     """Plans that need a push from this host: sites whose Kea is reached through it ([kea] ssh),
     and, on the coordinating host, sites whose Kea is reached directly by URL."""
     def here(kea) -> bool:  # noqa: ANN001 - KeaEndpoint
-        return _host_name(kea.ssh) == host.name if kea.ssh else coordinator
+        return host_name(kea.ssh) == host.name if kea.ssh else coordinator
 
-    return [p for p in _plans(model).values() if p.push_needed and p.site.kea and here(p.site.kea)]
+    return [p for p in _load()[1].values() if p.push_needed and p.site.kea and here(p.site.kea)]
 
 
-def kea_hosts_plans(model: SiteModel, host) -> list[SitePlan]:  # noqa: ANN001 - pyinfra Host
+def kea_hosts_plans(host) -> list[SitePlan]:  # noqa: ANN001 - pyinfra Host
     """Plans of the sites whose Kea runs on this very host (reached through its SSH)."""
-    return [p for p in kea_plans(model, host) if p.site.kea and p.site.kea.ssh]
-
-
-def apt_source(model: SiteModel) -> AptSource:
-    """Where routers install Tailscale from (the site file's [tailscale] table)."""
-    return AptSource.from_model(model)
+    return [p for p in kea_plans(host) if p.site.kea and p.site.kea.ssh]
 
 
 def holds_policy_file(model: SiteModel, host) -> bool:  # noqa: ANN001 - pyinfra Host
     """True on the Headscale host whose policy lives in a file ([tailnet] policy_mode = "file")."""
     tailnet = model.tailnet
     return bool(tailnet and tailnet.policy_mode == "file" and tailnet.policy_ssh
-                and _host_name(tailnet.policy_ssh) == host.name)
+                and host_name(tailnet.policy_ssh) == host.name)
 
 
 def is_coordinator(inventory, host) -> bool:  # noqa: ANN001 - pyinfra Inventory, Host
@@ -82,9 +80,7 @@ def prompt_commands(host) -> bool:  # noqa: ANN001 - pyinfra Host
     about 45 ms per command on a direct connection, 2.6 ms with TCP_NODELAY
     (bench/ssh_latency.py). A ProxyCommand connection has no socket of ours to tune.
     """
-    client = getattr(host.connector, "client", None)
-    transport = client.get_transport() if client is not None else None
-    sock = getattr(transport, "sock", None)
+    sock = getattr(ssh_transport(host), "sock", None)
     if sock is None or not hasattr(sock, "setsockopt") or getattr(sock, "family", None) not in (
             socket.AF_INET, socket.AF_INET6):
         return False

@@ -26,15 +26,10 @@ from dhcp.kea.transport import KeaError
 from dhcp.plan import SitePlan
 from dhcp.push import PushFailed, ServerPush, group_by_server
 from sites.model import SecretError, SiteModel
+from steps.inputs import ssh_transport
 
 DEBIAN_CONFIG = "/etc/kea/kea-dhcp4.conf"
 DEBIAN_KEA_GROUP = "_kea"
-
-
-def _ssh_transport(on_host: Host):  # noqa: ANN202 - paramiko.Transport | None
-    """The paramiko transport of pyinfra's connection to a host (None for non-SSH connectors)."""
-    client = getattr(on_host.connector, "client", None)
-    return client.get_transport() if client is not None else None
 
 
 def _server_pushes(on_host: Host, model: SiteModel, plans: list[SitePlan], stack: ExitStack) -> list[ServerPush]:
@@ -43,7 +38,7 @@ def _server_pushes(on_host: Host, model: SiteModel, plans: list[SitePlan], stack
     codes = ROUTE_CODES if model.dhcp.option_249 else (121,)
     pushes = []
     for endpoint, grouped in group_by_server({p.site.name: p for p in plans}):
-        transports = {endpoint.ssh: _ssh_transport(on_host)} if endpoint.ssh else None
+        transports = {endpoint.ssh: ssh_transport(on_host)} if endpoint.ssh else None
         push = ServerPush(endpoint, grouped, codes, io.StringIO())
         push.transport = tunnelled_factory(model.ssh, stack, transports)(endpoint)
         pushes.append(push)

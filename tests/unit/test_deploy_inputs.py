@@ -34,7 +34,8 @@ def model(tmp_path, monkeypatch):
     path = tmp_path / "sites.toml"
     path.write_text(SITES)
     loaded = load_sites(path)
-    monkeypatch.setattr(inputs, "_load", lambda: (loaded, build_plan(loaded)))
+    planned = (loaded, build_plan(loaded))
+    monkeypatch.setattr(inputs, "_load", lambda: planned)
     return loaded
 
 
@@ -47,18 +48,18 @@ def names(plans):
 
 
 def test_kea_reached_through_ssh_is_pushed_from_that_host(model):
-    assert names(inputs.kea_plans(model, host("a-gw"))) == ["a"]
-    assert names(inputs.kea_hosts_plans(model, host("a-gw"))) == ["a"]
+    assert names(inputs.kea_plans(host("a-gw"))) == ["a"]
+    assert names(inputs.kea_hosts_plans(host("a-gw"))) == ["a"]
 
 
 def test_kea_reached_by_url_is_pushed_once_from_the_coordinator(model):
-    assert names(inputs.kea_plans(model, host("a-router"), coordinator=True)) == ["b"]
-    assert inputs.kea_plans(model, host("b-router"), coordinator=False) == []
-    assert inputs.kea_hosts_plans(model, host("a-router")) == []  # no config file of ours to fix there
+    assert names(inputs.kea_plans(host("a-router"), coordinator=True)) == ["b"]
+    assert inputs.kea_plans(host("b-router"), coordinator=False) == []
+    assert inputs.kea_hosts_plans(host("a-router")) == []  # no config file of ours to fix there
 
 
 def test_site_whose_router_is_its_gateway_needs_no_push(model):
-    assert inputs.kea_plans(model, host("c-gw")) == []
+    assert inputs.kea_plans(host("c-gw")) == []
 
 
 def test_router_site_by_ssh_host(model):
@@ -66,21 +67,35 @@ def test_router_site_by_ssh_host(model):
     assert inputs.router_site(model, host("a-gw")) is None
 
 
-def test_pyinfra_deploy_with_a_bad_site_file_is_one_line_and_exit_2(tmp_path):
-    """Validation happens in inventory.py, before pyinfra connects to anything."""
+def pyinfra_errors(tmp_path, text: str) -> list[str]:
+    """Run the deploy on a site file; it must stop with exit 2 before connecting to anything."""
     import subprocess
 
     from lab.drive import PYINFRA, REPO
 
-    bad = tmp_path / "sites.toml"
-    bad.write_text(SITES.replace('router = "192.0.2.2"', 'router = "192.0.3.2"'))
+    path = tmp_path / "sites.toml"
+    path.write_text(text)
     result = subprocess.run([PYINFRA, "-y", "inventory.py", "deploy.py"], cwd=REPO, capture_output=True,
-                            text=True, env={"SITES": str(bad), "PATH": "/usr/bin:/bin"}, timeout=60)
+                            text=True, env={"SITES": str(path), "PATH": "/usr/bin:/bin"}, timeout=60)
+    output = result.stdout + result.stderr
     assert result.returncode == 2
-    errors = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("error:")]
-    assert errors == [f"error: {bad}: sites.a.router: outside the site's subnet 192.0.2.0/24 (got '192.0.3.2')"]
-    assert "Traceback" not in result.stdout + result.stderr
-    assert "Connecting" not in result.stdout + result.stderr
+    assert "Traceback" not in output
+    assert "Connecting" not in output
+    return [line for line in output.splitlines() if line.startswith("error:")]
+
+
+def test_pyinfra_deploy_with_a_bad_site_file_is_one_line_and_exit_2(tmp_path):
+    """Validation happens in inventory.py, before pyinfra connects to anything."""
+    errors = pyinfra_errors(tmp_path, SITES.replace('router = "192.0.2.2"', 'router = "192.0.3.2"'))
+    assert errors == [f"error: {tmp_path / 'sites.toml'}: sites.a.router: outside the site's subnet "
+                      f"192.0.2.0/24 (got '192.0.3.2')"]
+
+
+def test_pyinfra_deploy_with_routes_that_do_not_fit_stops_before_connecting(tmp_path):
+    many = "".join(f'[sites.s{i}]\nsubnet = "10.0.{2 * i}.0/24"\nrouter = "10.0.{2 * i}.2"\n'
+                   f'gateway = "10.0.{2 * i}.1"\n' for i in range(40))
+    errors = pyinfra_errors(tmp_path, SITES + many)
+    assert len(errors) == 1 and "make a" in errors[0] and "summaries" in errors[0]
 
 
 def test_prompt_commands_sets_tcp_nodelay_on_a_direct_ssh_socket():
