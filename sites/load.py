@@ -120,11 +120,12 @@ class _Table:
         return tuple(self.network(name, v, f"{name}[{i}]") for i, v in enumerate(values))
 
 
+TOML_TYPES = {"str": "string", "int": "integer", "bool": "boolean", "dict": "table", "list": "list"}
+
+
 def _toml_type(python_names: str) -> str:
-    return (
-        python_names.replace("str", "string").replace("int", "integer").replace("list", "list")
-        .replace("bool", "boolean").replace("dict", "table")
-    )
+    """'str or int' -> 'string or integer': errors speak TOML, not Python."""
+    return " or ".join(TOML_TYPES.get(name, name) for name in python_names.split(" or "))
 
 
 def parse_sites(path: Path, raw: dict[str, Any]) -> SiteModel:
