@@ -19,7 +19,7 @@ from typing import Iterator
 
 from lab import aptrepo, container, gobuild, image, keys, net, probe, roles
 from lab.hosts import Host, lab_hosts, segments
-from lab.paths import hosts_dir, lab_dir
+from lab.paths import PREFIX, hosts_dir, lab_dir
 from lab.progress import say, step
 from lab.sh import LabError, ns, run
 from lab.sitefile import SshEndpoint, render_site_file, render_ssh_config
@@ -53,7 +53,7 @@ class LabInfo:
         raise KeyError(name)
 
 
-LOCK_FILE = Path("/run/lock/s2s-lab.lock")
+LOCK_FILE = Path(f"/run/lock/{PREFIX}.lock")
 
 
 @contextmanager
@@ -309,16 +309,10 @@ def _write_outputs(topo: Topology) -> None:
 # ---------------------------------------------------------------- down
 
 def _mounted_layers() -> list[Path]:
-    """Host layers of this checkout, and any overlay over the lab image (a lab from another checkout)."""
+    """Host layers of this checkout (another checkout's lab, under its own S2S_LAB_PREFIX, is left alone)."""
     base = str(hosts_dir().resolve()) + "/"
-    image_prefix = f"lowerdir={image.image_root().parent}/image-"
-    found = []
     with open("/proc/self/mounts") as f:
-        for line in f:
-            fields = line.split()
-            if fields[1].startswith(base) or (fields[2] == "overlay" and image_prefix in fields[3]):
-                found.append(Path(fields[1]))
-    return found
+        return [Path(line.split()[1]) for line in f if line.split()[1].startswith(base)]
 
 
 def down() -> None:

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from lab.gobuild import cache_dir
 
-PREFIX = "s2s-lab"          # namespace names: s2s-lab-<host>
+# Namespace names are <PREFIX>-<host>. S2S_LAB_PREFIX runs a second lab beside the default one
+# (another checkout's); it must not start with "s2s-lab-", which the default lab's `down` removes.
+PREFIX = os.environ.get("S2S_LAB_PREFIX") or "s2s-lab"
 VETH_PREFIX = "sl-"         # veth names (<= 15 chars)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
