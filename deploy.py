@@ -2,9 +2,16 @@
 
     SITES=sites.toml pyinfra inventory.py deploy.py [--dry --diff]
 
-Order keeps LAN clients safe: routers are ready (forwarding, joined, routes
-advertised, MSS clamped) and their routes approved before any DHCP server
-hands out routes that point at them.
+One order, the recipe's numbers in the comments, and why:
+- the tailnet policy first: its autoApprovers and tagOwners must exist before a
+  router joins with the tag (Tailscale approves routes at join from the
+  autoApprovers; a tagged auth key needs the tag owned), and its ACLs allowing
+  the site prefixes open nothing by themselves: no packet takes a path until a
+  router's routes are approved and a LAN client has a route to it;
+- then the routers (forwarding, joined, routes advertised, MSS clamped);
+- then their routes approved (they must have joined to be found);
+- DHCP last: no LAN client gets a route to a router that is not ready.
+controlplane.base.ControlPlane.apply writes in the same order (policy, then routes).
 """
 
 from __future__ import annotations
@@ -15,8 +22,8 @@ from controlplane.operations import headscale_policy_file
 from controlplane.policy import PolicySpec
 from operations.router import AptSource, configure_router
 from steps import controlplane, kea
-from steps.inputs import (holds_policy_file, is_coordinator, kea_hosts_plans, kea_plans, load_model,
-                         prompt_commands, router_site)
+from steps.inputs import (is_coordinator, kea_hosts_plans, kea_plans, load_model, policy_file, prompt_commands,
+                         router_site)
 
 model = load_model()
 prompt_commands(host)  # TCP_NODELAY on pyinfra's SSH socket: ~45 ms less per command
@@ -26,10 +33,10 @@ plans = kea_plans(host, coordinator)
 # Every step is called on every host (a no-op where it does not apply): pyinfra orders operations
 # by each host's own sequence, so a step called on some hosts only could run out of order.
 
-# 5. Tailnet policy: allow site-to-site traffic, autoApprovers and the router tag (planned on one host)
+# 5. Tailnet policy, first (see above): site-to-site ACLs, autoApprovers, the router tag (planned on one host)
 controlplane.policy_allows_sites(name="Tailnet policy allows the sites", model=model, here=coordinator)
-if holds_policy_file(model, host):
-    headscale_policy_file(name="Headscale policy file allows the sites", path=model.tailnet.policy_file,
+if policy_file(host):
+    headscale_policy_file(name="Headscale policy file allows the sites", path=policy_file(host),
                           spec=PolicySpec.from_model(model))
 
 # 2-3. Each subnet router: Tailscale installed, forwarding on, joined, routes advertised, MSS clamped

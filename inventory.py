@@ -5,51 +5,56 @@ Groups: `routers` (one subnet router per site), `kea_servers` (hosts whose Kea
 Control Agent is reached through SSH), `policy_hosts` (the Headscale host when
 its policy lives in a file), `control_hosts` (the host the control server's API
 is reached through, [tailnet] ssh).
+
+Each host's data carries its roles (steps.inputs reads them; nothing matches names):
+`site` (the site whose router it is), `kea_sites` (sites whose Kea it runs),
+`policy_file` (the Headscale policy file it holds), `control_host` (True).
+One host may hold several roles; pyinfra merges their data.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from sites.model import SshTarget
 from steps.inputs import load_model
 
 # validated and route-planned here, before pyinfra connects to anything (deploy.py reuses it)
 model = load_model()
 
 
-def _ssh_data(target: str) -> tuple[str, dict[str, Any]]:
-    """Split `user@host` into pyinfra's host name and connection data."""
-    user, _, name = target.rpartition("@")
-    data: dict[str, Any] = {}
-    if user or model.ssh.user:
-        data["ssh_user"] = user or model.ssh.user
+def _ssh_data(text: str, **role: Any) -> tuple[str, dict[str, Any]]:
+    """pyinfra's name and connection data for an SSH target of the site file, plus its role data."""
+    target = SshTarget.parse(text)
+    data: dict[str, Any] = dict(role)
+    if target.user or model.ssh.user:
+        data["ssh_user"] = target.user or model.ssh.user
+    if target.port is not None:
+        data["ssh_hostname"], data["ssh_port"] = target.host, target.port
     if model.ssh.config_file:
         data["ssh_config_file"] = str(model.ssh.config_file)
     if model.ssh.key_file:
         data["ssh_key"] = str(model.ssh.key_file)
-    return name, data
-
-
-def _group(entries: dict[str, dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
-    return [(name, data) for name, data in entries.items()]
+    return target.name, data
 
 
 _routers: dict[str, dict[str, Any]] = {}
 _kea: dict[str, dict[str, Any]] = {}
 for _site in model.sites.values():
-    _name, _data = _ssh_data(_site.ssh)
-    _routers[_name] = {**_data, "site": _site.name}
+    _name, _data = _ssh_data(_site.ssh, site=_site.name)
+    _routers[_name] = _data
     if _site.kea and _site.kea.ssh:
-        _name, _data = _ssh_data(_site.kea.ssh)
-        _kea.setdefault(_name, {**_data, "kea_sites": []})["kea_sites"].append(_site.name)
+        _name, _data = _ssh_data(_site.kea.ssh, kea_sites=[])
+        _kea.setdefault(_name, _data)["kea_sites"].append(_site.name)
 
-routers = _group(_routers)
-kea_servers = _group(_kea)
+routers = list(_routers.items())
+kea_servers = list(_kea.items())
+_tailnet = model.tailnet
 policy_hosts = (
-    [_ssh_data(model.tailnet.policy_ssh)]
-    if model.tailnet and model.tailnet.policy_mode == "file" and model.tailnet.policy_ssh
+    [_ssh_data(_tailnet.policy_ssh, policy_file=_tailnet.policy_file)]
+    if _tailnet and _tailnet.policy_mode == "file" and _tailnet.policy_ssh
     else []
 )
 # the host whose loopback the control server's API listens on: pyinfra connects to it with the
 # others (in parallel) and the control-plane steps forward through that connection
-control_hosts = [_ssh_data(model.tailnet.ssh)] if model.tailnet and model.tailnet.ssh else []
+control_hosts = [_ssh_data(_tailnet.ssh, control_host=True)] if _tailnet and _tailnet.ssh else []

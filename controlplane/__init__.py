@@ -3,7 +3,7 @@
     from controlplane import connect
     cp = connect(model)            # backend chosen by [tailnet] backend
     changes = cp.plan(model)       # reads only; changes.render() is the dry-run
-    cp.apply(changes)              # routes first, policy last (see controlplane.base)
+    cp.apply(changes)              # policy first, then routes (see controlplane.base)
 """
 
 from __future__ import annotations

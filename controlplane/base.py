@@ -5,15 +5,17 @@ node's approved routes, read/check/write the policy and mint auth keys; the
 decisions (which node is a site's router, which routes to send, the policy
 merge, the order of writes) live here once.
 
-Order of writes in `apply`, and what a failure leaves:
+Order of writes in `apply` (the deploy's order too: deploy.py), and what a failure leaves:
 1. everything is read and checked first (routers found, policy merged and
    validated by the server) - a failure here writes nothing;
-2. routes are approved router by router - a failure leaves the earlier routers
-   approved (harmless: no ACL of ours lets traffic through yet), re-run to finish;
-3. router keys set not to expire (Tailscale);
-4. the policy is written last, with the server's concurrency check (ETag /
-   re-read); a conflict re-reads and re-merges, a failure leaves the old policy
-   whole. So traffic is only allowed once the routes it needs are in place.
+2. the policy first, with the server's concurrency check (ETag / re-read); a
+   conflict re-reads and re-merges, a failure leaves the old policy whole and
+   nothing else written. First because its autoApprovers and tagOwners must be
+   in place before tagged routers join and advertise, and its ACLs alone open
+   nothing: traffic needs an approved route and a client route as well;
+3. routes are approved router by router - a failure leaves the policy written
+   and the earlier routers approved (both harmless), re-run to finish;
+4. router keys set not to expire (Tailscale).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from controlplane.model import (
     RouteChange,
     UnknownRouterError,
 )
+from sites.model import SshTarget
 
 POLICY_ATTEMPTS = 3
 
@@ -42,9 +45,8 @@ def router_ident(site) -> list[str]:  # noqa: ANN001 - sites.Site
     explicit = getattr(site, "tailnet_node", None)
     if explicit:
         idents.append(str(explicit))
-    host = (site.ssh or "").rsplit("@", 1)[-1].split(":")[0]
-    if host:
-        idents.append(host)
+    if site.ssh:
+        idents.append(SshTarget.parse(site.ssh).host)
     return idents
 
 
@@ -144,6 +146,7 @@ class ControlPlane(abc.ABC):
         done: list[str] = []
         if changes.policy is not None:
             self.check_policy(changes.policy.after)
+            done.append(self._write_policy(changes))
         if changes.route_updates or changes.keys:
             fresh = {n.id: n for n in self.list_nodes()}
             for change in changes.route_updates:
@@ -158,8 +161,6 @@ class ControlPlane(abc.ABC):
             for change in changes.keys:
                 self.disable_key_expiry(change.node)
                 done.append(f"site {change.site}: {change.node.label}: key expiry disabled")
-        if changes.policy is not None:
-            done.append(self._write_policy(changes))
         return done
 
     def _write_policy(self, changes: ChangeSet) -> str:
@@ -176,9 +177,3 @@ class ControlPlane(abc.ABC):
         raise ControlPlaneError(
             f"policy: changed by someone else {POLICY_ATTEMPTS} times while writing; nothing overwritten, re-run"
         )
-
-    def router_auth_key(self, model) -> str:  # noqa: ANN001 - sites.SiteModel
-        """The auth key routers join with: the site file's (env/file) if set, else a fresh tagged one."""
-        tailnet = model.tailnet
-        key = tailnet.auth_key() if tailnet else None
-        return key or self.create_auth_key([tailnet.tag if tailnet else "tag:subnet-router"])

@@ -15,7 +15,7 @@ Why comments and not a field: Headscale rejects unknown fields in a policy
 ACL or an autoApprovers entry, but both keep HuJSON comments (Headscale stores
 the text as given in database mode; Tailscale stores HuJSON). A marker line is
 also what an administrator reading the file sees. Re-running replaces the
-block's inside; `remove` deletes the blocks.
+block's inside.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def _lookup(text: str, path: tuple[str, ...]) -> hujson.Node | None:
 
 
 def _ensure_container(text: str, path: tuple[str, ...], kind: str) -> str:
-    """Create missing objects/arrays along `path` (left in place, empty, by `remove`)."""
+    """Create missing objects/arrays along `path`."""
     for depth in range(1, len(path) + 1):
         parent = _lookup(text, path[:depth - 1])
         if parent is None or parent.kind != "object":
@@ -173,17 +173,6 @@ def _items(spec: PolicySpec, name: str, current: dict) -> list[str]:
         hand = (current.get("autoApprovers") or {}).get("routes") or {}
         return [f"{json.dumps(p)}: {json.dumps([spec.tag])}," for p in spec.prefixes if p not in hand]
     raise KeyError(name)
-
-
-def remove(text: str) -> str:
-    """The policy without any of our blocks (containers we created stay, empty)."""
-    try:
-        for path, name in BLOCKS:
-            text, _ = _without_block(text, path, name)
-        hujson.loads(text)
-    except hujson.HuJSONError as exc:
-        raise PolicyError(f"policy: not valid HuJSON: {exc}") from None
-    return text
 
 
 def merge(text: str, spec: PolicySpec) -> str:

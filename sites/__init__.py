@@ -8,11 +8,12 @@ from sites.model import (
     Site,
     SiteModel,
     SshSettings,
+    SshTarget,
     Tailnet,
     Tailscale,
 )
 
 __all__ = [
     "DhcpSettings", "KeaEndpoint", "SecretError", "Site", "SiteFileError", "SiteModel",
-    "SshSettings", "Tailnet", "Tailscale", "load_sites", "parse_sites",
+    "SshSettings", "SshTarget", "Tailnet", "Tailscale", "load_sites", "parse_sites",
 ]

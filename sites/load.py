@@ -22,6 +22,7 @@ from sites.model import (
     Site,
     SiteModel,
     SshSettings,
+    SshTarget,
     Tailnet,
     Tailscale,
 )
@@ -77,6 +78,16 @@ class _Table:
         value = self.get(name, str, default, required=required)
         if value is not None and not value.strip():
             raise self.error(name, "must not be empty", value)
+        return value
+
+    def ssh(self, name: str, default: str | None = None) -> str | None:
+        """An SSH target text, checked by the one parser everything else uses (SshTarget)."""
+        value = self.text(name, default)
+        if value is not None:
+            try:
+                SshTarget.parse(value)
+            except ValueError as exc:
+                raise self.error(name, str(exc), value) from None
         return value
 
     def choice(self, name: str, options: tuple[str, ...], default: str) -> str:
@@ -174,7 +185,7 @@ def _site(t: _Table, name: str) -> Site:
     for (i, r1), (j, r2) in combinations(enumerate(routes), 2):
         if r1 in r2 or r2 in r1:
             raise t.error(f"routes[{j}]", f"overlaps routes[{i}] {r1}", str(r2))
-    ssh = t.text("ssh", str(router))
+    ssh = t.ssh("ssh", str(router))
     kea_table = t.table("kea")
     return Site(
         name=name,
@@ -233,7 +244,7 @@ def _kea(t: _Table) -> KeaEndpoint:
         password_env=t.text("password_env"),
         password_file=t.file("password_file"),
         subnet_id=subnet_id,
-        ssh=t.text("ssh"),
+        ssh=t.ssh("ssh"),
         api=t.choice("api", ("control-agent", "direct"), "control-agent"),
     )
 
@@ -271,8 +282,8 @@ def _tailnet(t: _Table | None) -> Tailnet | None:
         tag=tag,
         policy_mode=policy_mode,
         policy_file=t.text("policy_file"),
-        policy_ssh=t.text("policy_ssh"),
-        ssh=t.text("ssh"),
+        policy_ssh=t.ssh("policy_ssh"),
+        ssh=t.ssh("ssh"),
         login_server=(t.text("login_server") or "").rstrip("/") or None,
     )
 

@@ -37,6 +37,44 @@ def read_secret(env: str | None, path: Path | None, what: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class SshTarget:
+    """An SSH target of the site file, `[user@]host[:port]` (an IPv6 host in brackets when a port follows).
+
+    Parsed here only, so the inventory, the deploy's steps, the tunnel and the
+    control plane all read one host name from the same text.
+    """
+
+    host: str
+    user: str | None = None
+    port: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "SshTarget":
+        """Split `user@host:port`; raises ValueError naming what is wrong (sites.load reports it)."""
+        user, _, hostport = text.strip().rpartition("@")
+        host, port = hostport, ""
+        if hostport.startswith("["):  # [v6]:port
+            host, _, rest = hostport[1:].partition("]")
+            if rest and not rest.startswith(":"):
+                raise ValueError("expected [address]:port")
+            port = rest[1:]
+        elif hostport.count(":") == 1:  # more colons: a bare IPv6 address, no port
+            host, port = hostport.split(":")
+        if not host or any(c.isspace() for c in text.strip()):
+            raise ValueError("expected [user@]host[:port]")
+        if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+            raise ValueError("port must be a number from 1 to 65535")
+        return cls(host=host, user=user or None, port=int(port) if port else None)
+
+    @property
+    def name(self) -> str:
+        """pyinfra's inventory name for it (the port kept, so two sshd on one address stay two hosts)."""
+        if self.port is None:
+            return self.host
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
 class KeaEndpoint:
     """Where a site's Kea DHCPv4 server is controlled (Control Agent or HTTP socket)."""
 

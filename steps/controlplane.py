@@ -1,88 +1,58 @@
 """The control-plane steps of the deploy: the tailnet policy, then route approvals.
 
 Both talk to one control server (not to the host pyinfra runs them on), so the
-deploy plans and runs them on one host only (steps.inputs.is_coordinator). Deciding reads only; writing happens at
-execution time through controlplane.apply, which re-reads and keeps its
-guarantees (validate first, never overwrite a concurrent policy edit).
-The policy comes before the routers join (autoApprovers and tagOwners must be
-in place for the tagged routers), approvals after they joined.
+deploy plans and runs them on one host only (steps.inputs.is_coordinator).
+Deciding reads only; writing happens at execution time through
+ControlPlane.apply, which re-reads and keeps its guarantees (validate first,
+never overwrite a concurrent policy edit). The plan/apply wrapping is
+steps.planned's. Order (deploy.py): the policy before the routers join
+(autoApprovers and tagOwners must be in place for the tagged routers), the
+approvals after they joined.
 """
 
 from __future__ import annotations
 
-from pyinfra import host, logger, state
-from pyinfra.api import FunctionCommand, OperationError, operation
+from pyinfra import host
+from pyinfra.api import operation
 from pyinfra.api.host import Host
-from pyinfra.api.state import State
 
 from controlplane import ChangeSet, ControlPlaneError, PolicyError, UnknownRouterError, reach
 from sites.model import SecretError, SiteModel
-from steps.inputs import host_name, ssh_transport
+from steps.inputs import is_control_host, ssh_transport
+from steps.planned import plan_then_apply
 
 FAILURES = (ControlPlaneError, PolicyError, SecretError)
+LABEL = "control plane"
 
 
-def _transport(on_host: Host, model: SiteModel):  # noqa: ANN202 - paramiko.Transport | None
+def _transport(on_host: Host):  # noqa: ANN202 - paramiko.Transport | None
     """pyinfra's own SSH connection when this host is the one the control server's API is reached
     through ([tailnet] ssh), so the deploy opens no second connection to it."""
-    tailnet = model.tailnet
-    if tailnet is None or not tailnet.ssh or host_name(tailnet.ssh) != on_host.name:
-        return None
-    return ssh_transport(on_host)
-
-
-def _plan(model: SiteModel, *, routes: bool, policy: bool) -> ChangeSet:
-    with reach(model, transport=_transport(host, model)) as cp:
-        return cp.plan(model, routes=routes, policy=policy)
-
-
-def _apply(state: State, host: Host, model: SiteModel, routes: bool, policy: bool) -> bool:
-    """Execution time: plan again against the live server and apply what is still needed.
-
-    Returns False (pyinfra's failed command) with a one-line reason, no traceback.
-    """
-    try:
-        with reach(model, transport=_transport(host, model)) as cp:
-            changes = cp.plan(model, routes=routes, policy=policy)
-            done = cp.apply(changes) if not changes.empty else []
-    except FAILURES as exc:
-        host.log_styled(f"control plane: {' '.join(str(exc).split())}", fg="red", log_func=logger.error)
-        return False
-    for line in done or ["already as planned"]:
-        host.log(f"control plane: {line}")
-    return True
-
-
-def _show(changes: ChangeSet) -> None:
-    if state.config.DIFF:
-        for line in changes.render().splitlines():
-            logger.info("  %s", line)
+    return ssh_transport(on_host) if is_control_host(on_host) else None
 
 
 def _step(model: SiteModel, here: bool, *, routes: bool, policy: bool, done: str):
     """Plan one control-plane step on the coordinating host; yield its apply only if needed."""
     if not here:
-        host.noop("control plane: planned on another host")
+        host.noop(f"{LABEL}: planned on another host")
         return
     if model.tailnet is None:
-        host.noop("control plane: no [tailnet] table")
+        host.noop(f"{LABEL}: no [tailnet] table")
         return
-    try:
-        changes = _plan(model, routes=routes, policy=policy)
-    except UnknownRouterError as exc:
-        if not routes:
-            raise OperationError(f"control plane: {' '.join(str(exc).split())}") from None
-        # first deploy: the routers join in an earlier step of this same run
-        host.log(f"control plane: {exc}; approving after the join step", logger.info)
-        yield FunctionCommand(_apply, (model, routes, policy), {})
-        return
-    except FAILURES as exc:
-        raise OperationError(f"control plane: {' '.join(str(exc).split())}") from None
-    if changes.empty:
-        host.noop(f"control plane: {done}")
-        return
-    _show(changes)
-    yield FunctionCommand(_apply, (model, routes, policy), {})
+
+    def plan() -> ChangeSet:
+        with reach(model, transport=_transport(host)) as cp:
+            return cp.plan(model, routes=routes, policy=policy)
+
+    def apply(on_host: Host) -> list[str]:
+        with reach(model, transport=_transport(on_host)) as cp:
+            changes = cp.plan(model, routes=routes, policy=policy)
+            return cp.apply(changes) if not changes.empty else []
+
+    # first deploy: the routers join in an earlier step of this same run, so an unknown router
+    # is decided at execution time by the approval step (the policy step names no router)
+    yield from plan_then_apply(LABEL, plan, apply, failures=FAILURES, done=done,
+                               defer=(UnknownRouterError,) if routes else ())
 
 
 @operation()

@@ -1,7 +1,8 @@
 """What deploy.py needs from the validated site model, per pyinfra host.
 
-pyinfra runs deploy.py once per host; these helpers map the current host back
-to its role (a site's router, a Kea server) using the names inventory.py gave.
+pyinfra runs deploy.py once per host; these helpers read the current host's
+roles from the data inventory.py attached to it (`site`, `kea_sites`,
+`policy_file`, `control_host`), so no step re-derives a role from host names.
 """
 
 from __future__ import annotations
@@ -12,11 +13,6 @@ from functools import lru_cache
 from dhcp.cli import load_plans_or_exit
 from dhcp.plan import SitePlan
 from sites.model import Site, SiteModel
-
-
-def host_name(target: str) -> str:
-    """The host part of an SSH target (`user@host` or `host`): pyinfra's name for it."""
-    return target.rpartition("@")[2]
 
 
 def ssh_transport(host):  # noqa: ANN001, ANN201 - pyinfra Host -> paramiko.Transport | None
@@ -37,17 +33,20 @@ def load_model() -> SiteModel:
 
 
 def router_site(model: SiteModel, host) -> Site | None:  # noqa: ANN001 - pyinfra Host
-    """The site whose subnet router is this host, if any."""
-    return next((s for s in model.sites.values() if host_name(s.ssh) == host.name), None)
+    """The site whose subnet router is this host, if any (inventory data `site`)."""
+    name = host.data.get("site")
+    return model.sites[name] if name else None
 
 
 def kea_plans(host, coordinator: bool = False) -> list[SitePlan]:  # noqa: ANN001 - pyinfra Host
-    """Plans that need a push from this host: sites whose Kea is reached through it ([kea] ssh),
-    and, on the coordinating host, sites whose Kea is reached directly by URL."""
-    def here(kea) -> bool:  # noqa: ANN001 - KeaEndpoint
-        return host_name(kea.ssh) == host.name if kea.ssh else coordinator
+    """Plans that need a push from this host: sites whose Kea is reached through it (inventory
+    data `kea_sites`), and, on the coordinating host, sites whose Kea is reached directly by URL."""
+    mine = set(host.data.get("kea_sites") or ())
 
-    return [p for p in _load()[1].values() if p.push_needed and p.site.kea and here(p.site.kea)]
+    def here(plan: SitePlan) -> bool:
+        return plan.site.name in mine if plan.site.kea.ssh else coordinator
+
+    return [p for p in _load()[1].values() if p.push_needed and p.site.kea and here(p)]
 
 
 def kea_hosts_plans(host) -> list[SitePlan]:  # noqa: ANN001 - pyinfra Host
@@ -55,11 +54,14 @@ def kea_hosts_plans(host) -> list[SitePlan]:  # noqa: ANN001 - pyinfra Host
     return [p for p in kea_plans(host) if p.site.kea and p.site.kea.ssh]
 
 
-def holds_policy_file(model: SiteModel, host) -> bool:  # noqa: ANN001 - pyinfra Host
-    """True on the Headscale host whose policy lives in a file ([tailnet] policy_mode = "file")."""
-    tailnet = model.tailnet
-    return bool(tailnet and tailnet.policy_mode == "file" and tailnet.policy_ssh
-                and host_name(tailnet.policy_ssh) == host.name)
+def policy_file(host) -> str | None:  # noqa: ANN001 - pyinfra Host
+    """The Headscale policy file this host holds ([tailnet] policy_mode = "file"), if any."""
+    return host.data.get("policy_file")
+
+
+def is_control_host(host) -> bool:  # noqa: ANN001 - pyinfra Host
+    """True on the host the control server's API is reached through ([tailnet] ssh)."""
+    return bool(host.data.get("control_host"))
 
 
 def is_coordinator(inventory, host) -> bool:  # noqa: ANN001 - pyinfra Inventory, Host

@@ -172,7 +172,7 @@ def test_headscale_rejecting_policy_writes_nothing(headscale_lab, key, make_mode
 def test_tagged_auth_key_is_minted_and_usable(headscale_lab, key, make_model):  # noqa: ANN001
     model = make_model("headscale", headscale_lab.api_url, key)
     cp = connect(model)
-    auth = cp.router_auth_key(model)
+    auth = cp.create_auth_key([model.tailnet.tag])  # what `python -m controlplane authkey` calls
     assert auth.startswith("hskey-auth-") and auth not in repr(cp)
     keys = api(headscale_lab, key, "GET", "/api/v1/preauthkey").json()["preAuthKeys"]
     assert any(k["aclTags"] == ["tag:subnet-router"] and not k["reusable"] for k in keys)

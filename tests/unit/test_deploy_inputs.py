@@ -39,8 +39,23 @@ def model(tmp_path, monkeypatch):
     return loaded
 
 
-def host(name):
-    return SimpleNamespace(name=name)
+def host(name, **data):
+    """A pyinfra host as the deploy sees it: its roles are the data inventory.py attached."""
+    return SimpleNamespace(name=name, data=SimpleNamespace(get=lambda key, default=None: data.get(key, default)))
+
+
+def inventory_hosts(model) -> dict:
+    """The hosts inventory.py builds for `model`, by name, with their role data."""
+    import importlib
+    import sys
+
+    sys.modules.pop("inventory", None)
+    inv = importlib.import_module("inventory")
+    hosts: dict = {}
+    for group in ("routers", "kea_servers", "policy_hosts", "control_hosts"):
+        for name, data in getattr(inv, group):
+            hosts.setdefault(name, {}).update(data)
+    return {name: host(name, **data) for name, data in hosts.items()}
 
 
 def names(plans):
@@ -48,23 +63,50 @@ def names(plans):
 
 
 def test_kea_reached_through_ssh_is_pushed_from_that_host(model):
-    assert names(inputs.kea_plans(host("a-gw"))) == ["a"]
-    assert names(inputs.kea_hosts_plans(host("a-gw"))) == ["a"]
+    hosts = inventory_hosts(model)
+    assert names(inputs.kea_plans(hosts["a-gw"])) == ["a"]
+    assert names(inputs.kea_hosts_plans(hosts["a-gw"])) == ["a"]
 
 
 def test_kea_reached_by_url_is_pushed_once_from_the_coordinator(model):
-    assert names(inputs.kea_plans(host("a-router"), coordinator=True)) == ["b"]
-    assert inputs.kea_plans(host("b-router"), coordinator=False) == []
-    assert inputs.kea_hosts_plans(host("a-router")) == []  # no config file of ours to fix there
+    hosts = inventory_hosts(model)
+    assert names(inputs.kea_plans(hosts["a-router"], coordinator=True)) == ["b"]
+    assert inputs.kea_plans(hosts["b-router"], coordinator=False) == []
+    assert inputs.kea_hosts_plans(hosts["a-router"]) == []  # no config file of ours to fix there
 
 
 def test_site_whose_router_is_its_gateway_needs_no_push(model):
-    assert inputs.kea_plans(host("c-gw")) == []
+    assert inputs.kea_plans(inventory_hosts(model)["c-gw"]) == []
 
 
 def test_router_site_by_ssh_host(model):
-    assert inputs.router_site(model, host("b-router")).name == "b"
-    assert inputs.router_site(model, host("a-gw")) is None
+    hosts = inventory_hosts(model)
+    assert inputs.router_site(model, hosts["b-router"]).name == "b"
+    assert inputs.router_site(model, hosts["a-gw"]) is None
+
+
+def test_roles_come_from_host_data_not_names(model):
+    """A host's role is what inventory.py attached; a host named like a router but without
+    the data is not one (the deploy re-derives nothing from names)."""
+    assert inputs.router_site(model, host("b-router")) is None
+    assert inputs.router_site(model, host("anything", site="b")).name == "b"
+    assert inputs.kea_plans(host("a-gw")) == []
+
+
+def test_one_host_with_several_roles_keeps_them_all(tmp_path, monkeypatch):
+    """The router that also runs its site's Kea, the control host, a port in the target:
+    one inventory host, all roles, pyinfra connects to the host with the port."""
+    text = SITES.replace('ssh = "c-router"', 'ssh = "admin@c-gw:2222"').replace(
+        '[sites.c]', '[tailnet]\nurl = "http://127.0.0.1:8080"\napi_key_env = "K"\nssh = "c-gw:2222"\n[sites.c]')
+    path = tmp_path / "sites.toml"
+    path.write_text(text)
+    loaded = load_sites(path)
+    monkeypatch.setattr(inputs, "_load", lambda: (loaded, build_plan(loaded)))
+    hosts = inventory_hosts(loaded)
+    c = hosts["c-gw:2222"]
+    assert inputs.router_site(loaded, c).name == "c" and inputs.is_control_host(c)
+    assert c.data.get("ssh_hostname") == "c-gw" and c.data.get("ssh_port") == 2222
+    assert c.data.get("ssh_user") == "admin"
 
 
 def pyinfra_errors(tmp_path, text: str) -> list[str]:

@@ -49,6 +49,20 @@ def test_good_file_loads_with_defaults(tmp_path):
     assert list(model.sites) == ["a", "b"]
 
 
+@pytest.mark.parametrize("text,host,user,port,name", [
+    ("a-router", "a-router", None, None, "a-router"),
+    ("root@a-router", "a-router", "root", None, "a-router"),
+    ("admin@a-router:2222", "a-router", "admin", 2222, "a-router:2222"),
+    ("root@2001:db8::2", "2001:db8::2", "root", None, "2001:db8::2"),
+    ("root@[2001:db8::2]:2222", "2001:db8::2", "root", 2222, "[2001:db8::2]:2222"),
+])
+def test_ssh_target_is_split_in_one_place(text, host, user, port, name):
+    from sites import SshTarget
+
+    target = SshTarget.parse(text)
+    assert (target.host, target.user, target.port, target.name) == (host, user, port, name)
+
+
 def test_example_file_is_valid():
     model = load_sites(REPO / "sites.example.toml")
     assert model.sites["b"].kea.subnet_id == 1
@@ -80,6 +94,8 @@ def site_b(extra: str = "") -> str:
     ('subnet = "192.0.2.0/24"\nrouter = "192.0.2.2"\nroutes = "10.0.0.0/8"', "sites.a.routes", "10.0.0.0/8"),
     ('subnet = "192.0.2.0/24"\nrouter = "192.0.2.2"\nrouter_typo = "x"', "sites.a.router_typo", "x"),
     ('subnet = 24\nrouter = "192.0.2.2"', "sites.a.subnet", 24),
+    ('subnet = "192.0.2.0/24"\nrouter = "192.0.2.2"\nssh = "root@a-router:ssh"', "sites.a.ssh", "root@a-router:ssh"),
+    ('subnet = "192.0.2.0/24"\nrouter = "192.0.2.2"\nssh = "root@a router"', "sites.a.ssh", "root@a router"),
 ])
 def test_bad_site_values_are_named(tmp_path, site_a, key, value):
     message = error_for(tmp_path, f"[sites.a]\n{site_a}\n{site_b()}")
