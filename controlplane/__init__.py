@@ -54,7 +54,7 @@ def reach(model, *, timeout: float = 15.0, transport=None) -> Iterator[ControlPl
         return
     try:
         with forwarded_url(tailnet.url, tailnet.ssh, model.ssh.config_file, model.ssh.key_file,
-                           transport=transport) as url:
+                           transport=transport, user=model.ssh.user) as url:
             yield connect(model, timeout=timeout, url=url)
     except TunnelError as exc:
         raise ControlPlaneError(f"tailnet: {exc}; nothing was changed") from None

@@ -3,11 +3,15 @@
 Kea's Control Agent (Debian's default) and the lab's Headscale listen only on
 their host's loopback. Rather than asking users to open them up, the deploy
 forwards a local 127.0.0.1 port through an SSH transport: the one pyinfra
-already holds for that host, or a new one built from the same ssh config.
+already holds for that host, or, outside a deploy (`python -m dhcp push`,
+`python -m controlplane ...`), a new one made by pyinfra's own SSH client, so
+both paths read ssh_config (HostName, Port, User, IdentityFile, ProxyCommand,
+ProxyJump), known_hosts and StrictHostKeyChecking the same way.
 """
 
 from __future__ import annotations
 
+import logging
 import select
 import socket
 import threading
@@ -16,46 +20,65 @@ from pathlib import Path
 from typing import Iterator
 
 import paramiko
+from pyinfra.connectors.sshuserclient.client import SSHClient, get_ssh_config
+
+from sites.model import SshTarget
+
+# StrictHostKeyChecking when the ssh config does not set it: OpenSSH's default ("ask") cannot
+# ask without a terminal and then refuses, and so do we. (pyinfra's own default is accept-new;
+# a deploy connects through pyinfra, so its hosts follow pyinfra's setting.)
+UNSET_STRICT_HOST_KEY_CHECKING = "yes"
 
 
 class TunnelError(Exception):
-    """The SSH host could not be reached or refused the forward (one line)."""
+    """The SSH host could not be reached, was not trusted, or refused the forward (one line)."""
 
 
-class _ProxyCommand(paramiko.ProxyCommand):
-    """paramiko's ProxyCommand, but closing twice (transport, then client) is not an error."""
-
-    def close(self) -> None:
-        try:
-            super().close()
-        except ProcessLookupError:
-            pass
+def _quiet_pyinfra_logger() -> None:
+    """pyinfra's host-key policies log before raising; outside pyinfra's CLI (no handler) Python's
+    last-resort handler would print that as a second line next to our one-line error."""
+    log = logging.getLogger("pyinfra")
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
 
 
 def open_transport(target: str, ssh_config_file: Path | None = None, key_file: Path | None = None,
-                   timeout: float = 20.0) -> paramiko.SSHClient:
-    """Connect like OpenSSH would: user@host[:port], with HostName/User/Port/IdentityFile/ProxyCommand from the config."""
-    user, _, host = target.rpartition("@")
-    settings: dict = {}
-    if ssh_config_file and ssh_config_file.exists():
-        settings = paramiko.SSHConfig.from_path(str(ssh_config_file)).lookup(host)
-    client = paramiko.SSHClient()
-    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # noqa: S507 (lab/known-hosts policy is the config's)
-    keys = [str(key_file)] if key_file else settings.get("identityfile")
-    sock = _ProxyCommand(settings["proxycommand"]) if settings.get("proxycommand") else None
+                   timeout: float = 20.0, user: str | None = None) -> paramiko.SSHClient:
+    """Connect like pyinfra's SSH connector does: `[user@]host[:port]` (sites.SshTarget), the rest
+    from the ssh config (~/.ssh/config when none is given); `user` when the target names none.
+
+    An unknown host key is refused unless the config's StrictHostKeyChecking says otherwise;
+    a changed one always is.
+    """
+    parsed = SshTarget.parse(target)
+    config = get_ssh_config(str(ssh_config_file) if ssh_config_file else None)
+    host_config = config.lookup(parsed.host) if config else {}
+    strict = host_config.get("stricthostkeychecking", UNSET_STRICT_HOST_KEY_CHECKING)
+    kwargs: dict = {"timeout": timeout, "banner_timeout": timeout, "auth_timeout": timeout}
+    if parsed.port is not None:
+        kwargs["port"] = parsed.port
+    if parsed.user or user:
+        kwargs["username"] = parsed.user or user
+    if key_file:  # as pyinfra's ssh_key: this key only
+        kwargs.update(key_filename=str(key_file), allow_agent=False, look_for_keys=False)
+    _quiet_pyinfra_logger()
+    client = SSHClient()
     try:
-        client.connect(
-            settings.get("hostname", host),
-            port=int(settings.get("port", 22)),
-            username=user or settings.get("user") or "root",
-            key_filename=keys,
-            sock=sock,
-            timeout=timeout,
-            banner_timeout=timeout,
-            auth_timeout=timeout,
-        )
-    except (OSError, paramiko.SSHException) as exc:
-        raise TunnelError(f"ssh {target}: {exc}") from None
+        client.connect(parsed.host, _pyinfra_ssh_config_file=str(ssh_config_file) if ssh_config_file else None,
+                       _pyinfra_ssh_strict_host_key_checking=strict, **kwargs)
+    except paramiko.BadHostKeyException as exc:
+        client.close()
+        raise TunnelError(
+            f"ssh {target}: host key for {exc.hostname} does not match known_hosts (it changed: "
+            f"possible man-in-the-middle); not connecting. If expected: ssh-keygen -R {exc.hostname}"
+        ) from None
+    except (OSError, EOFError, paramiko.SSHException) as exc:
+        client.close()
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        if "StrictPolicy" in reason:
+            reason = (f"no host key for {parsed.host} in known_hosts (StrictHostKeyChecking {strict}); "
+                      "not connecting")
+        raise TunnelError(f"ssh {target}: {reason}") from None
     return client
 
 
@@ -115,23 +138,24 @@ def forward(transport: paramiko.Transport, remote_host: str, remote_port: int) -
         thread.join(timeout=2)
 
 
-_SHARED: dict[tuple[str, Path | None, Path | None], paramiko.SSHClient] = {}
+_SHARED: dict[tuple[str, Path | None, Path | None, str | None], paramiko.SSHClient] = {}
 
 
 def shared_transport(target: str, ssh_config_file: Path | None = None,
-                     key_file: Path | None = None) -> paramiko.Transport:
+                     key_file: Path | None = None, user: str | None = None) -> paramiko.Transport:
     """One SSH connection per target for the life of the process (a deploy plans and applies
     several steps through the same host; reconnecting each time is most of a no-op run's cost)."""
-    key = (target, ssh_config_file, key_file)
+    key = (target, ssh_config_file, key_file, user)
     client = _SHARED.get(key)
     if client is None or not client.get_transport() or not client.get_transport().is_active():
-        client = _SHARED[key] = open_transport(target, ssh_config_file, key_file)
+        client = _SHARED[key] = open_transport(target, ssh_config_file, key_file, user=user)
     return client.get_transport()
 
 
 @contextmanager
 def forwarded_url(url: str, ssh_target: str | None, ssh_config_file: Path | None = None,
-                  key_file: Path | None = None, transport: paramiko.Transport | None = None) -> Iterator[str]:
+                  key_file: Path | None = None, transport: paramiko.Transport | None = None,
+                  user: str | None = None) -> Iterator[str]:
     """The URL itself when no SSH hop is configured, else the same URL on a forwarded local port
     (through `transport`, or the process's shared connection to `ssh_target`)."""
     if not ssh_target:
@@ -142,6 +166,6 @@ def forwarded_url(url: str, ssh_target: str | None, ssh_config_file: Path | None
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     if transport is None:
-        transport = shared_transport(ssh_target, ssh_config_file, key_file)
+        transport = shared_transport(ssh_target, ssh_config_file, key_file, user)
     with forward(transport, parts.hostname or "127.0.0.1", port) as local_port:
         yield urlunsplit(parts._replace(netloc=f"127.0.0.1:{local_port}"))

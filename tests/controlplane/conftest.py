@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +10,7 @@ import pytest
 
 from sites import load_sites
 from tests.controlplane.headscale_lab import NS_RA, NS_RB, HeadscaleLab, prerequisites
+from tests.support import need
 
 API_KEY_ENV = "S2S_CP_TEST_API_KEY"
 
@@ -53,18 +53,11 @@ def make_model(tmp_path: Path):
     return make
 
 
-def _need_real(reason: str | None) -> None:
-    if reason is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"real Headscale test cannot run under CI: {reason}")
-    pytest.skip(f"real Headscale test skipped: {reason}")
-
-
 @pytest.fixture(scope="module")
 def headscale_lab() -> Iterator[HeadscaleLab]:
     """Headscale + two tailscaled routers (a: 192.0.2.0/24 + 203.0.113.0/24, b: 172.16.100.0/24 + 10.99.0.0/16)."""
-    _need_real(prerequisites())
+    reason = prerequisites()
+    need(reason and f"real Headscale test skipped: {reason}")  # a failure under CI: tests/conftest.py
     from lab.gobuild import binary
 
     tmp = Path(tempfile.mkdtemp(prefix="s2s-cp-"))

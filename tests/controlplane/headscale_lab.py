@@ -1,9 +1,10 @@
 """A real Headscale and two real tailscaled routers, each in a network namespace of ours.
 
-Layout (all names start with s2s-cp / sc-, all addresses live only inside the
-namespaces): s2s-cp-hs holds Headscale (198.51.100.10, embedded DERP, no DERP
-map from the internet) and a bridge; s2s-cp-ra / s2s-cp-rb hold one tailscaled
-each (198.51.100.2 / .3, real TUN). The namespaces have no route anywhere else.
+Layout (namespaces from tests.support.Namespaces, uniquely named per run; links
+named sc-* inside them; all addresses live only inside the namespaces): role "hs"
+holds Headscale (198.51.100.10, embedded DERP, no DERP map from the internet)
+and a bridge; roles "ra" / "rb" hold one tailscaled each (198.51.100.2 / .3,
+real TUN). The namespaces have no route anywhere else.
 
 The test process never sends a packet to a namespace address: it reaches the
 REST API through a unix socket (socat in the namespace forwards it to
@@ -15,56 +16,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab.headscale import render_config
+from tests.support import Namespaces, free_port, netns_prerequisites, sh, wait_for
 
-NS_HS, NS_RA, NS_RB = "s2s-cp-hs", "s2s-cp-ra", "s2s-cp-rb"
+NS_HS, NS_RA, NS_RB = "hs", "ra", "rb"  # namespace roles (their real names are unique per run)
 HS_ADDR = "198.51.100.10"
 ROUTERS = {NS_RA: ("sc-ra", "198.51.100.2"), NS_RB: ("sc-rb", "198.51.100.3")}
 LOGIN = f"http://{HS_ADDR}:8080"
 
-
-
-def sh(*cmd: str, ns: str | None = None, check: bool = True, env: dict | None = None,
-       timeout: float = 60) -> subprocess.CompletedProcess:
-    full = ["ip", "netns", "exec", ns, *cmd] if ns else list(cmd)
-    res = subprocess.run(full, capture_output=True, text=True, env=env, timeout=timeout)
-    if check and res.returncode != 0:
-        raise RuntimeError(f"{' '.join(full[:6])}...: exit {res.returncode}: {res.stderr.strip()[-500:]}")
-    return res
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(what: str, probe, timeout: float = 60.0, every: float = 0.3):  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            last = probe()
-            if last:
-                return last
-        except Exception as exc:  # noqa: BLE001 - a probe failing just means "not yet"
-            last = exc
-        time.sleep(every)
-    raise TimeoutError(f"timed out waiting for {what} (last: {last!r})")
-
-
-def cleanup_namespaces() -> None:
-    """Remove our namespaces (a crashed earlier run may have left them)."""
-    for ns in (NS_RA, NS_RB, NS_HS):
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+__all__ = ["NS_RA", "NS_RB", "HeadscaleLab", "prerequisites"]
 
 
 @dataclass
@@ -76,21 +41,20 @@ class HeadscaleLab:
     api_url: str = ""
     procs: list[subprocess.Popen] = field(default_factory=list)
     user_id: str = ""
+    ns: Namespaces = field(default_factory=lambda: Namespaces("cp"))
 
     # --- network ------------------------------------------------------------
     def build_network(self) -> None:
-        cleanup_namespaces()
-        for ns in (NS_HS, NS_RA, NS_RB):
-            sh("ip", "netns", "add", ns)
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-        sh("ip", "-n", NS_HS, "link", "add", "sc-br", "type", "bridge")
-        sh("ip", "-n", NS_HS, "addr", "add", f"{HS_ADDR}/24", "dev", "sc-br")
-        sh("ip", "-n", NS_HS, "link", "set", "sc-br", "up")
-        for ns, (name, addr) in ROUTERS.items():
-            sh("ip", "-n", NS_HS, "link", "add", f"{name}-h", "type", "veth", "peer", "name", name, "netns", ns)
-            sh("ip", "-n", NS_HS, "link", "set", f"{name}-h", "master", "sc-br", "up")
-            sh("ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", name)
-            sh("ip", "-n", ns, "link", "set", name, "up")
+        hs, ns = self.ns.add(NS_HS), self.ns
+        sh("ip", "-n", hs, "link", "add", "sc-br", "type", "bridge")
+        sh("ip", "-n", hs, "addr", "add", f"{HS_ADDR}/24", "dev", "sc-br")
+        sh("ip", "-n", hs, "link", "set", "sc-br", "up")
+        for role, (name, addr) in ROUTERS.items():
+            router = ns.add(role)
+            sh("ip", "-n", hs, "link", "add", f"{name}-h", "type", "veth", "peer", "name", name, "netns", router)
+            sh("ip", "-n", hs, "link", "set", f"{name}-h", "master", "sc-br", "up")
+            sh("ip", "-n", router, "addr", "add", f"{addr}/24", "dev", name)
+            sh("ip", "-n", router, "link", "set", name, "up")
 
     def spawn(self, name: str, *cmd: str, ns: str | None = None, env: dict | None = None) -> subprocess.Popen:
         log = open(self.tmp / f"{name}.log", "w")  # noqa: SIM115 - lives as long as the process
@@ -113,11 +77,11 @@ class HeadscaleLab:
                                              state_dir=str(self.tmp), unix_socket=f"{self.tmp}/headscale.sock",
                                              stun_listen=HS_ADDR, region_code="s2s",
                                              region_name="s2s embedded DERP"))
-        self.spawn("headscale", str(self.headscale), "serve", "-c", str(self.config), ns=NS_HS)
+        self.spawn("headscale", str(self.headscale), "serve", "-c", str(self.config), ns=self.ns[NS_HS])
         wait_for("headscale unix socket", lambda: (self.tmp / "headscale.sock").exists())
         wait_for("headscale CLI", lambda: self.hs("users", "list") is not None)
         api_sock = self.tmp / "api.sock"
-        self.spawn("socat-ns", "socat", f"UNIX-LISTEN:{api_sock},fork", "TCP:127.0.0.1:8080", ns=NS_HS)
+        self.spawn("socat-ns", "socat", f"UNIX-LISTEN:{api_sock},fork", "TCP:127.0.0.1:8080", ns=self.ns[NS_HS])
         wait_for("api socket", api_sock.exists)
         port = free_port()
         self.spawn("socat-host", "socat", f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr",
@@ -147,20 +111,20 @@ class HeadscaleLab:
     def router_env(self) -> dict:
         return dict(os.environ, TS_NO_LOGS_NO_SUPPORT="true")
 
-    def ts(self, ns: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        sock = self.tmp / ns / "tailscaled.sock"
-        return sh(str(self.tailscale), f"--socket={sock}", *args, ns=ns, env=self.router_env(),
+    def ts(self, role: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        sock = self.tmp / role / "tailscaled.sock"
+        return sh(str(self.tailscale), f"--socket={sock}", *args, ns=self.ns[role], env=self.router_env(),
                   check=check, timeout=90)
 
-    def start_router(self, ns: str, routes: list[str], authkey: str) -> None:
-        name, _ = ROUTERS[ns]
-        state = self.tmp / ns
+    def start_router(self, role: str, routes: list[str], authkey: str) -> None:
+        name, _ = ROUTERS[role]
+        state = self.tmp / role
         state.mkdir(exist_ok=True)
-        self.spawn(f"tailscaled-{ns}", str(self.tailscaled), f"--statedir={state}",
+        self.spawn(f"tailscaled-{role}", str(self.tailscaled), f"--statedir={state}",
                    f"--socket={state / 'tailscaled.sock'}", "--tun=sc-ts0", "--port=41641",
-                   "--no-logs-no-support", ns=ns, env=self.router_env())
-        wait_for(f"tailscaled in {ns}", lambda: (state / "tailscaled.sock").exists())
-        self.ts(ns, "up", f"--login-server={LOGIN}", f"--authkey={authkey}", f"--hostname={name}",
+                   "--no-logs-no-support", ns=self.ns[role], env=self.router_env())
+        wait_for(f"tailscaled in {role}", lambda: (state / "tailscaled.sock").exists())
+        self.ts(role, "up", f"--login-server={LOGIN}", f"--authkey={authkey}", f"--hostname={name}",
                 f"--advertise-routes={','.join(routes)}", "--accept-dns=false", "--netfilter-mode=off",
                 "--timeout=60s")
 
@@ -177,7 +141,7 @@ class HeadscaleLab:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=5)
-        cleanup_namespaces()
+        self.ns.delete()
 
     def logs(self) -> str:
         parts = []
@@ -188,11 +152,7 @@ class HeadscaleLab:
 
 def prerequisites() -> str | None:
     """Why the real lab cannot run here, or None."""
-    if os.geteuid() != 0:
-        return "needs root (network namespaces, TUN)"
-    for tool in ("ip", "socat"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed"
-    if not Path("/dev/net/tun").exists():
+    reason = netns_prerequisites("socat")
+    if reason is None and not Path("/dev/net/tun").exists():
         return "/dev/net/tun is missing"
-    return None
+    return reason

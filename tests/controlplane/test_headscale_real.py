@@ -16,7 +16,7 @@ import requests
 from controlplane import ControlPlaneError, UnknownRouterError, connect, policy
 from controlplane.cli import run
 from controlplane.http import AuthError, Unreachable
-from tests.controlplane.headscale_lab import free_port
+from tests.support import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,7 @@ def approved(lab, key: str) -> dict[str, list[str]]:  # noqa: ANN001
 
 
 def wait_advertised(lab, key: str) -> None:  # noqa: ANN001
-    from tests.controlplane.headscale_lab import wait_for
+    from tests.support import wait_for
 
     wait_for("routes advertised", lambda: set(node(lab, key, "sc-ra")["availableRoutes"]) >= {"192.0.2.0/24"}
              and set(node(lab, key, "sc-rb")["availableRoutes"]) >= {"172.16.100.0/24", "10.99.0.0/16"})
