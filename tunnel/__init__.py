@@ -59,8 +59,12 @@ def open_transport(target: str, ssh_config_file: Path | None = None, key_file: P
         kwargs["port"] = parsed.port
     if parsed.user or user:
         kwargs["username"] = parsed.user or user
-    if key_file:  # as pyinfra's ssh_key: this key only
-        kwargs.update(key_filename=str(key_file), allow_agent=False, look_for_keys=False)
+    if key_file:  # as pyinfra's ssh_key: this key only (a loaded pkey also keeps the config's IdentityFile out)
+        try:
+            kwargs["pkey"] = paramiko.PKey.from_path(str(key_file))
+        except (OSError, paramiko.SSHException) as exc:
+            raise TunnelError(f"ssh {target}: key_file {key_file}: {' '.join(str(exc).split())}") from None
+        kwargs.update(allow_agent=False, look_for_keys=False)
     _quiet_pyinfra_logger()
     client = SSHClient()
     try:

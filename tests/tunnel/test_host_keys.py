@@ -33,12 +33,13 @@ class Sshd:
     host_pub: str  # "ssh-ed25519 AAAA..." of the running sshd
     key: Path  # the client's identity
 
-    def config(self, name: str, *, known_hosts: str, strict: str | None = None) -> Path:
+    def config(self, name: str, *, known_hosts: str, strict: str | None = None, identity: bool = True) -> Path:
         """An ssh_config for the alias, with `known_hosts` as its UserKnownHostsFile text."""
         known = self.tmp / f"{name}.known_hosts"
         known.write_text(known_hosts)
-        lines = [f"Host {ALIAS}", f"  HostName {ALIAS}", "  User root", f"  IdentityFile {self.key}",
-                 "  IdentitiesOnly yes", f"  UserKnownHostsFile {known}",
+        lines = [f"Host {ALIAS}", f"  HostName {ALIAS}", "  User root",
+                 *([f"  IdentityFile {self.key}", "  IdentitiesOnly yes"] if identity else []),
+                 f"  UserKnownHostsFile {known}",
                  f"  ProxyCommand ip netns exec {self.ns} socat STDIO TCP:127.0.0.1:22"]
         if strict:
             lines.append(f"  StrictHostKeyChecking {strict}")
@@ -109,6 +110,14 @@ def test_known_host_key_connects_and_forwards(sshd):  # noqa: ANN001
                 assert s.recv(64).startswith(b"SSH-2.0-")  # the sshd's own banner, through the forward
     finally:
         client.close()
+
+
+def test_key_file_of_the_site_file_is_used(sshd, tmp_path):  # noqa: ANN001
+    """[ssh] key_file, as pyinfra's ssh_key: that key only (no agent, no default keys)."""
+    config = sshd.config("key-file", known_hosts=f"{ALIAS} {sshd.host_pub}\n", identity=False)
+    with pytest.raises(TunnelError):
+        open_transport(ALIAS, config, tmp_path / "missing-key")
+    open_transport(ALIAS, config, sshd.key).close()
 
 
 def test_unknown_host_key_is_refused_in_one_line(sshd):  # noqa: ANN001
