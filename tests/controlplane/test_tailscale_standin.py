@@ -78,6 +78,8 @@ def test_apply_sends_union_disables_expiry_writes_policy_with_if_match(standin, 
     # validated before written
     paths = [p for m, p, _ in standin.requests if m == "POST"]
     assert paths.index("/api/v2/tailnet/-/acl/validate") < paths.index("/api/v2/tailnet/-/acl")
+    # one order with the deploy: the policy (autoApprovers, tag owner) before any route approval
+    assert paths.index("/api/v2/tailnet/-/acl") < min(i for i, p in enumerate(paths) if p.endswith("/routes"))
     assert "// Declare static groups of users." in standin.policy and '"tag:web": ["group:eng"], // web servers' in standin.policy
     assert policy.managed(standin.policy)["tagOwners"] == ['"tag:subnet-router": [],']
     assert any("policy written" in line for line in done)
