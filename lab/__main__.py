@@ -59,7 +59,7 @@ def _exec(name: str, cmd: list[str]) -> int:
 
 
 def _status(topo: Topology) -> int:
-    rows = api.status(topo.path)
+    rows = api.status(topo)
     width = max(len(r.name) for r in rows) + 1
     for r in rows:
         state = "up" if r.up else "DOWN"
@@ -123,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if args.cmd == "up":
-            print(_deploy_hint(api.ensure_up()))
+            # the CLI's `up` keeps (and refreshes) a running lab's topology unless told otherwise
+            print(_deploy_hint(api.ensure_up(api.resolve_topology())))
         elif args.cmd == "down":
             api.down()
             print("lab is down")

@@ -13,7 +13,6 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
 import time
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
@@ -112,14 +111,16 @@ def running_topology() -> Topology | None:
     return dataclasses.replace(topo, path=Path(state.get("topology", topo.path)))
 
 
-def resolve_topology(path: str | Path | None = None) -> Topology:
+def resolve_topology(path: str | Path | Topology | None = None, *, follow_running: bool = True) -> Topology:
     """Which topology a verb acts on: the one given, else $S2S_LAB_TOPOLOGY, else the
-    running lab's, else the built-in two-site lab (lab/topology.toml)."""
+    running lab's (unless follow_running is off), else the built-in two-site lab."""
+    if isinstance(path, Topology):
+        return path
     if path is None:
         path = os.environ.get(TOPOLOGY_ENV) or None
     if path is not None:
         return load_topology(Path(path).resolve())
-    return running_topology() or load_topology(DEFAULT_PATH)
+    return (running_topology() if follow_running else None) or load_topology(DEFAULT_PATH)
 
 
 def _info(topo: Topology) -> LabInfo:
@@ -149,17 +150,20 @@ def _healthy(topo: Topology) -> bool:
         return all(answers)
 
 
-def is_running(topology_path: str | Path | None = None) -> bool:
-    return _healthy(resolve_topology(topology_path))
+def is_running(topology_path: str | Path | Topology | None = None) -> bool:
+    """Whether the lab `ensure_up(topology_path)` would return is up and healthy."""
+    return _healthy(resolve_topology(topology_path, follow_running=False))
 
 
 # ---------------------------------------------------------------- up
 
-def ensure_up(topology_path: str | Path | None = None) -> LabInfo:
+def ensure_up(topology_path: str | Path | Topology | None = None) -> LabInfo:
     """Start the lab unless it is already running and healthy; return where its outputs are.
 
-    A lab running from another topology is taken down first (see `resolve_topology`)."""
-    topo = resolve_topology(topology_path)
+    The topology: the one given, else $S2S_LAB_TOPOLOGY, else lab/topology.toml (callers
+    get the lab they asked for, not whatever runs). A lab running from another
+    topology is taken down first."""
+    topo = resolve_topology(topology_path, follow_running=False)
     with _locked():
         return _ensure_up(topo)
 
@@ -169,6 +173,8 @@ def _ensure_up(topo: Topology) -> LabInfo:
         say("lab already running; refreshing its outputs")
         _write_outputs(topo)
         return _info(topo)
+    # read before a clean-up deletes the saved copy (the CLI may pass the running lab's topology)
+    source = (topo.path if topo.path.exists() else _saved_topology()).read_text()
     if net.lab_namespaces() or _read_state() or _mounted_layers():
         say("found a stopped or half-built lab; cleaning it up first")
         _down()
@@ -183,7 +189,7 @@ def _ensure_up(topo: Topology) -> LabInfo:
     authorized = Path(f"{keys.client_key()}.pub").read_text()
     state = {"topology": str(topo.path), "topology_digest": topology_digest(topo), "started": time.time(),
              "nspawn_tmpfs": container.ensure_nspawn_runtime_dir()}
-    shutil.copyfile(topo.path, _saved_topology())
+    _saved_topology().write_text(source)
     _state_path().write_text(json.dumps(state))
     try:
         with step("creating namespaces, bridges and veths"):
@@ -420,7 +426,7 @@ class HostStatus:
     detail: str
 
 
-def status(topology_path: str | Path | None = None) -> list[HostStatus]:
+def status(topology_path: str | Path | Topology | None = None) -> list[HostStatus]:
     """Each host: its namespace, configured addresses and whether it is up (SSH answers / has a lease)."""
     topo = resolve_topology(topology_path)
     hosts = lab_hosts(topo)
