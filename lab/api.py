@@ -26,7 +26,7 @@ from lab.paths import PREFIX, hosts_dir, lab_dir
 from lab.progress import say, step
 from lab.sh import LabError, ns, run
 from lab.sitefile import SshEndpoint, render_site_file, render_ssh_config
-from lab.topology import DEFAULT_PATH, Topology, load_topology
+from lab.topology import DEFAULT_PATH, Topology, TopologyError, load_topology
 
 TOPOLOGY_ENV = "S2S_LAB_TOPOLOGY"  # a topology file, as if given with --topology
 
@@ -123,6 +123,18 @@ def resolve_topology(path: str | Path | Topology | None = None, *, follow_runnin
     return (running_topology() if follow_running else None) or load_topology(DEFAULT_PATH)
 
 
+def _topology_text(topo: Topology) -> str:
+    """The file text `topo` was read from: its own file, or the running lab's copy (the CLI
+    passes the running lab's topology, whose original file may since be edited or gone)."""
+    for candidate in (topo.path, _saved_topology()):
+        try:
+            if topology_digest(load_topology(candidate)) == topology_digest(topo):
+                return candidate.read_text()
+        except TopologyError:
+            continue
+    raise LabError(f"{topo.path}: changed or gone since the lab read it; run up with --topology")
+
+
 def _info(topo: Topology) -> LabInfo:
     d = lab_dir()
     return LabInfo(topo, tuple(lab_hosts(topo)), d / "sites.toml", d / "ssh_config", d / "id_ed25519",
@@ -173,8 +185,7 @@ def _ensure_up(topo: Topology) -> LabInfo:
         say("lab already running; refreshing its outputs")
         _write_outputs(topo)
         return _info(topo)
-    # read before a clean-up deletes the saved copy (the CLI may pass the running lab's topology)
-    source = (topo.path if topo.path.exists() else _saved_topology()).read_text()
+    source = _topology_text(topo)  # before a clean-up deletes the saved copy
     if net.lab_namespaces() or _read_state() or _mounted_layers():
         say("found a stopped or half-built lab; cleaning it up first")
         _down()
