@@ -205,6 +205,9 @@ def _ensure_up(topo: Topology) -> LabInfo:
     try:
         with step("creating namespaces, bridges and veths"):
             net.create(hosts, segments(topo))
+        raised = container.ensure_inotify_instances(sum(1 for h in hosts if h.container))
+        if raised:
+            say(raised)
         with step("booting hosts (systemd-nspawn)"):
             for h in hosts:
                 if h.container:

@@ -86,6 +86,42 @@ def ensure_nspawn_runtime_dir() -> bool:
     return True
 
 
+INOTIFY_LIMIT = Path("/proc/sys/fs/inotify/max_user_instances")
+INOTIFY_PER_CONTAINER = 8  # systemd, journald, logind ... (about 5 measured on a booted lab host)
+
+
+def _inotify_in_use() -> int:
+    """inotify instances open machine-wide (the limit is per user, and every container runs as root)."""
+    count = 0
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            count += sum(1 for fd in fd_dir.iterdir() if os.readlink(fd) == "anon_inode:inotify")
+        except OSError:
+            continue
+    return count
+
+
+def ensure_inotify_instances(containers: int) -> str | None:
+    """Raise fs.inotify.max_user_instances when booting `containers` more hosts would run out.
+
+    Why: a container's systemd that cannot create an inotify object ("Failed to create
+    inotify object: Too many open files") never finishes booting. The kernel default,
+    128 for all of root's processes, runs out at about 20 booted hosts machine-wide
+    (an 8-site lab is 17). The limit is only ever raised, never lowered (other labs on
+    the machine may count on it); returns what was done, for the log.
+    """
+    try:
+        limit = int(INOTIFY_LIMIT.read_text())
+    except (OSError, ValueError):
+        return None
+    need = _inotify_in_use() + INOTIFY_PER_CONTAINER * containers + 32
+    if need <= limit:
+        return None
+    new = max(need, 1024)
+    INOTIFY_LIMIT.write_text(f"{new}\n")
+    return f"raised fs.inotify.max_user_instances {limit} -> {new} (the containers' systemds need inotify)"
+
+
 def _systemd_hierarchies() -> list[Path]:
     """Our own cgroup directory in the hierarchies systemd tracks units in.
 
