@@ -144,3 +144,18 @@ def test_sudo_user_is_written_once_with_key_and_nopasswd_sudo(tmp_path: Path) ->
     sudoers = root / "etc/sudoers.d/s2s"
     assert sudoers.read_text() == "s2s ALL=(ALL:ALL) NOPASSWD: ALL\n"
     assert stat.S_IMODE(sudoers.stat().st_mode) == 0o440
+
+
+def test_inotify_limit_is_raised_only_when_the_boot_would_run_out(tmp_path: Path, monkeypatch) -> None:
+    from lab import container
+
+    limit = tmp_path / "max_user_instances"
+    monkeypatch.setattr(container, "INOTIFY_LIMIT", limit)
+    monkeypatch.setattr(container, "_inotify_in_use", lambda: 75)
+    limit.write_text("128\n")
+    assert container.ensure_inotify_instances(2) is None and limit.read_text() == "128\n"  # 75+16+32 fits
+    assert container.ensure_inotify_instances(17) == (
+        "raised fs.inotify.max_user_instances 128 -> 1024 (the containers' systemds need inotify)")
+    assert limit.read_text() == "1024\n"
+    limit.write_text("4096\n")
+    assert container.ensure_inotify_instances(200) is None and limit.read_text() == "4096\n"  # never lowered
