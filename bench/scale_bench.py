@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from lab import api, container, drive, net  # noqa: E402
+from lab import api, container, drive, net, progress  # noqa: E402
 from lab.generate import generate  # noqa: E402
 from lab_bench import pss_kib  # noqa: E402
 
@@ -60,6 +60,25 @@ def memory_by_role(info: api.LabInfo) -> dict[str, float]:
     return dict(out)
 
 
+def up_phases(topo: Path) -> tuple[api.LabInfo, float, dict[str, float]]:
+    """`ensure_up` timed, with the duration of each of its steps (from its progress lines)."""
+    phases: dict[str, float] = {}
+    original = progress.say
+
+    def capture(msg: str) -> None:
+        if m := re.match(r"(.+): done in ([\d.]+)s$", msg):
+            phases[m[1].split(" (")[0].split(",")[0]] = float(m[2])
+        original(msg)
+
+    progress.say = capture
+    try:
+        t0 = time.monotonic()
+        info = api.ensure_up(topo)
+        return info, time.monotonic() - t0, phases
+    finally:
+        progress.say = original
+
+
 def load1() -> float:
     return os.getloadavg()[0]
 
@@ -68,9 +87,7 @@ def one_size(n: int, runs: int, workdir: Path) -> dict:
     topo = workdir / f"sites-{n}.toml"
     topo.write_text(generate(n))
     api.down()
-    t0 = time.monotonic()
-    info = api.ensure_up(topo)
-    up = time.monotonic() - t0
+    info, up, phases = up_phases(topo)
     mem_up = memory_by_role(info)
     first, _ = timed(info.sites_file)
     mem_deployed = memory_by_role(info)
@@ -85,7 +102,7 @@ def one_size(n: int, runs: int, workdir: Path) -> dict:
     changes = drive.planned_changes(info.sites_file)
     return {"n": n, "up": up, "mem_up": mem_up, "mem_deployed": mem_deployed, "first": first,
             "noop": noop, "empty": empty, "cmds": {r: (min(c), max(c)) for r, c in by_role.items()},
-            "changes": len(changes), "load": load1()}
+            "changes": len(changes), "load": load1(), "phases": phases}
 
 
 def fmt_cmds(cmds: dict[str, tuple[int, int]]) -> str:
@@ -108,6 +125,7 @@ def main() -> None:
                       f"no-op {row['noop']:5.2f} s (empty {row['empty']:5.2f} s, {row['noop'] / row['empty']:.2f}x), "
                       f"commands/host {fmt_cmds(row['cmds'])}, changes after {row['changes']}, "
                       f"load {row['load']:.1f}", flush=True)
+                print("    up: " + ", ".join(f"{k} {v:.1f} s" for k, v in row["phases"].items()), flush=True)
         finally:
             api.down()
     print("\n| sites | lab up | lab memory (up -> deployed) | first deploy | no-op deploy (empty) | "
