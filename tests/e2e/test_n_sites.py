@@ -54,6 +54,8 @@ def test_the_cli_acts_on_the_running_four_site_lab(lab4):
     assert len(re.findall(r" up ", status)) == 1 + 3 * SITES, status
     assert re.search(r"^b-router\s+router\s+up\s+10\.2\.200\.254/16", status, re.M), status
     assert re.search(r"^c-client\s+client\s+up\s+10\.3\.0\.[2-5]/29", status, re.M), status
+    assert drive.lab("ssh", "d-router", "hostname").stdout.strip() == "d-router"
+    assert "10.3.0.6/29" in drive.lab("graph").stdout  # c's gateway sits at the top of its /29
     whoami = subprocess.run(["ssh", "-F", str(lab4.sudo_ssh_config), "d-router", "id -un; sudo -n id -un"],
                             capture_output=True, text=True, timeout=60)
     assert whoami.stdout.split() == ["s2s", "root"], whoami.stdout + whoami.stderr
@@ -114,3 +116,11 @@ def test_no_unit_failed_on_any_router_and_each_host_has_its_own_cgroup(lab4):
         cgroups = Path(f"/proc/{leader}/cgroup").read_text()
         host = next(h for h in lab4.hosts if h.name == site.router_host)
         assert f"/{container.CGROUP_PARENT}/{host.netns}/payload" in cgroups, cgroups
+
+
+def test_a_router_of_the_slash_29_reboots_and_its_site_is_reached_again(lab4):
+    drive.lab("restart", "c-router")  # a verb on a host only this topology has
+    assert drive.in_host("c-router", "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "1"
+    there = drive.ping("a-client", drive.client_address("c-client"), count=1, deadline=60)
+    assert there.returncode == 0, there.stdout
+    assert drive.planned_changes(lab4.sudo_sites_file, "--sudo") == {}
