@@ -165,7 +165,10 @@ def _own_cgroup(dirs: list[Path]):
     """
     def move() -> None:
         for d in dirs:
-            (d / "cgroup.procs").write_text("0\n")
+            try:
+                (d / "cgroup.procs").write_text("0\n")
+            except OSError:
+                pass  # not movable here (e.g. an undelegated v2 subtree): boot as before, shared
     return move
 
 
