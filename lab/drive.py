@@ -102,11 +102,17 @@ def tcp_mesh(clients: list[str], nbytes: int = 4096, port: int = 5202) -> dict[s
             sinks.append(subprocess.Popen([sys.executable, "-m", "lab", "exec", c, sys.executable, probe, "sink",
                                            str(port), str(files[c]), str(len(clients) - 1)], cwd=REPO))
         time.sleep(1.0)
-        senders = [subprocess.Popen([sys.executable, "-m", "lab", "exec", src, sys.executable, probe, "send",
-                                     addr[dst], str(port), str(nbytes)], cwd=REPO, stdout=subprocess.DEVNULL)
-                   for src in clients for dst in clients if src != dst]
-        for s in senders:
-            s.wait(timeout=120)
+        senders = {(src, dst): subprocess.Popen(
+            [sys.executable, "-m", "lab", "exec", src, sys.executable, probe, "send", addr[dst], str(port),
+             str(nbytes)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            for src in clients for dst in clients if src != dst}
+        failed = {}
+        for pair, s in senders.items():
+            _, err = s.communicate(timeout=120)
+            if s.returncode != 0:
+                failed[f"{pair[0]}->{pair[1]}"] = (err or "").strip().splitlines()[-1:]
+        if failed:
+            raise RuntimeError(f"TCP mesh: these sends failed: {failed}")
         for s in sinks:
             s.wait(timeout=30)
         return {c: json.loads(files[c].read_text())["peers"] for c in clients}

@@ -35,10 +35,22 @@ def sink(port: int, result_file: str, count: int = 1) -> None:
         json.dump({"peer": first, "bytes": peers[first], "peers": peers}, f)
 
 
+def _connect(host: str, port: int, wait: float = 30) -> socket.socket:
+    """Connect, retrying while the sink is still starting (a refused connection, not a timeout)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return socket.create_connection((host, port), timeout=60)
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def send(host: str, port: int, count: int) -> None:
     block = b"\x5a" * (1 << 16)
     start = time.monotonic()
-    with socket.create_connection((host, port), timeout=60) as conn:
+    with _connect(host, port) as conn:
         left = count
         while left:
             n = min(left, len(block))
