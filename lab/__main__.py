@@ -1,8 +1,11 @@
-"""`python -m lab up | down | status | ssh HOST [CMD...] | exec HOST CMD... | renew CLIENT... | restart HOST...`
+"""`python -m lab [-t FILE] up | down | status | graph | ssh HOST [CMD...] | exec HOST CMD... | renew CLIENT... | restart HOST... | topology --sites N`
 
-The built-in two-site lab: Debian hosts booted with systemd-nspawn in network
+A lab built from a topology file: Debian hosts booted with systemd-nspawn in network
 namespaces, Kea on each site's gateway, Headscale + a signed apt repo on the
-control host. Needs root (namespaces, mounts).
+control host. Needs root (namespaces, mounts), except `topology` and `graph`.
+
+Which topology: --topology FILE, else $S2S_LAB_TOPOLOGY, else the running lab's
+(remembered in .lab/), else the built-in two-site lab/topology.toml.
 """
 
 from __future__ import annotations
@@ -11,28 +14,33 @@ import argparse
 import os
 import sys
 
-from lab import api, container
+from lab import api, container, graph
+from lab.generate import LAYOUTS, generate
 from lab.hosts import lab_hosts
 from lab.sh import LabError
-from lab.topology import TopologyError, load_topology
+from lab.topology import TopologyError, Topology
 
 
 def _deploy_hint(info: api.LabInfo) -> str:
     hosts = " ".join(info.ssh_hosts())
+    first = next(iter(info.topology.sites.values()))
     return (
-        "\nThe lab is up. Its outputs:\n"
+        f"\nThe lab is up ({len(info.topology.sites)} sites, from {info.topology.path}). Its outputs:\n"
         f"  site file:  {info.sites_file}\n"
         f"  ssh config: {info.ssh_config}   (hosts: {hosts})\n"
+        f"  as {info.sudo_user} (sudo): {info.sudo_sites_file}  (ssh config {info.sudo_ssh_config})\n"
         f"  apt repo:   {info.apt_url}  (key {info.apt_key_file})\n"
         "Run the deploy against it from the repo root:\n"
         f"  SITES={info.sites_file} pyinfra -y inventory.py deploy.py\n"
-        "Reach a host:  python -m lab ssh a-router    |    python -m lab exec a-client ip route\n"
+        f"  SITES={info.sudo_sites_file} pyinfra -y --sudo inventory.py deploy.py   # as {info.sudo_user}\n"
+        f"Reach a host:  python -m lab ssh {first.router_host}    |    "
+        f"python -m lab exec {first.client_host} ip route\n"
         "Stop it:       python -m lab down\n"
     )
 
 
 def _ssh(name: str, cmd: list[str]) -> int:
-    info = api._info(load_topology())
+    info = api._info(api.resolve_topology())
     if name not in info.ssh_hosts():
         raise LabError(f"{name}: no such SSH host (choose from {', '.join(info.ssh_hosts())})")
     argv = ["ssh", "-F", str(info.ssh_config), *([] if cmd else ["-t"]), name, *cmd]
@@ -41,7 +49,7 @@ def _ssh(name: str, cmd: list[str]) -> int:
 
 
 def _exec(name: str, cmd: list[str]) -> int:
-    topo = load_topology()
+    topo = api.resolve_topology()
     host = next((h for h in lab_hosts(topo) if h.name == name), None)
     if host is None:
         raise LabError(f"{name}: no such lab host (choose from {', '.join(topo.host_names())})")
@@ -50,38 +58,78 @@ def _exec(name: str, cmd: list[str]) -> int:
     return 1
 
 
+def _status(topo: Topology) -> int:
+    rows = api.status(topo)
+    width = max(len(r.name) for r in rows) + 1
+    for r in rows:
+        state = "up" if r.up else "DOWN"
+        print(f"{r.name:<{width}} {r.role:<8} {state:<5} {', '.join(r.addresses) or '-':<36} {r.detail}")
+    return 0 if all(r.up for r in rows) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m lab", description=__doc__.splitlines()[2].strip())
+    # accepted before or after the verb: `python -m lab -t t.toml up` == `python -m lab up -t t.toml`
+    p.add_argument("-t", "--topology", metavar="FILE", help=f"topology file (or ${api.TOPOLOGY_ENV})")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-t", "--topology", metavar="FILE", default=argparse.SUPPRESS,
+                        help=f"topology file (or ${api.TOPOLOGY_ENV}; default: the running lab's)")
     sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("up", help="build (first run) and start the lab; safe to repeat")
-    sub.add_parser("down", help="stop the lab and remove every namespace, mount and process")
-    sub.add_parser("status", help="each host, its addresses and whether it is up")
-    s = sub.add_parser("ssh", help="SSH to a lab host through its namespace")
+
+    def verb(name: str, help: str) -> argparse.ArgumentParser:
+        """A sub-command that also takes --topology."""
+        return sub.add_parser(name, help=help, parents=[common])
+
+    verb("up", help="build (first run) and start the lab; safe to repeat")
+    verb("down", help="stop the lab and remove every namespace, mount and process")
+    verb("status", help="each host, its addresses and whether it is up")
+    g = verb("graph", help="the topology's segments and hosts (text, or --dot for Graphviz)")
+    g.add_argument("--dot", action="store_true", help="Graphviz dot instead of text")
+    t = verb("topology", help="write an N-site topology file to stdout")
+    t.add_argument("--sites", type=int, required=True, help="number of sites")
+    t.add_argument("--layout", choices=sorted(LAYOUTS), default="uniform",
+                   help="uniform: every LAN a /24 at .1/.2 (default); mixed: /24, /16, /29, /27 in turn")
+    t.add_argument("--routes", type=int, default=0, help="extra advertised prefixes per site (default 0)")
+    s = verb("ssh", help="SSH to a lab host through its namespace")
     s.add_argument("host")
     s.add_argument("command", nargs=argparse.REMAINDER)
-    e = sub.add_parser("exec", help="run a command inside a lab host (no SSH needed)")
+    e = verb("exec", help="run a command inside a lab host (no SSH needed)")
     e.add_argument("host")
     e.add_argument("command", nargs=argparse.REMAINDER)
-    r = sub.add_parser("renew", help="release and re-bind DHCP clients (they pick up new routes)")
+    r = verb("renew", help="release and re-bind DHCP clients (they pick up new routes)")
     r.add_argument("clients", nargs="+")
-    rb = sub.add_parser("restart", help="reboot container hosts (kernel state of their namespace reset too)")
+    rb = verb("restart", help="reboot container hosts (kernel state of their namespace reset too)")
     rb.add_argument("hosts", nargs="+")
     args = p.parse_args(argv)
+    if args.cmd == "topology":
+        try:
+            sys.stdout.write(generate(args.sites, args.layout, args.routes))
+        except ValueError as exc:
+            print(f"python -m lab topology: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    if args.topology is not None:
+        os.environ[api.TOPOLOGY_ENV] = args.topology  # every verb (and `lab exec` children) act on it
+    if args.cmd == "graph":
+        try:
+            topo = api.resolve_topology()
+        except TopologyError as exc:
+            print(f"python -m lab: {exc}", file=sys.stderr)
+            return 2
+        print(graph.dot(topo) if args.dot else graph.text(topo), end="")
+        return 0
     if os.geteuid() != 0:
         print("python -m lab: needs root (network namespaces, mounts, systemd-nspawn)", file=sys.stderr)
         return 2
     try:
         if args.cmd == "up":
-            print(_deploy_hint(api.ensure_up()))
+            # the CLI's `up` keeps (and refreshes) a running lab's topology unless told otherwise
+            print(_deploy_hint(api.ensure_up(api.resolve_topology())))
         elif args.cmd == "down":
             api.down()
             print("lab is down")
         elif args.cmd == "status":
-            rows = api.status()
-            for r in rows:
-                state = "up" if r.up else "DOWN"
-                print(f"{r.name:<10} {r.role:<8} {state:<5} {', '.join(r.addresses) or '-':<36} {r.detail}")
-            return 0 if all(r.up for r in rows) else 1
+            return _status(api.resolve_topology())
         elif args.cmd == "restart":
             api.restart(args.hosts)
         elif args.cmd == "renew":

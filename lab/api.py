@@ -8,8 +8,11 @@ the returned LabInfo (site file, ssh config) instead of knowing the layout.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
+import hashlib
 import json
+import os
 import time
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +26,9 @@ from lab.paths import PREFIX, hosts_dir, lab_dir
 from lab.progress import say, step
 from lab.sh import LabError, ns, run
 from lab.sitefile import SshEndpoint, render_site_file, render_ssh_config
-from lab.topology import Topology, load_topology
+from lab.topology import DEFAULT_PATH, Topology, TopologyError, load_topology
+
+TOPOLOGY_ENV = "S2S_LAB_TOPOLOGY"  # a topology file, as if given with --topology
 
 APT_KEY_IN_HOST = "/etc/apt/keyrings/s2s-lab.asc"
 SECRET_API_KEY = "headscale-api-key"
@@ -41,6 +46,10 @@ class LabInfo:
     ssh_key: Path
     apt_url: str
     apt_key_file: Path
+    # the same lab reached as the non-root operator (pyinfra --sudo)
+    sudo_user: str = roles.SUDO_USER
+    sudo_sites_file: Path = Path()
+    sudo_ssh_config: Path = Path()
 
     def ssh_hosts(self) -> list[str]:
         """SSH aliases (container hosts) in the lab's ssh_config."""
@@ -83,10 +92,53 @@ def _read_state() -> dict:
         return {}
 
 
+def _saved_topology() -> Path:
+    """The running lab's own copy of its topology: later verbs act on it even if the file moves."""
+    return lab_dir() / "topology.toml"
+
+
+def topology_digest(topo: Topology) -> str:
+    """What the lab was built from, independent of where the file lives."""
+    return hashlib.sha256(repr(dataclasses.replace(topo, path=Path())).encode()).hexdigest()[:16]
+
+
+def running_topology() -> Topology | None:
+    """The topology the running (or half-built) lab was brought up with, if any."""
+    state = _read_state()
+    if not state or not _saved_topology().exists():
+        return None
+    topo = load_topology(_saved_topology())
+    return dataclasses.replace(topo, path=Path(state.get("topology", topo.path)))
+
+
+def resolve_topology(path: str | Path | Topology | None = None, *, follow_running: bool = True) -> Topology:
+    """Which topology a verb acts on: the one given, else $S2S_LAB_TOPOLOGY, else the
+    running lab's (unless follow_running is off), else the built-in two-site lab."""
+    if isinstance(path, Topology):
+        return path
+    if path is None:
+        path = os.environ.get(TOPOLOGY_ENV) or None
+    if path is not None:
+        return load_topology(Path(path).resolve())
+    return (running_topology() if follow_running else None) or load_topology(DEFAULT_PATH)
+
+
+def _topology_text(topo: Topology) -> str:
+    """The file text `topo` was read from: its own file, or the running lab's copy (the CLI
+    passes the running lab's topology, whose original file may since be edited or gone)."""
+    for candidate in (topo.path, _saved_topology()):
+        try:
+            if topology_digest(load_topology(candidate)) == topology_digest(topo):
+                return candidate.read_text()
+        except TopologyError:
+            continue
+    raise LabError(f"{topo.path}: changed or gone since the lab read it; run up with --topology")
+
+
 def _info(topo: Topology) -> LabInfo:
     d = lab_dir()
     return LabInfo(topo, tuple(lab_hosts(topo)), d / "sites.toml", d / "ssh_config", d / "id_ed25519",
-                   topo.apt_url, d / "apt-key.asc")
+                   topo.apt_url, d / "apt-key.asc", roles.SUDO_USER, d / "sites-sudo.toml", d / "ssh_config-sudo")
 
 
 # ---------------------------------------------------------------- health
@@ -94,7 +146,7 @@ def _info(topo: Topology) -> LabInfo:
 def _healthy(topo: Topology) -> bool:
     """Every namespace exists, every container runs and answers SSH, every secret is there."""
     hosts = lab_hosts(topo)
-    if _read_state().get("topology") != str(topo.path):
+    if _read_state().get("topology_digest") != topology_digest(topo):
         return False
     for h in hosts:
         if not net.exists(h.netns):
@@ -110,15 +162,20 @@ def _healthy(topo: Topology) -> bool:
         return all(answers)
 
 
-def is_running(topology_path: str | Path | None = None) -> bool:
-    return _healthy(load_topology(topology_path))
+def is_running(topology_path: str | Path | Topology | None = None) -> bool:
+    """Whether the lab `ensure_up(topology_path)` would return is up and healthy."""
+    return _healthy(resolve_topology(topology_path, follow_running=False))
 
 
 # ---------------------------------------------------------------- up
 
-def ensure_up(topology_path: str | Path | None = None) -> LabInfo:
-    """Start the lab unless it is already running and healthy; return where its outputs are."""
-    topo = load_topology(topology_path)
+def ensure_up(topology_path: str | Path | Topology | None = None) -> LabInfo:
+    """Start the lab unless it is already running and healthy; return where its outputs are.
+
+    The topology: the one given, else $S2S_LAB_TOPOLOGY, else lab/topology.toml (callers
+    get the lab they asked for, not whatever runs). A lab running from another
+    topology is taken down first."""
+    topo = resolve_topology(topology_path, follow_running=False)
     with _locked():
         return _ensure_up(topo)
 
@@ -128,6 +185,7 @@ def _ensure_up(topo: Topology) -> LabInfo:
         say("lab already running; refreshing its outputs")
         _write_outputs(topo)
         return _info(topo)
+    source = _topology_text(topo)  # before a clean-up deletes the saved copy
     if net.lab_namespaces() or _read_state() or _mounted_layers():
         say("found a stopped or half-built lab; cleaning it up first")
         _down()
@@ -140,12 +198,16 @@ def _ensure_up(topo: Topology) -> LabInfo:
     lab_dir().mkdir(parents=True, exist_ok=True)
     (lab_dir() / ".gitignore").write_text("*\n")
     authorized = Path(f"{keys.client_key()}.pub").read_text()
-    state = {"topology": str(topo.path), "started": time.time(),
+    state = {"topology": str(topo.path), "topology_digest": topology_digest(topo), "started": time.time(),
              "nspawn_tmpfs": container.ensure_nspawn_runtime_dir()}
+    _saved_topology().write_text(source)
     _state_path().write_text(json.dumps(state))
     try:
         with step("creating namespaces, bridges and veths"):
             net.create(hosts, segments(topo))
+        raised = container.ensure_inotify_instances(sum(1 for h in hosts if h.container))
+        if raised:
+            say(raised)
         with step("booting hosts (systemd-nspawn)"):
             for h in hosts:
                 if h.container:
@@ -239,7 +301,7 @@ _FRESH_KERNEL_STATE = tuple(
 def restart(names: list[str]) -> None:
     """Reboot container hosts: power off, forget the namespace's kernel state (firewall rules,
     sysctls, policy routes), boot again from the same disk layer, wait for services."""
-    topo = load_topology()
+    topo = resolve_topology()
     with _locked():
         for name in names:
             h = next((x for x in lab_hosts(topo) if x.name == name), None)
@@ -259,7 +321,7 @@ def restart(names: list[str]) -> None:
 def renew(names: list[str]) -> None:
     """Release and re-bind each named DHCP client: dhclient installs option 121 routes on a
     full bind (BOUND/REBOOT), not on RENEW, so this is how a client picks up new routes."""
-    topo = load_topology()
+    topo = resolve_topology()
     for name in names:
         h = next((x for x in lab_hosts(topo) if x.name == name), None)
         if h is None or h.container:
@@ -279,13 +341,24 @@ def _write_outputs(topo: Topology) -> None:
     hosts = [h for h in lab_hosts(topo) if h.container]
     known = keys.write_known_hosts([h.name for h in hosts])
     key = keys.client_key()
-    (d / "ssh_config").write_text(render_ssh_config(
-        SshEndpoint(alias=h.name, hostname=h.name, identity_file=str(key), known_hosts_file=str(known),
-                    proxy_command=f"ip netns exec {h.netns} socat STDIO TCP:127.0.0.1:22,nodelay")
-        for h in hosts))
+    for name, user in (("ssh_config", "root"), ("ssh_config-sudo", roles.SUDO_USER)):
+        # pyinfra takes User from the ssh config over its ssh_user data: one config per user
+        (d / name).write_text(render_ssh_config(
+            SshEndpoint(alias=h.name, hostname=h.name, user=user, identity_file=str(key),
+                        known_hosts_file=str(known),
+                        proxy_command=f"ip netns exec {h.netns} socat STDIO TCP:127.0.0.1:22,nodelay")
+            for h in hosts))
     (d / "apt-key.asc").write_text(aptrepo.ensure_key())
+    from sites import load_sites  # the only reader of site files: prove ours are valid
+    for name, config in (("sites.toml", "ssh_config"), ("sites-sudo.toml", "ssh_config-sudo")):
+        (d / name).write_text(_site_file(topo, d / config))
+        load_sites(d / name)
+
+
+def _site_file(topo: Topology, ssh_config: Path) -> str:
+    d = lab_dir()
     kea_files = {s: str(keys.secret_path(_kea_secret(s))) for s in topo.sites}
-    text = render_site_file(
+    return render_site_file(
         topo,
         kea_password_files=kea_files,
         kea_user=roles.KEA_USER,
@@ -298,12 +371,9 @@ def _write_outputs(topo: Topology) -> None:
         apt_suite=aptrepo.SUITE,
         apt_component=aptrepo.COMPONENT,
         no_logs_no_support=True,  # the lab's tailscaled never talks to Tailscale's log servers
-        ssh_config_file=str(d / "ssh_config"),
+        ssh_config_file=str(ssh_config),
         generated_by="`python -m lab up`",
     )
-    (d / "sites.toml").write_text(text)
-    from sites import load_sites  # the only reader of site files: prove ours is valid
-    load_sites(d / "sites.toml")
 
 
 # ---------------------------------------------------------------- down
@@ -340,7 +410,7 @@ def _down() -> None:
         keys.secret_path(name).unlink(missing_ok=True)
     for p in keys.secret_path("x").parent.glob("kea-*-password"):
         p.unlink()
-    for f in ("sites.toml", "state.json"):
+    for f in ("sites.toml", "sites-sudo.toml", "state.json", "topology.toml"):
         (lab_dir() / f).unlink(missing_ok=True)
 
 
@@ -370,9 +440,9 @@ class HostStatus:
     detail: str
 
 
-def status(topology_path: str | Path | None = None) -> list[HostStatus]:
+def status(topology_path: str | Path | Topology | None = None) -> list[HostStatus]:
     """Each host: its namespace, configured addresses and whether it is up (SSH answers / has a lease)."""
-    topo = load_topology(topology_path)
+    topo = resolve_topology(topology_path)
     hosts = lab_hosts(topo)
 
     def one(h: Host) -> HostStatus:

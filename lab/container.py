@@ -22,6 +22,7 @@ from lab.paths import PREFIX, hosts_dir
 from lab.sh import LabError, run
 
 NSPAWN_RUN = Path("/run/systemd/nspawn")
+CGROUP_PARENT = "s2s-lab"  # every lab host's cgroup is <our cgroup>/s2s-lab/<netns> in each hierarchy
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,119 @@ def ensure_nspawn_runtime_dir() -> bool:
     return True
 
 
+INOTIFY_LIMIT = Path("/proc/sys/fs/inotify/max_user_instances")
+INOTIFY_PER_CONTAINER = 8  # systemd, journald, logind ... (about 5 measured on a booted lab host)
+
+
+def _inotify_in_use() -> int:
+    """inotify instances open machine-wide (the limit is per user, and every container runs as root)."""
+    count = 0
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            count += sum(1 for fd in fd_dir.iterdir() if os.readlink(fd) == "anon_inode:inotify")
+        except OSError:
+            continue
+    return count
+
+
+def ensure_inotify_instances(containers: int) -> str | None:
+    """Raise fs.inotify.max_user_instances when booting `containers` more hosts would run out.
+
+    Why: a container's systemd that cannot create an inotify object ("Failed to create
+    inotify object: Too many open files") never finishes booting. The kernel default,
+    128 for all of root's processes, runs out at about 20 booted hosts machine-wide
+    (an 8-site lab is 17). The limit is only ever raised, never lowered (other labs on
+    the machine may count on it); returns what was done, for the log.
+    """
+    try:
+        limit = int(INOTIFY_LIMIT.read_text())
+    except (OSError, ValueError):
+        return None
+    need = _inotify_in_use() + INOTIFY_PER_CONTAINER * containers + 32
+    if need <= limit:
+        return None
+    new = max(need, 1024)
+    INOTIFY_LIMIT.write_text(f"{new}\n")
+    return f"raised fs.inotify.max_user_instances {limit} -> {new} (the containers' systemds need inotify)"
+
+
+def _systemd_hierarchies() -> list[Path]:
+    """Our own cgroup directory in the hierarchies systemd tracks units in.
+
+    name=systemd (cgroup v1/hybrid) and the unified v2 tree ("0::"): nspawn puts the
+    container's systemd under its own cgroup there (`<cg>/payload`). Where the
+    v2 tree is mounted is read from /proc/self/mountinfo.
+    """
+    mounts: dict[str, Path] = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fstype, _, opts = right.split()[:3]
+            mountpoint = Path(left.split()[4])
+            if fstype == "cgroup2":
+                mounts.setdefault("", mountpoint)
+            elif fstype == "cgroup" and "name=systemd" in opts.split(","):
+                mounts.setdefault("name=systemd", mountpoint)
+    out: list[Path] = []
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controllers in mounts:
+            out.append(mounts[controllers] / path.lstrip("/"))
+    return out
+
+
+def host_cgroups(name: str) -> list[Path]:
+    """The host's own cgroup directories (one per systemd hierarchy)."""
+    return [base / CGROUP_PARENT / f"{PREFIX}-{name}" for base in _systemd_hierarchies()]
+
+
+def _own_cgroup(dirs: list[Path]):
+    """preexec_fn moving nspawn into the host's own cgroups before it starts.
+
+    Why: with `--keep-unit --register=no` nspawn makes `<its cgroup>/payload` the
+    container's cgroup root. Started from one shared cgroup, every container (of
+    every lab on the machine) got the same root, so their systemds shared unit
+    cgroups: a oneshot unit of the same name finishing in one container removed the
+    cgroup another container was just moving its process into, which fails that
+    unit with status=219/CGROUP (seen on `s2s-udp-gro@eth1.service`), and stopping
+    a unit in one container could act on another's processes.
+    """
+    def move() -> None:
+        for d in dirs:
+            try:
+                (d / "cgroup.procs").write_text("0\n")
+            except OSError:
+                pass  # not movable here (e.g. an undelegated v2 subtree): boot as before, shared
+    return move
+
+
+def _make_cgroups(dirs: list[Path]) -> list[Path]:
+    made: list[Path] = []
+    for d in dirs:
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            made.append(d)
+        except OSError:
+            pass  # a read-only or undelegated tree: nspawn then shares its parent's, as before
+    return made
+
+
+def remove_cgroups(name: str) -> None:
+    """Delete the host's cgroup subtree (leaves first); only empty cgroups can go."""
+    for d in host_cgroups(name):
+        if not d.is_dir():
+            continue
+        for sub in sorted((p for p in d.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+            try:
+                sub.rmdir()
+            except OSError:
+                pass
+        try:
+            d.rmdir()
+        except OSError:
+            pass
+
+
 def start(host: Host, binds_ro: dict[str, str] | None = None) -> int:
     """Boot the container detached; return nspawn's pid."""
     lay = layout(host.name)
@@ -102,8 +216,10 @@ def start(host: Host, binds_ro: dict[str, str] | None = None) -> int:
     for src, dst in (binds_ro or {}).items():
         cmd.append(f"--bind-ro={src}:{dst}")
     log = open(lay.log, "ab")
+    remove_cgroups(host.name)  # what a previous boot left (a restart)
+    cgroups = _make_cgroups(host_cgroups(host.name))
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True, close_fds=True)
+                            start_new_session=True, close_fds=True, preexec_fn=_own_cgroup(cgroups))
     log.close()
     lay.pidfile.write_text(f"{proc.pid}\n")
     return proc.pid
@@ -191,7 +307,8 @@ def stop(name: str, timeout: float = 15.0) -> None:
 
 
 def remove_layer(name: str) -> None:
-    """Unmount the host's overlay and delete its layer and logs."""
+    """Unmount the host's overlay and delete its layer, logs and cgroups."""
+    remove_cgroups(name)
     lay = layout(name)
     if is_mounted(lay.root):
         if run(["umount", str(lay.root)], check=False).returncode != 0:

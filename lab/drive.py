@@ -31,9 +31,9 @@ def pyinfra(sites: Path, *args: str, deploy: str = "deploy.py", timeout: float =
                           capture_output=True, text=True, timeout=timeout)
 
 
-def planned_changes(sites: Path) -> dict[str, list[str]]:
+def planned_changes(sites: Path, *args: str) -> dict[str, list[str]]:
     """Operation name -> hosts it would change, from `pyinfra --dry --json` (empty: a no-op run)."""
-    result = pyinfra(sites, "--dry", "--json")
+    result = pyinfra(sites, "--dry", "--json", *args)
     if result.returncode != 0:
         raise RuntimeError(f"pyinfra --dry --json failed: {result.stderr[-2000:]}")
     plan = json.loads(result.stdout)["plan"]
@@ -84,3 +84,41 @@ def tcp_transfer(src: str, dst: str, nbytes: int, port: int = 5201) -> dict:
             sink.kill()
         result_file.unlink(missing_ok=True)
     return {**sent, "peer": seen["peer"], "received": seen["bytes"]}
+
+
+def tcp_mesh(clients: list[str], nbytes: int = 4096, port: int = 5202) -> dict[str, dict[str, int]]:
+    """Every client sends nbytes to every other at once; destination -> {source address seen: bytes}.
+
+    One sink per destination takes all the others' connections, so the whole mesh
+    costs about one connection's time plus the process starts.
+    """
+    probe = str(REPO / "tests/e2e/tcp_probe.py")
+    addr = {c: client_address(c) for c in clients}
+    files = {c: Path(f"/tmp/s2s-mesh-{os.getpid()}-{c}.json") for c in clients}
+    sinks = []
+    try:
+        for c in clients:
+            files[c].unlink(missing_ok=True)
+            sinks.append(subprocess.Popen([sys.executable, "-m", "lab", "exec", c, sys.executable, probe, "sink",
+                                           str(port), str(files[c]), str(len(clients) - 1)], cwd=REPO))
+        time.sleep(1.0)
+        senders = {(src, dst): subprocess.Popen(
+            [sys.executable, "-m", "lab", "exec", src, sys.executable, probe, "send", addr[dst], str(port),
+             str(nbytes)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            for src in clients for dst in clients if src != dst}
+        failed = {}
+        for pair, s in senders.items():
+            _, err = s.communicate(timeout=120)
+            if s.returncode != 0:
+                failed[f"{pair[0]}->{pair[1]}"] = (err or "").strip().splitlines()[-1:]
+        if failed:
+            raise RuntimeError(f"TCP mesh: these sends failed: {failed}")
+        for s in sinks:
+            s.wait(timeout=30)
+        return {c: json.loads(files[c].read_text())["peers"] for c in clients}
+    finally:
+        for s in sinks:
+            if s.poll() is None:
+                s.kill()
+        for f in files.values():
+            f.unlink(missing_ok=True)

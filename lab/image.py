@@ -24,7 +24,7 @@ PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "iptables", "iproute2",
     "kea-dhcp4-server", "kea-ctrl-agent", "ca-certificates", "gnupg", "curl", "ethtool",
     "isc-dhcp-client", "iperf3", "procps", "iputils-ping", "netbase", "less", "kmod",
-    "tcpdump", "sqlite3",
+    "tcpdump", "sqlite3", "sudo",
 )
 
 # Files written into the image after debootstrap (path -> content).

@@ -21,6 +21,9 @@ KEA_PASSWORD_PATH = "/etc/kea/kea-api-password"
 HEADSCALE_BIN = "/usr/local/bin/headscale"
 APT_ROOT = "/srv/apt"
 TAG = "tag:subnet-router"
+# The non-root operator every container host has: the lab key, passwordless sudo (as a
+# real router's admin account would be; `pyinfra --sudo` runs the deploy through it).
+SUDO_USER, SUDO_UID = "s2s", 1000
 
 # Units that only make sense on a console/VT; the lab's consoles are pipes.
 _MASKED = ("console-getty.service", "systemd-remount-fs.service", "getty@tty1.service", "systemd-networkd-wait-online.service",
@@ -70,6 +73,31 @@ def common(root: Path, host: Host, topo: Topology, authorized_key: str, host_key
         link = root / "etc/systemd/system" / unit
         if not link.is_symlink():
             link.symlink_to("/dev/null")
+    sudo_user(root, authorized_key)
+
+
+def _append_line(root: Path, rel: str, line: str) -> None:
+    path = root / rel
+    text = path.read_text()
+    if not any(existing.split(":")[0] == line.split(":")[0] for existing in text.splitlines()):
+        mode = path.stat().st_mode & 0o7777
+        path.write_text(text + ("" if text.endswith("\n") or not text else "\n") + line + "\n")
+        path.chmod(mode)
+
+
+def sudo_user(root: Path, authorized_key: str) -> None:
+    """SUDO_USER: key-only SSH login (shadow `*`: no password, not locked), NOPASSWD sudo."""
+    uid = SUDO_UID
+    _append_line(root, "etc/passwd", f"{SUDO_USER}:x:{uid}:{uid}:s2s lab operator:/home/{SUDO_USER}:/bin/bash")
+    _append_line(root, "etc/group", f"{SUDO_USER}:x:{uid}:")
+    _append_line(root, "etc/shadow", f"{SUDO_USER}:*:20000:0:99999:7:::")
+    home = root / "home" / SUDO_USER
+    (home / ".ssh").mkdir(parents=True, exist_ok=True)
+    for d in (home, home / ".ssh"):
+        os.chown(d, uid, uid)
+        d.chmod(0o700)
+    _write(root, f"home/{SUDO_USER}/.ssh/authorized_keys", authorized_key, 0o600, (uid, uid))
+    _write(root, f"etc/sudoers.d/{SUDO_USER}", f"{SUDO_USER} ALL=(ALL:ALL) NOPASSWD: ALL\n", 0o440)
 
 
 def gateway(root: Path, host: Host, topo: Topology, kea_password: str) -> None:

@@ -20,6 +20,12 @@ _TOP_KEYS = {"wan", "control", "sites"}
 _WAN_KEYS = {"subnet"}
 _CONTROL_KEYS = {"address", "headscale_port", "apt_port"}
 _SITE_KEYS = {"subnet", "gateway", "router", "router_wan", "dhcp_pool"}
+# Optional per-site keys (one entry per key, so additions merge line by line).
+_SITE_OPTIONAL = {
+    "routes",  # extra prefixes the site's router advertises (into the lab's site file)
+}
+# A site LAN must hold a gateway, a router and a pool (/29: 6 usable addresses) and stay a LAN.
+MIN_SITE_PREFIX, MAX_SITE_PREFIX = 16, 29
 
 
 class TopologyError(ValueError):
@@ -36,6 +42,7 @@ class LabSite:
     router: IPAddress
     router_wan: IPAddress
     dhcp_pool: str  # "first - last", the form Kea's subnet4 pools take
+    routes: tuple[IPNetwork, ...] = ()  # advertised besides the subnet (nothing in the lab answers there)
 
     @property
     def pool_range(self) -> IPRange:
@@ -110,16 +117,17 @@ class _Parser:
         shown = "" if value is None else f" ({value!r})" if not isinstance(value, str) else f" ({value})"
         return TopologyError(f"{self.path}: {key}: {problem}{shown}")
 
-    def table(self, data: dict[str, Any], key: str, allowed: set[str]) -> dict[str, Any]:
+    def table(self, data: dict[str, Any], key: str, required: set[str],
+              optional: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:
         value = data.get(key.rsplit(".", 1)[-1])
         if value is None:
             raise self.fail(key, "missing table")
         if not isinstance(value, dict):
             raise self.fail(key, "must be a table", value)
-        unknown = sorted(set(value) - allowed)
+        unknown = sorted(set(value) - required - optional)
         if unknown:
             raise self.fail(f"{key}.{unknown[0]}", "unknown key", value[unknown[0]])
-        missing = sorted(allowed - set(value))
+        missing = sorted(required - set(value))
         if missing:
             raise self.fail(f"{key}.{missing[0]}", "missing key")
         return value
@@ -174,17 +182,39 @@ class _Parser:
         sites: dict[str, LabSite] = {}
         wan_used = {control_address: "control.address"}
         for name in raw_sites:
-            site = self.site(name, self.table(raw_sites, f"sites.{name}", _SITE_KEYS), wan_subnet)
-            for other in sites.values():
-                if site.subnet in other.subnet or other.subnet in site.subnet:
-                    raise self.fail(f"sites.{name}.subnet", f"overlaps sites.{other.name}.subnet", str(site.subnet))
-            if site.subnet in wan_subnet or wan_subnet in site.subnet:
-                raise self.fail(f"sites.{name}.subnet", "overlaps wan.subnet", str(site.subnet))
+            site = self.site(name, self.table(raw_sites, f"sites.{name}", _SITE_KEYS, _SITE_OPTIONAL), wan_subnet)
+            self.no_overlap(site, sites, wan_subnet)
             if site.router_wan in wan_used:
                 raise self.fail(f"sites.{name}.router_wan", f"already used by {wan_used[site.router_wan]}", str(site.router_wan))
             wan_used[site.router_wan] = f"sites.{name}.router_wan"
             sites[name] = site
         return Topology(self.path, wan_subnet, control_address, headscale_port, apt_port, sites)
+
+    def no_overlap(self, site: LabSite, earlier: dict[str, LabSite], wan_subnet: IPNetwork) -> None:
+        """Every prefix of a site (subnet, routes) is disjoint from the WAN and every earlier site's."""
+        taken: list[tuple[str, IPNetwork]] = [("wan.subnet", wan_subnet)]
+        for other in earlier.values():
+            taken.append((f"sites.{other.name}.subnet", other.subnet))
+            taken += [(f"sites.{other.name}.routes[{i}]", r) for i, r in enumerate(other.routes)]
+        mine = [(f"sites.{site.name}.subnet", site.subnet)]
+        mine += [(f"sites.{site.name}.routes[{i}]", r) for i, r in enumerate(site.routes)]
+        for key, prefix in mine:
+            for other_key, other in taken:
+                if prefix in other or other in prefix:
+                    raise self.fail(key, f"overlaps {other_key} {other}", str(prefix))
+
+    def routes(self, key: str, value: Any, subnet: IPNetwork) -> tuple[IPNetwork, ...]:
+        if not isinstance(value, list):
+            raise self.fail(key, 'must be a list of prefixes like ["198.18.0.0/24"]', value)
+        out: list[IPNetwork] = []
+        for i, raw in enumerate(value):
+            route = self.network(f"{key}[{i}]", raw)
+            for j, earlier in enumerate([subnet, *out]):
+                if route in earlier or earlier in route:
+                    where = f"{key.rsplit('.', 1)[0]}.subnet" if j == 0 else f"{key}[{j - 1}]"
+                    raise self.fail(f"{key}[{i}]", f"overlaps {where} {earlier}", raw)
+            out.append(route)
+        return tuple(out)
 
     def site(self, name: str, raw: dict[str, Any], wan_subnet: IPNetwork) -> LabSite:
         key = f"sites.{name}"
@@ -192,6 +222,8 @@ class _Parser:
             # Host names and interface names (15 chars max) are built from it.
             raise self.fail(key, "site name must be 1-8 letters/digits/dashes starting with a letter", name)
         subnet = self.network(f"{key}.subnet", raw["subnet"])
+        if not MIN_SITE_PREFIX <= subnet.prefixlen <= MAX_SITE_PREFIX:
+            raise self.fail(f"{key}.subnet", f"must be a /{MIN_SITE_PREFIX} to /{MAX_SITE_PREFIX}", str(subnet))
         where = f"{key}.subnet"
         gateway = self.address(f"{key}.gateway", raw["gateway"], subnet, where)
         router = self.address(f"{key}.router", raw["router"], subnet, where)
@@ -209,4 +241,5 @@ class _Parser:
         for role, addr in (("gateway", gateway), ("router", router)):
             if first <= addr <= last:
                 raise self.fail(f"{key}.dhcp_pool", f"contains the {role} address {addr}", pool)
-        return LabSite(name, subnet, gateway, router, router_wan, f"{first} - {last}")
+        routes = self.routes(f"{key}.routes", raw.get("routes", []), subnet)
+        return LabSite(name, subnet, gateway, router, router_wan, f"{first} - {last}", routes)

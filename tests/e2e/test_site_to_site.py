@@ -27,12 +27,13 @@ def lab_sites():
     """A freshly booted lab (nothing deployed yet); torn down after the module."""
     from lab import api
     from lab.prereq import missing_prerequisites
+    from lab.topology import DEFAULT_PATH
 
     missing = missing_prerequisites()
     if missing:
         pytest.skip(f"the lab cannot run here: missing {', '.join(missing)}")
     api.down()
-    info = api.ensure_up()
+    info = api.ensure_up(DEFAULT_PATH)  # the tests know the built-in lab's addresses
     yield info.sites_file
     api.down()
 

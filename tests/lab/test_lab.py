@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lab import api, container, net
-from lab.paths import PREFIX, REPO_ROOT
+from lab.paths import PREFIX, REPO_ROOT, hosts_dir
 from sites import load_sites
 
 pytestmark = pytest.mark.integration
@@ -184,6 +184,17 @@ def test_outputs_are_valid_and_secrets_private(lab: api.LabInfo) -> None:
         assert re.search(rf"^{re.escape(h.name)}\s+\S+\s+up\b", status.stdout, re.M), status.stdout
 
 
+def test_every_host_has_a_sudo_operator_and_its_own_cgroup(lab: api.LabInfo) -> None:
+    for host in lab.ssh_hosts():
+        proc = subprocess.run(["ssh", "-F", str(lab.sudo_ssh_config), "-o", "BatchMode=yes", host,
+                               "id -un; sudo -n id -un"], capture_output=True, text=True, timeout=60)
+        assert proc.stdout.split() == ["s2s", "root"], (host, proc.stdout, proc.stderr[-300:])
+        h = lab.host(host)
+        cgroups = Path(f"/proc/{container.leader_pid(host)}/cgroup").read_text()
+        assert f"/{container.CGROUP_PARENT}/{h.netns}/payload/" in cgroups, (host, cgroups)
+    assert load_sites(lab.sudo_sites_file).ssh.config_file == lab.sudo_ssh_config
+
+
 def test_up_twice_is_safe_and_fast(lab: api.LabInfo) -> None:
     before = {h: container.nspawn_pid(h) for h in lab.ssh_hosts()}
     t0 = time.monotonic()
@@ -198,8 +209,10 @@ def _leftovers(pids: list[int]) -> list[str]:
     found = [f"netns {n}" for n in net.lab_namespaces()]
     found += [f"/etc/netns/{p.name}" for p in Path("/etc/netns").glob(f"{PREFIX}-*")] if Path("/etc/netns").is_dir() else []
     mounts = Path("/proc/self/mounts").read_text()
+    mine = str(hosts_dir().resolve()) + "/"  # other checkouts' labs (own S2S_LAB_PREFIX) are not ours
     found += [f"mount {line.split()[1]}" for line in mounts.splitlines()
-              if ".lab/hosts" in line.split()[1] or line.split()[0] == "s2s-lab-nspawn"]
+              if line.split()[1].startswith(mine)
+              or (line.split()[0] == "s2s-lab-nspawn" and not api._nspawn_running())]  # shared while any runs
     found += [f"veth {l.split(':')[1].strip()}" for l in
               subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.splitlines()
               if l.split(":")[1].strip().startswith("sl-")]
@@ -219,6 +232,7 @@ def test_down_leaves_nothing_behind_then_up_again(lab: api.LabInfo) -> None:
     assert len(pids) > 20  # containers, their services and the dhclients are really running
     api.down()
     assert _leftovers(pids) == []
+    assert [d for h in lab.ssh_hosts() for d in container.host_cgroups(h) if d.exists()] == []
     assert not lab.sites_file.exists()
     # ... and the lab comes back (later tests in the session still have it).
     t0 = time.monotonic()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lab import aptrepo, image, roles
 from lab.hosts import SWITCH_NS, lab_hosts
+from lab.paths import PREFIX
 from lab.topology import load_topology
 
 
@@ -16,7 +17,7 @@ def test_wiring_plan_names_fit_and_addresses_match_the_topology() -> None:
     assert [h.name for h in hosts] == topo.host_names()
     ports = [link.switch_port for h in hosts for link in h.links]
     assert len(set(ports)) == len(ports) and all(len(p) <= 15 and p.startswith("sl-") for p in ports)
-    assert all(h.netns.startswith("s2s-lab-") for h in hosts) and SWITCH_NS == "s2s-lab-sw"
+    assert all(h.netns.startswith(f"{PREFIX}-") for h in hosts) and SWITCH_NS == f"{PREFIX}-sw"
     by = {h.name: h for h in hosts}
     assert by["a-router"].addresses == ["192.0.2.2/24", "198.51.100.2/24"]
     assert by["a-router"].default_via == str(topo.control_address)
