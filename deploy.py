@@ -13,7 +13,7 @@ from pyinfra import host, inventory
 
 from controlplane.operations import headscale_policy_file
 from controlplane.policy import PolicySpec
-from operations.router import AptSource, configure_router
+from operations.router import configure_router
 from steps import controlplane, kea
 from steps.inputs import (holds_policy_file, is_coordinator, kea_hosts_plans, kea_plans, load_model,
                          prompt_commands, router_site)
@@ -34,8 +34,7 @@ if holds_policy_file(model, host):
 
 # 2-3. Each subnet router: Tailscale installed, forwarding on, joined, routes advertised, MSS clamped
 if site is not None:
-    configure_router(site, model, apt_source=AptSource.from_model(model),
-                     no_logs_no_support=model.tailscale.no_logs_no_support)
+    configure_router(site, model)
 
 # 4. Approve the subnet routers' routes (after they joined; planned on one host)
 controlplane.routes_approved(name="Subnet routes approved", model=model, here=coordinator)

@@ -146,12 +146,12 @@ def test_tailscale_configure_real_cli(tailscaled):
 def test_tailscale_set_flags_real_cli(tailscaled):
     """Every flag the op's `tailscale set` branch emits is accepted by the real CLI and lands in the prefs."""
     host, sock = tailscaled
-    from operations.parse import TailscaleStatus
+    from operations.facts import NodeStatus
     real_fact = host.get_fact
 
     def joined_status(cls, *args, **kwargs):  # no control server here: pretend the node is logged in
         if cls is facts.TailscaleStatus:
-            return TailscaleStatus("Running", True, (), (), "")
+            return NodeStatus("Running", True, ())
         prefs = real_fact(cls, *args, **kwargs)
         return prefs.__class__(**{**prefs.__dict__, "logged_out": False}) if cls is facts.TailscalePrefs else prefs
 
