@@ -8,9 +8,10 @@ tests on canned output) stay the same.
 
 A deploy that runs several such operations can read all their facts up front
 with `prefetch` (the router deploy does: one command per router on a no-op
-run). The planning pass changes nothing, so every operation planned after the
-prefetch would have read the same values; once pyinfra executes, operations
-read afresh.
+run). Prefetched values stay good until an operation runs a command on that
+host (pyinfra -y plans and executes operation by operation, so a later
+operation may read after an earlier one changed the host); from then on
+operations read afresh.
 """
 
 from __future__ import annotations
@@ -70,31 +71,34 @@ def _spec(cls: type[FactBase], kwargs: dict[str, Any]) -> FactSpec:
     return (cls, tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items())))
 
 
-# (state, host name) -> facts read by prefetch during the planning pass
-_planned: dict[tuple[int, str], dict[FactSpec, Any]] = {}
+# (state, host name) -> (operations that had run commands on the host then, facts read by prefetch)
+_prefetched: dict[tuple[int, str], tuple[int, dict[FactSpec, Any]]] = {}
 
 
-def _plan_key() -> tuple[int, str]:
+def _key() -> tuple[int, str]:
     return (id(state._get_module()), str(host.name))
 
 
+def _ops_that_ran_commands() -> int:
+    """Operations that have run commands on this host so far (any of them may have changed a fact)."""
+    ops = getattr(state._get_module(), "ops", {}).get(host._get_module(), {})
+    return sum(1 for op in ops.values() if op.operation_meta.executed)
+
+
 def prefetch(*facts: Fact) -> None:
-    """Read these facts in one command now, for the operations planned next on this host."""
-    if state.is_executing:
-        return
+    """Read these facts in one command now, for the operations that follow on this host."""
     specs = tuple(dict.fromkeys(_spec(cls, kwargs) for cls, kwargs in facts))
     results = host.get_fact(Batch, specs=specs)
-    _planned[_plan_key()] = dict(zip(specs, results))
+    _prefetched[_key()] = (_ops_that_ran_commands(), dict(zip(specs, results)))
 
 
 def read(*facts: Fact) -> list:
     """`host.get_fact` for several facts at once: read((FactA, {...}), (FactB, {...})) -> [a, b].
 
-    While planning, facts already prefetched for this host cost no command.
+    Facts prefetched for this host cost no command while no operation has run a command since.
     """
     specs = tuple(_spec(cls, kwargs) for cls, kwargs in facts)
-    if not state.is_executing:
-        known = _planned.get(_plan_key(), {})
-        if all(s in known for s in specs):
-            return [known[s] for s in specs]
+    ran, known = _prefetched.get(_key(), (-1, {}))
+    if ran == _ops_that_ran_commands() and all(s in known for s in specs):
+        return [known[s] for s in specs]
     return host.get_fact(Batch, specs=specs)
