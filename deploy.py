@@ -9,16 +9,18 @@ hands out routes that point at them.
 
 from __future__ import annotations
 
-from pyinfra import host, inventory
+from pyinfra import host, inventory, state
 
 from controlplane.operations import headscale_policy_file
 from controlplane.policy import PolicySpec
 from operations.router import configure_router
+from operations.summary import register as summary_at_the_end
 from steps import controlplane, kea
 from steps.inputs import (holds_policy_file, is_coordinator, kea_hosts_plans, kea_plans, load_model,
                          prompt_commands, router_site)
 
 model = load_model()
+summary_at_the_end(state._get_module())  # names every failed host and the state it was left in
 prompt_commands(host)  # TCP_NODELAY on pyinfra's SSH socket: ~45 ms less per command
 site = router_site(model, host)
 coordinator = is_coordinator(inventory, host)

@@ -79,7 +79,7 @@ def parse_prefs(text: str) -> LivePrefs:
         advertise_tags=normalise_tags(get(data, "AdvertiseTags", list, [])),
         route_all=get(data, "RouteAll", bool),
         no_snat=get(data, "NoSNAT", bool),
-        no_stateful_filtering=get(data, "NoStatefulFiltering", bool, False),
+        no_stateful_filtering=get(data, "NoStatefulFiltering", bool, True),  # absent: a tailscaled from before it existed
         netfilter_mode=NETFILTER_MODES.get(mode, str(mode)),
         shields_up=get(data, "ShieldsUp", bool, False),
         exit_node=exit_node,
