@@ -64,7 +64,8 @@ class FirewallFrontends(FactBase[ActiveFirewalls]):
         return (
             "printf 'ufw=%s\\nfirewalld=%s\\n' "
             "\"$(sed -n 's/^ENABLED=//p' /etc/ufw/ufw.conf 2>/dev/null | tail -n1)\" "
-            "\"$(systemctl is-active firewalld 2>/dev/null || true)\""
+            # systemctl is slow to say a unit does not exist: ask only where firewalld is installed
+            "\"$(if command -v firewall-cmd >/dev/null 2>&1; then systemctl is-active firewalld 2>/dev/null; fi)\""
         )
 
     @parsed
