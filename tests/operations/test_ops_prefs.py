@@ -54,7 +54,7 @@ def test_each_owned_pref_drift_is_one_tailscale_set(drift, expected):
 def test_drift_is_shown_old_to_new(caplog):
     host = host_with(drifted(NoStatefulFiltering=False, ShieldsUp=True, ExitNodeID="nXYZ", NetfilterMode=1))
     with caplog.at_level(logging.INFO):
-        cmds = run_op(tailscale.configure, host, diff=True, **JOIN)
+        cmds = run_op(tailscale.configure, host, **JOIN)  # shown in a plain --dry, no --diff needed
     assert texts(cmds) == ["tailscale set --stateful-filtering=false --netfilter-mode=on --shields-up=false "
                            "--exit-node="]
     shown = caplog.text
