@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pyinfra import logger
+from pyinfra.api.host import Host
 from pyinfra.api.state import BaseStateCallback, State
 
 
@@ -39,7 +40,7 @@ def left_in(steps: list[StepOutcome]) -> str:
     return f"partially changed ({where}); steps that changed it: " + "; ".join(changed)
 
 
-def _outcomes(state: State, host) -> list[StepOutcome]:  # noqa: ANN001 - pyinfra Host
+def _outcomes(state: State, host: Host) -> list[StepOutcome]:
     out = []
     for op_hash in state.get_op_order():
         data = state.ops.get(host, {}).get(op_hash)
@@ -80,7 +81,7 @@ class RunSummary(BaseStateCallback):
     def __init__(self) -> None:
         self.printed = False
 
-    def host_disconnect(self, state: State, host) -> None:  # noqa: ANN001 - pyinfra Host
+    def host_disconnect(self, state: State, host: Host) -> None:
         if self.printed:
             return
         self.printed = True
