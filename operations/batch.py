@@ -16,7 +16,7 @@ operations read afresh.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyinfra import host, state
 from pyinfra.api import FactBase
@@ -24,7 +24,16 @@ from pyinfra.api.exceptions import FactProcessError
 
 MARKER = "##S2S-FACT-END"
 
-FactSpec = tuple[type[FactBase], tuple[tuple[str, Any], ...]]
+
+
+class FactSpec(NamedTuple):
+    """One fact of a batch: its class and keyword arguments (hashable; short in pyinfra's messages)."""
+
+    cls: type[FactBase]
+    kwargs: tuple[tuple[str, Any], ...]
+
+    def __repr__(self) -> str:
+        return f"{self.cls.__name__}({', '.join(f'{k}={v!r}' for k, v in self.kwargs)})"
 
 
 def _command(cls: type[FactBase], kwargs: dict[str, Any]) -> str:
@@ -60,7 +69,10 @@ class Batch(FactBase[list]):
         for (cls, kwargs), lines in zip(self.specs, chunks):
             fact = cls()
             fact.command(**dict(kwargs))  # facts may keep their arguments for process()
-            results.append(fact.process(lines) if any(line.strip() for line in lines) else fact.default())
+            try:
+                results.append(fact.process(lines) if any(line.strip() for line in lines) else fact.default())
+            except FactProcessError as e:  # name the fact, not the whole batch
+                raise FactProcessError(f"{FactSpec(cls, tuple(kwargs))!r}: {e}") from None
         return results
 
 
@@ -68,7 +80,7 @@ Fact = tuple[type[FactBase], dict[str, Any]]
 
 
 def _spec(cls: type[FactBase], kwargs: dict[str, Any]) -> FactSpec:
-    return (cls, tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items())))
+    return FactSpec(cls, tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items())))
 
 
 # (state, host name) -> (operations that had run commands on the host then, facts read by prefetch)
