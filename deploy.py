@@ -16,16 +16,18 @@ controlplane.base.ControlPlane.apply writes in the same order (policy, then rout
 
 from __future__ import annotations
 
-from pyinfra import host, inventory
+from pyinfra import host, inventory, state
 
 from controlplane.operations import headscale_policy_file
 from controlplane.policy import PolicySpec
-from operations.router import AptSource, configure_router
+from operations.router import configure_router
+from operations.summary import register as summary_at_the_end
 from steps import controlplane, kea
 from steps.inputs import (is_coordinator, kea_hosts_plans, kea_plans, load_model, policy_file, prompt_commands,
                          router_site)
 
 model = load_model()
+summary_at_the_end(state._get_module())  # names every failed host and the state it was left in
 prompt_commands(host)  # TCP_NODELAY on pyinfra's SSH socket: ~45 ms less per command
 site = router_site(model, host)
 coordinator = is_coordinator(inventory, host)
@@ -41,8 +43,7 @@ if policy_file(host):
 
 # 2-3. Each subnet router: Tailscale installed, forwarding on, joined, routes advertised, MSS clamped
 if site is not None:
-    configure_router(site, model, apt_source=AptSource.from_model(model),
-                     no_logs_no_support=model.tailscale.no_logs_no_support)
+    configure_router(site, model)
 
 # 4. Approve the subnet routers' routes (after they joined; planned on one host)
 controlplane.routes_approved(name="Subnet routes approved", model=model, here=coordinator)

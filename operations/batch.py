@@ -5,19 +5,35 @@ reads five facts pays five round trips on every run, a no-op run included. A
 batch runs the facts' commands in one shell, separated by markers, and hands
 each fact exactly the lines its own command printed, so the parsers (and their
 tests on canned output) stay the same.
+
+A deploy that runs several such operations can read all their facts up front
+with `prefetch` (the router deploy does: one command per router on a no-op
+run). Prefetched values stay good until an operation runs a command on that
+host (pyinfra -y plans and executes operation by operation, so a later
+operation may read after an earlier one changed the host); from then on
+operations read afresh.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
-from pyinfra import host
+from pyinfra import host, state
 from pyinfra.api import FactBase
 from pyinfra.api.exceptions import FactProcessError
 
 MARKER = "##S2S-FACT-END"
 
-FactSpec = tuple[type[FactBase], tuple[tuple[str, Any], ...]]
+
+
+class FactSpec(NamedTuple):
+    """One fact of a batch: its class and keyword arguments (hashable; short in pyinfra's messages)."""
+
+    cls: type[FactBase]
+    kwargs: tuple[tuple[str, Any], ...]
+
+    def __repr__(self) -> str:
+        return f"{self.cls.__name__}({', '.join(f'{k}={v!r}' for k, v in self.kwargs)})"
 
 
 def _command(cls: type[FactBase], kwargs: dict[str, Any]) -> str:
@@ -53,11 +69,48 @@ class Batch(FactBase[list]):
         for (cls, kwargs), lines in zip(self.specs, chunks):
             fact = cls()
             fact.command(**dict(kwargs))  # facts may keep their arguments for process()
-            results.append(fact.process(lines) if any(line.strip() for line in lines) else fact.default())
+            try:
+                results.append(fact.process(lines) if any(line.strip() for line in lines) else fact.default())
+            except FactProcessError as e:  # name the fact, not the whole batch
+                raise FactProcessError(f"{FactSpec(cls, tuple(kwargs))!r}: {e}") from None
         return results
 
 
-def read(*facts: tuple[type[FactBase], dict[str, Any]]) -> list:
-    """`host.get_fact` for several facts at once: read((FactA, {...}), (FactB, {...})) -> [a, b]."""
-    specs = tuple((cls, tuple(sorted(kwargs.items()))) for cls, kwargs in facts)
+Fact = tuple[type[FactBase], dict[str, Any]]
+
+
+def _spec(cls: type[FactBase], kwargs: dict[str, Any]) -> FactSpec:
+    return FactSpec(cls, tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items())))
+
+
+# (state, host name) -> (operations that had run commands on the host then, facts read by prefetch)
+_prefetched: dict[tuple[int, str], tuple[int, dict[FactSpec, Any]]] = {}
+
+
+def _key() -> tuple[int, str]:
+    return (id(state._get_module()), str(host.name))
+
+
+def _ops_that_ran_commands() -> int:
+    """Operations that have run commands on this host so far (any of them may have changed a fact)."""
+    ops = getattr(state._get_module(), "ops", {}).get(host._get_module(), {})
+    return sum(1 for op in ops.values() if op.operation_meta.executed)
+
+
+def prefetch(*facts: Fact) -> None:
+    """Read these facts in one command now, for the operations that follow on this host."""
+    specs = tuple(dict.fromkeys(_spec(cls, kwargs) for cls, kwargs in facts))
+    results = host.get_fact(Batch, specs=specs)
+    _prefetched[_key()] = (_ops_that_ran_commands(), dict(zip(specs, results)))
+
+
+def read(*facts: Fact) -> list:
+    """`host.get_fact` for several facts at once: read((FactA, {...}), (FactB, {...})) -> [a, b].
+
+    Facts prefetched for this host cost no command while no operation has run a command since.
+    """
+    specs = tuple(_spec(cls, kwargs) for cls, kwargs in facts)
+    ran, known = _prefetched.get(_key(), (-1, {}))
+    if ran == _ops_that_ran_commands() and all(s in known for s in specs):
+        return [known[s] for s in specs]
     return host.get_fact(Batch, specs=specs)

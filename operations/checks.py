@@ -26,6 +26,11 @@ def lan_overlaps(own: Iterable[str | IPNetwork], others: Iterable[str | IPNetwor
     return sorted({str(IPNetwork(str(o)).cidr) for o in others if mine & IPSet([IPNetwork(str(o))])})
 
 
+def preflight_facts() -> list[batch.Fact]:
+    """What `preflight` decides from (read in one batch)."""
+    return [(FirewallFrontends, {}), (ForwardFilter, {"version": 4}), (ForwardFilter, {"version": 6})]
+
+
 @operation()
 def preflight(
     own_routes: Iterable[str] = (),
@@ -39,8 +44,7 @@ def preflight(
     + other_routes: prefixes the other routers advertise
     + accept_routes: whether this router will --accept-routes
     """
-    fw, *forward = batch.read((FirewallFrontends, {}), (ForwardFilter, {"version": 4}),
-                              (ForwardFilter, {"version": 6}))
+    fw, *forward = batch.read(*preflight_facts())
     for name in fw.active:
         warn(f"{name} is active: it filters forwarded traffic; allow forwarding between the LAN and tailscale0")
     for version, fwd in zip((4, 6), forward):

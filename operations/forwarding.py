@@ -10,8 +10,8 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import operation
 
-from operations import batch, owned, parse
-from operations.facts import ForwardingState, SysctlFileSettings
+from operations import batch, owned
+from operations.facts import FORWARDING_KEYS, ForwardingState, SysctlFileSettings, SysctlLine
 from operations.util import warn
 
 SYSCTL_FILE = "/etc/sysctl.d/99-s2s-forwarding.conf"
@@ -30,7 +30,7 @@ def _effective_name(path: str) -> str:
     return "99-sysctl.conf" if path == "/etc/sysctl.conf" else path.rsplit("/", 1)[-1]
 
 
-def conflicts(settings: list[parse.SysctlSetting], ours: str, keys: tuple[str, ...]) -> list[str]:
+def conflicts(settings: list[SysctlLine], ours: str, keys: tuple[str, ...]) -> list[str]:
     """One message per line elsewhere that sets a forwarding key to something other than 1."""
     out = []
     own_name = _effective_name(ours)
@@ -45,6 +45,12 @@ def conflicts(settings: list[parse.SysctlSetting], ours: str, keys: tuple[str, .
     return out
 
 
+def enable_facts(ipv6: bool = True, path: str = SYSCTL_FILE) -> list[batch.Fact]:
+    """What `enable` decides from (read in one batch)."""
+    keys = FORWARDING_KEYS if ipv6 else FORWARDING_KEYS[:1]
+    return [(SysctlFileSettings, {"keys": list(keys)}), (owned.OwnedFile, {"path": path}), (ForwardingState, {})]
+
+
 @operation()
 def enable(ipv6: bool = True, path: str = SYSCTL_FILE):
     """
@@ -53,9 +59,8 @@ def enable(ipv6: bool = True, path: str = SYSCTL_FILE):
     + ipv6: also net.ipv6.conf.all.forwarding
     + path: the owned sysctl.d file
     """
-    keys = parse.FORWARDING_KEYS if ipv6 else parse.FORWARDING_KEYS[:1]
-    settings, current, live = batch.read((SysctlFileSettings, {"keys": list(keys)}),
-                                         (owned.OwnedFile, {"path": path}), (ForwardingState, {}))
+    keys = FORWARDING_KEYS if ipv6 else FORWARDING_KEYS[:1]
+    settings, current, live = batch.read(*enable_facts(ipv6, path))
     for message in conflicts(settings, path, keys):
         warn(message)
 

@@ -13,8 +13,8 @@ import shlex
 from pyinfra import host
 from pyinfra.api import operation
 
-from operations import batch, owned, parse
-from operations.facts import DefaultRouteInterface, UdpGroForwarding
+from operations import batch, owned
+from operations.facts import DefaultRouteInterface, UdpGro, UdpGroForwarding
 from operations.util import warn
 
 UNIT_TEMPLATE = "s2s-udp-gro@.service"
@@ -37,7 +37,7 @@ WantedBy=multi-user.target
 """
 
 
-def ethtool_args(state: parse.UdpGro) -> list[str]:
+def ethtool_args(state: UdpGro) -> list[str]:
     """Feature changes still needed (rx-gro-list only when it is changeable)."""
     args = []
     if not state.forwarding:
@@ -45,6 +45,15 @@ def ethtool_args(state: parse.UdpGro) -> list[str]:
     if state.gro_list and not state.gro_list_fixed:
         args += ["rx-gro-list", "off"]
     return args
+
+
+def enable_facts(interface: str | None = None) -> list[batch.Fact]:
+    """What `enable` decides from, in one batch: with no interface given, the default route's
+    interface is resolved on the router within the same command."""
+    unit = {"unit": f"s2s-udp-gro@{interface}.service"} if interface else {"unit": UNIT_TEMPLATE,
+                                                                           "on_default_route": True}
+    return [(DefaultRouteInterface, {}), (UdpGroForwarding, {"interface": interface}),
+            (owned.OwnedFile, {"path": UNIT}), (owned.UnitState, unit)]
 
 
 @operation()
@@ -57,15 +66,13 @@ def enable(interface: str | None = None, persist: bool = True):
 
     Skips with a warning when the NIC (or kernel) lacks rx-udp-gro-forwarding.
     """
+    route_interface, state, unit_file_now, unit_now = batch.read(*enable_facts(interface))
     if interface is None:
-        interface = host.get_fact(DefaultRouteInterface)
+        interface = route_interface
         if interface is None:
             warn("no IPv4 default route: cannot tell the WAN interface, UDP GRO forwarding skipped")
             return
     unit = f"s2s-udp-gro@{interface}.service"
-    state, unit_file_now, unit_now = batch.read(
-        (UdpGroForwarding, {"interface": interface}), (owned.OwnedFile, {"path": UNIT}),
-        (owned.UnitState, {"unit": unit}))
     if state is None:
         warn(f"cannot read features of {interface} (no ethtool or no such interface): UDP GRO forwarding skipped")
         return

@@ -73,6 +73,13 @@ WantedBy=multi-user.target
 """
 
 
+def clamp_facts(interface: str = "tailscale0", versions: tuple[int, ...] = (4, 6)) -> list[batch.Fact]:
+    """What `clamp` decides from (read in one batch)."""
+    return [*[(MssClampRules, {"interface": interface, "version": v}) for v in versions],
+            (owned.OwnedFile, {"path": SCRIPT}), (owned.OwnedFile, {"path": UNIT}),
+            (owned.UnitState, {"unit": UNIT_NAME})]
+
+
 @operation()
 def clamp(interface: str = "tailscale0", versions: tuple[int, ...] = (4, 6), persist: bool = True):
     """
@@ -83,10 +90,7 @@ def clamp(interface: str = "tailscale0", versions: tuple[int, ...] = (4, 6), per
     + persist: install and enable the boot-time unit (s2s-mss-clamp.service)
     """
     versions = tuple(versions)
-    *states, script_now, unit_file_now, unit_now = batch.read(
-        *[(MssClampRules, {"interface": interface, "version": v}) for v in versions],
-        (owned.OwnedFile, {"path": SCRIPT}), (owned.OwnedFile, {"path": UNIT}),
-        (owned.UnitState, {"unit": UNIT_NAME}))
+    *states, script_now, unit_file_now, unit_now = batch.read(*clamp_facts(interface, versions))
     for v, state in zip(versions, states):
         have = {"out": bool(state and state.outbound), "in": bool(state and state.inbound)}
         for direction in ("out", "in"):

@@ -23,6 +23,8 @@ from pyinfra.api.exceptions import FactProcessError
 from pyinfra.facts.files import FileContents
 from pyinfra.operations.util.files import generate_color_diff
 
+from operations.facts.ethtool import DEFAULT_ROUTE_DEV
+
 
 @dataclass(frozen=True)
 class FileState:
@@ -54,13 +56,21 @@ class UnitStatus:
 
 
 class UnitState(FactBase[UnitStatus]):
-    """Whether a systemd unit is active and enabled (one `systemctl show`)."""
+    """Whether a systemd unit is active and enabled (one `systemctl show`).
+
+    With on_default_route, UNIT is a template (`name@.service`) instantiated for the
+    interface of the IPv4 default route, resolved on the host in the same command.
+    """
 
     def requires_command(self, *args: Any, **kwargs: Any) -> str:
         return "systemctl"
 
-    def command(self, unit: str) -> str:
-        return f"systemctl show --property ActiveState --property UnitFileState {shlex.quote(unit)}"
+    def command(self, unit: str, on_default_route: bool = False) -> str:
+        show = "systemctl show --property ActiveState --property UnitFileState"
+        if on_default_route:
+            name, _, suffix = unit.partition("@")
+            return f'{show} "{name}@{DEFAULT_ROUTE_DEV}{suffix}"'
+        return f"{show} {shlex.quote(unit)}"
 
     @staticmethod
     def default() -> UnitStatus:

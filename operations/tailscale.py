@@ -2,25 +2,35 @@
 
 `tailscale up` refuses partial changes and a bare later `up` wipes
 AdvertiseRoutes, so `up` runs only to join (or when the control URL or tags
-change, which need a new login); every other change is a `tailscale set` of
-just the differing prefs, decided from the live TailscalePrefs fact.
+change, which need a new login, or after `tailscale down`); every other change
+is a `tailscale set` of just the differing prefs, decided from the live
+TailscalePrefs fact. OWNED_PREFS is the one list of prefs this project owns:
+the diff, the `up` flags and the `set` flags all come from it. Prefs not in it
+are left alone.
 """
 
 from __future__ import annotations
 
 import shlex
 from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from pyinfra import host
 from pyinfra.api import OperationValueError, StringCommand, operation
 from pyinfra.facts.files import File
 from pyinfra.facts.server import OsRelease
+from pyinfra.facts.apt import AptSources, AptSourcesFile
+from pyinfra.facts.deb import DebPackages
 from pyinfra.operations import apt
 
-from operations import batch, owned, parse
-from operations.facts import TailscalePrefs, TailscaleStatus
+from operations import batch, owned
+from operations.facts import LivePrefs, NodeStatus, TailscalePrefs, TailscaleStatus
+from operations.facts.tailscale import normalise_prefixes, normalise_tags
 from operations.secret import AuthKey
 from operations.util import log_changes
+from sites.model import Tailscale
 
 DEFAULT_REPO = "https://pkgs.tailscale.com/stable/debian"
 KEYRING = "/usr/share/keyrings/tailscale-archive-keyring"
@@ -33,64 +43,100 @@ def _armored(key_content: bytes | None, key_url: str | None) -> bool:
     return bool(key_url and key_url.endswith(".asc"))
 
 
+@dataclass(frozen=True)
+class InstallSource:
+    """Where tailscale comes from and how tailscaled runs: the one input of `install`.
+
+    Built from the site file's [tailscale] table (`from_model`); a local key file
+    is read here and uploaded, a key URL is fetched on the router.
+    """
+
+    repo_url: str = DEFAULT_REPO
+    key_url: str | None = None  # default: REPO/SUITE.noarmor.gpg, Tailscale's layout
+    key_content: bytes | None = None
+    version: str | None = None  # apt pin, e.g. "1.100.0"
+    suite: str | None = None  # default: VERSION_CODENAME of the router's /etc/os-release
+    component: str = "main"
+    no_logs_no_support: bool = False  # tailscaled with TS_NO_LOGS_NO_SUPPORT=true (a drop-in)
+
+    @classmethod
+    def from_model(cls, tailscale: Tailscale) -> "InstallSource":
+        key_content = Path(tailscale.apt_key_file).read_bytes() if tailscale.apt_key_file else None
+        return cls(repo_url=tailscale.apt_repo, key_url=None if key_content else tailscale.apt_key_url,
+                   key_content=key_content, version=tailscale.version, suite=tailscale.apt_suite,
+                   component=tailscale.apt_component, no_logs_no_support=tailscale.no_logs_no_support)
+
+    def keyring(self, suite: str) -> tuple[str, str | None]:
+        """The keyring path on the router (.asc for an armored key) and the URL to fetch it from."""
+        key_url = self.key_url
+        if self.key_content is None and key_url is None:
+            key_url = f"{self.repo_url.rstrip('/')}/{suite}.noarmor.gpg"
+        return KEYRING + (".asc" if _armored(self.key_content, key_url) else ".gpg"), key_url
+
+    def packages(self, extra: Iterable[str] = ()) -> list[str]:
+        return [f"tailscale={self.version}" if self.version else "tailscale", *extra]
+
+
+def install_facts(source: InstallSource, suite: str) -> list[batch.Fact]:
+    """What `install` decides from (read in one batch)."""
+    keyring, _ = source.keyring(suite)
+    return [(owned.OwnedFile, {"path": keyring}), (owned.OwnedFile, {"path": NO_LOGS_DROPIN}),
+            (owned.UnitState, {"unit": "tailscaled.service"}), (AptSources, {}), (DebPackages, {})]
+
+
+def install_suite(source: InstallSource) -> str:
+    """The Debian suite of the repository: the given one, else the router's codename."""
+    if source.suite:
+        return source.suite
+    suite = host.get_fact(OsRelease).get("version_codename")
+    if not suite:
+        raise OperationValueError("cannot tell the Debian suite: /etc/os-release has no VERSION_CODENAME")
+    return suite
+
+
+def _installed(wanted: list[str], packages: dict[str, list[str]]) -> bool:
+    """Every package installed, at its pinned version where one is given (DebPackages' view)."""
+    for item in wanted:
+        name, _, version = item.partition("=")
+        if name not in packages or (version and version not in packages[name]):
+            return False
+    return True
+
+
 @operation()
-def install(
-    repo_url: str = DEFAULT_REPO,
-    key_url: str | None = None,
-    key_content: bytes | str | None = None,
-    version: str | None = None,
-    suite: str | None = None,
-    component: str = "main",
-    no_logs_no_support: bool = False,
-    packages: Iterable[str] = (),
-):
+def install(source: InstallSource = InstallSource(), packages: Iterable[str] = ()):
     """
     Install tailscale from an apt repository signed by its own keyring; tailscaled enabled and running.
 
-    + repo_url: repository base (Tailscale's or a mirror with the same layout)
-    + key_url: signing key URL, fetched on the router by apt-helper when the keyring
-      is missing (default: REPO/SUITE.noarmor.gpg, Tailscale's layout)
-    + key_content: the key itself (binary or ASCII-armored); managed exactly (operations.owned.put)
-    + version: pin, e.g. "1.100.0" (apt's tailscale=VERSION)
-    + suite: Debian codename (default: VERSION_CODENAME of /etc/os-release)
-    + no_logs_no_support: run tailscaled with TS_NO_LOGS_NO_SUPPORT=true (a drop-in)
+    + source: InstallSource (repository, key, pinned version, suite, tailscaled without log upload)
     + packages: other Debian packages to install in the same apt run
     """
-    if suite is None:
-        suite = host.get_fact(OsRelease).get("version_codename")
-        if not suite:
-            raise OperationValueError("cannot tell the Debian suite: /etc/os-release has no VERSION_CODENAME")
-    if isinstance(key_content, str):
-        key_content = key_content.encode()
-    if key_content is None and key_url is None:
-        key_url = f"{repo_url.rstrip('/')}/{suite}.noarmor.gpg"
-    keyring = KEYRING + (".asc" if _armored(key_content, key_url) else ".gpg")
-
-    keyring_now, dropin_now, unit_now = batch.read(
-        (owned.OwnedFile, {"path": keyring}), (owned.OwnedFile, {"path": NO_LOGS_DROPIN}),
-        (owned.UnitState, {"unit": "tailscaled.service"}))
+    suite = install_suite(source)
+    keyring, key_url = source.keyring(suite)
+    keyring_now, dropin_now, unit_now, sources_now, packages_now = batch.read(*install_facts(source, suite))
     repo_cmds: list = []
-    if key_content is not None:
-        repo_cmds += list(owned.put(keyring, key_content, mode="644", current=keyring_now))
-    elif not host.get_fact(File, path=keyring):
+    if source.key_content is not None:
+        repo_cmds += list(owned.put(keyring, source.key_content, mode="644", current=keyring_now))
+    elif keyring_now is None:
         tmp = shlex.quote(keyring + ".part")
         repo_cmds.append(
             f"/usr/lib/apt/apt-helper download-file {shlex.quote(key_url)} {tmp} "
             f"&& chmod 644 {tmp} && mv {tmp} {shlex.quote(keyring)}"
         )
-    repo_cmds += list(
-        apt.sources_file._inner(
-            filename="tailscale", uris=[repo_url], suites=[suite], components=[component], signed_by=keyring
-        )
-    )
+    wanted_repos = AptSourcesFile(types=["deb"], uris=[source.repo_url], suites=[suite],
+                                  components=[source.component], signed_by=[keyring]).expand_to_repos()
+    if not all(repo in (sources_now or []) for repo in wanted_repos):  # else apt.sources_file is a no-op
+        repo_cmds += list(apt.sources_file._inner(filename="tailscale", uris=[source.repo_url], suites=[suite],
+                                                  components=[source.component], signed_by=keyring))
 
     dropin_cmds: list = []
-    if no_logs_no_support:
+    if source.no_logs_no_support:
         dropin = "# Managed by s2s: keep tailscaled off Tailscale's log servers.\n[Service]\nEnvironment=TS_NO_LOGS_NO_SUPPORT=true\n"
         dropin_cmds = list(owned.put(NO_LOGS_DROPIN, dropin, mode="644", current=dropin_now))
 
-    package = f"tailscale={version}" if version else "tailscale"
-    pkg_cmds = list(apt.packages._inner(packages=[package, *packages], no_recommends=True))
+    wanted = source.packages(packages)
+    pkg_cmds = [] if _installed(wanted, packages_now or {}) else list(
+        apt.packages._inner(packages=wanted, no_recommends=True))
 
     yield from repo_cmds
     # The drop-in goes in before the package so the postinst's first start already has it.
@@ -106,12 +152,86 @@ def install(
     yield from svc_cmds
 
 
-def _bool(v: bool) -> str:
-    return "true" if v else "false"
+# ---------------------------------------------------------------- prefs
 
 
-def _flag(name: str, value: str) -> str:
-    return f"--{name}={shlex.quote(value)}" if value else f"--{name}="
+@dataclass(frozen=True)
+class Pref:
+    """One tailscaled pref this project owns: its ipn.Prefs name, LivePrefs field and CLI flag."""
+
+    name: str  # as `tailscale debug prefs` prints it; shown in diffs
+    field: str  # LivePrefs attribute
+    flag: str | None  # `tailscale up`/`set` flag; None: only `up` sets it
+    settable: bool = True  # `tailscale set` changes it; False: it needs `tailscale up`
+    inverted: bool = False  # the flag says the opposite (NoSNAT <- --snat-subnet-routes)
+    reset_default: Any = None  # what `up --reset` gives without the flag (then the flag is left out); None: always pass it
+
+
+# Why each is owned (docs/operations.md has what drifting each did on the lab):
+OWNED_PREFS = (
+    Pref("ControlURL", "control_url", "login-server", settable=False),
+    Pref("WantRunning", "want_running", None, settable=False),  # `tailscale down` stops all forwarding
+    Pref("AdvertiseRoutes", "subnet_routes", "advertise-routes"),  # the site's subnets
+    Pref("RouteAll", "route_all", "accept-routes"),  # the other sites' subnets
+    Pref("NoSNAT", "no_snat", "snat-subnet-routes", inverted=True),  # far end sees the real source
+    Pref("CorpDNS", "corp_dns", "accept-dns"),  # a router keeps its own resolver
+    Pref("AdvertiseTags", "advertise_tags", "advertise-tags", settable=False),
+    # inbound connections from advertised routes need NoSNAT and NoStatefulFiltering
+    Pref("NoStatefulFiltering", "no_stateful_filtering", "stateful-filtering", inverted=True, reset_default=True),
+    Pref("NetfilterMode", "netfilter_mode", "netfilter-mode", reset_default="on"),  # ts-forward accepts forwarding
+    Pref("ShieldsUp", "shields_up", "shields-up", reset_default=False),  # drops connections from the other sites
+    Pref("ExitNode", "exit_node", "exit-node", reset_default=""),  # would route the LAN's internet traffic away
+    Pref("Hostname", "hostname", "hostname"),
+)
+
+
+def flag_value(pref: Pref, value: Any) -> str:
+    """`--flag=value` for a pref value (tuples comma-joined, inverted booleans flipped)."""
+    if isinstance(value, bool):
+        return f"--{pref.flag}={'true' if value != pref.inverted else 'false'}"
+    text = ",".join(value) if isinstance(value, tuple) else str(value)
+    return f"--{pref.flag}={shlex.quote(text)}" if text else f"--{pref.flag}="
+
+
+def wanted_prefs(prefs: LivePrefs | None, routes: Iterable[str], accept_routes: bool, snat: bool,
+                 login_server: str | None, tags: Iterable[str], accept_dns: bool,
+                 hostname: str | None) -> dict[str, Any]:
+    """Owned pref name -> the value the recipe wants (Hostname only when given)."""
+    control_url = login_server or (prefs.control_url if prefs else "(default)")
+    if prefs and login_server and prefs.control_url.rstrip("/") == login_server.rstrip("/"):
+        control_url = prefs.control_url  # a trailing slash is no new server
+    want = {
+        "ControlURL": control_url,
+        "WantRunning": True,
+        "AdvertiseRoutes": normalise_prefixes(list(routes)),
+        "RouteAll": accept_routes,
+        "NoSNAT": not snat,
+        "CorpDNS": accept_dns,
+        "AdvertiseTags": normalise_tags(list(tags)),
+        "NoStatefulFiltering": True,
+        "NetfilterMode": "on",
+        "ShieldsUp": False,
+        "ExitNode": "",
+    }
+    if hostname:
+        want["Hostname"] = hostname
+    return want
+
+
+def pref_changes(prefs: LivePrefs | None, want: dict[str, Any]) -> list[tuple[Pref, Any, Any]]:
+    """(pref, live, wanted) for every owned pref that differs (all of them when there are no prefs)."""
+    out = []
+    for pref in OWNED_PREFS:
+        if pref.name in want:
+            live = getattr(prefs, pref.field) if prefs else None
+            if live != want[pref.name]:
+                out.append((pref, live, want[pref.name]))
+    return out
+
+
+def configure_facts(socket: str | None = None) -> list[batch.Fact]:
+    """What `configure` decides from (read in one batch)."""
+    return [(TailscalePrefs, {"socket": socket}), (TailscaleStatus, {"socket": socket})]
 
 
 @operation()
@@ -128,7 +248,7 @@ def configure(
     socket: str | None = None,
 ):
     """
-    Join the tailnet once (`tailscale up`), then keep prefs as declared with `tailscale set`.
+    Join the tailnet once (`tailscale up`), then keep every owned pref as declared with `tailscale set`.
 
     + routes: prefixes to advertise (the site subnet and its extra routes)
     + accept_routes: --accept-routes (other sites' subnets)
@@ -140,80 +260,58 @@ def configure(
     + timeout: how long `up` waits for Running
     + socket: tailscaled socket (tests)
 
-    `up` runs only when the node is not logged in, or when the control URL or the
-    tags differ (both need a new login, so the auth key is required then too).
+    Also owned, always to the recipe's value: --stateful-filtering=false,
+    --netfilter-mode=on, --shields-up=false, no --exit-node, and tailscaled
+    running (WantRunning). `up` runs only when the node is not logged in, was
+    stopped (`tailscale down`), or when the control URL or the tags differ (both
+    need a new login, so the auth key is required then too).
     """
-    want_routes = parse.normalise_prefixes(list(routes))
-    want_tags = parse.normalise_tags(list(tags))
-    prefs, status = batch.read((TailscalePrefs, {"socket": socket}), (TailscaleStatus, {"socket": socket}))
+    prefs, status = batch.read(*configure_facts(socket))
+    want = wanted_prefs(prefs, routes, accept_routes, snat, login_server, tags, accept_dns, hostname)
+    changes = pref_changes(prefs, want)
+    shown = [(p.name, old, new) for p, old, new in changes]
+    changed = {p.name for p, _, _ in changes}
 
     joined = bool(status and status.joined and prefs and not prefs.logged_out)
-    server_changed = bool(
-        prefs and login_server and prefs.control_url.rstrip("/") != login_server.rstrip("/")
-    )
-    tags_changed = bool(prefs and prefs.advertise_tags != want_tags)
-
-    desired = {
-        "ControlURL": login_server or (prefs.control_url if prefs else "(default)"),
-        "AdvertiseRoutes": want_routes,
-        "RouteAll": accept_routes,
-        "NoSNAT": not snat,
-        "CorpDNS": accept_dns,
-        "AdvertiseTags": want_tags,
-    }
-    if hostname:
-        desired["Hostname"] = hostname
-    current = {
-        "ControlURL": prefs.control_url if prefs else None,
-        "AdvertiseRoutes": prefs.advertise_routes if prefs else None,
-        "RouteAll": prefs.route_all if prefs else None,
-        "NoSNAT": prefs.no_snat if prefs else None,
-        "CorpDNS": prefs.corp_dns if prefs else None,
-        "AdvertiseTags": prefs.advertise_tags if prefs else None,
-        "Hostname": prefs.hostname if prefs else None,
-    }
-    changes = [(k, current[k], v) for k, v in desired.items() if current[k] != v]
+    logged_in = bool(status and status.logged_in and prefs and not prefs.logged_out)
+    server_changed = bool(prefs and login_server and "ControlURL" in changed)
+    tags_changed = bool(prefs and "AdvertiseTags" in changed)
+    stopped = logged_in and not joined and bool(prefs and not prefs.want_running)
 
     cli = ["tailscale"] + ([f"--socket={shlex.quote(socket)}"] if socket else [])
     if not joined or server_changed or tags_changed:
-        if auth_key is None:
+        needs_login = not (stopped and not server_changed and not tags_changed)
+        if needs_login and auth_key is None:
             raise OperationValueError(
                 "tailscale needs an auth key to join (or to change control server/tags); none was given"
             )
-        why = "not joined" if not joined else ("control server changed" if server_changed else "tags changed")
-        log_changes(f"tailscale prefs ({why}: tailscale up)", changes or [("BackendState", status.backend_state if status else None, "Running")])
+        why = ("stopped" if not needs_login else "not joined" if not joined else
+               "control server changed" if server_changed else "tags changed")
+        log_changes(f"tailscale prefs ({why}: tailscale up)",
+                    shown or [("BackendState", status.backend_state if status else None, "Running")])
         args = cli + ["up", "--reset"]
-        if login_server:
-            args.append(_flag("login-server", login_server))
-        args += [
-            _flag("advertise-routes", ",".join(want_routes)),
-            f"--accept-routes={_bool(accept_routes)}",
-            f"--snat-subnet-routes={_bool(snat)}",
-            f"--accept-dns={_bool(accept_dns)}",
-            _flag("advertise-tags", ",".join(want_tags)),
-        ]
-        if hostname:
-            args.append(_flag("hostname", hostname))
+        for pref in OWNED_PREFS:
+            if pref.flag is None or pref.name not in want:
+                continue
+            if pref.name == "ControlURL" and not login_server:
+                continue
+            if pref.reset_default is not None and want[pref.name] == pref.reset_default:
+                continue
+            args.append(flag_value(pref, want[pref.name]))
+        if prefs and prefs.advertises_exit_node:
+            args.append("--advertise-exit-node")  # not ours: keep it
         if joined and server_changed:
             args.append("--force-reauth")
-        args += [f"--auth-key={auth_key.cli_value()}", f"--timeout={shlex.quote(timeout)}"]
-        stdin = auth_key.stdin()
+        if needs_login:
+            args.append(f"--auth-key={auth_key.cli_value()}")
+        args.append(f"--timeout={shlex.quote(timeout)}")
+        stdin = auth_key.stdin() if needs_login and auth_key is not None else None
         yield StringCommand(*args, **({"_stdin": stdin} if stdin is not None else {}))
         return
 
-    set_args: list[str] = []
-    if prefs.advertise_routes != want_routes:
-        set_args.append(_flag("advertise-routes", ",".join(want_routes)))
-    if prefs.route_all != accept_routes:
-        set_args.append(f"--accept-routes={_bool(accept_routes)}")
-    if prefs.no_snat == snat:
-        set_args.append(f"--snat-subnet-routes={_bool(snat)}")
-    if prefs.corp_dns != accept_dns:
-        set_args.append(f"--accept-dns={_bool(accept_dns)}")
-    if hostname and prefs.hostname != hostname:
-        set_args.append(_flag("hostname", hostname))
+    set_args = [flag_value(p, new) for p, _, new in changes if p.settable and p.flag]
     if not set_args:
         host.noop("tailscale prefs are as declared")
         return
-    log_changes("tailscale prefs (tailscale set)", changes)
+    log_changes("tailscale prefs (tailscale set)", shown)
     yield StringCommand(*cli, "set", *set_args)

@@ -7,7 +7,7 @@ from typing import Any
 from pyinfra import host, logger, state
 from pyinfra.api.util import format_text
 
-_warned: set[tuple[int, str, str]] = set()
+_warned: set[tuple[int, str, str]] = set()  # (run, host, message) already shown
 
 
 def warn(message: str) -> None:
@@ -20,9 +20,16 @@ def warn(message: str) -> None:
 
 
 def log_changes(title: str, changes: list[tuple[str, Any, Any]]) -> None:
-    """Print `name: old -> new` lines when pyinfra runs with --diff (like files.put's diffs)."""
-    if not changes or not state.config.DIFF:
+    """Print `name: old -> new` lines once per host and run (so `--dry` shows them; file diffs need --diff).
+
+    Pref changes are a few short lines, unlike file diffs, so they are shown without --diff.
+    """
+    if not changes:
         return
+    key = (id(state._get_module()), str(host.name), title + repr(changes))
+    if key in _warned:
+        return
+    _warned.add(key)
     host.log(f"Will change {format_text(title, bold=True)}", logger.info)
     for name, old, new in changes:
         logger.info("  %s: %s -> %s", name, format_text(_show(old), "red"), format_text(_show(new), "green"))

@@ -26,6 +26,7 @@ from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.server import OsRelease
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
+from operations.facts import DefaultRouteInterface
 from operations.owned import FileState, UnitStatus
 
 # facts answered from the fake file system / package db / units rather than canned output
@@ -163,7 +164,10 @@ class FakeHost:
         return FileState(str(self.modes.get(path, 644)), self.owners.get(path, "root:root"),
                          hashlib.sha256(self.fs[path]).hexdigest())
 
-    def _fact_UnitState(self, unit: str) -> UnitStatus:
+    def _fact_UnitState(self, unit: str, on_default_route: bool = False) -> UnitStatus:
+        if on_default_route:  # the template's instance for the default route's interface
+            name, _, suffix = unit.partition("@")
+            unit = f"{name}@{self.get_fact(DefaultRouteInterface)}{suffix}"
         u = self.units.get(unit, {})
         return UnitStatus(bool(u.get("active")), bool(u.get("enabled")))
 

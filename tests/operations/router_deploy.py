@@ -7,4 +7,4 @@ from sites.cli import load_or_exit
 
 model = load_or_exit(None)
 if host.data.get("site"):
-    configure_router(model.sites[host.data.get("site")], model, no_logs_no_support=True)
+    configure_router(model.sites[host.data.get("site")], model)

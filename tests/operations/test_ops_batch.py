@@ -47,3 +47,10 @@ def test_output_without_a_final_newline_is_kept_apart_from_the_marker():
     fact.command(specs=((owned.UnitState, (("unit", "x.service"),)), (owned.OwnedFile, (("path", "/a"),))))
     results = fact.process(["ActiveState=active", f"UnitFileState=enabled{MARKER}", MARKER])
     assert results == [owned.UnitStatus(True, True), None]
+
+
+def test_a_fact_that_cannot_parse_its_output_is_named():
+    fact = Batch()
+    fact.command(specs=((owned.OwnedFile, (("path", "/a"),)), (TailscalePrefs, (("socket", None),))))
+    with pytest.raises(FactProcessError, match=r"^TailscalePrefs\(socket=None\): .*not JSON"):
+        fact.process([MARKER, "tailscaled is not running", MARKER])

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pyinfra.api.exceptions import FactProcessError
 
-from operations import facts, parse
+from operations import facts
+from operations.facts import sysctl
 from ops_harness import FakeHost, MISSING, data
 
 
@@ -17,7 +18,7 @@ def test_tailscale_prefs_fact():
     assert "debug prefs" in facts.TailscalePrefs().command()
     assert "--socket=/tmp/x" in facts.TailscalePrefs().command(socket="/tmp/x")
     p = fact_value(facts.TailscalePrefs, data("ts-prefs-joined.json"))
-    assert isinstance(p, parse.TailscalePrefs) and p.no_snat
+    assert isinstance(p, facts.LivePrefs) and p.no_snat
     # tailscaled down: the command prints nothing (|| true), pyinfra returns the default
     assert fact_value(facts.TailscalePrefs, "") is None
     assert fact_value(facts.TailscalePrefs, MISSING) is None
@@ -64,7 +65,7 @@ def test_sysctl_grep_command_matches_both_spellings(tmp_path, monkeypatch):
     (tmp_path / "d").mkdir()
     (tmp_path / "a.conf").write_text("# net.ipv4.ip_forward = 0\nnet/ipv4/ip_forward=0\n")
     (tmp_path / "d" / "b.conf").write_text(" net.ipv6.conf.all.forwarding = 0\nnet.ipv4.conf.all.rp_filter = 1\n")
-    monkeypatch.setattr(facts, "SYSCTL_DIRS", (str(tmp_path / "d"),))
+    monkeypatch.setattr(sysctl, "SYSCTL_DIRS", (str(tmp_path / "d"),))
     cmd = facts.SysctlFileSettings().command().replace("/etc/sysctl.conf", f"{tmp_path}/a.conf")
     out = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, check=True).stdout
     got = facts.SysctlFileSettings().process(out.splitlines())

@@ -146,12 +146,12 @@ def test_tailscale_configure_real_cli(tailscaled):
 def test_tailscale_set_flags_real_cli(tailscaled):
     """Every flag the op's `tailscale set` branch emits is accepted by the real CLI and lands in the prefs."""
     host, sock = tailscaled
-    from operations.parse import TailscaleStatus
+    from operations.facts import NodeStatus
     real_fact = host.get_fact
 
     def joined_status(cls, *args, **kwargs):  # no control server here: pretend the node is logged in
         if cls is facts.TailscaleStatus:
-            return TailscaleStatus("Running", True, (), (), "")
+            return NodeStatus("Running", True, ())
         prefs = real_fact(cls, *args, **kwargs)
         return prefs.__class__(**{**prefs.__dict__, "logged_out": False}) if cls is facts.TailscalePrefs else prefs
 
@@ -164,3 +164,31 @@ def test_tailscale_set_flags_real_cli(tailscaled):
     assert run_op(tailscale.configure, host, **want) == []  # read back: nothing left to change
     prefs = real_fact(facts.TailscalePrefs, socket=sock)
     assert prefs.advertise_routes == ("192.0.2.0/24", "fd00:5::/64") and prefs.no_snat and prefs.route_all
+
+
+def test_owned_pref_drift_repaired_by_the_real_cli(tailscaled):
+    """Drift every owned `set` pref in the real tailscaled; the op's `tailscale set` is accepted and undoes it."""
+    host, sock = tailscaled
+    from operations.facts import NodeStatus
+    real_fact = host.get_fact
+
+    def joined_status(cls, *args, **kwargs):  # no control server here: pretend the node is logged in
+        if cls is facts.TailscaleStatus:
+            return NodeStatus("Running", True, ())
+        prefs = real_fact(cls, *args, **kwargs)
+        return prefs.__class__(**{**prefs.__dict__, "logged_out": False}) if cls is facts.TailscalePrefs else prefs
+
+    want = dict(routes=["192.0.2.0/24"], login_server=None, accept_routes=True, socket=sock)
+    host.get_fact = joined_status
+    assert host.execute(run_op(tailscale.configure, host, **want))[0].returncode == 0
+    drift = host.sh(f"tailscale --socket={sock} set --stateful-filtering=true --shields-up=true "
+                    "--netfilter-mode=nodivert", check=False)
+    assert drift.returncode == 0, drift.stderr
+    drifted = real_fact(facts.TailscalePrefs, socket=sock)
+    assert not drifted.no_stateful_filtering and drifted.shields_up and drifted.netfilter_mode == "nodivert"
+    cmds = run_op(tailscale.configure, host, **want)
+    assert texts(cmds) == [f"tailscale --socket={sock} set --stateful-filtering=false --netfilter-mode=on "
+                           "--shields-up=false"]
+    result = host.execute(cmds)[0]
+    assert result.returncode == 0, result.stderr
+    assert run_op(tailscale.configure, host, **want) == []

@@ -115,8 +115,8 @@ def test_auth_key_sources(tmp_path, monkeypatch):
 def test_install_fresh_then_converged():
     key = b"\x99\x01binary-keyring"
     host = FakeHost()
-    cmds = run_op(tailscale.install, host, repo_url="http://127.0.0.1:8081/tailscale", key_content=key,
-                  version="1.100.0")
+    source = tailscale.InstallSource(repo_url="http://127.0.0.1:8081/tailscale", key_content=key, version="1.100.0")
+    cmds = run_op(tailscale.install, host, source=source)
     t = texts(cmds)
     assert t[:2] == ["mkdir -p /usr/share/keyrings", "upload /usr/share/keyrings/tailscale-archive-keyring.gpg"]
     assert "upload /etc/apt/sources.list.d/tailscale.sources" in t
@@ -128,8 +128,7 @@ def test_install_fresh_then_converged():
 
     host.apply(cmds)  # the fake file system now holds the key and the .sources file
     host.packages = {"tailscale": ["1.100.0"]}
-    assert run_op(tailscale.install, host, repo_url="http://127.0.0.1:8081/tailscale", key_content=key,
-                  version="1.100.0") == []
+    assert run_op(tailscale.install, host, source=source) == []
 
 
 def test_install_key_url_fetched_by_apt_helper_when_missing():
@@ -137,12 +136,14 @@ def test_install_key_url_fetched_by_apt_helper_when_missing():
     t = texts(run_op(tailscale.install, host))
     assert t[0].startswith("/usr/lib/apt/apt-helper download-file "
                            "https://pkgs.tailscale.com/stable/debian/trixie.noarmor.gpg ")
-    armored = texts(run_op(tailscale.install, FakeHost(), key_content="-----BEGIN PGP PUBLIC KEY BLOCK-----\n"))
+    armored = texts(run_op(tailscale.install, FakeHost(), source=tailscale.InstallSource(
+        key_content=b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n")))
     assert armored[1] == "upload /usr/share/keyrings/tailscale-archive-keyring.asc"
 
 
 def test_install_no_logs_dropin_comes_before_the_package():
-    t = texts(run_op(tailscale.install, FakeHost(), key_content=b"k", no_logs_no_support=True))
+    t = texts(run_op(tailscale.install, FakeHost(), source=tailscale.InstallSource(key_content=b"k",
+                                                                                    no_logs_no_support=True)))
     assert t.index(f"upload {tailscale.NO_LOGS_DROPIN}") < next(i for i, c in enumerate(t) if "install" in c)
 
 

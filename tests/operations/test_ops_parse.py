@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from operations import parse
+from operations.facts import _parsing, ethtool, host, iptables, sysctl, tailscale
 from ops_harness import data
 
 
 def test_prefs_fresh_daemon():
-    p = parse.parse_tailscale_prefs(data("ts-prefs-fresh.json"))
+    p = tailscale.parse_prefs(data("ts-prefs-fresh.json"))
     assert p.control_url == "" and p.logged_out and not p.want_running
     assert p.advertise_routes == () and p.advertise_tags == ()
     assert p.netfilter_mode == "on" and not p.no_snat and not p.route_all
 
 
 def test_prefs_after_set_and_up():
-    p = parse.parse_tailscale_prefs(data("ts-prefs-set.json"))
+    p = tailscale.parse_prefs(data("ts-prefs-set.json"))
     assert p.advertise_routes == ("192.0.2.0/24", "198.51.100.0/24")
     assert p.route_all and p.no_snat and p.logged_out
-    j = parse.parse_tailscale_prefs(data("ts-prefs-joined.json"))
+    j = tailscale.parse_prefs(data("ts-prefs-joined.json"))
     assert j.control_url == "http://127.0.0.1:9" and j.advertise_tags == ("tag:subnet-router",)
     assert j.want_running and not j.logged_out and not j.corp_dns
 
@@ -28,103 +28,103 @@ def test_prefs_after_set_and_up():
                                   '{"ControlURL": "", "RouteAll": true, "WantRunning": true, "NoSNAT": false,'
                                   ' "AdvertiseRoutes": ["not-a-prefix"]}'])
 def test_prefs_bad_output(text):
-    with pytest.raises(parse.ParseError):
-        parse.parse_tailscale_prefs(text)
+    with pytest.raises(_parsing.ParseError):
+        tailscale.parse_prefs(text)
 
 
 def test_status():
-    s = parse.parse_tailscale_status(data("ts-status-needslogin.json"))
+    s = tailscale.parse_status(data("ts-status-needslogin.json"))
     assert s.backend_state == "NeedsLogin" and not s.joined and not s.online
-    r = parse.parse_tailscale_status(data("ts-status-running.derived.json"))
+    r = tailscale.parse_status(data("ts-status-running.derived.json"))
     assert r.joined and r.online and r.primary_routes == ("192.0.2.0/24", "198.51.100.0/24")
 
 
 def test_normalise_prefixes_sorts_and_canonicalises():
-    assert parse.normalise_prefixes(["fd00::1/64", "198.51.100.7/24", "10.0.0.0/8"]) == (
+    assert tailscale.normalise_prefixes(["fd00::1/64", "198.51.100.7/24", "10.0.0.0/8"]) == (
         "10.0.0.0/8", "198.51.100.0/24", "fd00::/64")
-    assert parse.normalise_tags(["subnet-router", "tag:b"]) == ("tag:b", "tag:subnet-router")
+    assert tailscale.normalise_tags(["subnet-router", "tag:b"]) == ("tag:b", "tag:subnet-router")
 
 
 def test_mss_both_directions_real_iptables_nft_output():
-    tables = parse.parse_iptables_save(data("iptables-save-mangle-clamp-both.txt"))
-    assert parse.mss_clamp_state(tables, "tailscale0") == parse.MssClamp("tailscale0", True, True)
+    tables = iptables.parse_iptables_save(data("iptables-save-mangle-clamp-both.txt"))
+    assert iptables.mss_clamp_state(tables, "tailscale0") == iptables.MssClamp("tailscale0", True, True)
     # the --set-mss rule for eth9 is not a clamp-to-PMTU rule
-    assert parse.mss_clamp_state(tables, "eth9") == parse.MssClamp("eth9", False, False)
+    assert iptables.mss_clamp_state(tables, "eth9") == iptables.MssClamp("eth9", False, False)
 
 
 def test_mss_empty_and_one_direction():
-    assert not parse.mss_clamp_state(parse.parse_iptables_save(data("iptables-save-mangle-empty.txt")), "tailscale0").outbound
-    six = parse.mss_clamp_state(parse.parse_iptables_save(data("ip6tables-save-mangle-out-only.txt")), "tailscale0")
+    assert not iptables.mss_clamp_state(iptables.parse_iptables_save(data("iptables-save-mangle-empty.txt")), "tailscale0").outbound
+    six = iptables.mss_clamp_state(iptables.parse_iptables_save(data("ip6tables-save-mangle-out-only.txt")), "tailscale0")
     assert six.outbound and not six.inbound and not six.complete
 
 
 @pytest.mark.parametrize("name", ["iptables-save-mangle-near-misses.txt", "iptables-save-c-mangle-near-misses.txt"])
 def test_mss_near_misses(name):
     """Narrower (-s), negated (! -i) and wrong-mask rules do not count; a commented exact rule does."""
-    state = parse.mss_clamp_state(parse.parse_iptables_save(data(name)), "tailscale0")
+    state = iptables.mss_clamp_state(iptables.parse_iptables_save(data(name)), "tailscale0")
     assert state.outbound and not state.inbound
 
 
 def test_mss_flag_order_and_long_options():
-    rule = parse.parse_iptables_rule(
+    rule = iptables.parse_iptables_rule(
         "-A FORWARD --out-interface tailscale0 --protocol tcp --tcp-flags RST,SYN SYN --jump TCPMSS --clamp-mss-to-pmtu")
-    assert parse.is_mss_clamp(rule, "tailscale0", "out")
-    assert not parse.is_mss_clamp(rule, "tailscale0", "in")
+    assert iptables.is_mss_clamp(rule, "tailscale0", "out")
+    assert not iptables.is_mss_clamp(rule, "tailscale0", "in")
 
 
 def test_iptables_save_errors():
-    with pytest.raises(parse.ParseError, match="incompatible"):
-        parse.parse_iptables_save(data("iptables-save-mangle-nft-incompatible.txt"))
-    with pytest.raises(parse.ParseError, match="COMMIT"):
-        parse.parse_iptables_save("*mangle\n:FORWARD ACCEPT [0:0]\n")
-    with pytest.raises(parse.ParseError):
-        parse.parse_iptables_save("-A FORWARD -j ACCEPT\n")
-    assert parse.parse_iptables_save(data("iptables-save-mangle-legacy-warning.txt"))["mangle"].rules
+    with pytest.raises(_parsing.ParseError, match="incompatible"):
+        iptables.parse_iptables_save(data("iptables-save-mangle-nft-incompatible.txt"))
+    with pytest.raises(_parsing.ParseError, match="COMMIT"):
+        iptables.parse_iptables_save("*mangle\n:FORWARD ACCEPT [0:0]\n")
+    with pytest.raises(_parsing.ParseError):
+        iptables.parse_iptables_save("-A FORWARD -j ACCEPT\n")
+    assert iptables.parse_iptables_save(data("iptables-save-mangle-legacy-warning.txt"))["mangle"].rules
 
 
 def test_forward_filter():
-    accept = parse.forward_filter(parse.parse_iptables_save(data("iptables-save-filter.txt")))
+    accept = iptables.forward_chain(iptables.parse_iptables_save(data("iptables-save-filter.txt")))
     assert accept.policy == "ACCEPT" and not accept.blocks
-    drop = parse.forward_filter(parse.parse_iptables_save(data("iptables-save-filter-drop-ts-forward.txt")))
+    drop = iptables.forward_chain(iptables.parse_iptables_save(data("iptables-save-filter-drop-ts-forward.txt")))
     assert drop.blocks and drop.ts_forward
 
 
 def test_ethtool_veth():
-    off = parse.udp_gro_state("v0", parse.parse_ethtool_features(data("ethtool-k-veth.txt")))
+    off = ethtool.udp_gro_state("v0", ethtool.parse_ethtool_features(data("ethtool-k-veth.txt")))
     assert off.supported and not off.forwarding and not off.gro_list and not off.wanted
-    on = parse.udp_gro_state("v0", parse.parse_ethtool_features(data("ethtool-k-veth-gro-on.txt")))
+    on = ethtool.udp_gro_state("v0", ethtool.parse_ethtool_features(data("ethtool-k-veth-gro-on.txt")))
     assert on.wanted
-    missing = parse.udp_gro_state("v0", parse.parse_ethtool_features(data("ethtool-k-no-udp-gro.derived.txt")))
+    missing = ethtool.udp_gro_state("v0", ethtool.parse_ethtool_features(data("ethtool-k-no-udp-gro.derived.txt")))
     assert not missing.supported
-    fixed = parse.udp_gro_state("x", {"rx-udp-gro-forwarding": parse.Feature(False, True)})
+    fixed = ethtool.udp_gro_state("x", {"rx-udp-gro-forwarding": ethtool.Feature(False, True)})
     assert not fixed.supported
 
 
 def test_ethtool_bad():
-    with pytest.raises(parse.ParseError):
-        parse.parse_ethtool_features("netlink error: no device matches name (offset 24)\n")
-    with pytest.raises(parse.ParseError):
-        parse.parse_ethtool_features("Features for x:\nrx-checksumming maybe\n")
+    with pytest.raises(_parsing.ParseError):
+        ethtool.parse_ethtool_features("netlink error: no device matches name (offset 24)\n")
+    with pytest.raises(_parsing.ParseError):
+        ethtool.parse_ethtool_features("Features for x:\nrx-checksumming maybe\n")
 
 
 def test_sysctl_parsers():
-    assert parse.parse_sysctl_values("net.ipv4.ip_forward = 0\nnet.ipv6.conf.all.forwarding = 1\n") == {
+    assert sysctl.parse_sysctl_values("net.ipv4.ip_forward = 0\nnet.ipv6.conf.all.forwarding = 1\n") == {
         "net.ipv4.ip_forward": "0", "net.ipv6.conf.all.forwarding": "1"}
-    got = parse.parse_sysctl_grep("/etc/sysctl.conf:net/ipv4/ip_forward=0\n/etc/sysctl.d/10-x.conf:  -net.ipv4.ip_forward = 1\n")
-    assert got == [parse.SysctlSetting("/etc/sysctl.conf", "net.ipv4.ip_forward", "0"),
-                   parse.SysctlSetting("/etc/sysctl.d/10-x.conf", "net.ipv4.ip_forward", "1")]
-    with pytest.raises(parse.ParseError):
-        parse.parse_sysctl_values("garbage\n")
+    got = sysctl.parse_sysctl_grep("/etc/sysctl.conf:net/ipv4/ip_forward=0\n/etc/sysctl.d/10-x.conf:  -net.ipv4.ip_forward = 1\n")
+    assert got == [sysctl.SysctlLine("/etc/sysctl.conf", "net.ipv4.ip_forward", "0"),
+                   sysctl.SysctlLine("/etc/sysctl.d/10-x.conf", "net.ipv4.ip_forward", "1")]
+    with pytest.raises(_parsing.ParseError):
+        sysctl.parse_sysctl_values("garbage\n")
 
 
 def test_firewall_and_default_route():
-    assert parse.parse_firewall_frontends("ufw=yes\nfirewalld=inactive\n").active == ("ufw",)
-    assert parse.parse_firewall_frontends("ufw=\nfirewalld=active\n").active == ("firewalld",)
-    with pytest.raises(parse.ParseError):
-        parse.parse_firewall_frontends("ufw=yes\n")
-    assert parse.parse_default_route_interface("default via 192.0.2.1 dev s2s-op-v0 linkdown \n") == "s2s-op-v0"
-    assert parse.parse_default_route_interface("") is None
+    assert host.parse_firewall_frontends("ufw=yes\nfirewalld=inactive\n").active == ("ufw",)
+    assert host.parse_firewall_frontends("ufw=\nfirewalld=active\n").active == ("firewalld",)
+    with pytest.raises(_parsing.ParseError):
+        host.parse_firewall_frontends("ufw=yes\n")
+    assert host.parse_default_route_interface("default via 192.0.2.1 dev s2s-op-v0 linkdown \n") == "s2s-op-v0"
+    assert host.parse_default_route_interface("") is None
     multipath = "default proto static metric 1024 \n\tnexthop via 192.0.2.1 dev eth0 weight 1 \n"
-    assert parse.parse_default_route_interface(multipath) == "eth0"
-    with pytest.raises(parse.ParseError):
-        parse.parse_default_route_interface("Error: something\n")
+    assert host.parse_default_route_interface(multipath) == "eth0"
+    with pytest.raises(_parsing.ParseError):
+        host.parse_default_route_interface("Error: something\n")
