@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 
-from dhcp.kea.connect import transport_for
+from dhcp.kea.connect import tunnelled_factory
 from dhcp.kea.transport import KeaError
 from dhcp.push import group_by_server
 from dhcp.plan import PlanError, build_plan
@@ -25,9 +26,16 @@ def main(argv: list[str] | None = None) -> int:
     add_sites_argument(write)
     args = parser.parse_args(argv)
     model = load_or_exit(args.sites)
+    with ExitStack() as tunnels:  # the same connection path as the push: SSH forwards for kea.ssh
+        return _write_all(model, tunnelled_factory(model.ssh, tunnels))
+
+
+def _write_all(model, factory) -> int:
     try:
         groups = group_by_server(build_plan(model))
-        transports = [(ep, transport_for(ep)) for ep, _ in groups]
+        for _, plans in groups:  # every secret is read before any server is contacted
+            plans[0].site.kea.password()  # type: ignore[union-attr]
+        transports = [(ep, factory(ep)) for ep, _ in groups]
     except (PlanError, SecretError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
