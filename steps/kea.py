@@ -30,6 +30,7 @@ from steps.inputs import ssh_transport
 
 DEBIAN_CONFIG = "/etc/kea/kea-dhcp4.conf"
 DEBIAN_KEA_GROUP = "_kea"
+WRITABLE_MODE = "664"  # root keeps ownership; Kea's group may rewrite it in place (config-write)
 
 
 def _server_pushes(on_host: Host, model: SiteModel, plans: list[SitePlan], stack: ExitStack) -> list[ServerPush]:
@@ -66,6 +67,12 @@ def _apply(state: State, host: Host, model: SiteModel, plans: list[SitePlan]) ->
 def config_writable(plans: list[SitePlan], path: str = DEBIAN_CONFIG, group: str = DEBIAN_KEA_GROUP):
     """Kea may persist its config (config-write): Debian's packaged file is root's and kea-dhcp4 runs as _kea.
 
+    Checked on Debian's 2.2 (bookworm), 2.6.3 (trixie) and 3.0.4 (sid) layouts
+    (tests/kea/test_kea_versions.py): every one ships /etc/kea/kea-dhcp4.conf
+    root:root 0644, and config-write rewrites the file in place, so the group
+    and mode of the file are all it takes (2.6.3/3.0 also refuse to write
+    anywhere but the config file's own directory, which this keeps).
+
     + plans: this host's sites' plans; nothing to do on a host without any
     + path: kea-dhcp4's config file
     + group: the group kea-dhcp4 runs as
@@ -76,7 +83,7 @@ def config_writable(plans: list[SitePlan], path: str = DEBIAN_CONFIG, group: str
     if not host.get_fact(File, path=path):
         host.noop(f"kea: {path} not found; leaving Kea's file layout alone")
         return
-    yield from files.file._inner(path=path, group=group, mode="664")
+    yield from files.file._inner(path=path, group=group, mode=WRITABLE_MODE)
 
 
 @operation()

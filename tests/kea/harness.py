@@ -201,6 +201,7 @@ class KeaInstance:
     api: str = "control-agent"    # or "direct": kea-dhcp4's own HTTP socket (Kea >= 3.0), no CA
     hooks: tuple[str, ...] = ()   # hook library file names loaded by kea-dhcp4
     lan: "KeaInstance | None" = None  # join this instance's LAN (HA partner) instead of a new one
+    as_packaged: bool = False     # Debian's owners/modes on /etc/kea and the daemons run as _kea
 
     def __post_init__(self) -> None:
         if self.api == "direct" and version_tuple(self.release) < (3, 0):
@@ -336,6 +337,10 @@ class KeaInstance:
         mounts = [f"mount --bind /dev {root}/dev", f"mount -t proc proc {root}/proc",
                   f"mount --bind {self.rundir} {root}/run/kea"]
         mounts += [f"mount --bind {self.workdir / sub} {root}{inner}" for sub, inner in LAYOUT.items()]
+        if self.as_packaged:  # as Debian's unit runs it: User=_kea with CAP_NET_RAW/NET_BIND_SERVICE
+            caps = "+net_raw,+net_bind_service"
+            program = ["setpriv", "--reuid=_kea", "--regid=_kea", "--init-groups",
+                       f"--inh-caps={caps}", f"--ambient-caps={caps}", *program]
         script = " && ".join(mounts) + " && exec chroot " + str(root) + " " + " ".join(program)
         return ["ip", "netns", "exec", self.server_ns, "sh", "-c", script]
 
@@ -414,10 +419,7 @@ class KeaInstance:
         self.password_path.write_text(self.password)
         self.password_path.chmod(0o600)
 
-    def start_ca(self) -> None:
-        """kea-ctrl-agent on 127.0.0.1:8000 in the server namespace with basic auth, forwarding
-        to kea-dhcp4's unix socket (Debian's layout: /etc/kea, /run/kea)."""
-        self.write_password()
+    def write_ca_config(self) -> None:
         config = {"Control-agent": {
             "http-host": "127.0.0.1",
             "http-port": CA_PORT,
@@ -428,6 +430,13 @@ class KeaInstance:
                          "output_options": [{"output": self.inner(self.ca_log_path)}]}],
         }}
         self.ca_config_path.write_text(json.dumps(config, indent=2))
+
+    def start_ca(self) -> None:
+        """kea-ctrl-agent on 127.0.0.1:8000 in the server namespace with basic auth, forwarding
+        to kea-dhcp4's unix socket (Debian's layout: /etc/kea, /run/kea)."""
+        if not self.as_packaged:
+            self.write_password()
+            self.write_ca_config()
         self._ca = self._spawn("kea-ctrl-agent", self._chroot_argv(
             ["/usr/sbin/kea-ctrl-agent", "-c", self.inner(self.ca_config_path)]),
             self.ca_log_path, self._http_listens, "did not listen on 127.0.0.1:8000")
@@ -479,6 +488,36 @@ class KeaInstance:
             pidfile.unlink(missing_ok=True)
 
     # -- lifecycle ---------------------------------------------------------------------
+    def kea_ids(self) -> tuple[int, int]:
+        """uid, gid of _kea in this release's root."""
+        assert self.root is not None
+        for line in (self.root / "etc" / "passwd").read_text().splitlines():
+            name, _, uid, gid, *_ = line.split(":")
+            if name == "_kea":
+                return int(uid), int(gid)
+        raise HarnessError(f"no _kea user in {self.root}")
+
+    def apply_packaged_layout(self) -> None:
+        """Owners and modes as the release's package leaves them: /etc/kea like the root's,
+        config files root:root 0644 (so config-write fails until the deploy's step), the
+        runtime, lease and log dirs _kea's (systemd RuntimeDirectory, postinst)."""
+        assert self.root is not None
+        etc = self.root / "etc" / "kea"
+        st = etc.stat()
+        uid, gid = self.kea_ids()
+        os.chown(self.workdir / "etc", st.st_uid, st.st_gid)
+        (self.workdir / "etc").chmod(st.st_mode & 0o7777)
+        for path in (self.workdir / "etc").iterdir():
+            os.chown(path, 0, 0)
+            path.chmod(0o644)
+        os.chown(self.password_path, uid, gid)  # a secret only Kea reads
+        self.password_path.chmod(0o600)
+        for path in (self.rundir, self.workdir / "lib", self.workdir / "log"):
+            os.chown(path, uid, gid)
+            path.chmod(0o750)
+        # The workdir itself must let _kea through to the bind-mount sources (they are
+        # mounted over /etc/kea etc. inside the root, the path above is not seen there).
+
     def start(self) -> "KeaInstance":
         self.root = ensure_root(self.release)
         for inner in ("/run/kea", *LAYOUT.values()):  # mount points (the package makes some at run time)
@@ -486,6 +525,11 @@ class KeaInstance:
         self.setup_network()
         self._forward = NetnsForward(self.server_ns, DIRECT_PORT if self.api == "direct" else CA_PORT)
         self.write_password()
+        if self.as_packaged:
+            self.write_config()
+            if self.api != "direct":
+                self.write_ca_config()
+            self.apply_packaged_layout()
         self.start_dhcp4()
         if self.api != "direct":
             self.start_ca()

@@ -175,11 +175,12 @@ def test_kea_down_exit_1_and_config_unchanged(two_sites, site_file):
 
 
 def test_config_test_rejection_exit_1_and_config_unchanged(kea_factory, tmp_path):
-    """An old hand-made option-def (121 as an array of addresses, accepted by Kea 2.2) makes
-    Kea reject the RFC 3442 bytes: config-test fails with Kea's text and nothing is set."""
+    """A hand-made option-def (249 as an array of addresses: Kea defines no 249, every version
+    accepts the def) makes Kea reject the RFC 3442 bytes: config-test fails with Kea's text and
+    nothing is set."""
     def with_old_option_def(instance: KeaInstance) -> dict[str, Any]:
         config = instance.default_config()
-        config["Dhcp4"]["option-def"] = [{"name": "old-routes", "code": 121, "space": "dhcp4",
+        config["Dhcp4"]["option-def"] = [{"name": "old-routes", "code": 249, "space": "dhcp4",
                                           "type": "ipv4-address", "array": True}]
         return config
 
