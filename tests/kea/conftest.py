@@ -36,20 +36,34 @@ def real_kea() -> None:
     pytest.skip(why)
 
 
+# (release, api): the Control Agent on every release, kea-dhcp4's own HTTP socket on 3.0
+# (the only way into Kea 3.2, which has no CA).
+TARGETS = [(name, "control-agent") for name in SELECTED]
+TARGETS += [(name, "direct") for name in SELECTED if BY_NAME[name].name >= "3.0"]
+
+
 @pytest.fixture(params=SELECTED, ids=lambda name: f"kea{name}")
 def kea_release(request: pytest.FixtureRequest) -> Release:
     """The Kea release a test runs against (its root is built on first use)."""
     return BY_NAME[request.param]
 
 
+@pytest.fixture(params=TARGETS, ids=lambda t: f"kea{t[0]}" + ("-direct" if t[1] == "direct" else ""))
+def kea_target(request: pytest.FixtureRequest) -> tuple[Release, str]:
+    """A release and the API the push uses on it."""
+    name, api = request.param
+    return BY_NAME[name], api
+
+
 @pytest.fixture
-def kea_factory(real_kea: None, kea_release: Release,
+def kea_factory(real_kea: None, kea_target: tuple[Release, str],
                 tmp_path: Path) -> Iterator[Callable[..., KeaInstance]]:
     started: list[KeaInstance] = []
 
     def make(**spec: object) -> KeaInstance:
         tag = str(spec["tag"])
-        spec.setdefault("release", kea_release)
+        spec.setdefault("release", kea_target[0])
+        spec.setdefault("api", kea_target[1])
         instance = KeaInstance(workdir=tmp_path / f"kea-{tag}", **spec)  # type: ignore[arg-type]
         started.append(instance)
         return instance.start()
