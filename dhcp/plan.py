@@ -51,7 +51,8 @@ def option_budget(dhcp: DhcpSettings) -> int:
     return dhcp.max_message_size - BOOTP_FIXED_BYTES - dhcp.reserved_option_bytes
 
 
-def _reply_size(data_len: int, dhcp: DhcpSettings) -> int:
+def reply_size(data_len: int, dhcp: DhcpSettings) -> int:
+    """Bytes options 121 (+249) take in a reply."""
     return option_wire_size(data_len) * (2 if dhcp.option_249 else 1)
 
 
@@ -102,7 +103,7 @@ def build_plan(model: SiteModel) -> dict[str, SitePlan]:
     for site in model.sites.values():
         blocks = remote.for_site(site)
         data_len = sum(route_size(b.prefixlen) for b in blocks) + route_size(0)
-        if site.router != site.gateway and _reply_size(data_len, model.dhcp) > budget:
+        if site.router != site.gateway and reply_size(data_len, model.dhcp) > budget:
             raise PlanError(_too_big(model, site, blocks, data_len, budget))
         plans[site.name] = _site_plan(site, blocks)
     return plans
@@ -114,7 +115,7 @@ def _too_big(model: SiteModel, site: Site, blocks: list[IPNetwork], data_len: in
     both = " (x2 with option 249)" if model.dhcp.option_249 else ""
     return (
         f"{model.path}: sites.{site.name}: {len(blocks) + 1} routes make a {data_len}-byte option 121{both}, "
-        f"{_reply_size(data_len, model.dhcp)} bytes on the wire, but a {model.dhcp.max_message_size}-byte DHCP reply "
+        f"{reply_size(data_len, model.dhcp)} bytes on the wire, but a {model.dhcp.max_message_size}-byte DHCP reply "
         f"leaves {budget}; declare [dhcp] summaries = [\"{hint}\"] (or smaller prefixes) to push instead"
     )
 

@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from dhcp.kea.connect import TransportFactory, transport_for, tunnelled_factory
+from dhcp.kea.keep import KeptRoute, RouteConflict, dedupe, merge, own_routes, wider_routes
 from dhcp.kea.options import (ROUTE_CODES, KeaConfigError, SubnetIndex, canonical, config_for_set,
-                              desired_options, merge_options, option_diff,
-                              options_match, overriding_scopes, unmanaged_route_options)
+                              desired_options, is_route_option, merge_options, option_diff,
+                              options_match)
 from dhcp.kea.transport import KeaError, KeaTransport, redact_url
-from dhcp.plan import SitePlan
-from sites.model import KeaEndpoint, SecretError
+from dhcp.plan import SitePlan, option_budget, reply_size
+from dhcp.rfc3442 import encode
+from sites.model import DhcpSettings, KeaEndpoint, SecretError
 
 
 class PushFailed(Exception):
@@ -40,6 +42,42 @@ class _Change:
     before: list[dict[str, Any]]
     after: list[dict[str, Any]]
     desired: list[dict[str, Any]]
+    scope: tuple[str, str] = ("subnet", "")  # ("pool", "a - b") / ("reservation", key): read-back
+
+
+def _scopes_inside(subnet: dict[str, Any]) -> list[tuple[tuple[str, str], dict[str, Any]]]:
+    """Pools and reservations of the subnet that set 121/249 themselves: they win over the
+    subnet's option-data (reservation > pool > subnet), so they get the plan too."""
+    found = []
+    for pool in subnet.get("pools") or []:
+        if any(is_route_option(o) for o in pool.get("option-data") or []):
+            found.append((("pool", str(pool.get("pool"))), pool))
+    for res in subnet.get("reservations") or []:
+        if any(is_route_option(o) for o in res.get("option-data") or []):
+            found.append((("reservation", _reservation_key(res)), res))
+    return found
+
+
+def _reservation_key(res: dict[str, Any]) -> str:
+    for key in ("hw-address", "client-id", "duid", "circuit-id", "flex-id", "ip-address"):
+        if res.get(key):
+            return f"{key} {res[key]}"
+    return "?"
+
+
+def _locate(subnet: dict[str, Any], scope: tuple[str, str]) -> dict[str, Any] | None:
+    kind, key = scope
+    if kind == "subnet":
+        return subnet
+    for (k, found_key), found in _scopes_inside(subnet):
+        if (k, found_key) == scope:
+            return found
+    items = subnet.get("pools" if kind == "pool" else "reservations") or []
+    for item in items:
+        if (kind == "pool" and str(item.get("pool")) == key) or \
+                (kind == "reservation" and _reservation_key(item) == key):
+            return item
+    return None
 
 
 @dataclass
@@ -51,7 +89,9 @@ class ServerPush:
     codes: tuple[int, ...]
     out: TextIO
     transport: KeaTransport | None = None
+    dhcp: DhcpSettings = field(default_factory=DhcpSettings)
     changes: list[_Change] = field(default_factory=list)
+    kept: list[tuple[str, KeptRoute]] = field(default_factory=list)  # (site, route) for the report
 
     @property
     def where(self) -> str:
@@ -92,7 +132,7 @@ class ServerPush:
             raise PushFailed(f"{exc}; {state}") from None
 
     def _edit(self, config: dict[str, Any]) -> None:
-        """Apply every site's options to `config` in place; record what differs."""
+        """Apply every site's options to `config` in place; record what differs and what is kept."""
         seen: dict[int, str] = {}
         index = SubnetIndex(config)
         for plan in self.plans:
@@ -108,20 +148,38 @@ class ServerPush:
                                  "resolve to the same subnet4; nothing was changed")
             seen[id(subnet)] = plan.site.name
             label = f"{self.where} subnet4 {subnet.get('subnet')} (id {subnet.get('id')})"
-            before = list(subnet.get("option-data") or [])
-            desired = desired_options(plan.option_data, self.codes)
-            for scope in overriding_scopes(subnet):
-                self.say(f"site {plan.site.name}: warning: {scope} sets option 121/249 itself "
-                         "and overrides the subnet's for its clients")
-            if options_match(before, desired):
-                self.say(f"site {plan.site.name}: no change ({label})")
-                continue
-            for old in unmanaged_route_options(before, self.codes):
-                self.say(f"site {plan.site.name}: replacing hand-made option {old.get('code')} "
-                         f"(data {old.get('data')!r})")
-            after = merge_options(before, desired)
-            subnet["option-data"] = after
-            self.changes.append(_Change(plan, label, before, after, desired))
+            try:
+                wider = wider_routes(config, subnet, index.network_of.get(id(subnet)))
+                scopes = [(("subnet", ""), subnet, label, wider)]
+                scopes += [(key, scope, f"{label} {key[0]} {key[1]}", [])
+                           for key, scope in _scopes_inside(subnet)]
+                for key, scope, scope_label, inherited in scopes:
+                    self._edit_scope(plan, key, scope, scope_label, inherited)
+            except RouteConflict as exc:
+                raise PushFailed(f"{self.where}: site {plan.site.name}: {exc}") from None
+
+    def _edit_scope(self, plan: SitePlan, key: tuple[str, str], scope: dict[str, Any], label: str,
+                    inherited: list[KeptRoute]) -> None:
+        """One scope: plan + the routes kept there, as 121/249; a change is recorded, not sent."""
+        where = f"site {plan.site.name}"
+        before = list(scope.get("option-data") or [])
+        own = dedupe(own_routes(before, "subnet4" if key[0] == "subnet" else f"{key[0]} {key[1]}"), where)
+        routes, added = merge(plan.routes, [*own, *inherited], where)
+        for k in added:
+            self.kept.append((plan.site.name, k))
+            self.say(f"{where}: keeping {k.prefix} via {k.via} ({k.origin}) in {label}")
+        data = encode(routes)
+        if reply_size(len(data), self.dhcp) > option_budget(self.dhcp):
+            raise PushFailed(f"{self.where}: {where}: {len(routes)} routes ({len(added)} kept from "
+                             f"the running config) make a {len(data)}-byte option 121, over what a "
+                             f"{self.dhcp.max_message_size}-byte reply leaves; nothing was changed")
+        desired = desired_options(data, self.codes, [k.text for k in own])
+        if options_match(before, desired):
+            self.say(f"{where}: no change ({label})")
+            return
+        after = merge_options(before, desired)
+        scope["option-data"] = after
+        self.changes.append(_Change(plan, label, before, after, desired, key))
 
     def _check_unchanged(self, got: dict[str, Any]) -> None:
         """Refuse to config-set over somebody else's edit made since our config-get."""
@@ -159,7 +217,8 @@ class ServerPush:
         index = SubnetIndex(check)
         for change in self.changes:
             subnet = index.find(change.plan.site.subnet, change.plan.site.kea.subnet_id)  # type: ignore[union-attr]
-            if not options_match(list(subnet.get("option-data") or []), change.desired):
+            scope = _locate(subnet, change.scope) or {}
+            if not options_match(list(scope.get("option-data") or []), change.desired):
                 raise PushFailed(f"{self.where}: site {change.plan.site.name}: read-back after "
                                  "config-set does not show the pushed options 121/249")
 
@@ -181,7 +240,7 @@ def group_by_server(plans: dict[str, SitePlan]) -> list[tuple[KeaEndpoint, list[
 
 def run(plans: dict[str, SitePlan], *, codes: tuple[int, ...] = ROUTE_CODES, dry_run: bool = False,
         factory: TransportFactory = transport_for, out: TextIO | None = None,
-        err: TextIO | None = None) -> int:
+        err: TextIO | None = None, dhcp: DhcpSettings | None = None) -> int:
     """Push every server; 0 when all are as planned, 1 when any failed, 2 for a bad secret."""
     out = out or sys.stdout
     err = err or sys.stderr
@@ -190,7 +249,8 @@ def run(plans: dict[str, SitePlan], *, codes: tuple[int, ...] = ROUTE_CODES, dry
             print(f"site {plan.site.name}: no kea table, skipped", file=out)
         elif not plan.push_needed:
             print(f"site {plan.site.name}: skipped: {plan.reason}", file=out)
-    pushes = [ServerPush(ep, ps, codes, out) for ep, ps in group_by_server(plans)]
+    dhcp = dhcp or DhcpSettings()
+    pushes = [ServerPush(ep, ps, codes, out, dhcp=dhcp) for ep, ps in group_by_server(plans)]
     try:  # every secret is read before any server is contacted
         for push in pushes:
             push.transport = factory(push.endpoint)
@@ -219,4 +279,4 @@ def main(args: argparse.Namespace) -> int:
     codes = ROUTE_CODES if model.dhcp.option_249 else (121,)
     with ExitStack() as tunnels:
         return run(plans, codes=codes, dry_run=bool(getattr(args, "dry_run", False)),
-                   factory=tunnelled_factory(model.ssh, tunnels))
+                   factory=tunnelled_factory(model.ssh, tunnels), dhcp=model.dhcp)

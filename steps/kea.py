@@ -40,7 +40,7 @@ def _server_pushes(on_host: Host, model: SiteModel, plans: list[SitePlan], stack
     pushes = []
     for endpoint, grouped in group_by_server({p.site.name: p for p in plans}):
         transports = {endpoint.ssh: ssh_transport(on_host)} if endpoint.ssh else None
-        push = ServerPush(endpoint, grouped, codes, io.StringIO())
+        push = ServerPush(endpoint, grouped, codes, io.StringIO(), dhcp=model.dhcp)
         push.transport = tunnelled_factory(model.ssh, stack, transports)(endpoint)
         pushes.append(push)
     return pushes

@@ -32,6 +32,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -144,7 +145,11 @@ class NetnsForward:
     def _relay(self, conn: socket.socket) -> None:
         inner = self._inner_socket()
         try:
-            inner.connect(("127.0.0.1", self.target))
+            try:
+                inner.connect(("127.0.0.1", self.target))
+            except OSError as exc:  # shown with a failing test's captured output
+                print(f"forward to {self.ns} 127.0.0.1:{self.target}: {exc!r}", file=sys.stderr)
+                raise
             inner.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             while True:
