@@ -152,7 +152,7 @@ def parse_sites(path: Path, raw: dict[str, Any]) -> SiteModel:
 def _site(t: _Table, name: str) -> Site:
     if not name.strip() or not all(c.isalnum() or c in "-_" for c in name):
         raise SiteFileError(t.path, t.key, "site names must be non-empty letters, digits, - or _", name)
-    t.only("subnet", "router", "gateway", "routes", "ssh", "kea", "tailnet_node")
+    t.only("subnet", "router", "gateway", "routes", "ssh", "kea", "tailnet_node", "dhcp")
     subnet = t.network("subnet", t.get("subnet", str, required=True))
     if subnet.version != 4:
         raise t.error("subnet", "must be an IPv4 prefix (DHCPv4 option 121 carries IPv4 only)", str(subnet))
@@ -185,7 +185,33 @@ def _site(t: _Table, name: str) -> Site:
         ssh=ssh or str(router),
         kea=_kea(kea_table) if kea_table else None,
         tailnet_node=t.text("tailnet_node"),
+        client_routes=_client_routes(t.table("dhcp"), subnet),
     )
+
+
+def _client_routes(t: _Table | None, subnet: IPNetwork) -> tuple[tuple[IPNetwork, IPAddress], ...]:
+    """[sites.X.dhcp] client_routes = [{prefix = "...", via = "..."}]: routes the LAN's clients
+    get besides the plan's (the next hop must be on the LAN)."""
+    if t is None:
+        return ()
+    t.only("client_routes")
+    items = t.get("client_routes", list, [])
+    routes: list[tuple[IPNetwork, IPAddress]] = []
+    for i, item in enumerate(items):
+        entry = _Table(t.path, t.at(f"client_routes[{i}]"), item)
+        entry.only("prefix", "via")
+        prefix = entry.network("prefix", entry.get("prefix", str, required=True))
+        if prefix.version != 4:
+            raise entry.error("prefix", "must be an IPv4 prefix (option 121 carries IPv4 only)", str(prefix))
+        if prefix.prefixlen == 0:
+            raise entry.error("prefix", "the default route is the site's gateway; set gateway instead",
+                              str(prefix))
+        via = _host_in(entry, "via", entry.get("via", str, required=True), subnet)
+        for j, (seen, _) in enumerate(routes):
+            if seen == prefix:
+                raise entry.error("prefix", f"same prefix as client_routes[{j}]", str(prefix))
+        routes.append((prefix, via))
+    return tuple(routes)
 
 
 def _host_in(t: _Table, name: str, value: Any, subnet: IPNetwork) -> IPAddress:

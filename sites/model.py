@@ -67,6 +67,7 @@ class Site:
     ssh: str = ""
     kea: KeaEndpoint | None = None
     tailnet_node: str | None = None  # the router's node name in the tailnet, when not its ssh host
+    client_routes: tuple[tuple[IPNetwork, IPAddress], ...] = ()  # [sites.X.dhcp]: extra routes for LAN clients
 
     @property
     def advertised(self) -> tuple[IPNetwork, ...]:
