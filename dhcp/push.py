@@ -7,8 +7,14 @@ HTTP round trips per server is constant, not per site):
     config-test -> nobody changed it meanwhile? (config-hash-get on >= 2.4, a canonical
     re-read on 2.2) -> config-set -> config-write -> config-get, verify
 
-Every failure before config-set leaves the running config as it was, and the
-message says so. A failed config-write leaves the running config changed but not
+When Kea runs the subnet_cmds hook (open source from 2.7.7; Debian's 3.0 ships
+it) and exactly one subnet's options change, `subnet4-delta-add` sends just
+those entries instead of config-test + config-set of the whole config; anything
+more (several subnets, a pool or reservation, an entry to delete) stays with the
+atomic config-set. The output says which path ran.
+
+Every failure before config-set (or the delta) leaves the running config as it
+was, and the message says so. A failed config-write leaves the running config changed but not
 persisted; the message says how to finish (`python -m dhcp.kea write`).
 """
 
@@ -23,9 +29,9 @@ from typing import Any, TextIO
 from dhcp.kea.connect import TransportFactory, transport_for, tunnelled_factory
 from dhcp.kea.keep import KeptRoute, RouteConflict, dedupe, merge, own_routes, wider_routes
 from dhcp.kea.options import (ROUTE_CODES, KeaConfigError, SubnetIndex, canonical, config_for_set,
-                              desired_options, is_route_option, merge_options, option_diff,
-                              options_match)
-from dhcp.kea.transport import KeaError, KeaTransport, redact_url
+                              desired_options, find_subnet, is_route_option, merge_options,
+                              option_code, option_diff, options_match)
+from dhcp.kea.transport import KeaError, KeaTransport, KeaUnsupported, redact_url
 from dhcp.plan import SitePlan, option_budget, reply_size
 from dhcp.rfc3442 import encode
 from sites.model import DhcpSettings, KeaEndpoint, SecretError
@@ -69,9 +75,6 @@ def _locate(subnet: dict[str, Any], scope: tuple[str, str]) -> dict[str, Any] | 
     kind, key = scope
     if kind == "subnet":
         return subnet
-    for (k, found_key), found in _scopes_inside(subnet):
-        if (k, found_key) == scope:
-            return found
     items = subnet.get("pools" if kind == "pool" else "reservations") or []
     for item in items:
         if (kind == "pool" and str(item.get("pool")) == key) or \
@@ -91,6 +94,7 @@ class ServerPush:
     transport: KeaTransport | None = None
     dhcp: DhcpSettings = field(default_factory=DhcpSettings)
     changes: list[_Change] = field(default_factory=list)
+    path: str = ""  # how the change was applied: "config-set" or "subnet4-delta-add"
     kept: list[tuple[str, KeptRoute]] = field(default_factory=list)  # (site, route) for the report
 
     @property
@@ -109,20 +113,61 @@ class ServerPush:
         self._edit(config)
         if not self.changes:
             return
+        delta = self._delta_change(got)
         if dry_run:
             for change in self.changes:
                 self.say(option_diff(change.before, change.after, change.label).rstrip("\n"))
-            self.say(f"{self.where}: dry run, nothing sent but config-get")
+            how = "subnet4-delta-add" if delta else "config-set"
+            self.say(f"{self.where}: dry run, nothing sent but config-get (a push would use {how})")
             return
-        self._call("config-test", config, "config-test rejected the new config; the running "
-                   "config is unchanged")
-        self._check_unchanged(got)
-        self._call("config-set", config, "config-set failed; the running config is unchanged")
+        if delta is None or not self._apply_delta(got, delta):
+            self._apply_config_set(got, config)
         written = self._write()
         self._verify()
         for change in self.changes:
             self.say(f"site {change.plan.site.name}: updated {change.label}")
-        self.say(f"{self.where}: config written to {written.get('filename', 'its config file')}")
+        self.say(f"{self.where}: changed with {self.path}, config written to "
+                 f"{written.get('filename', 'its config file')}")
+
+    def _apply_config_set(self, got: dict[str, Any], config: dict[str, Any]) -> None:
+        """The whole config: validated, unchanged since config-get, then set (atomic)."""
+        self._call("config-test", config, "config-test rejected the new config; the running "
+                   "config is unchanged")
+        self._check_unchanged(got)
+        self._call("config-set", config, "config-set failed; the running config is unchanged")
+        self.path = "config-set"
+
+    def _delta_change(self, got: dict[str, Any]) -> _Change | None:
+        """The one subnet-level change subnet4-delta-add can make on its own, when Kea runs the
+        subnet_cmds hook (open source since 2.7.7). More than one changed scope, a pool or a
+        reservation, or an entry to remove: None (config-set, which is atomic)."""
+        hooks = (got.get("Dhcp4") or {}).get("hooks-libraries") or []
+        if not any("libdhcp_subnet_cmds" in str(h.get("library", "")) for h in hooks):
+            return None
+        if len(self.changes) != 1 or self.changes[0].scope[0] != "subnet":
+            return None
+        change = self.changes[0]
+        wanted = {option_code(d) for d in change.desired}
+        if any(is_route_option(o) and option_code(o) not in wanted for o in change.before):
+            return None  # delta-add cannot delete (a managed 249 after option_249 = false)
+        return change
+
+    def _apply_delta(self, got: dict[str, Any], change: _Change) -> bool:
+        """Only the subnet's 121/249 entries, sent with subnet4-delta-add; False when this Kea
+        lacks the command after all (then config-set runs)."""
+        subnet = find_subnet(got, change.plan.site.subnet, change.plan.site.kea.subnet_id)  # type: ignore[union-attr]
+        self._check_unchanged(got)
+        arguments = {"subnet4": [{"id": subnet.get("id"), "subnet": subnet.get("subnet"),
+                                  "option-data": change.desired}]}
+        try:
+            self.transport.command("subnet4-delta-add", arguments)  # type: ignore[union-attr]
+        except KeaUnsupported:
+            return False
+        except KeaError as exc:
+            raise PushFailed(f"{exc}; subnet4-delta-add failed, the running config is "
+                             "unchanged") from None
+        self.path = "subnet4-delta-add"
+        return True
 
     # -- steps -------------------------------------------------------------------------
     def _call(self, name: str, arguments: dict[str, Any] | None, state: str) -> Any:

@@ -140,6 +140,9 @@ class NetnsForward:
                 conn, _ = self._listener.accept()
             except OSError:
                 return
+            if self._closed:
+                conn.close()
+                return
             threading.Thread(target=self._relay, args=(conn,), daemon=True).start()
 
     def _relay(self, conn: socket.socket) -> None:
@@ -167,7 +170,14 @@ class NetnsForward:
             conn.close()
 
     def close(self) -> None:
+        """Stop accepting. shutdown() first: it wakes the thread blocked in accept(); a bare
+        close() would leave it blocked on a file descriptor number that a later listener
+        may get, and it would then steal that listener's connections."""
         self._closed = True
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self._listener.close()
         for fd in (self._ns_fd, self._home_fd):
             try:
