@@ -39,9 +39,12 @@ _kea: dict[str, dict[str, Any]] = {}
 for _site in model.sites.values():
     _name, _data = _ssh_data(_site.ssh)
     _routers[_name] = {**_data, "site": _site.name}
-    if _site.kea and _site.kea.ssh:
-        _name, _data = _ssh_data(_site.kea.ssh)
-        _kea.setdefault(_name, {**_data, "kea_sites": []})["kea_sites"].append(_site.name)
+    for _server in _site.kea_servers:  # one, or every server of an HA pair
+        if _server.ssh:
+            _name, _data = _ssh_data(_server.ssh)
+            _sites = _kea.setdefault(_name, {**_data, "kea_sites": []})["kea_sites"]
+            if _site.name not in _sites:
+                _sites.append(_site.name)
 
 routers = _group(_routers)
 kea_servers = _group(_kea)

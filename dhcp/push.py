@@ -29,7 +29,7 @@ from typing import Any, TextIO
 from dhcp.kea.connect import TransportFactory, transport_for, tunnelled_factory
 from dhcp.kea.keep import KeptRoute, RouteConflict, dedupe, merge, own_routes, wider_routes
 from dhcp.kea.options import (ROUTE_CODES, KeaConfigError, SubnetIndex, canonical, config_for_set,
-                              desired_options, find_subnet, is_route_option, merge_options,
+                              desired_options, is_route_option, merge_options, option_bytes,
                               option_code, option_diff, options_match)
 from dhcp.kea.transport import KeaError, KeaTransport, KeaUnsupported, redact_url
 from dhcp.plan import SitePlan, option_budget, reply_size
@@ -95,6 +95,10 @@ class ServerPush:
     dhcp: DhcpSettings = field(default_factory=DhcpSettings)
     changes: list[_Change] = field(default_factory=list)
     path: str = ""  # how the change was applied: "config-set" or "subnet4-delta-add"
+    state: str = "unchanged"  # what a failure leaves on this server (HA reports)
+    got: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    delta: _Change | None = None
     kept: list[tuple[str, KeptRoute]] = field(default_factory=list)  # (site, route) for the report
 
     @property
@@ -106,23 +110,70 @@ class ServerPush:
         print(text, file=self.out)
 
     def run(self, dry_run: bool) -> None:
-        t = self.transport
-        assert t is not None
-        got = self._call("config-get", None, "nothing was changed")
-        config = config_for_set(got)
-        self._edit(config)
+        """One server on its own: read, edit, then show (dry run) or apply."""
+        self.read()
+        self.prepare({})
+        self.show_dry() if dry_run else self.apply()
+
+    def read(self) -> None:
+        """config-get: every server of a run is read before any is changed."""
+        self.got = self._call("config-get", None, "nothing was changed")
+
+    def subnet_id(self, plan: SitePlan) -> int | None:
+        """The site's subnet id on THIS server (HA partners may number it differently)."""
+        key = _endpoint_key(self.endpoint)
+        for endpoint in plan.site.kea_servers:
+            if _endpoint_key(endpoint) == key:
+                return endpoint.subnet_id
+        return None
+
+    def _subnet(self, config: dict[str, Any], plan: SitePlan,
+                index: SubnetIndex | None = None) -> dict[str, Any]:
+        try:
+            return (index or SubnetIndex(config)).find(plan.site.subnet, self.subnet_id(plan))
+        except KeaConfigError as exc:
+            raise PushFailed(f"{self.where}: site {plan.site.name}: {exc}; nothing was "
+                             "changed") from None
+
+    def served_routes(self, plan: SitePlan) -> list[KeptRoute]:
+        """The user's routes this server's clients of the site get at subnet level (its own
+        121/249 and wider scopes): what its HA partners must keep too."""
+        index = SubnetIndex(self.got)
+        subnet = self._subnet(self.got, plan, index)
+        found = own_routes(subnet.get("option-data") or [], "subnet4")
+        found += wider_routes(self.got, subnet, index.network_of.get(id(subnet)))
+        return [KeptRoute(k.prefix, k.via, f"{k.origin} on HA partner {self.where}") for k in found]
+
+    def route_data(self, plan: SitePlan) -> dict[int, bytes | None]:
+        """The subnet's 121/249 as sent (code -> bytes): compared across HA partners."""
+        subnet = self._subnet(self.got, plan)
+        return {option_code(o): option_bytes(o) for o in subnet.get("option-data") or []  # type: ignore[misc]
+                if is_route_option(o)}
+
+    def prepare(self, partner_routes: dict[str, list[KeptRoute]]) -> None:
+        """Edit a copy of the config; `partner_routes` (site -> routes) are HA partners' user
+        routes, kept here too so every partner ends with the same option data."""
+        self.config = config_for_set(self.got)
+        self._edit(self.config, partner_routes)
+        self.delta = self._delta_change(self.got) if self.changes else None
+
+    def show_dry(self) -> None:
         if not self.changes:
             return
-        delta = self._delta_change(got)
-        if dry_run:
-            for change in self.changes:
-                self.say(option_diff(change.before, change.after, change.label).rstrip("\n"))
-            how = "subnet4-delta-add" if delta else "config-set"
-            self.say(f"{self.where}: dry run, nothing sent but config-get (a push would use {how})")
+        for change in self.changes:
+            self.say(option_diff(change.before, change.after, change.label).rstrip("\n"))
+        how = "subnet4-delta-add" if self.delta else "config-set"
+        self.say(f"{self.where}: dry run, nothing sent but config-get (a push would use {how})")
+
+    def apply(self) -> None:
+        if not self.changes:
+            self.state = "no change needed"
             return
-        if delta is None or not self._apply_delta(got, delta):
-            self._apply_config_set(got, config)
+        if self.delta is None or not self._apply_delta(self.got, self.delta):
+            self._apply_config_set(self.got, self.config)
+        self.state = "CHANGED but NOT persisted"
         written = self._write()
+        self.state = "changed and written"
         self._verify()
         for change in self.changes:
             self.say(f"site {change.plan.site.name}: updated {change.label}")
@@ -155,7 +206,7 @@ class ServerPush:
     def _apply_delta(self, got: dict[str, Any], change: _Change) -> bool:
         """Only the subnet's 121/249 entries, sent with subnet4-delta-add; False when this Kea
         lacks the command after all (then config-set runs)."""
-        subnet = find_subnet(got, change.plan.site.subnet, change.plan.site.kea.subnet_id)  # type: ignore[union-attr]
+        subnet = self._subnet(got, change.plan)
         self._check_unchanged(got)
         arguments = {"subnet4": [{"id": subnet.get("id"), "subnet": subnet.get("subnet"),
                                   "option-data": change.desired}]}
@@ -176,18 +227,12 @@ class ServerPush:
         except KeaError as exc:
             raise PushFailed(f"{exc}; {state}") from None
 
-    def _edit(self, config: dict[str, Any]) -> None:
+    def _edit(self, config: dict[str, Any], partner_routes: dict[str, list[KeptRoute]]) -> None:
         """Apply every site's options to `config` in place; record what differs and what is kept."""
         seen: dict[int, str] = {}
         index = SubnetIndex(config)
         for plan in self.plans:
-            kea = plan.site.kea
-            assert kea is not None
-            try:
-                subnet = index.find(plan.site.subnet, kea.subnet_id)
-            except KeaConfigError as exc:
-                raise PushFailed(f"{self.where}: site {plan.site.name}: {exc}; nothing was "
-                                 "changed") from None
+            subnet = self._subnet(config, plan, index)
             if id(subnet) in seen:
                 raise PushFailed(f"{self.where}: sites {seen[id(subnet)]} and {plan.site.name} "
                                  "resolve to the same subnet4; nothing was changed")
@@ -195,6 +240,7 @@ class ServerPush:
             label = f"{self.where} subnet4 {subnet.get('subnet')} (id {subnet.get('id')})"
             try:
                 wider = wider_routes(config, subnet, index.network_of.get(id(subnet)))
+                wider += partner_routes.get(plan.site.name, [])
                 scopes = [(("subnet", ""), subnet, label, wider)]
                 scopes += [(key, scope, f"{label} {key[0]} {key[1]}", [])
                            for key, scope in _scopes_inside(subnet)]
@@ -261,7 +307,7 @@ class ServerPush:
                            "be read back")
         index = SubnetIndex(check)
         for change in self.changes:
-            subnet = index.find(change.plan.site.subnet, change.plan.site.kea.subnet_id)  # type: ignore[union-attr]
+            subnet = self._subnet(check, change.plan, index)
             scope = _locate(subnet, change.scope) or {}
             if not options_match(list(scope.get("option-data") or []), change.desired):
                 raise PushFailed(f"{self.where}: site {change.plan.site.name}: read-back after "
@@ -273,14 +319,100 @@ def _endpoint_key(endpoint: KeaEndpoint) -> tuple[str, str | None, str | None]:
 
 
 def group_by_server(plans: dict[str, SitePlan]) -> list[tuple[KeaEndpoint, list[SitePlan]]]:
-    """Sites with a kea table and a needed push, grouped by the Kea server they name."""
+    """Sites with a kea table and a needed push, grouped by the Kea server they name (every
+    server of an HA pair is a group of its own)."""
     groups: dict[tuple[str, str | None, str | None], tuple[KeaEndpoint, list[SitePlan]]] = {}
     for plan in plans.values():
-        kea = plan.site.kea
-        if kea is None or not plan.push_needed:
+        if not plan.push_needed:
             continue
-        groups.setdefault(_endpoint_key(kea), (kea, []))[1].append(plan)
+        for kea in plan.site.kea_servers:
+            groups.setdefault(_endpoint_key(kea), (kea, []))[1].append(plan)
     return list(groups.values())
+
+
+class _Run:
+    """One push run over several servers: all read first, HA partners made equal, then applied
+    server by server; a failure is reported with what it leaves on each partner."""
+
+    def __init__(self, pushes: list[ServerPush], out: TextIO, err: TextIO) -> None:
+        self.pushes, self.out, self.err = pushes, out, err
+        self.failed: set[int] = set()
+        self.partners: dict[str, list[ServerPush]] = {}
+        for push in pushes:
+            for plan in push.plans:
+                if len(plan.site.kea_servers) > 1:
+                    self.partners.setdefault(plan.site.name, []).append(push)
+
+    def fail(self, push: ServerPush, message: str) -> None:
+        self.failed.add(id(push))
+        names = ", ".join(p.site.name for p in push.plans)
+        print(f"error: sites {names}: {message}", file=self.err)
+
+    def group_failed(self, push: ServerPush) -> str | None:
+        """The partner that failed, when `push` is in an HA group that already has a failure."""
+        for site, group in self.partners.items():
+            if push in group:
+                for other in group:
+                    if other is not push and id(other) in self.failed:
+                        return f"site {site}'s HA partner {other.where} failed"
+        return None
+
+    def step(self, pushes: list[ServerPush], action) -> None:  # noqa: ANN001 - a method of ServerPush
+        for push in pushes:
+            if id(push) in self.failed:
+                continue
+            why = self.group_failed(push)
+            if why and action is not ServerPush.read:
+                self.fail(push, f"{push.where}: not pushed: {why}; this server is unchanged")
+                continue
+            try:
+                action(push)
+            except PushFailed as exc:
+                self.fail(push, str(exc))
+
+    def partner_routes(self, push: ServerPush) -> dict[str, list[KeptRoute]]:
+        found: dict[str, list[KeptRoute]] = {}
+        for site, group in self.partners.items():
+            if push not in group:
+                continue
+            plan = next(p for p in push.plans if p.site.name == site)
+            for other in group:
+                if other is not push and id(other) not in self.failed:
+                    found.setdefault(site, []).extend(other.served_routes(plan))
+        return found
+
+    def report_differences(self) -> None:
+        for site, group in self.partners.items():
+            alive = [p for p in group if id(p) not in self.failed]
+            if len(alive) < 2:
+                continue
+            plan = next(p for p in alive[0].plans if p.site.name == site)
+            first = alive[0].route_data(plan)
+            for other in alive[1:]:
+                if other.route_data(plan) != first:
+                    print(f"site {site}: {other.where} differs from its HA partner {alive[0].where} "
+                          "(option 121/249 data); the push brings both to the same", file=self.out)
+
+    def report_partners(self) -> None:
+        """After a failure in an HA group: exactly which partner is changed and which is not."""
+        for site, group in self.partners.items():
+            if any(id(p) in self.failed for p in group):
+                states = "; ".join(f"{p.where}: {p.state}" for p in group)
+                print(f"error: site {site} (HA pair): {states}", file=self.err)
+
+    def run(self, dry_run: bool) -> int:
+        self.step(self.pushes, ServerPush.read)
+        for push in self.pushes:
+            if id(push) not in self.failed and self.group_failed(push) is None:
+                try:
+                    push.prepare(self.partner_routes(push))
+                except PushFailed as exc:
+                    self.fail(push, str(exc))
+        self.step(self.pushes, lambda p: None)  # partners of a failed server are left alone
+        self.report_differences()
+        self.step(self.pushes, ServerPush.show_dry if dry_run else ServerPush.apply)
+        self.report_partners()
+        return 1 if self.failed else 0
 
 
 def run(plans: dict[str, SitePlan], *, codes: tuple[int, ...] = ROUTE_CODES, dry_run: bool = False,
@@ -298,6 +430,8 @@ def run(plans: dict[str, SitePlan], *, codes: tuple[int, ...] = ROUTE_CODES, dry
     pushes = [ServerPush(ep, ps, codes, out, dhcp=dhcp) for ep, ps in group_by_server(plans)]
     try:  # every secret is read before any server is contacted
         for push in pushes:
+            push.endpoint.password()
+        for push in pushes:
             push.transport = factory(push.endpoint)
     except SecretError as exc:
         print(f"error: {exc}", file=err)
@@ -305,15 +439,7 @@ def run(plans: dict[str, SitePlan], *, codes: tuple[int, ...] = ROUTE_CODES, dry
     except KeaError as exc:
         print(f"error: {exc}; nothing was contacted", file=err)
         return 1
-    failed = 0
-    for push in pushes:
-        try:
-            push.run(dry_run)
-        except PushFailed as exc:
-            failed += 1
-            names = ", ".join(p.site.name for p in push.plans)
-            print(f"error: sites {names}: {exc}", file=err)
-    return 1 if failed else 0
+    return _Run(pushes, out, err).run(dry_run)
 
 
 def main(args: argparse.Namespace) -> int:

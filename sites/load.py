@@ -175,7 +175,7 @@ def _site(t: _Table, name: str) -> Site:
         if r1 in r2 or r2 in r1:
             raise t.error(f"routes[{j}]", f"overlaps routes[{i}] {r1}", str(r2))
     ssh = t.text("ssh", str(router))
-    kea_table = t.table("kea")
+    keas = _keas(t)
     return Site(
         name=name,
         subnet=subnet,
@@ -183,7 +183,8 @@ def _site(t: _Table, name: str) -> Site:
         gateway=gateway,
         routes=routes,
         ssh=ssh or str(router),
-        kea=_kea(kea_table) if kea_table else None,
+        kea=keas[0] if keas else None,
+        kea_partners=tuple(keas[1:]),
         tailnet_node=t.text("tailnet_node"),
         client_routes=_client_routes(t.table("dhcp"), subnet),
     )
@@ -240,6 +241,28 @@ def _check_overlaps(path: Path, sites: dict[str, Site]) -> None:
                 raise SiteFileError(path, key, f"overlaps {widest[0]} ({widest[1]})", str(net))
         if widest is None or net.last > widest[1].last:
             widest = (key, net)
+
+
+def _keas(site: _Table) -> list[KeaEndpoint]:
+    """`[sites.X.kea]` (one server) or `[[sites.X.kea]]` (an HA pair: every server the LAN's
+    leases come from, each with its own url/ssh/credentials)."""
+    raw = site.data.get("kea")
+    if raw is None:
+        return []
+    if isinstance(raw, list):
+        if not raw:
+            raise site.error("kea", "an empty list names no Kea server", raw)
+        endpoints = [_kea(_Table(site.path, site.at(f"kea[{i}]"), item)) for i, item in enumerate(raw)]
+        seen: dict[tuple[str, str | None], int] = {}
+        for i, ep in enumerate(endpoints):
+            key = (ep.url, ep.ssh)
+            if key in seen:
+                raise site.error(f"kea[{i}].url", f"the same server as kea[{seen[key]}]", ep.url)
+            seen[key] = i
+        return endpoints
+    table = site.table("kea")
+    assert table is not None
+    return [_kea(table)]
 
 
 def _kea(t: _Table) -> KeaEndpoint:

@@ -44,15 +44,19 @@ def router_site(model: SiteModel, host) -> Site | None:  # noqa: ANN001 - pyinfr
 def kea_plans(host, coordinator: bool = False) -> list[SitePlan]:  # noqa: ANN001 - pyinfra Host
     """Plans that need a push from this host: sites whose Kea is reached through it ([kea] ssh),
     and, on the coordinating host, sites whose Kea is reached directly by URL."""
-    def here(kea) -> bool:  # noqa: ANN001 - KeaEndpoint
-        return host_name(kea.ssh) == host.name if kea.ssh else coordinator
+    return [p for p in _load()[1].values()
+            if p.push_needed and any(kea_here(k, host, coordinator) for k in p.site.kea_servers)]
 
-    return [p for p in _load()[1].values() if p.push_needed and p.site.kea and here(p.site.kea)]
+
+def kea_here(kea, host, coordinator: bool = False) -> bool:  # noqa: ANN001 - KeaEndpoint, pyinfra Host
+    """This host pushes that Kea server: it is reached through this host's SSH, or directly by
+    URL from the coordinating host (every server of an HA pair is one of these)."""
+    return host_name(kea.ssh) == host.name if kea.ssh else coordinator
 
 
 def kea_hosts_plans(host) -> list[SitePlan]:  # noqa: ANN001 - pyinfra Host
     """Plans of the sites whose Kea runs on this very host (reached through its SSH)."""
-    return [p for p in kea_plans(host) if p.site.kea and p.site.kea.ssh]
+    return [p for p in kea_plans(host) if any(k.ssh and kea_here(k, host) for k in p.site.kea_servers)]
 
 
 def holds_policy_file(model: SiteModel, host) -> bool:  # noqa: ANN001 - pyinfra Host

@@ -25,20 +25,24 @@ from dhcp.kea.options import ROUTE_CODES
 from dhcp.kea.transport import KeaError
 from dhcp.plan import SitePlan
 from dhcp.push import PushFailed, ServerPush, group_by_server
-from sites.model import SecretError, SiteModel
-from steps.inputs import ssh_transport
+from sites.model import KeaEndpoint, SecretError, SiteModel
+from steps.inputs import is_coordinator, kea_here, ssh_transport
 
 DEBIAN_CONFIG = "/etc/kea/kea-dhcp4.conf"
 DEBIAN_KEA_GROUP = "_kea"
 WRITABLE_MODE = "664"  # root keeps ownership; Kea's group may rewrite it in place (config-write)
 
 
-def _server_pushes(on_host: Host, model: SiteModel, plans: list[SitePlan], stack: ExitStack) -> list[ServerPush]:
+def _server_pushes(on_host: Host, model: SiteModel, plans: list[SitePlan], stack: ExitStack,
+                   inventory) -> list[ServerPush]:  # noqa: ANN001 - pyinfra Inventory
     """One push per Kea server named by `plans` (through this host's SSH connection when the
     server's `kea.ssh` is this host, directly for a server reachable by URL)."""
     codes = ROUTE_CODES if model.dhcp.option_249 else (121,)
+    coordinator = is_coordinator(inventory, on_host)
     pushes = []
     for endpoint, grouped in group_by_server({p.site.name: p for p in plans}):
+        if not kea_here(endpoint, on_host, coordinator):
+            continue  # an HA partner pushed from its own host
         transports = {endpoint.ssh: ssh_transport(on_host)} if endpoint.ssh else None
         push = ServerPush(endpoint, grouped, codes, io.StringIO(), dhcp=model.dhcp)
         push.transport = tunnelled_factory(model.ssh, stack, transports)(endpoint)
@@ -46,14 +50,15 @@ def _server_pushes(on_host: Host, model: SiteModel, plans: list[SitePlan], stack
     return pushes
 
 
-def _apply(state: State, host: Host, model: SiteModel, plans: list[SitePlan]) -> bool:
+def _apply(state: State, host: Host, model: SiteModel, plans: list[SitePlan], endpoint: KeaEndpoint) -> bool:
     """Execution time: the full push (config-test, set, write, verify) for this Kea server.
 
     Returns False (pyinfra's failed command) with Kea's own message, no traceback.
     """
     with ExitStack() as stack:
         try:
-            push, = _server_pushes(host, model, plans, stack)
+            push, = (p for p in _server_pushes(host, model, plans, stack, state.inventory)
+                     if p.endpoint == endpoint)
             push.run(dry_run=False)
         except (PushFailed, KeaError, SecretError) as exc:
             host.log_styled(f"kea: {exc}", fg="red", log_func=logger.error)
@@ -99,7 +104,7 @@ def routes_pushed(model: SiteModel, plans: list[SitePlan]):
         return
     with ExitStack() as stack:
         try:
-            probes = _server_pushes(host, model, plans, stack)
+            probes = _server_pushes(host, model, plans, stack, state.inventory)
             for probe in probes:
                 probe.run(dry_run=True)  # config-get only: records what would change
         except (PushFailed, KeaError, SecretError) as exc:
@@ -113,4 +118,4 @@ def routes_pushed(model: SiteModel, plans: list[SitePlan]):
                 host.log(f"Will change {change.label}")
             for line in probe.out.getvalue().splitlines():  # type: ignore[attr-defined]
                 logger.info("  %s", line)
-        yield FunctionCommand(_apply, (model, probe.plans), {})
+        yield FunctionCommand(_apply, (model, probe.plans, probe.endpoint), {})
