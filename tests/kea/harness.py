@@ -32,7 +32,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -148,11 +147,7 @@ class NetnsForward:
     def _relay(self, conn: socket.socket) -> None:
         inner = self._inner_socket()
         try:
-            try:
-                inner.connect(("127.0.0.1", self.target))
-            except OSError as exc:  # shown with a failing test's captured output
-                print(f"forward to {self.ns} 127.0.0.1:{self.target}: {exc!r}", file=sys.stderr)
-                raise
+            inner.connect(("127.0.0.1", self.target))  # refused: the client sees its connection close
             inner.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             while True:
@@ -242,6 +237,8 @@ class KeaInstance:
         self._forward: NetnsForward | None = None
         self._dhcp4: subprocess.Popen[bytes] | None = None
         self._ca: subprocess.Popen[bytes] | None = None
+        self._sshd: subprocess.Popen[bytes] | None = None
+        self._sshd_forward: NetnsForward | None = None
         self._netns_made = False
 
     def inner(self, path: Path) -> str:
@@ -469,6 +466,45 @@ class KeaInstance:
         self._stop(self._ca)
         self._ca = None
 
+    # -- sshd: the Kea host as `kea.ssh` reaches it ------------------------------------
+    def start_sshd(self, key_dir: Path) -> Path:
+        """Debian's sshd (from the release's root) on 127.0.0.1:22 in the server namespace, key
+        login for root; returns an ssh_config naming the host "kea-<tag>" (reached through a
+        loopback forward). The CA stays on the namespace's loopback, as on a real Kea host."""
+        import paramiko
+
+        assert self.root is not None
+        if not (self.root / "usr/sbin/sshd").exists():
+            raise HarnessError(f"no sshd in the Kea {self.release.name} root")
+        (self.root / "run" / "sshd").mkdir(exist_ok=True)
+        etc = self.workdir / "etc"
+        host_key = paramiko.RSAKey.generate(2048)
+        host_key.write_private_key_file(str(etc / "ssh_host_rsa_key"))
+        client_key = paramiko.RSAKey.generate(2048)
+        key_dir.mkdir(parents=True, exist_ok=True)
+        client_key.write_private_key_file(str(key_dir / "id_rsa"))
+        (etc / "authorized_keys").write_text(f"ssh-rsa {client_key.get_base64()}\n")
+        (etc / "sshd_config").write_text(
+            "ListenAddress 127.0.0.1:22\nHostKey /etc/kea/ssh_host_rsa_key\n"
+            "AuthorizedKeysFile /etc/kea/authorized_keys\nStrictModes no\n"
+            "PermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\n"
+            "AllowTcpForwarding local\nPidFile /run/kea/sshd.pid\n")
+        self._sshd_forward = NetnsForward(self.server_ns, 22)
+        self._sshd = self._spawn("sshd", self._chroot_argv(
+            ["/usr/sbin/sshd", "-D", "-e", "-f", "/etc/kea/sshd_config"]),
+            self.workdir / "sshd.stdout", self._sshd_listens, "did not listen on 127.0.0.1:22")
+        config = key_dir / "ssh_config"
+        config.write_text(f"Host kea-{self.tag}\n  HostName 127.0.0.1\n  Port {self._sshd_forward.port}\n"
+                          f"  User root\n  IdentityFile {key_dir / 'id_rsa'}\n")
+        return config
+
+    def _sshd_listens(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self._sshd_forward.port), timeout=1) as s:
+                return s.recv(4).startswith(b"SSH-")
+        except OSError:
+            return False
+
     # -- client ----------------------------------------------------------------------
     def dhclient(self, timeout: float = 30) -> str:
         """A fresh DHCP bind by Debian's dhclient (default config and script) on the LAN bridge
@@ -555,9 +591,12 @@ class KeaInstance:
         self.stop_dhclient()
         self.stop_ca()
         self.stop_dhcp4()
-        if self._forward is not None:
-            self._forward.close()
-            self._forward = None
+        self._stop(self._sshd)
+        self._sshd = None
+        for forward in (self._forward, self._sshd_forward):
+            if forward is not None:
+                forward.close()
+        self._forward = self._sshd_forward = None
         if self._netns_made:
             run("ip", "netns", "del", self.server_ns, check=False)
             if self.lan is None:

@@ -31,9 +31,16 @@ class Release:
 
     name: str        # "2.2", "2.6", "3.0": the pytest id
     suite: str       # the Debian suite that ships it
+    extra: tuple[str, ...] = ()  # more packages in this root
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        return PACKAGES + self.extra
 
 
-RELEASES = (Release("2.2", "bookworm"), Release("2.6", "trixie"), Release("3.0", "sid"))
+# The 2.2 root also has sshd: the Kea host that `kea.ssh` reaches (Debian's CA on its loopback).
+RELEASES = (Release("2.2", "bookworm", ("openssh-server",)), Release("2.6", "trixie"),
+            Release("3.0", "sid"))
 BY_NAME = {r.name: r for r in RELEASES}
 
 
@@ -82,7 +89,7 @@ def _plain_suite(suite: str) -> bool:
 
 
 def root_key(release: Release) -> str:
-    h = hashlib.sha256("\n".join((_BUILD_VERSION, release.suite, *PACKAGES)).encode())
+    h = hashlib.sha256("\n".join((_BUILD_VERSION, release.suite, *release.packages)).encode())
     return h.hexdigest()[:12]
 
 
@@ -104,12 +111,14 @@ def ensure_root(release: Release, log=sys.stderr) -> Path:
         shutil.rmtree(tmp)
     tmp.parent.mkdir(parents=True, exist_ok=True)
     print(f"building Kea {release.name} root ({release.suite}) with debootstrap", file=log, flush=True)
-    proc = subprocess.run(["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}",
+    proc = subprocess.run(["debootstrap", "--variant=minbase", f"--include={','.join(release.packages)}",
                            release.suite, str(tmp), host_mirror()],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"debootstrap {release.suite} failed ({proc.returncode}): "
                            f"{(proc.stdout + proc.stderr)[-1500:]}")
+    for key in (tmp / "etc" / "ssh").glob("ssh_host_*"):
+        key.unlink()  # shared by every test: each sshd gets its own host key at start
     for d in ("var/cache/apt/archives", "var/lib/apt/lists"):
         for f in (tmp / d).glob("*"):
             if f.is_file():
