@@ -12,6 +12,7 @@ cache key hashes suite, packages and build steps, like lab/image.py's image.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
@@ -102,10 +103,20 @@ def is_built(release: Release) -> bool:
 
 
 def ensure_root(release: Release, log=sys.stderr) -> Path:
-    """The cached root for `release`, built first if missing (about 1-2 minutes each)."""
+    """The cached root for `release`, built first if missing (about 1-3 minutes each). A lock
+    file keeps two test runs from building (and deleting each other's) partial roots."""
     root = root_path(release)
     if is_built(release):
         return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.with_name(root.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_built(release):  # built by the run we waited for
+            return root
+        return _build(release, root, log)
+
+
+def _build(release: Release, root: Path, log) -> Path:
     tmp = root.with_name(root.name + ".partial")
     if tmp.exists():
         shutil.rmtree(tmp)

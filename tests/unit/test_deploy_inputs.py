@@ -110,3 +110,22 @@ def test_prompt_commands_sets_tcp_nodelay_on_a_direct_ssh_socket():
         client=SimpleNamespace(get_transport=lambda: SimpleNamespace(sock=object()))))
     assert not inputs.prompt_commands(proxied)
     assert not inputs.prompt_commands(SimpleNamespace(connector=SimpleNamespace()))  # @local, @docker ...
+
+
+def test_each_server_of_an_ha_pair_is_pushed_from_its_own_host(tmp_path, monkeypatch):
+    path = tmp_path / "sites.toml"
+    path.write_text(SITES.replace('kea = { url = "http://127.0.0.1:8000", ssh = "root@a-gw" }\n', '''
+[[sites.a.kea]]
+url = "http://127.0.0.1:8000"
+ssh = "root@a-gw1"
+[[sites.a.kea]]
+url = "http://127.0.0.1:8000"
+ssh = "root@a-gw2"
+''').replace("[sites.b]", "\n[sites.b]"))
+    loaded = load_sites(path)
+    monkeypatch.setattr(inputs, "_load", lambda: (loaded, build_plan(loaded)))
+    for gw in ("a-gw1", "a-gw2"):
+        assert names(inputs.kea_plans(host(gw))) == ["a"]
+        assert names(inputs.kea_hosts_plans(host(gw))) == ["a"]
+    first, second = loaded.sites["a"].kea_servers
+    assert inputs.kea_here(first, host("a-gw1")) and not inputs.kea_here(second, host("a-gw1"))
