@@ -6,6 +6,7 @@ new release that changes a rule fails here first:
 - the control socket key: 2.x `control-socket` (a map), 3.0 `control-sockets` (a list; the map
   is still read);
 - config-write: 2.6.3 and 3.0 write only into the config file's own directory;
+- hook libraries: 2.6.3 and 3.0 load them only from the packaged hooks directory;
 - Debian's packaged layout: kea-dhcp4 runs as _kea and /etc/kea/kea-dhcp4.conf is root:root
   0644, so config-write fails until the deploy's step (steps/kea.py) makes it group-writable.
 """
@@ -106,3 +107,37 @@ def test_packaged_layout_needs_the_deploy_step_for_config_write(real_kea, kea_re
         assert kea.running_config()["Dhcp4"]["subnet4"][0]["subnet"] == str(kea.subnet)
     finally:
         kea.close()
+
+
+def test_hook_library_paths(real_kea, kea_release, tmp_path):
+    """2.6.3 and 3.0 load hooks only from the packaged hooks directory (a bare name is looked
+    up there); 2.2 takes any absolute path and refuses a bare name."""
+    import shutil
+
+    from tests.kea.harness import HOOKS_DIR
+    from tests.kea.roots import ensure_root
+
+    def hook_at(library: str):
+        def build(inst: KeaInstance) -> dict[str, Any]:
+            config = inst.default_config()
+            config["Dhcp4"]["hooks-libraries"] = [{"library": library}]
+            return config
+        return build
+
+    lib = "libdhcp_lease_cmds.so"
+    (tmp_path / "elsewhere" / "lib").mkdir(parents=True)
+    shutil.copy(ensure_root(kea_release) / HOOKS_DIR.lstrip("/") / lib, tmp_path / "elsewhere" / "lib" / lib)
+    elsewhere = KeaInstance(workdir=tmp_path / "elsewhere", release=kea_release,
+                            make_config=hook_at(f"/var/lib/kea/{lib}"), **SITE_A)
+    bare = KeaInstance(workdir=tmp_path / "bare", release=kea_release, make_config=hook_at(lib), **SITE_A)
+    for instance, allowed_on_22 in ((elsewhere, True), (bare, False)):
+        try:
+            allowed = allowed_on_22 if version_tuple(kea_release) < (2, 6) else instance is bare
+            if allowed:
+                instance.start()
+                assert instance.dhcp4_running
+            else:
+                with pytest.raises(HarnessError, match="supported path is|failed to validate"):
+                    instance.start()
+        finally:
+            instance.close()
