@@ -41,7 +41,7 @@ from typing import Any, Callable
 
 from netaddr import IPAddress, IPNetwork
 
-from tests.kea.roots import BY_NAME, RELEASES, Release, ensure_root, is_built
+from tests.kea.roots import BY_NAME, Release, ensure_root
 
 DHCLIENT = "/sbin/dhclient"
 DEBIAN_PACKAGES = ("isc-dhcp-client", "iproute2", "debootstrap")

@@ -9,7 +9,6 @@ on the second server names exactly what is changed where.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Callable

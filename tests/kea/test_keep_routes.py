@@ -8,7 +8,6 @@ commands kea-dhcp4 logged.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable
 
