@@ -13,6 +13,12 @@ those entries instead of config-test + config-set of the whole config; anything
 more (several subnets, a pool or reservation, an entry to delete) stays with the
 atomic config-set. The output says which path ran.
 
+Routes the user already serves with 121/249 are kept in what is pushed
+(dhcp/kea/keep.py). Every server of a run is read before any is changed; the
+servers of an HA pair ([[sites.X.kea]]) are brought to the same option data,
+a partner that differs is reported, and a failure on one says what each
+partner is left with.
+
 Every failure before config-set (or the delta) leaves the running config as it
 was, and the message says so. A failed config-write leaves the running config changed but not
 persisted; the message says how to finish (`python -m dhcp.kea write`).

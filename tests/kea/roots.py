@@ -39,9 +39,10 @@ class Release:
         return PACKAGES + self.extra
 
 
-# The 2.2 root also has sshd: the Kea host that `kea.ssh` reaches (Debian's CA on its loopback).
+# The 2.2 and 3.0 roots also have sshd: the Kea host that `kea.ssh` reaches (its CA, or on 3.0
+# kea-dhcp4's own HTTP socket, on its loopback).
 RELEASES = (Release("2.2", "bookworm", ("openssh-server",)), Release("2.6", "trixie"),
-            Release("3.0", "sid"))
+            Release("3.0", "sid", ("openssh-server",)))
 BY_NAME = {r.name: r for r in RELEASES}
 
 

@@ -2,8 +2,9 @@
 
 Issue 14: `python -m dhcp.kea write` built its transport with transport_for and so
 failed for every site whose Kea is reached over SSH. Here the Kea host is real:
-Debian's sshd and Kea 2.2 + CA from the bookworm root, the CA on the namespace's
-loopback (Debian's default), reached only through SSH.
+Debian's sshd and Kea from the release's root, reached only through SSH: Kea 2.2's
+CA on the host's loopback (Debian's default), and Kea 3.0 without any CA, its
+kea-dhcp4's own HTTP socket on the loopback (how a CA-less Kea 3.2 host is run).
 """
 
 from __future__ import annotations
@@ -12,16 +13,16 @@ import pytest
 
 from dhcp.kea.options import find_subnet
 from tests.kea.conftest import ROUTERS
-from tests.kea.harness import SITE_A, KeaInstance
+from tests.kea.harness import CA_PORT, DIRECT_PORT, SITE_A, KeaInstance
 from tests.kea.roots import BY_NAME
 from tests.kea.test_push_integration import cli
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=[("2.2", "control-agent")], ids=["kea2.2"])
+@pytest.fixture(params=[("2.2", "control-agent"), ("3.0", "direct")], ids=["kea2.2", "kea3.0-direct"])
 def kea_target(request):
-    """The root with sshd in it (overrides conftest's)."""
+    """The roots with sshd in them (overrides conftest's)."""
     return BY_NAME[request.param[0]], request.param[1]
 
 
@@ -30,11 +31,12 @@ def over_ssh(kea_factory, tmp_path):
     kea: KeaInstance = kea_factory(**SITE_A)
     ssh_config = kea.start_sshd(tmp_path / "client")
     sites = tmp_path / "sites.toml"
+    port = DIRECT_PORT if kea.api == "direct" else CA_PORT
     sites.write_text(f'[ssh]\nconfig_file = "{ssh_config}"\n'
                      f'[sites.a]\nsubnet = "192.0.2.0/24"\nrouter = "{ROUTERS["a"]}"\n'
                      'gateway = "192.0.2.1"\n'
-                     f'[sites.a.kea]\nurl = "http://127.0.0.1:8000"\nssh = "root@kea-a"\n'
-                     f'user = "{kea.user}"\npassword_file = "{kea.password_path}"\n'
+                     f'[sites.a.kea]\nurl = "http://127.0.0.1:{port}"\nssh = "root@kea-a"\n'
+                     f'user = "{kea.user}"\npassword_file = "{kea.password_path}"\napi = "{kea.api}"\n'
                      '[sites.b]\nsubnet = "172.16.100.0/24"\nrouter = "172.16.100.2"\n')
     return kea, sites
 
