@@ -50,6 +50,27 @@ def _server_pushes(on_host: Host, model: SiteModel, plans: list[SitePlan], stack
     return pushes
 
 
+def _prepare(push: ServerPush, model: SiteModel, stack: ExitStack) -> None:
+    """config-get on this server and on its sites' HA partners (read only, through their own
+    SSH or URL): a partner's user routes are kept here too, so both end with the same option
+    data, and a partner that differs now is reported."""
+    push.read()
+    partner_routes: dict[str, list] = {}
+    factory = tunnelled_factory(model.ssh, stack)
+    for plan in push.plans:
+        for endpoint in plan.site.kea_servers:
+            if endpoint == push.endpoint:
+                continue
+            partner = ServerPush(endpoint, [plan], push.codes, io.StringIO(), dhcp=push.dhcp)
+            partner.transport = factory(endpoint)
+            partner.read()
+            partner_routes.setdefault(plan.site.name, []).extend(partner.served_routes(plan))
+            if partner.route_data(plan) != push.route_data(plan):
+                push.say(f"site {plan.site.name}: {push.where} differs from its HA partner "
+                         f"{partner.where} (option 121/249 data); the push brings both to the same")
+    push.prepare(partner_routes)
+
+
 def _apply(state: State, host: Host, model: SiteModel, plans: list[SitePlan], endpoint: KeaEndpoint) -> bool:
     """Execution time: the full push (config-test, set, write, verify) for this Kea server.
 
@@ -59,7 +80,8 @@ def _apply(state: State, host: Host, model: SiteModel, plans: list[SitePlan], en
         try:
             push, = (p for p in _server_pushes(host, model, plans, stack, state.inventory)
                      if p.endpoint == endpoint)
-            push.run(dry_run=False)
+            _prepare(push, model, stack)
+            push.apply()
         except (PushFailed, KeaError, SecretError) as exc:
             host.log_styled(f"kea: {exc}", fg="red", log_func=logger.error)
             return False
@@ -105,8 +127,9 @@ def routes_pushed(model: SiteModel, plans: list[SitePlan]):
     with ExitStack() as stack:
         try:
             probes = _server_pushes(host, model, plans, stack, state.inventory)
-            for probe in probes:
-                probe.run(dry_run=True)  # config-get only: records what would change
+            for probe in probes:  # config-get only (HA partners too): records what would change
+                _prepare(probe, model, stack)
+                probe.show_dry()
         except (PushFailed, KeaError, SecretError) as exc:
             raise OperationError(f"kea: {exc}") from None
     for probe in probes:

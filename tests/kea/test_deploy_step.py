@@ -78,3 +78,27 @@ def test_routes_pushed_changes_then_noops(kea_factory, tmp_path):
         assert f"100.64.0.0/10 via {ROUTERS[name]} " in kea.dhclient()
     again, _ = plan_step(host, model, plans)
     assert again == [] and sum("already as planned" in n for n in host.noops) == 2
+
+
+def test_routes_pushed_brings_an_ha_pair_to_the_same_data(kea_factory, tmp_path):
+    from tests.kea.test_ha_pair import ha_config, route_data, site_file, wait_ha
+
+    def user_route_on_a2(dhcp4):  # noqa: ANN001
+        dhcp4["subnet4"][0]["option-data"].append(
+            {"code": 121, "space": "dhcp4", "csv-format": False, "data": "100A63C0000209"})
+
+    a1 = kea_factory(**{**SITE_A, "tag": "a1"}, make_config=ha_config("a1"))
+    a2 = kea_factory(**{**SITE_A, "tag": "a2", "gateway": SITE_A["gateway"] + 2},
+                     make_config=ha_config("a2", user_route_on_a2), lan=a1)
+    wait_ha([a1, a2])
+    model = load_sites(site_file(tmp_path / "sites.toml", [a1, a2]))
+    plans = [p for p in build_plan(model).values() if p.push_needed]
+    host = Host()
+    commands, state = plan_step(host, model, plans)
+    assert len(commands) == 2  # each server of the pair (both by URL: from the coordinator)
+    for command in commands:
+        assert command.function(state, host, *command.args, **command.kwargs) is True
+    assert route_data(a1) == route_data(a2)
+    assert any("differs from its HA partner" in line for line in host.logs)
+    again, _ = plan_step(host, model, plans)
+    assert again == []
