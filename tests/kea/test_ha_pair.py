@@ -126,6 +126,7 @@ def test_failure_on_the_second_server_says_which_is_changed(ha_pair, tmp_path):
     assert f"Kea at {a1.url.rstrip('/')}: changed and written" in line
     assert f"Kea at {a2.url.rstrip('/')}: CHANGED but NOT persisted" in line
     assert "python -m dhcp.kea write" in result.stderr
+    assert a1.password not in result.stdout + result.stderr and a2.password not in result.stderr
 
 
 def test_an_unreachable_partner_leaves_both_unchanged(ha_pair, tmp_path):

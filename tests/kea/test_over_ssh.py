@@ -59,6 +59,8 @@ def test_push_and_write_both_go_through_ssh(over_ssh):
     assert "config written to /etc/kea/kea-dhcp4.conf" in written.stdout
     assert any(o.get("code") == 121 for o in find_subnet(kea.file_config(), kea.subnet)["option-data"])
     assert kea.received_commands()[-1] == "config-write"
+    for result in (pushed, written):
+        assert kea.password not in result.stdout + result.stderr
 
 
 def test_write_with_a_missing_password_is_exit_2_before_any_connection(over_ssh, tmp_path):
