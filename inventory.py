@@ -7,7 +7,8 @@ its policy lives in a file), `control_hosts` (the host the control server's API
 is reached through, [tailnet] ssh).
 
 Each host's data carries its roles (steps.inputs reads them; nothing matches names):
-`site` (the site whose router it is), `kea_sites` (sites whose Kea it runs),
+`site` (the site whose router it is), `kea_sites` (sites whose Kea it runs) and `kea_ssh` (the
+[sites.X.kea] ssh targets that name it),
 `policy_file` (the Headscale policy file it holds), `control_host` (True).
 One host may hold several roles; pyinfra merges their data.
 """
@@ -43,9 +44,13 @@ _kea: dict[str, dict[str, Any]] = {}
 for _site in model.sites.values():
     _name, _data = _ssh_data(_site.ssh, site=_site.name)
     _routers[_name] = _data
-    if _site.kea and _site.kea.ssh:
-        _name, _data = _ssh_data(_site.kea.ssh, kea_sites=[])
-        _kea.setdefault(_name, _data)["kea_sites"].append(_site.name)
+    for _server in _site.kea_servers:  # one, or every server of an HA pair
+        if _server.ssh:
+            _name, _data = _ssh_data(_server.ssh, kea_sites=[], kea_ssh=[])
+            _roles = _kea.setdefault(_name, _data)
+            if _site.name not in _roles["kea_sites"]:
+                _roles["kea_sites"].append(_site.name)
+            _roles["kea_ssh"].append(_server.ssh)
 
 routers = list(_routers.items())
 kea_servers = list(_kea.items())

@@ -1,18 +1,21 @@
-"""Benchmark: HTTP round trips per Kea server per push, and the push's wall time.
+"""Benchmark: push wall time and HTTP round trips per Kea release and transport, change and no-op.
 
-Starts one real kea-dhcp4 + kea-ctrl-agent with the test harness (network
-namespaces, CA on 127.0.0.1; needs root and Debian's kea-dhcp4-server,
-kea-ctrl-agent), gives it N subnets and a site file of N sites that all name this
-one server, then times a first push (changes everything) and a second push (no
-change). The point: round trips stay constant as N grows.
+Starts real kea-dhcp4 servers from the cached Debian roots (tests/kea/roots.py;
+built with debootstrap on first use) with the test harness (network namespaces,
+the CA or kea-dhcp4's own HTTP socket on the namespace's loopback, reached
+through a loopback forward; needs root), gives each N subnets and a site file of
+N sites that all name this one server, then times a first push (changes
+everything) and a second push (no change), each the median of --runs fresh
+servers. The point: round trips stay constant as N grows, on every release.
 
-    python bench/kea_push_bench.py [--sites 1 10 50 200]
+    python bench/kea_push_bench.py [--releases 2.2 2.6 3.0] [--sites 1 10 50] [--runs 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import statistics
 import sys
 import tempfile
 import time
@@ -25,7 +28,8 @@ from dhcp.kea.connect import transport_for  # noqa: E402
 from dhcp.plan import build_plan  # noqa: E402
 from dhcp.push import run as push_run  # noqa: E402
 from sites import load_sites  # noqa: E402
-from tests.kea.harness import SITE_A, KeaInstance, missing_prerequisites  # noqa: E402
+from tests.kea.harness import SITE_A, KeaInstance, missing_prerequisites, version_tuple  # noqa: E402
+from tests.kea.roots import BY_NAME, ensure_root  # noqa: E402
 
 
 def subnet_of(i: int) -> str:
@@ -47,8 +51,8 @@ def site_file(path: Path, kea: KeaInstance, n: int) -> Path:
     for i in range(n):
         net = subnet_of(i).rsplit(".", 1)[0]
         lines.append(f'[sites.s{i}]\nsubnet = "{subnet_of(i)}"\nrouter = "{net}.2"\n'
-                     f'gateway = "{net}.1"\n[sites.s{i}.kea]\nurl = "{kea.ca_url}"\n'
-                     f'user = "{kea.user}"\npassword_file = "{kea.password_path}"\n')
+                     f'gateway = "{net}.1"\n[sites.s{i}.kea]\nurl = "{kea.url}"\n'
+                     f'user = "{kea.user}"\npassword_file = "{kea.password_path}"\napi = "{kea.api}"\n')
     if n == 1:  # the site model wants two sites: the second has no Kea
         lines.append('[sites.remote]\nsubnet = "172.16.100.0/24"\nrouter = "172.16.100.2"\n')
     path.write_text("\n".join(lines))
@@ -72,24 +76,53 @@ def one_push(plans) -> tuple[int, float, list[str], str]:
     return made[0].round_trips, elapsed, made[0].commands, out.getvalue()
 
 
+def variants(releases: list[str]) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(release, api, hooks): the CA everywhere; 3.0 also direct, and with subnet_cmds."""
+    out = []
+    for name in releases:
+        out.append((name, "control-agent", ()))
+        if version_tuple(BY_NAME[name]) >= (3, 0):
+            out.append((name, "direct", ()))
+            out.append((name, "direct", ("libdhcp_subnet_cmds.so",)))
+    return out
+
+
+def measure(name: str, api: str, hooks: tuple[str, ...], n: int) -> dict[str, tuple[int, float, str]]:
+    with tempfile.TemporaryDirectory(prefix="s2s-kea-bench-") as tmp:
+        with KeaInstance(workdir=Path(tmp) / "kea", make_config=make_config(n), release=BY_NAME[name],
+                         api=api, hooks=hooks, **SITE_A) as kea:
+            plans = build_plan(load_sites(site_file(Path(tmp) / "sites.toml", kea, n)))
+            found = {}
+            for label in ("change", "no-op"):
+                trips, elapsed, commands, out = one_push(plans)
+                if label == "no-op":
+                    assert out.count("no change") == n, out
+                found[label] = (trips, elapsed, " ".join(commands))
+            return found
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sites", type=int, nargs="+", default=[1, 10, 50, 200])
+    parser.add_argument("--releases", nargs="+", default=["2.2", "2.6", "3.0"])
+    parser.add_argument("--sites", type=int, nargs="+", default=[1, 10, 50])
+    parser.add_argument("--runs", type=int, default=3, help="fresh servers per figure (median)")
     args = parser.parse_args()
     missing = missing_prerequisites()
     if missing:
         print(f"cannot run: missing {', '.join(missing)}", file=sys.stderr)
         return 2
-    print(f"{'sites':>6} {'push':>8} {'round trips':>12} {'wall ms':>9}  commands")
-    for n in args.sites:
-        with tempfile.TemporaryDirectory(prefix="s2s-kea-bench-") as tmp:
-            with KeaInstance(workdir=Path(tmp) / "kea", make_config=make_config(n), **SITE_A) as kea:
-                plans = build_plan(load_sites(site_file(Path(tmp) / "sites.toml", kea, n)))
-                for label in ("first", "second"):
-                    trips, elapsed, commands, out = one_push(plans)
-                    if label == "second":
-                        assert out.count("no change") == n, out
-                    print(f"{n:>6} {label:>8} {trips:>12} {elapsed * 1000:>9.1f}  {' '.join(commands)}")
+    for name in args.releases:
+        ensure_root(BY_NAME[name])
+    print(f"{'kea':>4} {'transport':<22} {'sites':>5} {'push':>7} {'trips':>5} {'wall ms':>8}  commands")
+    for name, api, hooks in variants(args.releases):
+        transport = ("CA" if api == "control-agent" else "direct") + (" + subnet_cmds" if hooks else "")
+        for n in args.sites:
+            runs = [measure(name, api, hooks, n) for _ in range(args.runs)]
+            for label in ("change", "no-op"):
+                trips = runs[0][label][0]
+                wall = statistics.median(r[label][1] for r in runs) * 1000
+                print(f"{name:>4} {transport:<22} {n:>5} {label:>7} {trips:>5} {wall:>8.1f}  "
+                      f"{runs[0][label][2]}", flush=True)
     return 0
 
 

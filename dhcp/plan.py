@@ -51,7 +51,8 @@ def option_budget(dhcp: DhcpSettings) -> int:
     return dhcp.max_message_size - BOOTP_FIXED_BYTES - dhcp.reserved_option_bytes
 
 
-def _reply_size(data_len: int, dhcp: DhcpSettings) -> int:
+def reply_size(data_len: int, dhcp: DhcpSettings) -> int:
+    """Bytes options 121 (+249) take in a reply."""
     return option_wire_size(data_len) * (2 if dhcp.option_249 else 1)
 
 
@@ -87,8 +88,27 @@ class _RemoteRoutes:
         return blocks
 
 
-def _site_plan(site: Site, remote: list[IPNetwork]) -> SitePlan:
-    routes = tuple((net, site.router) for net in remote) + ((DEFAULT_ROUTE, site.gateway),)
+def _site_routes(model: SiteModel, site: Site, remote: list[IPNetwork]) -> tuple[Route, ...]:
+    """Remote prefixes via the router, the site's declared client routes (a prefix already
+    planned via another hop is a PlanError), then the default route via the gateway."""
+    head = tuple((net, site.router) for net in remote)
+    if not site.client_routes:
+        return head + ((DEFAULT_ROUTE, site.gateway),)
+    planned = dict(head)
+    extra = []
+    for i, (net, hop) in enumerate(site.client_routes):
+        if net in planned:
+            if planned[net] != hop:
+                raise PlanError(f"{model.path}: sites.{site.name}.dhcp.client_routes[{i}]: {net} via {hop} "
+                                f"conflicts with the plan's {net} via {planned[net]}")
+            continue
+        extra.append((net, hop))
+    return head + tuple(extra) + ((DEFAULT_ROUTE, site.gateway),)
+
+
+def _site_plan(site: Site, routes: tuple[Route, ...]) -> SitePlan:
+    if site.client_routes:
+        return SitePlan(site, routes, encode(routes), True, "the site declares client routes: push option 121/249")
     if site.router == site.gateway:
         return SitePlan(site, routes, encode(routes), False, "router is the LAN's default gateway: no push needed")
     return SitePlan(site, routes, encode(routes), True, "router differs from the gateway: push option 121/249")
@@ -101,20 +121,22 @@ def build_plan(model: SiteModel) -> dict[str, SitePlan]:
     plans: dict[str, SitePlan] = {}
     for site in model.sites.values():
         blocks = remote.for_site(site)
-        data_len = sum(route_size(b.prefixlen) for b in blocks) + route_size(0)
-        if site.router != site.gateway and _reply_size(data_len, model.dhcp) > budget:
-            raise PlanError(_too_big(model, site, blocks, data_len, budget))
-        plans[site.name] = _site_plan(site, blocks)
+        routes = _site_routes(model, site, blocks)
+        data_len = sum(route_size(net.prefixlen) for net, _ in routes)
+        if (site.router != site.gateway or site.client_routes) and reply_size(data_len, model.dhcp) > budget:
+            raise PlanError(_too_big(model, site, blocks, data_len, budget, len(routes)))
+        plans[site.name] = _site_plan(site, routes)
     return plans
 
 
-def _too_big(model: SiteModel, site: Site, blocks: list[IPNetwork], data_len: int, budget: int) -> str:
+def _too_big(model: SiteModel, site: Site, blocks: list[IPNetwork], data_len: int, budget: int,
+             count: int) -> str:
     others = [p for s in model.sites.values() if s is not site for p in s.advertised]
-    hint = spanning_cidr(others) if others else None
+    hint = spanning_cidr(others) if len(others) > 1 else (others[0] if others else None)
     both = " (x2 with option 249)" if model.dhcp.option_249 else ""
     return (
-        f"{model.path}: sites.{site.name}: {len(blocks) + 1} routes make a {data_len}-byte option 121{both}, "
-        f"{_reply_size(data_len, model.dhcp)} bytes on the wire, but a {model.dhcp.max_message_size}-byte DHCP reply "
+        f"{model.path}: sites.{site.name}: {count} routes make a {data_len}-byte option 121{both}, "
+        f"{reply_size(data_len, model.dhcp)} bytes on the wire, but a {model.dhcp.max_message_size}-byte DHCP reply "
         f"leaves {budget}; declare [dhcp] summaries = [\"{hint}\"] (or smaller prefixes) to push instead"
     )
 

@@ -163,7 +163,7 @@ def parse_sites(path: Path, raw: dict[str, Any]) -> SiteModel:
 def _site(t: _Table, name: str) -> Site:
     if not name.strip() or not all(c.isalnum() or c in "-_" for c in name):
         raise SiteFileError(t.path, t.key, "site names must be non-empty letters, digits, - or _", name)
-    t.only("subnet", "router", "gateway", "routes", "ssh", "kea", "tailnet_node")
+    t.only("subnet", "router", "gateway", "routes", "ssh", "kea", "tailnet_node", "dhcp")
     subnet = t.network("subnet", t.get("subnet", str, required=True))
     if subnet.version != 4:
         raise t.error("subnet", "must be an IPv4 prefix (DHCPv4 option 121 carries IPv4 only)", str(subnet))
@@ -186,7 +186,7 @@ def _site(t: _Table, name: str) -> Site:
         if r1 in r2 or r2 in r1:
             raise t.error(f"routes[{j}]", f"overlaps routes[{i}] {r1}", str(r2))
     ssh = t.ssh("ssh", str(router))
-    kea_table = t.table("kea")
+    keas = _keas(t)
     return Site(
         name=name,
         subnet=subnet,
@@ -194,9 +194,36 @@ def _site(t: _Table, name: str) -> Site:
         gateway=gateway,
         routes=routes,
         ssh=ssh or str(router),
-        kea=_kea(kea_table) if kea_table else None,
+        kea=keas[0] if keas else None,
+        kea_partners=tuple(keas[1:]),
         tailnet_node=t.text("tailnet_node"),
+        client_routes=_client_routes(t.table("dhcp"), subnet),
     )
+
+
+def _client_routes(t: _Table | None, subnet: IPNetwork) -> tuple[tuple[IPNetwork, IPAddress], ...]:
+    """[sites.X.dhcp] client_routes = [{prefix = "...", via = "..."}]: routes the LAN's clients
+    get besides the plan's (the next hop must be on the LAN)."""
+    if t is None:
+        return ()
+    t.only("client_routes")
+    items = t.get("client_routes", list, [])
+    routes: list[tuple[IPNetwork, IPAddress]] = []
+    for i, item in enumerate(items):
+        entry = _Table(t.path, t.at(f"client_routes[{i}]"), item)
+        entry.only("prefix", "via")
+        prefix = entry.network("prefix", entry.get("prefix", str, required=True))
+        if prefix.version != 4:
+            raise entry.error("prefix", "must be an IPv4 prefix (option 121 carries IPv4 only)", str(prefix))
+        if prefix.prefixlen == 0:
+            raise entry.error("prefix", "the default route is the site's gateway; set gateway instead",
+                              str(prefix))
+        via = _host_in(entry, "via", entry.get("via", str, required=True), subnet)
+        for j, (seen, _) in enumerate(routes):
+            if seen == prefix:
+                raise entry.error("prefix", f"same prefix as client_routes[{j}]", str(prefix))
+        routes.append((prefix, via))
+    return tuple(routes)
 
 
 def _host_in(t: _Table, name: str, value: Any, subnet: IPNetwork) -> IPAddress:
@@ -225,6 +252,28 @@ def _check_overlaps(path: Path, sites: dict[str, Site]) -> None:
                 raise SiteFileError(path, key, f"overlaps {widest[0]} ({widest[1]})", str(net))
         if widest is None or net.last > widest[1].last:
             widest = (key, net)
+
+
+def _keas(site: _Table) -> list[KeaEndpoint]:
+    """`[sites.X.kea]` (one server) or `[[sites.X.kea]]` (an HA pair: every server the LAN's
+    leases come from, each with its own url/ssh/credentials)."""
+    raw = site.data.get("kea")
+    if raw is None:
+        return []
+    if isinstance(raw, list):
+        if not raw:
+            raise site.error("kea", "an empty list names no Kea server", raw)
+        endpoints = [_kea(_Table(site.path, site.at(f"kea[{i}]"), item)) for i, item in enumerate(raw)]
+        seen: dict[tuple[str, str | None], int] = {}
+        for i, ep in enumerate(endpoints):
+            key = (ep.url, ep.ssh)
+            if key in seen:
+                raise site.error(f"kea[{i}].url", f"the same server as kea[{seen[key]}]", ep.url)
+            seen[key] = i
+        return endpoints
+    table = site.table("kea")
+    assert table is not None
+    return [_kea(table)]
 
 
 def _kea(t: _Table) -> KeaEndpoint:

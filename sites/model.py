@@ -105,6 +105,13 @@ class Site:
     ssh: str = ""
     kea: KeaEndpoint | None = None
     tailnet_node: str | None = None  # the router's node name in the tailnet, when not its ssh host
+    client_routes: tuple[tuple[IPNetwork, IPAddress], ...] = ()  # [sites.X.dhcp]: extra routes for LAN clients
+    kea_partners: tuple[KeaEndpoint, ...] = ()  # [[sites.X.kea]]: the other servers of an HA pair
+
+    @property
+    def kea_servers(self) -> tuple[KeaEndpoint, ...]:
+        """Every Kea server handing out this LAN's leases (one, or an HA pair's)."""
+        return ((self.kea,) if self.kea else ()) + self.kea_partners
 
     @property
     def advertised(self) -> tuple[IPNetwork, ...]:

@@ -40,18 +40,20 @@ def router_site(model: SiteModel, host) -> Site | None:  # noqa: ANN001 - pyinfr
 
 def kea_plans(host, coordinator: bool = False) -> list[SitePlan]:  # noqa: ANN001 - pyinfra Host
     """Plans that need a push from this host: sites whose Kea is reached through it (inventory
-    data `kea_sites`), and, on the coordinating host, sites whose Kea is reached directly by URL."""
-    mine = set(host.data.get("kea_sites") or ())
+    data `kea_ssh`), and, on the coordinating host, sites whose Kea is reached directly by URL."""
+    return [p for p in _load()[1].values()
+            if p.push_needed and any(kea_here(k, host, coordinator) for k in p.site.kea_servers)]
 
-    def here(plan: SitePlan) -> bool:
-        return plan.site.name in mine if plan.site.kea.ssh else coordinator
 
-    return [p for p in _load()[1].values() if p.push_needed and p.site.kea and here(p)]
+def kea_here(kea, host, coordinator: bool = False) -> bool:  # noqa: ANN001 - KeaEndpoint, pyinfra Host
+    """This host pushes that Kea server: the inventory gave it that server's SSH target, or the
+    server is reached directly by URL and this is the coordinating host (HA partners alike)."""
+    return kea.ssh in (host.data.get("kea_ssh") or ()) if kea.ssh else coordinator
 
 
 def kea_hosts_plans(host) -> list[SitePlan]:  # noqa: ANN001 - pyinfra Host
     """Plans of the sites whose Kea runs on this very host (reached through its SSH)."""
-    return [p for p in kea_plans(host) if p.site.kea and p.site.kea.ssh]
+    return [p for p in kea_plans(host) if any(k.ssh and kea_here(k, host) for k in p.site.kea_servers)]
 
 
 def policy_file(host) -> str | None:  # noqa: ANN001 - pyinfra Host

@@ -25,35 +25,63 @@ from dhcp.kea.options import ROUTE_CODES
 from dhcp.kea.transport import KeaError
 from dhcp.plan import SitePlan
 from dhcp.push import PushFailed, ServerPush, group_by_server
-from sites.model import SecretError, SiteModel
-from steps.inputs import ssh_transport
+from sites.model import KeaEndpoint, SecretError, SiteModel
+from steps.inputs import is_coordinator, kea_here, ssh_transport
 
 DEBIAN_CONFIG = "/etc/kea/kea-dhcp4.conf"
 DEBIAN_KEA_GROUP = "_kea"
+WRITABLE_MODE = "664"  # root keeps ownership; Kea's group may rewrite it in place (config-write)
 
 
-def _server_pushes(on_host: Host, model: SiteModel, plans: list[SitePlan], stack: ExitStack) -> list[ServerPush]:
+def _server_pushes(on_host: Host, model: SiteModel, plans: list[SitePlan], stack: ExitStack,
+                   inventory) -> list[ServerPush]:  # noqa: ANN001 - pyinfra Inventory
     """One push per Kea server named by `plans` (through this host's SSH connection when the
     server's `kea.ssh` is this host, directly for a server reachable by URL)."""
     codes = ROUTE_CODES if model.dhcp.option_249 else (121,)
+    coordinator = is_coordinator(inventory, on_host)
     pushes = []
     for endpoint, grouped in group_by_server({p.site.name: p for p in plans}):
+        if not kea_here(endpoint, on_host, coordinator):
+            continue  # an HA partner pushed from its own host
         transports = {endpoint.ssh: ssh_transport(on_host)} if endpoint.ssh else None
-        push = ServerPush(endpoint, grouped, codes, io.StringIO())
+        push = ServerPush(endpoint, grouped, codes, io.StringIO(), dhcp=model.dhcp)
         push.transport = tunnelled_factory(model.ssh, stack, transports)(endpoint)
         pushes.append(push)
     return pushes
 
 
-def _apply(state: State, host: Host, model: SiteModel, plans: list[SitePlan]) -> bool:
+def _prepare(push: ServerPush, model: SiteModel, stack: ExitStack) -> None:
+    """config-get on this server and on its sites' HA partners (read only, through their own
+    SSH or URL): a partner's user routes are kept here too, so both end with the same option
+    data, and a partner that differs now is reported."""
+    push.read()
+    partner_routes: dict[str, list] = {}
+    factory = tunnelled_factory(model.ssh, stack)
+    for plan in push.plans:
+        for endpoint in plan.site.kea_servers:
+            if endpoint == push.endpoint:
+                continue
+            partner = ServerPush(endpoint, [plan], push.codes, io.StringIO(), dhcp=push.dhcp)
+            partner.transport = factory(endpoint)
+            partner.read()
+            partner_routes.setdefault(plan.site.name, []).extend(partner.served_routes(plan))
+            if partner.route_data(plan) != push.route_data(plan):
+                push.say(f"site {plan.site.name}: {push.where} differs from its HA partner "
+                         f"{partner.where} (option 121/249 data); the push brings both to the same")
+    push.prepare(partner_routes)
+
+
+def _apply(state: State, host: Host, model: SiteModel, plans: list[SitePlan], endpoint: KeaEndpoint) -> bool:
     """Execution time: the full push (config-test, set, write, verify) for this Kea server.
 
     Returns False (pyinfra's failed command) with Kea's own message, no traceback.
     """
     with ExitStack() as stack:
         try:
-            push, = _server_pushes(host, model, plans, stack)
-            push.run(dry_run=False)
+            push, = (p for p in _server_pushes(host, model, plans, stack, state.inventory)
+                     if p.endpoint == endpoint)
+            _prepare(push, model, stack)
+            push.apply()
         except (PushFailed, KeaError, SecretError) as exc:
             host.log_styled(f"kea: {exc}", fg="red", log_func=logger.error)
             return False
@@ -66,6 +94,12 @@ def _apply(state: State, host: Host, model: SiteModel, plans: list[SitePlan]) ->
 def config_writable(plans: list[SitePlan], path: str = DEBIAN_CONFIG, group: str = DEBIAN_KEA_GROUP):
     """Kea may persist its config (config-write): Debian's packaged file is root's and kea-dhcp4 runs as _kea.
 
+    Checked on Debian's 2.2 (bookworm), 2.6.3 (trixie) and 3.0.4 (sid) layouts
+    (tests/kea/test_kea_versions.py): every one ships /etc/kea/kea-dhcp4.conf
+    root:root 0644, and config-write rewrites the file in place, so the group
+    and mode of the file are all it takes (2.6.3/3.0 also refuse to write
+    anywhere but the config file's own directory, which this keeps).
+
     + plans: this host's sites' plans; nothing to do on a host without any
     + path: kea-dhcp4's config file
     + group: the group kea-dhcp4 runs as
@@ -76,7 +110,7 @@ def config_writable(plans: list[SitePlan], path: str = DEBIAN_CONFIG, group: str
     if not host.get_fact(File, path=path):
         host.noop(f"kea: {path} not found; leaving Kea's file layout alone")
         return
-    yield from files.file._inner(path=path, group=group, mode="664")
+    yield from files.file._inner(path=path, group=group, mode=WRITABLE_MODE)
 
 
 @operation()
@@ -92,9 +126,10 @@ def routes_pushed(model: SiteModel, plans: list[SitePlan]):
         return
     with ExitStack() as stack:
         try:
-            probes = _server_pushes(host, model, plans, stack)
-            for probe in probes:
-                probe.run(dry_run=True)  # config-get only: records what would change
+            probes = _server_pushes(host, model, plans, stack, state.inventory)
+            for probe in probes:  # config-get only (HA partners too): records what would change
+                _prepare(probe, model, stack)
+                probe.show_dry()
         except (PushFailed, KeaError, SecretError) as exc:
             raise OperationError(f"kea: {exc}") from None
     for probe in probes:
@@ -106,4 +141,4 @@ def routes_pushed(model: SiteModel, plans: list[SitePlan]):
                 host.log(f"Will change {change.label}")
             for line in probe.out.getvalue().splitlines():  # type: ignore[attr-defined]
                 logger.info("  %s", line)
-        yield FunctionCommand(_apply, (model, probe.plans), {})
+        yield FunctionCommand(_apply, (model, probe.plans, probe.endpoint), {})

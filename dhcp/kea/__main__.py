@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 
-from dhcp.kea.connect import transport_for
-from dhcp.kea.transport import KeaError
+from dhcp.kea.connect import TransportFactory, tunnelled_factory
+from dhcp.kea.transport import KeaError, redact_url
 from dhcp.push import group_by_server
 from dhcp.plan import PlanError, build_plan
 from sites.cli import add_sites_argument, load_or_exit
-from sites.model import SecretError
+from sites.model import SecretError, SiteModel
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,9 +26,17 @@ def main(argv: list[str] | None = None) -> int:
     add_sites_argument(write)
     args = parser.parse_args(argv)
     model = load_or_exit(args.sites)
+    with ExitStack() as tunnels:  # the same connection path as the push: SSH forwards for kea.ssh
+        return _write_all(model, tunnelled_factory(model.ssh, tunnels))
+
+
+def _write_all(model: SiteModel, factory: TransportFactory) -> int:
+    """config-write on every server (each of an HA pair too); servers are independent."""
     try:
         groups = group_by_server(build_plan(model))
-        transports = [(ep, transport_for(ep)) for ep, _ in groups]
+        for endpoint, _ in groups:  # every secret is read before any server is contacted
+            endpoint.password()
+        transports = [(ep, factory(ep)) for ep, _ in groups]
     except (PlanError, SecretError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -38,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     for endpoint, transport in transports:
         try:
             answer = transport.command("config-write")
-            print(f"{transport.where}: config written to {answer.get('filename', '?')}")
+            via = f" via ssh {endpoint.ssh}" if endpoint.ssh else ""
+            print(f"Kea at {redact_url(endpoint.url)}{via}: config written to {answer.get('filename', '?')}")
         except KeaError as exc:
             failed += 1
             print(f"error: {exc}", file=sys.stderr)

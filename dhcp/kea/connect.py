@@ -33,9 +33,11 @@ def transport_for(endpoint: KeaEndpoint, url: str | None = None) -> KeaTransport
             f"kea.ssh = {endpoint.ssh!r}: needs a tunnel; use tunnelled_factory()")
     password = endpoint.password()
     target = url or endpoint.url
-    if endpoint.api == "direct":
-        return DirectHttpTransport(target, endpoint.user, password)
-    return ControlAgentTransport(target, endpoint.user, password)
+    cls = DirectHttpTransport if endpoint.api == "direct" else ControlAgentTransport
+    transport = cls(target, endpoint.user, password)
+    if endpoint.ssh:
+        transport.label = f"Kea at {redact_url(endpoint.url)} via ssh {endpoint.ssh}"
+    return transport
 
 
 def tunnelled_factory(ssh: SshSettings, stack: ExitStack,

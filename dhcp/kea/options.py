@@ -27,6 +27,7 @@ from typing import Any, Iterator
 from netaddr import AddrFormatError, IPNetwork
 
 MANAGED_BY = "s2s-routes"
+KEPT_KEY = "kept-routes"  # user-context: the user's routes a managed entry carries on (dhcp/kea/keep.py)
 ROUTE_CODES = (121, 249)
 SPACE = "dhcp4"
 # Names some Kea versions give these codes (121 is defined from 2.5.5 on).
@@ -69,6 +70,9 @@ class SubnetIndex:
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.subnets = list(iter_subnets(config))
+        self.network_of: dict[int, dict[str, Any]] = {  # id(subnet) -> its shared network
+            id(subnet): network for network in dhcp4_of(config).get("shared-networks") or []
+            for subnet in network.get("subnet4") or []}
         self.by_id: dict[Any, dict[str, Any]] = {}
         self.by_prefix: dict[IPNetwork, list[dict[str, Any]]] = {}
         for subnet, _ in self.subnets:
@@ -114,11 +118,21 @@ def _listing(subnets: list[tuple[dict[str, Any], str | None]]) -> str:
 
 
 # -- the options -------------------------------------------------------------------------
-def desired_options(data: bytes, codes: tuple[int, ...] = ROUTE_CODES) -> list[dict[str, Any]]:
+def desired_options(data: bytes, codes: tuple[int, ...] = ROUTE_CODES,
+                    kept: list[str] | None = None) -> list[dict[str, Any]]:
     """Option-data entries for 121 (and 249 unless the site file turns it off) carrying the
-    same RFC 3442 bytes."""
+    same RFC 3442 bytes; `kept` ("prefix - router" texts) records the user's routes taken
+    over from the hand-made entries they replace."""
+    context: dict[str, Any] = {"managed-by": MANAGED_BY}
+    if kept:
+        context[KEPT_KEY] = list(kept)
     return [{"code": code, "space": SPACE, "csv-format": False, "data": data.hex().upper(),
-             "user-context": {"managed-by": MANAGED_BY}} for code in codes]
+             "user-context": copy.deepcopy(context)} for code in codes]
+
+
+def kept_record(option: dict[str, Any]) -> list[str]:
+    context = option.get("user-context")
+    return list(context.get(KEPT_KEY) or []) if isinstance(context, dict) else []
 
 
 def option_code(option: dict[str, Any]) -> int | None:
@@ -162,7 +176,8 @@ def same_option(current: dict[str, Any], desired: dict[str, Any]) -> bool:
             and option_bytes(current) == option_bytes(desired)
             and bool(current.get("always-send", False)) == bool(desired.get("always-send", False))
             and not current.get("never-send", False)
-            and is_managed(current))
+            and is_managed(current)
+            and kept_record(current) == kept_record(desired))
 
 
 def _ours_to_set(option: dict[str, Any], wanted: set[int | None]) -> bool:
@@ -196,8 +211,9 @@ def merge_options(option_data: list[dict[str, Any]],
         if code in wanted and code not in placed:
             new = copy.deepcopy(wanted[code])
             old_context = option.get("user-context")
-            if isinstance(old_context, dict):
-                new["user-context"] = {**old_context, **new["user-context"]}
+            if isinstance(old_context, dict):  # other keys stay; the kept record is the new one
+                others = {k: v for k, v in old_context.items() if k != KEPT_KEY}
+                new["user-context"] = {**others, **new["user-context"]}
             out.append(new)
             placed.add(code)
     out.extend(copy.deepcopy(d) for c, d in wanted.items() if c not in placed)

@@ -88,6 +88,7 @@ class _HttpTransport:
         self.timeout = timeout
         self.round_trips = 0
         self.commands: list[str] = []  # names sent, in order: tests and the benchmark read it
+        self.label: str | None = None  # how messages name the server (a tunnel's local URL means nothing)
         self._session = session or requests.Session()
         self._auth = (user, password or "") if user else None
 
@@ -96,7 +97,7 @@ class _HttpTransport:
 
     @property
     def where(self) -> str:
-        return f"Kea at {redact_url(self.url)}"
+        return self.label or f"Kea at {redact_url(self.url)}"
 
     def _body(self, name: str, arguments: dict[str, Any] | None) -> dict[str, Any]:
         body: dict[str, Any] = {"command": name}

@@ -1,5 +1,7 @@
 """Fixtures: real kea-dhcp4 + kea-ctrl-agent per site, a site file pointing at them.
 
+Every test using `kea_factory` runs once per Kea release (2.2, 2.6, 3.0: Debian's
+packages in cached debootstrap roots); S2S_KEA_RELEASES="2.2 3.0" narrows that.
 Reusable by other areas: `kea_factory(**SITE_A)` starts one site's Kea (server and
 client namespaces, CA on 127.0.0.1 with basic auth) and stops it at teardown.
 """
@@ -14,6 +16,9 @@ import pytest
 
 from tests.kea.harness import (DEBIAN_PACKAGES, SITE_A, SITE_B, KeaInstance,
                                missing_prerequisites)
+from tests.kea.roots import BY_NAME, RELEASES, Release
+
+SELECTED = os.environ.get("S2S_KEA_RELEASES", "").split() or [r.name for r in RELEASES]
 
 ROUTERS = {"a": "192.0.2.2", "b": "172.16.100.2"}
 
@@ -31,12 +36,34 @@ def real_kea() -> None:
     pytest.skip(why)
 
 
+# (release, api): the Control Agent on every release, kea-dhcp4's own HTTP socket on 3.0
+# (the only way into Kea 3.2, which has no CA).
+TARGETS = [(name, "control-agent") for name in SELECTED]
+TARGETS += [(name, "direct") for name in SELECTED if BY_NAME[name].name >= "3.0"]
+
+
+@pytest.fixture(params=SELECTED, ids=lambda name: f"kea{name}")
+def kea_release(request: pytest.FixtureRequest) -> Release:
+    """The Kea release a test runs against (its root is built on first use)."""
+    return BY_NAME[request.param]
+
+
+@pytest.fixture(params=TARGETS, ids=lambda t: f"kea{t[0]}" + ("-direct" if t[1] == "direct" else ""))
+def kea_target(request: pytest.FixtureRequest) -> tuple[Release, str]:
+    """A release and the API the push uses on it."""
+    name, api = request.param
+    return BY_NAME[name], api
+
+
 @pytest.fixture
-def kea_factory(real_kea: None, tmp_path: Path) -> Iterator[Callable[..., KeaInstance]]:
+def kea_factory(real_kea: None, kea_target: tuple[Release, str],
+                tmp_path: Path) -> Iterator[Callable[..., KeaInstance]]:
     started: list[KeaInstance] = []
 
     def make(**spec: object) -> KeaInstance:
         tag = str(spec["tag"])
+        spec.setdefault("release", kea_target[0])
+        spec.setdefault("api", kea_target[1])
         instance = KeaInstance(workdir=tmp_path / f"kea-{tag}", **spec)  # type: ignore[arg-type]
         started.append(instance)
         return instance.start()
@@ -80,7 +107,7 @@ def write_site_file(path: Path, keas: dict[str, KeaInstance], *,
             f'[sites.{name}]\nsubnet = "{kea.subnet}"\nrouter = "{ROUTERS[name]}"\n'
             f'gateway = "{kea.gateway}"\n'
             f'[sites.{name}.kea]\nurl = "{kea.ca_url}"\nuser = "{kea.user}"\n'
-            f'password_file = "{pw}"\n{subnet_id}')
+            f'password_file = "{pw}"\napi = "{kea.api}"\n{subnet_id}')
     path.write_text("\n".join(blocks) + extra)
     return path
 

@@ -1,30 +1,39 @@
-"""A real Kea DHCPv4 server, its Control Agent and a real dhclient, for tests and benchmarks.
+"""Real Kea DHCPv4 servers (Debian's 2.2, 2.6, 3.0), Control Agents and a real dhclient, for tests and benchmarks.
 
-Why this shape: kea-dhcp4 must bind a LAN interface, so it runs inside its own
-network namespace with a veth pair to a client namespace where dhclient runs;
-the Control Agent runs in the host namespace on 127.0.0.1 (loopback only) and
-reaches the server through its unix control socket (unix sockets cross network
-namespaces). Every file (config, pid/lock files, leases, sockets, logs) lives in
-a temp dir: KEA_PIDFILE_DIR and KEA_LOCKFILE_DIR point there, nothing under /etc
-or /run/kea is touched. AppArmor: this machine kind has none (`aa-status`:
-"apparmor not present"); where a profile confines /usr/sbin/kea-dhcp4 it would
-refuse the temp paths, see docs/kea.md.
+Why this shape: each Kea release runs from its own cached Debian root
+(tests/kea/roots.py) via chroot, inside its own network namespace with a veth
+pair to a client namespace where the host's dhclient runs. `ip netns exec`
+gives every daemon a private mount namespace, where the test's temp dirs are
+bind-mounted over Debian's packaged layout (/etc/kea, /run/kea, /var/lib/kea,
+/var/log/kea): Kea sees exactly the paths its package uses, which is what 2.6.3
+and 3.0's path rules (socket dir 0750, config-write only into the config's
+directory, password files, hooks) are checked against, and nothing of the host
+or the shared root is written.
+
+The Control Agent (or, with api="direct", kea-dhcp4's own HTTP control socket
+on 3.0) listens on 127.0.0.1 inside the server namespace, as Debian's default
+does on a Kea host; tests reach it through `NetnsForward`, a loopback port in
+the test's namespace whose connections are opened inside the server namespace.
 
 Network safety: no namespace made here has a route to anywhere; all DHCP
-traffic stays on the veth pair between the two namespaces. Names start with the
-prefix given (default "s2s-kea"), veths with "sk".
+traffic stays on the veth pair (or bridge, for HA pairs) between the
+namespaces. Names start with the prefix given (default "s2s-kea"), veths with "sk".
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
 import secrets
+import select
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,23 +41,30 @@ from typing import Any, Callable
 
 from netaddr import IPAddress, IPNetwork
 
-KEA_DHCP4 = "/usr/sbin/kea-dhcp4"
-KEA_CA = "/usr/sbin/kea-ctrl-agent"
+from tests.kea.roots import BY_NAME, Release, ensure_root
+
 DHCLIENT = "/sbin/dhclient"
-DEBIAN_PACKAGES = ("kea-dhcp4-server", "kea-ctrl-agent", "isc-dhcp-client", "iproute2")
+DEBIAN_PACKAGES = ("isc-dhcp-client", "iproute2", "debootstrap")
+CA_PORT = 8000          # Debian's kea-ctrl-agent.conf default
+DIRECT_PORT = 8004      # kea-dhcp4's own HTTP control socket (3.0), inside the namespace
+HOOKS_DIR = "/usr/lib/x86_64-linux-gnu/kea/hooks"
+# Debian's packaged directories, and where each lives in a test's workdir.
+LAYOUT = {"etc": "/etc/kea", "lib": "/var/lib/kea", "log": "/var/log/kea"}
 
 
 class HarnessError(RuntimeError):
     """The harness could not bring a component up; the message says which and why."""
 
 
-def missing_prerequisites() -> list[str]:
-    """What this machine lacks to run the real-Kea tests (empty when all is there)."""
-    missing = [p for p in (KEA_DHCP4, KEA_CA, DHCLIENT) if not os.access(p, os.X_OK)]
-    if shutil.which("ip") is None:
-        missing.append("ip (iproute2)")
+def missing_prerequisites(release: Release | None = None) -> list[str]:
+    """What this machine lacks to run the real-Kea tests (empty when all is there). A missing
+    Kea root is not listed: `ensure_root` builds it (debootstrap) on first use."""
+    missing = [p for p in (DHCLIENT,) if not os.access(p, os.X_OK)]
+    for tool in ("ip", "debootstrap", "chroot"):
+        if shutil.which(tool) is None:
+            missing.append(tool)
     if os.geteuid() != 0:
-        missing.append("root (network namespaces)")
+        missing.append("root (network namespaces, chroot)")
     return missing
 
 
@@ -88,9 +104,97 @@ def unix_command(path: str | Path, command: str, arguments: dict[str, Any] | Non
                     raise HarnessError(f"kea socket {path}: incomplete answer {buf[:200]!r}")
 
 
+_CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class NetnsForward:
+    """127.0.0.1:<port> here, every connection opened to 127.0.0.1:<target> inside `ns`.
+
+    Why: Kea's HTTP listeners stay on their namespace's loopback (Debian's default),
+    and the test process must not route into the lab. A socket belongs to the network
+    namespace its creating thread is in, so each relay thread switches in with
+    setns(2) just to create its socket, then back."""
+
+    def __init__(self, ns: str, target: int) -> None:
+        self.ns, self.target = ns, target
+        self._ns_fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+        self._home_fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True, name=f"fwd-{ns}").start()
+
+    def _inner_socket(self) -> socket.socket:
+        if _libc.setns(self._ns_fd, _CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns {self.ns}")
+        try:
+            return socket.socket()
+        finally:
+            _libc.setns(self._home_fd, _CLONE_NEWNET)
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            if self._closed:
+                conn.close()
+                return
+            threading.Thread(target=self._relay, args=(conn,), daemon=True).start()
+
+    def _relay(self, conn: socket.socket) -> None:
+        inner = self._inner_socket()
+        try:
+            inner.connect(("127.0.0.1", self.target))  # refused: the client sees its connection close
+            inner.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            while True:
+                readable, _, _ = select.select([conn, inner], [], [], 60)
+                for source, sink in ((conn, inner), (inner, conn)):
+                    if source in readable:
+                        data = source.recv(65536)
+                        if not data:
+                            return
+                        sink.sendall(data)
+        except OSError:
+            return
+        finally:
+            inner.close()
+            conn.close()
+
+    def close(self) -> None:
+        """Stop accepting. shutdown() first: it wakes the thread blocked in accept(); a bare
+        close() would leave it blocked on a file descriptor number that a later listener
+        may get, and it would then steal that listener's connections."""
+        self._closed = True
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._listener.close()
+        for fd in (self._ns_fd, self._home_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def kea_release(name: str | None = None) -> Release:
+    """A release by name ("2.2", "2.6", "3.0"); default: S2S_KEA_RELEASE or 2.2."""
+    return BY_NAME[name or os.environ.get("S2S_KEA_RELEASE") or "2.2"]
+
+
+def version_tuple(release: Release) -> tuple[int, int]:
+    major, minor = release.name.split(".")
+    return int(major), int(minor)
+
+
 @dataclass
 class KeaInstance:
-    """One site's Kea: kea-dhcp4 in `server_ns`, a dhclient LAN in `client_ns`, a CA on loopback."""
+    """One site's Kea: kea-dhcp4 (+ CA) of one Debian release in `server_ns`, a dhclient LAN in
+    `client_ns`."""
 
     tag: str                      # short, unique in the lab ("a", "b")
     workdir: Path
@@ -103,64 +207,117 @@ class KeaInstance:
     prefix: str = "s2s-kea"
     token: str = field(default_factory=lambda: secrets.token_hex(2))
     make_config: Callable[["KeaInstance"], dict[str, Any]] | None = None
+    release: Release = field(default_factory=kea_release)
+    api: str = "control-agent"    # or "direct": kea-dhcp4's own HTTP socket (Kea >= 3.0), no CA
+    hooks: tuple[str, ...] = ()   # hook library file names loaded by kea-dhcp4
+    lan: "KeaInstance | None" = None  # join this instance's LAN (HA partner) instead of a new one
+    as_packaged: bool = False     # Debian's owners/modes on /etc/kea and the daemons run as _kea
 
     def __post_init__(self) -> None:
+        if self.api == "direct" and version_tuple(self.release) < (3, 0):
+            raise HarnessError(f"Kea {self.release.name} has no HTTP control socket (api=direct)")
         self.workdir.mkdir(parents=True, exist_ok=True)
+        for sub in LAYOUT:
+            (self.workdir / sub).mkdir(exist_ok=True)
+        # /run/kea: short (unix socket paths <= 107 bytes) and 0750, which 2.6.3/3.0 insist on.
+        self.rundir = Path(tempfile.mkdtemp(prefix="s2sk-", dir="/tmp"))
+        self.rundir.chmod(0o750)
         self.server_ns = f"{self.prefix}-{self.token}-{self.tag}-srv"
-        self.client_ns = f"{self.prefix}-{self.token}-{self.tag}-cli"
+        self.client_ns = self.lan.client_ns if self.lan else f"{self.prefix}-{self.token}-{self.tag}-cli"
         self.srv_if = f"sk{self.token}{self.tag}s"[:15]
         self.cli_if = f"sk{self.token}{self.tag}c"[:15]
-        self.config_path = self.workdir / "kea-dhcp4.conf"
-        self.ca_config_path = self.workdir / "kea-ctrl-agent.conf"
-        self.socket_path = self.workdir / "kea4.sock"
-        self.leases_path = self.workdir / "leases4.csv"
-        self.log_path = self.workdir / "kea-dhcp4.log"
-        self.ca_log_path = self.workdir / "kea-ctrl-agent.log"
-        self.password_path = self.workdir / "ca-password"
-        self.ca_port = 0
+        self.config_path = self.workdir / "etc" / "kea-dhcp4.conf"
+        self.ca_config_path = self.workdir / "etc" / "kea-ctrl-agent.conf"
+        self.socket_path = self.rundir / "kea4-ctrl-socket"
+        self.leases_path = self.workdir / "lib" / "kea-leases4.csv"
+        self.log_path = self.workdir / "log" / "kea-dhcp4.log"
+        self.ca_log_path = self.workdir / "log" / "kea-ctrl-agent.log"
+        self.password_path = self.workdir / "etc" / "kea-api-password"
+        self.root: Path | None = None
+        self._forward: NetnsForward | None = None
         self._dhcp4: subprocess.Popen[bytes] | None = None
         self._ca: subprocess.Popen[bytes] | None = None
+        self._sshd: subprocess.Popen[bytes] | None = None
+        self._sshd_forward: NetnsForward | None = None
         self._netns_made = False
+
+    def inner(self, path: Path) -> str:
+        """The path Kea sees for a host-side file of this instance (Debian's layout)."""
+        if path.parent == self.rundir:
+            return f"/run/kea/{path.name}"
+        rel = path.relative_to(self.workdir)
+        return f"{LAYOUT[rel.parts[0]]}/{'/'.join(rel.parts[1:])}"
 
     # -- addresses ---------------------------------------------------------------------
     @property
     def ca_url(self) -> str:
-        return f"http://127.0.0.1:{self.ca_port}/"
+        """The URL the push uses: the CA, or kea-dhcp4's own HTTP socket when api="direct"."""
+        assert self._forward is not None, "not started"
+        return f"http://127.0.0.1:{self._forward.port}/"
+
+    @property
+    def url(self) -> str:
+        return self.ca_url
 
     @property
     def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env["KEA_PIDFILE_DIR"] = str(self.workdir)
-        env["KEA_LOCKFILE_DIR"] = str(self.workdir)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KEA_")}
+        env["KEA_PIDFILE_DIR"] = "/run/kea"
+        env["KEA_LOCKFILE_DIR"] = "/run/kea"
         return env
 
     # -- network -----------------------------------------------------------------------
     def setup_network(self) -> None:
-        """Two namespaces joined by one veth pair, created straight inside them."""
+        """The server namespace and a veth to the LAN: a new client namespace, or (HA partner)
+        the bridge in `lan`'s client namespace."""
         run("ip", "netns", "add", self.server_ns)
         self._netns_made = True
-        run("ip", "netns", "add", self.client_ns)
+        if self.lan is None:
+            run("ip", "netns", "add", self.client_ns)
+            run("ip", "-n", self.client_ns, "link", "add", "br0", "type", "bridge")
+            run("ip", "-n", self.client_ns, "link", "set", "br0", "up")
+            run("ip", "-n", self.client_ns, "link", "set", "lo", "up")
+            # dhclient-script writes /etc/resolv.conf: `ip netns exec` bind-mounts this over it.
+            etc = Path("/etc/netns") / self.client_ns
+            etc.mkdir(parents=True, exist_ok=True)
+            (etc / "resolv.conf").write_text("")
         run("ip", "link", "add", self.srv_if, "netns", self.server_ns, "type", "veth",
             "peer", "name", self.cli_if, "netns", self.client_ns)
+        run("ip", "-n", self.client_ns, "link", "set", self.cli_if, "master", "br0")
         run("ip", "-n", self.server_ns, "addr", "add", f"{self.gateway}/{self.subnet.prefixlen}",
             "dev", self.srv_if)
-        for ns, ifname in ((self.server_ns, self.srv_if), (self.client_ns, self.cli_if)):
-            run("ip", "-n", ns, "link", "set", "lo", "up")
+        for ns, ifname in ((self.server_ns, self.srv_if), (self.server_ns, "lo"),
+                           (self.client_ns, self.cli_if)):
             run("ip", "-n", ns, "link", "set", ifname, "up")
-        # dhclient-script writes /etc/resolv.conf: `ip netns exec` bind-mounts this over it.
-        etc = Path("/etc/netns") / self.client_ns
-        etc.mkdir(parents=True, exist_ok=True)
-        (etc / "resolv.conf").write_text("")
 
     # -- kea-dhcp4 ---------------------------------------------------------------------
+    def control_sockets(self) -> dict[str, Any]:
+        """The Dhcp4 control socket key(s) this release takes: 2.x `control-socket` (a map),
+        3.0 `control-sockets` (a list; with api="direct" also the HTTP socket)."""
+        unix = {"socket-type": "unix", "socket-name": self.inner(self.socket_path)}
+        if version_tuple(self.release) < (3, 0):
+            return {"control-socket": unix}
+        sockets: list[dict[str, Any]] = [unix]
+        if self.api == "direct":
+            sockets.append({"socket-type": "http", "socket-address": "127.0.0.1",
+                            "socket-port": DIRECT_PORT, "authentication": self._authentication()})
+        return {"control-sockets": sockets}
+
+    def _authentication(self) -> dict[str, Any]:
+        return {"type": "basic", "realm": f"s2s-kea-{self.tag}", "directory": LAYOUT["etc"],
+                "clients": [{"user": self.user, "password-file": self.password_path.name}]}
+
+    def hook_libraries(self) -> list[dict[str, Any]]:
+        return [{"library": f"{HOOKS_DIR}/{name}"} for name in self.hooks]
+
     def default_config(self) -> dict[str, Any]:
         """A small but realistic config: one LAN subnet with a pool, routers/DNS options and a
         reservation, a global option, and one unrelated subnet, logging to the workdir."""
-        return {"Dhcp4": {
+        config: dict[str, Any] = {"Dhcp4": {
             "interfaces-config": {"interfaces": [self.srv_if], "dhcp-socket-type": "raw"},
-            "control-socket": {"socket-type": "unix", "socket-name": str(self.socket_path)},
-            "lease-database": {"type": "memfile", "persist": True, "name": str(self.leases_path),
-                               "lfc-interval": 0},
+            **self.control_sockets(),
+            "lease-database": {"type": "memfile", "persist": True,
+                               "name": self.inner(self.leases_path), "lfc-interval": 0},
             "valid-lifetime": 600,
             "option-data": [{"name": "domain-name", "data": "lab.example"}],
             "subnet4": [{
@@ -174,21 +331,39 @@ class KeaInstance:
                                   "hostname": "reserved-host"}],
             }],
             "loggers": [{"name": "kea-dhcp4", "severity": "INFO", "debuglevel": 0,
-                         "output_options": [{"output": str(self.log_path)}]}],
+                         "output_options": [{"output": self.inner(self.log_path)}]}],
         }}
+        if self.hooks:
+            config["Dhcp4"]["hooks-libraries"] = self.hook_libraries()
+        return config
 
     def write_config(self) -> None:
         config = (self.make_config or KeaInstance.default_config)(self)
         self.config_path.write_text(json.dumps(config, indent=2))
+
+    def _chroot_argv(self, program: list[str]) -> list[str]:
+        """`ip netns exec` (a private mount namespace) + bind mounts of this instance's dirs over
+        Debian's layout + chroot into the release's root."""
+        assert self.root is not None
+        root = self.root
+        mounts = [f"mount --bind /dev {root}/dev", f"mount -t proc proc {root}/proc",
+                  f"mount --bind {self.rundir} {root}/run/kea"]
+        mounts += [f"mount --bind {self.workdir / sub} {root}{inner}" for sub, inner in LAYOUT.items()]
+        if self.as_packaged:  # as Debian's unit runs it: User=_kea with CAP_NET_RAW/NET_BIND_SERVICE
+            caps = "+net_raw,+net_bind_service"
+            program = ["setpriv", "--reuid=_kea", "--regid=_kea", "--init-groups",
+                       f"--inh-caps={caps}", f"--ambient-caps={caps}", *program]
+        script = " && ".join(mounts) + " && exec chroot " + str(root) + " " + " ".join(program)
+        return ["ip", "netns", "exec", self.server_ns, "sh", "-c", script]
 
     def start_dhcp4(self, write_config: bool = False) -> None:
         """Start kea-dhcp4 in the server namespace from `config_path` (written on first start)."""
         if write_config or not self.config_path.exists():
             self.write_config()
         self.socket_path.unlink(missing_ok=True)
-        self._dhcp4 = self._spawn("kea-dhcp4", ["ip", "netns", "exec", self.server_ns, KEA_DHCP4, "-c",
-                                                str(self.config_path)], self.log_path, self._dhcp4_answers,
-                                  f"did not open {self.socket_path}")
+        self._dhcp4 = self._spawn("kea-dhcp4", self._chroot_argv(
+            ["/usr/sbin/kea-dhcp4", "-c", self.inner(self.config_path)]),
+            self.log_path, self._dhcp4_answers, f"did not open {self.socket_path}")
 
     def _dhcp4_answers(self) -> bool:
         if not self.socket_path.exists():
@@ -205,16 +380,16 @@ class KeaInstance:
         out = open(self.workdir / f"{name}.stdout", "ab")
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=self.env)
         out.close()
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise HarnessError(f"{name} ({self.tag}) exited {proc.returncode}: "
+                raise HarnessError(f"{name} {self.release.name} ({self.tag}) exited {proc.returncode}: "
                                    f"{self._tail(self.workdir / f'{name}.stdout')}{self._tail(log)}")
             if ready():
                 return proc
             time.sleep(0.05)
         self._stop(proc)
-        raise HarnessError(f"{name} ({self.tag}) {not_ready}")
+        raise HarnessError(f"{name} {self.release.name} ({self.tag}) {not_ready}")
 
     def stop_dhcp4(self) -> None:
         self._stop(self._dhcp4)
@@ -252,31 +427,38 @@ class KeaInstance:
         return re.findall(r"COMMAND_RECEIVED Received command '([^']+)'", self.log_text())
 
     # -- control agent -----------------------------------------------------------------
-    def start_ca(self) -> None:
-        """kea-ctrl-agent on 127.0.0.1:<free port> with basic auth, forwarding to our socket."""
+    def write_password(self) -> None:
         self.password_path.write_text(self.password)
         self.password_path.chmod(0o600)
-        self.ca_port = free_port()
+
+    def write_ca_config(self) -> None:
         config = {"Control-agent": {
             "http-host": "127.0.0.1",
-            "http-port": self.ca_port,
-            "authentication": {"type": "basic", "realm": f"s2s-kea-{self.tag}",
-                               "directory": str(self.workdir),
-                               "clients": [{"user": self.user,
-                                            "password-file": self.password_path.name}]},
+            "http-port": CA_PORT,
+            "authentication": self._authentication(),
             "control-sockets": {"dhcp4": {"socket-type": "unix",
-                                          "socket-name": str(self.socket_path)}},
+                                          "socket-name": self.inner(self.socket_path)}},
             "loggers": [{"name": "kea-ctrl-agent", "severity": "INFO", "debuglevel": 0,
-                         "output_options": [{"output": str(self.ca_log_path)}]}],
+                         "output_options": [{"output": self.inner(self.ca_log_path)}]}],
         }}
         self.ca_config_path.write_text(json.dumps(config, indent=2))
-        self._ca = self._spawn("kea-ctrl-agent", [KEA_CA, "-c", str(self.ca_config_path)], self.ca_log_path,
-                               self._ca_listens, f"did not listen on {self.ca_url}")
 
-    def _ca_listens(self) -> bool:
+    def start_ca(self) -> None:
+        """kea-ctrl-agent on 127.0.0.1:8000 in the server namespace with basic auth, forwarding
+        to kea-dhcp4's unix socket (Debian's layout: /etc/kea, /run/kea)."""
+        if not self.as_packaged:
+            self.write_password()
+            self.write_ca_config()
+        self._ca = self._spawn("kea-ctrl-agent", self._chroot_argv(
+            ["/usr/sbin/kea-ctrl-agent", "-c", self.inner(self.ca_config_path)]),
+            self.ca_log_path, self._http_listens, "did not listen on 127.0.0.1:8000")
+
+    def _http_listens(self) -> bool:
+        """An HTTP answer through the forward (a refused inner connection closes at once)."""
         try:
-            with socket.create_connection(("127.0.0.1", self.ca_port), timeout=1):
-                return True
+            with socket.create_connection(("127.0.0.1", self._forward.port), timeout=1) as s:  # type: ignore[union-attr]
+                s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                return bool(s.recv(16))
         except OSError:
             return False
 
@@ -284,17 +466,56 @@ class KeaInstance:
         self._stop(self._ca)
         self._ca = None
 
-    # -- client ------------------------------------------------------------------------
+    # -- sshd: the Kea host as `kea.ssh` reaches it ------------------------------------
+    def start_sshd(self, key_dir: Path) -> Path:
+        """Debian's sshd (from the release's root) on 127.0.0.1:22 in the server namespace, key
+        login for root; returns an ssh_config naming the host "kea-<tag>" (reached through a
+        loopback forward). The CA stays on the namespace's loopback, as on a real Kea host."""
+        import paramiko
+
+        assert self.root is not None
+        if not (self.root / "usr/sbin/sshd").exists():
+            raise HarnessError(f"no sshd in the Kea {self.release.name} root")
+        (self.root / "run" / "sshd").mkdir(exist_ok=True)
+        etc = self.workdir / "etc"
+        host_key = paramiko.RSAKey.generate(2048)
+        host_key.write_private_key_file(str(etc / "ssh_host_rsa_key"))
+        client_key = paramiko.RSAKey.generate(2048)
+        key_dir.mkdir(parents=True, exist_ok=True)
+        client_key.write_private_key_file(str(key_dir / "id_rsa"))
+        (etc / "authorized_keys").write_text(f"ssh-rsa {client_key.get_base64()}\n")
+        (etc / "sshd_config").write_text(
+            "ListenAddress 127.0.0.1:22\nHostKey /etc/kea/ssh_host_rsa_key\n"
+            "AuthorizedKeysFile /etc/kea/authorized_keys\nStrictModes no\n"
+            "PermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\n"
+            "AllowTcpForwarding local\nPidFile /run/kea/sshd.pid\n")
+        self._sshd_forward = NetnsForward(self.server_ns, 22)
+        self._sshd = self._spawn("sshd", self._chroot_argv(
+            ["/usr/sbin/sshd", "-D", "-e", "-f", "/etc/kea/sshd_config"]),
+            self.workdir / "sshd.stdout", self._sshd_listens, "did not listen on 127.0.0.1:22")
+        config = key_dir / "ssh_config"
+        config.write_text(f"Host kea-{self.tag}\n  HostName 127.0.0.1\n  Port {self._sshd_forward.port}\n"
+                          f"  User root\n  IdentityFile {key_dir / 'id_rsa'}\n")
+        return config
+
+    def _sshd_listens(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self._sshd_forward.port), timeout=1) as s:
+                return s.recv(4).startswith(b"SSH-")
+        except OSError:
+            return False
+
+    # -- client ----------------------------------------------------------------------
     def dhclient(self, timeout: float = 30) -> str:
-        """A fresh DHCP bind by Debian's dhclient (default config and script) in the client
-        namespace; returns `ip -4 route` there afterwards (the routes the kernel got)."""
+        """A fresh DHCP bind by Debian's dhclient (default config and script) on the LAN bridge
+        of the client namespace; returns `ip -4 route` there afterwards (the kernel's routes)."""
         self.stop_dhclient()
-        run("ip", "-n", self.client_ns, "addr", "flush", "dev", self.cli_if)
-        run("ip", "-n", self.client_ns, "route", "flush", "dev", self.cli_if, check=False)
+        run("ip", "-n", self.client_ns, "addr", "flush", "dev", "br0")
+        run("ip", "-n", self.client_ns, "route", "flush", "dev", "br0", check=False)
         lease = self.workdir / "dhclient.leases"
         lease.unlink(missing_ok=True)
         proc = run("ip", "netns", "exec", self.client_ns, DHCLIENT, "-1", "-v",
-                   "-pf", str(self.workdir / "dhclient.pid"), "-lf", str(lease), self.cli_if,
+                   "-pf", str(self.workdir / "dhclient.pid"), "-lf", str(lease), "br0",
                    check=False, timeout=timeout)
         if proc.returncode != 0:
             raise HarnessError(f"dhclient ({self.tag}) got no lease (exit {proc.returncode}): "
@@ -318,10 +539,51 @@ class KeaInstance:
             pidfile.unlink(missing_ok=True)
 
     # -- lifecycle ---------------------------------------------------------------------
+    def kea_ids(self) -> tuple[int, int]:
+        """uid, gid of _kea in this release's root."""
+        assert self.root is not None
+        for line in (self.root / "etc" / "passwd").read_text().splitlines():
+            name, _, uid, gid, *_ = line.split(":")
+            if name == "_kea":
+                return int(uid), int(gid)
+        raise HarnessError(f"no _kea user in {self.root}")
+
+    def apply_packaged_layout(self) -> None:
+        """Owners and modes as the release's package leaves them: /etc/kea like the root's,
+        config files root:root 0644 (so config-write fails until the deploy's step), the
+        runtime, lease and log dirs _kea's (systemd RuntimeDirectory, postinst)."""
+        assert self.root is not None
+        etc = self.root / "etc" / "kea"
+        st = etc.stat()
+        uid, gid = self.kea_ids()
+        os.chown(self.workdir / "etc", st.st_uid, st.st_gid)
+        (self.workdir / "etc").chmod(st.st_mode & 0o7777)
+        for path in (self.workdir / "etc").iterdir():
+            os.chown(path, 0, 0)
+            path.chmod(0o644)
+        os.chown(self.password_path, uid, gid)  # a secret only Kea reads
+        self.password_path.chmod(0o600)
+        for path in (self.rundir, self.workdir / "lib", self.workdir / "log"):
+            os.chown(path, uid, gid)
+            path.chmod(0o750)
+        # The workdir itself must let _kea through to the bind-mount sources (they are
+        # mounted over /etc/kea etc. inside the root, the path above is not seen there).
+
     def start(self) -> "KeaInstance":
+        self.root = ensure_root(self.release)
+        for inner in ("/run/kea", *LAYOUT.values()):  # mount points (the package makes some at run time)
+            (self.root / inner.lstrip("/")).mkdir(parents=True, exist_ok=True)
         self.setup_network()
+        self._forward = NetnsForward(self.server_ns, DIRECT_PORT if self.api == "direct" else CA_PORT)
+        self.write_password()
+        if self.as_packaged:
+            self.write_config()
+            if self.api != "direct":
+                self.write_ca_config()
+            self.apply_packaged_layout()
         self.start_dhcp4()
-        self.start_ca()
+        if self.api != "direct":
+            self.start_ca()
         return self
 
     def close(self) -> None:
@@ -329,11 +591,19 @@ class KeaInstance:
         self.stop_dhclient()
         self.stop_ca()
         self.stop_dhcp4()
+        self._stop(self._sshd)
+        self._sshd = None
+        for forward in (self._forward, self._sshd_forward):
+            if forward is not None:
+                forward.close()
+        self._forward = self._sshd_forward = None
         if self._netns_made:
-            for ns in (self.client_ns, self.server_ns):
-                run("ip", "netns", "del", ns, check=False)
-            shutil.rmtree(Path("/etc/netns") / self.client_ns, ignore_errors=True)
+            run("ip", "netns", "del", self.server_ns, check=False)
+            if self.lan is None:
+                run("ip", "netns", "del", self.client_ns, check=False)
+                shutil.rmtree(Path("/etc/netns") / self.client_ns, ignore_errors=True)
             self._netns_made = False
+        shutil.rmtree(self.rundir, ignore_errors=True)
 
     def __enter__(self) -> "KeaInstance":
         return self.start()
@@ -346,7 +616,7 @@ class KeaInstance:
     def _stop(proc: subprocess.Popen[bytes] | None) -> None:
         if proc is None or proc.poll() is not None:
             return
-        proc.terminate()
+        proc.terminate()  # sh exec'd chroot exec'd the daemon: the signal reaches Kea itself
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:

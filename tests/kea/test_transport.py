@@ -1,8 +1,9 @@
 """Transport wire handling against a loopback HTTP endpoint that records requests.
 
-The real Control Agent is exercised by test_push_integration.py; this covers what
-Kea 2.2 cannot show here: the Kea >= 3.0 direct socket form (no "service", bare
-object answers) and that secrets stay out of reprs and errors.
+The real Control Agent (Kea 2.2, 2.6, 3.0) and kea-dhcp4 3.0's own HTTP socket are
+exercised by the integration suites; this pins the wire forms byte for byte (no
+"service" on the direct socket, bare-object answers) and that secrets stay out of
+reprs and errors.
 """
 
 from __future__ import annotations

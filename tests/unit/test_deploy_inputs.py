@@ -152,3 +152,58 @@ def test_prompt_commands_sets_tcp_nodelay_on_a_direct_ssh_socket():
         client=SimpleNamespace(get_transport=lambda: SimpleNamespace(sock=object()))))
     assert not inputs.prompt_commands(proxied)
     assert not inputs.prompt_commands(SimpleNamespace(connector=SimpleNamespace()))  # @local, @docker ...
+
+
+def test_each_server_of_an_ha_pair_is_pushed_from_its_own_host(tmp_path, monkeypatch):
+    path = tmp_path / "sites.toml"
+    path.write_text(SITES.replace('kea = { url = "http://127.0.0.1:8000", ssh = "root@a-gw" }\n', '''
+[[sites.a.kea]]
+url = "http://127.0.0.1:8000"
+ssh = "root@a-gw1"
+[[sites.a.kea]]
+url = "http://127.0.0.1:8000"
+ssh = "root@a-gw2"
+''').replace("[sites.b]", "\n[sites.b]"))
+    loaded = load_sites(path)
+    monkeypatch.setattr(inputs, "_load", lambda: (loaded, build_plan(loaded)))
+    hosts = inventory_hosts(loaded)
+    for gw in ("a-gw1", "a-gw2"):
+        assert names(inputs.kea_plans(hosts[gw])) == ["a"]
+        assert names(inputs.kea_hosts_plans(hosts[gw])) == ["a"]
+    first, second = loaded.sites["a"].kea_servers
+    assert inputs.kea_here(first, hosts["a-gw1"]) and not inputs.kea_here(second, hosts["a-gw1"])
+
+
+def test_the_kea_step_pushes_only_the_servers_reached_from_its_host(tmp_path, monkeypatch):
+    """steps/kea.py on one gateway of an HA pair: its own server only (the partner is
+    pushed from the partner's host), through this host's SSH connection."""
+    from contextlib import ExitStack
+
+    from steps import kea as kea_step
+
+    path = tmp_path / "sites.toml"
+    path.write_text(SITES.replace('kea = { url = "http://127.0.0.1:8000", ssh = "root@a-gw" }\n', '''
+[[sites.a.kea]]
+url = "http://127.0.0.1:8000"
+ssh = "root@a-gw1"
+[[sites.a.kea]]
+url = "http://127.0.0.1:8000"
+ssh = "root@a-gw2"
+''').replace("[sites.b]", "\n[sites.b]"))
+    loaded = load_sites(path)
+    plans = build_plan(loaded)
+    monkeypatch.setattr(inputs, "_load", lambda: (loaded, plans))
+    handed: list = []
+
+    def factory(ssh, stack, transports):
+        handed.append(transports)
+        return lambda endpoint: SimpleNamespace(endpoint=endpoint)
+
+    monkeypatch.setattr(kea_step, "tunnelled_factory", factory)
+    monkeypatch.setattr(kea_step, "is_coordinator", lambda inventory, host: False)
+    gw2 = inventory_hosts(loaded)["a-gw2"]
+    gw2.connector = SimpleNamespace(client=None)
+    with ExitStack() as stack:
+        pushes = kea_step._server_pushes(gw2, loaded, inputs.kea_plans(gw2), stack, inventory=None)
+    assert [p.endpoint.ssh for p in pushes] == ["root@a-gw2"]
+    assert list(handed[0]) == ["root@a-gw2"]

@@ -131,3 +131,66 @@ def test_cli_plan_too_big_exits_2_with_one_line(tmp_path):
                             cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+# -- [sites.X.dhcp] client_routes -------------------------------------------------------
+def _client_routes_model(tmp_path, routes: str):
+    from sites import load_sites
+
+    path = tmp_path / "sites.toml"
+    path.write_text(f"""
+[sites.a]
+subnet = "192.0.2.0/24"
+router = "192.0.2.2"
+gateway = "192.0.2.1"
+[sites.a.dhcp]
+client_routes = [{routes}]
+[sites.b]
+subnet = "172.16.100.0/24"
+router = "172.16.100.2"
+""")
+    return load_sites(path)
+
+
+def test_client_routes_are_planned_before_the_default_route(tmp_path):
+    from dhcp.plan import build_plan
+
+    model = _client_routes_model(tmp_path, '{ prefix = "10.99.0.0/16", via = "192.0.2.9" }')
+    plan = build_plan(model)["a"]
+    texts = [(str(n), str(h)) for n, h in plan.routes]
+    assert texts[-2:] == [("10.99.0.0/16", "192.0.2.9"), ("0.0.0.0/0", "192.0.2.1")]
+    assert ("172.16.100.0/24", "192.0.2.2") in texts
+
+
+def test_client_route_with_another_hop_for_a_planned_prefix_is_a_plan_error(tmp_path):
+    import pytest
+
+    from dhcp.plan import PlanError, build_plan
+
+    model = _client_routes_model(tmp_path, '{ prefix = "172.16.100.0/24", via = "192.0.2.9" }')
+    with pytest.raises(PlanError, match=r"sites.a.dhcp.client_routes\[0\]: 172.16.100.0/24 via 192.0.2.9 "
+                                        r"conflicts with the plan's 172.16.100.0/24 via 192.0.2.2"):
+        build_plan(model)
+
+
+def test_client_routes_count_against_the_packet_size(tmp_path):
+    import pytest
+
+    from dhcp.plan import PlanError, build_plan
+
+    many = ", ".join(f'{{ prefix = "10.{i}.0.0/16", via = "192.0.2.9" }}' for i in range(40))
+    with pytest.raises(PlanError, match="43 routes make"):
+        build_plan(_client_routes_model(tmp_path, many))
+
+
+def test_client_routes_bad_input_names_the_key(tmp_path):
+    import pytest
+
+    from sites.load import SiteFileError
+
+    with pytest.raises(SiteFileError, match=r"sites.a.dhcp.client_routes\[0\].via: outside the site's subnet"):
+        _client_routes_model(tmp_path, '{ prefix = "10.99.0.0/16", via = "198.51.100.1" }')
+    with pytest.raises(SiteFileError, match=r"client_routes\[0\].prefix: host bits set"):
+        _client_routes_model(tmp_path, '{ prefix = "10.99.0.1/16", via = "192.0.2.9" }')
+    with pytest.raises(SiteFileError, match=r"client_routes\[0\].prefix: the default route is the site's gateway"):
+        _client_routes_model(tmp_path, '{ prefix = "0.0.0.0/0", via = "192.0.2.9" }')

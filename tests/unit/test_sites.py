@@ -204,3 +204,40 @@ def test_sites_env_var_and_option_precedence(tmp_path, monkeypatch):
     assert str(resolve_sites_path("/opt/sites.toml")) == "/opt/sites.toml"
     monkeypatch.delenv("SITES")
     assert str(resolve_sites_path(None)) == "sites.toml"
+
+
+# -- [[sites.X.kea]]: an HA pair -------------------------------------------------------
+HA = GOOD.replace('gateway = "192.0.2.1"\n', '''gateway = "192.0.2.1"
+[[sites.a.kea]]
+url = "http://127.0.0.1:8000"
+ssh = "root@kea-a1"
+[[sites.a.kea]]
+url = "http://127.0.0.1:8000"
+ssh = "root@kea-a2"
+subnet_id = 9
+''')
+
+
+def test_ha_pair_names_every_server(tmp_path):
+    site = load_sites(write(tmp_path, HA)).sites["a"]
+    assert site.kea is not None and site.kea.ssh == "root@kea-a1"
+    assert [k.ssh for k in site.kea_servers] == ["root@kea-a1", "root@kea-a2"]
+    assert site.kea_servers[1].subnet_id == 9
+    assert load_sites(write(tmp_path, GOOD)).sites["a"].kea_servers == ()
+
+
+def test_ha_pair_bad_input_is_one_line(tmp_path):
+    same = HA.replace('ssh = "root@kea-a2"', 'ssh = "root@kea-a1"')
+    assert "sites.a.kea[1].url: the same server as kea[0]" in error_for(tmp_path, same)
+    assert "sites.a.kea[1].subnet_id: must be between" in error_for(tmp_path, HA.replace("subnet_id = 9", "subnet_id = 0"))
+    assert "sites.a.kea[0].url: must be an http" in error_for(
+        tmp_path, HA.replace('url = "http://127.0.0.1:8000"\nssh = "root@kea-a1"', 'url = "ftp://x"', 1))
+
+
+def test_ha_pair_is_one_push_group_per_server(tmp_path):
+    from dhcp.plan import build_plan
+    from dhcp.push import group_by_server
+
+    groups = group_by_server(build_plan(load_sites(write(tmp_path, HA))))
+    assert [(ep.ssh, [p.site.name for p in plans]) for ep, plans in groups] == \
+        [("root@kea-a1", ["a"]), ("root@kea-a2", ["a"])]
