@@ -259,6 +259,14 @@ def dhcp_row(site: Site, plan: SitePlan, r: RouterState, model: SiteModel, fx: F
     return _broken(name, "dhcp", verdict.reason, fix)
 
 
+def _causes(so_far: dict[tuple[str, str], Row], ends: tuple[str, str]) -> list[str]:
+    """The steps a LAN-to-LAN ping between two routers needs that are not ok: broken ones if any
+    (the root causes), else the unknown ones."""
+    rows = [so_far[(s, step)] for s in ends for step in PATH_NEEDS if (s, step) in so_far]
+    bad = [r for r in rows if r.status == Status.BROKEN] or [r for r in rows if r.status == Status.UNKNOWN]
+    return [f"{r.site}: {r.step}" for r in bad]
+
+
 def tunnel_rows(model: SiteModel, routers: dict[str, RouterState], so_far: dict[tuple[str, str], Row],
                 fx: Fixes) -> list[Row]:
     rows = []
@@ -283,8 +291,7 @@ def tunnel_rows(model: SiteModel, routers: dict[str, RouterState], so_far: dict[
                 via = (got.get("detail") or "").split(" via ", 1)[-1].split(" in ")[0] if got.get("detail") else ""
                 notes.append(f"{peer} via {via or '?'}")
                 continue
-            causes = [f"{s}: {step}" for s in (name, peer) for step in PATH_NEEDS
-                      if so_far.get((s, step)) and so_far[(s, step)].status != Status.OK]
+            causes = _causes(so_far, (name, peer))
             (explained if causes else failures).append((what, causes))
         if failures:
             what = failures[0][0] + (f" (+{len(failures) - 1} more)" if len(failures) > 1 else "")
