@@ -8,6 +8,7 @@ cause, never as broken: the table names the step to fix, once.
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 from enum import Enum
@@ -229,7 +230,7 @@ def policy_rows(model: SiteModel, cs: ControlState, fx: Fixes) -> list[Row]:
             first = bad[0]
             more = f" (+{len(bad) - 1} more)" if len(bad) > 1 else ""
             rows.append(_broken(name, "policy", f"{first.src} -> {first.dst}: {first.reason}{more}", fx.controlplane()))
-        elif cs.server_test:
+        elif cs.server_test and name in _server_blames(cs.server_test, model):
             rows.append(_broken(name, "policy", f"the server's ACL test fails: {cs.server_test[:200]}",
                                 fx.controlplane()))
         else:
@@ -237,6 +238,16 @@ def policy_rows(model: SiteModel, cs: ControlState, fx: Fixes) -> list[Row]:
             note = f" ({compiled.notes[0]})" if compiled.allow_all and compiled.notes else ""
             rows.append(_ok(name, "policy", f"every other site and 100.64.0.0/10 both ways{note}{server}"))
     return rows
+
+
+def _server_blames(message: str, model: SiteModel) -> set[str]:
+    """Sites named in the server's failed-test lines (`SRC -> DST:PORT: expected ALLOWED`), by their
+    routers' addresses; every site when the message names none (Tailscale says only "test(s) failed")."""
+    by_ip = {str(s.router): name for name, s in model.sites.items()}
+    named = set()
+    for src, dst in re.findall(r"(\S+) -> (\S+?):\d+: expected ALLOWED", message):
+        named |= {by_ip[ip] for ip in (src, dst) if ip in by_ip}  # a tailnet address names no site
+    return named or set(model.sites)
 
 
 def dhcp_row(site: Site, plan: SitePlan, r: RouterState, model: SiteModel, fx: Fixes) -> Row:
