@@ -162,7 +162,7 @@ def probe_dhcp(router: Router, state: RouterState, site: Site) -> None:
     result = router.run(command, stdin=PROBE_SCRIPT.read_text(), timeout=PROBE_WAIT + 10)
     if result.rc != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        state.probe_error = f"the DHCP probe failed on the router (python3 needed): {last}"
+        state.probe_error = f"the DHCP probe could not run on the router (it needs python3 and root): {last}"
         return
     try:
         state.probe = parse_probe_output(result.stdout)

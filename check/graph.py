@@ -44,7 +44,7 @@ def dot_source(model: SiteModel, rows: Sequence[Row], routers: dict[str, RouterS
     out = [
         "digraph s2s {",
         '  graph [rankdir=LR, fontname="Helvetica", nodesep=0.4, ranksep=0.9, '
-        f'label={_q(f"s2s check: {model.path.name}")}, labelloc=t];',
+        f'label={_q(f"s2s check: {model.path.name}  (green ok, red broken, grey unknown)")}, labelloc=t];',
         '  node [fontname="Helvetica", fontsize=11, shape=box, style="rounded,filled"];',
         '  edge [fontname="Helvetica", fontsize=10];',
     ]
