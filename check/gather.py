@@ -123,6 +123,7 @@ class ControlState:
     nodes: dict[str, Node | None] = field(default_factory=dict)  # site -> its router's node
     node_errors: dict[str, str] = field(default_factory=dict)
     online: dict[str, bool | None] = field(default_factory=dict)  # node id -> online
+    primary: dict[str, tuple[str, ...]] = field(default_factory=dict)  # node id -> primary routes (Headscale)
     policy_text: str | None = None
     all_nodes: list[Node] = field(default_factory=list)
     server_test: str | None = None  # None: passed or not run; else the server's complaint
@@ -230,16 +231,21 @@ def ping_peers(model: SiteModel, states: dict[str, RouterState]) -> None:
         list(pool.map(one, states))
 
 
-def _online(cp) -> dict[str, bool | None]:  # noqa: ANN001 - controlplane.ControlPlane
-    """Node id -> online, as the server sees it (Headscale `online`, Tailscale `connectedToControl`)."""
+def _live_flags(cp, state: ControlState) -> None:  # noqa: ANN001 - controlplane.ControlPlane
+    """What controlplane.Node leaves out: node id -> online (Headscale `online`, Tailscale
+    `connectedToControl`) and, on Headscale, the routes each node is primary for (`subnetRoutes`)."""
     try:
         if cp.name == "headscale":
             body = cp.api.call("GET", "/api/v1/node").json()
-            return {str(n["id"]): n.get("online") for n in body.get("nodes") or []}
+            for n in body.get("nodes") or []:
+                state.online[str(n["id"])] = n.get("online")
+                state.primary[str(n["id"])] = tuple(n.get("subnetRoutes") or ())
+            return
         body = cp.api.call("GET", f"/tailnet/{cp.tailnet}/devices", params={"fields": "all"}).json()
-        return {str(d.get("nodeId") or d["id"]): d.get("connectedToControl") for d in body.get("devices") or []}
+        for d in body.get("devices") or []:
+            state.online[str(d.get("nodeId") or d["id"])] = d.get("connectedToControl")
     except (ControlPlaneError, KeyError, ValueError, AttributeError):
-        return {}
+        return
 
 
 def read_control(model: SiteModel) -> ControlState:
@@ -257,7 +263,7 @@ def read_control(model: SiteModel) -> ControlState:
                 except ControlPlaneError as exc:
                     state.nodes[site.name] = None
                     state.node_errors[site.name] = " ".join(str(exc).split())
-            state.online = _online(cp)
+            _live_flags(cp, state)
             state.policy_text = cp.read_policy().text
             _server_tests(cp, model, state)
     except (ControlPlaneError, PolicyError, SecretError) as exc:

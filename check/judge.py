@@ -153,8 +153,10 @@ def routes_row(site: Site, r: RouterState, cs: ControlState, fx: Fixes, tailscal
         return _broken(name, "routes", f"advertised but not approved: {', '.join(unapproved)}", fx.controlplane())
     secondary = [p for p in ours if p not in status.primary_routes]
     if secondary:
-        return _broken(name, "routes", f"approved but not primary here: {', '.join(secondary)} "
-                                       "(another router serves it, or the control plane has not elected it)",
+        serving = sorted({n.label for n in cs.all_nodes if n.id != node.id
+                          and set(secondary) & set(cs.primary.get(n.id, ()))})
+        who = f"node {', '.join(serving)} is primary for it" if serving else "the control plane has not elected it"
+        return _broken(name, "routes", f"approved but not primary on this router: {', '.join(secondary)} ({who})",
                        fx.ssh(site.ssh, "tailscale status --json | grep -A3 PrimaryRoutes"))
     return _ok(name, "routes", f"{', '.join(ours)} advertised, approved, primary")
 

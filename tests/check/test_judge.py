@@ -189,3 +189,16 @@ def test_server_test_failure_is_blamed_on_the_sites_it_names():
                            "expected ALLOWED, got DENIED")
     by, rows = verdicts(m, plans, routers, control)
     assert not_ok(rows) == {("b", "policy"): Status.BROKEN}
+
+
+def test_another_router_primary_for_the_prefix_is_named():
+    m, plans, routers, control = healthy()
+    routers["a"].status = dataclasses.replace(routers["a"].status, primary_routes=())
+    standby = Node("7", "a-router-2", addresses=("100.64.0.7",), advertised=("192.0.2.0/24",),
+                   approved=("192.0.2.0/24",))
+    control.all_nodes.append(standby)
+    control.primary = {"7": ("192.0.2.0/24",)}
+    by, rows = verdicts(m, plans, routers, control)
+    assert not_ok(rows) == {("a", "routes"): Status.BROKEN}
+    assert by[("a", "routes")].reason == ("approved but not primary on this router: 192.0.2.0/24 "
+                                          "(node a-router-2 is primary for it)")
