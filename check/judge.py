@@ -151,7 +151,10 @@ def routes_row(site: Site, r: RouterState, cs: ControlState, fx: Fixes, tailscal
     unapproved = [p for p in ours if p not in node.approved]
     if unapproved:
         return _broken(name, "routes", f"advertised but not approved: {', '.join(unapproved)}", fx.controlplane())
-    secondary = [p for p in ours if p not in status.primary_routes]
+    # Primary is the control plane's election where it reports it (Headscale); else the router's own netmap.
+    # The router's view can lag or go empty while the policy lets it reach no peer, so it is second.
+    elected = cs.primary.get(node.id, status.primary_routes) if cs.primary else status.primary_routes
+    secondary = [p for p in ours if p not in elected]
     if secondary:
         serving = sorted({n.label for n in cs.all_nodes if n.id != node.id
                           and set(secondary) & set(cs.primary.get(n.id, ()))})

@@ -41,6 +41,11 @@ def broken(report: dict) -> set[tuple[str, str]]:
     return {(r["site"], r["step"]) for r in report["rows"] if r["status"] == "broken"}
 
 
+def problems(report: dict) -> str:
+    """Every row that is not ok, whole (pytest would cut a long assertion repr)."""
+    return "\n" + "\n".join(json.dumps(r) for r in report["rows"] if r["status"] != "ok")
+
+
 def row(report: dict, site: str, step: str) -> dict:
     return next(r for r in report["rows"] if r["site"] == site and r["step"] == step)
 
@@ -97,7 +102,7 @@ def cp_of(sites: Path):
 def test_a_healthy_lab_is_all_ok_and_the_picture_names_every_site(lab_sites, tmp_path):
     svg = tmp_path / "topology.svg"
     rc, report = settle(lab_sites, set())
-    assert rc == 0, [r for r in report["rows"] if r["status"] != "ok"]
+    assert rc == 0, problems(report)
     assert {r["status"] for r in report["rows"]} == {"ok"}
     assert len(report["rows"]) == 2 * 9
     assert "clients renew after" in row(report, "a", "dhcp")["reason"]
@@ -124,14 +129,14 @@ def break_and_repair(sites: Path, site: str, step: str, breaker, repair=None) ->
     breaker()
     rc, report = settle(sites, {(site, step)})
     assert rc == 1
-    assert broken(report) == {(site, step)}, [r for r in report["rows"] if r["status"] != "ok"]
+    assert broken(report) == {(site, step)}, problems(report)
     found = row(report, site, step)
     if repair is None:
         sh(found["fix"])
     else:
         repair()
     rc, after = settle(sites, set())
-    assert rc == 0, [r for r in after["rows"] if r["status"] != "ok"]
+    assert rc == 0, problems(after)
     return found
 
 
@@ -161,11 +166,11 @@ def test_policy_block_removed(lab_sites):
 
     remove_block()
     rc, report = settle(lab_sites, {("a", "policy"), ("b", "policy")})
-    assert broken(report) == {("a", "policy"), ("b", "policy")}, [r for r in report["rows"] if r["status"] != "ok"]
+    assert broken(report) == {("a", "policy"), ("b", "policy")}, problems(report)
     assert "no rule lets" in row(report, "a", "policy")["reason"]
     sh(row(report, "a", "policy")["fix"])
     rc, after = settle(lab_sites, set())
-    assert rc == 0, [r for r in after["rows"] if r["status"] != "ok"]
+    assert rc == 0, problems(after)
 
 
 def test_tailscaled_stopped(lab_sites):

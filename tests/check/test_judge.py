@@ -61,6 +61,7 @@ def healthy():
                   approved=("172.16.100.0/24",), tags=("tag:subnet-router",))]
     policy = merge("", PolicySpec.from_model(m)).replace('{"action": "accept", "src": ["*"], "dst": ["*:*"]},', "")
     control = ControlState(nodes={"a": nodes[0], "b": nodes[1]}, online={"1": True, "2": True},
+                           primary={"1": ("172.16.100.0/24",), "2": ("192.0.2.0/24",)},
                            policy_text=policy, all_nodes=nodes, server_test_run=True)
     return m, plans, routers, control
 
@@ -197,8 +198,18 @@ def test_another_router_primary_for_the_prefix_is_named():
     standby = Node("7", "a-router-2", addresses=("100.64.0.7",), advertised=("192.0.2.0/24",),
                    approved=("192.0.2.0/24",))
     control.all_nodes.append(standby)
-    control.primary = {"7": ("192.0.2.0/24",)}
+    control.primary = {"7": ("192.0.2.0/24",), "2": (), "1": ("172.16.100.0/24",)}
     by, rows = verdicts(m, plans, routers, control)
     assert not_ok(rows) == {("a", "routes"): Status.BROKEN}
     assert by[("a", "routes")].reason == ("approved but not primary on this router: 192.0.2.0/24 "
                                           "(node a-router-2 is primary for it)")
+
+
+def test_primary_is_the_control_planes_election_when_it_reports_one():
+    m, plans, routers, control = healthy()
+    routers["a"].status = dataclasses.replace(routers["a"].status, primary_routes=())  # netmap lag
+    by, rows = verdicts(m, plans, routers, control)
+    assert not_ok(rows) == {}
+    control.primary = {}  # a backend that does not report it (Tailscale): the router's own view counts
+    by, rows = verdicts(m, plans, routers, control)
+    assert not_ok(rows) == {("a", "routes"): Status.BROKEN}
