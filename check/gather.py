@@ -33,6 +33,7 @@ PROBE_WAIT = 2.0  # seconds the LAN host listens for DHCP answers
 PING_WAIT = 3  # seconds per ping kind (all run at once)
 TUNNEL_MTU = 1280  # tailscale0's MTU: the largest packet a site-to-site path must carry
 ICMP_OVERHEAD = 28
+PROBE_SIZES = (1200, 1000, 576)  # smaller DF packets tried too: how far below 1280 a bad path is
 
 
 class StatefulFiltering(FactBase[Any]):
@@ -193,6 +194,9 @@ def _ping_command(peers: list[tuple[str, str, str]], source: str) -> str:
                          f"echo \"tsping {n} $? $(echo \"$out\" | tail -n 1)\" ) &")
         base = f"ping -n -q -c 2 -i 0.2 -w {PING_WAIT} -I {src}"
         parts.append(f"( {base} -M do -s {size} {lan} >/dev/null 2>&1; echo \"mtu {n} $?\" ) &")
+        for total in PROBE_SIZES:
+            parts.append(f"( {base} -M do -s {total - ICMP_OVERHEAD} {lan} >/dev/null 2>&1; "
+                         f"echo \"df{total} {n} $?\" ) &")
         parts.append(f"( {base} -s 56 {lan} >/dev/null 2>&1; echo \"small {n} $?\" ) &")
     return " ".join(parts) + " wait"
 
@@ -201,7 +205,7 @@ def parse_pings(text: str) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for line in text.splitlines():
         bits = line.split(" ", 3)
-        if len(bits) < 3 or bits[0] not in ("tsping", "mtu", "small"):
+        if len(bits) < 3 or not (bits[0] in ("tsping", "mtu", "small") or re.fullmatch(r"df\d+", bits[0])):
             continue
         entry = out.setdefault(bits[1], {})
         entry[bits[0]] = bits[2] == "0"

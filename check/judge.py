@@ -302,10 +302,13 @@ def tunnel_rows(model: SiteModel, routers: dict[str, RouterState], so_far: dict[
                 what = (f"tailscale ping {peer} fails ({got.get('detail') or 'no answer'})" if tsping is False
                         else f"no LAN-to-LAN ping {site.router} -> {model.sites[peer].router}")
             elif not mtu:
-                what = f"{TUNNEL_MTU}-byte packets with DF do not reach {peer} (small ones do): path MTU below {TUNNEL_MTU}"
+                fits = [int(k[2:]) for k, v in got.items() if k.startswith("df") and v and int(k[2:]) < TUNNEL_MTU]
+                largest = f"the largest that does is {max(fits)} bytes" if fits else "nor do 576-byte ones"
+                what = (f"{TUNNEL_MTU}-byte DF packets do not reach {peer}, small ones do: {largest} "
+                        f"(path MTU below {TUNNEL_MTU})")
             else:
                 via = (got.get("detail") or "").split(" via ", 1)[-1].split(" in ")[0] if got.get("detail") else ""
-                notes.append(f"{peer} via {via or '?'}")
+                notes.append(f"{peer}: path MTU >= {TUNNEL_MTU}, tailscale ping via {via or '?'}")
                 continue
             causes = _causes(so_far, (name, peer))
             (explained if causes else failures).append((what, causes))
@@ -317,8 +320,8 @@ def tunnel_rows(model: SiteModel, routers: dict[str, RouterState], so_far: dict[
             what, causes = explained[0]
             rows.append(_unknown(name, "tunnel", f"{what}; explained by {', '.join(sorted(set(causes)))}"))
         else:
-            rows.append(_ok(name, "tunnel", f"{TUNNEL_MTU}-byte DF pings LAN to LAN; "
-                                            f"tailscale ping {', '.join(notes) or 'no peers'}"))
+            rows.append(_ok(name, "tunnel", f"{TUNNEL_MTU}-byte DF pings cross LAN to LAN; "
+                                            f"{'; '.join(notes) or 'no peers'}"))
     return rows
 
 

@@ -44,7 +44,7 @@ def router(site: str, ip: str, prefix: str, lan: str, probe=None) -> RouterState
         clamp=parse.MssClamp("tailscale0", True, True), forwarding={"net.ipv4.ip_forward": "1"},
         forward_filter=parse.ForwardFilter("ACCEPT", True, 1), addresses={"eth0": [lan]}, lan_interface="eth0",
         probe=probe, pings=parse_pings(f"tsping {peer} 0 pong from {peer}-router (x) via 198.51.100.3:41641 in 1ms\n"
-                                       f"mtu {peer} 0\nsmall {peer} 0\n"))
+                                       f"mtu {peer} 0\nsmall {peer} 0\ndf1281 {peer} 1\ndf1200 {peer} 0\n"))
 
 
 def healthy():
@@ -81,7 +81,8 @@ def test_healthy_is_all_ok_and_exit_0():
     assert not_ok(rows) == {}
     assert exit_code(rows) == 0
     assert "all 18 checks ok" in table(rows)
-    assert "via 198.51.100.3:41641" in by[("a", "tunnel")].reason
+    assert by[("a", "tunnel")].reason == ("1280-byte DF pings cross LAN to LAN; b: path MTU >= 1280, "
+                                          "tailscale ping via 198.51.100.3:41641")
 
 
 def test_tailscaled_stopped_is_named_once():
@@ -143,10 +144,12 @@ def test_unreachable_router_makes_its_steps_unknown():
 
 def test_small_packets_pass_big_ones_do_not_is_an_mtu_fault():
     m, plans, routers, control = healthy()
-    routers["a"].pings["b"]["mtu"] = False
+    routers["a"].pings = parse_pings("tsping b 0 pong\nmtu b 1\nsmall b 0\ndf1281 b 1\ndf1200 b 0\n"
+                                     "df1000 b 0\ndf576 b 0\n")
     by, rows = verdicts(m, plans, routers, control)
     assert not_ok(rows) == {("a", "tunnel"): Status.BROKEN}
-    assert "path MTU below 1280" in by[("a", "tunnel")].reason
+    assert by[("a", "tunnel")].reason == ("1280-byte DF packets do not reach b, small ones do: the largest that "
+                                          "does is 1200 bytes (path MTU below 1280)")
 
 
 def test_control_plane_down_is_unknown_not_broken():
