@@ -21,8 +21,7 @@ from pyinfra.api.exceptions import FactProcessError
 from check import acl
 from check.dhcp import PROBE_SCRIPT, DhcpParseError, ProbeResult, parse_probe_output
 from check.remote import RemoteError, Router
-from controlplane import ControlPlaneError, Node, PolicyError, reach
-from controlplane import hujson
+from controlplane import ControlPlaneError, Node, PolicyError, hujson, reach
 from controlplane.base import router_ident
 from operations import parse
 from operations.batch import Batch

@@ -16,6 +16,7 @@ from enum import Enum
 from check import acl
 from check.dhcp import judge as judge_dhcp
 from check.gather import TUNNEL_MTU, ControlState, RouterState
+from controlplane import hujson
 from dhcp.plan import SitePlan
 from sites.model import Site, SiteModel
 from steps.inputs import host_name
@@ -218,8 +219,6 @@ def policy_rows(model: SiteModel, cs: ControlState, fx: Fixes) -> list[Row]:
     names = list(model.sites)
     if cs.error:
         return [_unknown(n, "policy", f"control plane not readable: {cs.error}") for n in names]
-    from controlplane import hujson
-
     text = cs.policy_text or ""
     try:
         doc = hujson.loads(text) if text.strip() else None
