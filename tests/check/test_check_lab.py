@@ -14,6 +14,7 @@ import html
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -99,13 +100,18 @@ def cp_of(sites: Path):
     return reach(load_sites(sites))
 
 
-def test_a_healthy_lab_is_all_ok_and_the_picture_names_every_site(lab_sites, tmp_path):
-    svg = tmp_path / "topology.svg"
+def test_a_healthy_lab_is_all_ok(lab_sites):
     rc, report = settle(lab_sites, set())
     assert rc == 0, problems(report)
     assert {r["status"] for r in report["rows"]} == {"ok"}
     assert len(report["rows"]) == 2 * 9
     assert "clients renew after" in row(report, "a", "dhcp")["reason"]
+
+
+def test_the_picture_names_every_site(lab_sites, tmp_path):
+    if shutil.which("dot") is None:  # a skip fails under CI=true (tests/conftest.py)
+        pytest.skip("Graphviz's dot is not installed (Debian package graphviz)")
+    svg = tmp_path / "topology.svg"
     rc, _ = run_check(lab_sites, "--svg", str(svg))
     assert rc == 0
     text = html.unescape(svg.read_text())  # Graphviz writes '-' as &#45;
