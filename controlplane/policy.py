@@ -175,6 +175,18 @@ def _items(spec: PolicySpec, name: str, current: dict) -> list[str]:
     raise KeyError(name)
 
 
+def remove(text: str) -> str:
+    """The policy without any of our blocks (containers we created stay, empty): the inverse of
+    merge, used to take the project's entries out (the diagnosis tests break the policy step with it)."""
+    try:
+        for path, name in BLOCKS:
+            text, _ = _without_block(text, path, name)
+        hujson.loads(text)
+    except hujson.HuJSONError as exc:
+        raise PolicyError(f"policy: not valid HuJSON: {exc}") from None
+    return text
+
+
 def merge(text: str, spec: PolicySpec) -> str:
     """The policy with our blocks brought up to date; unchanged text if nothing changes.
 

@@ -95,6 +95,8 @@ class NodeStatus:
     backend_state: str  # NoState, NeedsLogin, NeedsMachineAuth, Stopped, Starting, Running
     online: bool
     primary_routes: tuple[str, ...]
+    tailscale_ips: tuple[str, ...] = ()  # shown by `python -m check`
+    version: str = ""
 
     @property
     def joined(self) -> bool:
@@ -114,6 +116,8 @@ def parse_status(text: str) -> NodeStatus:
         backend_state=get(data, "BackendState", str),
         online=get(me, "Online", bool, False),
         primary_routes=normalise_prefixes(get(me, "PrimaryRoutes", list, [])),
+        tailscale_ips=tuple(get(data, "TailscaleIPs", list, [])),
+        version=get(data, "Version", str, ""),
     )
 
 

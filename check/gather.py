@@ -1,0 +1,287 @@
+"""Read the live state the check judges: routers over SSH, the control plane over its API.
+
+Nothing here changes anything: every router command is a read (the deploy's
+own facts, batched into one SSH command), the DHCP probe takes no lease, the
+pings are pings, and the control plane is only listed and asked to *check* a
+policy (never to store one). Routers are read in parallel, one thread each.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyinfra.api import FactBase
+from pyinfra.api.exceptions import FactProcessError
+
+from check import acl
+from check.dhcp import PROBE_SCRIPT, DhcpParseError, ProbeResult, parse_probe_output
+from check.remote import RemoteError, Router
+from controlplane import ControlPlaneError, Node, PolicyError, hujson, reach
+from controlplane.base import router_ident
+from operations.batch import Batch
+from operations.facts import (ForwardChain, ForwardFilter, ForwardingState, LivePrefs, MssClamp, MssClampRules,
+                              NodeStatus, TailscalePrefs, TailscaleStatus)
+from sites.model import SecretError, Site, SiteModel
+
+PROBE_WAIT = 2.0  # seconds the LAN host listens for DHCP answers
+PING_WAIT = 3  # seconds per ping kind (all run at once)
+TUNNEL_MTU = 1280  # tailscale0's MTU: the largest packet a site-to-site path must carry
+ICMP_OVERHEAD = 28
+PROBE_SIZES = (1200, 1000, 576)  # smaller DF packets tried too: how far below 1280 a bad path is
+
+
+class UnitActive(FactBase[str]):
+    """`systemctl is-active UNIT` (active, inactive, failed, ...)."""
+
+    def command(self, unit: str) -> str:
+        return f"systemctl is-active {shlex.quote(unit)} || true"
+
+    def process(self, output: list[str]) -> str:
+        return output[0].strip() if output else ""
+
+
+class Ipv4Addresses(FactBase[dict]):
+    """Interface -> its IPv4 addresses, from `ip -o -4 addr show`."""
+
+    @staticmethod
+    def default() -> dict:
+        return {}
+
+    def command(self) -> str:
+        return "ip -o -4 addr show"
+
+    def process(self, output: list[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for line in output:
+            m = re.match(r"^\d+:\s+(\S+?)(?:@\S+)?\s+inet\s+([\d.]+)/\d+", line)
+            if m:
+                found.setdefault(m.group(1), []).append(m.group(2))
+        return found
+
+
+FACTS = (
+    (TailscalePrefs, ()), (TailscaleStatus, ()),
+    (UnitActive, (("unit", "tailscaled.service"),)), (MssClampRules, ()), (ForwardingState, ()),
+    (ForwardFilter, ()), (Ipv4Addresses, ()),
+)
+
+
+@dataclass
+class RouterState:
+    """One router as read over SSH; `error` set when it could not be read at all."""
+
+    site: str
+    target: str
+    error: str | None = None
+    prefs: LivePrefs | None = None
+    status: NodeStatus | None = None
+    no_stateful_filtering: bool | None = None
+    tailscaled_unit: str = ""
+    clamp: MssClamp | None = None
+    forwarding: dict[str, str] = field(default_factory=dict)
+    forward_filter: ForwardChain | None = None
+    addresses: dict[str, list[str]] = field(default_factory=dict)
+    facts_error: str | None = None
+    lan_interface: str | None = None
+    probe: ProbeResult | None = None
+    probe_error: str | None = None
+    pings: dict[str, dict[str, Any]] = field(default_factory=dict)  # peer site -> {tsping, mtu, small, via}
+    router: Router | None = None
+
+
+@dataclass
+class ControlState:
+    """The control plane's view; `error` set when it could not be read."""
+
+    error: str | None = None
+    nodes: dict[str, Node | None] = field(default_factory=dict)  # site -> its router's node
+    node_errors: dict[str, str] = field(default_factory=dict)
+    online: dict[str, bool | None] = field(default_factory=dict)  # node id -> online
+    primary: dict[str, tuple[str, ...]] = field(default_factory=dict)  # node id -> primary routes (Headscale)
+    policy_text: str | None = None
+    all_nodes: list[Node] = field(default_factory=list)
+    server_test: str | None = None  # None: passed or not run; else the server's complaint
+    server_test_run: bool = False
+
+
+# The tailscale CLI waits about 2 s for a daemon that is not there, per call: when systemd says
+# tailscaled is stopped, a shell function stands in for the CLI so its facts read as "no answer" at once.
+SKIP_STOPPED_DAEMON = (
+    'case "$(systemctl is-active tailscaled 2>/dev/null)" in inactive|failed) '
+    'tailscale() { return 1; } ;; esac; '
+)
+
+
+def read_facts(router: Router, state: RouterState) -> None:
+    batch = Batch()
+    command = SKIP_STOPPED_DAEMON + batch.command(specs=FACTS)
+    result = router.run(command)
+    try:
+        values = batch.process(result.stdout.splitlines())
+    except FactProcessError as exc:
+        state.facts_error = " ".join(str(exc).split())
+        return
+    (state.prefs, state.status, state.tailscaled_unit, state.clamp,
+     state.forwarding, state.forward_filter, state.addresses) = values
+    if state.prefs is not None:
+        state.no_stateful_filtering = state.prefs.no_stateful_filtering
+
+
+def probe_dhcp(router: Router, state: RouterState, site: Site) -> None:
+    """The DHCP exchange from the router's LAN interface (the one holding the site's router address)."""
+    state.lan_interface = next((i for i, ips in state.addresses.items() if str(site.router) in ips), None)
+    if state.lan_interface is None:
+        state.probe_error = f"no interface holds the router address {site.router}"
+        return
+    command = f"python3 - {shlex.quote(state.lan_interface)} {shlex.quote(str(site.router))} {PROBE_WAIT:g}"
+    result = router.run(command, stdin=PROBE_SCRIPT.read_text(), timeout=PROBE_WAIT + 10)
+    if result.rc != 0:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        state.probe_error = f"the DHCP probe could not run on the router (it needs python3 and root): {last}"
+        return
+    try:
+        state.probe = parse_probe_output(result.stdout)
+    except DhcpParseError as exc:
+        state.probe_error = str(exc)
+
+
+def read_router(model: SiteModel, site: Site) -> RouterState:
+    state = RouterState(site.name, site.ssh)
+    try:
+        router = state.router = Router(site.ssh, model.ssh)
+        read_facts(router, state)
+        probe_dhcp(router, state, site)
+    except RemoteError as exc:
+        state.error = str(exc)
+    return state
+
+
+def _ping_command(peers: list[tuple[str, str, str]], source: str) -> str:
+    """Every peer at once: `tailscale ping` to its tailnet IP, then LAN to LAN pings with and without DF."""
+    size = TUNNEL_MTU - ICMP_OVERHEAD
+    parts = []
+    for name, tailnet_ip, lan_ip in peers:
+        n, t, lan, src = (shlex.quote(x) for x in (name, tailnet_ip, lan_ip, source))
+        if tailnet_ip:
+            parts.append(f"( out=$(tailscale ping -c 1 --until-direct=false --timeout={PING_WAIT}s {t} 2>&1); "
+                         f"echo \"tsping {n} $? $(echo \"$out\" | tail -n 1)\" ) &")
+        base = f"ping -n -q -c 2 -i 0.2 -w {PING_WAIT} -I {src}"
+        parts.append(f"( {base} -M do -s {size} {lan} >/dev/null 2>&1; echo \"mtu {n} $?\" ) &")
+        for total in PROBE_SIZES:
+            parts.append(f"( {base} -M do -s {total - ICMP_OVERHEAD} {lan} >/dev/null 2>&1; "
+                         f"echo \"df{total} {n} $?\" ) &")
+        parts.append(f"( {base} -s 56 {lan} >/dev/null 2>&1; echo \"small {n} $?\" ) &")
+    return " ".join(parts) + " wait"
+
+
+def parse_pings(text: str) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for line in text.splitlines():
+        bits = line.split(" ", 3)
+        if len(bits) < 3 or not (bits[0] in ("tsping", "mtu", "small") or re.fullmatch(r"df\d+", bits[0])):
+            continue
+        entry = out.setdefault(bits[1], {})
+        entry[bits[0]] = bits[2] == "0"
+        if bits[0] == "tsping":
+            entry["detail"] = bits[3].strip() if len(bits) > 3 else ""
+    return out
+
+
+def ping_peers(model: SiteModel, states: dict[str, RouterState]) -> None:
+    """Phase two, once every router's tailnet IP is known: each router pings every other one."""
+    def tailnet_ip(name: str) -> str:
+        status = states[name].status
+        return next((ip for ip in (status.tailscale_ips if status else ()) if ":" not in ip), "")
+
+    def one(name: str) -> None:
+        state = states[name]
+        if state.router is None or state.error:
+            return
+        peers = [(o, tailnet_ip(o), str(model.sites[o].router)) for o in model.sites if o != name]
+        try:
+            result = state.router.run(_ping_command(peers, str(model.sites[name].router)), timeout=PING_WAIT + 10)
+            state.pings = parse_pings(result.stdout)
+        except RemoteError as exc:
+            state.error = state.error or str(exc)
+
+    with ThreadPoolExecutor(max_workers=max(1, len(states))) as pool:
+        list(pool.map(one, states))
+
+
+def _live_flags(cp, state: ControlState) -> None:  # noqa: ANN001 - controlplane.ControlPlane
+    """What controlplane.Node leaves out: node id -> online (Headscale `online`, Tailscale
+    `connectedToControl`) and, on Headscale, the routes each node is primary for (`subnetRoutes`)."""
+    try:
+        if cp.name == "headscale":
+            body = cp.api.call("GET", "/api/v1/node").json()
+            for n in body.get("nodes") or []:
+                state.online[str(n["id"])] = n.get("online")
+                state.primary[str(n["id"])] = tuple(n.get("subnetRoutes") or ())
+            return
+        body = cp.api.call("GET", f"/tailnet/{cp.tailnet}/devices", params={"fields": "all"}).json()
+        for d in body.get("devices") or []:
+            state.online[str(d.get("nodeId") or d["id"])] = d.get("connectedToControl")
+    except (ControlPlaneError, KeyError, ValueError, AttributeError):
+        return
+
+
+def read_control(model: SiteModel) -> ControlState:
+    state = ControlState()
+    if model.tailnet is None:
+        state.error = "the site file has no [tailnet] table"
+        return state
+    try:
+        with reach(model, timeout=10) as cp:
+            state.all_nodes = cp.list_nodes()
+            for site in model.sites.values():
+                ours = tuple(str(p) for p in site.advertised)
+                try:
+                    state.nodes[site.name] = cp.find_router(router_ident(site), state.all_nodes, prefer=ours)
+                except ControlPlaneError as exc:
+                    state.nodes[site.name] = None
+                    state.node_errors[site.name] = " ".join(str(exc).split())
+            _live_flags(cp, state)
+            state.policy_text = cp.read_policy().text
+            _server_tests(cp, model, state)
+    except (ControlPlaneError, PolicyError, SecretError) as exc:
+        state.error = " ".join(str(exc).split())
+    return state
+
+
+def _server_tests(cp, model: SiteModel, state: ControlState) -> None:  # noqa: ANN001
+    """Ask the server to run the site pairs as the policy's `tests` (check only: nothing is stored)."""
+    if not (state.policy_text or "").strip():
+        return
+    try:
+        doc = hujson.loads(state.policy_text)
+    except hujson.HuJSONError as exc:
+        state.server_test, state.server_test_run = f"the policy is not valid HuJSON: {exc}", True
+        return
+    tailnet_ip = next((a for n in state.all_nodes for a in n.addresses if ":" not in a), "100.64.0.1")
+    doc["tests"] = acl.server_tests([(s.name, str(s.router)) for s in model.sites.values()], tailnet_ip)
+    state.server_test_run = True
+    try:
+        cp.check_policy(json.dumps(doc))
+    except ControlPlaneError as exc:
+        state.server_test = " ".join(str(exc).split())
+
+
+def gather(model: SiteModel) -> tuple[dict[str, RouterState], ControlState]:
+    """Everything, in parallel: each router's facts and DHCP probe, and the control plane; then the pings."""
+    with ThreadPoolExecutor(max_workers=len(model.sites) + 1) as pool:
+        control = pool.submit(read_control, model)
+        routers = dict(zip(model.sites, pool.map(lambda s: read_router(model, s), model.sites.values())))
+        control_state = control.result()
+    try:
+        ping_peers(model, routers)
+    finally:
+        for state in routers.values():
+            if state.router is not None:
+                state.router.close()
+                state.router = None
+    return routers, control_state

@@ -1,0 +1,344 @@
+"""Decide, from the state gather.py read, which step is ok, broken or unknown at each site.
+
+Pure: no I/O, so every verdict is tested from canned state. A step that
+failed only because an earlier step is broken (tailscaled down, so no routes;
+a route unapproved, so no LAN-to-LAN ping) is reported as unknown with the
+cause, never as broken: the table names the step to fix, once.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from enum import Enum
+
+from check import acl
+from check.dhcp import judge as judge_dhcp
+from check.gather import TUNNEL_MTU, ControlState, RouterState
+from controlplane import hujson
+from dhcp.plan import SitePlan
+from sites.model import Site, SiteModel, SshTarget
+
+
+class Status(str, Enum):
+    OK = "ok"
+    BROKEN = "broken"
+    UNKNOWN = "unknown"
+
+
+STEPS: tuple[tuple[str, str], ...] = (
+    ("ssh", "router reachable over SSH"),
+    ("tailscaled", "tailscaled running, logged in, online (router and control plane)"),
+    ("routes", "site routes advertised, approved and primary"),
+    ("prefs", "SNAT off, accept-routes on, stateful filtering off"),
+    ("forwarding", "IPv4 forwarding on"),
+    ("clamp", "TCP MSS clamped both ways on tailscale0"),
+    ("policy", "policy allows every other site and 100.64.0.0/10, both ways"),
+    ("dhcp", "the LAN's DHCP server sends the planned option 121/249"),
+    ("tunnel", "router reaches every other router over the tailnet, full-size packets"),
+)
+STEP_IDS = tuple(s for s, _ in STEPS)
+# what a LAN-to-LAN ping between two routers needs at both ends
+PATH_NEEDS = ("ssh", "tailscaled", "routes", "prefs", "policy")
+
+
+@dataclass(frozen=True)
+class Row:
+    site: str
+    step: str
+    status: Status
+    reason: str
+    fix: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"site": self.site, "step": self.step, "status": self.status.value, "reason": self.reason,
+                "fix": self.fix}
+
+
+class Fixes:
+    """The commands that repair a step, spelled for this site file."""
+
+    def __init__(self, model: SiteModel) -> None:
+        self.sites = shlex.quote(str(model.path))
+        self.ssh_config = model.ssh.config_file
+
+    def deploy(self, site: Site) -> str:
+        return f"SITES={self.sites} pyinfra -y inventory.py deploy.py --limit {shlex.quote(SshTarget.parse(site.ssh).name)}"
+
+    def ssh(self, target: str, command: str) -> str:
+        config = f"-F {shlex.quote(str(self.ssh_config))} " if self.ssh_config else ""
+        return f"ssh {config}{shlex.quote(target)} {shlex.quote(command)}"
+
+    def controlplane(self) -> str:
+        return f"python -m controlplane apply --sites {self.sites}"
+
+    def dhcp_push(self) -> str:
+        return f"python -m dhcp push --sites {self.sites}"
+
+
+def _ok(site: str, step: str, reason: str) -> Row:
+    return Row(site, step, Status.OK, reason)
+
+
+def _broken(site: str, step: str, reason: str, fix: str) -> Row:
+    return Row(site, step, Status.BROKEN, reason, fix)
+
+
+def _unknown(site: str, step: str, reason: str) -> Row:
+    return Row(site, step, Status.UNKNOWN, reason)
+
+
+def ssh_row(site: Site, r: RouterState, fx: Fixes) -> Row:
+    if r.error:
+        return _broken(site.name, "ssh", r.error, fx.ssh(site.ssh, "true") + "  # check [ssh] and the router")
+    if r.facts_error:
+        return _unknown(site.name, "ssh", f"reached, but its state did not parse: {r.facts_error}")
+    return _ok(site.name, "ssh", f"{site.ssh} answers")
+
+
+def tailscaled_row(site: Site, r: RouterState, cs: ControlState, fx: Fixes) -> Row:
+    name = site.name
+    if r.error or r.facts_error:
+        return _unknown(name, "tailscaled", "router not readable (see ssh)")
+    status = r.status
+    if status is None:
+        if r.tailscaled_unit in ("inactive", "failed", "deactivating"):
+            return _broken(name, "tailscaled", f"tailscaled is not running (systemd: {r.tailscaled_unit})",
+                           fx.ssh(site.ssh, "systemctl start tailscaled"))
+        if r.prefs is None and r.tailscaled_unit in ("", "unknown"):
+            return _broken(name, "tailscaled", "tailscale is not installed", fx.deploy(site))
+        return _broken(name, "tailscaled", f"tailscaled does not answer (systemd: {r.tailscaled_unit or '?'})",
+                       fx.ssh(site.ssh, "systemctl restart tailscaled"))
+    if status.backend_state != "Running":
+        return _broken(name, "tailscaled", f"BackendState {status.backend_state} (not logged in and up)",
+                       fx.deploy(site))
+    if not status.online:
+        return _broken(name, "tailscaled", "the router reports itself offline (no control connection)",
+                       fx.ssh(site.ssh, "tailscale netcheck; systemctl restart tailscaled"))
+    ip = next((a for a in status.tailscale_ips if ":" not in a), "?")
+    if cs.error:
+        return _ok(name, "tailscaled", f"Running, online, {ip}, {status.version} (control plane not readable)")
+    node = cs.nodes.get(name)
+    if node is None:
+        return _broken(name, "tailscaled", cs.node_errors.get(name, "not a node of the control plane"),
+                       fx.deploy(site))
+    if cs.online.get(node.id) is False:
+        return _broken(name, "tailscaled", f"the control plane sees node {node.label} offline",
+                       fx.ssh(site.ssh, "systemctl restart tailscaled"))
+    return _ok(name, "tailscaled", f"Running, online, {ip} (node {node.label}), tailscale {status.version}")
+
+
+def routes_row(site: Site, r: RouterState, cs: ControlState, fx: Fixes, tailscaled: Row) -> Row:
+    name = site.name
+    ours = [str(p) for p in site.advertised]
+    if tailscaled.status != Status.OK:
+        return _unknown(name, "routes", "needs a running tailscaled (see tailscaled)")
+    prefs, status = r.prefs, r.status
+    assert status is not None
+    missing = [p for p in ours if prefs is None or p not in prefs.advertise_routes]
+    if missing:
+        return _broken(name, "routes", f"not advertised by the router: {', '.join(missing)}", fx.deploy(site))
+    if cs.error:
+        return _unknown(name, "routes", f"advertised; approval unknown: {cs.error}")
+    node = cs.nodes.get(name)
+    if node is None:
+        return _unknown(name, "routes", "advertised; the control plane has no node for it")
+    unseen = [p for p in ours if p not in node.advertised]
+    if unseen:
+        return _broken(name, "routes", f"the control plane has not received {', '.join(unseen)}",
+                       fx.ssh(site.ssh, "systemctl restart tailscaled"))
+    unapproved = [p for p in ours if p not in node.approved]
+    if unapproved:
+        return _broken(name, "routes", f"advertised but not approved: {', '.join(unapproved)}", fx.controlplane())
+    # Primary is the control plane's election where it reports it (Headscale); else the router's own netmap.
+    # The router's view can lag or go empty while the policy lets it reach no peer, so it is second.
+    elected = cs.primary.get(node.id, status.primary_routes) if cs.primary else status.primary_routes
+    secondary = [p for p in ours if p not in elected]
+    if secondary:
+        serving = sorted({n.label for n in cs.all_nodes if n.id != node.id
+                          and set(secondary) & set(cs.primary.get(n.id, ()))})
+        who = f"node {', '.join(serving)} is primary for it" if serving else "the control plane has not elected it"
+        return _broken(name, "routes", f"approved but not primary on this router: {', '.join(secondary)} ({who})",
+                       fx.ssh(site.ssh, "tailscale status --json | grep -A3 PrimaryRoutes"))
+    return _ok(name, "routes", f"{', '.join(ours)} advertised, approved, primary")
+
+
+def prefs_row(site: Site, r: RouterState, fx: Fixes) -> Row:
+    name = site.name
+    if r.error or r.facts_error:
+        return _unknown(name, "prefs", "router not readable (see ssh)")
+    if r.prefs is None:
+        return _unknown(name, "prefs", "no prefs: tailscaled not answering (see tailscaled)")
+    wrong, flags = [], []
+    if not r.prefs.no_snat:
+        wrong.append("SNAT is on")
+        flags.append("--snat-subnet-routes=false")
+    if not r.prefs.route_all:
+        wrong.append("accept-routes is off")
+        flags.append("--accept-routes")
+    if r.no_stateful_filtering is False:
+        wrong.append("stateful filtering is on (drops inbound from other sites)")
+        flags.append("--stateful-filtering=false")
+    if wrong:
+        return _broken(name, "prefs", "; ".join(wrong), fx.ssh(site.ssh, "tailscale set " + " ".join(flags)))
+    sf = "stateful filtering off" if r.no_stateful_filtering else "stateful filtering not reported"
+    return _ok(name, "prefs", f"SNAT off, accept-routes on, {sf}")
+
+
+def forwarding_row(site: Site, r: RouterState, fx: Fixes) -> Row:
+    name = site.name
+    if r.error or r.facts_error:
+        return _unknown(name, "forwarding", "router not readable (see ssh)")
+    value = r.forwarding.get("net.ipv4.ip_forward")
+    if value != "1":
+        return _broken(name, "forwarding", f"net.ipv4.ip_forward = {value or '?'}", fx.deploy(site))
+    ff = r.forward_filter
+    if ff is not None and ff.blocks and not ff.ts_forward:
+        return _broken(name, "forwarding", f"FORWARD policy {ff.policy} and tailscaled's ts-forward is not hooked",
+                       fx.ssh(site.ssh, "systemctl restart tailscaled"))
+    return _ok(name, "forwarding", "net.ipv4.ip_forward = 1" + (f", FORWARD policy {ff.policy}" if ff else ""))
+
+
+def clamp_row(site: Site, r: RouterState, fx: Fixes) -> Row:
+    name = site.name
+    if r.error or r.facts_error:
+        return _unknown(name, "clamp", "router not readable (see ssh)")
+    c = r.clamp
+    if c is None:
+        return _broken(name, "clamp", "iptables-save not found", fx.deploy(site))
+    if not c.complete:
+        gone = [d for d, on in (("-i tailscale0", c.inbound), ("-o tailscale0", c.outbound)) if not on]
+        return _broken(name, "clamp", f"no TCPMSS clamp for {' and '.join(gone)} in mangle FORWARD",
+                       fx.ssh(site.ssh, "systemctl restart s2s-mss-clamp.service"))
+    return _ok(name, "clamp", "TCPMSS --clamp-mss-to-pmtu on -i and -o tailscale0")
+
+
+def policy_rows(model: SiteModel, cs: ControlState, fx: Fixes) -> list[Row]:
+    names = list(model.sites)
+    if cs.error:
+        return [_unknown(n, "policy", f"control plane not readable: {cs.error}") for n in names]
+    text = cs.policy_text or ""
+    try:
+        doc = hujson.loads(text) if text.strip() else None
+    except hujson.HuJSONError as exc:
+        return [_broken(n, "policy", f"policy is not valid HuJSON: {exc}", fx.controlplane()) for n in names]
+    nodes = [acl.PolicyNode(n.addresses, n.tags) for n in cs.all_nodes]
+    compiled = acl.compile_policy(doc if isinstance(doc, dict) else None, nodes)
+    pairs = acl.check_pairs(compiled, [(s.name, [str(p) for p in s.advertised]) for s in model.sites.values()])
+    rows = []
+    for name in names:
+        bad = [p for p in pairs if not p.ok and name in (p.src, p.dst)]
+        if bad:
+            first = bad[0]
+            more = f" (+{len(bad) - 1} more)" if len(bad) > 1 else ""
+            rows.append(_broken(name, "policy", f"{first.src} -> {first.dst}: {first.reason}{more}", fx.controlplane()))
+        elif cs.server_test and name in _server_blames(cs.server_test, model):
+            rows.append(_broken(name, "policy", f"the server's ACL test fails: {cs.server_test[:200]}",
+                                fx.controlplane()))
+        else:
+            server = "; the server's ACL tests pass" if cs.server_test_run else ""
+            note = f" ({compiled.notes[0]})" if compiled.allow_all and compiled.notes else ""
+            rows.append(_ok(name, "policy", f"every other site and 100.64.0.0/10 both ways{note}{server}"))
+    return rows
+
+
+def _server_blames(message: str, model: SiteModel) -> set[str]:
+    """Sites named in the server's failed-test lines (`SRC -> DST:PORT: expected ALLOWED`), by their
+    routers' addresses; every site when the message names none (Tailscale says only "test(s) failed")."""
+    by_ip = {str(s.router): name for name, s in model.sites.items()}
+    named = set()
+    for src, dst in re.findall(r"(\S+) -> (\S+?):\d+: expected ALLOWED", message):
+        named |= {by_ip[ip] for ip in (src, dst) if ip in by_ip}  # a tailnet address names no site
+    return named or set(model.sites)
+
+
+def dhcp_row(site: Site, plan: SitePlan, r: RouterState, model: SiteModel, fx: Fixes) -> Row:
+    name = site.name
+    if not plan.push_needed:
+        return _ok(name, "dhcp", plan.reason)
+    if r.error or r.facts_error:
+        return _unknown(name, "dhcp", "router not readable (see ssh): no LAN host to probe from")
+    if r.probe is None:
+        return _unknown(name, "dhcp", r.probe_error or "not probed")
+    codes = (121, 249) if model.dhcp.option_249 else (121,)
+    verdict = judge_dhcp(r.probe, plan, codes)
+    if verdict.ok:
+        return _ok(name, "dhcp", verdict.reason)
+    if not r.probe.replies:
+        fix = (fx.ssh(site.kea.ssh, "systemctl start kea-dhcp4-server") if site.kea and site.kea.ssh
+               else "start the LAN's DHCP server")
+    else:
+        fix = fx.dhcp_push() if site.kea else "add option 121/249 to the LAN's DHCP server (python -m dhcp plan)"
+    return _broken(name, "dhcp", verdict.reason, fix)
+
+
+def _causes(so_far: dict[tuple[str, str], Row], ends: tuple[str, str]) -> list[str]:
+    """The steps a LAN-to-LAN ping between two routers needs that are not ok: broken ones if any
+    (the root causes), else the unknown ones."""
+    rows = [so_far[(s, step)] for s in ends for step in PATH_NEEDS if (s, step) in so_far]
+    bad = [r for r in rows if r.status == Status.BROKEN] or [r for r in rows if r.status == Status.UNKNOWN]
+    return [f"{r.site}: {r.step}" for r in bad]
+
+
+def tunnel_rows(model: SiteModel, routers: dict[str, RouterState], so_far: dict[tuple[str, str], Row],
+                fx: Fixes) -> list[Row]:
+    rows = []
+    for name, site in model.sites.items():
+        r = routers[name]
+        if r.error or r.facts_error:
+            rows.append(_unknown(name, "tunnel", "router not readable (see ssh)"))
+            continue
+        failures, notes = [], []
+        explained = []
+        for peer in model.sites:
+            if peer == name:
+                continue
+            got = r.pings.get(peer, {})
+            tsping, mtu, small = got.get("tsping"), got.get("mtu"), got.get("small")
+            if tsping is False or (not mtu and not small):
+                what = (f"tailscale ping {peer} fails ({got.get('detail') or 'no answer'})" if tsping is False
+                        else f"no LAN-to-LAN ping {site.router} -> {model.sites[peer].router}")
+            elif not mtu:
+                fits = [int(k[2:]) for k, v in got.items() if k.startswith("df") and v and int(k[2:]) < TUNNEL_MTU]
+                largest = f"the largest that does is {max(fits)} bytes" if fits else "nor do 576-byte ones"
+                what = (f"{TUNNEL_MTU}-byte DF packets do not reach {peer}, small ones do: {largest} "
+                        f"(path MTU below {TUNNEL_MTU})")
+            else:
+                via = (got.get("detail") or "").split(" via ", 1)[-1].split(" in ")[0] if got.get("detail") else ""
+                notes.append(f"{peer}: path MTU >= {TUNNEL_MTU}, tailscale ping via {via or '?'}")
+                continue
+            causes = _causes(so_far, (name, peer))
+            (explained if causes else failures).append((what, causes))
+        if failures:
+            what = failures[0][0] + (f" (+{len(failures) - 1} more)" if len(failures) > 1 else "")
+            rows.append(_broken(name, "tunnel", what,
+                                fx.ssh(site.ssh, "tailscale netcheck; tailscale status") + "  # UDP 41641 / DERP"))
+        elif explained:
+            what, causes = explained[0]
+            rows.append(_unknown(name, "tunnel", f"{what}; explained by {', '.join(sorted(set(causes)))}"))
+        else:
+            rows.append(_ok(name, "tunnel", f"{TUNNEL_MTU}-byte DF pings cross LAN to LAN; "
+                                            f"{'; '.join(notes) or 'no peers'}"))
+    return rows
+
+
+def judge(model: SiteModel, plans: dict[str, SitePlan], routers: dict[str, RouterState],
+          cs: ControlState) -> list[Row]:
+    """Every site x step, in STEPS order."""
+    fx = Fixes(model)
+    rows: dict[tuple[str, str], Row] = {}
+    for name, site in model.sites.items():
+        r = routers[name]
+        rows[(name, "ssh")] = ssh_row(site, r, fx)
+        rows[(name, "tailscaled")] = ts = tailscaled_row(site, r, cs, fx)
+        rows[(name, "routes")] = routes_row(site, r, cs, fx, ts)
+        rows[(name, "prefs")] = prefs_row(site, r, fx)
+        rows[(name, "forwarding")] = forwarding_row(site, r, fx)
+        rows[(name, "clamp")] = clamp_row(site, r, fx)
+        rows[(name, "dhcp")] = dhcp_row(site, plans[name], r, model, fx)
+    for row in policy_rows(model, cs, fx):
+        rows[(row.site, "policy")] = row
+    for row in tunnel_rows(model, routers, rows, fx):
+        rows[(row.site, "tunnel")] = row
+    return [rows[(name, step)] for name in model.sites for step in STEP_IDS]

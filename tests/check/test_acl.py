@@ -1,0 +1,132 @@
+"""The policy evaluator: the project's own merged policy, hand-written variants, aliases, ports."""
+
+from __future__ import annotations
+
+import pytest
+
+from check.acl import PolicyNode, TAILNET, check_pairs, compile_policy, server_tests
+from controlplane import hujson
+from controlplane.policy import PolicySpec, merge, remove
+
+SITES = [("a", ["192.0.2.0/24"]), ("b", ["172.16.100.0/24", "198.18.0.0/24"])]
+SPEC = PolicySpec(sites=tuple((n, tuple(p)) for n, p in SITES))
+ROUTERS = [PolicyNode(("100.64.0.2", "fd7a:115c:a1e0::2"), ("tag:subnet-router",)),
+           PolicyNode(("100.64.0.1", "fd7a:115c:a1e0::1"), ("tag:subnet-router",))]
+ALLOW_ALL = '{"action": "accept", "src": ["*"], "dst": ["*:*"]},'
+
+
+def failing(doc, nodes=ROUTERS) -> set[tuple[str, str]]:
+    return {(p.src, p.dst) for p in check_pairs(compile_policy(doc, nodes), SITES) if not p.ok}
+
+
+def ours_only() -> dict:
+    """The deploy's merge with the no-policy allow-all rule taken out: only the project's block."""
+    text = merge("", SPEC)
+    assert ALLOW_ALL in text
+    return hujson.loads(text.replace(ALLOW_ALL, ""))
+
+
+EVERY_PAIR = {("a", "b"), ("b", "a"), ("a", TAILNET), ("b", TAILNET), (TAILNET, "a"), (TAILNET, "b")}
+
+
+def test_the_projects_block_allows_every_pair_both_ways():
+    assert failing(ours_only()) == set()
+    pairs = check_pairs(compile_policy(ours_only(), ROUTERS), SITES)
+    assert {(p.src, p.dst) for p in pairs} == EVERY_PAIR
+
+
+def test_without_the_block_nothing_is_allowed():
+    doc = hujson.loads(remove(merge("", SPEC)).replace(ALLOW_ALL, ""))
+    assert doc["acls"] == []
+    assert failing(doc) == EVERY_PAIR
+
+
+def test_allow_all_and_no_policy_allow_everything():
+    assert failing(hujson.loads(merge("", SPEC))) == set()
+    assert failing(None) == set()
+    assert compile_policy(None).allow_all
+    assert failing({"tagOwners": {"tag:x": []}}) == set()  # no acls and no grants: allow-all
+
+
+def test_one_direction_missing_is_that_pair_only():
+    doc = ours_only()
+    doc["acls"] = [r for r in doc["acls"] if r["src"] != ["172.16.100.0/24", "198.18.0.0/24"]]
+    assert failing(doc) == {("b", "a"), ("b", TAILNET)}
+
+
+def test_a_prefix_of_a_site_left_out_breaks_its_pairs():
+    doc = {"acls": [
+        {"action": "accept", "src": ["192.0.2.0/24", "100.64.0.0/10"], "dst": ["172.16.100.0/24:*", "100.64.0.0/10:*"]},
+        {"action": "accept", "src": ["172.16.100.0/24", "198.18.0.0/24", "100.64.0.0/10"], "dst": ["192.0.2.0/24:*"]},
+        {"action": "accept", "src": ["172.16.100.0/24", "198.18.0.0/24"], "dst": ["100.64.0.0/10:*"]},
+    ]}
+    assert failing(doc) == {("a", "b"), (TAILNET, "b")}
+    reason = next(p.reason for p in check_pairs(compile_policy(doc, ROUTERS), SITES) if (p.src, p.dst) == ("a", "b"))
+    assert "reach 198.18.0.0/24" in reason
+
+
+def test_coverage_may_come_from_several_rules():
+    doc = {"acls": [
+        {"action": "accept", "src": ["192.0.2.0/25"], "dst": ["*:*"]},
+        {"action": "accept", "src": ["192.0.2.128/25"], "dst": ["172.16.100.0/24:*", "198.18.0.0/23:*"]},
+        {"action": "accept", "src": ["192.0.2.128/25"], "dst": ["100.64.0.0/10:*"]},
+    ]}
+    assert ("a", "b") not in failing(doc) and ("a", TAILNET) not in failing(doc)
+
+
+def test_ports_and_protocols_limit_a_rule():
+    doc = ours_only()
+    doc["acls"][0]["dst"] = ["172.16.100.0/24:22,443", "198.18.0.0/24:*", "100.64.0.0/10:*"]
+    result = {(p.src, p.dst): p for p in check_pairs(compile_policy(doc, ROUTERS), SITES)}
+    assert not result[("a", "b")].ok
+    assert "only some ports/protocols via acls[0]" in result[("a", "b")].reason
+    doc = ours_only()
+    doc["acls"][0]["proto"] = "tcp"
+    assert ("a", "b") in failing(doc)
+    doc["acls"][0]["dst"] = ["172.16.100.0/24:0-65535", "198.18.0.0/24:*", "100.64.0.0/10:*"]
+    del doc["acls"][0]["proto"]
+    assert failing(doc) == set()
+
+
+def test_tags_are_the_routers_tailnet_addresses_not_their_routes():
+    doc = {"acls": [{"action": "accept", "src": ["tag:subnet-router"], "dst": ["tag:subnet-router:*"]}]}
+    assert failing(doc) == EVERY_PAIR  # as Headscale compiles it: a tag covers node IPs only
+    doc = {"acls": [{"action": "accept", "src": ["autogroup:tagged"], "dst": ["192.0.2.0/24:*"]}]}
+    compiled = compile_policy(doc, ROUTERS)
+    assert any(r.src and "100.64.0.2" in r.src for r in compiled.rules)
+
+
+def test_hosts_names_resolve():
+    doc = ours_only()
+    doc["hosts"] = {"site-b": "172.16.100.0/24", "bench": "198.18.0.0/24"}
+    doc["acls"][0]["dst"] = ["site-b:*", "bench:*", "100.64.0.0/10:*"]
+    assert failing(doc) == set()
+
+
+def test_groups_and_users_are_not_guessed():
+    doc = {"acls": [{"action": "accept", "src": ["group:admins", "alice@"], "dst": ["*:*"]}]}
+    compiled = compile_policy(doc, ROUTERS)
+    assert failing(doc) == EVERY_PAIR
+    assert any("group:admins" in n for n in compiled.notes)
+
+
+def test_grants_with_every_ip_protocol():
+    doc = {"grants": [{"src": ["*"], "dst": ["*"], "ip": ["*"]}]}
+    assert failing(doc) == set()
+    doc = {"grants": [{"src": ["*"], "dst": ["*"], "ip": ["tcp:443"]}]}
+    assert failing(doc) == EVERY_PAIR
+
+
+def test_server_tests_name_one_address_per_site_and_the_tailnet():
+    tests = server_tests([("a", "192.0.2.2"), ("b", "172.16.100.2")], "100.64.0.2")
+    assert tests == [
+        {"src": "192.0.2.2", "accept": ["172.16.100.2:22", "100.64.0.2:22"]},
+        {"src": "172.16.100.2", "accept": ["192.0.2.2:22", "100.64.0.2:22"]},
+        {"src": "100.64.0.2", "accept": ["192.0.2.2:22", "172.16.100.2:22"]},
+    ]
+
+
+@pytest.mark.parametrize("entry", ["[fd7a:115c:a1e0::1]:*", "fd7a:115c:a1e0::1:*"])
+def test_ipv6_destinations(entry):
+    compiled = compile_policy({"acls": [{"action": "accept", "src": ["*"], "dst": [entry]}]})
+    assert compiled.rules[0].all_ports and "fd7a:115c:a1e0::1" in compiled.rules[0].dst

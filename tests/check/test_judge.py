@@ -1,0 +1,218 @@
+"""Verdicts from canned state: each fault is named once, what it causes downstream is unknown."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from check.dhcp import parse_probe_output
+from check.gather import ControlState, RouterState, parse_pings
+from check.judge import STEP_IDS, Status, judge
+from check.render import as_json, exit_code, table
+from controlplane import Node
+from controlplane.policy import PolicySpec, merge
+from dhcp.plan import build_plan
+from operations.facts import ForwardChain, LivePrefs, MssClamp, NodeStatus
+from sites import parse_sites
+
+DATA = Path(__file__).parent / "data"
+PROBE_A = parse_probe_output((DATA / "probe-kea-2.2-site-a.json").read_text())
+
+
+def model():
+    return parse_sites(Path("/srv/sites.toml"), {
+        "ssh": {"config_file": "/srv/ssh_config"},
+        "tailnet": {"backend": "headscale", "url": "http://127.0.0.1:8080", "api_key_env": "X"},
+        "sites": {
+            "a": {"subnet": "192.0.2.0/24", "router": "192.0.2.2", "gateway": "192.0.2.1", "ssh": "a-router"},
+            "b": {"subnet": "172.16.100.0/24", "router": "172.16.100.2", "gateway": "172.16.100.1",
+                  "ssh": "b-router"},
+        },
+    })
+
+
+def router(site: str, ip: str, prefix: str, lan: str, probe=None) -> RouterState:  # noqa: ANN001
+    prefs = LivePrefs(control_url="http://198.51.100.10:8080", route_all=True, want_running=True,
+                      logged_out=False, advertise_routes=(prefix,), advertise_tags=(), no_snat=True,
+                      no_stateful_filtering=True, netfilter_mode="on")
+    status = NodeStatus("Running", True, (prefix,), (ip, "fd7a:115c:a1e0::9"), "1.100.0")
+    peer = "b" if site == "a" else "a"
+    return RouterState(
+        site, f"{site}-router", prefs=prefs, status=status, no_stateful_filtering=True, tailscaled_unit="active",
+        clamp=MssClamp("tailscale0", True, True), forwarding={"net.ipv4.ip_forward": "1"},
+        forward_filter=ForwardChain("ACCEPT", True), addresses={"eth0": [lan]}, lan_interface="eth0",
+        probe=probe, pings=parse_pings(f"tsping {peer} 0 pong from {peer}-router (x) via 198.51.100.3:41641 in 1ms\n"
+                                       f"mtu {peer} 0\nsmall {peer} 0\ndf1281 {peer} 1\ndf1200 {peer} 0\n"))
+
+
+def healthy():
+    m = model()
+    plans = build_plan(m)
+    b_probe = dataclasses.replace(PROBE_A, offer=dataclasses.replace(
+        PROBE_A.offer, options={**PROBE_A.offer.options, 121: plans["b"].option_data, 249: plans["b"].option_data}),
+        ack=None)
+    routers = {"a": router("a", "100.64.0.2", "192.0.2.0/24", "192.0.2.2", PROBE_A),
+               "b": router("b", "100.64.0.1", "172.16.100.0/24", "172.16.100.2", b_probe)}
+    nodes = [Node("2", "a-router", addresses=("100.64.0.2",), advertised=("192.0.2.0/24",),
+                  approved=("192.0.2.0/24",), tags=("tag:subnet-router",)),
+             Node("1", "b-router", addresses=("100.64.0.1",), advertised=("172.16.100.0/24",),
+                  approved=("172.16.100.0/24",), tags=("tag:subnet-router",))]
+    policy = merge("", PolicySpec.from_model(m)).replace('{"action": "accept", "src": ["*"], "dst": ["*:*"]},', "")
+    control = ControlState(nodes={"a": nodes[0], "b": nodes[1]}, online={"1": True, "2": True},
+                           primary={"1": ("172.16.100.0/24",), "2": ("192.0.2.0/24",)},
+                           policy_text=policy, all_nodes=nodes, server_test_run=True)
+    return m, plans, routers, control
+
+
+def verdicts(m, plans, routers, control):  # noqa: ANN001
+    rows = judge(m, plans, routers, control)
+    return {(r.site, r.step): r for r in rows}, rows
+
+
+def not_ok(rows):  # noqa: ANN001
+    return {(r.site, r.step): r.status for r in rows if r.status != Status.OK}
+
+
+def test_healthy_is_all_ok_and_exit_0():
+    by, rows = verdicts(*healthy())
+    assert [r.step for r in rows] == list(STEP_IDS) * 2
+    assert not_ok(rows) == {}
+    assert exit_code(rows) == 0
+    assert "all 18 checks ok" in table(rows)
+    assert by[("a", "tunnel")].reason == ("1280-byte DF pings cross LAN to LAN; b: path MTU >= 1280, "
+                                          "tailscale ping via 198.51.100.3:41641")
+
+
+def test_tailscaled_stopped_is_named_once():
+    m, plans, routers, control = healthy()
+    routers["a"] = dataclasses.replace(routers["a"], prefs=None, status=None, tailscaled_unit="inactive",
+                                       pings=parse_pings("tsping b 1 failed to connect\nmtu b 1\nsmall b 1\n"))
+    routers["b"].pings = parse_pings("tsping a 1 timeout\nmtu a 1\nsmall a 1\n")
+    by, rows = verdicts(m, plans, routers, control)
+    assert not_ok(rows) == {("a", "tailscaled"): Status.BROKEN, ("a", "routes"): Status.UNKNOWN,
+                            ("a", "prefs"): Status.UNKNOWN, ("a", "tunnel"): Status.UNKNOWN,
+                            ("b", "tunnel"): Status.UNKNOWN}
+    assert by[("a", "tailscaled")].fix == "ssh -F /srv/ssh_config a-router 'systemctl start tailscaled'"
+    assert by[("b", "tunnel")].reason.endswith("explained by a: tailscaled")
+    assert exit_code(rows) == 1
+
+
+def test_unapproved_route():
+    m, plans, routers, control = healthy()
+    control.nodes["a"] = dataclasses.replace(control.nodes["a"], approved=())
+    by, rows = verdicts(m, plans, routers, control)
+    assert not_ok(rows) == {("a", "routes"): Status.BROKEN}
+    assert by[("a", "routes")].reason == "advertised but not approved: 192.0.2.0/24"
+    assert by[("a", "routes")].fix == "python -m controlplane apply --sites /srv/sites.toml"
+
+
+def test_prefs_name_every_wrong_flag():
+    m, plans, routers, control = healthy()
+    routers["b"].prefs = dataclasses.replace(routers["b"].prefs, no_snat=False, route_all=False)
+    routers["b"].no_stateful_filtering = False
+    by, rows = verdicts(m, plans, routers, control)
+    assert not_ok(rows) == {("b", "prefs"): Status.BROKEN}
+    assert by[("b", "prefs")].fix == ("ssh -F /srv/ssh_config b-router 'tailscale set --snat-subnet-routes=false "
+                                      "--accept-routes --stateful-filtering=false'")
+
+
+def test_forwarding_clamp_and_dhcp():
+    m, plans, routers, control = healthy()
+    routers["a"].forwarding = {"net.ipv4.ip_forward": "0"}
+    routers["a"].clamp = MssClamp("tailscale0", True, False)
+    routers["b"].probe = dataclasses.replace(routers["b"].probe, offer=None, ack=None)
+    by, rows = verdicts(m, plans, routers, control)
+    assert not_ok(rows) == {("a", "forwarding"): Status.BROKEN, ("a", "clamp"): Status.BROKEN,
+                            ("b", "dhcp"): Status.BROKEN}
+    assert by[("a", "forwarding")].fix == "SITES=/srv/sites.toml pyinfra -y inventory.py deploy.py --limit a-router"
+    assert by[("a", "clamp")].reason == "no TCPMSS clamp for -o tailscale0 in mangle FORWARD"
+    assert by[("b", "dhcp")].reason == "no DHCP answer on eth0 to a DISCOVER or an INFORM"
+
+
+def test_unreachable_router_makes_its_steps_unknown():
+    m, plans, routers, control = healthy()
+    routers["b"] = RouterState("b", "b-router", error="ssh b-router: [Errno 111] Connection refused")
+    routers["a"].pings = parse_pings("tsping b 1 timeout\nmtu b 1\nsmall b 1\n")
+    by, rows = verdicts(m, plans, routers, control)
+    assert by[("b", "ssh")].status == Status.BROKEN
+    assert {s for (site, s), st in not_ok(rows).items() if st == Status.BROKEN} == {"ssh"}
+    assert by[("b", "policy")].status == Status.OK  # read from the control plane, not the router
+    assert by[("a", "tunnel")].status == Status.UNKNOWN
+
+
+def test_small_packets_pass_big_ones_do_not_is_an_mtu_fault():
+    m, plans, routers, control = healthy()
+    routers["a"].pings = parse_pings("tsping b 0 pong\nmtu b 1\nsmall b 0\ndf1281 b 1\ndf1200 b 0\n"
+                                     "df1000 b 0\ndf576 b 0\n")
+    by, rows = verdicts(m, plans, routers, control)
+    assert not_ok(rows) == {("a", "tunnel"): Status.BROKEN}
+    assert by[("a", "tunnel")].reason == ("1280-byte DF packets do not reach b, small ones do: the largest that "
+                                          "does is 1200 bytes (path MTU below 1280)")
+
+
+def test_control_plane_down_is_unknown_not_broken():
+    m, plans, routers, _ = healthy()
+    by, rows = verdicts(m, plans, routers, ControlState(error="GET http://127.0.0.1:8080/api/v1/node: connection failed"))
+    assert {st for st in not_ok(rows).values()} == {Status.UNKNOWN}
+    assert "approval unknown" in by[("a", "routes")].reason
+
+
+def test_server_test_failure_breaks_the_policy_step():
+    m, plans, routers, control = healthy()
+    control.server_test = "policy rejected by headscale: test(s) failed: 192.0.2.2 -> 172.16.100.2:22: expected ALLOWED"
+    by, rows = verdicts(m, plans, routers, control)
+    assert by[("a", "policy")].status == Status.BROKEN
+    assert "the server's ACL test fails" in by[("a", "policy")].reason
+
+
+@pytest.mark.parametrize("text", ["", None])
+def test_no_policy_is_allow_all(text):
+    m, plans, routers, control = healthy()
+    control.policy_text = text
+    by, rows = verdicts(m, plans, routers, control)
+    assert not_ok(rows) == {}
+    assert "allows everything" in by[("a", "policy")].reason
+
+
+def test_json_lists_the_broken_steps():
+    import json
+
+    m, plans, routers, control = healthy()
+    routers["a"].forwarding = {"net.ipv4.ip_forward": "0"}
+    _, rows = verdicts(m, plans, routers, control)
+    out = json.loads(as_json(rows, 1.234))
+    assert out["ok"] is False and out["broken"] == ["a:forwarding"] and out["seconds"] == 1.23
+    assert set(out["rows"][0]) == {"site", "step", "status", "reason", "fix"}
+
+
+def test_server_test_failure_is_blamed_on_the_sites_it_names():
+    m, plans, routers, control = healthy()
+    control.server_test = ("policy rejected by headscale: test(s) failed: 100.64.0.2 -> 172.16.100.2:22: "
+                           "expected ALLOWED, got DENIED")
+    by, rows = verdicts(m, plans, routers, control)
+    assert not_ok(rows) == {("b", "policy"): Status.BROKEN}
+
+
+def test_another_router_primary_for_the_prefix_is_named():
+    m, plans, routers, control = healthy()
+    routers["a"].status = dataclasses.replace(routers["a"].status, primary_routes=())
+    standby = Node("7", "a-router-2", addresses=("100.64.0.7",), advertised=("192.0.2.0/24",),
+                   approved=("192.0.2.0/24",))
+    control.all_nodes.append(standby)
+    control.primary = {"7": ("192.0.2.0/24",), "2": (), "1": ("172.16.100.0/24",)}
+    by, rows = verdicts(m, plans, routers, control)
+    assert not_ok(rows) == {("a", "routes"): Status.BROKEN}
+    assert by[("a", "routes")].reason == ("approved but not primary on this router: 192.0.2.0/24 "
+                                          "(node a-router-2 is primary for it)")
+
+
+def test_primary_is_the_control_planes_election_when_it_reports_one():
+    m, plans, routers, control = healthy()
+    routers["a"].status = dataclasses.replace(routers["a"].status, primary_routes=())  # netmap lag
+    by, rows = verdicts(m, plans, routers, control)
+    assert not_ok(rows) == {}
+    control.primary = {}  # a backend that does not report it (Tailscale): the router's own view counts
+    by, rows = verdicts(m, plans, routers, control)
+    assert not_ok(rows) == {("a", "routes"): Status.BROKEN}
