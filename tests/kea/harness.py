@@ -493,9 +493,12 @@ class KeaInstance:
         self._sshd = self._spawn("sshd", self._chroot_argv(
             ["/usr/sbin/sshd", "-D", "-e", "-f", "/etc/kea/sshd_config"]),
             self.workdir / "sshd.stdout", self._sshd_listens, "did not listen on 127.0.0.1:22")
+        # the client knows this host's key, as an operator's known_hosts would (unknown keys are refused)
+        known = key_dir / "known_hosts"
+        known.write_text(f"[127.0.0.1]:{self._sshd_forward.port} ssh-rsa {host_key.get_base64()}\n")
         config = key_dir / "ssh_config"
         config.write_text(f"Host kea-{self.tag}\n  HostName 127.0.0.1\n  Port {self._sshd_forward.port}\n"
-                          f"  User root\n  IdentityFile {key_dir / 'id_rsa'}\n")
+                          f"  User root\n  IdentityFile {key_dir / 'id_rsa'}\n  UserKnownHostsFile {known}\n")
         return config
 
     def _sshd_listens(self) -> bool:
