@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -87,9 +88,31 @@ def unpack(tar: Path, root: Path) -> None:
     subprocess.run(["tar", "--numeric-owner", "-C", str(root), "-xf", str(tar)], check=True)
 
 
+def _pem_blocks(bundle: Path) -> set[str]:
+    text = bundle.read_text() if bundle.exists() else ""
+    return set(re.findall(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", text, re.S))
+
+
+def trust_host_cas(root: Path) -> int:
+    """Trust the CAs this machine trusts beyond Debian's own (a network may inspect TLS with
+    its own CA): each becomes a local CA in the root, which update-ca-certificates keeps.
+    Returns how many were added."""
+    bundle = "etc/ssl/certs/ca-certificates.crt"
+    extra = sorted(_pem_blocks(Path("/") / bundle) - _pem_blocks(root / bundle))
+    local = root / "usr" / "local" / "share" / "ca-certificates"
+    local.mkdir(parents=True, exist_ok=True)
+    for i, pem in enumerate(extra):
+        (local / f"host-{i}.crt").write_text(pem + "\n")
+    if extra:
+        subprocess.run(["chroot", str(root), "update-ca-certificates"], env=CLEAN_ENV, check=True,
+                       stdout=subprocess.DEVNULL)
+    return len(extra)
+
+
 def prepare(root: Path) -> None:
-    """What a machine has that a bare root lacks: name resolution (the host's resolv.conf),
-    and a policy-rc.d that keeps maintainer scripts from starting services here."""
+    """What this machine has that a bare root lacks: name resolution (the host's resolv.conf),
+    the CAs it trusts, and a policy-rc.d that keeps maintainer scripts from starting services."""
+    trust_host_cas(root)
     resolv = root / "etc" / "resolv.conf"
     if resolv.is_symlink() or resolv.exists():
         resolv.unlink()
