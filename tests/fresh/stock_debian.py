@@ -105,7 +105,7 @@ def trust_host_cas(root: Path) -> int:
         (local / f"host-{i}.crt").write_text(pem + "\n")
     if extra:
         subprocess.run(["chroot", str(root), "update-ca-certificates"], env=CLEAN_ENV, check=True,
-                       stdout=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return len(extra)
 
 
