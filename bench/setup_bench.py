@@ -5,9 +5,11 @@ python3: timed, never the cached tarball), clones this repository (its committed
 into it and runs ./scripts/setup there as root in a chroot, reading the set-up's own
 timing lines: Debian packages, venv + pip (hash-checked lock), and the Go toolchain
 (golang-go from bookworm-backports, then the pinned toolchain through the module proxy).
-A second ./scripts/setup shows the warm cost. Needs root, debootstrap and the registries.
+A second ./scripts/setup shows the warm cost. With --build, the root's .venv/bin/go then
+builds the pinned Headscale, Tailscale and tailscaled there (lab/gobuild.py: minutes), which
+shows that toolchain is new enough. Needs root, debootstrap and the registries.
 
-    python bench/setup_bench.py            (or .venv/bin/python bench/setup_bench.py)
+    python bench/setup_bench.py [--build]   (or .venv/bin/python bench/setup_bench.py)
 """
 
 from __future__ import annotations
@@ -52,6 +54,16 @@ def main() -> int:
         t0 = time.monotonic()
         rc, warm_out = stock_debian.run_in(root, f"cd {checkout} && ./scripts/setup", timeout=300)
         warm = time.monotonic() - t0
+        build = None
+        if "--build" in sys.argv[1:]:
+            t0 = time.monotonic()
+            brc, bout = stock_debian.run_in(
+                root, f"cd {checkout} && .venv/bin/python -m lab.gobuild headscale tailscale tailscaled", timeout=3600)
+            build = time.monotonic() - t0
+            if brc != 0:
+                print(bout[-4000:], file=sys.stderr)
+                print(f"error: building with the root's .venv/bin/go exited {brc}", file=sys.stderr)
+                return 1
     finally:
         stock_debian.remove(base)
     print(f"debootstrap (minbase + git, ca-certificates, python3)  {debootstrap:6.0f} s")
@@ -59,6 +71,8 @@ def main() -> int:
         print(f"{label:<54} {seconds:6d} s")
     print(f"{'./scripts/setup from stock, total':<54} {cold:6.0f} s")
     print(f"{'./scripts/setup again (warm)':<54} {warm:6.1f} s" + ("" if rc == 0 else f" (exit {rc})"))
+    if build is not None:
+        print(f"{'Go builds in the root (headscale, tailscale, tailscaled)':<54} {build:6.0f} s")
     return 0
 
 

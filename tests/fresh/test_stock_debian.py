@@ -11,6 +11,7 @@ second set-up that must install nothing. Tests the committed HEAD (what a clone 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -27,8 +28,6 @@ RUN_TIMEOUT = 900  # seconds for the whole cold run inside the chroot (measured:
 
 
 def _require_tools() -> None:
-    import os
-
     if os.geteuid() != 0:
         pytest.skip("needs root (debootstrap, chroot, mounts)")
     for tool in ("debootstrap", "unshare", "chroot", "tar", "git"):
@@ -64,6 +63,7 @@ def test_readme_test_command_passes_on_stock_debian_12() -> None:
         tail = "\n".join(out.splitlines()[-40:])
         assert rc == 0, f"./scripts/test exited {rc} on a stock Debian 12:\n{tail}"
         summary = out.strip().splitlines()[-1]
+        print(f"inside: {summary}")
         assert re.search(r"\b[1-9]\d* passed\b", summary) and not re.search(r"failed|error", summary), summary
 
         # a warm set-up installs nothing, and the same command works through sudo
