@@ -44,6 +44,24 @@ def cache_dir() -> Path:
     return Path(base)
 
 
+def go_command() -> str | None:
+    """The go to build with, or None: $S2S_GO, else the one ./scripts/setup put beside the
+    venv's python (.venv/bin/go: a new enough go, or Debian's switched by GOTOOLCHAIN), else
+    go on PATH, else /usr/local/go/bin/go (where Go's own tarball installs it)."""
+    beside_python = Path(sys.executable).parent / "go"
+    for candidate in (os.environ.get("S2S_GO"), str(beside_python), shutil.which("go"), "/usr/local/go/bin/go"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _go() -> str:
+    go = go_command()
+    if go is None:
+        raise FileNotFoundError("no go toolchain: run ./scripts/setup (it provides .venv/bin/go) or set S2S_GO")
+    return go
+
+
 def binary(command: str) -> Path:
     """Path of a built command (tailscale, tailscaled or headscale), building it if needed."""
     for name, (module, version, commands) in MODULES.items():
@@ -64,7 +82,7 @@ def _go_install(module: str, version: str, commands: tuple[str, ...], target: Pa
     building inside the downloaded module uses its own go.mod and go.sum.
     """
     info = subprocess.run(
-        ["go", "mod", "download", "-json", f"{module}@{version}"],
+        [_go(), "mod", "download", "-json", f"{module}@{version}"],
         check=True, capture_output=True, text=True,
     )
     source = json.loads(info.stdout)["Dir"]
@@ -74,7 +92,7 @@ def _go_install(module: str, version: str, commands: tuple[str, ...], target: Pa
     for command in commands:
         print(f"building {command} {version} from {module} (first run only, minutes)", file=sys.stderr, flush=True)
         subprocess.run(
-            ["go", "build", "-trimpath", "-ldflags", ldflags, "-o", str(tmp / command), f"./cmd/{command}"],
+            [_go(), "build", "-trimpath", "-ldflags", ldflags, "-o", str(tmp / command), f"./cmd/{command}"],
             cwd=source, env=env, check=True,
         )
     if target.exists():

@@ -24,7 +24,7 @@ def missing_prerequisites() -> list[str]:
     if not (image_root() / "etc/os-release").exists() and shutil.which("debootstrap") is None:
         missing.append("debootstrap")
     bins = gobuild.cache_dir() / "bin"
-    if not any(bins.glob("headscale-*")) and shutil.which("go") is None:
+    if not any(bins.glob("headscale-*")) and gobuild.go_command() is None:
         missing.append("go (to build tailscale/headscale)")
     if not Path("/dev/net/tun").exists():
         missing.append("/dev/net/tun")
