@@ -187,7 +187,7 @@ def installed(env: dict[str, str] | None = None) -> bool:
     if not marker.exists() or marker.read_text().strip() != box_key():
         return False
     proc = subprocess.run(["vagrant", "box", "list", "--machine-readable"], capture_output=True, text=True, env=env)
-    return f",{BOX_NAME}," in proc.stdout
+    return any(line.split(",")[2:4] == ["box-name", BOX_NAME] for line in proc.stdout.splitlines())
 
 
 def _added_marker(env: dict[str, str] | None) -> Path:

@@ -96,7 +96,8 @@ def endpoints_from_ssh_config_lean(text: str, topo: Topology, *, known_hosts_fil
     config.parse(io.StringIO(text))
     present = config.get_hostnames()
     endpoints = []
-    for name in topo.sites:
+    for site in topo.sites:
+        name = f"site-{site}"
         if name not in present:
             raise VagrantLabError(f"vagrant ssh-config has no entry for {name} (is the VM up? `python -m lab.vagrant status`)")
         entry = config.lookup(name)

@@ -50,6 +50,7 @@ def lean_env(state: Path, accel: str | None = None) -> dict[str, str]:
         S2S_VAGRANT_LAYOUT="lean",
         S2S_VAGRANT_BOX=BOX_NAME,
         S2S_LIBVIRT_URI=vagrant_libvirt.uri(),
+        S2S_VAGRANT_DOMAIN_PREFIX=f"{vagrant_libvirt.LAB_PREFIX}-",
     )
     accel = accel or _saved_accel(state)
     if accel:
@@ -179,8 +180,8 @@ def write_outputs(topo: Topology, state: Path) -> tuple[Path, Path]:
     sites = state / "sites.toml"
     aliases = {}
     for site in topo.sites.values():
-        aliases[site.gateway_host] = site.name
-        aliases[site.router_host] = site.name
+        aliases[site.gateway_host] = f"site-{site.name}"
+        aliases[site.router_host] = f"site-{site.name}"
     sites.write_text(render_site_file(
         topo,
         ssh_aliases=aliases,
@@ -238,3 +239,43 @@ def status(topo: Topology, state: Path) -> None:
           f"{'running' if _alive(state, 'headscale') else 'stopped'}, apt {'running' if _alive(state, 'apt') else 'stopped'}")
     if vagrant_libvirt.running():
         vagrant(state, "status", check=False)
+
+
+# ------------------------------------------------------------ driving the lab (tests, bench)
+
+def pyinfra(state: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    """`pyinfra [-y] inventory.py deploy.py ARGS` from inside the lab's namespace against its site file."""
+    from lab.drive import PYINFRA, REPO
+
+    yes = [] if "--dry" in args else ["-y"]
+    return subprocess.run(["ip", "netns", "exec", NETNS, PYINFRA, *yes, "inventory.py", "deploy.py", *args],
+                          cwd=REPO, env=dict(os.environ, SITES=str(state / "sites.toml")),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def on_vm(state: Path, vm: str, command: str, *, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """A shell command as root on a VM, over the lab's ssh_config from inside the namespace."""
+    proc = subprocess.run(["ip", "netns", "exec", NETNS, "ssh", "-F", str(state / "ssh_config"), vm, command],
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{vm}: {command}: exit {proc.returncode}: {proc.stderr[-500:]}")
+    return proc
+
+
+def renew_client(state: Path, vm: str) -> None:
+    """A full DHCP bind for the site's client (it asks for option 121 only then)."""
+    on_vm(state, vm, "systemctl restart s2s-lan-client.service")
+
+
+def client_address(state: Path, vm: str) -> str:
+    out = on_vm(state, vm, "ip -n client -4 -o addr show dev eth0").stdout
+    return out.split()[3].split("/")[0]
+
+
+def client_routes(state: Path, vm: str) -> str:
+    return on_vm(state, vm, "ip -n client -4 route").stdout
+
+
+def ping(state: Path, src_vm: str, dst: str, count: int = 3, deadline: int = 60) -> subprocess.CompletedProcess[str]:
+    return on_vm(state, src_vm, f"ip netns exec client ping -n -c {count} -w {deadline} {dst}", check=False,
+                 timeout=deadline + 60)

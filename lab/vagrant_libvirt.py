@@ -28,7 +28,9 @@ from pathlib import Path
 from lab.progress import say, step
 from lab.sh import run
 
-NETNS = f"{os.environ.get('S2S_LAB_PREFIX') or 's2s-lab'}-vm"
+# Not "s2s-lab-*" by default: the namespace lab's `down` removes those.
+LAB_PREFIX = os.environ.get("S2S_LAB_PREFIX") or "s2s-vagrant"
+NETNS = f"{LAB_PREFIX}-vm"
 BIND_DIRS = {  # path inside libvirtd's mount namespace -> subdir of the state dir
     "/etc/libvirt": "etc",
     "/run/libvirt": "run",
