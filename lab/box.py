@@ -43,7 +43,9 @@ FILES: dict[str, str] = {
     "etc/sudoers.d/vagrant": "vagrant ALL=(ALL) NOPASSWD:ALL\nDefaults:vagrant !requiretty\n",
     # The first NIC is Vagrant's management network (DHCP from libvirt); Vagrant writes the
     # others itself (it detects systemd-networkd and drops 50-vagrant-*.network files).
-    "etc/systemd/network/10-mgmt.network": "[Match]\nName=eth0\n\n[Network]\nDHCP=ipv4\n",
+    # ClientIdentifier=mac: VMs cloned from one disk must not share a DUID-based client id
+    # (libvirt's dnsmasq would hand them one lease between them).
+    "etc/systemd/network/10-mgmt.network": "[Match]\nName=eth0\n\n[Network]\nDHCP=ipv4\n\n[DHCPv4]\nClientIdentifier=mac\n",
     # Host keys are made on first boot (every VM gets its own), before Debian's `sshd -t` check.
     "etc/systemd/system/ssh.service.d/s2s-hostkeys.conf": (
         "[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n"
@@ -116,6 +118,9 @@ def ensure_box() -> Path:
     shutil.rmtree(root)
     shutil.rmtree(pack)
     tmp.rename(out)
+    for old in out.parent.glob(f"vagrant-box-{SUITE}-*"):
+        if old != out and not old.name.endswith(".partial"):
+            shutil.rmtree(old, ignore_errors=True)  # 700+ MiB each; only the current build is used
     return box
 
 
