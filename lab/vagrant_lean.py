@@ -186,7 +186,7 @@ def write_outputs(topo: Topology, state: Path) -> tuple[Path, Path]:
     for site in topo.sites.values():
         aliases[site.gateway_host] = f"site-{site.name}"
         aliases[site.router_host] = f"site-{site.name}"
-    sites.write_text(render_site_file(
+    text = render_site_file(
         topo,
         ssh_aliases=aliases,
         kea_password_files={name: str(secrets / f"kea-{name}.password") for name in topo.sites},
@@ -200,7 +200,12 @@ def write_outputs(topo: Topology, state: Path) -> tuple[Path, Path]:
         no_logs_no_support=True,
         ssh_config_file=str(ssh_config),
         generated_by="python -m lab.vagrant up --lean",
-    ))
+    )
+    # The VM's name is site-X but the router's tailnet node is its hostname, X-router.
+    for site in topo.sites.values():
+        line = f'ssh = "site-{site.name}"\n'
+        text = text.replace(f"[sites.{site.name}]\n", f"[sites.{site.name}]\ntailnet_node = \"{site.router_host}\"\n", 1)
+    sites.write_text(text)
     from sites import load_sites
 
     load_sites(sites)
