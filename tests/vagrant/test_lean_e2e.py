@@ -35,8 +35,9 @@ def lab(tmp_path_factory) -> Path:
     try:
         assert up.returncode == 0, up.stderr[-3000:]
         yield state
-    finally:
-        subprocess.run([sys.executable, "-m", "lab.vagrant", "down"], cwd=REPO, env=env, timeout=600)
+    finally:  # the last test already took it down; this is for a failure on the way
+        if vagrant_libvirt.netns_exists():
+            subprocess.run([sys.executable, "-m", "lab.vagrant", "down"], cwd=REPO, env=env, timeout=600)
 
 
 def test_up_used_the_detected_accelerator_and_wrote_a_valid_site_file(lab: Path) -> None:
