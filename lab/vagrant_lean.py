@@ -240,6 +240,8 @@ def down(state: Path) -> None:
             p.unlink(missing_ok=True)
     for name in ("headscale-api.key", "headscale-auth.key"):
         (state / "secrets" / name).unlink(missing_ok=True)
+    # New VMs get new host keys, maybe on the same management addresses.
+    (state / "known_hosts").unlink(missing_ok=True)
 
 
 def status(topo: Topology, state: Path) -> None:
