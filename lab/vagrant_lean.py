@@ -38,6 +38,26 @@ NETNS = vagrant_libvirt.NETNS
 TAG = "tag:subnet-router"
 
 
+# Debian packages the lean lab needs on the host. Not libvirt-daemon-system: it would start a
+# system libvirtd (and its NAT network) outside any namespace.
+HOST_PACKAGES = ("vagrant", "vagrant-libvirt", "libvirt-daemon", "libvirt-daemon-driver-qemu", "libvirt-clients",
+                 "qemu-system-x86", "qemu-utils", "dnsmasq-base", "e2fsprogs")
+HOST_PROGRAMS = ("vagrant", "libvirtd", "virtlogd", "virsh", "qemu-system-x86_64", "qemu-img", "dnsmasq", "mkfs.ext4")
+
+
+def ensure_host_packages() -> None:
+    """apt-get install what is missing (--no-install-recommends), once."""
+    import shutil
+
+    plugin = Path("/usr/share/rubygems-integration/all/gems").glob("vagrant-libvirt-*")
+    if all(shutil.which(p) for p in HOST_PROGRAMS) and any(plugin):
+        return
+    with step(f"apt-get install {' '.join(HOST_PACKAGES)}"):
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *HOST_PACKAGES],
+                       env=env, check=True, stdout=subprocess.DEVNULL)
+
+
 def lean_env(state: Path, accel: str | None = None) -> dict[str, str]:
     """Environment for the Vagrantfile's lean layout on the private libvirtd."""
     env = dict(os.environ)
@@ -146,6 +166,7 @@ def stop_control(state: Path) -> None:
 def up(topo: Topology, state: Path) -> None:
     state.mkdir(parents=True, exist_ok=True)
     (state / "control").mkdir(exist_ok=True)
+    ensure_host_packages()
     env = lean_env(state)
     ensure_added(env)
     vagrant_libvirt.start()
