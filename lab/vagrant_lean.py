@@ -191,7 +191,9 @@ def write_outputs(topo: Topology, state: Path) -> tuple[Path, Path]:
     if not api_key.exists():
         _write_secret(api_key, headscale_cli(state, "apikeys", "create", "--expiration", "8760h"))
     if not auth_key.exists():
-        headscale_cli(state, "users", "create", "lab") if "lab" not in headscale_cli(state, "users", "list") else None
+        if "lab" not in run(["ip", "netns", "exec", NETNS, str(gobuild.binary("headscale")), "--config",
+                             str(headscale_config_path(state)), "users", "list"]).stdout:
+            headscale_cli(state, "users", "create", "lab")
         _write_secret(auth_key, headscale_cli(state, "preauthkeys", "create", "--reusable", "--expiration", "8760h",
                                               "--tags", TAG))
     ssh_text = vagrant(state, "ssh-config", capture=True).stdout
@@ -224,7 +226,6 @@ def write_outputs(topo: Topology, state: Path) -> tuple[Path, Path]:
     )
     # The VM's name is site-X but the router's tailnet node is its hostname, X-router.
     for site in topo.sites.values():
-        line = f'ssh = "site-{site.name}"\n'
         text = text.replace(f"[sites.{site.name}]\n", f"[sites.{site.name}]\ntailnet_node = \"{site.router_host}\"\n", 1)
     sites.write_text(text)
     from sites import load_sites
