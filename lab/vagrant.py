@@ -1,6 +1,8 @@
 """The Vagrant lab: drive the repo's Vagrantfile and turn `vagrant ssh-config` into the lab's site file.
 
-    python -m lab.vagrant up [--provider libvirt|virtualbox]   # vagrant up, then sitefile
+    python -m lab.vagrant box                                  # build + `vagrant box add` s2s/bookworm (lab/box.py)
+    python -m lab.vagrant up --lean                            # 2 VMs on a private libvirtd in a netns (lab/vagrant_lean.py)
+    python -m lab.vagrant up [--provider libvirt|virtualbox]   # the full 7-VM layout (debian/bookworm64), then sitefile
     python -m lab.vagrant sitefile                             # (re)write sites.toml + ssh_config
     python -m lab.vagrant status | validate | down
 
@@ -88,6 +90,28 @@ def endpoints_from_ssh_config(text: str, topo: Topology, *, known_hosts_file: st
     return endpoints
 
 
+def endpoints_from_ssh_config_lean(text: str, topo: Topology, *, known_hosts_file: str) -> list[SshEndpoint]:
+    """The lean layout: one VM per site, named after the site, reached as root from inside the lab's netns."""
+    config = paramiko.SSHConfig()
+    config.parse(io.StringIO(text))
+    present = config.get_hostnames()
+    endpoints = []
+    for site in topo.sites:
+        name = f"site-{site}"
+        if name not in present:
+            raise VagrantLabError(f"vagrant ssh-config has no entry for {name} (is the VM up? `python -m lab.vagrant status`)")
+        entry = config.lookup(name)
+        identity = entry.get("identityfile") or [None]
+        endpoints.append(SshEndpoint(alias=name, hostname=entry["hostname"], port=int(entry.get("port", 22)),
+                                     user="root", identity_file=identity[0], known_hosts_file=known_hosts_file))
+    return endpoints
+
+
+def lean_active(state: Path) -> bool:
+    """Was the lab brought up with --lean (so down/status talk to the private libvirtd)?"""
+    return (state / "layout").exists() and (state / "layout").read_text().strip() == "lean"
+
+
 def write_lab_files(topo: Topology, ssh_config_text: str, state: Path) -> tuple[Path, Path]:
     """Write ssh_config and sites.toml under `state`; returns their paths."""
     state.mkdir(parents=True, exist_ok=True)
@@ -162,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="vagrant up, then write the site file")
     up.add_argument("--provider", choices=("libvirt", "virtualbox"))
+    up.add_argument("--lean", action="store_true",
+                    help="2 VMs (one per site) on a private libvirtd in a network namespace; KVM or qemu/TCG")
+    sub.add_parser("box", help="build the Debian box locally and `vagrant box add` it (cached)")
     sub.add_parser("sitefile", help="write sites.toml + ssh_config from `vagrant ssh-config`")
     sub.add_parser("status", help="each VM, its state and addresses")
     sub.add_parser("validate", help="run `vagrant validate` (no VM, no download)")
@@ -175,15 +202,38 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     state = state_dir()
     try:
-        if args.command == "up":
+        if args.command == "box":
+            from lab.box import ensure_added
+
+            print(ensure_added())
+        elif args.command == "up" and args.lean:
+            from lab import vagrant_lean
+
+            state.mkdir(parents=True, exist_ok=True)
+            (state / "layout").write_text("lean\n")
+            vagrant_lean.up(topo, state)
+        elif args.command == "up":
             client(state).up(provider=args.provider)
             cmd_sitefile(topo, state)
+        elif args.command == "sitefile" and lean_active(state):
+            from lab import vagrant_lean
+
+            vagrant_lean.write_outputs(topo, state)
         elif args.command == "sitefile":
             cmd_sitefile(topo, state)
+        elif args.command == "status" and lean_active(state):
+            from lab import vagrant_lean
+
+            vagrant_lean.status(topo, state)
         elif args.command == "status":
             cmd_status(topo, state)
         elif args.command == "validate":
             cmd_validate(state)
+        elif args.command == "down" and lean_active(state):
+            from lab import vagrant_lean
+
+            vagrant_lean.down(state)
+            (state / "layout").unlink()
         elif args.command == "down":
             client(state).destroy()
     except VagrantLabError as exc:
@@ -193,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         verb = " ".join(str(a) for a in exc.cmd[1:3]) if isinstance(exc.cmd, list) else str(exc.cmd)
         print(f"error: vagrant {verb.removeprefix('vagrant ')} failed (exit {exc.returncode}); see vagrant's output above", file=sys.stderr)
         return 1
-    except RuntimeError as exc:  # python-vagrant: no vagrant executable
+    except RuntimeError as exc:  # python-vagrant: no vagrant executable; lab steps (LabError)
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
     return 0

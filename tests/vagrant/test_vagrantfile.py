@@ -163,3 +163,27 @@ def test_headscale_config_passes_real_configtest(vagrantfile_eval, tmp_path: Pat
     assert (tmp_path / "noise_private.key").exists()
     proc = subprocess.run([*offline, str(exe), "configtest", "-c", str(bad)], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "server_url" in proc.stderr  # the check is real: a broken file fails
+
+
+@pytest.mark.integration
+def test_vagrant_validate_lean_layout_on_qemu(offline: list[str], vagrant_exe: str, vagrant_env: dict[str, str]) -> None:
+    """The lean layout (2 VMs, isolated management network, TCG) passes vagrant-libvirt's own checks."""
+    env = dict(vagrant_env, VAGRANT_DEFAULT_PROVIDER="libvirt", S2S_VAGRANT_LAYOUT="lean", S2S_LIBVIRT_DRIVER="qemu")
+    proc = vagrant_validate(offline, vagrant_exe, env, REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    status = subprocess.run([*offline, vagrant_exe, "status", "--machine-readable"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300)
+    names = {line.split(",")[1] for line in status.stdout.splitlines() if ",state," in line}
+    assert names == {"site-a", "site-b"}  # one VM per site, and two distinct names (hashicorp/vagrant#8152)
+
+
+def test_lean_site_script_parses_with_bash_and_keeps_the_lab_closed(vagrantfile_eval, tmp_path: Path) -> None:
+    script = vagrantfile_eval("S2SLab.lean_site_script('a', S2SLab.topology['sites']['a'])")
+    path = tmp_path / "lean.sh"
+    path.write_text(script)
+    proc = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "Address=192.0.2.1/24" in script and "Address=192.0.2.2/24" in script  # gateway and router on br-lan
+    assert "apt-get" not in script  # everything is in the box: no VM fetches packages
+    # Kea starts after the client's veth gives br-lan a carrier (else it opens no socket).
+    assert script.index("systemctl restart s2s-lan-client") < script.index("systemctl restart kea-dhcp4-server")
