@@ -20,6 +20,11 @@ _TOP_KEYS = {"wan", "control", "sites"}
 _WAN_KEYS = {"subnet"}
 _CONTROL_KEYS = {"address", "headscale_port", "apt_port"}
 _SITE_KEYS = {"subnet", "gateway", "router", "router_wan", "dhcp_pool"}
+# Optional per-site keys: Debian release per role, and the kind of DHCP client(s) on the LAN.
+_SITE_OPTIONAL = {"router_release", "gw_release", "dhcp_client"}
+ROUTER_RELEASES = ("bookworm", "trixie")          # Debian 12, Debian 13 (nftables-era iptables)
+GW_RELEASES = {"bookworm": "2.2", "trixie": "2.6", "sid": "3.0"}  # Debian suite -> Kea it ships
+DHCP_CLIENTS = ("dhclient", "networkd", "dhcpcd")  # ISC dhclient, systemd-networkd, dhcpcd
 
 
 class TopologyError(ValueError):
@@ -36,6 +41,20 @@ class LabSite:
     router: IPAddress
     router_wan: IPAddress
     dhcp_pool: str  # "first - last", the form Kea's subnet4 pools take
+    router_release: str = "bookworm"
+    gw_release: str = "bookworm"
+    dhcp_clients: tuple[str, ...] = ("dhclient",)  # one client host per entry, in this order
+
+    @property
+    def kea_version(self) -> str:
+        """The Kea release the gateway's Debian suite ships ("2.2", "2.6", "3.0")."""
+        return GW_RELEASES[self.gw_release]
+
+    @property
+    def client_hosts(self) -> list[tuple[str, str]]:
+        """(host name, DHCP client kind) per client: `NAME-client`, then `NAME-client2`, ..."""
+        return [(self.client_host if i == 0 else f"{self.client_host}{i + 1}", kind)
+                for i, kind in enumerate(self.dhcp_clients)]
 
     @property
     def pool_range(self) -> IPRange:
@@ -83,7 +102,7 @@ class Topology:
         """Every lab host, control first, then per site gateway, router, client."""
         names = [self.control_host]
         for site in self.sites.values():
-            names += [site.gateway_host, site.router_host, site.client_host]
+            names += [site.gateway_host, site.router_host, *(name for name, _ in site.client_hosts)]
         return names
 
 
@@ -110,13 +129,14 @@ class _Parser:
         shown = "" if value is None else f" ({value!r})" if not isinstance(value, str) else f" ({value})"
         return TopologyError(f"{self.path}: {key}: {problem}{shown}")
 
-    def table(self, data: dict[str, Any], key: str, allowed: set[str]) -> dict[str, Any]:
+    def table(self, data: dict[str, Any], key: str, allowed: set[str],
+              optional: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:
         value = data.get(key.rsplit(".", 1)[-1])
         if value is None:
             raise self.fail(key, "missing table")
         if not isinstance(value, dict):
             raise self.fail(key, "must be a table", value)
-        unknown = sorted(set(value) - allowed)
+        unknown = sorted(set(value) - allowed - set(optional))
         if unknown:
             raise self.fail(f"{key}.{unknown[0]}", "unknown key", value[unknown[0]])
         missing = sorted(allowed - set(value))
@@ -174,7 +194,7 @@ class _Parser:
         sites: dict[str, LabSite] = {}
         wan_used = {control_address: "control.address"}
         for name in raw_sites:
-            site = self.site(name, self.table(raw_sites, f"sites.{name}", _SITE_KEYS), wan_subnet)
+            site = self.site(name, self.table(raw_sites, f"sites.{name}", _SITE_KEYS, _SITE_OPTIONAL), wan_subnet)
             for other in sites.values():
                 if site.subnet in other.subnet or other.subnet in site.subnet:
                     raise self.fail(f"sites.{name}.subnet", f"overlaps sites.{other.name}.subnet", str(site.subnet))
@@ -209,4 +229,24 @@ class _Parser:
         for role, addr in (("gateway", gateway), ("router", router)):
             if first <= addr <= last:
                 raise self.fail(f"{key}.dhcp_pool", f"contains the {role} address {addr}", pool)
-        return LabSite(name, subnet, gateway, router, router_wan, f"{first} - {last}")
+        return LabSite(name, subnet, gateway, router, router_wan, f"{first} - {last}",
+                       **self.site_options(key, raw))
+
+    def site_options(self, key: str, raw: dict[str, Any]) -> dict[str, Any]:
+        """The optional per-site keys: releases per role and DHCP client kinds."""
+        out: dict[str, Any] = {}
+        for opt, choices in (("router_release", ROUTER_RELEASES), ("gw_release", tuple(GW_RELEASES))):
+            if opt in raw:
+                if raw[opt] not in choices:
+                    raise self.fail(f"{key}.{opt}", f"must be one of {', '.join(choices)}", raw[opt])
+                out[opt] = raw[opt]
+        if "dhcp_client" in raw:
+            value = raw["dhcp_client"]
+            kinds = [value] if isinstance(value, str) else value
+            if not isinstance(kinds, list) or not kinds or len(kinds) > 9:
+                raise self.fail(f"{key}.dhcp_client", "must be a client kind or a list of 1-9 of them", value)
+            for kind in kinds:
+                if kind not in DHCP_CLIENTS:
+                    raise self.fail(f"{key}.dhcp_client", f"must be one of {', '.join(DHCP_CLIENTS)}", kind)
+            out["dhcp_clients"] = tuple(kinds)
+        return out
