@@ -7,6 +7,7 @@ naming the file, the key and the value, before anything is built.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,13 +16,18 @@ from typing import Any
 from netaddr import AddrFormatError, IPAddress, IPNetwork, IPRange
 
 DEFAULT_PATH = Path(__file__).with_name("topology.toml")
+TOPOLOGY_ENV = "S2S_LAB_TOPOLOGY"  # a topology file every verb acts on instead of the default
 
 _TOP_KEYS = {"wan", "control", "sites"}
 _WAN_KEYS = {"subnet"}
 _CONTROL_KEYS = {"address", "headscale_port", "apt_port"}
 _SITE_KEYS = {"subnet", "gateway", "router", "router_wan", "dhcp_pool"}
-# Optional per-site keys: Debian release per role, and the kind of DHCP client(s) on the LAN.
-_SITE_OPTIONAL = {"router_release", "gw_release", "dhcp_client"}
+# Optional per-site keys (one entry per key, so additions merge line by line).
+_SITE_OPTIONAL = {
+    "router_release",  # Debian suite of the subnet router
+    "gw_release",  # Debian suite of the gateway, which picks its Kea release
+    "dhcp_client",  # the LAN's DHCP client kind(s), one client host each
+}
 ROUTER_RELEASES = ("bookworm", "trixie")          # Debian 12, Debian 13 (nftables-era iptables)
 GW_RELEASES = {"bookworm": "2.2", "trixie": "2.6", "sid": "3.0"}  # Debian suite -> Kea it ships
 DHCP_CLIENTS = ("dhclient", "networkd", "dhcpcd")  # ISC dhclient, systemd-networkd, dhcpcd
@@ -107,8 +113,8 @@ class Topology:
 
 
 def load_topology(path: str | Path | None = None) -> Topology:
-    """Read and validate a topology file (default: lab/topology.toml)."""
-    path = Path(path) if path is not None else DEFAULT_PATH
+    """Read and validate a topology file (default: $S2S_LAB_TOPOLOGY, else lab/topology.toml)."""
+    path = Path(path) if path is not None else Path(os.environ.get(TOPOLOGY_ENV) or DEFAULT_PATH)
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
@@ -129,17 +135,17 @@ class _Parser:
         shown = "" if value is None else f" ({value!r})" if not isinstance(value, str) else f" ({value})"
         return TopologyError(f"{self.path}: {key}: {problem}{shown}")
 
-    def table(self, data: dict[str, Any], key: str, allowed: set[str],
+    def table(self, data: dict[str, Any], key: str, required: set[str],
               optional: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:
         value = data.get(key.rsplit(".", 1)[-1])
         if value is None:
             raise self.fail(key, "missing table")
         if not isinstance(value, dict):
             raise self.fail(key, "must be a table", value)
-        unknown = sorted(set(value) - allowed - set(optional))
+        unknown = sorted(set(value) - required - optional)
         if unknown:
             raise self.fail(f"{key}.{unknown[0]}", "unknown key", value[unknown[0]])
-        missing = sorted(allowed - set(value))
+        missing = sorted(required - set(value))
         if missing:
             raise self.fail(f"{key}.{missing[0]}", "missing key")
         return value
