@@ -26,9 +26,8 @@ from lab.paths import PREFIX, hosts_dir, lab_dir
 from lab.progress import say, step
 from lab.sh import LabError, ns, run
 from lab.sitefile import SshEndpoint, render_site_file, render_ssh_config
-from lab.topology import DEFAULT_PATH, Topology, TopologyError, load_topology
+from lab.topology import DEFAULT_PATH, TOPOLOGY_ENV, Topology, TopologyError, load_topology
 
-TOPOLOGY_ENV = "S2S_LAB_TOPOLOGY"  # a topology file, as if given with --topology
 
 APT_KEY_IN_HOST = "/etc/apt/keyrings/s2s-lab.asc"
 SECRET_API_KEY = "headscale-api-key"
@@ -191,7 +190,7 @@ def _ensure_up(topo: Topology) -> LabInfo:
         _down()
     t0 = time.monotonic()
     with step("checking cached image, apt repository and Go binaries"):
-        img = image.ensure_image()
+        imgs = {suite: image.ensure_image(suite) for suite in sorted({h.release for h in lab_hosts(topo)})}
         repo = aptrepo.ensure_repo()
         headscale = gobuild.binary("headscale")
     hosts = lab_hosts(topo)
@@ -209,14 +208,16 @@ def _ensure_up(topo: Topology) -> LabInfo:
         if raised:
             say(raised)
         with step("booting hosts (systemd-nspawn)"):
-            for h in hosts:
-                if h.container:
-                    _boot(h, topo, img, repo, headscale, authorized)
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                list(pool.map(_wait_ready, [(h, topo) for h in hosts if h.container]))
+            # client containers (networkd, dhcpcd) boot once their gateway's Kea answers
+            for phase in ([h for h in hosts if h.container and h.role != "client"],
+                          [h for h in hosts if h.container and h.role == "client"]):
+                for h in phase:
+                    _boot(h, topo, imgs[h.release], repo, headscale, authorized)
+                with ThreadPoolExecutor(max_workers=8) as pool:
+                    list(pool.map(_wait_ready, [(h, topo) for h in phase]))
         with step("creating Headscale API key and router pre-auth key"):
             _headscale_keys()
-        with step("starting DHCP clients (dhclient against each site's Kea)"):
+        with step("starting DHCP clients (dhclient, systemd-networkd, dhcpcd against each site's Kea)"):
             with ThreadPoolExecutor(max_workers=4) as pool:
                 list(pool.map(_start_client, [h for h in hosts if h.role == "client"]))
     except BaseException:
@@ -235,6 +236,8 @@ def _boot(h: Host, topo: Topology, img: Path, repo: Path, headscale: Path, autho
         pw = keys.new_password()
         keys.write_secret(_kea_secret(h.site or ""), pw)
         roles.gateway(root, h, topo, pw)
+    elif h.role == "client":
+        roles.client(root, h)
     elif h.role == "control":
         roles.control(root, topo)
         binds = {str(headscale): roles.HEADSCALE_BIN, str(repo): roles.APT_ROOT}
@@ -273,18 +276,58 @@ def _headscale_keys() -> None:
 
 
 def _start_client(h: Host) -> None:
-    """dhclient in the client namespace, with its own pid/lease files; wait for a lease."""
-    d = container.layout(h.name).base
-    d.mkdir(parents=True, exist_ok=True)
-    run(ns(h.netns, "dhclient", "-4", "-nw", "-pf", str(d / "dhclient.pid"),
-           "-lf", str(d / "dhclient.leases"), "eth0"))
-    deadline = time.monotonic() + 40
+    """Start the client's DHCP client (dhclient in the bare namespace, with its own pid/lease
+    files; networkd and dhcpcd already run in their booted container); wait for a lease."""
+    if not h.container:
+        d = container.layout(h.name).base
+        d.mkdir(parents=True, exist_ok=True)
+        run(ns(h.netns, "dhclient", "-4", "-nw", "-pf", str(d / "dhclient.pid"),
+               "-lf", str(d / "dhclient.leases"), "eth0"))
+    _wait_lease(h)
+
+
+def _wait_lease(h: Host, timeout: float = 60) -> None:
+    """An address on eth0 and a default route (option 3 or 121's 0.0.0.0/0): the lease is applied."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if net.addresses(h.netns):
-            say(f"  {h.name} got {net.addresses(h.netns)[0]}")
+        if net.addresses(h.netns) and run(ns(h.netns, "ip", "-4", "route", "show", "default"),
+                                          check=False).stdout.strip():
+            say(f"  {h.name} ({h.dhcp_client}) got {net.addresses(h.netns)[0]}")
             return
         time.sleep(0.3)
-    raise LabError(f"{h.name}: no DHCP lease after 40s")
+    raise LabError(f"{h.name}: no DHCP lease after {timeout:.0f}s ({h.dhcp_client})")
+
+
+def _release(h: Host) -> None:
+    """Give the lease back and drop the address, the way each client kind does it."""
+    if h.dhcp_client == "networkd":
+        # reconfigure: networkd releases (SendRelease=yes), forgets the lease and starts over
+        run(container.exec_argv(h.name, ["networkctl", "reconfigure", "eth0"]))
+    elif h.dhcp_client == "dhcpcd":
+        # stop with `release` in dhcpcd.conf: DHCPRELEASE, address and routes removed
+        run(container.exec_argv(h.name, ["systemctl", "stop", "lab-dhcpcd.service"]))
+    else:
+        d = container.layout(h.name).base
+        run(ns(h.netns, "dhclient", "-4", "-r", "-pf", str(d / "dhclient.pid"),
+               "-lf", str(d / "dhclient.leases"), "eth0"))
+    deadline = time.monotonic() + 10
+    while net.addresses(h.netns) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if h.dhcp_client == "dhcpcd":
+        run(container.exec_argv(h.name, ["systemctl", "start", "lab-dhcpcd.service"]))
+
+
+def renew_in_place(h: Host) -> None:
+    """Ask the client for an RFC 2131 RENEW now, keeping its lease (no release, no new bind):
+    networkd `networkctl renew`, dhcpcd `dhcpcd -N`. ISC dhclient has no such command; its
+    RENEW comes only at T1 (roles.RENEW_TIMER)."""
+    if h.dhcp_client == "networkd":
+        run(container.exec_argv(h.name, ["networkctl", "renew", "eth0"]))
+    elif h.dhcp_client == "dhcpcd":
+        run(container.exec_argv(h.name, ["dhcpcd", "--renew", "eth0"]))
+    else:
+        raise LabError(f"{h.name}: ISC dhclient has no renew-now command (it renews at T1, "
+                       f"{roles.RENEW_TIMER}s after its bind)")
 
 
 # What a reboot loses that a container restart alone would keep: the network namespace
@@ -319,17 +362,16 @@ def restart(names: list[str]) -> None:
 
 
 def renew(names: list[str]) -> None:
-    """Release and re-bind each named DHCP client: dhclient installs option 121 routes on a
-    full bind (BOUND/REBOOT), not on RENEW, so this is how a client picks up new routes."""
+    """Release and re-bind each named DHCP client (any kind): dhclient installs option 121
+    routes on a full bind (BOUND/REBOOT), not on RENEW, so this is how every kind of client
+    picks up new routes (docs/lab.md: which kinds also do at renew)."""
     topo = resolve_topology()
     for name in names:
         h = next((x for x in lab_hosts(topo) if x.name == name), None)
-        if h is None or h.container:
-            clients = [x.name for x in lab_hosts(topo) if not x.container]
+        if h is None or h.role != "client":
+            clients = [x.name for x in lab_hosts(topo) if x.role == "client"]
             raise LabError(f"{name}: not a lab DHCP client (choose from {', '.join(clients)})")
-        d = container.layout(h.name).base
-        run(ns(h.netns, "dhclient", "-4", "-r", "-pf", str(d / "dhclient.pid"),
-               "-lf", str(d / "dhclient.leases"), "eth0"))
+        _release(h)
         _start_client(h)
 
 
@@ -449,7 +491,7 @@ def status(topology_path: str | Path | Topology | None = None) -> list[HostStatu
         addrs = net.addresses(h.netns)
         if not net.exists(h.netns):
             return HostStatus(h.name, h.role, h.netns, [], False, "no namespace")
-        if not h.container:
+        if h.role == "client" and not h.container:
             return HostStatus(h.name, h.role, h.netns, addrs, bool(addrs), "dhcp lease" if addrs else "no lease")
         if container.nspawn_pid(h.name) is None:
             return HostStatus(h.name, h.role, h.netns, addrs, False, "container not running")

@@ -23,6 +23,7 @@ from lab.sh import LabError, run
 
 NSPAWN_RUN = Path("/run/systemd/nspawn")
 CGROUP_PARENT = "s2s-lab"  # every lab host's cgroup is <our cgroup>/s2s-lab/<netns> in each hierarchy
+UNIFIED_CGROUP_SUITES = ("sid",)  # Debian suites whose systemd needs cgroup v2
 
 
 @dataclass(frozen=True)
@@ -215,11 +216,16 @@ def start(host: Host, binds_ro: dict[str, str] | None = None) -> int:
         cmd += ["--capability=CAP_NET_ADMIN", "--bind=/dev/net/tun"]
     for src, dst in (binds_ro or {}).items():
         cmd.append(f"--bind-ro={src}:{dst}")
+    env = None
+    if host.release in UNIFIED_CGROUP_SUITES:
+        # sid's systemd (>= 258) no longer boots on cgroup v1 and exits 255 without a word;
+        # on a hybrid-cgroup machine nspawn then gives it the unified hierarchy.
+        env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1")
     log = open(lay.log, "ab")
     remove_cgroups(host.name)  # what a previous boot left (a restart)
     cgroups = _make_cgroups(host_cgroups(host.name))
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True, close_fds=True, preexec_fn=_own_cgroup(cgroups))
+                            start_new_session=True, close_fds=True, preexec_fn=_own_cgroup(cgroups), env=env)
     log.close()
     lay.pidfile.write_text(f"{proc.pid}\n")
     return proc.pid

@@ -35,6 +35,8 @@ class Host:
     site: str | None
     links: tuple[Link, ...]
     default_via: str | None = None
+    release: str = "bookworm"       # the Debian suite of its image (lab/image.py)
+    dhcp_client: str | None = None  # clients: dhclient | networkd | dhcpcd
 
     @property
     def netns(self) -> str:
@@ -42,8 +44,9 @@ class Host:
 
     @property
     def container(self) -> bool:
-        """Clients are plain namespaces running dhclient; everything else boots systemd."""
-        return self.role != "client"
+        """dhclient clients are plain namespaces running the machine's dhclient; everything
+        else boots systemd (systemd-networkd needs it; dhcpcd runs as a unit beside it)."""
+        return self.role != "client" or self.dhcp_client not in (None, "dhclient")
 
     @property
     def addresses(self) -> list[str]:
@@ -69,14 +72,16 @@ def lab_hosts(topo: Topology) -> list[Host]:
     for s in topo.sites.values():
         plen = s.subnet.prefixlen
         hosts.append(Host(s.gateway_host, "gw", s.name,
-                          (Link("eth0", s.name, f"{s.gateway}/{plen}", _port(s.name, "gw", 0)),)))
+                          (Link("eth0", s.name, f"{s.gateway}/{plen}", _port(s.name, "gw", 0)),),
+                          release=s.gw_release))
         hosts.append(Host(s.router_host, "router", s.name,
                           (Link("eth0", s.name, f"{s.router}/{plen}", _port(s.name, "router", 0)),
                            Link("eth1", "wan", f"{s.router_wan}/{wan_len}", _port(s.name, "router", 1))),
                           # Only so tailscaled sees a usable uplink; the control host forwards nothing.
-                          default_via=str(topo.control_address)))
-        hosts.append(Host(s.client_host, "client", s.name,
-                          (Link("eth0", s.name, None, _port(s.name, "client", 0)),)))
+                          default_via=str(topo.control_address), release=s.router_release))
+        for i, (name, kind) in enumerate(s.client_hosts):
+            hosts.append(Host(name, "client", s.name, (Link("eth0", s.name, None, _port(s.name, "client", i)),),
+                              dhcp_client=kind))
     return hosts
 
 

@@ -2,8 +2,10 @@
 
 Common to all: hostname, /etc/hosts for the lab, its SSH host key, the lab's
 authorized key. The gateway gets Kea (DHCPv4 for its site + Control Agent with
-basic auth); the control host gets Headscale and the apt repository server.
-Routers get nothing more: the router deploy installs Tailscale on them.
+basic auth), in the form its Debian suite's Kea release takes; the control host gets
+Headscale and the apt repository server; a client booted as a container gets its
+DHCP client (systemd-networkd or dhcpcd). Routers get nothing more: the router
+deploy installs Tailscale on them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from lab import headscale
 from lab.hosts import Host
-from lab.topology import Topology
+from lab.topology import LabSite, Topology
 
 KEA_USER = "kea-api"
 KEA_PASSWORD_PATH = "/etc/kea/kea-api-password"
@@ -100,14 +102,30 @@ def sudo_user(root: Path, authorized_key: str) -> None:
     _write(root, f"etc/sudoers.d/{SUDO_USER}", f"{SUDO_USER} ALL=(ALL:ALL) NOPASSWD: ALL\n", 0o440)
 
 
-def gateway(root: Path, host: Host, topo: Topology, kea_password: str) -> None:
-    """Kea DHCPv4 serving the site's pool, and the Control Agent on loopback with basic auth."""
-    site = topo.sites[host.site or ""]
-    dhcp4 = {"Dhcp4": {
+KEA_SOCKET = "/run/kea/kea4-ctrl-socket"  # Debian's RuntimeDirectory (0750 on 2.6/3.0, which they insist on)
+# Short renew timer (T1) so a client's RENEW comes within a minute: the lab measures which client
+# kinds pick up a changed route set at renew (bench/clients_bench.py); leases still last 10 min.
+RENEW_TIMER, REBIND_TIMER, VALID_LIFETIME = 20, 300, 600
+
+
+def kea_version_tuple(version: str) -> tuple[int, int]:
+    major, minor = version.split(".")[:2]
+    return int(major), int(minor)
+
+
+def dhcp4_config(site: LabSite, kea_version: str) -> dict:
+    """The gateway's kea-dhcp4.conf for the Kea release its Debian suite ships.
+
+    2.x takes one `control-socket` map, 3.0 a `control-sockets` list; on 2.6.3/3.0 the
+    socket's directory must exist and be no looser than 0750 (Debian's unit makes /run/kea so).
+    """
+    unix = {"socket-type": "unix", "socket-name": KEA_SOCKET}
+    sockets = {"control-socket": unix} if kea_version_tuple(kea_version) < (3, 0) else {"control-sockets": [unix]}
+    return {"Dhcp4": {
         "interfaces-config": {"interfaces": ["eth0"]},
-        "control-socket": {"socket-type": "unix", "socket-name": "/run/kea/kea4-ctrl-socket"},
+        **sockets,
         "lease-database": {"type": "memfile", "lfc-interval": 3600},
-        "valid-lifetime": 3600, "renew-timer": 900, "rebind-timer": 1800,
+        "valid-lifetime": VALID_LIFETIME, "renew-timer": RENEW_TIMER, "rebind-timer": REBIND_TIMER,
         "subnet4": [{
             "id": 1, "subnet": str(site.subnet),
             "pools": [{"pool": site.dhcp_pool}],
@@ -115,19 +133,82 @@ def gateway(root: Path, host: Host, topo: Topology, kea_password: str) -> None:
         }],
         "loggers": [{"name": "kea-dhcp4", "output_options": [{"output": "stdout"}], "severity": "INFO"}],
     }}
-    agent = {"Control-agent": {
+
+
+def ctrl_agent_config() -> dict:
+    """kea-ctrl-agent on loopback with basic auth (2.2, 2.6 and 3.0 take the same form)."""
+    return {"Control-agent": {
         "http-host": "127.0.0.1", "http-port": 8000,
         "authentication": {"type": "basic", "realm": "kea-control-agent",
                            "clients": [{"user": KEA_USER, "password-file": KEA_PASSWORD_PATH}]},
-        "control-sockets": {"dhcp4": {"socket-type": "unix", "socket-name": "/run/kea/kea4-ctrl-socket"}},
+        "control-sockets": {"dhcp4": {"socket-type": "unix", "socket-name": KEA_SOCKET}},
         "loggers": [{"name": "kea-ctrl-agent", "output_options": [{"output": "stdout"}], "severity": "INFO"}],
     }}
+
+
+def gateway(root: Path, host: Host, topo: Topology, kea_password: str) -> None:
+    """Kea DHCPv4 serving the site's pool, and the Control Agent on loopback with basic auth."""
+    site = topo.sites[host.site or ""]
     kea_gid = _group_id(root, "_kea")
-    _write(root, "etc/kea/kea-dhcp4.conf", json.dumps(dhcp4, indent=2) + "\n")
-    _write(root, "etc/kea/kea-ctrl-agent.conf", json.dumps(agent, indent=2) + "\n")
+    _write(root, "etc/kea/kea-dhcp4.conf", json.dumps(dhcp4_config(site, site.kea_version), indent=2) + "\n")
+    _write(root, "etc/kea/kea-ctrl-agent.conf", json.dumps(ctrl_agent_config(), indent=2) + "\n")
     _write(root, KEA_PASSWORD_PATH, kea_password, 0o640, (0, kea_gid))
     _enable(root, "kea-dhcp4-server.service")
     _enable(root, "kea-ctrl-agent.service")
+
+
+NETWORKD_UNIT = """\
+# s2s lab client: systemd-networkd's DHCPv4 client on the LAN (it requests option 121)
+[Match]
+Name=eth0
+
+[Network]
+DHCP=ipv4
+LinkLocalAddressing=no
+IPv6AcceptRA=no
+
+[DHCPv4]
+ClientIdentifier=mac
+SendRelease=yes
+"""
+
+DHCPCD_CONF = """\
+# s2s lab client: dhcpcd, IPv4 only, asking for classless static routes (121) and 249
+ipv4only
+noipv4ll
+noarp
+nohook resolv.conf
+option classless_static_routes, ms_classless_static_routes
+release
+"""
+
+DHCPCD_UNIT = """\
+[Unit]
+Description=dhcpcd on eth0 (s2s lab client)
+After=network-pre.target
+
+[Service]
+ExecStart=/usr/sbin/dhcpcd --nobackground --config /etc/dhcpcd.conf eth0
+Restart=always
+RestartSec=1
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def client(root: Path, host: Host) -> None:
+    """A LAN client booted as a container: systemd-networkd or dhcpcd gets its lease at boot."""
+    if host.dhcp_client == "networkd":
+        _write(root, "etc/systemd/network/20-lab-eth0.network", NETWORKD_UNIT)
+        _enable(root, "systemd-networkd.service")
+        _enable(root, "systemd-networkd.socket", "sockets.target")
+    elif host.dhcp_client == "dhcpcd":
+        _write(root, "etc/dhcpcd.conf", DHCPCD_CONF)
+        _write(root, "etc/systemd/system/lab-dhcpcd.service", DHCPCD_UNIT)
+        _enable(root, "lab-dhcpcd.service")
+    else:
+        raise ValueError(f"{host.name}: no container role for DHCP client {host.dhcp_client!r}")
 
 
 def headscale_config(topo: Topology) -> str:

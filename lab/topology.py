@@ -7,6 +7,7 @@ naming the file, the key and the value, before anything is built.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 from netaddr import AddrFormatError, IPAddress, IPNetwork, IPRange
 
 DEFAULT_PATH = Path(__file__).with_name("topology.toml")
+TOPOLOGY_ENV = "S2S_LAB_TOPOLOGY"  # a topology file, as if given with --topology
 
 _TOP_KEYS = {"wan", "control", "sites"}
 _WAN_KEYS = {"subnet"}
@@ -23,9 +25,15 @@ _SITE_KEYS = {"subnet", "gateway", "router", "router_wan", "dhcp_pool"}
 # Optional per-site keys (one entry per key, so additions merge line by line).
 _SITE_OPTIONAL = {
     "routes",  # extra prefixes the site's router advertises (into the lab's site file)
+    "router_release",  # Debian suite of the subnet router
+    "gw_release",  # Debian suite of the gateway, which picks its Kea release
+    "dhcp_client",  # the LAN's DHCP client kind(s), one client host each
 }
 # A site LAN must hold a gateway, a router and a pool (/29: 6 usable addresses) and stay a LAN.
 MIN_SITE_PREFIX, MAX_SITE_PREFIX = 16, 29
+ROUTER_RELEASES = ("bookworm", "trixie")          # Debian 12, Debian 13 (nftables-era iptables)
+GW_RELEASES = {"bookworm": "2.2", "trixie": "2.6", "sid": "3.0"}  # Debian suite -> Kea it ships
+DHCP_CLIENTS = ("dhclient", "networkd", "dhcpcd")  # ISC dhclient, systemd-networkd, dhcpcd
 
 
 class TopologyError(ValueError):
@@ -43,6 +51,20 @@ class LabSite:
     router_wan: IPAddress
     dhcp_pool: str  # "first - last", the form Kea's subnet4 pools take
     routes: tuple[IPNetwork, ...] = ()  # advertised besides the subnet (nothing in the lab answers there)
+    router_release: str = "bookworm"
+    gw_release: str = "bookworm"
+    dhcp_clients: tuple[str, ...] = ("dhclient",)  # one client host per entry, in this order
+
+    @property
+    def kea_version(self) -> str:
+        """The Kea release the gateway's Debian suite ships ("2.2", "2.6", "3.0")."""
+        return GW_RELEASES[self.gw_release]
+
+    @property
+    def client_hosts(self) -> list[tuple[str, str]]:
+        """(host name, DHCP client kind) per client: `NAME-client`, then `NAME-client2`, ..."""
+        return [(self.client_host if i == 0 else f"{self.client_host}{i + 1}", kind)
+                for i, kind in enumerate(self.dhcp_clients)]
 
     @property
     def pool_range(self) -> IPRange:
@@ -90,12 +112,13 @@ class Topology:
         """Every lab host, control first, then per site gateway, router, client."""
         names = [self.control_host]
         for site in self.sites.values():
-            names += [site.gateway_host, site.router_host, site.client_host]
+            names += [site.gateway_host, site.router_host, *(name for name, _ in site.client_hosts)]
         return names
 
 
 def load_topology(path: str | Path | None = None) -> Topology:
-    """Read and validate a topology file (default: lab/topology.toml)."""
+    """Read and validate a topology file (default: lab/topology.toml; which one a verb acts on,
+    $S2S_LAB_TOPOLOGY included, is lab.api.resolve_topology's decision)."""
     path = Path(path) if path is not None else DEFAULT_PATH
     try:
         with open(path, "rb") as fh:
@@ -242,4 +265,24 @@ class _Parser:
             if first <= addr <= last:
                 raise self.fail(f"{key}.dhcp_pool", f"contains the {role} address {addr}", pool)
         routes = self.routes(f"{key}.routes", raw.get("routes", []), subnet)
-        return LabSite(name, subnet, gateway, router, router_wan, f"{first} - {last}", routes)
+        return LabSite(name, subnet, gateway, router, router_wan, f"{first} - {last}", routes,
+                       **self.site_options(key, raw))
+
+    def site_options(self, key: str, raw: dict[str, Any]) -> dict[str, Any]:
+        """The optional per-site keys: releases per role and DHCP client kinds."""
+        out: dict[str, Any] = {}
+        for opt, choices in (("router_release", ROUTER_RELEASES), ("gw_release", tuple(GW_RELEASES))):
+            if opt in raw:
+                if raw[opt] not in choices:
+                    raise self.fail(f"{key}.{opt}", f"must be one of {', '.join(choices)}", raw[opt])
+                out[opt] = raw[opt]
+        if "dhcp_client" in raw:
+            value = raw["dhcp_client"]
+            kinds = [value] if isinstance(value, str) else value
+            if not isinstance(kinds, list) or not kinds or len(kinds) > 9:
+                raise self.fail(f"{key}.dhcp_client", "must be a client kind or a list of 1-9 of them", value)
+            for kind in kinds:
+                if kind not in DHCP_CLIENTS:
+                    raise self.fail(f"{key}.dhcp_client", f"must be one of {', '.join(DHCP_CLIENTS)}", kind)
+            out["dhcp_clients"] = tuple(kinds)
+        return out
