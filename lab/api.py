@@ -197,8 +197,8 @@ def _ensure_up(topo: Topology) -> LabInfo:
     lab_dir().mkdir(parents=True, exist_ok=True)
     (lab_dir() / ".gitignore").write_text("*\n")
     authorized = Path(f"{keys.client_key()}.pub").read_text()
-    state = {"topology": str(topo.path), "topology_digest": topology_digest(topo), "started": time.time(),
-             "nspawn_tmpfs": container.ensure_nspawn_runtime_dir()}
+    state = {"topology": str(topo.path), "topology_digest": topology_digest(topo), "started": time.time()}
+    container.ensure_nspawn_runtime_dir()
     _saved_topology().write_text(source)
     _state_path().write_text(json.dumps(state))
     try:
@@ -434,7 +434,6 @@ def down() -> None:
 
 
 def _down() -> None:
-    state = _read_state()
     names = sorted({p.name for p in hosts_dir().iterdir()} if hosts_dir().is_dir() else set())
     with step("stopping hosts"):
         with ThreadPoolExecutor(max_workers=8) as pool:
@@ -446,7 +445,9 @@ def _down() -> None:
             hosts_dir().rmdir()
         for m in _mounted_layers():
             run(["umount", "-l", str(m)], check=False)
-    if state.get("nspawn_tmpfs") and not _nspawn_running():
+    if container.nspawn_tmpfs_is_ours() and not _nspawn_running():
+        # Whichever lab mounted it: the last one down takes it away (labs of other
+        # checkouts share it while any of their containers runs).
         run(["umount", str(container.NSPAWN_RUN)], check=False)
     for name in [SECRET_API_KEY, SECRET_AUTH_KEY]:
         keys.secret_path(name).unlink(missing_ok=True)

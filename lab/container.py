@@ -22,6 +22,7 @@ from lab.paths import PREFIX, hosts_dir
 from lab.sh import LabError, run
 
 NSPAWN_RUN = Path("/run/systemd/nspawn")
+NSPAWN_TMPFS_SOURCE = "s2s-lab-nspawn"  # how down() tells the tmpfs a lab mounted from the host's own
 CGROUP_PARENT = "s2s-lab"  # every lab host's cgroup is <our cgroup>/s2s-lab/<netns> in each hierarchy
 UNIFIED_CGROUP_SUITES = ("sid",)  # Debian suites whose systemd needs cgroup v2
 
@@ -83,8 +84,14 @@ def ensure_nspawn_runtime_dir() -> bool:
     if mounts.get("/run") == "tmpfs" or str(NSPAWN_RUN) in mounts:
         return False
     NSPAWN_RUN.mkdir(parents=True, exist_ok=True)
-    run(["mount", "-t", "tmpfs", "-o", "mode=0755,size=16m", "s2s-lab-nspawn", str(NSPAWN_RUN)])
+    run(["mount", "-t", "tmpfs", "-o", "mode=0755,size=16m", NSPAWN_TMPFS_SOURCE, str(NSPAWN_RUN)])
     return True
+
+
+def nspawn_tmpfs_is_ours() -> bool:
+    """True if /run/systemd/nspawn is the tmpfs a lab of this project mounted (its source names it)."""
+    with open("/proc/self/mounts") as f:
+        return any(line.split()[:2] == [NSPAWN_TMPFS_SOURCE, str(NSPAWN_RUN)] for line in f)
 
 
 INOTIFY_LIMIT = Path("/proc/sys/fs/inotify/max_user_instances")

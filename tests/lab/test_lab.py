@@ -212,7 +212,7 @@ def _leftovers(pids: list[int]) -> list[str]:
     mine = str(hosts_dir().resolve()) + "/"  # other checkouts' labs (own S2S_LAB_PREFIX) are not ours
     found += [f"mount {line.split()[1]}" for line in mounts.splitlines()
               if line.split()[1].startswith(mine)
-              or (line.split()[0] == "s2s-lab-nspawn" and not api._nspawn_running())]  # shared while any runs
+              or (line.split()[0] == container.NSPAWN_TMPFS_SOURCE and not api._nspawn_running())]  # shared while any runs
     found += [f"veth {l.split(':')[1].strip()}" for l in
               subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.splitlines()
               if l.split(":")[1].strip().startswith("sl-")]
