@@ -4,6 +4,7 @@ from sites.load import SiteFileError, load_sites, parse_sites
 from sites.model import (
     DhcpSettings,
     KeaEndpoint,
+    Router,
     SecretError,
     Site,
     SiteModel,
@@ -14,6 +15,6 @@ from sites.model import (
 )
 
 __all__ = [
-    "DhcpSettings", "KeaEndpoint", "SecretError", "Site", "SiteFileError", "SiteModel",
+    "DhcpSettings", "KeaEndpoint", "Router", "SecretError", "Site", "SiteFileError", "SiteModel",
     "SshSettings", "SshTarget", "Tailnet", "Tailscale", "load_sites", "parse_sites",
 ]

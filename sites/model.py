@@ -94,6 +94,15 @@ class KeaEndpoint:
 
 
 @dataclass(frozen=True)
+class Router:
+    """One subnet router of a site: its LAN address, how pyinfra reaches it, its tailnet node name."""
+
+    address: IPAddress
+    ssh: str
+    tailnet_node: str | None = None
+
+
+@dataclass(frozen=True)
 class Site:
     """One LAN behind one subnet router."""
 
@@ -112,6 +121,11 @@ class Site:
     def kea_servers(self) -> tuple[KeaEndpoint, ...]:
         """Every Kea server handing out this LAN's leases (one, or an HA pair's)."""
         return ((self.kea,) if self.kea else ()) + self.kea_partners
+
+    @property
+    def routers(self) -> tuple[Router, ...]:
+        """Every subnet router of the site (one today; HA sites will name several)."""
+        return (Router(address=self.router, ssh=self.ssh, tailnet_node=self.tailnet_node),)
 
     @property
     def advertised(self) -> tuple[IPNetwork, ...]:
