@@ -13,7 +13,9 @@ def main() -> int:
     model = load_or_exit(parser.parse_args().sites)
     for site in model.sites.values():
         extra = f" + {', '.join(map(str, site.routes))}" if site.routes else ""
-        print(f"{site.name}: {site.subnet}{extra} via router {site.router}, gateway {site.gateway}")
+        via = (f"VRRP {site.vip} (vrid {site.vrid}) on routers {', '.join(str(r.address) for r in site.routers)}"
+               if site.ha else f"router {site.router}")
+        print(f"{site.name}: {site.subnet}{extra} via {via}, gateway {site.gateway}")
     print(f"{model.path}: {len(model.sites)} sites, valid")
     return 0
 

@@ -18,7 +18,9 @@ from sites.model import (
     TAILSCALE_CGNAT,
     TAILSCALE_ULA,
     DhcpSettings,
+    DEFAULT_VRID,
     KeaEndpoint,
+    Router,
     Site,
     SiteModel,
     SshSettings,
@@ -148,6 +150,7 @@ def parse_sites(path: Path, raw: dict[str, Any]) -> SiteModel:
         raise SiteFileError(path, "sites", "site-to-site needs at least two sites", sorted(sites_table))
     sites = {name: _site(_Table(path, f"sites.{name}", body), name) for name, body in sites_table.items()}
     _check_overlaps(path, sites)
+    _check_router_hosts(path, sites)
     dhcp = _dhcp(top.table("dhcp"))
     model = SiteModel(
         path=path,
@@ -163,15 +166,21 @@ def parse_sites(path: Path, raw: dict[str, Any]) -> SiteModel:
 def _site(t: _Table, name: str) -> Site:
     if not name.strip() or not all(c.isalnum() or c in "-_" for c in name):
         raise SiteFileError(t.path, t.key, "site names must be non-empty letters, digits, - or _", name)
-    t.only("subnet", "router", "gateway", "routes", "ssh", "kea", "tailnet_node", "dhcp")
+    t.only("subnet", "router", "gateway", "routes", "ssh", "kea", "tailnet_node", "dhcp", "routers", "vip", "vrid")
     subnet = t.network("subnet", t.get("subnet", str, required=True))
     if subnet.version != 4:
         raise t.error("subnet", "must be an IPv4 prefix (DHCPv4 option 121 carries IPv4 only)", str(subnet))
     for reserved, label in RESERVED:
         if subnet in reserved or reserved in subnet:
             raise t.error("subnet", f"overlaps {label}", str(subnet))
-    router = _host_in(t, "router", t.get("router", str, required=True), subnet)
+    routers, vip, vrid = _routers(t, subnet)
+    router = vip if vip is not None else routers[0].address
     gateway = _host_in(t, "gateway", t.get("gateway", str, str(router)), subnet)
+    if vip is not None:
+        for i, r in enumerate(routers):
+            if r.address == gateway:
+                raise t.error("gateway", f"is routers[{i}]'s own address: the LAN's gateway would die "
+                              "with that box (use the vip)", str(gateway))
     routes = t.networks("routes")
     for i, route in enumerate(routes):
         key = f"routes[{i}]"
@@ -185,7 +194,6 @@ def _site(t: _Table, name: str) -> Site:
     for (i, r1), (j, r2) in combinations(enumerate(routes), 2):
         if r1 in r2 or r2 in r1:
             raise t.error(f"routes[{j}]", f"overlaps routes[{i}] {r1}", str(r2))
-    ssh = t.ssh("ssh", str(router))
     keas = _keas(t)
     return Site(
         name=name,
@@ -193,12 +201,58 @@ def _site(t: _Table, name: str) -> Site:
         router=router,
         gateway=gateway,
         routes=routes,
-        ssh=ssh or str(router),
+        ssh=routers[0].ssh,
         kea=keas[0] if keas else None,
         kea_partners=tuple(keas[1:]),
-        tailnet_node=t.text("tailnet_node"),
+        tailnet_node=routers[0].tailnet_node,
         client_routes=_client_routes(t.table("dhcp"), subnet),
+        routers=routers,
+        vip=vip,
+        vrid=vrid,
     )
+
+
+def _routers(t: _Table, subnet: IPNetwork) -> tuple[tuple[Router, ...], IPAddress | None, int]:
+    """`router`/`ssh`/`tailnet_node` (one router), or `[[sites.X.routers]]` (an HA group: two or
+    more, each with its own address and SSH target, sharing the VRRP address `vip`)."""
+    if "routers" not in t.data:
+        for key in ("vip", "vrid"):
+            if key in t.data:
+                raise t.error(key, "only for HA sites ([[sites.X.routers]] with two or more routers)", t.data[key])
+        address = _host_in(t, "router", t.get("router", str, required=True), subnet)
+        ssh = t.ssh("ssh", str(address)) or str(address)
+        return (Router(address, ssh, t.text("tailnet_node")),), None, DEFAULT_VRID
+    for key in ("router", "ssh", "tailnet_node"):
+        if key in t.data:
+            raise t.error(key, "set it per router in [[sites.X.routers]] (and the shared address as vip)",
+                          t.data[key])
+    items = t.get("routers", list)
+    if len(items) < 2:
+        raise t.error("routers", "an HA site names two or more routers (one router: use router and ssh)",
+                      items)
+    routers: list[Router] = []
+    for i, item in enumerate(items):
+        entry = _Table(t.path, t.at(f"routers[{i}]"), item)
+        entry.only("address", "ssh", "tailnet_node")
+        address = _host_in(entry, "address", entry.get("address", str, required=True), subnet)
+        ssh = entry.ssh("ssh", str(address)) or str(address)
+        for j, seen in enumerate(routers):
+            if seen.address == address:
+                raise entry.error("address", f"same address as routers[{j}]", str(address))
+            if SshTarget.parse(seen.ssh).name == SshTarget.parse(ssh).name:
+                raise entry.error("ssh", f"same SSH target as routers[{j}]", ssh)
+        routers.append(Router(address, ssh, entry.text("tailnet_node")))
+    if "vip" not in t.data:
+        raise SiteFileError(t.path, t.at("vip"), "missing required key (the VRRP address the LAN's clients "
+                            "route through)", show_value=False)
+    vip = _host_in(t, "vip", t.get("vip", str), subnet)
+    for i, r in enumerate(routers):
+        if r.address == vip:
+            raise t.error("vip", f"same address as routers[{i}] (the vip must be a free address)", str(vip))
+    vrid = t.get("vrid", int, DEFAULT_VRID)
+    if not 1 <= vrid <= 255:
+        raise t.error("vrid", "must be between 1 and 255 (VRRP virtual router id)", vrid)
+    return tuple(routers), vip, vrid
 
 
 def _client_routes(t: _Table | None, subnet: IPNetwork) -> tuple[tuple[IPNetwork, IPAddress], ...]:
@@ -252,6 +306,18 @@ def _check_overlaps(path: Path, sites: dict[str, Site]) -> None:
                 raise SiteFileError(path, key, f"overlaps {widest[0]} ({widest[1]})", str(net))
         if widest is None or net.last > widest[1].last:
             widest = (key, net)
+
+
+def _check_router_hosts(path: Path, sites: dict[str, Site]) -> None:
+    """One host is the router of one site: the inventory gives each router host one site role."""
+    seen: dict[str, str] = {}
+    for site in sites.values():
+        for i, router in enumerate(site.routers):
+            key = f"sites.{site.name}.routers[{i}].ssh" if site.ha else f"sites.{site.name}.ssh"
+            name = SshTarget.parse(router.ssh).name
+            if name in seen:
+                raise SiteFileError(path, key, f"the same router host as {seen[name]}", router.ssh)
+            seen[name] = key
 
 
 def _keas(site: _Table) -> list[KeaEndpoint]:

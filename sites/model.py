@@ -102,9 +102,17 @@ class Router:
     tailnet_node: str | None = None
 
 
+DEFAULT_VRID = 51  # keepalived's own example id; LANs are separate broadcast domains, so sites may share it
+
+
 @dataclass(frozen=True)
 class Site:
-    """One LAN behind one subnet router."""
+    """One LAN behind one subnet router, or behind an HA group of them sharing a VRRP address.
+
+    `router` is the next hop the LAN's clients get (option 121): the VRRP virtual
+    address `vip` on an HA site, the single router's address otherwise. `ssh` and
+    `tailnet_node` are the first router's (single-router code paths read them).
+    """
 
     name: str
     subnet: IPNetwork
@@ -116,16 +124,30 @@ class Site:
     tailnet_node: str | None = None  # the router's node name in the tailnet, when not its ssh host
     client_routes: tuple[tuple[IPNetwork, IPAddress], ...] = ()  # [sites.X.dhcp]: extra routes for LAN clients
     kea_partners: tuple[KeaEndpoint, ...] = ()  # [[sites.X.kea]]: the other servers of an HA pair
+    routers: tuple[Router, ...] = ()  # every subnet router; () = the one named by router/ssh/tailnet_node
+    vip: IPAddress | None = None  # HA sites: the VRRP virtual address (== router)
+    vrid: int = DEFAULT_VRID  # HA sites: the VRRP virtual router id on the LAN
+
+    def __post_init__(self) -> None:
+        if not self.routers:  # a single-router site built the old way (tests, tools)
+            object.__setattr__(self, "routers", (Router(self.router, self.ssh, self.tailnet_node),))
+
+    @property
+    def ha(self) -> bool:
+        """Several routers share the LAN's next hop through VRRP (keepalived)."""
+        return self.vip is not None
 
     @property
     def kea_servers(self) -> tuple[KeaEndpoint, ...]:
         """Every Kea server handing out this LAN's leases (one, or an HA pair's)."""
         return ((self.kea,) if self.kea else ()) + self.kea_partners
 
-    @property
-    def routers(self) -> tuple[Router, ...]:
-        """Every subnet router of the site (one today; HA sites will name several)."""
-        return (Router(address=self.router, ssh=self.ssh, tailnet_node=self.tailnet_node),)
+    def router_at(self, ssh: str) -> Router:
+        """The router of this site reached through SSH target `ssh` (inventory data `router_ssh`)."""
+        for router in self.routers:
+            if router.ssh == ssh:
+                return router
+        raise KeyError(f"site {self.name}: no router with ssh {ssh!r}")
 
     @property
     def advertised(self) -> tuple[IPNetwork, ...]:
