@@ -1,13 +1,13 @@
 """pyinfra inventory, built from the validated site model (never from the raw file).
 
 The site file is $SITES or ./sites.toml (pyinfra's CLI has no option of ours).
-Groups: `routers` (one subnet router per site), `kea_servers` (hosts whose Kea
+Groups: `routers` (every subnet router of every site; an HA site has several), `kea_servers` (hosts whose Kea
 Control Agent is reached through SSH), `policy_hosts` (the Headscale host when
 its policy lives in a file), `control_hosts` (the host the control server's API
 is reached through, [tailnet] ssh).
 
 Each host's data carries its roles (steps.inputs reads them; nothing matches names):
-`site` (the site whose router it is), `kea_sites` (sites whose Kea it runs) and `kea_ssh` (the
+`site` (the site whose router it is) and `router_ssh` (which of its routers), `kea_sites` (sites whose Kea it runs) and `kea_ssh` (the
 [sites.X.kea] ssh targets that name it),
 `policy_file` (the Headscale policy file it holds), `control_host` (True).
 One host may hold several roles; pyinfra merges their data.
@@ -42,8 +42,9 @@ def _ssh_data(text: str, **role: Any) -> tuple[str, dict[str, Any]]:
 _routers: dict[str, dict[str, Any]] = {}
 _kea: dict[str, dict[str, Any]] = {}
 for _site in model.sites.values():
-    _name, _data = _ssh_data(_site.ssh, site=_site.name)
-    _routers[_name] = _data
+    for _router in _site.routers:  # one, or every router of an HA site (each configured alike)
+        _name, _data = _ssh_data(_router.ssh, site=_site.name, router_ssh=_router.ssh)
+        _routers[_name] = _data
     for _server in _site.kea_servers:  # one, or every server of an HA pair
         if _server.ssh:
             _name, _data = _ssh_data(_server.ssh, kea_sites=[], kea_ssh=[])

@@ -39,8 +39,8 @@ from sites.model import SshTarget
 POLICY_ATTEMPTS = 3
 
 
-def router_ident(site) -> list[str]:  # noqa: ANN001 - sites.Site
-    """Names a site's router may have in the tailnet: tailnet_node if the model has it, else the SSH host."""
+def router_ident(site) -> list[str]:  # noqa: ANN001 - sites.Router or sites.Site (its first router)
+    """Names a router may have in the tailnet: tailnet_node if the model has it, else the SSH host."""
     idents = []
     explicit = getattr(site, "tailnet_node", None)
     if explicit:
@@ -120,13 +120,22 @@ class ControlPlane(abc.ABC):
         spec = pol.PolicySpec.from_model(model)
         changes, keys = [], []
         nodes = self.list_nodes() if routes else []
+        found: dict[str, str] = {}  # node id -> the router it was found as
         for site in model.sites.values() if routes else ():
             ours = tuple(rt.canonical(str(p)) for p in site.advertised)
-            node = self.find_router(router_ident(site), nodes, prefer=ours)
-            after = rt.desired(node.approved, node.advertised, ours)
-            changes.append(RouteChange(site.name, node, ours, after))
-            if self.manages_key_expiry and node.key_expiry_disabled is False:
-                keys.append(RouteChange(site.name, node, ours, after))
+            # every router of an HA site advertises the same prefixes; each gets them approved on its
+            # own node (approval per node: the control plane then picks the primary among them)
+            for router in site.routers:
+                node = self.find_router(router_ident(router), nodes, prefer=ours)
+                label = f"site {site.name} router {router.ssh}"
+                if node.id in found:
+                    raise ControlPlaneError(f"{label} and {found[node.id]} are the same node {node.label} "
+                                            f"(id {node.id}): set tailnet_node per router")
+                found[node.id] = label
+                after = rt.desired(node.approved, node.advertised, ours)
+                changes.append(RouteChange(site.name, node, ours, after))
+                if self.manages_key_expiry and node.key_expiry_disabled is False:
+                    keys.append(RouteChange(site.name, node, ours, after))
         if not policy:
             return ChangeSet(self.name, spec, tuple(changes), tuple(keys), None, ())
         notes: list[str] = []
