@@ -43,7 +43,7 @@ if policy_file(host):
 
 # 2-3. Each subnet router: Tailscale installed, forwarding on, joined, routes advertised, MSS clamped
 if site is not None:
-    configure_router(site, model)
+    configure_router(site, model, router=site.router_at(host.data.get("router_ssh", site.ssh)))
 
 # 4. Approve the subnet routers' routes (after they joined; planned on one host)
 controlplane.routes_approved(name="Subnet routes approved", model=model, here=coordinator)

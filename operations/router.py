@@ -1,6 +1,7 @@
 """The subnet-router deploy: the seed's "Configure the subnet router" steps, in its order.
 
-deploy.py calls configure_router(site, model) once per router host. Every
+deploy.py calls configure_router(site, model, router=...) once per router host (every
+router of an HA site alike, plus the VRRP address and its LAN protection: operations.ha). Every
 step decides from facts, so a second run changes nothing; all the facts the
 steps decide from are read up front in one command (operations.batch.prefetch),
 so a no-op run costs one command per router.
@@ -10,10 +11,10 @@ from __future__ import annotations
 
 from pyinfra.api import deploy
 
-from operations import batch, checks, forwarding, gro, mss, tailscale
+from operations import batch, checks, forwarding, gro, ha, mss, tailscale
 from operations.secret import AuthKey
 from operations.tailscale import InstallSource
-from sites.model import Site, SiteModel, Tailnet
+from sites.model import Router, Site, SiteModel, Tailnet
 
 GRO_STEP = "Enable UDP GRO forwarding on the WAN interface"
 
@@ -60,6 +61,7 @@ def configure_router(
     source: InstallSource | None = None,
     accept_routes: bool = True,
     wan_interface: str | None = None,
+    router: Router | None = None,
 ):
     """
     Configure one subnet router for `site` of the validated site model `model`.
@@ -69,6 +71,7 @@ def configure_router(
       (default: the site file's [tailscale] table, no_logs_no_support included)
     + accept_routes: --accept-routes (the recipe's default)
     + wan_interface: interface for UDP GRO forwarding (default: the default route's)
+    + router: which of site.routers this host is (default: the first)
 
     UDP GRO is an optimisation: when it cannot be applied the deploy warns and goes on.
     """
@@ -85,6 +88,7 @@ def configure_router(
         *tailscale.configure_facts(),
         *mss.clamp_facts(),
         *gro.enable_facts(wan_interface),
+        *(ha.protect_facts() + ha.vrrp_facts(router or site.routers[0]) if site.ha else ()),
     )
     checks.preflight(
         name="Check for firewalls, blocked forwarding and LAN overlaps",
@@ -95,6 +99,9 @@ def configure_router(
         source=source, packages=extra_packages,
     )
     forwarding.enable(name="Enable IPv4 and IPv6 forwarding")
+    if site.ha:  # before joining with --accept-routes: the twin advertises this LAN too
+        ha.own_lan_first(name="Keep the site's own LAN out of Tailscale's table 52 (HA)", prefixes=own)
+        ha.loose_rp_filter(name="Loose reverse-path filtering (HA)")
     tailscale.configure(
         name="Join the tailnet and advertise the site's routes",
         routes=own,
@@ -105,4 +112,7 @@ def configure_router(
         auth_key=auth_key if auth_key is not None else auth_key_for(model),
     )
     mss.clamp(name="Clamp TCP MSS to path MTU on tailscale0")
+    if site.ha:
+        ha.vrrp(name=f"VRRP address {site.vip} follows the tailnet's primary (keepalived)",
+                site=site, router=router or site.routers[0])
     gro.enable(name=GRO_STEP, interface=wan_interface, _ignore_errors=True)

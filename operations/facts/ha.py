@@ -1,0 +1,111 @@
+"""Facts an HA router's VRRP and LAN-protection steps decide from: the keepalived package,
+the interface holding the router's LAN address, the IPv4 policy rules and a few sysctls."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+from pyinfra.api import FactBase
+
+from operations.facts._parsing import ParseError, parsed
+from operations.facts.sysctl import parse_sysctl_values
+
+
+def parse_dpkg_status(text: str) -> str | None:
+    """`dpkg-query -W -f '${Status}\\t${Version}'` -> the version when installed, else None."""
+    line = text.strip()
+    if not line:
+        return None
+    status, sep, version = line.partition("\t")
+    if not sep:
+        raise ParseError(f"not a status<TAB>version line: {line!r}")
+    return version.strip() if status.split()[-1:] == ["installed"] else None
+
+
+class DebPackageVersion(FactBase[str | None]):
+    """The installed version of one Debian package; None when it is not installed."""
+
+    def command(self, package: str) -> str:
+        return f"dpkg-query -W -f '${{Status}}\\t${{Version}}\\n' {shlex.quote(package)} 2>/dev/null || true"
+
+    @parsed
+    def process(self, output: list[str]) -> str | None:
+        return parse_dpkg_status("\n".join(output))
+
+
+def parse_interface_of(text: str, address: str) -> str | None:
+    """`ip -o -4 addr show` -> the interface holding `address` (None: no interface has it)."""
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        m = re.match(r"^\d+:\s+(\S+?)(?:@\S+)?\s+inet\s+([\d.]+)/\d+", line)
+        if not m:
+            raise ParseError(f"not an `ip -o -4 addr` line: {line!r}")
+        if m.group(2) == address:
+            return m.group(1)
+    return None
+
+
+class InterfaceOfAddress(FactBase[str | None]):
+    """Which interface holds an IPv4 address (the LAN interface VRRP runs on)."""
+
+    def command(self, address: str) -> str:
+        self.address = address
+        return "ip -o -4 addr show"
+
+    @parsed
+    def process(self, output: list[str]) -> str | None:
+        return parse_interface_of("\n".join(output), self.address)
+
+
+@dataclass(frozen=True)
+class PolicyRule:
+    """One `ip rule` line: its priority and the selector/action text after the colon."""
+
+    priority: int
+    spec: str
+
+
+def parse_ip_rules(text: str) -> list[PolicyRule]:
+    """`ip -4 rule show` -> PolicyRule per line (spacing normalised)."""
+    rules = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        prio, sep, spec = line.partition(":")
+        if not sep or not prio.strip().isdigit():
+            raise ParseError(f"not an `ip rule` line: {line!r}")
+        rules.append(PolicyRule(int(prio), " ".join(spec.split())))
+    return rules
+
+
+class PolicyRules(FactBase[list]):
+    """The IPv4 policy routing rules (Tailscale's 52xx ones and any others)."""
+
+    @staticmethod
+    def default() -> list:
+        return []
+
+    def command(self) -> str:
+        return "ip -4 rule show"
+
+    @parsed
+    def process(self, output: list[str]) -> list[PolicyRule]:
+        return parse_ip_rules("\n".join(output))
+
+
+class SysctlValues(FactBase[dict]):
+    """Live values of some sysctl keys (a key the kernel lacks is left out)."""
+
+    @staticmethod
+    def default() -> dict:
+        return {}
+
+    def command(self, keys: tuple[str, ...] | list[str]) -> str:
+        return "sysctl -e " + " ".join(shlex.quote(k) for k in keys)
+
+    @parsed
+    def process(self, output: list[str]) -> dict[str, str]:
+        return parse_sysctl_values("\n".join(output))

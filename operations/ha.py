@@ -1,0 +1,227 @@
+"""HA subnet routers: the LAN's next hop as a VRRP address (keepalived), kept on the tailnet's primary.
+
+Why the VRRP master follows the tailnet's primary router, not the other way round:
+peers accept a site's prefixes only from the node the control plane made primary
+(only its routes are in their AllowedIPs), so LAN traffic sent through the other
+router is dropped at the far end. Headscale (>= 0.29) and Tailscale pick the
+primary themselves (probes, oldest router first) and a recovered router does not
+reclaim it; keepalived here tracks `Self.PrimaryRoutes` with a positive weight, so
+the VRRP address moves to whichever router the tailnet uses, and it leaves a
+router whose tailscaled is not Running (a FAULT, not only a dead box).
+
+Two more things every HA router needs:
+- its own LAN stays in table main: with --accept-routes, the twin's advertisement
+  of this LAN puts it in Tailscale's table 52, whose rule (5270) comes before
+  main's; an owned rule at 5260 looks the site's prefixes up in main first
+  (suppress_prefixlength 0: a default route alone does not count) - live now and
+  at boot (a oneshot unit, as operations/mss.py does for its rules);
+- loose reverse-path filtering (rp_filter=2): during a switch the two routers'
+  paths differ for a moment and strict mode would drop the return packets.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from pyinfra import host
+from pyinfra.api import OperationError, operation
+
+from operations import batch, owned
+from operations.facts.ha import DebPackageVersion, InterfaceOfAddress, PolicyRule, PolicyRules, SysctlValues
+from sites.model import Router, Site
+
+PACKAGE = "keepalived"
+KEEPALIVED_UNIT = "keepalived.service"
+CONF = "/etc/keepalived/keepalived.conf"
+CHECK = "/usr/local/sbin/s2s-vrrp-check"
+RULES_SCRIPT = "/usr/local/sbin/s2s-own-lan-rules"
+RULES_UNIT_NAME = "s2s-own-lan-rules.service"
+RULES_UNIT = f"/etc/systemd/system/{RULES_UNIT_NAME}"
+RULE_PRIORITY = 5260  # before Tailscale's `lookup 52` (5270), after its fwmark rules (5210-5250)
+RP_FILE = "/etc/sysctl.d/99-s2s-ha.conf"
+RP_KEYS = ("net.ipv4.conf.all.rp_filter",)
+BASE_PRIORITY = 100  # VRRP priority of the first router; each next one 10 less (a stable tie-break)
+PRIMARY_WEIGHT = 50  # added while this router is the tailnet's primary: more than any base gap
+
+
+def rule_spec(prefix: str) -> str:
+    """The rule's text as `ip rule show` prints it after the priority."""
+    return f"from all to {prefix} lookup main suppress_prefixlength 0"
+
+
+def check_script() -> str:
+    return """#!/bin/sh
+# Managed by s2s (operations/ha.py): keepalived's view of tailscaled on this router.
+#   s2s-vrrp-check running         tailscaled is up and logged in (BackendState Running)
+#   s2s-vrrp-check primary PREFIX  ... and this node is the tailnet's primary router for PREFIX
+status=$(tailscale status --json --peers=false 2>/dev/null | tr -d ' \\t\\n')
+case "$status" in *'"BackendState":"Running"'*) ;; *) exit 1 ;; esac
+[ "${1:-running}" = running ] && exit 0
+primary=$(printf '%s' "$status" | sed -n 's/.*"PrimaryRoutes":\\[\\([^]]*\\)\\].*/\\1/p')
+case ",$primary," in *",\\"$2\\","*) exit 0 ;; esac
+exit 1
+"""
+
+
+def keepalived_conf(site: Site, router: Router, interface: str) -> str:
+    """One VRRP instance on the LAN interface holding the site's vip, tracking tailscaled."""
+    assert site.vip is not None
+    index = site.routers.index(router)
+    name = f"s2s_{site.name}".replace("-", "_")
+    return f"""# Managed by s2s (operations/ha.py): the LAN next hop {site.vip} of site {site.name}.
+# Edit the site file, not this file: the deploy rewrites it.
+global_defs {{
+    router_id s2s-{site.name}-{index}
+    enable_script_security
+    script_user root
+}}
+
+# tailscaled not Running: FAULT (the address leaves this router)
+vrrp_script {name}_running {{
+    script "{CHECK} running"
+    interval 2
+    timeout 2
+    fall 2
+    rise 1
+}}
+
+# the tailnet's primary for the site's subnet gets the address (peers accept the prefix only from it)
+vrrp_script {name}_primary {{
+    script "{CHECK} primary {site.subnet}"
+    interval 1
+    timeout 1
+    fall 1
+    rise 1
+    weight {PRIMARY_WEIGHT}
+}}
+
+vrrp_instance {name} {{
+    state BACKUP
+    interface {interface}
+    virtual_router_id {site.vrid}
+    priority {BASE_PRIORITY - 10 * index}
+    advert_int 1
+    virtual_ipaddress {{
+        {site.vip}/{site.subnet.prefixlen} dev {interface}
+    }}
+    track_script {{
+        {name}_running
+        {name}_primary
+    }}
+}}
+"""
+
+
+def rules_script(prefixes: list[str]) -> str:
+    lines = ["#!/bin/sh",
+             "# Managed by s2s (operations/ha.py): this site's own prefixes are looked up in table main",
+             "# before Tailscale's table 52, where the HA twin's advertisement of them would land.",
+             "set -e"]
+    for prefix in prefixes:
+        sel = f"priority {RULE_PRIORITY} to {prefix}"
+        lines.append(f"ip -4 rule show {sel} | grep -q . || "
+                     f"ip -4 rule add {sel} lookup main suppress_prefixlength 0")
+    return "\n".join(lines) + "\n"
+
+
+def rules_unit() -> str:
+    return f"""# Managed by s2s (operations/ha.py)
+[Unit]
+Description=Keep this site's own LAN out of Tailscale's table 52 (s2s HA router)
+DefaultDependencies=no
+Before=network-pre.target tailscaled.service shutdown.target
+Wants=network-pre.target
+Conflicts=shutdown.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart={RULES_SCRIPT}
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def rp_file() -> str:
+    return ("# Managed by s2s (operations/ha.py): loose reverse-path filtering on an HA subnet router\n"
+            "# (while the VRRP master and the tailnet's primary differ, replies arrive on the other path).\n"
+            "net.ipv4.conf.all.rp_filter = 2\n")
+
+
+def rule_changes(rules: list[PolicyRule], prefixes: list[str]) -> tuple[list[str], list[str]]:
+    """(prefixes whose rule is missing, rule specs at our priority to delete: ours, no longer wanted)."""
+    want = {rule_spec(p): p for p in prefixes}
+    have = {r.spec for r in rules if r.priority == RULE_PRIORITY}
+    missing = [p for spec, p in want.items() if spec not in have]
+    stale = sorted(s for s in have if s not in want and s.endswith("lookup main suppress_prefixlength 0"))
+    return missing, stale
+
+
+def protect_facts() -> list[batch.Fact]:
+    """What `own_lan_first` and `loose_rp_filter` decide from."""
+    return [(PolicyRules, {}), (owned.OwnedFile, {"path": RULES_SCRIPT}), (owned.OwnedFile, {"path": RULES_UNIT}),
+            (owned.UnitState, {"unit": RULES_UNIT_NAME}),
+            (SysctlValues, {"keys": list(RP_KEYS)}), (owned.OwnedFile, {"path": RP_FILE})]
+
+
+@operation()
+def own_lan_first(prefixes: list[str]):
+    """
+    Policy rules (priority 5260) sending this site's own prefixes to table main before table 52.
+
+    + prefixes: the site's advertised prefixes (its LAN and extra routes)
+    """
+    rules, script_now, unit_file_now, unit_now, _, _ = batch.read(*protect_facts())
+    missing, stale = rule_changes(rules, prefixes)
+    for spec in stale:
+        yield f"ip -4 rule del priority {RULE_PRIORITY} {spec}"
+    for prefix in missing:
+        yield f"ip -4 rule add priority {RULE_PRIORITY} to {shlex.quote(prefix)} lookup main suppress_prefixlength 0"
+    file_cmds = list(owned.put(RULES_SCRIPT, rules_script(prefixes), mode="755", current=script_now))
+    file_cmds += list(owned.put(RULES_UNIT, rules_unit(), mode="644", current=unit_file_now))
+    yield from file_cmds
+    if file_cmds:
+        yield "systemctl daemon-reload"
+    yield from owned.unit_running(RULES_UNIT_NAME, status=unit_now)
+
+
+@operation()
+def loose_rp_filter():
+    """net.ipv4.conf.all.rp_filter = 2 now and at boot (an owned sysctl.d file)."""
+    *_, live, current = batch.read(*protect_facts())
+    file_cmds = list(owned.put(RP_FILE, rp_file(), mode="644", current=current))
+    yield from file_cmds
+    if file_cmds or any(live.get(k) != "2" for k in RP_KEYS):
+        yield f"sysctl -p {RP_FILE}"
+
+
+def vrrp_facts(router: Router) -> list[batch.Fact]:
+    """What `vrrp` decides from."""
+    return [(DebPackageVersion, {"package": PACKAGE}), (InterfaceOfAddress, {"address": str(router.address)}),
+            (owned.OwnedFile, {"path": CHECK}), (owned.OwnedFile, {"path": CONF}),
+            (owned.UnitState, {"unit": KEEPALIVED_UNIT})]
+
+
+@operation()
+def vrrp(site: Site, router: Router):
+    """
+    keepalived installed (Debian's package), configured with the site's VRRP instance, running.
+
+    + site: an HA site (site.vip set)
+    + router: this host's entry of site.routers
+    """
+    if site.vip is None:
+        raise OperationError(f"site {site.name} has no vip: VRRP is for HA sites only")
+    version, interface, check_now, conf_now, unit_now = batch.read(*vrrp_facts(router))
+    if interface is None:
+        raise OperationError(f"no interface on {host.name} holds the router address {router.address} "
+                             "(check the site file's routers[].address); nothing changed")
+    if version is None:
+        yield f"DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {PACKAGE}"
+    yield from owned.put(CHECK, check_script(), mode="755", current=check_now)
+    conf_cmds = list(owned.put(CONF, keepalived_conf(site, router, interface), mode="644", current=conf_now))
+    yield from conf_cmds
+    if conf_cmds and unit_now.active:
+        yield f"systemctl reload {KEEPALIVED_UNIT}"
+    yield from owned.unit_running(KEEPALIVED_UNIT, status=unit_now)

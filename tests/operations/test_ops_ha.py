@@ -1,0 +1,211 @@
+"""HA router operations (operations/ha.py) from canned output, and the VRRP check script run for real."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+from netaddr import IPAddress, IPNetwork
+from ops_harness import FakeHost, data, run_op, texts
+from pyinfra.api import OperationError
+
+from operations import ha
+from operations.facts.ha import (DebPackageVersion, InterfaceOfAddress, PolicyRules, SysctlValues,
+                                 parse_dpkg_status, parse_interface_of, parse_ip_rules)
+from operations.facts._parsing import ParseError
+from sites.model import Router, Site
+
+R1 = Router(IPAddress("192.0.2.2"), "a-router")
+R2 = Router(IPAddress("192.0.2.4"), "a-router2")
+SITE = Site("a", IPNetwork("192.0.2.0/24"), router=IPAddress("192.0.2.3"), gateway=IPAddress("192.0.2.1"),
+            ssh="a-router", routers=(R1, R2), vip=IPAddress("192.0.2.3"), vrid=7)
+INSTALLED = "install ok installed\t1:2.2.7-1+b2\n"
+
+
+# ---------------------------------------------------------------- parsers
+
+def test_parsers_on_real_output():
+    text = data("ip-o-4-addr-ha-router.txt")
+    assert parse_interface_of(text, "192.0.2.2") == "eth0"
+    assert parse_interface_of(text, "198.51.100.2") == "eth1"
+    assert parse_interface_of(text, "192.0.2.9") is None
+    rules = parse_ip_rules(data("ip-rule-tailscale.txt"))
+    assert [r.priority for r in rules] == [0, 5210, 5230, 5250, 5270, 32766, 32767]
+    assert rules[4].spec == "from all lookup 52"
+    assert parse_dpkg_status(INSTALLED) == "1:2.2.7-1+b2"
+    assert parse_dpkg_status("deinstall ok config-files\t1:2.2.7-1+b2\n") is None
+    assert parse_dpkg_status("") is None
+
+
+@pytest.mark.parametrize("parser,text", [(lambda t: parse_interface_of(t, "x"), "garbage line"),
+                                         (parse_ip_rules, "from all lookup main"),
+                                         (parse_dpkg_status, "install ok installed")])
+def test_parsers_refuse_what_they_do_not_know(parser, text):
+    with pytest.raises(ParseError):
+        parser(text)
+
+
+# ---------------------------------------------------------------- own_lan_first + loose_rp_filter
+
+def protect_host(rules: str | None = None) -> FakeHost:
+    return FakeHost(outputs={PolicyRules: rules if rules is not None else data("ip-rule-tailscale.txt"),
+                             SysctlValues: data("sysctl-rp-filter-strict.txt")})
+
+
+def test_own_lan_rules_fresh_then_converged():
+    host = protect_host()
+    cmds = run_op(ha.own_lan_first, host, prefixes=["192.0.2.0/24", "203.0.113.0/24"])
+    t = texts(cmds)
+    assert t[:2] == ["ip -4 rule add priority 5260 to 192.0.2.0/24 lookup main suppress_prefixlength 0",
+                     "ip -4 rule add priority 5260 to 203.0.113.0/24 lookup main suppress_prefixlength 0"]
+    assert f"upload {ha.RULES_SCRIPT}" in t and f"upload {ha.RULES_UNIT}" in t
+    assert t[-2:] == [f"systemctl start {ha.RULES_UNIT_NAME}", f"systemctl enable {ha.RULES_UNIT_NAME}"]
+    host.apply(cmds)
+    host.outputs[PolicyRules] = data("ip-rule-tailscale.txt").replace(
+        "5270:", "5260:\tfrom all to 192.0.2.0/24 lookup main suppress_prefixlength 0\n"
+                 "5260:\tfrom all to 203.0.113.0/24 lookup main suppress_prefixlength 0\n5270:")
+    assert run_op(ha.own_lan_first, host, prefixes=["192.0.2.0/24", "203.0.113.0/24"]) == []
+    # a prefix the site no longer has is removed; a foreign rule at the same priority is left alone
+    host.outputs[PolicyRules] += "5260:\tfrom 10.9.9.9 lookup 100\n"
+    t = texts(run_op(ha.own_lan_first, host, prefixes=["192.0.2.0/24"]))
+    assert t[0] == "ip -4 rule del priority 5260 from all to 203.0.113.0/24 lookup main suppress_prefixlength 0"
+    assert not any("10.9.9.9" in c for c in t)
+
+
+def test_rules_script_adds_only_missing_rules():
+    script = ha.rules_script(["192.0.2.0/24"])
+    assert "ip -4 rule show priority 5260 to 192.0.2.0/24 | grep -q . ||" in script
+    assert script.startswith("#!/bin/sh\n# Managed by s2s")
+
+
+def test_loose_rp_filter_fresh_then_converged():
+    host = protect_host()
+    cmds = run_op(ha.loose_rp_filter, host)
+    assert texts(cmds)[-1] == f"sysctl -p {ha.RP_FILE}"
+    host.apply(cmds)
+    assert b"net.ipv4.conf.all.rp_filter = 2" in host.fs[ha.RP_FILE]
+    host.outputs[SysctlValues] = "net.ipv4.conf.all.rp_filter = 2\n"
+    assert run_op(ha.loose_rp_filter, host) == []
+    host.outputs[SysctlValues] = "net.ipv4.conf.all.rp_filter = 1\n"  # someone set it strict again
+    assert texts(run_op(ha.loose_rp_filter, host)) == [f"sysctl -p {ha.RP_FILE}"]
+
+
+# ---------------------------------------------------------------- vrrp
+
+def vrrp_host(installed: str = INSTALLED) -> FakeHost:
+    return FakeHost(outputs={DebPackageVersion: installed, InterfaceOfAddress: data("ip-o-4-addr-ha-router.txt")})
+
+
+def test_vrrp_installs_configures_starts_then_converged():
+    host = vrrp_host(installed="")
+    cmds = run_op(ha.vrrp, host, site=SITE, router=R1)
+    t = texts(cmds)
+    assert t[0] == "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends keepalived"
+    assert f"upload {ha.CHECK}" in t and f"upload {ha.CONF}" in t
+    assert t[-2:] == ["systemctl start keepalived.service", "systemctl enable keepalived.service"]
+    host.apply(cmds)
+    host.outputs[DebPackageVersion] = INSTALLED
+    assert run_op(ha.vrrp, host, site=SITE, router=R1) == []
+    conf = host.fs[ha.CONF].decode()
+    assert "interface eth0" in conf and "virtual_router_id 7" in conf and "priority 100" in conf
+    assert "priority 90" in ha.keepalived_conf(SITE, R2, "eth0")
+    assert "192.0.2.3/24 dev eth0" in conf and "primary 192.0.2.0/24" in conf and "weight 50" in conf
+
+
+def test_vrrp_config_change_reloads_the_running_daemon():
+    host = vrrp_host()
+    host.apply(run_op(ha.vrrp, host, site=SITE, router=R1))
+    moved = Site(**{**SITE.__dict__, "vrid": 8})
+    t = texts(run_op(ha.vrrp, host, site=moved, router=R1))
+    assert t == [f"upload {ha.CONF}", f"chmod 644 {ha.CONF}", f"chown root:root {ha.CONF}",
+                 "systemctl reload keepalived.service"]
+
+
+def test_vrrp_without_the_router_address_on_any_interface_changes_nothing():
+    host = vrrp_host()
+    with pytest.raises(OperationError, match="192.0.2.9"):
+        run_op(ha.vrrp, host, site=SITE, router=Router(IPAddress("192.0.2.9"), "x"))
+
+
+def test_priorities_leave_the_primary_weight_in_charge():
+    """Any router that is the tailnet's primary outranks every other router (base gaps < weight)."""
+    lowest_primary = ha.BASE_PRIORITY - 10 * (len(SITE.routers) - 1) + ha.PRIMARY_WEIGHT
+    assert lowest_primary > ha.BASE_PRIORITY
+
+
+def test_keepalived_accepts_the_config(tmp_path):
+    """keepalived's own config check on the rendered file, with Debian's keepalived from the lab image."""
+    from lab.image import image_root
+    root = image_root()
+    if not (root / "usr/sbin/keepalived").exists():
+        pytest.skip(f"the lab image {root} is not built (python -m lab.image)")
+    if os.geteuid() != 0:
+        pytest.skip("chroot needs root")
+    conf = root / "tmp" / f"s2s-test-{os.getpid()}.conf"
+    # the image is shared and read-only to tests: the check script is not in it, /bin/true stands in
+    text = ha.keepalived_conf(SITE, R1, "eth0").replace(ha.CHECK, "/bin/true")
+    conf.write_text(text)
+    try:
+        run = subprocess.run(["chroot", str(root), "keepalived", "--config-test", "-f", f"/tmp/{conf.name}"],
+                             capture_output=True, text=True)
+        bad = text.replace("advert_int 1", "advert_int one")
+        conf.write_text(bad)
+        broken = subprocess.run(["chroot", str(root), "keepalived", "--config-test", "-f", f"/tmp/{conf.name}"],
+                                capture_output=True, text=True)
+    finally:
+        conf.unlink()
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert broken.returncode != 0  # the check can fail: it is not a rubber stamp
+
+
+# ---------------------------------------------------------------- the check script, run for real
+
+STATUS = """{
+  "Version": "1.100.0",
+  "BackendState": "%s",
+  "Self": {
+    "HostName": "a-router",
+    "Online": true,
+    "PrimaryRoutes": [
+      %s
+    ]
+  }
+}"""
+
+
+def run_check(tmp_path: Path, state: str, primary: list[str], *args: str, fail: bool = False) -> int:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "tailscale"
+    body = STATUS % (state, ",\n      ".join(f'"{p}"' for p in primary))
+    fake.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        [ "$*" = "status --json --peers=false" ] || exit 3
+        {'exit 1' if fail else ''}
+        cat <<'JSON'
+        {body}
+        JSON
+        """))
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    script = tmp_path / "check"
+    script.write_text(ha.check_script())
+    env = dict(os.environ, PATH=f"{bin_dir}:/usr/bin:/bin")
+    return subprocess.run(["sh", str(script), *args], env=env).returncode
+
+
+def test_check_script_running(tmp_path):
+    assert run_check(tmp_path, "Running", [], "running") == 0
+    assert run_check(tmp_path, "NeedsLogin", [], "running") == 1
+    assert run_check(tmp_path, "Running", [], "running", fail=True) == 1  # tailscaled down
+
+
+def test_check_script_primary(tmp_path):
+    assert run_check(tmp_path, "Running", ["192.0.2.0/24"], "primary", "192.0.2.0/24") == 0
+    assert run_check(tmp_path, "Running", ["203.0.113.0/24", "192.0.2.0/24"], "primary", "192.0.2.0/24") == 0
+    assert run_check(tmp_path, "Running", [], "primary", "192.0.2.0/24") == 1
+    assert run_check(tmp_path, "Running", ["192.0.2.0/25"], "primary", "192.0.2.0/24") == 1
+    assert run_check(tmp_path, "Stopped", ["192.0.2.0/24"], "primary", "192.0.2.0/24") == 1
