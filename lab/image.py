@@ -34,6 +34,8 @@ PACKAGES = (
     "tcpdump", "sqlite3", "sudo",
     # DHCP clients a lab client host may run (systemd-networkd ships in the systemd package)
     "dhcpcd-base",
+    # VRRP for HA sites: routers have no route out, so the deploy's install finds it in place
+    "keepalived",
 )
 # Per suite: packages only some suites have (sid no longer ships ISC dhclient).
 SUITE_PACKAGES: dict[str, tuple[str, ...]] = {
@@ -61,7 +63,7 @@ TWEAKS: dict[str, str] = {
 # a networkd client re-enables systemd-networkd).
 DISABLE = ("kea-dhcp4-server.service", "kea-ctrl-agent.service", "iperf3.service",
            "ssh.socket", "apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_reap.service",
-           "systemd-networkd.service", "systemd-networkd.socket", "dhcpcd.service")
+           "systemd-networkd.service", "systemd-networkd.socket", "dhcpcd.service", "keepalived.service")
 MASK = ("systemd-networkd-wait-online.service", "getty@tty1.service")
 
 _VERSION = "3"  # bump when the build steps change in a way the hash does not see
