@@ -9,8 +9,13 @@ from __future__ import annotations
 
 def render_config(*, server_url: str, listen_port: int, address: str, state_dir: str, unix_socket: str,
                   stun_listen: str = "0.0.0.0", region_code: str = "lab",
-                  region_name: str = "s2s lab embedded DERP") -> str:
-    """config.yaml text; `address` is the IPv4 the embedded DERP region advertises."""
+                  region_name: str = "s2s lab embedded DERP", ha_probe_interval: str = "2s",
+                  ha_probe_timeout: str = "1s") -> str:
+    """config.yaml text; `address` is the IPv4 the embedded DERP region advertises.
+
+    HA subnet routers are probed every `ha_probe_interval` (Headscale >= 0.29; its default
+    10s/5s detects a dead primary in up to 15 s; the lab uses the smallest values Headscale
+    accepts, 2s/1s, so a failover is decided in up to 3 s)."""
     return f"""\
 server_url: {server_url}
 listen_addr: 0.0.0.0:{listen_port}
@@ -20,6 +25,11 @@ grpc_allow_insecure: false
 disable_check_updates: true
 noise:
   private_key_path: {state_dir}/noise_private.key
+node:
+  routes:
+    ha:
+      probe_interval: {ha_probe_interval}
+      probe_timeout: {ha_probe_timeout}
 prefixes:
   v4: 100.64.0.0/10
   v6: fd7a:115c:a1e0::/48

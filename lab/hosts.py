@@ -74,11 +74,12 @@ def lab_hosts(topo: Topology) -> list[Host]:
         hosts.append(Host(s.gateway_host, "gw", s.name,
                           (Link("eth0", s.name, f"{s.gateway}/{plen}", _port(s.name, "gw", 0)),),
                           release=s.gw_release))
-        hosts.append(Host(s.router_host, "router", s.name,
-                          (Link("eth0", s.name, f"{s.router}/{plen}", _port(s.name, "router", 0)),
-                           Link("eth1", "wan", f"{s.router_wan}/{wan_len}", _port(s.name, "router", 1))),
-                          # Only so tailscaled sees a usable uplink; the control host forwards nothing.
-                          default_via=str(topo.control_address), release=s.router_release))
+        for i, (name, lan, wan) in enumerate(s.routers):  # one, or an HA site's two
+            hosts.append(Host(name, "router", s.name,
+                              (Link("eth0", s.name, f"{lan}/{plen}", _port(s.name, "router", 2 * i)),
+                               Link("eth1", "wan", f"{wan}/{wan_len}", _port(s.name, "router", 2 * i + 1))),
+                              # Only so tailscaled sees a usable uplink; the control host forwards nothing.
+                              default_via=str(topo.control_address), release=s.router_release))
         for i, (name, kind) in enumerate(s.client_hosts):
             hosts.append(Host(name, "client", s.name, (Link("eth0", s.name, None, _port(s.name, "client", i)),),
                               dhcp_client=kind))

@@ -64,7 +64,11 @@ def common(root: Path, host: Host, topo: Topology, authorized_key: str, host_key
     _write(root, "etc/hostname", f"{host.name}\n")
     lines = ["127.0.0.1 localhost", f"127.0.1.1 {host.name}", f"{topo.control_address} control"]
     for s in topo.sites.values():
-        lines += [f"{s.gateway} {s.gateway_host}", f"{s.router} {s.router_host}", f"{s.router_wan} {s.router_host}-wan"]
+        lines.append(f"{s.gateway} {s.gateway_host}")
+        for name, lan, wan in s.routers:
+            lines += [f"{lan} {name}", f"{wan} {name}-wan"]
+        if s.vip is not None:
+            lines.append(f"{s.vip} {s.name}-vip")
     _write(root, "etc/hosts", "\n".join(lines) + "\n")
     _write(root, "etc/resolv.conf", "# lab host: no DNS, no route out\n")
     _write(root, "etc/ssh/ssh_host_ed25519_key", host_key[0], 0o600)

@@ -114,16 +114,30 @@ def render_site_file(
         ],
     )
     for site in topo.sites.values():
-        out += _lines(
-            f"sites.{site.name}",
-            [
-                ("subnet", str(site.subnet)),
-                ("router", str(site.router)),
-                ("gateway", str(site.gateway)),
-                ("routes", [str(r) for r in site.routes] or None),
-                ("ssh", alias(site.router_host)),
-            ],
-        )
+        if site.ha:  # an HA site: every router in [[sites.X.routers]], the LAN's next hop is the vip
+            out += _lines(
+                f"sites.{site.name}",
+                [
+                    ("subnet", str(site.subnet)),
+                    ("vip", str(site.vip)),
+                    ("gateway", str(site.gateway)),
+                    ("routes", [str(r) for r in site.routes] or None),
+                ],
+            )
+            for name, lan, _ in site.routers:
+                out += [f"[[sites.{site.name}.routers]]"] + _lines("", [
+                    ("address", str(lan)), ("ssh", alias(name)), ("tailnet_node", name)])[1:]
+        else:
+            out += _lines(
+                f"sites.{site.name}",
+                [
+                    ("subnet", str(site.subnet)),
+                    ("router", str(site.router)),
+                    ("gateway", str(site.gateway)),
+                    ("routes", [str(r) for r in site.routes] or None),
+                    ("ssh", alias(site.router_host)),
+                ],
+            )
         out += _lines(
             f"sites.{site.name}.kea",
             [

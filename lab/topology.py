@@ -28,7 +28,11 @@ _SITE_OPTIONAL = {
     "router_release",  # Debian suite of the subnet router
     "gw_release",  # Debian suite of the gateway, which picks its Kea release
     "dhcp_client",  # the LAN's DHCP client kind(s), one client host each
+    "router2",  # HA: a second subnet router on the LAN (host NAME-router2)
+    "router2_wan",  # HA: its WAN address
+    "vip",  # HA: the VRRP address both routers share (the LAN's next hop)
 }
+_HA_KEYS = ("router2", "router2_wan", "vip")
 # A site LAN must hold a gateway, a router and a pool (/29: 6 usable addresses) and stay a LAN.
 MIN_SITE_PREFIX, MAX_SITE_PREFIX = 16, 29
 ROUTER_RELEASES = ("bookworm", "trixie")          # Debian 12, Debian 13 (nftables-era iptables)
@@ -54,6 +58,25 @@ class LabSite:
     router_release: str = "bookworm"
     gw_release: str = "bookworm"
     dhcp_clients: tuple[str, ...] = ("dhclient",)  # one client host per entry, in this order
+    router2: IPAddress | None = None  # HA sites: the second router's LAN address
+    router2_wan: IPAddress | None = None
+    vip: IPAddress | None = None  # HA sites: the VRRP address
+
+    @property
+    def ha(self) -> bool:
+        return self.router2 is not None
+
+    @property
+    def router2_host(self) -> str:
+        return f"{self.name}-router2"
+
+    @property
+    def routers(self) -> list[tuple[str, IPAddress, IPAddress]]:
+        """(host name, LAN address, WAN address) of every subnet router of the site."""
+        out = [(self.router_host, self.router, self.router_wan)]
+        if self.router2 is not None and self.router2_wan is not None:
+            out.append((self.router2_host, self.router2, self.router2_wan))
+        return out
 
     @property
     def kea_version(self) -> str:
@@ -112,7 +135,8 @@ class Topology:
         """Every lab host, control first, then per site gateway, router, client."""
         names = [self.control_host]
         for site in self.sites.values():
-            names += [site.gateway_host, site.router_host, *(name for name, _ in site.client_hosts)]
+            names += [site.gateway_host, *(name for name, _, _ in site.routers),
+                      *(name for name, _ in site.client_hosts)]
         return names
 
 
@@ -207,9 +231,12 @@ class _Parser:
         for name in raw_sites:
             site = self.site(name, self.table(raw_sites, f"sites.{name}", _SITE_KEYS, _SITE_OPTIONAL), wan_subnet)
             self.no_overlap(site, sites, wan_subnet)
-            if site.router_wan in wan_used:
-                raise self.fail(f"sites.{name}.router_wan", f"already used by {wan_used[site.router_wan]}", str(site.router_wan))
-            wan_used[site.router_wan] = f"sites.{name}.router_wan"
+            for key, wan_addr in (("router_wan", site.router_wan), ("router2_wan", site.router2_wan)):
+                if wan_addr is None:
+                    continue
+                if wan_addr in wan_used:
+                    raise self.fail(f"sites.{name}.{key}", f"already used by {wan_used[wan_addr]}", str(wan_addr))
+                wan_used[wan_addr] = f"sites.{name}.{key}"
             sites[name] = site
         return Topology(self.path, wan_subnet, control_address, headscale_port, apt_port, sites)
 
@@ -261,12 +288,33 @@ class _Parser:
         last = self.address(f"{key}.dhcp_pool", parts[1].strip(), subnet, where)
         if first > last:
             raise self.fail(f"{key}.dhcp_pool", "first address is after the last", pool)
-        for role, addr in (("gateway", gateway), ("router", router)):
-            if first <= addr <= last:
+        ha = self.ha(key, raw, subnet, wan_subnet, {"gateway": gateway, "router": router})
+        for role, addr in (("gateway", gateway), ("router", router), ("router2", ha.get("router2")),
+                           ("vip", ha.get("vip"))):
+            if addr is not None and first <= addr <= last:
                 raise self.fail(f"{key}.dhcp_pool", f"contains the {role} address {addr}", pool)
         routes = self.routes(f"{key}.routes", raw.get("routes", []), subnet)
         return LabSite(name, subnet, gateway, router, router_wan, f"{first} - {last}", routes,
-                       **self.site_options(key, raw))
+                       **self.site_options(key, raw), **ha)
+
+    def ha(self, key: str, raw: dict[str, Any], subnet: IPNetwork, wan_subnet: IPNetwork,
+           taken: dict[str, IPAddress]) -> dict[str, Any]:
+        """router2, router2_wan and vip: all three (an HA site) or none."""
+        given = [k for k in _HA_KEYS if k in raw]
+        if not given:
+            return {}
+        if len(given) != len(_HA_KEYS):
+            missing = next(k for k in _HA_KEYS if k not in raw)
+            raise self.fail(f"{key}.{missing}", f"an HA site needs all of {', '.join(_HA_KEYS)}")
+        out: dict[str, Any] = {}
+        for name in ("router2", "vip"):
+            addr = self.address(f"{key}.{name}", raw[name], subnet, f"{key}.subnet")
+            for other, used in taken.items():
+                if addr == used:
+                    raise self.fail(f"{key}.{name}", f"same address as {other}", str(addr))
+            taken[name] = out[name] = addr
+        out["router2_wan"] = self.address(f"{key}.router2_wan", raw["router2_wan"], wan_subnet, "wan.subnet")
+        return out
 
     def site_options(self, key: str, raw: dict[str, Any]) -> dict[str, Any]:
         """The optional per-site keys: releases per role and DHCP client kinds."""
