@@ -100,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("clients", nargs="+")
     rb = verb("restart", help="reboot container hosts (kernel state of their namespace reset too)")
     rb.add_argument("hosts", nargs="+")
+    po = verb("poweroff", help="power container hosts off and leave them off (--hard: a power cut)")
+    po.add_argument("hosts", nargs="+")
+    po.add_argument("--hard", action="store_true", help="kill at once: no clean shutdown")
+    pn = verb("poweron", help="boot hosts that poweroff left off")
+    pn.add_argument("hosts", nargs="+")
     args = p.parse_args(argv)
     if args.cmd == "topology":
         try:
@@ -132,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
             return _status(api.resolve_topology())
         elif args.cmd == "restart":
             api.restart(args.hosts)
+        elif args.cmd == "poweroff":
+            api.poweroff(args.hosts, hard=args.hard)
+        elif args.cmd == "poweron":
+            api.poweron(args.hosts)
         elif args.cmd == "renew":
             api.renew(args.clients)
         elif args.cmd == "ssh":

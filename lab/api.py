@@ -354,11 +354,59 @@ def restart(names: list[str]) -> None:
             container.stop(h.name)
             for cmd in _FRESH_KERNEL_STATE:
                 run(ns(h.netns, *cmd), check=False)
-            for prio in ("5210", "5230", "5250", "5270"):
+            for prio in ("5210", "5230", "5250", "5260", "5270"):  # Tailscale's, and HA routers' own-LAN rules
                 run(ns(h.netns, "ip", "rule", "del", "priority", prio), check=False)
             container.start(h)
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(_wait_ready, [(h, topo) for h in lab_hosts(topo) if h.name in names]))
+
+
+def _lab_container(topo: Topology, name: str, verb: str) -> Host:
+    h = next((x for x in lab_hosts(topo) if x.name == name), None)
+    if h is None or not h.container or h.role == "control":
+        choices = [x.name for x in lab_hosts(topo) if x.container and x.role != "control"]
+        raise LabError(f"{name}: cannot {verb} (choose from {', '.join(choices)})")
+    return h
+
+
+def poweroff(names: list[str], hard: bool = False) -> None:
+    """Power hosts off and leave them off: their links go down first (the wire falls silent at
+    once), then the container stops (`hard`: killed, nothing shuts down cleanly). Addresses a
+    host added itself (a VRRP address) go with it, as they would with a real box."""
+    topo = resolve_topology()
+    with _locked():
+        for name in names:
+            h = _lab_container(topo, name, "power off")
+            for link in h.links:
+                run(ns(h.netns, "ip", "link", "set", link.ifname, "down"), check=False)
+            container.stop(h.name, hard=hard)
+            for link in h.links:
+                run(ns(h.netns, "ip", "addr", "flush", "dev", link.ifname), check=False)
+                if link.cidr:
+                    run(ns(h.netns, "ip", "addr", "add", link.cidr, "dev", link.ifname), check=False)
+            for cmd in _FRESH_KERNEL_STATE:
+                run(ns(h.netns, *cmd), check=False)
+            for prio in ("5210", "5230", "5250", "5260", "5270"):
+                run(ns(h.netns, "ip", "rule", "del", "priority", prio), check=False)
+
+
+def poweron(names: list[str]) -> None:
+    """Boot hosts that `poweroff` left off (links up, container started, services waited for)."""
+    topo = resolve_topology()
+    with _locked():
+        started = []
+        for name in names:
+            h = _lab_container(topo, name, "power on")
+            if container.nspawn_pid(h.name) is not None:
+                continue
+            for link in h.links:
+                run(ns(h.netns, "ip", "link", "set", link.ifname, "up"), check=False)
+            if h.default_via:
+                run(ns(h.netns, "ip", "route", "replace", "default", "via", h.default_via), check=False)
+            container.start(h)
+            started.append(h)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(_wait_ready, [(h, topo) for h in started]))
 
 
 def renew(names: list[str]) -> None:

@@ -297,9 +297,12 @@ def wait_booted(name: str, timeout: float = 60.0) -> str:
     raise LabError(f"{name}: systemd not up after {timeout:.0f}s (state {state}; see {layout(name).log})")
 
 
-def stop(name: str, timeout: float = 15.0) -> None:
-    """Power the container off (SIGTERM makes nspawn halt its systemd), KILL on timeout."""
+def stop(name: str, timeout: float = 15.0, hard: bool = False) -> None:
+    """Power the container off (SIGTERM makes nspawn halt its systemd), KILL on timeout;
+    `hard`: KILL at once (a power cut: no service gets to say goodbye)."""
     pid = nspawn_pid(name)
+    if hard:
+        pid, timeout = None, 0.0
     if pid is not None:
         try:
             os.kill(pid, signal.SIGTERM)
