@@ -1,0 +1,122 @@
+"""HA subnet routers end to end (tests/e2e/ha_topology.toml): site a has two routers sharing
+the VRRP address 192.0.2.3, site b one router.
+
+One deploy; then the VRRP address sits on the router the tailnet made primary, each router
+keeps its own LAN out of table 52, and a LAN client reaches site b through the VRRP address.
+The primary router is powered off (a power cut) under a continuous ping: traffic resumes
+within the target (10 s) and the tailnet's primary moves; the router comes back without
+reclaiming either role, and a second deploy plans zero changes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from lab import drive
+
+pytestmark = pytest.mark.integration
+
+TOPOLOGY = Path(__file__).with_name("ha_topology.toml")
+ROUTERS = ["a-router", "a-router2"]
+VIP, SUBNET = "192.0.2.3", "192.0.2.0/24"
+FAILOVER_TARGET_S = 10.0
+
+
+@pytest.fixture(scope="module")
+def lab_sites():
+    """The HA lab, booted and deployed once; down after."""
+    from lab import api
+    from lab.prereq import missing_prerequisites
+    from lab.topology import TOPOLOGY_ENV
+
+    missing = missing_prerequisites()
+    if missing:
+        pytest.skip(f"the lab cannot run here: missing {', '.join(missing)}")
+    old = os.environ.get(TOPOLOGY_ENV)
+    os.environ[TOPOLOGY_ENV] = str(TOPOLOGY)  # `python -m lab renew|exec` children follow it
+    try:
+        api.down()
+        info = api.ensure_up(TOPOLOGY)
+        result = drive.pyinfra(info.sites_file)
+        assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+        drive.lab("renew", "a-client", "b-client")
+        yield info.sites_file
+        api.down()
+    finally:
+        if old is None:
+            os.environ.pop(TOPOLOGY_ENV, None)
+        else:
+            os.environ[TOPOLOGY_ENV] = old
+
+
+def wait_for_one_holder(timeout: float = 20) -> list[str]:
+    from lab.failover import vrrp_holder
+    deadline = time.time() + timeout
+    while True:
+        holders = vrrp_holder(ROUTERS, VIP)
+        if len(holders) == 1 or time.time() > deadline:
+            return holders
+        time.sleep(0.5)
+
+
+def test_both_routers_approved_and_the_vip_follows_the_primary(lab_sites):
+    from lab.failover import primary_for
+    routes = drive.in_host("control", "headscale", "nodes", "list-routes").stdout
+    for router in ROUTERS:
+        line = next(line for line in re.sub(r"\x1b\[[0-9;]*m", "", routes).splitlines() if f" {router} " in line)
+        assert SUBNET in line.split("|")[2], line  # approved on both nodes
+    primary = primary_for("b-router", SUBNET)
+    assert primary in ROUTERS
+    assert wait_for_one_holder() == [primary]
+    conf = drive.in_host(primary, "cat", "/etc/keepalived/keepalived.conf").stdout
+    assert conf.startswith("# Managed by s2s") and f"{VIP}/24 dev eth0" in conf
+
+
+def test_client_routes_via_the_vip_and_reaches_site_b(lab_sites):
+    routes = drive.in_host("a-client", "ip", "-4", "route").stdout
+    assert re.search(rf"^172\.16\.100\.0/24 via {VIP} dev eth0", routes, re.M), routes
+    assert re.search(rf"^100\.64\.0\.0/10 via {VIP} dev eth0", routes, re.M), routes
+    ping = drive.ping("a-client", drive.client_address("b-client"))
+    assert ping.returncode == 0, ping.stdout
+
+
+def test_the_twin_advertising_our_lan_does_not_pull_it_into_table_52(lab_sites):
+    """The non-primary router has the site's LAN in table 52 (its twin advertises it, --accept-routes);
+    the owned rule keeps its LAN in table main. Without the rule the LAN goes into the tunnel."""
+    from lab.failover import primary_for
+    other = next(r for r in ROUTERS if r != primary_for("b-router", SUBNET))
+    assert SUBNET in drive.in_host(other, "ip", "route", "show", "table", "52").stdout
+    client = drive.client_address("a-client")
+    assert " dev eth0 " in drive.in_host(other, "ip", "route", "get", client).stdout
+    assert drive.in_host(other, "ping", "-c", "1", "-W", "2", client, check=False).returncode == 0
+    drive.in_host(other, "ip", "-4", "rule", "del", "priority", "5260", "to", SUBNET)
+    try:
+        assert " dev tailscale0 " in drive.in_host(other, "ip", "route", "get", client).stdout
+    finally:
+        drive.in_host(other, "systemctl", "restart", "s2s-own-lan-rules.service")
+    assert " dev eth0 " in drive.in_host(other, "ip", "route", "get", client).stdout
+
+
+def test_power_cut_of_the_primary_fails_over_and_a_second_deploy_changes_nothing(lab_sites):
+    from lab import api
+    from lab.failover import measure, primary_for
+    result = measure("a-client", drive.client_address("b-client"), "b-router", ROUTERS, SUBNET)
+    print(f"failover: gap {result.gap_s}s, primary switch {result.primary_switch_s}s, "
+          f"{result.old_primary} -> {result.new_primary}")
+    try:
+        assert result.new_primary is not None and result.new_primary != result.old_primary
+        assert result.gap_s is not None, "traffic never resumed"
+        assert result.gap_s < FAILOVER_TARGET_S, result
+        assert wait_for_one_holder() == [result.new_primary]
+    finally:
+        api.poweron([result.old_primary])
+    time.sleep(6)  # probes see it healthy again; neither role moves back (no reclaim, VRRP follows primary)
+    assert primary_for("b-router", SUBNET) == result.new_primary
+    assert wait_for_one_holder() == [result.new_primary]
+    assert drive.ping("a-client", drive.client_address("b-client")).returncode == 0
+    assert drive.planned_changes(lab_sites) == {}
