@@ -1,0 +1,51 @@
+"""HA sites in the lab's topology: a second router and a VRRP address, validated; hosts and site file follow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lab.hosts import lab_hosts
+from lab.sitefile import render_site_file
+from lab.topology import TopologyError, load_topology
+from sites import load_sites
+
+HA = Path(__file__).resolve().parents[1] / "e2e" / "ha_topology.toml"
+
+
+def test_ha_topology_has_two_routers_at_site_a():
+    topo = load_topology(HA)
+    a = topo.sites["a"]
+    assert a.ha and str(a.vip) == "192.0.2.3" and [name for name, _, _ in a.routers] == ["a-router", "a-router2"]
+    assert not topo.sites["b"].ha
+    routers = [h for h in lab_hosts(topo) if h.role == "router"]
+    assert [h.name for h in routers] == ["a-router", "a-router2", "b-router"]
+    ports = [link.switch_port for h in lab_hosts(topo) for link in h.links]
+    assert len(ports) == len(set(ports))  # every veth end distinct
+
+
+def test_ha_site_file_loads_with_both_routers_and_the_vip(tmp_path):
+    path = tmp_path / "sites.toml"
+    path.write_text(render_site_file(load_topology(HA)))
+    a = load_sites(path).sites["a"]
+    assert a.ha and str(a.router) == "192.0.2.3"
+    assert [(str(r.address), r.ssh) for r in a.routers] == [("192.0.2.2", "a-router"), ("192.0.2.4", "a-router2")]
+
+
+@pytest.mark.parametrize("old,new,key", [
+    ('vip = "192.0.2.3"\n', "", "sites.a.vip"),
+    ('vip = "192.0.2.3"', 'vip = "192.0.2.2"', "sites.a.vip"),
+    ('router2 = "192.0.2.4"', 'router2 = "192.0.2.1"', "sites.a.router2"),
+    ('router2 = "192.0.2.4"', 'router2 = "192.0.2.150"', "sites.a.dhcp_pool"),
+    ('router2_wan = "198.51.100.4"', 'router2_wan = "198.51.100.3"', "sites.b.router_wan"),
+    ('router2_wan = "198.51.100.4"', 'router2_wan = "192.0.2.9"', "sites.a.router2_wan"),
+])
+def test_bad_ha_topology_is_one_line_naming_the_key(tmp_path, old, new, key):
+    path = tmp_path / "t.toml"
+    text = HA.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+    with pytest.raises(TopologyError) as info:
+        load_topology(path)
+    assert f": {key}: " in str(info.value) and "\n" not in str(info.value)
