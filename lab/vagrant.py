@@ -200,6 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     except TopologyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    ha = [s.name for s in topo.sites.values() if s.ha]
+    if ha:  # the Vagrantfile builds one router VM per site
+        print(f"error: {topo.path}: sites.{ha[0]}: HA sites (router2, vip) run in the namespace lab only "
+              "(python -m lab)", file=sys.stderr)
+        return 2
     state = state_dir()
     try:
         if args.command == "box":

@@ -49,3 +49,10 @@ def test_bad_ha_topology_is_one_line_naming_the_key(tmp_path, old, new, key):
     with pytest.raises(TopologyError) as info:
         load_topology(path)
     assert f": {key}: " in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_vagrant_lab_refuses_an_ha_topology(capsys):
+    from lab.vagrant import main
+    assert main(["--topology", str(HA), "validate"]) == 2
+    err = capsys.readouterr().err
+    assert "sites.a" in err and "namespace lab only" in err and err.count("\n") == 1
