@@ -134,11 +134,13 @@ def read_facts(router: Router, state: RouterState) -> None:
 
 def probe_dhcp(router: Router, state: RouterState, site: Site) -> None:
     """The DHCP exchange from the router's LAN interface (the one holding the site's router address)."""
-    state.lan_interface = next((i for i, ips in state.addresses.items() if str(site.router) in ips), None)
+    own = str(site.routers[0].address)  # the router check reads (site.ssh); on an HA site not the vip,
+    # which is on whichever router is VRRP master
+    state.lan_interface = next((i for i, ips in state.addresses.items() if own in ips), None)
     if state.lan_interface is None:
-        state.probe_error = f"no interface holds the router address {site.router}"
+        state.probe_error = f"no interface holds the router address {own}"
         return
-    command = f"python3 - {shlex.quote(state.lan_interface)} {shlex.quote(str(site.router))} {PROBE_WAIT:g}"
+    command = f"python3 - {shlex.quote(state.lan_interface)} {shlex.quote(own)} {PROBE_WAIT:g}"
     result = router.run(command, stdin=PROBE_SCRIPT.read_text(), timeout=PROBE_WAIT + 10)
     if result.rc != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
