@@ -174,13 +174,14 @@ def own_lan_first(prefixes: list[str]):
     """
     rules, script_now, unit_file_now, unit_now, _, _ = batch.read(*protect_facts())
     missing, stale = rule_changes(rules, prefixes)
+    # files first: pyinfra's --dry stops at an operation's first command, so its diff is what shows
+    file_cmds = list(owned.put(RULES_SCRIPT, rules_script(prefixes), mode="755", current=script_now))
+    file_cmds += list(owned.put(RULES_UNIT, rules_unit(), mode="644", current=unit_file_now))
+    yield from file_cmds
     for spec in stale:
         yield f"ip -4 rule del priority {RULE_PRIORITY} {spec}"
     for prefix in missing:
         yield f"ip -4 rule add priority {RULE_PRIORITY} to {shlex.quote(prefix)} lookup main suppress_prefixlength 0"
-    file_cmds = list(owned.put(RULES_SCRIPT, rules_script(prefixes), mode="755", current=script_now))
-    file_cmds += list(owned.put(RULES_UNIT, rules_unit(), mode="644", current=unit_file_now))
-    yield from file_cmds
     if file_cmds:
         yield "systemctl daemon-reload"
     yield from owned.unit_running(RULES_UNIT_NAME, status=unit_now)
@@ -217,11 +218,13 @@ def vrrp(site: Site, router: Router):
     if interface is None:
         raise OperationError(f"no interface on {host.name} holds the router address {router.address} "
                              "(check the site file's routers[].address); nothing changed")
-    if version is None:
-        yield f"DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {PACKAGE}"
-    yield from owned.put(CHECK, check_script(), mode="755", current=check_now)
+    # the config first (pyinfra's --dry shows an operation's first diff only); the package owns
+    # no keepalived.conf (only a .sample), so writing it before the install clobbers nothing
     conf_cmds = list(owned.put(CONF, keepalived_conf(site, router, interface), mode="644", current=conf_now))
     yield from conf_cmds
+    yield from owned.put(CHECK, check_script(), mode="755", current=check_now)
+    if version is None:
+        yield f"DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {PACKAGE}"
     if conf_cmds and unit_now.active:
         yield f"systemctl reload {KEEPALIVED_UNIT}"
     yield from owned.unit_running(KEEPALIVED_UNIT, status=unit_now)

@@ -42,6 +42,14 @@ def lab_sites():
     try:
         api.down()
         info = api.ensure_up(TOPOLOGY)
+        preview = drive.pyinfra(info.sites_file, "--dry", "--diff")  # previews the HA steps, changes nothing
+        assert preview.returncode == 0, preview.stderr[-3000:]
+        assert "Will create /etc/keepalived/keepalived.conf" in preview.stderr
+        assert f"+         {VIP}/24 dev eth0" in preview.stderr
+        assert "Will create /usr/local/sbin/s2s-own-lan-rules" in preview.stderr
+        for router in ROUTERS:
+            assert drive.in_host(router, "test", "-e", "/etc/keepalived/keepalived.conf", check=False).returncode
+            assert "5260:" not in drive.in_host(router, "ip", "-4", "rule").stdout
         result = drive.pyinfra(info.sites_file)
         assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
         drive.lab("renew", "a-client", "b-client")
