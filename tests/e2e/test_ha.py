@@ -110,16 +110,51 @@ def test_the_twin_advertising_our_lan_does_not_pull_it_into_table_52(lab_sites):
     assert " dev eth0 " in drive.in_host(other, "ip", "route", "get", client).stdout
 
 
+def test_tailscaled_down_on_the_primary_moves_the_vip_while_the_box_stays_up(lab_sites):
+    """The VRRP address tracks tailscaled's health, not only the box's."""
+    from lab.failover import primary_for
+    primary = primary_for("b-router", SUBNET)
+    other = next(r for r in ROUTERS if r != primary)
+    stopped = time.time()
+    drive.in_host(primary, "systemctl", "stop", "tailscaled")
+    try:
+        deadline = time.time() + 30
+        while vrrp_holders() != [other] and time.time() < deadline:
+            time.sleep(0.5)
+        assert vrrp_holders() == [other]
+        vip_moved = time.time() - stopped
+        while primary_for("b-router", SUBNET) != other and time.time() < deadline:
+            time.sleep(0.5)
+        print(f"tailscaled stopped on {primary}: VRRP address moved after {vip_moved:.1f}s, "
+              f"tailnet primary after {time.time() - stopped:.1f}s")
+        assert primary_for("b-router", SUBNET) == other
+        assert drive.ping("a-client", drive.client_address("b-client"), count=3, deadline=30).returncode == 0
+    finally:
+        drive.in_host(primary, "systemctl", "start", "tailscaled")
+    time.sleep(6)  # back and healthy: it reclaims neither the primary nor the address
+    assert primary_for("b-router", SUBNET) == other
+    assert wait_for_one_holder() == [other]
+
+
+def vrrp_holders() -> list[str]:
+    from lab.failover import vrrp_holder
+    return vrrp_holder(ROUTERS, VIP)
+
+
 def test_power_cut_of_the_primary_fails_over_and_a_second_deploy_changes_nothing(lab_sites):
     from lab import api
     from lab.failover import measure, primary_for
     result = measure("a-client", drive.client_address("b-client"), "b-router", ROUTERS, SUBNET)
     print(f"failover: gap {result.gap_s}s, primary switch {result.primary_switch_s}s, "
           f"{result.old_primary} -> {result.new_primary}")
+    survivor = next(r for r in ROUTERS if r != result.old_primary)
+    why = (f"{result}; VRRP holders now {vrrp_holders()}; {survivor}'s keepalived: "
+           + " | ".join(drive.in_host(survivor, "journalctl", "-u", "keepalived", "-o", "cat", "-n", "12",
+                                      check=False).stdout.splitlines()))
     try:
-        assert result.new_primary is not None and result.new_primary != result.old_primary
-        assert result.gap_s is not None, "traffic never resumed"
-        assert result.gap_s < FAILOVER_TARGET_S, result
+        assert result.new_primary is not None and result.new_primary != result.old_primary, why
+        assert result.gap_s is not None, "traffic never resumed: " + why
+        assert result.gap_s < FAILOVER_TARGET_S, why
         assert wait_for_one_holder() == [result.new_primary]
     finally:
         api.poweron([result.old_primary])
