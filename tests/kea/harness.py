@@ -17,7 +17,8 @@ the test's namespace whose connections are opened inside the server namespace.
 
 Network safety: no namespace made here has a route to anywhere; all DHCP
 traffic stays on the veth pair (or bridge, for HA pairs) between the
-namespaces. Names start with the prefix given (default "s2s-kea"), veths with "sk".
+namespaces. The namespaces are tests.support.Namespaces (uniquely named, only
+these removed); veths start with "sk".
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from typing import Any, Callable
 from netaddr import IPAddress, IPNetwork
 
 from tests.kea.roots import BY_NAME, Release, ensure_root
+from tests.support import Namespaces
 
 DHCLIENT = "/sbin/dhclient"
 DEBIAN_PACKAGES = ("isc-dhcp-client", "iproute2", "debootstrap")
@@ -66,13 +68,6 @@ def missing_prerequisites(release: Release | None = None) -> list[str]:
     if os.geteuid() != 0:
         missing.append("root (network namespaces, chroot)")
     return missing
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run(*cmd: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -204,7 +199,6 @@ class KeaInstance:
     subnet_id: int = 1
     user: str = "kea-api"
     password: str = field(default_factory=lambda: secrets.token_urlsafe(16), repr=False)
-    prefix: str = "s2s-kea"
     token: str = field(default_factory=lambda: secrets.token_hex(2))
     make_config: Callable[["KeaInstance"], dict[str, Any]] | None = None
     release: Release = field(default_factory=kea_release)
@@ -222,8 +216,9 @@ class KeaInstance:
         # /run/kea: short (unix socket paths <= 107 bytes) and 0750, which 2.6.3/3.0 insist on.
         self.rundir = Path(tempfile.mkdtemp(prefix="s2sk-", dir="/tmp"))
         self.rundir.chmod(0o750)
-        self.server_ns = f"{self.prefix}-{self.token}-{self.tag}-srv"
-        self.client_ns = self.lan.client_ns if self.lan else f"{self.prefix}-{self.token}-{self.tag}-cli"
+        self.spaces = Namespaces(f"kea{self.tag}")
+        self.server_ns = ""  # set by setup_network
+        self.client_ns = self.lan.client_ns if self.lan else ""
         self.srv_if = f"sk{self.token}{self.tag}s"[:15]
         self.cli_if = f"sk{self.token}{self.tag}c"[:15]
         self.config_path = self.workdir / "etc" / "kea-dhcp4.conf"
@@ -239,7 +234,6 @@ class KeaInstance:
         self._ca: subprocess.Popen[bytes] | None = None
         self._sshd: subprocess.Popen[bytes] | None = None
         self._sshd_forward: NetnsForward | None = None
-        self._netns_made = False
 
     def inner(self, path: Path) -> str:
         """The path Kea sees for a host-side file of this instance (Debian's layout)."""
@@ -270,13 +264,11 @@ class KeaInstance:
     def setup_network(self) -> None:
         """The server namespace and a veth to the LAN: a new client namespace, or (HA partner)
         the bridge in `lan`'s client namespace."""
-        run("ip", "netns", "add", self.server_ns)
-        self._netns_made = True
+        self.server_ns = self.spaces.add("server")
         if self.lan is None:
-            run("ip", "netns", "add", self.client_ns)
+            self.client_ns = self.spaces.add("client")
             run("ip", "-n", self.client_ns, "link", "add", "br0", "type", "bridge")
             run("ip", "-n", self.client_ns, "link", "set", "br0", "up")
-            run("ip", "-n", self.client_ns, "link", "set", "lo", "up")
             # dhclient-script writes /etc/resolv.conf: `ip netns exec` bind-mounts this over it.
             etc = Path("/etc/netns") / self.client_ns
             etc.mkdir(parents=True, exist_ok=True)
@@ -286,8 +278,7 @@ class KeaInstance:
         run("ip", "-n", self.client_ns, "link", "set", self.cli_if, "master", "br0")
         run("ip", "-n", self.server_ns, "addr", "add", f"{self.gateway}/{self.subnet.prefixlen}",
             "dev", self.srv_if)
-        for ns, ifname in ((self.server_ns, self.srv_if), (self.server_ns, "lo"),
-                           (self.client_ns, self.cli_if)):
+        for ns, ifname in ((self.server_ns, self.srv_if), (self.client_ns, self.cli_if)):
             run("ip", "-n", ns, "link", "set", ifname, "up")
 
     # -- kea-dhcp4 ---------------------------------------------------------------------
@@ -600,12 +591,9 @@ class KeaInstance:
             if forward is not None:
                 forward.close()
         self._forward = self._sshd_forward = None
-        if self._netns_made:
-            run("ip", "netns", "del", self.server_ns, check=False)
-            if self.lan is None:
-                run("ip", "netns", "del", self.client_ns, check=False)
-                shutil.rmtree(Path("/etc/netns") / self.client_ns, ignore_errors=True)
-            self._netns_made = False
+        if "client" in self.spaces.names:
+            shutil.rmtree(Path("/etc/netns") / self.client_ns, ignore_errors=True)
+        self.spaces.delete()
         shutil.rmtree(self.rundir, ignore_errors=True)
 
     def __enter__(self) -> "KeaInstance":

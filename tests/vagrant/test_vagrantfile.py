@@ -138,11 +138,11 @@ def test_kea_configs_pass_real_kea_config_checks(vagrantfile_eval, tmp_path: Pat
 def headscale_binary() -> Path:
     """The pinned Headscale the labs use: built under CI, used from the cache otherwise."""
     from lab.gobuild import MODULES, binary, cache_dir
-    from tests.vagrant.support import in_ci
+    from tests.support import IN_CI
 
     module, version, _ = MODULES["headscale"]
     cached = cache_dir() / "bin" / f"headscale-{version}" / "headscale"
-    if cached.exists() or in_ci():
+    if cached.exists() or IN_CI:
         return binary("headscale")
     require(False, f"headscale {version} not built yet (python -m lab.gobuild, or run the namespace lab once)")
     raise AssertionError  # unreachable
