@@ -113,8 +113,9 @@ def kea_version_tuple(version: str) -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def dhcp4_config(site: LabSite, kea_version: str) -> dict:
-    """The gateway's kea-dhcp4.conf for the Kea release its Debian suite ships.
+def dhcp4_config(site: LabSite, kea_version: str, interface: str = "eth0") -> dict:
+    """The gateway's kea-dhcp4.conf for the Kea release its Debian suite ships (the
+    namespace lab's gateways and, through lab.vagrant.render, the Vagrant lab's).
 
     2.x takes one `control-socket` map, 3.0 a `control-sockets` list; on 2.6.3/3.0 the
     socket's directory must exist and be no looser than 0750 (Debian's unit makes /run/kea so).
@@ -122,7 +123,7 @@ def dhcp4_config(site: LabSite, kea_version: str) -> dict:
     unix = {"socket-type": "unix", "socket-name": KEA_SOCKET}
     sockets = {"control-socket": unix} if kea_version_tuple(kea_version) < (3, 0) else {"control-sockets": [unix]}
     return {"Dhcp4": {
-        "interfaces-config": {"interfaces": ["eth0"]},
+        "interfaces-config": {"interfaces": [interface]},
         **sockets,
         "lease-database": {"type": "memfile", "lfc-interval": 3600},
         "valid-lifetime": VALID_LIFETIME, "renew-timer": RENEW_TIMER, "rebind-timer": REBIND_TIMER,
