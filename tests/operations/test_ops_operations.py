@@ -91,21 +91,8 @@ def test_tag_change_needs_up_with_key_and_server_change_needs_reauth():
     assert "--login-server=http://127.0.0.1:8080" in server[0] and "--force-reauth" in server[0]
 
 
-def test_remote_key_file_is_referenced_not_sent():
-    host = ts_host(data("ts-prefs-fresh.json"), data("ts-status-needslogin.json"))
-    cmd = run_op(tailscale.configure, host, auth_key=AuthKey.on_host("/etc/s2s/authkey"), **JOIN)[0]
-    assert "--auth-key=file:/etc/s2s/authkey" in cmd.get_raw_value()
-    assert "_stdin" not in cmd.connector_arguments
-
-
-def test_auth_key_sources(tmp_path, monkeypatch):
-    (tmp_path / "k").write_text(KEY + "\n")
-    assert AuthKey.from_file(tmp_path / "k").stdin().getvalue() == KEY + "\n"
-    monkeypatch.setenv("S2S_TEST_KEY", KEY)
-    assert AuthKey.from_env("S2S_TEST_KEY").stdin().getvalue() == KEY + "\n"
-    with pytest.raises(ValueError) as e:
-        AuthKey.from_file(tmp_path / "missing")
-    assert KEY not in str(e.value)
+def test_auth_key_travels_on_stdin_and_an_empty_one_is_refused():
+    assert AuthKey(KEY + "\n", source="test").stdin().getvalue() == KEY + "\n"
     with pytest.raises(ValueError):
         AuthKey("  ")
 
