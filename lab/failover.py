@@ -23,6 +23,7 @@ from lab import api, drive
 from lab.drive import REPO
 
 PING_INTERVAL = 0.1
+WINDOW = 15.0  # seconds after the power cut that replies are watched for at least
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def measure(client: str, target: str, observer: str, routers: list[str], subnet:
     if old not in routers:
         raise RuntimeError(f"{observer} sees {old!r} as primary for {subnet}, not one of {routers}")
     ping = subprocess.Popen([sys.executable, "-m", "lab", "exec", client, "ping", "-n", "-D", "-i", str(PING_INTERVAL),
-                             "-W", "1", "-w", str(int(timeout + settle + 5)), target],
+                             "-W", "1", "-w", str(int(timeout + settle + WINDOW + 5)), target],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         time.sleep(settle)
@@ -89,7 +90,9 @@ def measure(client: str, target: str, observer: str, routers: list[str], subnet:
                 switched, new = time.time() - off, now
                 break
             time.sleep(0.2)
-        time.sleep(settle + 2)  # replies after the switch, so the gap's end is seen
+        # keep pinging until well after the switch and at least WINDOW after the cut, so a gap
+        # of up to WINDOW (a missed gratuitous ARP, a slow probe) is measured, not "never resumed"
+        time.sleep(max(settle + 2, WINDOW - (time.time() - off)))
     finally:
         # `lab exec` of a bare-namespace client (ISC dhclient kind) execs ping itself: this is its pid
         ping.send_signal(signal.SIGINT)
