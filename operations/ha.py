@@ -5,7 +5,8 @@ peers accept a site's prefixes only from the node the control plane made primary
 (only its routes are in their AllowedIPs), so LAN traffic sent through the other
 router is dropped at the far end. Headscale (>= 0.29) and Tailscale pick the
 primary themselves (probes, oldest router first) and a recovered router does not
-reclaim it; keepalived here tracks `Self.PrimaryRoutes` with a positive weight, so
+reclaim it; keepalived here tracks "no peer is primary for the subnet" (the peers'
+PrimaryRoutes in `tailscale status --json`) with a positive weight, so
 the VRRP address moves to whichever router the tailnet uses, and it leaves a
 router whose tailscaled is not Running (a FAULT, not only a dead box).
 
@@ -50,16 +51,19 @@ def rule_spec(prefix: str) -> str:
 
 
 def check_script() -> str:
-    return """#!/bin/sh
+    """keepalived's checks. `primary` reads the *peers'* PrimaryRoutes: Headscale 0.29 keeps them
+    current, while a node's own Self.PrimaryRoutes was seen missing on the lab's primary after its
+    twin's tailscaled restarted. No peer primary for the prefix = this router is (or nobody is yet)."""
+    return r"""#!/bin/sh
 # Managed by s2s (operations/ha.py): keepalived's view of tailscaled on this router.
 #   s2s-vrrp-check running         tailscaled is up and logged in (BackendState Running)
-#   s2s-vrrp-check primary PREFIX  ... and this node is the tailnet's primary router for PREFIX
-status=$(tailscale status --json --peers=false 2>/dev/null | tr -d ' \\t\\n')
+#   s2s-vrrp-check primary PREFIX  ... and no peer is the tailnet's primary router for PREFIX
+status=$(tailscale status --json 2>/dev/null | tr -d ' \t\n')
 case "$status" in *'"BackendState":"Running"'*) ;; *) exit 1 ;; esac
 [ "${1:-running}" = running ] && exit 0
-primary=$(printf '%s' "$status" | sed -n 's/.*"PrimaryRoutes":\\[\\([^]]*\\)\\].*/\\1/p')
-case ",$primary," in *",\\"$2\\","*) exit 0 ;; esac
-exit 1
+case "$status" in *'"Peer":'*) peers=${status#*'"Peer":'} ;; *) peers= ;; esac
+printf '%s' "$peers" | grep -o '"PrimaryRoutes":\[[^]]*\]' | grep -qF "\"$2\"" && exit 1
+exit 0
 """
 
 
@@ -85,12 +89,13 @@ vrrp_script {name}_running {{
     rise 1
 }}
 
-# the tailnet's primary for the site's subnet gets the address (peers accept the prefix only from it)
+# the tailnet's primary for the site's subnet gets the address (peers accept the prefix only from it);
+# fall 3: a primary seen for a moment on a twin (a reconnect) is not a reason to move
 vrrp_script {name}_primary {{
     script "{CHECK} primary {site.subnet}"
     interval 1
     timeout 1
-    fall 1
+    fall 3
     rise 1
     weight {PRIMARY_WEIGHT}
 }}

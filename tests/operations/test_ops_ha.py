@@ -173,23 +173,30 @@ STATUS = """{
     "PrimaryRoutes": [
       %s
     ]
-  }
+  },
+  "Health": [],
+  %s
+  "User": {}
 }"""
 
 
-def run_check(tmp_path: Path, state: str, primary: list[str], *args: str, fail: bool = False) -> int:
+def run_check(tmp_path: Path, state: str, mine: list[str], twin: list[str] | None, *args: str,
+              fail: bool = False) -> int:
+    """The script against a fake `tailscale status --json` (twin None: no peers at all)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     fake = bin_dir / "tailscale"
-    body = STATUS % (state, ",\n      ".join(f'"{p}"' for p in primary))
+    quoted = lambda prefixes: ",\n      ".join(f'"{p}"' for p in prefixes)  # noqa: E731
+    peers = "" if twin is None else ('"Peer": {"nodekey:1": {"HostName": "b-router", "PrimaryRoutes": '
+                                     '["172.16.100.0/24"]}, "nodekey:2": {"HostName": "a-router2", '
+                                     f'"PrimaryRoutes": [{quoted(twin)}]}}}},')
+    body = STATUS % (state, quoted(mine), peers)
     fake.write_text(textwrap.dedent(f"""\
         #!/bin/sh
-        [ "$*" = "status --json --peers=false" ] || exit 3
+        [ "$*" = "status --json" ] || exit 3
         {'exit 1' if fail else ''}
         cat <<'JSON'
-        {body}
-        JSON
-        """))
+        """) + body + "\nJSON\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     script = tmp_path / "check"
     script.write_text(ha.check_script())
@@ -198,14 +205,17 @@ def run_check(tmp_path: Path, state: str, primary: list[str], *args: str, fail: 
 
 
 def test_check_script_running(tmp_path):
-    assert run_check(tmp_path, "Running", [], "running") == 0
-    assert run_check(tmp_path, "NeedsLogin", [], "running") == 1
-    assert run_check(tmp_path, "Running", [], "running", fail=True) == 1  # tailscaled down
+    assert run_check(tmp_path, "Running", [], [], "running") == 0
+    assert run_check(tmp_path, "NeedsLogin", [], [], "running") == 1
+    assert run_check(tmp_path, "Running", [], [], "running", fail=True) == 1  # tailscaled down
 
 
 def test_check_script_primary(tmp_path):
-    assert run_check(tmp_path, "Running", ["192.0.2.0/24"], "primary", "192.0.2.0/24") == 0
-    assert run_check(tmp_path, "Running", ["203.0.113.0/24", "192.0.2.0/24"], "primary", "192.0.2.0/24") == 0
-    assert run_check(tmp_path, "Running", [], "primary", "192.0.2.0/24") == 1
-    assert run_check(tmp_path, "Running", ["192.0.2.0/25"], "primary", "192.0.2.0/24") == 1
-    assert run_check(tmp_path, "Stopped", ["192.0.2.0/24"], "primary", "192.0.2.0/24") == 1
+    p = "192.0.2.0/24"
+    assert run_check(tmp_path, "Running", [p], [], "primary", p) == 0
+    assert run_check(tmp_path, "Running", [], [], "primary", p) == 0  # own Self view stale: no peer is primary
+    assert run_check(tmp_path, "Running", [], None, "primary", p) == 0  # no peers at all
+    assert run_check(tmp_path, "Running", [], [p], "primary", p) == 1  # the twin is primary
+    assert run_check(tmp_path, "Running", [], ["203.0.113.0/24", p], "primary", p) == 1
+    assert run_check(tmp_path, "Running", [], ["192.0.2.0/25"], "primary", p) == 0  # another prefix
+    assert run_check(tmp_path, "Stopped", [p], [], "primary", p) == 1
