@@ -1,0 +1,71 @@
+"""Undo on a removed subnet router what the router deploy did there (the removal run, `--data prune=true`).
+
+What is removed, and why exactly that (docs/removal.md):
+- the node's tailnet login (`tailscale logout`): the router stops advertising the site's
+  routes and the control server expires its key;
+- every file and unit the router deploy owns and marks "Managed by s2s": the forwarding
+  sysctl.d file, the MSS clamp script and unit (and its live rules), the UDP GRO unit
+  template and its instances (stopped, disabled, daemon-reload);
+kept: the Tailscale installation (package, its apt source and keyring, the drop-in that
+keeps tailscaled off Tailscale's log servers): a logged-out tailscaled routes nothing, the
+package may serve other uses of the host, and removing its source or that drop-in would
+leave an installed daemon without updates or make it upload logs. Live values the deploy
+turned on (IP forwarding, UDP GRO on the NIC) stay until reboot: the previous values are
+not known, and forcing them off could break something else on the host.
+Each item is decided from facts, so a second removal run changes nothing.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from pyinfra import host
+from pyinfra.api import operation
+
+from operations import batch, gro, mss, owned
+from operations.facts import MssClampRules, TailscaleStatus
+from operations.facts.systemd import ProjectUnitState
+from operations.forwarding import SYSCTL_FILE
+
+OWNED_FILES = (SYSCTL_FILE, mss.SCRIPT, mss.UNIT, gro.UNIT)
+UNIT_PREFIX = "s2s-"
+
+
+def removal_facts(interface: str = "tailscale0") -> list[batch.Fact]:
+    """What `removed` decides from (read in one command)."""
+    return [(TailscaleStatus, {}), (ProjectUnitState, {"prefix": UNIT_PREFIX}),
+            *[(owned.OwnedFile, {"path": path}) for path in OWNED_FILES],
+            *[(MssClampRules, {"interface": interface, "version": v}) for v in (4, 6)]]
+
+
+@operation()
+def removed(interface: str = "tailscale0", logout: bool = True):
+    """
+    Take this host out of the site-to-site setup: log out of the tailnet, remove the project's files and units.
+
+    + interface: the Tailscale interface the MSS clamp rules name
+    + logout: run `tailscale logout` when the node is logged in
+    """
+    status, units, *rest = batch.read(*removal_facts(interface))
+    files = dict(zip(OWNED_FILES, rest[: len(OWNED_FILES)]))
+    clamps = dict(zip((4, 6), rest[len(OWNED_FILES):]))
+    commands: list[str] = []
+    if logout and status is not None and status.logged_in:
+        commands.append("tailscale logout")
+    for unit in units.active:
+        commands.append(f"systemctl stop {shlex.quote(unit)}")
+    for unit in units.enabled:
+        commands.append(f"systemctl disable {shlex.quote(unit)}")
+    for version, clamp in clamps.items():
+        for direction, present in (("out", clamp and clamp.outbound), ("in", clamp and clamp.inbound)):
+            if present:
+                commands.append(f"{mss.COMMANDS[version]} -t mangle -D FORWARD {mss.rule_args(interface, direction)}")
+    gone = [path for path, state in files.items() if state is not None]
+    if gone:
+        commands.append("rm -f " + " ".join(shlex.quote(p) for p in gone))
+    if units.enabled or any(p.startswith("/etc/systemd/") for p in gone):
+        commands.append("systemctl daemon-reload")
+    if not commands:
+        host.noop("nothing of the site-to-site setup is left on this host")
+        return
+    yield from commands
