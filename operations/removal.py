@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import shlex
 
-from pyinfra import host
+from pyinfra import host, logger, state
 from pyinfra.api import operation
+from pyinfra.api.util import format_text
 
 from operations import batch, gro, mss, owned
 from operations.facts import MssClampRules, TailscaleStatus
@@ -68,4 +69,19 @@ def removed(interface: str = "tailscale0", logout: bool = True):
     if not commands:
         host.noop("nothing of the site-to-site setup is left on this host")
         return
+    _show(commands)
     yield from commands
+
+
+_shown: set[tuple[int, str]] = set()
+
+
+def _show(commands: list[str]) -> None:
+    """Print the removal's commands once per host and run, so `--dry` previews exactly what goes."""
+    key = (id(state._get_module()), str(host.name))
+    if key in _shown:
+        return
+    _shown.add(key)
+    host.log(f"Will {format_text('remove the site-to-site setup', bold=True)}:", logger.info)
+    for command in commands:
+        logger.info("  %s", format_text(command, "red"))
