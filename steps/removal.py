@@ -4,8 +4,8 @@ A router the applied record names but the site file no longer declares is "remov
 (removal.record). Without `--data prune=true` the deploy only warns, with the command
 to run; with it, the control-plane step takes back the routes this project approved on
 the removed node, and deploy.py runs operations.removal.removed on each removed router
-that inventory.py added (group `removed_routers`). The record is rewritten after the
-last operation of a real run (never with --dry): the declared routers, plus every
+that inventory.py added (group `removed_routers`). The record is rewritten once a real
+run's operations are done (never with --dry; not an operation, so no run counts it as a change): the declared routers, plus every
 removed router not cleaned in this run (not pruning, or its host failed or was
 unreachable), so nothing is forgotten before it is undone.
 """
@@ -77,15 +77,17 @@ def still_recorded(model: SiteModel, recorded: list[AppliedRouter], cleaned: set
 
 
 class RecordApplied(BaseStateCallback):
-    """Writes the applied record once the run's last operation ended (so never with --dry)."""
+    """Writes the applied record once every operation has run (at the first disconnect of a run that
+    executed: pyinfra's run_ops marks the state executing in every mode; --dry never does)."""
 
     def __init__(self, model: SiteModel, recorded: list[AppliedRouter], path: Path) -> None:
         self.model, self.recorded, self.path = model, recorded, path
+        self.done = False
 
-    def operation_end(self, state: State, op_hash: str) -> None:
-        order = state.get_op_order()
-        if not order or op_hash != order[-1]:
+    def host_disconnect(self, state: State, host: Host) -> None:
+        if self.done or not state.is_executing:
             return
+        self.done = True
         # a removed router counts as cleaned when its removal ran on it without failing, and no
         # other host failed (the control-plane part runs on another host): else it stays recorded
         gone = state.inventory.get_group("removed_routers", default=[])
@@ -93,6 +95,11 @@ class RecordApplied(BaseStateCallback):
         cleaned = set() if others_failed else {
             h.name for h in gone if h not in state.failed_hosts and h in state.activated_hosts}
         routers = still_recorded(self.model, self.recorded, cleaned)
+        for host in gone:
+            if host.name not in cleaned:
+                logger.warning(f"--> Removed router {host.name} not cleaned up (unreachable, or a host failed): it "
+                               f"stays in {self.path.name}; the control-plane and Kea parts ran. When it answers, "
+                               f"run `{prune_command(self.model)}` again")
         try:
             if record.write(self.path, routers):
                 logger.info(f"--> Applied record written: {self.path}")

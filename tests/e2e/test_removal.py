@@ -120,6 +120,24 @@ def test_dry_removal_previews_everything_and_changes_nothing(lab3):
     assert (c_router_state(), node_and_policy(sites), Path(f"{sites}.applied.json").read_text()) == before
 
 
+def test_an_unreachable_removed_router_is_named_and_the_rest_is_done_anyway(lab3):
+    _, sites = lab3
+    drive.in_host("c-router", "systemctl", "stop", "ssh.socket", "ssh.service")
+    try:
+        result = drive.pyinfra(sites, "--data", "prune=true")
+        text = result.stdout + result.stderr
+        assert result.returncode != 0  # pyinfra's own exit for a host it could not reach
+        assert "c-router: FAILED before any step ran" in text
+        assert "Removed router c-router not cleaned up" in text, text[-3000:]
+        approved, policy = node_and_policy(sites)
+        assert GONE_PREFIX not in approved["c-router"] and GONE_PREFIX not in policy  # done anyway
+        recorded = json.loads(Path(f"{sites}.applied.json").read_text())
+        assert [r["site"] for r in recorded["routers"]] == ["a", "b", "c"]  # kept for the next removal run
+    finally:
+        drive.in_host("c-router", "systemctl", "start", "ssh.socket", "ssh.service")
+    assert c_router_state()["backend"] == "Running"  # nothing done on the router itself
+
+
 def test_the_removal_run_undoes_what_the_project_owns(lab3):
     _, sites = lab3
     result = drive.pyinfra(sites, "--data", "prune=true")
