@@ -55,7 +55,8 @@ controlplane.routes_approved(name="Subnet routes approved", model=model, here=co
 removal.routes_unapproved(name="Removed routers' routes unapproved", model=model,
                           removed=removed_routers(model), prune=prune(host), here=coordinator)
 if removed_router(host) and prune(host):
-    router_removed(name="Removed router: logged out, the project's files and units gone")
+    router_removed(name="Removed router: logged out, the project's files and units gone",
+                   declared_addresses=removal.declared_addresses(model))
 
 # 6. The other LAN devices: DHCP option 121/249 from each site's Kea
 kea.config_writable(name="Kea may persist its config (config-write)", plans=kea_hosts_plans(host))

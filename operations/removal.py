@@ -18,15 +18,17 @@ Each item is decided from facts, so a second removal run changes nothing.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterable
 
 from pyinfra import host, logger, state
-from pyinfra.api import operation
+from pyinfra.api import OperationError, operation
 from pyinfra.api.util import format_text
 
 from operations import batch, gro, mss, owned
 from operations.facts import MssClampRules, TailscaleStatus
 from operations.facts.systemd import ProjectUnitState
 from operations.forwarding import SYSCTL_FILE
+from operations.util import warn
 
 OWNED_FILES = (SYSCTL_FILE, mss.SCRIPT, mss.UNIT, gro.UNIT)
 UNIT_PREFIX = "s2s-"
@@ -40,14 +42,26 @@ def removal_facts(interface: str = "tailscale0") -> list[batch.Fact]:
 
 
 @operation()
-def removed(interface: str = "tailscale0", logout: bool = True):
+def removed(interface: str = "tailscale0", logout: bool = True, declared_addresses: Iterable[str] | None = ()):
     """
     Take this host out of the site-to-site setup: log out of the tailnet, remove the project's files and units.
 
     + interface: the Tailscale interface the MSS clamp rules name
     + logout: run `tailscale logout` when the node is logged in
+    + declared_addresses: tailnet addresses of the routers the site file still declares; a host
+      that is one of them (a router whose ssh target was renamed) is left untouched; None: they
+      could not be read, so nothing is touched
     """
+    if declared_addresses is None:
+        raise OperationError("cannot read the declared routers' tailnet addresses from the control plane, "
+                             "so cannot tell this host is not one of them (renamed): not touched")
     status, units, *rest = batch.read(*removal_facts(interface))
+    same = sorted(set(status.tailscale_ips if status else ()) & set(declared_addresses))
+    if same:  # a stale record entry, not a removed router: nothing to undo (the record drops it)
+        warn(f"this host is the tailnet node {', '.join(same)} of a router the site file still declares "
+             "(its ssh target renamed?): left untouched")
+        host.noop("a declared router under an old name: nothing removed")
+        return
     files = dict(zip(OWNED_FILES, rest[: len(OWNED_FILES)]))
     clamps = dict(zip((4, 6), rest[len(OWNED_FILES):]))
     commands: list[str] = []

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pyinfra import host, logger
+from pyinfra import host, logger, state
 from pyinfra.api import operation
 from pyinfra.api.host import Host
 from pyinfra.api.state import BaseStateCallback, State
 
-from controlplane import ChangeSet, reach
+from controlplane import ChangeSet, ControlPlaneError, reach
+from controlplane.base import router_ident
 from removal import record
 from removal.record import AppliedRouter
 from sites.model import SiteModel
@@ -69,6 +70,35 @@ def routes_unapproved(model: SiteModel, removed: list[AppliedRouter], prune: boo
             return cp.apply(changes) if not changes.empty else []
 
     yield from plan_then_apply(LABEL, plan, apply, failures=FAILURES, done="removed routers' routes already unapproved")
+
+
+_addresses: dict[int, tuple[str, ...] | None] = {}
+
+
+def declared_addresses(model: SiteModel) -> tuple[str, ...] | None:
+    """Tailnet addresses of every router the site file declares (read once per run); None when the
+    control plane cannot be read. The router step refuses a removed host that is one of them: the
+    same machine under a new ssh target would otherwise be logged out."""
+    key = id(state._get_module())
+    if key not in _addresses:
+        if model.tailnet is None:
+            _addresses[key] = ()
+            return ()
+        try:
+            with reach(model, transport=_transport(host)) as cp:
+                nodes = cp.list_nodes()
+                found = []
+                for site in model.sites.values():
+                    for router in site.routers:
+                        try:
+                            found += [a.split("/")[0] for a in cp.find_router(router_ident(router), nodes).addresses]
+                        except ControlPlaneError:  # not joined (yet): it cannot be this host's node
+                            pass
+                _addresses[key] = tuple(found)
+        except FAILURES as exc:
+            warn(f"{LABEL}: {exc}")
+            _addresses[key] = None
+    return _addresses[key]
 
 
 def still_recorded(model: SiteModel, recorded: list[AppliedRouter], cleaned: set[str]) -> list[AppliedRouter]:

@@ -170,3 +170,29 @@ def test_a_rerun_plans_zero_changes(lab3):
     assert drive.planned_changes(sites) == {}
     plain = drive.pyinfra(sites, "--dry")
     assert "no longer declares" not in plain.stdout + plain.stderr  # nothing left to remove
+
+
+def test_a_renamed_router_is_neither_logged_out_nor_unapproved(lab3, tmp_path):
+    """a-router recorded under an old ssh alias: same machine, so the removal leaves it alone
+    (and drops the stale entry from the record)."""
+    info, sites = lab3
+    config = info.ssh_config.read_text()
+    block = re.search(r"^Host a-router\n(?:[ \t].*\n?)*", config, re.M).group(0)
+    alias_config = tmp_path / "ssh_config"
+    alias_config.write_text(config + "\n" + block.replace("Host a-router", "Host a-router-old", 1))
+    renamed = tmp_path / "sites.toml"
+    renamed.write_text(sites.read_text().replace(str(info.ssh_config), str(alias_config)))
+    assert str(alias_config) in renamed.read_text()
+    # with its tailnet node name recorded, the control plane finds a declared router's node
+    old = {"site": "a", "ssh": "a-router-old", "tailnet_node": "a-router", "prefixes": ["10.1.0.0/24"]}
+    recorded = json.loads(Path(f"{sites}.applied.json").read_text())
+    Path(f"{renamed}.applied.json").write_text(json.dumps({**recorded, "routers": recorded["routers"] + [old]}))
+    dry = drive.pyinfra(renamed, "--dry", "--diff", "--data", "prune=true")
+    assert "declared router's now: left to the routes step" in dry.stdout + dry.stderr
+    result = drive.pyinfra(renamed, "--data", "prune=true")
+    text = result.stdout + result.stderr
+    assert result.returncode == 0 and "of a router the site file still declares" in text, text[-3000:]
+    status = json.loads(drive.in_host("a-router", "tailscale", "status", "--json").stdout)
+    assert status["BackendState"] == "Running"
+    assert node_and_policy(sites)[0]["a-router"] == ("10.1.0.0/24",)
+    assert "a-router-old" not in Path(f"{renamed}.applied.json").read_text()  # a stale entry: dropped

@@ -82,3 +82,16 @@ def test_removal_without_tailscale_or_systemctl_installed():
 
 def test_logout_can_be_left_out():
     assert "tailscale logout" not in texts(run_op(removal.removed, deployed_router(), logout=False))
+
+
+def test_a_host_that_is_a_declared_routers_node_is_not_touched():
+    """The same machine under a new ssh target: its tailnet address is a declared router's."""
+    from pyinfra.api import OperationError
+
+    renamed = deployed_router()
+    assert run_op(removal.removed, renamed, declared_addresses=["100.64.0.2", "100.64.0.1"]) == []
+    assert renamed.noops == ["a declared router under an old name: nothing removed"]
+    assert any("100.64.0.1 of a router the site file still declares" in line for line in renamed.logs)
+    with pytest.raises(OperationError, match="cannot read the declared routers"):
+        run_op(removal.removed, deployed_router(), declared_addresses=None)
+    assert texts(run_op(removal.removed, deployed_router(), declared_addresses=["100.64.0.2"]))[0] == "tailscale logout"
