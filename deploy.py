@@ -18,14 +18,14 @@ from __future__ import annotations
 
 from pyinfra import host, inventory, state
 
-from controlplane.operations import headscale_policy_file
 from controlplane.policy import PolicySpec
+from operations.removal import removed as router_removed
 from operations.router import configure_router
 from operations.summary import register as summary_at_the_end
-from operations.removal import removed as router_removed
 from steps import controlplane, kea, removal
 from steps.inputs import (is_coordinator, kea_hosts_plans, kea_plans, load_model, policy_file, prompt_commands,
                          prune, recorded_routers, removed_router, removed_routers, router_site)
+from steps.policy_file import headscale_policy_file
 
 model = load_model()
 summary_at_the_end(state._get_module())  # names every failed host and the state it was left in

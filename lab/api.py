@@ -30,9 +30,6 @@ from lab.sh import LabError, ns, run
 from lab.topology import DEFAULT_PATH, TOPOLOGY_ENV, Topology, TopologyError, load_topology
 
 
-APT_KEY_IN_HOST = "/etc/apt/keyrings/s2s-lab.asc"
-
-
 @dataclass(frozen=True)
 class LabInfo:
     """Where a running lab's outputs are; everything a deploy or a test needs to reach it."""

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from lab import drive
+from tests.support import need
 
 pytestmark = pytest.mark.integration
 
@@ -32,8 +33,7 @@ def lab_sites():
     from lab.topology import TOPOLOGY_ENV
 
     missing = missing_prerequisites()
-    if missing:
-        pytest.skip(f"the lab cannot run here: missing {', '.join(missing)}")
+    need(f"the lab cannot run here: missing {', '.join(missing)}" if missing else None)
     old = os.environ.get(TOPOLOGY_ENV)
     os.environ[TOPOLOGY_ENV] = str(TOPOLOGY)  # `python -m lab renew|exec` children follow it
     try:
