@@ -139,9 +139,11 @@ def test_an_unreachable_removed_router_is_named_and_the_rest_is_done_anyway(lab3
 
 
 def test_the_removal_run_undoes_what_the_project_owns(lab3):
-    _, sites = lab3
-    result = drive.pyinfra(sites, "--data", "prune=true")
+    info, sites = lab3
+    result = drive.pyinfra(sites, "-vvv", "--data", "prune=true")
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    secrets = [p.read_text().strip() for p in (info.sites_file.parent / "secrets").iterdir()]
+    assert secrets and not [s for s in secrets if s and s in result.stdout + result.stderr]  # not even at -vvv
     after = c_router_state()
     assert after["backend"] == "NeedsLogin"  # logged out
     assert after["files"] == sorted(KEPT) and after["units"] == "" and after["clamps"] == 0
