@@ -147,3 +147,15 @@ def test_a_removed_router_not_in_the_tailnet_or_now_declared_is_left_alone(model
     reused = AppliedRouter("old-b", "old-b-host", "router-b", ("198.51.100.0/24",))
     changes = MemoryControlPlane(nodes()).plan_removal(model, [reused])
     assert changes.empty and "declared router's" in changes.notes[0]
+
+
+def test_one_router_of_a_site_that_stays_loses_its_approvals_the_twin_keeps_them(model):
+    """HA: site a had two routers; the second left the site file, the site did not."""
+    twin = AppliedRouter("a", "root@ra2", None, ("192.0.2.0/24",))
+    assert record.removed(model, record.declared(model) + [twin]) == [twin]
+    cp = MemoryControlPlane(nodes() + [Node("4", "ra2", "ra2", advertised=("192.0.2.0/24",),
+                                            approved=("192.0.2.0/24",))])
+    changes = cp.plan_removal(model, [twin])
+    assert [(u.node.id, u.removed) for u in changes.unapprovals] == [("4", ["192.0.2.0/24"])]
+    cp.apply(changes)
+    assert cp.nodes["4"].approved == () and cp.nodes["1"].approved == ("192.0.2.0/24",)
