@@ -5,9 +5,9 @@ A router the applied record names but the site file no longer declares is "remov
 to run; with it, the control-plane step takes back the routes this project approved on
 the removed node, and deploy.py runs operations.removal.removed on each removed router
 that inventory.py added (group `removed_routers`). The record is rewritten once a real
-run's operations are done (never with --dry; not an operation, so no run counts it as a change): the declared routers, plus every
-removed router not cleaned in this run (not pruning, or its host failed or was
-unreachable), so nothing is forgotten before it is undone.
+run's operations are done (never with --dry; not an operation, so no run counts it as a
+change): the declared routers, plus every removed router not cleaned in this run (not
+pruning, or its host failed or was unreachable), so nothing is forgotten before it is undone.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from pyinfra.api.state import BaseStateCallback, State
 
 from controlplane import ChangeSet, ControlPlaneError, reach
 from controlplane.base import router_ident
+from operations.util import warn
 from removal import record
 from removal.record import AppliedRouter
 from sites.model import SiteModel
 from steps.controlplane import FAILURES, LABEL, _transport
 from steps.planned import plan_then_apply
-from operations.util import warn
 
 
 def prune_command(model: SiteModel, dry: bool = False) -> str:
