@@ -5,7 +5,10 @@ What is removed, and why exactly that (docs/removal.md):
   routes and the control server expires its key;
 - every file and unit the router deploy owns and marks "Managed by s2s": the forwarding
   sysctl.d file, the MSS clamp script and unit (and its live rules), the UDP GRO unit
-  template and its instances (stopped, disabled, daemon-reload);
+  template and its instances (stopped, disabled, daemon-reload); on an HA router also the
+  VRRP check script, the own-LAN rules script and unit, the rp_filter sysctl.d file, and
+  keepalived's config when it carries the project's marker (keepalived stopped and
+  disabled first, its package kept; the live 5260 rules stay until reboot);
 kept: the Tailscale installation (package, its apt source and keyring, the drop-in that
 keeps tailscaled off Tailscale's log servers): a logged-out tailscaled routes nothing, the
 package may serve other uses of the host, and removing its source or that drop-in would
@@ -24,13 +27,14 @@ from pyinfra import host, logger, state
 from pyinfra.api import OperationError, operation
 from pyinfra.api.util import format_text
 
-from operations import batch, gro, mss, owned
+from operations import batch, gro, ha, mss, owned
 from operations.facts import MssClampRules, TailscaleStatus
+from operations.facts.ha import ManagedByUs
 from operations.facts.systemd import ProjectUnitState
 from operations.forwarding import SYSCTL_FILE
 from operations.util import warn
 
-OWNED_FILES = (SYSCTL_FILE, mss.SCRIPT, mss.UNIT, gro.UNIT)
+OWNED_FILES = (SYSCTL_FILE, mss.SCRIPT, mss.UNIT, gro.UNIT, ha.CHECK, ha.RULES_SCRIPT, ha.RULES_UNIT, ha.RP_FILE)
 UNIT_PREFIX = "s2s-"
 
 
@@ -38,7 +42,8 @@ def removal_facts(interface: str = "tailscale0") -> list[batch.Fact]:
     """What `removed` decides from (read in one command)."""
     return [(TailscaleStatus, {}), (ProjectUnitState, {"prefix": UNIT_PREFIX}),
             *[(owned.OwnedFile, {"path": path}) for path in OWNED_FILES],
-            *[(MssClampRules, {"interface": interface, "version": v}) for v in (4, 6)]]
+            *[(MssClampRules, {"interface": interface, "version": v}) for v in (4, 6)],
+            (ManagedByUs, {"path": ha.CONF})]
 
 
 @operation()
@@ -63,10 +68,13 @@ def removed(interface: str = "tailscale0", logout: bool = True, declared_address
         host.noop("a declared router under an old name: nothing removed")
         return
     files = dict(zip(OWNED_FILES, rest[: len(OWNED_FILES)]))
-    clamps = dict(zip((4, 6), rest[len(OWNED_FILES):]))
+    clamps = dict(zip((4, 6), rest[len(OWNED_FILES):len(OWNED_FILES) + 2]))
+    keepalived_ours = rest[len(OWNED_FILES) + 2]
     commands: list[str] = []
     if logout and status is not None and status.logged_in:
         commands.append("tailscale logout")
+    if keepalived_ours:  # the VRRP address leaves this host before anything else goes
+        commands += [f"systemctl stop {ha.KEEPALIVED_UNIT}", f"systemctl disable {ha.KEEPALIVED_UNIT}"]
     for unit in units.active:
         commands.append(f"systemctl stop {shlex.quote(unit)}")
     for unit in units.enabled:
@@ -75,7 +83,7 @@ def removed(interface: str = "tailscale0", logout: bool = True, declared_address
         for direction, present in (("out", clamp and clamp.outbound), ("in", clamp and clamp.inbound)):
             if present:
                 commands.append(f"{mss.COMMANDS[version]} -t mangle -D FORWARD {mss.rule_args(interface, direction)}")
-    gone = [path for path, state in files.items() if state is not None]
+    gone = [path for path, state in files.items() if state is not None] + ([ha.CONF] if keepalived_ours else [])
     if gone:
         commands.append("rm -f " + " ".join(shlex.quote(p) for p in gone))
     if units.enabled or any(p.startswith("/etc/systemd/") for p in gone):

@@ -109,3 +109,21 @@ class SysctlValues(FactBase[dict]):
     @parsed
     def process(self, output: list[str]) -> dict[str, str]:
         return parse_sysctl_values("\n".join(output))
+
+
+MANAGED_MARK = "# Managed by s2s"
+
+
+class ManagedByUs(FactBase[bool]):
+    """Whether a file exists and its first line is this project's marker (a file at a shared path,
+    like /etc/keepalived/keepalived.conf, is ours only then)."""
+
+    @staticmethod
+    def default() -> bool:
+        return False
+
+    def command(self, path: str) -> str:
+        return f"head -n 1 {shlex.quote(path)} 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> bool:
+        return bool(output) and output[0].startswith(MANAGED_MARK)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pyinfra.api.exceptions import FactProcessError
 
-from operations import facts, gro, mss, removal
+from operations import facts, gro, ha, mss, removal
+from operations.facts.ha import ManagedByUs
 from operations.facts.systemd import ProjectUnitState, ProjectUnits, parse_project_units
 from operations.forwarding import SYSCTL_FILE
 from ops_harness import FakeHost, MISSING, data, run_op, texts
@@ -22,7 +23,7 @@ def deployed_router() -> FakeHost:
         outputs={facts.TailscaleStatus: data("ts-status-running.derived.json"),
                  ProjectUnitState: data("s2s-units-router.txt"),
                  mss_key(4): data("iptables-save-mangle-clamp-both.txt"),
-                 mss_key(6): data("ip6tables-save-mangle-out-only.txt")},
+                 mss_key(6): data("ip6tables-save-mangle-out-only.txt"), ManagedByUs: ""},
         files={SYSCTL_FILE: b"x", mss.SCRIPT: b"x", mss.UNIT: b"x", gro.UNIT: b"x",
                "/etc/sysctl.d/99-someone-else.conf": b"keep"},
     )
@@ -32,7 +33,7 @@ def clean_router() -> FakeHost:
     return FakeHost(outputs={facts.TailscaleStatus: data("ts-status-needslogin.json"),
                              ProjectUnitState: "--s2s-unit-files--\n",
                              mss_key(4): data("iptables-save-mangle-empty.txt"),
-                             mss_key(6): data("iptables-save-mangle-empty.txt")})
+                             mss_key(6): data("iptables-save-mangle-empty.txt"), ManagedByUs: ""})
 
 
 def test_units_fact_parses_the_lab_routers_output():
@@ -76,7 +77,7 @@ def test_second_removal_changes_nothing():
 
 def test_removal_without_tailscale_or_systemctl_installed():
     host = FakeHost(outputs={facts.TailscaleStatus: MISSING, ProjectUnitState: MISSING,
-                             mss_key(4): MISSING, mss_key(6): MISSING}, files={SYSCTL_FILE: b"x"})
+                             mss_key(4): MISSING, mss_key(6): MISSING, ManagedByUs: ""}, files={SYSCTL_FILE: b"x"})
     assert texts(run_op(removal.removed, host)) == [f"rm -f {SYSCTL_FILE}"]
 
 
@@ -95,3 +96,22 @@ def test_a_host_that_is_a_declared_routers_node_is_not_touched():
     with pytest.raises(OperationError, match="cannot read the declared routers"):
         run_op(removal.removed, deployed_router(), declared_addresses=None)
     assert texts(run_op(removal.removed, deployed_router(), declared_addresses=["100.64.0.2"]))[0] == "tailscale logout"
+
+
+def test_removal_of_an_ha_router_stops_keepalived_and_deletes_the_ha_files():
+    host = deployed_router()
+    for path in (ha.CHECK, ha.RULES_SCRIPT, ha.RULES_UNIT, ha.RP_FILE):
+        host.fs[path] = b"x"
+    host.outputs[ManagedByUs] = "# Managed by s2s (operations/ha.py): the LAN next hop 192.0.2.3 of site a.\n"
+    cmds = texts(run_op(removal.removed, host))
+    assert cmds[1:3] == ["systemctl stop keepalived.service", "systemctl disable keepalived.service"]
+    rm = next(c for c in cmds if c.startswith("rm -f "))
+    for path in (ha.CHECK, ha.RULES_SCRIPT, ha.RULES_UNIT, ha.RP_FILE, ha.CONF):
+        assert path in rm
+
+
+def test_removal_leaves_a_keepalived_config_that_is_not_ours():
+    host = deployed_router()
+    host.outputs[ManagedByUs] = "! Configuration File for keepalived (the admin's)\n"
+    cmds = texts(run_op(removal.removed, host))
+    assert not any("keepalived" in c for c in cmds)
