@@ -21,7 +21,8 @@ Order of writes in `apply` (the deploy's order too: deploy.py), and what a failu
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import time
+from collections.abc import Collection, Sequence
 
 from controlplane import policy as pol
 from controlplane import routes as rt
@@ -37,6 +38,8 @@ from controlplane.model import (
 from sites.model import SshTarget
 
 POLICY_ATTEMPTS = 3
+SETTLE_SECONDS = 15.0  # how long plan(settle=...) waits for the server to see a re-advertised router
+SETTLE_EVERY = 0.25
 
 
 def router_ident(site) -> list[str]:  # noqa: ANN001 - sites.Site
@@ -111,15 +114,42 @@ class ControlPlane(abc.ABC):
             "(no node has that name or tailnet IP): join it first, then re-run"
         )
 
-    def plan(self, model, *, routes: bool = True, policy: bool = True) -> ChangeSet:  # noqa: ANN001 - sites.SiteModel
+    def settled_nodes(self, model, settle: Collection[str], timeout: float | None = None) -> list[Node]:  # noqa: ANN001
+        """The node list once the server sees every router of the sites in `settle` advertise all of its
+        site's prefixes (or after `timeout`: then as it is, and the plan shows what is "not advertised yet").
+
+        A router that has just changed its advertised routes (`tailscale set`, an earlier step of the
+        same deploy) tells the control server asynchronously: planned at once, the approval step
+        would see the old list, approve nothing new, and only a second deploy would converge.
+        """
+        deadline = time.monotonic() + (SETTLE_SECONDS if timeout is None else timeout)
+        while True:
+            nodes = self.list_nodes()
+            if not settle or time.monotonic() >= deadline or all(
+                    self._advertises_ours(model.sites[name], nodes) for name in settle):
+                return nodes
+            time.sleep(SETTLE_EVERY)
+
+    def _advertises_ours(self, site, nodes: list[Node]) -> bool:  # noqa: ANN001 - sites.Site
+        ours = tuple(rt.canonical(str(p)) for p in site.advertised)
+        try:
+            node = self.find_router(router_ident(site), nodes, prefer=ours)
+        except ControlPlaneError:
+            return False  # not registered yet (first join) or ambiguous: wait, plan() then says which
+        return set(ours) <= set(node.advertised)
+
+    def plan(self, model, *, routes: bool = True, policy: bool = True,  # noqa: ANN001 - sites.SiteModel
+             settle: Collection[str] = ()) -> ChangeSet:
         """Read everything, decide everything, write nothing.
 
         The deploy plans the policy alone before routers join (it names no node) and the
         routes alone after they joined, so traffic rules and approvals each come at their step.
+        `settle`: sites whose router changed earlier in this run; their approvals are decided
+        once the server sees the routes they now advertise (settled_nodes).
         """
         spec = pol.PolicySpec.from_model(model)
         changes, keys = [], []
-        nodes = self.list_nodes() if routes else []
+        nodes = self.settled_nodes(model, settle) if routes else []
         for site in model.sites.values() if routes else ():
             ours = tuple(rt.canonical(str(p)) for p in site.advertised)
             node = self.find_router(router_ident(site), nodes, prefer=ours)

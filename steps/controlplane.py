@@ -12,7 +12,7 @@ approvals after they joined.
 
 from __future__ import annotations
 
-from pyinfra import host
+from pyinfra import host, state
 from pyinfra.api import operation
 from pyinfra.api.host import Host
 
@@ -31,6 +31,21 @@ def _transport(on_host: Host):  # noqa: ANN202 - paramiko.Transport | None
     return ssh_transport(on_host) if is_control_host(on_host) else None
 
 
+def changed_router_sites(model: SiteModel) -> list[str]:
+    """Sites whose router host has run a command earlier in this deploy (a no-op run and --dry: none).
+
+    Their routers may have just re-advertised, so the approval waits until the control server
+    sees the new routes (ControlPlane.settled_nodes) instead of needing a second deploy.
+    """
+    ops = getattr(state._get_module(), "ops", {})
+    changed = []
+    for router_host in state.inventory:
+        name = router_host.data.get("site")
+        if name in model.sites and any(op.operation_meta.executed for op in ops.get(router_host, {}).values()):
+            changed.append(name)
+    return changed
+
+
 def _step(model: SiteModel, here: bool, *, routes: bool, policy: bool, done: str):
     """Plan one control-plane step on the coordinating host; yield its apply only if needed."""
     if not here:
@@ -40,13 +55,15 @@ def _step(model: SiteModel, here: bool, *, routes: bool, policy: bool, done: str
         host.noop(f"{LABEL}: no [tailnet] table")
         return
 
+    settle = changed_router_sites(model) if routes else []
+
     def plan() -> ChangeSet:
         with reach(model, transport=_transport(host)) as cp:
-            return cp.plan(model, routes=routes, policy=policy)
+            return cp.plan(model, routes=routes, policy=policy, settle=settle)
 
     def apply(on_host: Host) -> list[str]:
         with reach(model, transport=_transport(on_host)) as cp:
-            changes = cp.plan(model, routes=routes, policy=policy)
+            changes = cp.plan(model, routes=routes, policy=policy, settle=settle)
             return cp.apply(changes) if not changes.empty else []
 
     # first deploy: the routers join in an earlier step of this same run, so an unknown router
