@@ -32,6 +32,11 @@ prompt_commands(host)  # TCP_NODELAY on pyinfra's SSH socket: ~45 ms less per co
 site = router_site(model, host)
 coordinator = is_coordinator(inventory, host)
 plans = kea_plans(host, coordinator)
+host_plans = kea_hosts_plans(host)
+# Read the control plane and Kea now, while the routers read their facts (pyinfra loads every host
+# at once): the steps below plan from these reads while no command has run yet (steps/readahead.py)
+controlplane.read_ahead(model, here=coordinator)
+kea.read_ahead(model, plans, host_plans)
 # Every step is called on every host (a no-op where it does not apply): pyinfra orders operations
 # by each host's own sequence, so a step called on some hosts only could run out of order.
 
@@ -49,5 +54,5 @@ if site is not None:
 controlplane.routes_approved(name="Subnet routes approved", model=model, here=coordinator)
 
 # 6. The other LAN devices: DHCP option 121/249 from each site's Kea
-kea.config_writable(name="Kea may persist its config (config-write)", plans=kea_hosts_plans(host))
+kea.config_writable(name="Kea may persist its config (config-write)", plans=host_plans)
 kea.routes_pushed(name="Kea hands out the site routes (option 121/249)", model=model, plans=plans)

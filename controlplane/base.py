@@ -207,3 +207,32 @@ class ControlPlane(abc.ABC):
         raise ControlPlaneError(
             f"policy: changed by someone else {POLICY_ATTEMPTS} times while writing; nothing overwritten, re-run"
         )
+
+
+class Recorded(ControlPlane):
+    """A control plane's node list and policy as read earlier, for planning only (writes refused).
+
+    The deploy reads both while pyinfra loads (steps.readahead) and plans from them while
+    nothing has changed since; applying always goes to the live server.
+    """
+
+    def __init__(self, live: ControlPlane, *, nodes: bool = True, policy: bool = True) -> None:
+        super().__init__(writes_policy=live.writes_policy)
+        self.name, self.manages_key_expiry = live.name, live.manages_key_expiry
+        self._nodes = live.list_nodes() if nodes else None
+        self._policy = live.read_policy() if policy else None
+
+    def list_nodes(self) -> list[Node]:
+        if self._nodes is None:
+            raise ControlPlaneError("node list not recorded")
+        return list(self._nodes)
+
+    def read_policy(self) -> PolicyDoc:
+        if self._policy is None:
+            raise ControlPlaneError("policy not recorded")
+        return self._policy
+
+    def _refuse(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise ControlPlaneError("a recorded control plane only plans; apply to the live server")
+
+    set_routes = check_policy = write_policy = create_auth_key = _refuse  # type: ignore[assignment]

@@ -17,7 +17,9 @@ from pyinfra.api import operation
 from pyinfra.api.host import Host
 
 from controlplane import ChangeSet, ControlPlaneError, PolicyError, UnknownRouterError, reach
+from controlplane.base import Recorded
 from sites.model import SecretError, SiteModel
+from steps import readahead
 from steps.inputs import is_control_host, ssh_transport
 from steps.planned import plan_then_apply
 
@@ -29,6 +31,22 @@ def _transport(on_host: Host):  # noqa: ANN202 - paramiko.Transport | None
     """pyinfra's own SSH connection when this host is the one the control server's API is reached
     through ([tailnet] ssh), so the deploy opens no second connection to it."""
     return ssh_transport(on_host) if is_control_host(on_host) else None
+
+
+READ_AHEAD = "control plane"
+
+
+def read_ahead(model: SiteModel, here: bool) -> None:
+    """While pyinfra loads deploy.py (the routers read their facts meanwhile): read the node list
+    and the policy once, for both control-plane steps to plan from on a run that changes nothing
+    before them (steps.readahead). A failure here is left for the steps to report."""
+    if not here or model.tailnet is None:
+        return
+    try:
+        with reach(model, transport=_transport(host)) as cp:
+            readahead.remember(READ_AHEAD, host.name, Recorded(cp))
+    except FAILURES:
+        return
 
 
 def changed_router_sites(model: SiteModel) -> list[str]:
@@ -58,6 +76,9 @@ def _step(model: SiteModel, here: bool, *, routes: bool, policy: bool, done: str
     settle = changed_router_sites(model) if routes else []
 
     def plan() -> ChangeSet:
+        recorded = readahead.recall(READ_AHEAD, host.name)
+        if recorded is not None and not settle:
+            return recorded.plan(model, routes=routes, policy=policy)
         with reach(model, transport=_transport(host)) as cp:
             return cp.plan(model, routes=routes, policy=policy, settle=settle)
 

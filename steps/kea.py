@@ -26,11 +26,13 @@ from dhcp.kea.transport import KeaError
 from dhcp.plan import SitePlan
 from dhcp.push import PushFailed, ServerPush, group_by_server
 from sites.model import KeaEndpoint, SecretError, SiteModel
+from steps import readahead
 from steps.inputs import is_coordinator, kea_here, ssh_transport
 
 DEBIAN_CONFIG = "/etc/kea/kea-dhcp4.conf"
 DEBIAN_KEA_GROUP = "_kea"
 WRITABLE_MODE = "664"  # root keeps ownership; Kea's group may rewrite it in place (config-write)
+READ_FILE, READ_PROBES = "kea file", "kea probes"
 
 
 def _server_pushes(on_host: Host, model: SiteModel, plans: list[SitePlan], stack: ExitStack,
@@ -90,6 +92,32 @@ def _apply(state: State, host: Host, model: SiteModel, plans: list[SitePlan], en
     return True
 
 
+def _probe(model: SiteModel, plans: list[SitePlan]) -> list[ServerPush]:
+    """config-get on every Kea server this host pushes (HA partners too); records what would change."""
+    with ExitStack() as stack:
+        try:
+            probes = _server_pushes(host, model, plans, stack, state.inventory)
+            for probe in probes:
+                _prepare(probe, model, stack)
+                probe.show_dry()
+        except (PushFailed, KeaError, SecretError) as exc:
+            raise OperationError(f"kea: {exc}") from None
+    return probes
+
+
+def read_ahead(model: SiteModel, plans: list[SitePlan], host_plans: list[SitePlan], path: str = DEBIAN_CONFIG) -> None:
+    """While pyinfra loads deploy.py: the Kea config file's state and the config-get probes, for
+    config_writable and routes_pushed to decide from on a run that changes nothing before them
+    (steps.readahead). A failure here is left for the steps to report."""
+    if host_plans:
+        readahead.remember(READ_FILE, host.name, (path, host.get_fact(File, path=path)))
+    if plans:
+        try:
+            readahead.remember(READ_PROBES, host.name, (id(plans), _probe(model, plans)))
+        except OperationError:
+            return
+
+
 @operation()
 def config_writable(plans: list[SitePlan], path: str = DEBIAN_CONFIG, group: str = DEBIAN_KEA_GROUP):
     """Kea may persist its config (config-write): Debian's packaged file is root's and kea-dhcp4 runs as _kea.
@@ -107,8 +135,13 @@ def config_writable(plans: list[SitePlan], path: str = DEBIAN_CONFIG, group: str
     if not plans:
         host.noop("kea: no Kea server of the sites on this host")
         return
-    if not host.get_fact(File, path=path):
+    recalled = readahead.recall(READ_FILE, host.name)
+    info = recalled[1] if recalled and recalled[0] == path else host.get_fact(File, path=path)
+    if not info:
         host.noop(f"kea: {path} not found; leaving Kea's file layout alone")
+        return
+    if info.get("group") == group and info.get("mode") == int(WRITABLE_MODE):
+        host.noop(f"file {path} already exists")  # as files.file says: no second read of the same fact
         return
     yield from files.file._inner(path=path, group=group, mode=WRITABLE_MODE)
 
@@ -124,14 +157,8 @@ def routes_pushed(model: SiteModel, plans: list[SitePlan]):
     if not plans:
         host.noop("kea: no Kea server of the sites on this host")
         return
-    with ExitStack() as stack:
-        try:
-            probes = _server_pushes(host, model, plans, stack, state.inventory)
-            for probe in probes:  # config-get only (HA partners too): records what would change
-                _prepare(probe, model, stack)
-                probe.show_dry()
-        except (PushFailed, KeaError, SecretError) as exc:
-            raise OperationError(f"kea: {exc}") from None
+    recalled = readahead.recall(READ_PROBES, host.name)
+    probes = recalled[1] if recalled and recalled[0] == id(plans) else _probe(model, plans)
     for probe in probes:
         if not probe.changes:
             host.noop(f"kea: options 121/249 already as planned for {', '.join(p.site.name for p in probe.plans)}")
