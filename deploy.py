@@ -16,13 +16,15 @@ controlplane.base.ControlPlane.apply writes in the same order (policy, then rout
 
 from __future__ import annotations
 
+import gevent
 from pyinfra import host, inventory, state
 
 from controlplane.operations import headscale_policy_file
 from controlplane.policy import PolicySpec
 from operations.router import configure_router
+from operations.router import read_ahead as read_router_facts
 from operations.summary import register as summary_at_the_end
-from steps import controlplane, kea
+from steps import controlplane
 from steps.inputs import (is_coordinator, kea_hosts_plans, kea_plans, load_model, policy_file, prompt_commands,
                          router_site)
 
@@ -31,10 +33,18 @@ summary_at_the_end(state._get_module())  # names every failed host and the state
 prompt_commands(host)  # TCP_NODELAY on pyinfra's SSH socket: ~45 ms less per command
 site = router_site(model, host)
 coordinator = is_coordinator(inventory, host)
+# pyinfra loads this file for every host at once (one greenlet each). A router sends its one
+# batched read first; the other hosts let it go first. The HTTP stack (requests, for Kea and the
+# control plane) is imported while the routers work, and the control plane and Kea are read
+# meanwhile too: the steps plan from these reads while no command has run (steps/readahead.py).
+if site is not None:
+    read_router_facts(model)
+else:
+    gevent.sleep(0)
+from steps import kea  # noqa: E402 - after the routers' read is on its way (imports requests)
+
 plans = kea_plans(host, coordinator)
 host_plans = kea_hosts_plans(host)
-# Read the control plane and Kea now, while the routers read their facts (pyinfra loads every host
-# at once): the steps below plan from these reads while no command has run yet (steps/readahead.py)
 controlplane.read_ahead(model, here=coordinator)
 kea.read_ahead(model, plans, host_plans)
 # Every step is called on every host (a no-op where it does not apply): pyinfra orders operations

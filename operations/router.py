@@ -51,6 +51,24 @@ def advertised_tags(tailnet: Tailnet | None) -> list[str]:
     return [tailnet.tag]
 
 
+def read_facts(source: InstallSource, wan_interface: str | None = None) -> None:
+    """Every fact the router steps decide from, in one command (operations.batch.prefetch)."""
+    batch.prefetch(
+        *checks.preflight_facts(),
+        *tailscale.install_facts(source, tailscale.install_suite(source)),
+        *forwarding.enable_facts(),
+        *tailscale.configure_facts(),
+        *mss.clamp_facts(),
+        *gro.enable_facts(wan_interface),
+    )
+
+
+def read_ahead(model: SiteModel) -> None:
+    """configure_router's one batched read with its defaults, sent early: deploy.py calls this
+    before it imports the HTTP stack, so the router works while this machine imports."""
+    read_facts(InstallSource.from_model(model.tailscale))
+
+
 @deploy("Configure Tailscale subnet router")
 def configure_router(
     site: Site,
@@ -78,14 +96,7 @@ def configure_router(
         source = InstallSource.from_model(model.tailscale)
     extra_packages = ("iptables", "ethtool")
 
-    batch.prefetch(
-        *checks.preflight_facts(),
-        *tailscale.install_facts(source, tailscale.install_suite(source)),
-        *forwarding.enable_facts(),
-        *tailscale.configure_facts(),
-        *mss.clamp_facts(),
-        *gro.enable_facts(wan_interface),
-    )
+    read_facts(source, wan_interface)
     checks.preflight(
         name="Check for firewalls, blocked forwarding and LAN overlaps",
         own_routes=own, other_routes=other_routes(site, model), accept_routes=accept_routes,
