@@ -19,17 +19,19 @@ from __future__ import annotations
 import gevent
 from pyinfra import host, inventory, state
 
-from controlplane.operations import headscale_policy_file
 from controlplane.policy import PolicySpec
+from operations.removal import removed as router_removed
 from operations.router import configure_router
 from operations.router import read_ahead as read_router_facts
 from operations.summary import register as summary_at_the_end
-from steps import controlplane
+from steps import controlplane, removal
 from steps.inputs import (is_coordinator, kea_hosts_plans, kea_plans, load_model, policy_file, prompt_commands,
-                         router_site)
+                         prune, recorded_routers, removed_router, removed_routers, router_site)
+from steps.policy_file import headscale_policy_file
 
 model = load_model()
 summary_at_the_end(state._get_module())  # names every failed host and the state it was left in
+removal.keep_record(state._get_module(), model, recorded_routers())  # after a real run: what it configured
 prompt_commands(host)  # TCP_NODELAY on pyinfra's SSH socket: ~45 ms less per command
 site = router_site(model, host)
 coordinator = is_coordinator(inventory, host)
@@ -62,6 +64,14 @@ if site is not None:
 
 # 4. Approve the subnet routers' routes (after they joined; planned on one host)
 controlplane.routes_approved(name="Subnet routes approved", model=model, here=coordinator)
+
+# Removal run (`--data prune=true`, docs/removal.md): routers the site file no longer declares lose the
+# routes this project approved (the policy and Kea steps already follow the site file), then are cleaned up
+removal.routes_unapproved(name="Removed routers' routes unapproved", model=model,
+                          removed=removed_routers(model), prune=prune(host), here=coordinator)
+if removed_router(host) and prune(host):
+    router_removed(name="Removed router: logged out, the project's files and units gone",
+                   declared_addresses=removal.declared_addresses(model))
 
 # 6. The other LAN devices: DHCP option 121/249 from each site's Kea
 kea.config_writable(name="Kea may persist its config (config-write)", plans=host_plans)

@@ -1,7 +1,9 @@
 """pyinfra inventory, built from the validated site model (never from the raw file).
 
 The site file is $SITES or ./sites.toml (pyinfra's CLI has no option of ours).
-Groups: `routers` (one subnet router per site), `kea_servers` (hosts whose Kea
+Groups: `routers` (one subnet router per site), `removed_routers` (only with
+`--data prune=true`: routers the applied record names but the site file no longer
+declares; docs/removal.md), `kea_servers` (hosts whose Kea
 Control Agent is reached through SSH), `policy_hosts` (the Headscale host when
 its policy lives in a file), `control_hosts` (the host the control server's API
 is reached through, [tailnet] ssh).
@@ -17,8 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from removal.record import prune_requested
 from sites.model import SshTarget
-from steps.inputs import load_model
+from steps.inputs import load_model, removed_routers as _removed
 
 # validated and route-planned here, before pyinfra connects to anything (deploy.py reuses it)
 model = load_model()
@@ -53,6 +56,9 @@ for _site in model.sites.values():
             _roles["kea_ssh"].append(_server.ssh)
 
 routers = list(_routers.items())
+# the removal run only: pyinfra hands --data to the hosts after loading this file, hence prune_requested
+removed_routers = [_ssh_data(_gone.ssh, removed_router={"site": _gone.site, "ssh": _gone.ssh})
+                   for _gone in _removed(model)] if prune_requested() else []
 kea_servers = list(_kea.items())
 _tailnet = model.tailnet
 policy_hosts = (

@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lab import api, drive, roles  # noqa: E402
+from lab import api, dhcpclients, drive, roles  # noqa: E402
 from lab.topology import TOPOLOGY_ENV  # noqa: E402
 
 TOPOLOGY = REPO / "tests/e2e/clients_topology.toml"
@@ -80,7 +80,7 @@ def at_renew(client: str, kind: str, want: bool) -> tuple[str, str]:
     before = renews_seen(hw, address)
     t0 = time.monotonic()
     if kind != "dhclient":
-        api.renew_in_place(drive_host(client))
+        dhcpclients.renew_in_place(drive_host(client))
     got = None
     while time.monotonic() - t0 < WAIT:
         if has_route(client) == want:

@@ -33,6 +33,7 @@ from controlplane.model import (
     PolicyChange,
     PolicyDoc,
     RouteChange,
+    Unapproval,
     UnknownRouterError,
 )
 from sites.model import SshTarget
@@ -171,6 +172,34 @@ class ControlPlane(abc.ABC):
                 notes.append(PolicyChange(base, merged).diff().rstrip("\n"))
         return ChangeSet(self.name, spec, tuple(changes), tuple(keys), policy_change, tuple(notes))
 
+    def plan_removal(self, model, removed) -> ChangeSet:  # noqa: ANN001 - sites.SiteModel, [removal.record.AppliedRouter]
+        """The removal run's control-plane part: each removed router's recorded prefixes unapproved.
+
+        Reads only. A removed router whose node is gone needs nothing; a node that is also a
+        declared router's (the same name re-used) is left alone: the routes step owns it.
+        """
+        nodes = self.list_nodes()
+        declared: set[str] = set()
+        for site in model.sites.values():
+            for router in site.routers:
+                try:
+                    declared.add(self.find_router(router_ident(router), nodes).id)
+                except ControlPlaneError:  # not joined yet, or ambiguous: the routes step says so
+                    pass
+        out, notes = [], []
+        for gone in removed:
+            ours = tuple(rt.canonical(p) for p in gone.prefixes)
+            try:
+                node = self.find_router(gone.idents, nodes, prefer=ours)
+            except UnknownRouterError:
+                notes.append(f"site {gone.site} (removed): router {gone.host} is not in the tailnet: nothing to unapprove")
+                continue
+            if node.id in declared:
+                notes.append(f"site {gone.site} (removed): node {node.label} is a declared router's now: left to the routes step")
+                continue
+            out.append(Unapproval(gone.site, node, ours))
+        return ChangeSet(self.name, pol.PolicySpec.from_model(model), unapprovals=tuple(out), notes=tuple(notes))
+
     def apply(self, changes: ChangeSet) -> list[str]:
         """Carry out a plan (order and failure states: see the module docstring); returns what was done."""
         done: list[str] = []
@@ -191,6 +220,18 @@ class ControlPlane(abc.ABC):
             for change in changes.keys:
                 self.disable_key_expiry(change.node)
                 done.append(f"site {change.site}: {change.node.label}: key expiry disabled")
+        if changes.unapproval_updates:
+            fresh = {n.id: n for n in self.list_nodes()}
+            for gone in changes.unapproval_updates:
+                node = fresh.get(gone.node.id)
+                if node is None:
+                    done.append(f"site {gone.site} (removed): {gone.node.label} left the tailnet meanwhile")
+                    continue
+                after = rt.without(node.approved, gone.prefixes)  # re-derived from the live list
+                if set(after) != set(node.approved):
+                    self.set_routes(node, after)
+                    done.append(f"site {gone.site} (removed): {node.label}: unapproved "
+                                + ", ".join(r for r in node.approved if r not in after))
         return done
 
     def _write_policy(self, changes: ChangeSet) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from netaddr import AddrFormatError, IPAddress
 
+from controlplane import routes as rt
 from controlplane.policy import PolicySpec
 
 
@@ -76,6 +77,26 @@ class RouteChange:
 
 
 @dataclass(frozen=True)
+class Unapproval:
+    """A removed router's node: the routes this project approved on it (its recorded prefixes) taken back.
+
+    Only those prefixes go; anything else approved on the node (by someone else) is sent back.
+    """
+
+    site: str
+    node: Node
+    prefixes: tuple[str, ...]  # canonical, from the applied record
+
+    @property
+    def after(self) -> tuple[str, ...]:
+        return rt.without(self.node.approved, self.prefixes)
+
+    @property
+    def removed(self) -> list[str]:
+        return [r for r in self.node.approved if r not in self.after]
+
+
+@dataclass(frozen=True)
 class PolicyDoc:
     """The policy text as read, and what proves it unchanged when writing (ETag, timestamp)."""
 
@@ -108,6 +129,11 @@ class ChangeSet:
     keys: tuple[RouteChange, ...] = ()  # routers whose key expiry gets disabled
     policy: PolicyChange | None = None  # None: unchanged, or not ours to write
     notes: tuple[str, ...] = field(default=())
+    unapprovals: tuple[Unapproval, ...] = ()  # removed routers (the removal run)
+
+    @property
+    def unapproval_updates(self) -> list[Unapproval]:
+        return [u for u in self.unapprovals if u.removed]
 
     @property
     def route_updates(self) -> list[RouteChange]:
@@ -115,7 +141,7 @@ class ChangeSet:
 
     @property
     def empty(self) -> bool:
-        return not self.route_updates and not self.keys and self.policy is None
+        return not self.route_updates and not self.keys and self.policy is None and not self.unapproval_updates
 
     def render(self) -> str:
         out = [f"control plane: {self.backend}"]
@@ -127,6 +153,12 @@ class ChangeSet:
             if c.not_advertised:
                 out.append(f"    not advertised yet: {', '.join(c.not_advertised)}")
             kept = [r for r in c.after if r not in c.ours]
+            if kept:
+                out.append(f"    kept (approved by someone else): {', '.join(kept)}")
+        for u in self.unapprovals:
+            state = "unapprove " + ", ".join(u.removed) if u.removed else "no route of ours approved"
+            out.append(f"  site {u.site} (removed): router {u.node.label} (id {u.node.id}): {state}")
+            kept = [r for r in u.after if r in u.node.approved]
             if kept:
                 out.append(f"    kept (approved by someone else): {', '.join(kept)}")
         for c in self.keys:

@@ -23,3 +23,9 @@ def desired(approved: Iterable[str], advertised: Iterable[str], ours: Iterable[s
     adv = {canonical(p) for p in advertised}
     keep = {canonical(p) for p in approved if canonical(p) not in mine}
     return tuple(sorted(keep | (mine & adv), key=lambda p: (IPNetwork(p).version, IPNetwork(p))))
+
+
+def without(approved: Iterable[str], prefixes: Iterable[str]) -> tuple[str, ...]:
+    """The approved list with `prefixes` taken out (a removed router's routes), order kept."""
+    drop = {canonical(p) for p in prefixes}
+    return tuple(canonical(p) for p in approved if canonical(p) not in drop)

@@ -89,14 +89,38 @@ def _locate(subnet: dict[str, Any], scope: tuple[str, str]) -> dict[str, Any] | 
     return None
 
 
+@dataclass(frozen=True)
+class ServerPlan:
+    """What a push would change on one Kea server, decided from its config-get alone: the dry
+    run prints it, the deploy shows it under --diff and applies only when it is not empty."""
+
+    where: str
+    notes: tuple[str, ...]  # what reading found: routes kept, scopes already right, HA differences
+    diffs: tuple[str, ...]  # one option-data diff per scope that changes
+    how: str  # "config-set" or "subnet4-delta-add"
+
+    @property
+    def empty(self) -> bool:
+        return not self.diffs
+
+    def change_lines(self) -> list[str]:
+        if self.empty:
+            return []
+        return [*self.diffs, f"{self.where}: dry run, nothing sent but config-get (a push would use {self.how})"]
+
+    def render(self) -> str:
+        return "\n".join([*self.notes, *self.change_lines()])
+
+
 @dataclass
 class ServerPush:
-    """The push of one Kea server's sites (one transport, one config)."""
+    """The push of one Kea server's sites (one transport, one config). What it says is kept in
+    `said` and, given an `out`, printed as it goes (the CLI)."""
 
     endpoint: KeaEndpoint
     plans: list[SitePlan]
     codes: tuple[int, ...]
-    out: TextIO
+    out: TextIO | None = None
     transport: KeaTransport | None = None
     dhcp: DhcpSettings = field(default_factory=DhcpSettings)
     changes: list[_Change] = field(default_factory=list)
@@ -106,6 +130,7 @@ class ServerPush:
     config: dict[str, Any] = field(default_factory=dict)
     delta: _Change | None = None
     kept: list[tuple[str, KeptRoute]] = field(default_factory=list)  # (site, route) for the report
+    said: list[str] = field(default_factory=list)
 
     @property
     def where(self) -> str:
@@ -113,7 +138,9 @@ class ServerPush:
         return f"Kea at {redact_url(self.endpoint.url)}{via}"
 
     def say(self, text: str) -> None:
-        print(text, file=self.out)
+        self.said.append(text)
+        if self.out is not None:
+            print(text, file=self.out)
 
     def run(self, dry_run: bool) -> None:
         """One server on its own: read, edit, then show (dry run) or apply."""
@@ -163,13 +190,15 @@ class ServerPush:
         self._edit(self.config, partner_routes)
         self.delta = self._delta_change(self.got) if self.changes else None
 
+    def plan(self) -> ServerPlan:
+        """What apply() would change (after read() and prepare(); nothing is sent)."""
+        return ServerPlan(self.where, tuple(self.said),
+                          tuple(option_diff(c.before, c.after, c.label).rstrip("\n") for c in self.changes),
+                          "subnet4-delta-add" if self.delta else "config-set")
+
     def show_dry(self) -> None:
-        if not self.changes:
-            return
-        for change in self.changes:
-            self.say(option_diff(change.before, change.after, change.label).rstrip("\n"))
-        how = "subnet4-delta-add" if self.delta else "config-set"
-        self.say(f"{self.where}: dry run, nothing sent but config-get (a push would use {how})")
+        for line in self.plan().change_lines():
+            self.say(line)
 
     def apply(self) -> None:
         if not self.changes:

@@ -14,29 +14,11 @@ import argparse
 import os
 import sys
 
-from lab import api, container, graph
+from lab import api, container, graph, report
 from lab.generate import LAYOUTS, generate
 from lab.hosts import lab_hosts
 from lab.sh import LabError
 from lab.topology import TopologyError, Topology
-
-
-def _deploy_hint(info: api.LabInfo) -> str:
-    hosts = " ".join(info.ssh_hosts())
-    first = next(iter(info.topology.sites.values()))
-    return (
-        f"\nThe lab is up ({len(info.topology.sites)} sites, from {info.topology.path}). Its outputs:\n"
-        f"  site file:  {info.sites_file}\n"
-        f"  ssh config: {info.ssh_config}   (hosts: {hosts})\n"
-        f"  as {info.sudo_user} (sudo): {info.sudo_sites_file}  (ssh config {info.sudo_ssh_config})\n"
-        f"  apt repo:   {info.apt_url}  (key {info.apt_key_file})\n"
-        "Run the deploy against it from the repo root:\n"
-        f"  SITES={info.sites_file} pyinfra -y inventory.py deploy.py\n"
-        f"  SITES={info.sudo_sites_file} pyinfra -y --sudo inventory.py deploy.py   # as {info.sudo_user}\n"
-        f"Reach a host:  python -m lab ssh {first.router_host}    |    "
-        f"python -m lab exec {first.client_host} ip route\n"
-        "Stop it:       python -m lab down\n"
-    )
 
 
 def _ssh(name: str, cmd: list[str]) -> int:
@@ -59,11 +41,8 @@ def _exec(name: str, cmd: list[str]) -> int:
 
 
 def _status(topo: Topology) -> int:
-    rows = api.status(topo)
-    width = max(len(r.name) for r in rows) + 1
-    for r in rows:
-        state = "up" if r.up else "DOWN"
-        print(f"{r.name:<{width}} {r.role:<8} {state:<5} {', '.join(r.addresses) or '-':<36} {r.detail}")
+    rows = report.status(topo)
+    print(report.status_table(rows), end="")
     return 0 if all(r.up for r in rows) else 1
 
 
@@ -124,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "up":
             # the CLI's `up` keeps (and refreshes) a running lab's topology unless told otherwise
-            print(_deploy_hint(api.ensure_up(api.resolve_topology())))
+            print(report.deploy_hint(api.ensure_up(api.resolve_topology())))
         elif args.cmd == "down":
             api.down()
             print("lab is down")

@@ -1,9 +1,11 @@
-"""Bring the lab up, tear it down, report on it: the functions the CLI and the tests call.
+"""Bring the lab up, tear it down, restart hosts: the functions the CLI and the tests call.
 
 `ensure_up()` is idempotent: on a healthy running lab it only re-writes the
 outputs (seconds); on a half-built one it tears down first, so every `up`
 ends in the same known state. Other test areas call `ensure_up()` and read
 the returned LabInfo (site file, ssh config) instead of knowing the layout.
+The files `up` writes are lab/outputs.py's job, DHCP clients lab/dhcpclients.py's,
+what the CLI prints lab/report.py's.
 """
 
 from __future__ import annotations
@@ -20,18 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from lab import aptrepo, container, gobuild, image, keys, net, probe, roles
+from lab import aptrepo, container, dhcpclients, gobuild, image, keys, net, outputs, probe, roles
 from lab.hosts import Host, lab_hosts, segments
 from lab.paths import PREFIX, hosts_dir, lab_dir
 from lab.progress import say, step
 from lab.sh import LabError, ns, run
-from lab.sitefile import SshEndpoint, render_site_file, render_ssh_config
 from lab.topology import DEFAULT_PATH, TOPOLOGY_ENV, Topology, TopologyError, load_topology
-
-
-APT_KEY_IN_HOST = "/etc/apt/keyrings/s2s-lab.asc"
-SECRET_API_KEY = "headscale-api-key"
-SECRET_AUTH_KEY = "tailnet-auth-key"
 
 
 @dataclass(frozen=True)
@@ -74,10 +70,6 @@ def _locked() -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def _kea_secret(site: str) -> str:
-    return f"kea-{site}-password"
 
 
 def _state_path() -> Path:
@@ -152,7 +144,7 @@ def _healthy(topo: Topology) -> bool:
             return False
         if h.container and container.nspawn_pid(h.name) is None:
             return False
-    needed = [SECRET_API_KEY, SECRET_AUTH_KEY, *(_kea_secret(s) for s in topo.sites)]
+    needed = [keys.API_KEY_SECRET, keys.AUTH_KEY_SECRET, *(keys.kea_secret(s) for s in topo.sites)]
     if any(keys.read_secret(n) is None for n in needed):
         return False
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -182,7 +174,7 @@ def ensure_up(topology_path: str | Path | Topology | None = None) -> LabInfo:
 def _ensure_up(topo: Topology) -> LabInfo:
     if _healthy(topo):
         say("lab already running; refreshing its outputs")
-        _write_outputs(topo)
+        outputs.write(topo)
         return _info(topo)
     source = _topology_text(topo)  # before a clean-up deletes the saved copy
     if net.lab_namespaces() or _read_state() or _mounted_layers():
@@ -219,11 +211,11 @@ def _ensure_up(topo: Topology) -> LabInfo:
             _headscale_keys()
         with step("starting DHCP clients (dhclient, systemd-networkd, dhcpcd against each site's Kea)"):
             with ThreadPoolExecutor(max_workers=4) as pool:
-                list(pool.map(_start_client, [h for h in hosts if h.role == "client"]))
+                list(pool.map(dhcpclients.start, [h for h in hosts if h.role == "client"]))
     except BaseException:
         say("lab up failed; logs under " + str(hosts_dir()) + " (run `python -m lab down` to clean up)")
         raise
-    _write_outputs(topo)
+    outputs.write(topo)
     say(f"lab up in {time.monotonic() - t0:.1f}s")
     return _info(topo)
 
@@ -234,7 +226,7 @@ def _boot(h: Host, topo: Topology, img: Path, repo: Path, headscale: Path, autho
     binds: dict[str, str] = {}
     if h.role == "gw":
         pw = keys.new_password()
-        keys.write_secret(_kea_secret(h.site or ""), pw)
+        keys.write_secret(keys.kea_secret(h.site or ""), pw)
         roles.gateway(root, h, topo, pw)
     elif h.role == "client":
         roles.client(root, h)
@@ -271,63 +263,8 @@ def _headscale_keys() -> None:
     auth_key = hs("preauthkeys", "create", "--reusable", "--expiration", "8760h", "--tags", roles.TAG)
     if not api_key or not auth_key:
         raise LabError("headscale did not print the keys it was asked to create")
-    keys.write_secret(SECRET_API_KEY, api_key)
-    keys.write_secret(SECRET_AUTH_KEY, auth_key)
-
-
-def _start_client(h: Host) -> None:
-    """Start the client's DHCP client (dhclient in the bare namespace, with its own pid/lease
-    files; networkd and dhcpcd already run in their booted container); wait for a lease."""
-    if not h.container:
-        d = container.layout(h.name).base
-        d.mkdir(parents=True, exist_ok=True)
-        run(ns(h.netns, "dhclient", "-4", "-nw", "-pf", str(d / "dhclient.pid"),
-               "-lf", str(d / "dhclient.leases"), "eth0"))
-    _wait_lease(h)
-
-
-def _wait_lease(h: Host, timeout: float = 60) -> None:
-    """An address on eth0 and a default route (option 3 or 121's 0.0.0.0/0): the lease is applied."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if net.addresses(h.netns) and run(ns(h.netns, "ip", "-4", "route", "show", "default"),
-                                          check=False).stdout.strip():
-            say(f"  {h.name} ({h.dhcp_client}) got {net.addresses(h.netns)[0]}")
-            return
-        time.sleep(0.3)
-    raise LabError(f"{h.name}: no DHCP lease after {timeout:.0f}s ({h.dhcp_client})")
-
-
-def _release(h: Host) -> None:
-    """Give the lease back and drop the address, the way each client kind does it."""
-    if h.dhcp_client == "networkd":
-        # reconfigure: networkd releases (SendRelease=yes), forgets the lease and starts over
-        run(container.exec_argv(h.name, ["networkctl", "reconfigure", "eth0"]))
-    elif h.dhcp_client == "dhcpcd":
-        # stop with `release` in dhcpcd.conf: DHCPRELEASE, address and routes removed
-        run(container.exec_argv(h.name, ["systemctl", "stop", "lab-dhcpcd.service"]))
-    else:
-        d = container.layout(h.name).base
-        run(ns(h.netns, "dhclient", "-4", "-r", "-pf", str(d / "dhclient.pid"),
-               "-lf", str(d / "dhclient.leases"), "eth0"))
-    deadline = time.monotonic() + 10
-    while net.addresses(h.netns) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if h.dhcp_client == "dhcpcd":
-        run(container.exec_argv(h.name, ["systemctl", "start", "lab-dhcpcd.service"]))
-
-
-def renew_in_place(h: Host) -> None:
-    """Ask the client for an RFC 2131 RENEW now, keeping its lease (no release, no new bind):
-    networkd `networkctl renew`, dhcpcd `dhcpcd -N`. ISC dhclient has no such command; its
-    RENEW comes only at T1 (roles.RENEW_TIMER)."""
-    if h.dhcp_client == "networkd":
-        run(container.exec_argv(h.name, ["networkctl", "renew", "eth0"]))
-    elif h.dhcp_client == "dhcpcd":
-        run(container.exec_argv(h.name, ["dhcpcd", "--renew", "eth0"]))
-    else:
-        raise LabError(f"{h.name}: ISC dhclient has no renew-now command (it renews at T1, "
-                       f"{roles.RENEW_TIMER}s after its bind)")
+    keys.write_secret(keys.API_KEY_SECRET, api_key)
+    keys.write_secret(keys.AUTH_KEY_SECRET, auth_key)
 
 
 # What a reboot loses that a container restart alone would keep: the network namespace
@@ -371,51 +308,7 @@ def renew(names: list[str]) -> None:
         if h is None or h.role != "client":
             clients = [x.name for x in lab_hosts(topo) if x.role == "client"]
             raise LabError(f"{name}: not a lab DHCP client (choose from {', '.join(clients)})")
-        _release(h)
-        _start_client(h)
-
-
-# ---------------------------------------------------------------- outputs
-
-def _write_outputs(topo: Topology) -> None:
-    """ssh_config, known_hosts, apt key and the lab's site file (validated by sites/)."""
-    d = lab_dir()
-    hosts = [h for h in lab_hosts(topo) if h.container]
-    known = keys.write_known_hosts([h.name for h in hosts])
-    key = keys.client_key()
-    for name, user in (("ssh_config", "root"), ("ssh_config-sudo", roles.SUDO_USER)):
-        # pyinfra takes User from the ssh config over its ssh_user data: one config per user
-        (d / name).write_text(render_ssh_config(
-            SshEndpoint(alias=h.name, hostname=h.name, user=user, identity_file=str(key),
-                        known_hosts_file=str(known),
-                        proxy_command=f"ip netns exec {h.netns} socat STDIO TCP:127.0.0.1:22,nodelay")
-            for h in hosts))
-    (d / "apt-key.asc").write_text(aptrepo.ensure_key())
-    from sites import load_sites  # the only reader of site files: prove ours are valid
-    for name, config in (("sites.toml", "ssh_config"), ("sites-sudo.toml", "ssh_config-sudo")):
-        (d / name).write_text(_site_file(topo, d / config))
-        load_sites(d / name)
-
-
-def _site_file(topo: Topology, ssh_config: Path) -> str:
-    d = lab_dir()
-    kea_files = {s: str(keys.secret_path(_kea_secret(s))) for s in topo.sites}
-    return render_site_file(
-        topo,
-        kea_password_files=kea_files,
-        kea_user=roles.KEA_USER,
-        headscale_api_key_file=str(keys.secret_path(SECRET_API_KEY)),
-        auth_key_file=str(keys.secret_path(SECRET_AUTH_KEY)),
-        headscale_local_url=f"http://127.0.0.1:{topo.headscale_port}",
-        login_server=topo.headscale_url,
-        apt_repo_url=topo.apt_url,
-        apt_key_file=str(d / "apt-key.asc"),
-        apt_suite=aptrepo.SUITE,
-        apt_component=aptrepo.COMPONENT,
-        no_logs_no_support=True,  # the lab's tailscaled never talks to Tailscale's log servers
-        ssh_config_file=str(ssh_config),
-        generated_by="`python -m lab up`",
-    )
+        dhcpclients.rebind(h)
 
 
 # ---------------------------------------------------------------- down
@@ -449,7 +342,7 @@ def _down() -> None:
         # Whichever lab mounted it: the last one down takes it away (labs of other
         # checkouts share it while any of their containers runs).
         run(["umount", str(container.NSPAWN_RUN)], check=False)
-    for name in [SECRET_API_KEY, SECRET_AUTH_KEY]:
+    for name in [keys.API_KEY_SECRET, keys.AUTH_KEY_SECRET]:
         keys.secret_path(name).unlink(missing_ok=True)
     for p in keys.secret_path("x").parent.glob("kea-*-password"):
         p.unlink()
@@ -469,35 +362,3 @@ def _nspawn_running() -> bool:
             except OSError:
                 pass
     return False
-
-
-# ---------------------------------------------------------------- status
-
-@dataclass(frozen=True)
-class HostStatus:
-    name: str
-    role: str
-    netns: str
-    addresses: list[str]
-    up: bool
-    detail: str
-
-
-def status(topology_path: str | Path | Topology | None = None) -> list[HostStatus]:
-    """Each host: its namespace, configured addresses and whether it is up (SSH answers / has a lease)."""
-    topo = resolve_topology(topology_path)
-    hosts = lab_hosts(topo)
-
-    def one(h: Host) -> HostStatus:
-        addrs = net.addresses(h.netns)
-        if not net.exists(h.netns):
-            return HostStatus(h.name, h.role, h.netns, [], False, "no namespace")
-        if h.role == "client" and not h.container:
-            return HostStatus(h.name, h.role, h.netns, addrs, bool(addrs), "dhcp lease" if addrs else "no lease")
-        if container.nspawn_pid(h.name) is None:
-            return HostStatus(h.name, h.role, h.netns, addrs, False, "container not running")
-        ssh_ok = probe.wait_tcp(h.netns, "127.0.0.1", 22, timeout=2)
-        return HostStatus(h.name, h.role, h.netns, addrs, ssh_ok, "ssh ok" if ssh_ok else "ssh not answering")
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        return list(pool.map(one, hosts))

@@ -213,10 +213,5 @@ def _index(repo: Path, arch: str) -> None:
          str(dist / "Release.gpg"), str(dist / "Release"))
 
 
-def sources_line(url: str, key_path: str = "/etc/apt/keyrings/s2s-lab.asc") -> str:
-    """The apt source a router uses for the lab repo (deb822 one-liner form)."""
-    return f"deb [signed-by={key_path}] {url} {SUITE} {COMPONENT}"
-
-
 if __name__ == "__main__":
     print(ensure_repo())

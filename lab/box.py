@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lab.image import MIRROR, SUITE, ensure_image, image_key
+from lab.image import SUITE, ensure_image, host_mirror, image_key
 from lab.paths import lab_cache
 from lab.progress import say, step
 from lab.sh import run
@@ -98,7 +98,7 @@ def ensure_box() -> Path:
     root = tmp / "root"
     with step("copying the lab's Debian image"):
         run(["cp", "-a", "--reflink=auto", str(image), str(root)])
-    with step(f"installing {' '.join(EXTRA_PACKAGES)} from {MIRROR} in a chroot"):
+    with step(f"installing {' '.join(EXTRA_PACKAGES)} from {host_mirror()} in a chroot"):
         _install_packages(root)
     with step("adding user vagrant (insecure key, passwordless sudo) and boot settings"):
         _vagrant_conventions(root)
@@ -145,7 +145,7 @@ def _install_packages(root: Path) -> None:
         if rel.startswith("etc/initramfs-tools/"):
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             (root / rel).write_text(text)
-    (root / "etc/apt/sources.list").write_text(f"deb {MIRROR} {SUITE} main\n")
+    (root / "etc/apt/sources.list").write_text(f"deb {host_mirror()} {SUITE} main\n")
     resolv = root / "etc/resolv.conf"
     if resolv.is_symlink() or resolv.exists():
         resolv.unlink()

@@ -1,7 +1,8 @@
 """Headscale's config for a closed network: embedded DERP only, no internet DERP map, no logtail.
 
-One renderer for the lab's control host and the control-plane tests' own Headscale, so
-both run the same settings (the Vagrantfile, in Ruby, mirrors them).
+One renderer for the lab's control host, the control-plane tests' own Headscale and the
+Vagrant labs (the Vagrantfile reads it from `python -m lab.vagrant render`; the lean
+layout's control namespace calls it), so all run the same settings.
 """
 
 from __future__ import annotations

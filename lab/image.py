@@ -130,6 +130,7 @@ def ensure_image(suite: str = SUITE) -> Path:
             return root
         tmp = root.with_name(root.name + ".partial")
         if tmp.exists():
+            _unmount_below(tmp)  # a debootstrap killed mid-way leaves its chroot's /proc and /sys mounted
             shutil.rmtree(tmp)
         with step(f"building Debian {suite} image with debootstrap (first run only)"):
             run(["debootstrap", "--variant=minbase", f"--include={','.join(packages(suite))}",
@@ -137,6 +138,15 @@ def ensure_image(suite: str = SUITE) -> Path:
             _customise(tmp)
         tmp.rename(root)
     return root
+
+
+def _unmount_below(path: Path) -> None:
+    """Lazily unmount every mount at or below `path`, deepest first."""
+    prefix = str(path.resolve())
+    with open("/proc/self/mounts") as f:
+        points = [line.split()[1] for line in f]
+    for point in sorted((p for p in points if p == prefix or p.startswith(prefix + "/")), key=len, reverse=True):
+        run(["umount", "-l", point], check=False)
 
 
 def _customise(root: Path) -> None:

@@ -14,6 +14,15 @@ from pathlib import Path
 from lab.paths import lab_dir, secrets_dir
 from lab.sh import run
 
+# The lab's secret files (names under secrets_dir()): Headscale's API key, the routers'
+# pre-auth key and one Kea Control Agent password per site.
+API_KEY_SECRET = "headscale-api-key"
+AUTH_KEY_SECRET = "tailnet-auth-key"
+
+
+def kea_secret(site: str) -> str:
+    return f"kea-{site}-password"
+
 
 def client_key() -> Path:
     """The lab's private key (ed25519, no passphrase); its .pub goes into every host."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lab.hosts import SWITCH_NS, Host, bridge
 from lab.paths import PREFIX
-from lab.sh import ok, run
+from lab.sh import run
 
 NETNS_DIR = Path("/run/netns")
 
@@ -108,7 +108,3 @@ def addresses(netns: str) -> list[str]:
         return []
     out = run(["ip", "-n", netns, "-4", "-o", "addr", "show"], check=False).stdout or ""
     return [f.split()[3] for f in out.splitlines() if " lo " not in f and len(f.split()) > 3]
-
-
-def link_up(netns: str) -> bool:
-    return ok(["ip", "-n", netns, "link", "show", "lo"])

@@ -14,7 +14,7 @@ import json
 import os
 from pathlib import Path
 
-from lab import headscale
+from lab import headscale, kea
 from lab.hosts import Host
 from lab.topology import LabSite, Topology
 
@@ -102,48 +102,22 @@ def sudo_user(root: Path, authorized_key: str) -> None:
     _write(root, f"etc/sudoers.d/{SUDO_USER}", f"{SUDO_USER} ALL=(ALL:ALL) NOPASSWD: ALL\n", 0o440)
 
 
-KEA_SOCKET = "/run/kea/kea4-ctrl-socket"  # Debian's RuntimeDirectory (0750 on 2.6/3.0, which they insist on)
 # Short renew timer (T1) so a client's RENEW comes within a minute: the lab measures which client
 # kinds pick up a changed route set at renew (bench/clients_bench.py); leases still last 10 min.
 RENEW_TIMER, REBIND_TIMER, VALID_LIFETIME = 20, 300, 600
 
 
-def kea_version_tuple(version: str) -> tuple[int, int]:
-    major, minor = version.split(".")[:2]
-    return int(major), int(minor)
-
-
-def dhcp4_config(site: LabSite, kea_version: str) -> dict:
-    """The gateway's kea-dhcp4.conf for the Kea release its Debian suite ships.
-
-    2.x takes one `control-socket` map, 3.0 a `control-sockets` list; on 2.6.3/3.0 the
-    socket's directory must exist and be no looser than 0750 (Debian's unit makes /run/kea so).
-    """
-    unix = {"socket-type": "unix", "socket-name": KEA_SOCKET}
-    sockets = {"control-socket": unix} if kea_version_tuple(kea_version) < (3, 0) else {"control-sockets": [unix]}
-    return {"Dhcp4": {
-        "interfaces-config": {"interfaces": ["eth0"]},
-        **sockets,
-        "lease-database": {"type": "memfile", "lfc-interval": 3600},
-        "valid-lifetime": VALID_LIFETIME, "renew-timer": RENEW_TIMER, "rebind-timer": REBIND_TIMER,
-        "subnet4": [{
-            "id": 1, "subnet": str(site.subnet),
-            "pools": [{"pool": site.dhcp_pool}],
-            "option-data": [{"name": "routers", "data": str(site.gateway)}],
-        }],
-        "loggers": [{"name": "kea-dhcp4", "output_options": [{"output": "stdout"}], "severity": "INFO"}],
-    }}
+def dhcp4_config(site: LabSite, kea_version: str, interface: str = "eth0") -> dict:
+    """The gateway's kea-dhcp4.conf for the Kea release its Debian suite ships (the
+    namespace lab's gateways and, through lab.vagrant.render, the Vagrant lab's)."""
+    return kea.dhcp4_config(kea_version, interface=interface, subnet=str(site.subnet), pool=site.dhcp_pool,
+                            router=str(site.gateway), valid_lifetime=VALID_LIFETIME,
+                            timers={"renew-timer": RENEW_TIMER, "rebind-timer": REBIND_TIMER})
 
 
 def ctrl_agent_config() -> dict:
     """kea-ctrl-agent on loopback with basic auth (2.2, 2.6 and 3.0 take the same form)."""
-    return {"Control-agent": {
-        "http-host": "127.0.0.1", "http-port": 8000,
-        "authentication": {"type": "basic", "realm": "kea-control-agent",
-                           "clients": [{"user": KEA_USER, "password-file": KEA_PASSWORD_PATH}]},
-        "control-sockets": {"dhcp4": {"socket-type": "unix", "socket-name": KEA_SOCKET}},
-        "loggers": [{"name": "kea-ctrl-agent", "output_options": [{"output": "stdout"}], "severity": "INFO"}],
-    }}
+    return kea.ctrl_agent_config(kea.basic_auth(KEA_USER, KEA_PASSWORD_PATH))
 
 
 def gateway(root: Path, host: Host, topo: Topology, kea_password: str) -> None:

@@ -5,6 +5,7 @@
     python -m lab.vagrant up [--provider libvirt|virtualbox]   # the full 7-VM layout (debian/bookworm64), then sitefile
     python -m lab.vagrant sitefile                             # (re)write sites.toml + ssh_config
     python -m lab.vagrant status | validate | down
+    python -m lab.vagrant render                               # what the Vagrantfile provisions, as JSON
 
 The outputs have the same shape as the namespace lab's (both come from
 lab/sitefile.py), so `SITES=.lab/vagrant/sites.toml pyinfra inventory.py deploy.py`
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import subprocess
 import sys
@@ -24,11 +26,16 @@ from pathlib import Path
 import paramiko
 import vagrant
 
+from lab import roles
 from lab.sitefile import SshEndpoint, render_site_file, render_ssh_config
-from lab.topology import Topology, TopologyError, load_topology
+from lab.topology import GW_RELEASES, Topology, TopologyError, load_topology
+from lab.versions import HEADSCALE_VERSION
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 API_KEY_FILE = "headscale-api.key"
+TOPOLOGY_ENV = "S2S_VAGRANT_TOPOLOGY"  # the topology `--topology` chose, for the Vagrantfile's render call
+VM_RELEASE = "bookworm"  # every box (debian/bookworm64, lab/box.py's s2s/bookworm): Kea 2.2
+IFACE = "@IFACE@"  # the provisioner puts the name of the NIC holding the gateway address here
 
 
 class VagrantLabError(Exception):
@@ -41,6 +48,27 @@ def state_dir() -> Path:
     if explicit:
         return Path(explicit).resolve()
     return Path(os.environ.get("S2S_LAB_DIR") or REPO_ROOT / ".lab").resolve() / "vagrant"
+
+
+def render(topo: Topology) -> dict:
+    """Everything the Vagrantfile provisions, from the validated topology and the lab's own
+    renderers (the namespace lab's gateways and control host use the same): the Vagrantfile
+    reads this (`python -m lab.vagrant render`) and restates no address and no config."""
+    kea_version = GW_RELEASES[VM_RELEASE]
+    return {
+        "topology": {
+            "wan": {"subnet": str(topo.wan_subnet)},
+            "control": {"address": str(topo.control_address), "headscale_port": topo.headscale_port,
+                        "apt_port": topo.apt_port},
+            "sites": {name: {"subnet": str(s.subnet), "gateway": str(s.gateway), "router": str(s.router),
+                             "router_wan": str(s.router_wan), "dhcp_pool": s.dhcp_pool}
+                      for name, s in topo.sites.items()},
+        },
+        "kea_dhcp4": {name: roles.dhcp4_config(s, kea_version, interface=IFACE) for name, s in topo.sites.items()},
+        "kea_ctrl_agent": roles.ctrl_agent_config(),
+        "headscale_config": roles.headscale_config(topo),
+        "headscale_version": HEADSCALE_VERSION.removeprefix("v"),
+    }
 
 
 def vagrant_env(state: Path) -> dict[str, str]:
@@ -193,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status", help="each VM, its state and addresses")
     sub.add_parser("validate", help="run `vagrant validate` (no VM, no download)")
     sub.add_parser("down", help="vagrant destroy -f (the site file and secrets stay)")
+    sub.add_parser("render", help="print what the Vagrantfile provisions (JSON; the Vagrantfile runs this)")
     args = parser.parse_args(argv)
 
     try:
@@ -200,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     except TopologyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "render":
+        json.dump(render(topo), sys.stdout, indent=1)
+        return 0
+    if args.topology:
+        os.environ[TOPOLOGY_ENV] = str(Path(args.topology).resolve())  # vagrant's Vagrantfile renders the same
     state = state_dir()
     try:
         if args.command == "box":

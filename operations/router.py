@@ -18,11 +18,6 @@ from sites.model import Site, SiteModel, Tailnet
 GRO_STEP = "Enable UDP GRO forwarding on the WAN interface"
 
 
-def other_routes(site: Site, model: SiteModel) -> list[str]:
-    """Every prefix the other sites' routers advertise."""
-    return [str(p) for name, s in model.sites.items() if name != site.name for p in s.advertised]
-
-
 def auth_key_for(model: SiteModel) -> AuthKey | None:
     """The join key from the site file's tailnet settings (env or file), if any."""
     value = model.tailnet.auth_key() if model.tailnet is not None else None
@@ -97,10 +92,7 @@ def configure_router(
     extra_packages = ("iptables", "ethtool")
 
     read_facts(source, wan_interface)
-    checks.preflight(
-        name="Check for firewalls, blocked forwarding and LAN overlaps",
-        own_routes=own, other_routes=other_routes(site, model), accept_routes=accept_routes,
-    )
+    checks.preflight(name="Check for firewalls and blocked forwarding")
     tailscale.install(
         name="Install Tailscale (and the iptables and ethtool the later steps use)",
         source=source, packages=extra_packages,

@@ -1,1 +1,2 @@
-"""The deploy's steps that span systems (control plane, Kea) and the inputs deploy.py reads."""
+"""The deploy's pyinfra steps that span systems (control plane, Kea, the Headscale policy file)
+and the inputs deploy.py reads; the routers' own operations are operations/."""

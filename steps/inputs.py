@@ -8,10 +8,12 @@ roles from the data inventory.py attached to it (`site`, `kea_sites`,
 from __future__ import annotations
 
 import socket
+import sys
 from functools import lru_cache
 
 from dhcp.cli import load_plans_or_exit
 from dhcp.plan import SitePlan
+from removal import record
 from sites.model import Site, SiteModel
 
 
@@ -90,3 +92,33 @@ def prompt_commands(host) -> bool:  # noqa: ANN001 - pyinfra Host
         return False
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return True
+
+
+@lru_cache(maxsize=1)
+def _recorded() -> tuple[record.AppliedRouter, ...]:
+    model = load_model()
+    try:
+        return tuple(record.read(record.record_path(model)))
+    except record.RecordError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def recorded_routers() -> list[record.AppliedRouter]:
+    """The routers the last real deploy recorded (removal.record), read once; exit 2 on a broken record."""
+    return list(_recorded())
+
+
+def removed_routers(model: SiteModel) -> list[record.AppliedRouter]:
+    """Recorded routers the site file no longer declares."""
+    return record.removed(model, recorded_routers())
+
+
+def prune(host) -> bool:  # noqa: ANN001 - pyinfra Host
+    """`--data prune=true`: this run removes what removed routers and sites left behind."""
+    return record.is_true(host.data.get(record.PRUNE_KEY, False))
+
+
+def removed_router(host) -> dict | None:  # noqa: ANN001 - pyinfra Host
+    """The record entry of the removed router this host is (inventory data `removed_router`), if any."""
+    return host.data.get("removed_router")

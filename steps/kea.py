@@ -2,21 +2,21 @@
 
 Kea's Control Agent listens on the Kea host's loopback (Debian's default), so
 the operation forwards a local port through the SSH transport pyinfra already
-holds for that host. Deciding reads the running config (config-get only);
-changing happens at execution time through the same push code as
-`python -m dhcp push`, so both paths keep its guarantees (config-test, no
-concurrent edit, config-write, read-back).
+holds for that host. The push offers a plan (config-get only: dhcp.push.ServerPlan)
+and an apply that reads again and changes, the same code as `python -m dhcp push`,
+so both paths keep its guarantees (config-test, no concurrent edit, config-write,
+read-back); steps.planned turns each server's pair into the operation, as for the
+control plane.
 """
 
 from __future__ import annotations
 
-import io
 from contextlib import ExitStack
+from functools import partial
 
-from pyinfra import host, logger, state
-from pyinfra.api import FunctionCommand, OperationError, operation
+from pyinfra import host, state
+from pyinfra.api import operation
 from pyinfra.api.host import Host
-from pyinfra.api.state import State
 from pyinfra.facts.files import File
 from pyinfra.operations import files
 
@@ -24,32 +24,39 @@ from dhcp.kea.connect import tunnelled_factory
 from dhcp.kea.options import ROUTE_CODES
 from dhcp.kea.transport import KeaError
 from dhcp.plan import SitePlan
-from dhcp.push import PushFailed, ServerPush, group_by_server
+from dhcp.push import PushFailed, ServerPlan, ServerPush, group_by_server
 from sites.model import KeaEndpoint, SecretError, SiteModel
 from steps import readahead
 from steps.inputs import is_coordinator, kea_here, ssh_transport
+from steps.planned import plan_then_apply
 
 DEBIAN_CONFIG = "/etc/kea/kea-dhcp4.conf"
 DEBIAN_KEA_GROUP = "_kea"
 WRITABLE_MODE = "664"  # root keeps ownership; Kea's group may rewrite it in place (config-write)
-READ_FILE, READ_PROBES = "kea file", "kea probes"
+FAILURES = (PushFailed, KeaError, SecretError)
+LABEL = "kea"
+READ_FILE, READ_PLANS = "kea file", "kea plans"
 
 
-def _server_pushes(on_host: Host, model: SiteModel, plans: list[SitePlan], stack: ExitStack,
-                   inventory) -> list[ServerPush]:  # noqa: ANN001 - pyinfra Inventory
-    """One push per Kea server named by `plans` (through this host's SSH connection when the
-    server's `kea.ssh` is this host, directly for a server reachable by URL)."""
-    codes = ROUTE_CODES if model.dhcp.option_249 else (121,)
+def _servers(on_host: Host, plans: list[SitePlan],
+             inventory) -> list[tuple[KeaEndpoint, list[SitePlan]]]:  # noqa: ANN001 - pyinfra Inventory
+    """The Kea servers this host pushes, each with its sites' plans: the servers reached
+    through this host's SSH, and on the coordinating host those reached directly by URL
+    (an HA partner is pushed from its own host)."""
     coordinator = is_coordinator(inventory, on_host)
-    pushes = []
-    for endpoint, grouped in group_by_server({p.site.name: p for p in plans}):
-        if not kea_here(endpoint, on_host, coordinator):
-            continue  # an HA partner pushed from its own host
-        transports = {endpoint.ssh: ssh_transport(on_host)} if endpoint.ssh else None
-        push = ServerPush(endpoint, grouped, codes, io.StringIO(), dhcp=model.dhcp)
-        push.transport = tunnelled_factory(model.ssh, stack, transports)(endpoint)
-        pushes.append(push)
-    return pushes
+    return [(endpoint, grouped) for endpoint, grouped in group_by_server({p.site.name: p for p in plans})
+            if kea_here(endpoint, on_host, coordinator)]
+
+
+def _connect(on_host: Host, model: SiteModel, endpoint: KeaEndpoint, plans: list[SitePlan],
+             stack: ExitStack) -> ServerPush:
+    """The push of one server, through this host's own SSH connection when the server's
+    `kea.ssh` is this host, directly for a server reachable by URL."""
+    codes = ROUTE_CODES if model.dhcp.option_249 else (121,)
+    transports = {endpoint.ssh: ssh_transport(on_host)} if endpoint.ssh else None
+    push = ServerPush(endpoint, plans, codes, dhcp=model.dhcp)
+    push.transport = tunnelled_factory(model.ssh, stack, transports)(endpoint)
+    return push
 
 
 def _prepare(push: ServerPush, model: SiteModel, stack: ExitStack) -> None:
@@ -63,7 +70,7 @@ def _prepare(push: ServerPush, model: SiteModel, stack: ExitStack) -> None:
         for endpoint in plan.site.kea_servers:
             if endpoint == push.endpoint:
                 continue
-            partner = ServerPush(endpoint, [plan], push.codes, io.StringIO(), dhcp=push.dhcp)
+            partner = ServerPush(endpoint, [plan], push.codes, dhcp=push.dhcp)
             partner.transport = factory(endpoint)
             partner.read()
             partner_routes.setdefault(plan.site.name, []).extend(partner.served_routes(plan))
@@ -73,49 +80,43 @@ def _prepare(push: ServerPush, model: SiteModel, stack: ExitStack) -> None:
     push.prepare(partner_routes)
 
 
-def _apply(state: State, host: Host, model: SiteModel, plans: list[SitePlan], endpoint: KeaEndpoint) -> bool:
-    """Execution time: the full push (config-test, set, write, verify) for this Kea server.
-
-    Returns False (pyinfra's failed command) with Kea's own message, no traceback.
-    """
+def _plan(on_host: Host, model: SiteModel, endpoint: KeaEndpoint, plans: list[SitePlan]) -> ServerPlan:
+    """config-get only (HA partners too): what the push would change on this server."""
     with ExitStack() as stack:
-        try:
-            push, = (p for p in _server_pushes(host, model, plans, stack, state.inventory)
-                     if p.endpoint == endpoint)
-            _prepare(push, model, stack)
-            push.apply()
-        except (PushFailed, KeaError, SecretError) as exc:
-            host.log_styled(f"kea: {exc}", fg="red", log_func=logger.error)
-            return False
-    for line in push.out.getvalue().splitlines():  # type: ignore[attr-defined]
-        host.log(line)
-    return True
+        push = _connect(on_host, model, endpoint, plans, stack)
+        _prepare(push, model, stack)
+        return push.plan()
 
 
-def _probe(model: SiteModel, plans: list[SitePlan]) -> list[ServerPush]:
-    """config-get on every Kea server this host pushes (HA partners too); records what would change."""
+def _apply(on_host: Host, model: SiteModel, endpoint: KeaEndpoint, plans: list[SitePlan]) -> list[str]:
+    """Execution time: the full push against the live config (read again, config-test, set,
+    write, verify); what it said."""
     with ExitStack() as stack:
-        try:
-            probes = _server_pushes(host, model, plans, stack, state.inventory)
-            for probe in probes:
-                _prepare(probe, model, stack)
-                probe.show_dry()
-        except (PushFailed, KeaError, SecretError) as exc:
-            raise OperationError(f"kea: {exc}") from None
-    return probes
+        push = _connect(on_host, model, endpoint, plans, stack)
+        _prepare(push, model, stack)
+        push.apply()
+        return push.said
 
 
 def read_ahead(model: SiteModel, plans: list[SitePlan], host_plans: list[SitePlan], path: str = DEBIAN_CONFIG) -> None:
-    """While pyinfra loads deploy.py: the Kea config file's state and the config-get probes, for
-    config_writable and routes_pushed to decide from on a run that changes nothing before them
-    (steps.readahead). A failure here is left for the steps to report."""
+    """While pyinfra loads deploy.py: the Kea config file's state and each server's plan
+    (config-get), for config_writable and routes_pushed to decide from on a run that changes
+    nothing before them (steps.readahead). A failure is left for the steps to report."""
     if host_plans:
         readahead.remember(READ_FILE, host.name, (path, host.get_fact(File, path=path)))
-    if plans:
+    planned = {}
+    for endpoint, grouped in _servers(host, plans, state.inventory) if plans else ():
         try:
-            readahead.remember(READ_PROBES, host.name, (id(plans), _probe(model, plans)))
-        except OperationError:
-            return
+            planned[endpoint] = (grouped, _plan(host, model, endpoint, grouped))
+        except FAILURES:
+            continue
+    readahead.remember(READ_PLANS, host.name, planned)
+
+
+def _recalled_plan(endpoint: KeaEndpoint, grouped: list[SitePlan]) -> ServerPlan | None:
+    """This server's plan read at load, if still valid and for the same sites' plans."""
+    known = (readahead.recall(READ_PLANS, host.name) or {}).get(endpoint)
+    return known[1] if known and known[0] == grouped else None
 
 
 @operation()
@@ -157,15 +158,10 @@ def routes_pushed(model: SiteModel, plans: list[SitePlan]):
     if not plans:
         host.noop("kea: no Kea server of the sites on this host")
         return
-    recalled = readahead.recall(READ_PROBES, host.name)
-    probes = recalled[1] if recalled and recalled[0] == id(plans) else _probe(model, plans)
-    for probe in probes:
-        if not probe.changes:
-            host.noop(f"kea: options 121/249 already as planned for {', '.join(p.site.name for p in probe.plans)}")
-            continue
-        if state.config.DIFF:
-            for change in probe.changes:
-                host.log(f"Will change {change.label}")
-            for line in probe.out.getvalue().splitlines():  # type: ignore[attr-defined]
-                logger.info("  %s", line)
-        yield FunctionCommand(_apply, (model, probe.plans, probe.endpoint), {})
+    for endpoint, grouped in _servers(host, plans, state.inventory):
+        names = ", ".join(p.site.name for p in grouped)
+        recalled = _recalled_plan(endpoint, grouped)
+        plan = (lambda known=recalled: known) if recalled is not None else partial(_plan, host, model, endpoint, grouped)
+        yield from plan_then_apply(LABEL, plan,
+                                   partial(_apply, model=model, endpoint=endpoint, plans=grouped),
+                                   failures=FAILURES, done=f"options 121/249 already as planned for {names}")

@@ -1,8 +1,9 @@
 """One shape for the deploy steps that wrap a plan/apply pair of another package.
 
-The control plane (and any other system the deploy changes through its own API)
-offers `plan()` (reads only; returns a change set with `.empty` and `.render()`)
-and an apply that re-plans against the live system and writes. A deploy step
+The control plane and the Kea push (any system the deploy changes through its own
+API) offer a plan (reads only; returns a change set with `.empty` and `.render()`:
+controlplane.ChangeSet, dhcp.push.ServerPlan) and an apply that re-plans against
+the live system and writes. A deploy step
 turns that pair into a pyinfra operation the same way every time: plan while
 pyinfra decides (no change: a no-op; `--diff`: the plan's rendering), apply at
 execution time, each failure one red line and pyinfra's failed command, never a
@@ -74,6 +75,7 @@ def plan_then_apply(label: str, plan: Callable[[], Plan], apply: Apply, *, failu
         host.noop(f"{label}: {done}")
         return
     if state.config.DIFF:
+        host.log(f"Will change {label}", logger.info)
         for line in changes.render().splitlines():
             logger.info("  %s", line)
     yield FunctionCommand(_apply, (label, apply, failures), {})

@@ -104,12 +104,6 @@ class SubnetIndex:
         return found[0]
 
 
-def find_subnet(config: dict[str, Any], prefix: IPNetwork | str,
-                subnet_id: int | None = None) -> dict[str, Any]:
-    """One lookup (see SubnetIndex.find)."""
-    return SubnetIndex(config).find(prefix, subnet_id)
-
-
 def _listing(subnets: list[tuple[dict[str, Any], str | None]]) -> str:
     if not subnets:
         return "none"
@@ -218,27 +212,6 @@ def merge_options(option_data: list[dict[str, Any]],
             placed.add(code)
     out.extend(copy.deepcopy(d) for c, d in wanted.items() if c not in placed)
     return out
-
-
-def unmanaged_route_options(option_data: list[dict[str, Any]],
-                            codes: tuple[int, ...] = ROUTE_CODES) -> list[dict[str, Any]]:
-    """Hand-made 121/249 entries a push would replace (reported, so nobody is surprised)."""
-    return [o for o in option_data
-            if is_route_option(o) and option_code(o) in codes and not is_managed(o)]
-
-
-def overriding_scopes(subnet: dict[str, Any]) -> list[str]:
-    """Pools and reservations inside the subnet that set 121/249 themselves: they win over the
-    subnet's option-data (reservation > pool > subnet), so their clients miss our routes."""
-    found = []
-    for pool in subnet.get("pools") or []:
-        if any(is_route_option(o) for o in pool.get("option-data") or []):
-            found.append(f"pool {pool.get('pool')}")
-    for res in subnet.get("reservations") or []:
-        if any(is_route_option(o) for o in res.get("option-data") or []):
-            who = res.get("hw-address") or res.get("client-id") or res.get("ip-address")
-            found.append(f"reservation {who}")
-    return found
 
 
 # -- whole-config helpers ----------------------------------------------------------------

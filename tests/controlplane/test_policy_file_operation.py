@@ -13,7 +13,7 @@ from controlplane import hujson, policy
 HAND = '// hand\n{\n  "acls": [\n    {"action": "accept", "src": ["*"], "dst": ["*:*"]}, // all\n  ],\n}\n'
 
 DEPLOY = """
-from controlplane.operations import headscale_policy_file
+from steps.policy_file import headscale_policy_file
 from controlplane.policy import PolicySpec
 headscale_policy_file(
     name="headscale policy",

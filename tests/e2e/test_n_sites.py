@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from lab import drive
+from tests.support import need
 
 pytestmark = pytest.mark.integration
 
@@ -32,8 +33,7 @@ def lab4(tmp_path_factory):
     from lab.prereq import missing_prerequisites
 
     missing = missing_prerequisites()
-    if missing:
-        pytest.skip(f"the lab cannot run here: missing {', '.join(missing)}")
+    need(f"the lab cannot run here: missing {', '.join(missing)}" if missing else None)
     topo = tmp_path_factory.mktemp("topo") / "four.toml"
     generated = subprocess.run([sys.executable, "-m", "lab", "topology", "--sites", str(SITES),
                                 "--layout", "mixed", "--routes", "1"], cwd=drive.REPO,

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from lab import drive
+from tests.support import need
 
 pytestmark = pytest.mark.integration
 
@@ -30,8 +31,7 @@ def lab_sites():
     from lab.topology import DEFAULT_PATH
 
     missing = missing_prerequisites()
-    if missing:
-        pytest.skip(f"the lab cannot run here: missing {', '.join(missing)}")
+    need(f"the lab cannot run here: missing {', '.join(missing)}" if missing else None)
     api.down()
     info = api.ensure_up(DEFAULT_PATH)  # the tests know the built-in lab's addresses
     yield info.sites_file

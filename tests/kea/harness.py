@@ -17,7 +17,8 @@ the test's namespace whose connections are opened inside the server namespace.
 
 Network safety: no namespace made here has a route to anywhere; all DHCP
 traffic stays on the veth pair (or bridge, for HA pairs) between the
-namespaces. Names start with the prefix given (default "s2s-kea"), veths with "sk".
+namespaces. The namespaces are tests.support.Namespaces (uniquely named, only
+these removed); veths start with "sk".
 """
 
 from __future__ import annotations
@@ -41,11 +42,13 @@ from typing import Any, Callable
 
 from netaddr import IPAddress, IPNetwork
 
+from lab import kea as kea_configs
 from tests.kea.roots import BY_NAME, Release, ensure_root
+from tests.support import Namespaces
 
 DHCLIENT = "/sbin/dhclient"
 DEBIAN_PACKAGES = ("isc-dhcp-client", "iproute2", "debootstrap")
-CA_PORT = 8000          # Debian's kea-ctrl-agent.conf default
+CA_PORT = kea_configs.CA_PORT  # Debian's kea-ctrl-agent.conf default
 DIRECT_PORT = 8004      # kea-dhcp4's own HTTP control socket (3.0), inside the namespace
 HOOKS_DIR = "/usr/lib/x86_64-linux-gnu/kea/hooks"
 # Debian's packaged directories, and where each lives in a test's workdir.
@@ -66,13 +69,6 @@ def missing_prerequisites(release: Release | None = None) -> list[str]:
     if os.geteuid() != 0:
         missing.append("root (network namespaces, chroot)")
     return missing
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run(*cmd: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -187,8 +183,7 @@ def kea_release(name: str | None = None) -> Release:
 
 
 def version_tuple(release: Release) -> tuple[int, int]:
-    major, minor = release.name.split(".")
-    return int(major), int(minor)
+    return kea_configs.version_tuple(release.name)
 
 
 @dataclass
@@ -204,7 +199,6 @@ class KeaInstance:
     subnet_id: int = 1
     user: str = "kea-api"
     password: str = field(default_factory=lambda: secrets.token_urlsafe(16), repr=False)
-    prefix: str = "s2s-kea"
     token: str = field(default_factory=lambda: secrets.token_hex(2))
     make_config: Callable[["KeaInstance"], dict[str, Any]] | None = None
     release: Release = field(default_factory=kea_release)
@@ -222,8 +216,9 @@ class KeaInstance:
         # /run/kea: short (unix socket paths <= 107 bytes) and 0750, which 2.6.3/3.0 insist on.
         self.rundir = Path(tempfile.mkdtemp(prefix="s2sk-", dir="/tmp"))
         self.rundir.chmod(0o750)
-        self.server_ns = f"{self.prefix}-{self.token}-{self.tag}-srv"
-        self.client_ns = self.lan.client_ns if self.lan else f"{self.prefix}-{self.token}-{self.tag}-cli"
+        self.spaces = Namespaces(f"kea{self.tag}")
+        self.server_ns = ""  # set by setup_network
+        self.client_ns = self.lan.client_ns if self.lan else ""
         self.srv_if = f"sk{self.token}{self.tag}s"[:15]
         self.cli_if = f"sk{self.token}{self.tag}c"[:15]
         self.config_path = self.workdir / "etc" / "kea-dhcp4.conf"
@@ -239,7 +234,6 @@ class KeaInstance:
         self._ca: subprocess.Popen[bytes] | None = None
         self._sshd: subprocess.Popen[bytes] | None = None
         self._sshd_forward: NetnsForward | None = None
-        self._netns_made = False
 
     def inner(self, path: Path) -> str:
         """The path Kea sees for a host-side file of this instance (Debian's layout)."""
@@ -270,13 +264,11 @@ class KeaInstance:
     def setup_network(self) -> None:
         """The server namespace and a veth to the LAN: a new client namespace, or (HA partner)
         the bridge in `lan`'s client namespace."""
-        run("ip", "netns", "add", self.server_ns)
-        self._netns_made = True
+        self.server_ns = self.spaces.add("server")
         if self.lan is None:
-            run("ip", "netns", "add", self.client_ns)
+            self.client_ns = self.spaces.add("client")
             run("ip", "-n", self.client_ns, "link", "add", "br0", "type", "bridge")
             run("ip", "-n", self.client_ns, "link", "set", "br0", "up")
-            run("ip", "-n", self.client_ns, "link", "set", "lo", "up")
             # dhclient-script writes /etc/resolv.conf: `ip netns exec` bind-mounts this over it.
             etc = Path("/etc/netns") / self.client_ns
             etc.mkdir(parents=True, exist_ok=True)
@@ -286,55 +278,38 @@ class KeaInstance:
         run("ip", "-n", self.client_ns, "link", "set", self.cli_if, "master", "br0")
         run("ip", "-n", self.server_ns, "addr", "add", f"{self.gateway}/{self.subnet.prefixlen}",
             "dev", self.srv_if)
-        for ns, ifname in ((self.server_ns, self.srv_if), (self.server_ns, "lo"),
-                           (self.client_ns, self.cli_if)):
+        for ns, ifname in ((self.server_ns, self.srv_if), (self.client_ns, self.cli_if)):
             run("ip", "-n", ns, "link", "set", ifname, "up")
 
     # -- kea-dhcp4 ---------------------------------------------------------------------
-    def control_sockets(self) -> dict[str, Any]:
-        """The Dhcp4 control socket key(s) this release takes: 2.x `control-socket` (a map),
-        3.0 `control-sockets` (a list; with api="direct" also the HTTP socket)."""
-        unix = {"socket-type": "unix", "socket-name": self.inner(self.socket_path)}
-        if version_tuple(self.release) < (3, 0):
-            return {"control-socket": unix}
-        sockets: list[dict[str, Any]] = [unix]
-        if self.api == "direct":
-            sockets.append({"socket-type": "http", "socket-address": "127.0.0.1",
-                            "socket-port": DIRECT_PORT, "authentication": self._authentication()})
-        return {"control-sockets": sockets}
-
     def _authentication(self) -> dict[str, Any]:
-        return {"type": "basic", "realm": f"s2s-kea-{self.tag}", "directory": LAYOUT["etc"],
-                "clients": [{"user": self.user, "password-file": self.password_path.name}]}
+        return kea_configs.basic_auth(self.user, self.password_path.name, realm=f"s2s-kea-{self.tag}",
+                                      directory=LAYOUT["etc"])
 
     def hook_libraries(self) -> list[dict[str, Any]]:
         return [{"library": f"{HOOKS_DIR}/{name}"} for name in self.hooks]
 
     def default_config(self) -> dict[str, Any]:
-        """A small but realistic config: one LAN subnet with a pool, routers/DNS options and a
-        reservation, a global option, and one unrelated subnet, logging to the workdir."""
-        config: dict[str, Any] = {"Dhcp4": {
-            "interfaces-config": {"interfaces": [self.srv_if], "dhcp-socket-type": "raw"},
-            **self.control_sockets(),
-            "lease-database": {"type": "memfile", "persist": True,
-                               "name": self.inner(self.leases_path), "lfc-interval": 0},
-            "valid-lifetime": 600,
-            "option-data": [{"name": "domain-name", "data": "lab.example"}],
-            "subnet4": [{
-                "id": self.subnet_id,
-                "subnet": str(self.subnet),
-                "pools": [{"pool": self.pool}],
-                "option-data": [{"name": "routers", "data": str(self.gateway)},
-                                {"name": "domain-name-servers", "data": str(self.gateway)}],
-                "reservations": [{"hw-address": "02:00:00:00:00:99",
-                                  "ip-address": str(self.subnet[50]),
-                                  "hostname": "reserved-host"}],
-            }],
-            "loggers": [{"name": "kea-dhcp4", "severity": "INFO", "debuglevel": 0,
-                         "output_options": [{"output": self.inner(self.log_path)}]}],
-        }}
+        """The lab's Kea config (lab/kea.py) for this LAN, made a little more realistic: a DNS
+        option and a reservation in the subnet, a global option, raw sockets, leases and log
+        in the workdir (callers add an unrelated subnet, shared networks, hooks, HA)."""
+        http = (kea_configs.http_socket(self._authentication(), DIRECT_PORT) if self.api == "direct"
+                else None)
+        config = kea_configs.dhcp4_config(
+            self.release.name, interface=self.srv_if, subnet=str(self.subnet), pool=self.pool,
+            router=str(self.gateway), subnet_id=self.subnet_id, valid_lifetime=600,
+            socket_name=self.inner(self.socket_path), http=http, log_output=self.inner(self.log_path),
+            lease_database={"type": "memfile", "persist": True, "name": self.inner(self.leases_path),
+                            "lfc-interval": 0})
+        dhcp4 = config["Dhcp4"]
+        dhcp4["interfaces-config"]["dhcp-socket-type"] = "raw"
+        dhcp4["option-data"] = [{"name": "domain-name", "data": "lab.example"}]
+        subnet = dhcp4["subnet4"][0]
+        subnet["option-data"].append({"name": "domain-name-servers", "data": str(self.gateway)})
+        subnet["reservations"] = [{"hw-address": "02:00:00:00:00:99", "ip-address": str(self.subnet[50]),
+                                   "hostname": "reserved-host"}]
         if self.hooks:
-            config["Dhcp4"]["hooks-libraries"] = self.hook_libraries()
+            dhcp4["hooks-libraries"] = self.hook_libraries()
         return config
 
     def write_config(self) -> None:
@@ -432,15 +407,8 @@ class KeaInstance:
         self.password_path.chmod(0o600)
 
     def write_ca_config(self) -> None:
-        config = {"Control-agent": {
-            "http-host": "127.0.0.1",
-            "http-port": CA_PORT,
-            "authentication": self._authentication(),
-            "control-sockets": {"dhcp4": {"socket-type": "unix",
-                                          "socket-name": self.inner(self.socket_path)}},
-            "loggers": [{"name": "kea-ctrl-agent", "severity": "INFO", "debuglevel": 0,
-                         "output_options": [{"output": self.inner(self.ca_log_path)}]}],
-        }}
+        config = kea_configs.ctrl_agent_config(self._authentication(), socket_name=self.inner(self.socket_path),
+                                               port=CA_PORT, log_output=self.inner(self.ca_log_path))
         self.ca_config_path.write_text(json.dumps(config, indent=2))
 
     def start_ca(self) -> None:
@@ -600,12 +568,9 @@ class KeaInstance:
             if forward is not None:
                 forward.close()
         self._forward = self._sshd_forward = None
-        if self._netns_made:
-            run("ip", "netns", "del", self.server_ns, check=False)
-            if self.lan is None:
-                run("ip", "netns", "del", self.client_ns, check=False)
-                shutil.rmtree(Path("/etc/netns") / self.client_ns, ignore_errors=True)
-            self._netns_made = False
+        if "client" in self.spaces.names:
+            shutil.rmtree(Path("/etc/netns") / self.client_ns, ignore_errors=True)
+        self.spaces.delete()
         shutil.rmtree(self.rundir, ignore_errors=True)
 
     def __enter__(self) -> "KeaInstance":

@@ -14,7 +14,7 @@ import pytest
 from pyinfra.api import FunctionCommand
 from pyinfra.context import ctx_host, ctx_state
 
-from dhcp.kea.options import find_subnet
+from dhcp.kea.options import SubnetIndex
 from dhcp.plan import build_plan
 from sites import load_sites
 from steps import kea as kea_step
@@ -71,7 +71,7 @@ def test_routes_pushed_changes_then_noops(kea_factory, tmp_path):
     assert len(commands) == 2 and all(isinstance(c, FunctionCommand) for c in commands)
     assert any("Will change" in line for line in host.logs)
     for kea in keas.values():  # planning only read
-        assert not any(o.get("code") == 121 for o in find_subnet(kea.running_config(), kea.subnet)["option-data"])
+        assert not any(o.get("code") == 121 for o in SubnetIndex(kea.running_config()).find(kea.subnet)["option-data"])
     for command in commands:  # pyinfra's execution phase
         assert command.function(state, host, *command.args, **command.kwargs) is True
     for name, kea in keas.items():

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import pytest
 
 from dhcp.kea.keep import option_routes
-from dhcp.kea.options import find_subnet, is_route_option
+from dhcp.kea.options import SubnetIndex, is_route_option
 from tests.kea.conftest import ROUTERS
 from tests.kea.harness import HOOKS_DIR, SITE_A, KeaInstance, unix_command
 from tests.kea.test_push_integration import cli
@@ -86,7 +86,7 @@ def site_file(path: Path, pair: list[KeaInstance]) -> Path:
 
 
 def route_data(kea: KeaInstance) -> dict[int, str]:
-    subnet = find_subnet(kea.running_config(), kea.subnet)
+    subnet = SubnetIndex(kea.running_config()).find(kea.subnet)
     return {o["code"]: o["data"].upper() for o in subnet["option-data"] if is_route_option(o)}
 
 

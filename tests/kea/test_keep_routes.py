@@ -14,7 +14,7 @@ from typing import Any, Callable
 import pytest
 
 from dhcp.kea.keep import option_routes
-from dhcp.kea.options import KEPT_KEY, MANAGED_BY, find_subnet, is_route_option
+from dhcp.kea.options import KEPT_KEY, MANAGED_BY, SubnetIndex, is_route_option
 from dhcp.rfc3442 import encode
 from tests.kea.conftest import ROUTERS, write_site_file
 from tests.kea.harness import SITE_A, SITE_B, KeaInstance, version_tuple
@@ -72,7 +72,7 @@ def test_subnet_routes_kept_merged_and_stable(site_pair):
     first = cli("dhcp", "push", "--sites", str(site_file))
     assert first.returncode == 0, first.stderr
     assert "keeping 198.51.100.0/24 via 192.0.2.10" in first.stdout
-    options = route_options(find_subnet(a.running_config(), a.subnet)["option-data"])
+    options = route_options(SubnetIndex(a.running_config()).find(a.subnet)["option-data"])
     assert set(options) == {121, 249}
     assert options[121]["user-context"] == {"managed-by": MANAGED_BY,
                                             KEPT_KEY: [f"{n} - {h}" for n, h in USER]}
@@ -101,7 +101,7 @@ def test_a_changed_plan_keeps_the_kept_routes(site_pair, tmp_path):
                          'router = "172.31.0.2"\n')
     second = cli("dhcp", "push", "--sites", str(site_file))
     assert second.returncode == 0, second.stderr
-    options = route_options(find_subnet(a.running_config(), a.subnet)["option-data"])
+    options = route_options(SubnetIndex(a.running_config()).find(a.subnet)["option-data"])
     carried = {(str(n), str(h)) for n, h in option_routes(options[121])}
     assert set(USER) <= carried and ("172.31.0.0/24", ROUTERS["a"]) in carried
 
@@ -113,7 +113,7 @@ def test_global_routes_are_carried_into_the_subnet(site_pair):
     assert result.returncode == 0, result.stderr
     assert "keeping 10.99.0.0/16 via 192.0.2.9 (global option 121)" in result.stdout
     assert a.running_config()["Dhcp4"]["option-data"] == before  # the global scope is not ours
-    options = route_options(find_subnet(a.running_config(), a.subnet)["option-data"])
+    options = route_options(SubnetIndex(a.running_config()).find(a.subnet)["option-data"])
     assert KEPT_KEY not in options[121]["user-context"]  # read again on every push
     routes = a.dhclient()
     assert "10.99.0.0/16 via 192.0.2.9 " in routes and f"100.64.0.0/10 via {ROUTERS['a']} " in routes
@@ -125,7 +125,7 @@ def test_pool_with_its_own_routes_gets_the_plan_too(site_pair):
     a, b, site_file = site_pair("pool", USER)
     result = cli("dhcp", "push", "--sites", str(site_file))
     assert result.returncode == 0, result.stderr
-    pool = find_subnet(a.running_config(), a.subnet)["pools"][0]
+    pool = SubnetIndex(a.running_config()).find(a.subnet)["pools"][0]
     options = route_options(pool["option-data"])
     assert options[121]["user-context"][KEPT_KEY] == [f"{n} - {h}" for n, h in USER]
     routes = a.dhclient()  # the client's address is from that pool

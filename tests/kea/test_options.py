@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from dhcp.kea.options import (MANAGED_BY, KeaConfigError, canonical, config_for_set,
-                              desired_options, find_subnet, is_managed, iter_subnets,
+from dhcp.kea.options import (MANAGED_BY, KeaConfigError, SubnetIndex, canonical, config_for_set,
+                              desired_options, is_managed, iter_subnets,
                               merge_options, option_bytes, option_diff, options_match,
-                              overriding_scopes, same_option, unmanaged_route_options)
+                              same_option)
+from dhcp.push import _scopes_inside
 
 DATA = Path(__file__).with_name("data") / "config-get-kea-2.2.json"
 ROUTES = bytes.fromhex("0A6440C0000202 00C0000201".replace(" ", ""))
@@ -34,29 +35,29 @@ def test_iter_subnets_sees_shared_networks(config):
                      ("172.16.100.0/24", "lan-b")}
 
 
-def test_find_subnet_by_prefix_inside_a_shared_network(config):
-    subnet = find_subnet(config, "172.16.100.0/24")
+def test_subnet_index_by_prefix_inside_a_shared_network(config):
+    subnet = SubnetIndex(config).find("172.16.100.0/24")
     assert subnet["id"] == 7
     subnet["option-data"] = []  # a reference into the config, not a copy
     assert config["Dhcp4"]["shared-networks"][0]["subnet4"][0]["option-data"] == []
 
 
-def test_find_subnet_by_id_and_mismatch(config):
-    assert find_subnet(config, "192.0.2.0/24", 1)["id"] == 1
+def test_subnet_index_by_id_and_mismatch(config):
+    assert SubnetIndex(config).find("192.0.2.0/24", 1)["id"] == 1
     with pytest.raises(KeaConfigError, match="id 99 is 198.18.0.0/24, not the site's subnet"):
-        find_subnet(config, "192.0.2.0/24", 99)
+        SubnetIndex(config).find("192.0.2.0/24", 99)
     with pytest.raises(KeaConfigError, match=r"no subnet4 with id 5 \(has: .*192.0.2.0/24 id 1"):
-        find_subnet(config, "192.0.2.0/24", 5)
+        SubnetIndex(config).find("192.0.2.0/24", 5)
     with pytest.raises(KeaConfigError, match="no subnet4 for 10.0.0.0/8"):
-        find_subnet(config, "10.0.0.0/8")
+        SubnetIndex(config).find("10.0.0.0/8")
 
 
-def test_find_subnet_refuses_ambiguity(config):
-    dup = copy.deepcopy(find_subnet(config, "192.0.2.0/24"))
+def test_subnet_index_refuses_ambiguity(config):
+    dup = copy.deepcopy(SubnetIndex(config).find("192.0.2.0/24"))
     dup["id"] = 2
     config["Dhcp4"]["subnet4"].append(dup)
     with pytest.raises(KeaConfigError, match="set kea.subnet_id"):
-        find_subnet(config, "192.0.2.0/24")
+        SubnetIndex(config).find("192.0.2.0/24")
 
 
 def test_desired_options_form():
@@ -92,14 +93,13 @@ def test_same_option_ignores_kea_normalisation():
 
 
 def test_hand_made_and_always_send_entries_are_a_change(config):
-    subnet = find_subnet(config, "192.0.2.0/24", 1)
+    subnet = SubnetIndex(config).find("192.0.2.0/24", 1)
     desired = desired_options(ROUTES)
     assert not options_match(subnet["option-data"], desired)
-    assert [o["code"] for o in unmanaged_route_options(subnet["option-data"])] == [121]
 
 
 def test_merge_replaces_in_place_keeps_everything_else(config):
-    subnet = find_subnet(config, "192.0.2.0/24", 1)
+    subnet = SubnetIndex(config).find("192.0.2.0/24", 1)
     before = copy.deepcopy(subnet["option-data"])
     merged = merge_options(subnet["option-data"], desired_options(ROUTES))
     assert subnet["option-data"] == before  # input untouched
@@ -112,7 +112,7 @@ def test_merge_replaces_in_place_keeps_everything_else(config):
 
 
 def test_merge_appends_when_absent_and_is_idempotent(config):
-    subnet = find_subnet(config, "172.16.100.0/24")
+    subnet = SubnetIndex(config).find("172.16.100.0/24")
     merged = merge_options(subnet["option-data"], desired_options(ROUTES))
     assert [o["code"] for o in merged] == [3, 6, 121, 249]
     assert merge_options(merged, desired_options(ROUTES)) == merged
@@ -136,8 +136,9 @@ def test_other_spaces_and_codes_are_not_ours():
 
 
 def test_overriding_pool_is_reported(config):
-    assert overriding_scopes(find_subnet(config, "192.0.2.0/24", 1)) == ["pool 192.0.2.10-192.0.2.20"]
-    assert overriding_scopes(find_subnet(config, "172.16.100.0/24")) == []
+    scopes = _scopes_inside(SubnetIndex(config).find("192.0.2.0/24", 1))
+    assert [key for key, _ in scopes] == [("pool", "192.0.2.10-192.0.2.20")]
+    assert _scopes_inside(SubnetIndex(config).find("172.16.100.0/24")) == []
 
 
 def test_config_for_set_strips_hash_and_copies(config):
@@ -153,12 +154,12 @@ def test_canonical_ignores_key_order_and_hash_but_not_content(config):
     reordered["Dhcp4"] = dict(reversed(list(reordered["Dhcp4"].items())))
     assert canonical({**reordered, "hash": "X"}) == canonical(config)
     changed = copy.deepcopy(config)
-    find_subnet(changed, "172.16.100.0/24")["option-data"].pop()
+    SubnetIndex(changed).find("172.16.100.0/24")["option-data"].pop()
     assert canonical(changed) != canonical(config)
 
 
 def test_option_diff_shows_only_option_changes(config):
-    subnet = find_subnet(config, "172.16.100.0/24")
+    subnet = SubnetIndex(config).find("172.16.100.0/24")
     diff = option_diff(subnet["option-data"], merge_options(subnet["option-data"],
                                                             desired_options(ROUTES)), "lan")
     assert diff.startswith("--- lan (running)\n+++ lan (after push)\n")

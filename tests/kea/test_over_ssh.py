@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from dhcp.kea.options import find_subnet
+from dhcp.kea.options import SubnetIndex
 from tests.kea.conftest import ROUTERS
 from tests.kea.harness import CA_PORT, DIRECT_PORT, SITE_A, KeaInstance
 from tests.kea.roots import BY_NAME
@@ -57,7 +57,7 @@ def test_push_and_write_both_go_through_ssh(over_ssh):
     written = cli("dhcp.kea", "write", "--sites", str(sites))
     assert written.returncode == 0, written.stderr
     assert "config written to /etc/kea/kea-dhcp4.conf" in written.stdout
-    assert any(o.get("code") == 121 for o in find_subnet(kea.file_config(), kea.subnet)["option-data"])
+    assert any(o.get("code") == 121 for o in SubnetIndex(kea.file_config()).find(kea.subnet)["option-data"])
     assert kea.received_commands()[-1] == "config-write"
     for result in (pushed, written):
         assert kea.password not in result.stdout + result.stderr

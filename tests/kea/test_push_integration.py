@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from dhcp.kea.connect import transport_for
-from dhcp.kea.options import MANAGED_BY, find_subnet, is_route_option
+from dhcp.kea.options import MANAGED_BY, SubnetIndex, is_route_option
 from dhcp.plan import build_plan
 from dhcp.push import run as push_run
 from dhcp.rfc3442 import decode
@@ -41,13 +41,13 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def subnet_options(kea: KeaInstance, config: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     config = config or kea.running_config()
-    return list(find_subnet(config, kea.subnet).get("option-data") or [])
+    return list(SubnetIndex(config).find(kea.subnet).get("option-data") or [])
 
 
 def without_route_options(config: dict[str, Any], kea: KeaInstance) -> dict[str, Any]:
     """The config with the LAN subnet's 121/249 entries removed: what must not change."""
     config = copy.deepcopy(config)
-    subnet = find_subnet(config, kea.subnet)
+    subnet = SubnetIndex(config).find(kea.subnet)
     subnet["option-data"] = [o for o in subnet.get("option-data") or [] if not is_route_option(o)]
     return config
 
@@ -121,7 +121,7 @@ def test_second_push_sends_no_config_set(two_sites, site_file):
 def test_kea_restarted_from_its_file_still_serves_the_routes(two_sites, site_file):
     assert cli("dhcp", "push", "--sites", str(site_file)).returncode == 0
     for name, kea in two_sites.items():
-        on_disk = find_subnet(kea.file_config(), kea.subnet)
+        on_disk = SubnetIndex(kea.file_config()).find(kea.subnet)
         assert any(o.get("code") == 121 for o in on_disk.get("option-data", []))
         kea.restart_dhcp4()
         assert_client_routes(kea.dhclient(), name, two_sites["b" if name == "a" else "a"])

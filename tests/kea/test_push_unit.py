@@ -8,7 +8,7 @@ from pathlib import Path
 from dhcp.plan import build_plan
 from dhcp.push import group_by_server, run
 from sites import load_sites
-from tests.kea.harness import free_port
+from tests.support import free_port
 
 
 def plans_for(tmp_path: Path, text: str):

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from dhcp.kea.options import find_subnet, is_route_option
+from dhcp.kea.options import SubnetIndex, is_route_option
 from tests.kea.conftest import ROUTERS, TARGETS, write_site_file
 from tests.kea.harness import SITE_A, SITE_B, KeaInstance
 from tests.kea.roots import BY_NAME
@@ -49,7 +49,7 @@ def test_one_subnet_changes_with_subnet4_delta_add(with_hook):
     assert without_route_options(a.running_config(), a) == without_route_options(before, a)
     assert f"100.64.0.0/10 via {ROUTERS['a']} " in a.dhclient()
     a.restart_dhcp4()  # persisted by config-write
-    assert any(o.get("code") == 121 for o in find_subnet(a.running_config(), a.subnet)["option-data"])
+    assert any(o.get("code") == 121 for o in SubnetIndex(a.running_config()).find(a.subnet)["option-data"])
     again = cli("dhcp", "push", "--sites", str(site_file))
     assert again.returncode == 0 and "updated" not in again.stdout
 
@@ -70,5 +70,5 @@ def test_a_pool_change_too_falls_back_to_config_set(kea_factory, tmp_path):
     assert "changed with config-set" in result.stdout
     sent = a.received_commands()[logged:]
     assert "config-set" in sent and "subnet4-delta-add" not in sent
-    pool = find_subnet(a.running_config(), a.subnet)["pools"][0]
+    pool = SubnetIndex(a.running_config()).find(a.subnet)["pools"][0]
     assert any(is_route_option(o) for o in pool["option-data"])

@@ -17,7 +17,7 @@ import pytest
 
 from dhcp.kea.transport import (ControlAgentTransport, DirectHttpTransport, KeaAuthError,
                                 KeaError, KeaUnreachable, KeaUnsupported)
-from tests.kea.harness import free_port
+from tests.support import free_port
 
 SECRET = "s3cret-pw-42"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import tomllib
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import paramiko
 import pytest
 from netaddr import IPAddress, IPNetwork
 
+import sites
 from lab.sitefile import SshEndpoint, render_site_file, render_ssh_config
 from lab.topology import load_topology
 
@@ -78,19 +78,7 @@ def test_unknown_alias_or_site_is_refused(tmp_path: Path) -> None:
         render_site_file(TOPO, kea_password_files={"c": "/x"})
 
 
-def _sites_module():
-    """The lead's site model; skipped (with the reason) until it lands, fatal under CI."""
-    try:
-        import sites
-        return sites
-    except ImportError as exc:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            raise
-        pytest.skip(f"sites/ (the site model) is not importable yet: {exc}")
-
-
 def test_site_file_loads_with_the_site_model(tmp_path: Path) -> None:
-    sites = _sites_module()
     for site in ("a", "b"):
         (tmp_path / ("kea a.pw" if site == "a" else "kea-b.pw")).write_text(f"pw-{site}\n")
     (tmp_path / "headscale.key").write_text("hskey\n")
@@ -113,7 +101,6 @@ def test_site_file_loads_with_the_site_model(tmp_path: Path) -> None:
 
 
 def test_site_file_with_lab_extensions_loads_with_the_site_model(tmp_path: Path) -> None:
-    sites = _sites_module()
     path = tmp_path / "sites.toml"
     path.write_text(
         full_render(

@@ -35,14 +35,6 @@ FS_FACT_MODULES = ("pyinfra.", "operations.owned", "operations.batch")
 DATA = Path(__file__).parent / "data"
 
 
-def require(condition: bool, why: str) -> None:
-    """Real-component prerequisites: fail loudly under CI, skip (saying why) elsewhere."""
-    if condition:
-        return
-    import pytest
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"prerequisite missing under CI: {why}")
-    pytest.skip(why)
 MISSING = object()  # the fact's program is not installed: the fact returns its default
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ops_harness import require
+from tests.support import need
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,9 +23,10 @@ DEPLOY = Path(__file__).with_name("router_deploy.py")
 
 def lab_info():
     from lab import api
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        return api.ensure_up()
-    require(api.is_running(), "the lab is not running (python -m lab up)")
+    from lab.prereq import missing_prerequisites
+
+    missing = missing_prerequisites()
+    need(f"the lab cannot run here: missing {', '.join(missing)}" if missing else None)
     return api.ensure_up()
 
 

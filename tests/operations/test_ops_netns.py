@@ -19,14 +19,15 @@ import pytest
 
 from operations import facts, gro, mss, tailscale
 from operations.secret import AuthKey
-from ops_harness import NetnsHost, require, rules_in, run_op, texts
+from ops_harness import NetnsHost, rules_in, run_op, texts
+from tests.support import need
 
 pytestmark = pytest.mark.integration
 
 
 def need_iptables():
-    require(shutil.which("iptables") is not None and shutil.which("ip6tables") is not None,
-            "needs iptables (apt-get install iptables)")
+    need(None if shutil.which("iptables") and shutil.which("ip6tables")
+         else "needs iptables (apt-get install iptables)")
 
 
 def test_mss_clamp_op_real(netns):
@@ -64,7 +65,7 @@ def test_mss_boot_script_real(netns, tmp_path):
 
 
 def test_gro_op_real_veth(netns):
-    require(shutil.which("ethtool") is not None, "needs ethtool (apt-get install ethtool)")
+    need(None if shutil.which("ethtool") else "needs ethtool (apt-get install ethtool)")
     host = NetnsHost(netns)
     host.sh("ip link add s2s-op-g0 type veth peer name s2s-op-g1")
     before = host.get_fact(facts.UdpGroForwarding, interface="s2s-op-g0")
@@ -91,7 +92,7 @@ def tailscaled(netns):
     try:
         daemon = gobuild.binary("tailscaled")
     except Exception as e:  # no Go toolchain / module proxy
-        require(False, f"cannot build tailscaled: {e}")
+        need(f"cannot build tailscaled: {e}")
     bindir = str(daemon.parent)
     tmp = Path(tempfile.mkdtemp(prefix="s2s-op-ts-"))
     sock = str(tmp / "sock")

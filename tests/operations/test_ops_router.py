@@ -12,8 +12,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_router_inputs_from_example_site_file(monkeypatch):
     model = load_sites(ROOT / "sites.example.toml")
-    a = model.sites["a"]
-    assert router.other_routes(a, model) == ["172.16.100.0/24"]
     assert router.login_server_for(model.tailnet) == "https://headscale.example.net"
     src = router.InstallSource.from_model(model.tailscale)
     assert src.repo_url == "https://pkgs.tailscale.com/stable/debian" and src.key_content is None

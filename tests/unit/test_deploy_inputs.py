@@ -204,6 +204,7 @@ ssh = "root@a-gw2"
     gw2 = inventory_hosts(loaded)["a-gw2"]
     gw2.connector = SimpleNamespace(client=None)
     with ExitStack() as stack:
-        pushes = kea_step._server_pushes(gw2, loaded, inputs.kea_plans(gw2), stack, inventory=None)
+        pushes = [kea_step._connect(gw2, loaded, endpoint, grouped, stack)
+                  for endpoint, grouped in kea_step._servers(gw2, inputs.kea_plans(gw2), inventory=None)]
     assert [p.endpoint.ssh for p in pushes] == ["root@a-gw2"]
     assert list(handed[0]) == ["root@a-gw2"]

@@ -1,0 +1,101 @@
+"""Undo on a removed subnet router what the router deploy did there (the removal run, `--data prune=true`).
+
+What is removed, and why exactly that (docs/removal.md):
+- the node's tailnet login (`tailscale logout`): the router stops advertising the site's
+  routes and the control server expires its key;
+- every file and unit the router deploy owns and marks "Managed by s2s": the forwarding
+  sysctl.d file, the MSS clamp script and unit (and its live rules), the UDP GRO unit
+  template and its instances (stopped, disabled, daemon-reload);
+kept: the Tailscale installation (package, its apt source and keyring, the drop-in that
+keeps tailscaled off Tailscale's log servers): a logged-out tailscaled routes nothing, the
+package may serve other uses of the host, and removing its source or that drop-in would
+leave an installed daemon without updates or make it upload logs. Live values the deploy
+turned on (IP forwarding, UDP GRO on the NIC) stay until reboot: the previous values are
+not known, and forcing them off could break something else on the host.
+Each item is decided from facts, so a second removal run changes nothing.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable
+
+from pyinfra import host, logger, state
+from pyinfra.api import OperationError, operation
+from pyinfra.api.util import format_text
+
+from operations import batch, gro, mss, owned
+from operations.facts import MssClampRules, TailscaleStatus
+from operations.facts.systemd import ProjectUnitState
+from operations.forwarding import SYSCTL_FILE
+from operations.util import warn
+
+OWNED_FILES = (SYSCTL_FILE, mss.SCRIPT, mss.UNIT, gro.UNIT)
+UNIT_PREFIX = "s2s-"
+
+
+def removal_facts(interface: str = "tailscale0") -> list[batch.Fact]:
+    """What `removed` decides from (read in one command)."""
+    return [(TailscaleStatus, {}), (ProjectUnitState, {"prefix": UNIT_PREFIX}),
+            *[(owned.OwnedFile, {"path": path}) for path in OWNED_FILES],
+            *[(MssClampRules, {"interface": interface, "version": v}) for v in (4, 6)]]
+
+
+@operation()
+def removed(interface: str = "tailscale0", logout: bool = True, declared_addresses: Iterable[str] | None = ()):
+    """
+    Take this host out of the site-to-site setup: log out of the tailnet, remove the project's files and units.
+
+    + interface: the Tailscale interface the MSS clamp rules name
+    + logout: run `tailscale logout` when the node is logged in
+    + declared_addresses: tailnet addresses of the routers the site file still declares; a host
+      that is one of them (a router whose ssh target was renamed) is left untouched; None: they
+      could not be read, so nothing is touched
+    """
+    if declared_addresses is None:
+        raise OperationError("cannot read the declared routers' tailnet addresses from the control plane, "
+                             "so cannot tell this host is not one of them (renamed): not touched")
+    status, units, *rest = batch.read(*removal_facts(interface))
+    same = sorted(set(status.tailscale_ips if status else ()) & set(declared_addresses))
+    if same:  # a stale record entry, not a removed router: nothing to undo (the record drops it)
+        warn(f"this host is the tailnet node {', '.join(same)} of a router the site file still declares "
+             "(its ssh target renamed?): left untouched")
+        host.noop("a declared router under an old name: nothing removed")
+        return
+    files = dict(zip(OWNED_FILES, rest[: len(OWNED_FILES)]))
+    clamps = dict(zip((4, 6), rest[len(OWNED_FILES):]))
+    commands: list[str] = []
+    if logout and status is not None and status.logged_in:
+        commands.append("tailscale logout")
+    for unit in units.active:
+        commands.append(f"systemctl stop {shlex.quote(unit)}")
+    for unit in units.enabled:
+        commands.append(f"systemctl disable {shlex.quote(unit)}")
+    for version, clamp in clamps.items():
+        for direction, present in (("out", clamp and clamp.outbound), ("in", clamp and clamp.inbound)):
+            if present:
+                commands.append(f"{mss.COMMANDS[version]} -t mangle -D FORWARD {mss.rule_args(interface, direction)}")
+    gone = [path for path, state in files.items() if state is not None]
+    if gone:
+        commands.append("rm -f " + " ".join(shlex.quote(p) for p in gone))
+    if units.enabled or any(p.startswith("/etc/systemd/") for p in gone):
+        commands.append("systemctl daemon-reload")
+    if not commands:
+        host.noop("nothing of the site-to-site setup is left on this host")
+        return
+    _show(commands)
+    yield from commands
+
+
+_shown: set[tuple[int, str]] = set()
+
+
+def _show(commands: list[str]) -> None:
+    """Print the removal's commands once per host and run, so `--dry` previews exactly what goes."""
+    key = (id(state._get_module()), str(host.name))
+    if key in _shown:
+        return
+    _shown.add(key)
+    host.log(f"Will {format_text('remove the site-to-site setup', bold=True)}:", logger.info)
+    for command in commands:
+        logger.info("  %s", format_text(command, "red"))

@@ -1,0 +1,121 @@
+"""The applied record: which routers the deploy configured, kept next to the site file.
+
+`<sitefile>.applied.json` is written by the deploy at the end of every real
+(non-dry) run; it holds each router's site, SSH target, tailnet node name and
+advertised prefixes, nothing secret. A router that is in the record but no
+longer in the site file is "removed": the removal run (`--data prune=true`)
+undoes what the project did on it and in the control plane, then drops it from
+the record. Until then a removed router stays recorded, so nothing is forgotten
+by a run that did not prune, or whose pruning failed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sites.model import SiteModel, SshTarget
+
+SUFFIX = ".applied.json"
+VERSION = 1
+PRUNE_KEY = "prune"
+
+
+class RecordError(Exception):
+    """The record file exists but cannot be read (one line, names the file)."""
+
+
+@dataclass(frozen=True)
+class AppliedRouter:
+    """One router as the deploy last configured it."""
+
+    site: str
+    ssh: str
+    tailnet_node: str | None
+    prefixes: tuple[str, ...]
+
+    @property
+    def host(self) -> str:
+        """pyinfra's inventory name (the same one inventory.py gives a declared router)."""
+        return SshTarget.parse(self.ssh).name
+
+    @property
+    def idents(self) -> list[str]:
+        """Names the node may have in the tailnet: tailnet_node, else the SSH host (as for declared routers)."""
+        return [i for i in (self.tailnet_node, SshTarget.parse(self.ssh).host) if i]
+
+
+def record_path(model: SiteModel) -> Path:
+    return model.path.with_name(model.path.name + SUFFIX)
+
+
+def declared(model: SiteModel) -> list[AppliedRouter]:
+    """Every router the site file declares, as the record would hold it."""
+    return [AppliedRouter(site.name, router.ssh, router.tailnet_node, tuple(str(p) for p in site.advertised))
+            for site in model.sites.values() for router in site.routers]
+
+
+def read(path: Path) -> list[AppliedRouter]:
+    """The recorded routers; none when there is no record yet (a first deploy)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise RecordError(f"{path}: cannot read the applied record: {exc}") from None
+    try:
+        return [AppliedRouter(str(r["site"]), str(r["ssh"]), r.get("tailnet_node"),
+                              tuple(str(p) for p in r["prefixes"])) for r in data["routers"]]
+    except (KeyError, TypeError) as exc:
+        raise RecordError(f"{path}: routers: unexpected record layout ({exc})") from None
+
+
+def removed(model: SiteModel, recorded: Iterable[AppliedRouter]) -> list[AppliedRouter]:
+    """Recorded routers the site file no longer declares (matched by their SSH target)."""
+    now = {r.host for r in declared(model)}
+    return [r for r in recorded if r.host not in now]
+
+
+def write(path: Path, routers: Sequence[AppliedRouter]) -> bool:
+    """Write the record atomically; False when it already holds exactly this."""
+    text = json.dumps({"version": VERSION, "routers": [asdict(r) for r in routers]}, indent=2) + "\n"
+    try:
+        if path.read_text() == text:
+            return False
+    except OSError:
+        pass
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return True
+
+
+def prune_requested(argv: Sequence[str] | None = None) -> bool:
+    """True when pyinfra was started with `--data prune=true`.
+
+    inventory.py needs it before pyinfra hands `--data` to the hosts (pyinfra loads an
+    inventory file without it), so it reads pyinfra's own command line, with pyinfra's
+    value parsing; deploy.py reads the same value from host.data.
+    """
+    args = list(sys.argv if argv is None else argv)
+    values = []
+    for i, arg in enumerate(args):
+        if arg == "--data" and i + 1 < len(args):
+            values.append(args[i + 1])
+        elif arg.startswith("--data="):
+            values.append(arg[len("--data="):])
+    for value in values:
+        key, _, text = value.partition("=")
+        if key == PRUNE_KEY:
+            return is_true(text)
+    return False
+
+
+def is_true(value: object) -> bool:
+    """pyinfra's --data value as a flag (it parses "true"/"false"; a string or number otherwise)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return value is True or value == 1
