@@ -10,16 +10,22 @@ A recalled read is as good as a fresh one only while no operation of this run
 has run a command on any host (a router that re-advertised, a policy written,
 a Kea config changed): from the first command on, every step reads afresh, so a
 run that changes something decides exactly as before. --dry runs no command.
+A read older than MAX_AGE seconds is not recalled either: without -y pyinfra
+shows the changes and waits for the user before executing, and the execution
+then reads the live systems again, as it always did.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pyinfra import state
 
-# (state, step, host name) -> what the step read at load
-_remembered: dict[tuple[int, str, str], Any] = {}
+MAX_AGE = 10.0  # seconds; a no-op run plans within a second or a few of loading (else: read live)
+
+# (state, step, host name) -> (when, what the step read at load)
+_remembered: dict[tuple[int, str, str], tuple[float, Any]] = {}
 
 
 def commands_run() -> int:
@@ -29,11 +35,13 @@ def commands_run() -> int:
 
 
 def remember(step: str, host_name: str, value: Any) -> None:
-    _remembered[(id(state._get_module()), step, host_name)] = value
+    _remembered[(id(state._get_module()), step, host_name)] = (time.monotonic(), value)
 
 
 def recall(step: str, host_name: str) -> Any | None:
-    """What `step` read at load on this host, if still valid (no command run since); else None."""
+    """What `step` read at load on this host, if still valid (no command run since, younger than
+    MAX_AGE); else None."""
     if commands_run():
         return None
-    return _remembered.get((id(state._get_module()), step, host_name))
+    when, value = _remembered.get((id(state._get_module()), step, host_name), (0.0, None))
+    return value if time.monotonic() - when < MAX_AGE else None
