@@ -16,13 +16,15 @@ controlplane.base.ControlPlane.apply writes in the same order (policy, then rout
 
 from __future__ import annotations
 
+import gevent
 from pyinfra import host, inventory, state
 
 from controlplane.policy import PolicySpec
 from operations.removal import removed as router_removed
 from operations.router import configure_router
+from operations.router import read_ahead as read_router_facts
 from operations.summary import register as summary_at_the_end
-from steps import controlplane, kea, removal
+from steps import controlplane, removal
 from steps.inputs import (is_coordinator, kea_hosts_plans, kea_plans, load_model, policy_file, prompt_commands,
                          prune, recorded_routers, removed_router, removed_routers, router_site)
 from steps.policy_file import headscale_policy_file
@@ -33,7 +35,21 @@ removal.keep_record(state._get_module(), model, recorded_routers())  # after a r
 prompt_commands(host)  # TCP_NODELAY on pyinfra's SSH socket: ~45 ms less per command
 site = router_site(model, host)
 coordinator = is_coordinator(inventory, host)
+# pyinfra loads this file for every host at once (one greenlet each). A router sends its one
+# batched read first; the other hosts let it go first. The HTTP stack (requests, for Kea and the
+# control plane) is imported while the routers work, and the control plane and Kea are read
+# meanwhile too: the steps plan from these reads while no command has run (steps/readahead.py).
+router = site.router_at(host.data.get("router_ssh", site.ssh)) if site is not None else None  # which of its routers
+if site is not None:
+    read_router_facts(model, site, router)
+else:
+    gevent.sleep(0)
+from steps import kea  # noqa: E402 - after the routers' read is on its way (imports requests)
+
 plans = kea_plans(host, coordinator)
+host_plans = kea_hosts_plans(host)
+controlplane.read_ahead(model, here=coordinator)
+kea.read_ahead(model, plans, host_plans)
 # Every step is called on every host (a no-op where it does not apply): pyinfra orders operations
 # by each host's own sequence, so a step called on some hosts only could run out of order.
 
@@ -45,7 +61,7 @@ if policy_file(host):
 
 # 2-3. Each subnet router: Tailscale installed, forwarding on, joined, routes advertised, MSS clamped
 if site is not None:
-    configure_router(site, model, router=site.router_at(host.data.get("router_ssh", site.ssh)))
+    configure_router(site, model, router=router)
 
 # 4. Approve the subnet routers' routes (after they joined; planned on one host)
 controlplane.routes_approved(name="Subnet routes approved", model=model, here=coordinator)
@@ -59,5 +75,5 @@ if removed_router(host) and prune(host):
                    declared_addresses=removal.declared_addresses(model))
 
 # 6. The other LAN devices: DHCP option 121/249 from each site's Kea
-kea.config_writable(name="Kea may persist its config (config-write)", plans=kea_hosts_plans(host))
+kea.config_writable(name="Kea may persist its config (config-write)", plans=host_plans)
 kea.routes_pushed(name="Kea hands out the site routes (option 121/249)", model=model, plans=plans)

@@ -21,7 +21,8 @@ Order of writes in `apply` (the deploy's order too: deploy.py), and what a failu
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import time
+from collections.abc import Collection, Sequence
 
 from controlplane import policy as pol
 from controlplane import routes as rt
@@ -38,6 +39,8 @@ from controlplane.model import (
 from sites.model import SshTarget
 
 POLICY_ATTEMPTS = 3
+SETTLE_SECONDS = 15.0  # how long plan(settle=...) waits for the server to see a re-advertised router
+SETTLE_EVERY = 0.25
 
 
 def router_ident(site) -> list[str]:  # noqa: ANN001 - sites.Router or sites.Site (its first router)
@@ -112,15 +115,46 @@ class ControlPlane(abc.ABC):
             "(no node has that name or tailnet IP): join it first, then re-run"
         )
 
-    def plan(self, model, *, routes: bool = True, policy: bool = True) -> ChangeSet:  # noqa: ANN001 - sites.SiteModel
+    def settled_nodes(self, model, settle: Collection[str], timeout: float | None = None) -> list[Node]:  # noqa: ANN001
+        """The node list once the server sees every router of the sites in `settle` advertise all of its
+        site's prefixes (or after `timeout`: then as it is, and the plan shows what is "not advertised yet").
+
+        A router that has just changed its advertised routes (`tailscale set`, an earlier step of the
+        same deploy) tells the control server asynchronously: planned at once, the approval step
+        would see the old list, approve nothing new, and only a second deploy would converge.
+        """
+        deadline = time.monotonic() + (SETTLE_SECONDS if timeout is None else timeout)
+        while True:
+            nodes = self.list_nodes()
+            if not settle or time.monotonic() >= deadline or all(
+                    self._advertises_ours(model.sites[name], nodes) for name in settle):
+                return nodes
+            time.sleep(SETTLE_EVERY)
+
+    def _advertises_ours(self, site, nodes: list[Node]) -> bool:  # noqa: ANN001 - sites.Site
+        """Every router of the site (an HA site has several) is seen advertising all of its prefixes."""
+        ours = tuple(rt.canonical(str(p)) for p in site.advertised)
+        for router in site.routers:
+            try:
+                node = self.find_router(router_ident(router), nodes, prefer=ours)
+            except ControlPlaneError:
+                return False  # not registered yet (first join) or ambiguous: wait, plan() then says which
+            if not set(ours) <= set(node.advertised):
+                return False
+        return True
+
+    def plan(self, model, *, routes: bool = True, policy: bool = True,  # noqa: ANN001 - sites.SiteModel
+             settle: Collection[str] = ()) -> ChangeSet:
         """Read everything, decide everything, write nothing.
 
         The deploy plans the policy alone before routers join (it names no node) and the
         routes alone after they joined, so traffic rules and approvals each come at their step.
+        `settle`: sites whose router changed earlier in this run; their approvals are decided
+        once the server sees the routes they now advertise (settled_nodes).
         """
         spec = pol.PolicySpec.from_model(model)
         changes, keys = [], []
-        nodes = self.list_nodes() if routes else []
+        nodes = self.settled_nodes(model, settle) if routes else []
         found: dict[str, str] = {}  # node id -> the router it was found as
         for site in model.sites.values() if routes else ():
             ours = tuple(rt.canonical(str(p)) for p in site.advertised)
@@ -227,3 +261,32 @@ class ControlPlane(abc.ABC):
         raise ControlPlaneError(
             f"policy: changed by someone else {POLICY_ATTEMPTS} times while writing; nothing overwritten, re-run"
         )
+
+
+class Recorded(ControlPlane):
+    """A control plane's node list and policy as read earlier, for planning only (writes refused).
+
+    The deploy reads both while pyinfra loads (steps.readahead) and plans from them while
+    nothing has changed since; applying always goes to the live server.
+    """
+
+    def __init__(self, live: ControlPlane, *, nodes: bool = True, policy: bool = True) -> None:
+        super().__init__(writes_policy=live.writes_policy)
+        self.name, self.manages_key_expiry = live.name, live.manages_key_expiry
+        self._nodes = live.list_nodes() if nodes else None
+        self._policy = live.read_policy() if policy else None
+
+    def list_nodes(self) -> list[Node]:
+        if self._nodes is None:
+            raise ControlPlaneError("node list not recorded")
+        return list(self._nodes)
+
+    def read_policy(self) -> PolicyDoc:
+        if self._policy is None:
+            raise ControlPlaneError("policy not recorded")
+        return self._policy
+
+    def _refuse(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise ControlPlaneError("a recorded control plane only plans; apply to the live server")
+
+    set_routes = check_policy = write_policy = create_auth_key = _refuse  # type: ignore[assignment]

@@ -100,6 +100,9 @@ def _ops_that_ran_commands() -> int:
 def prefetch(*facts: Fact) -> None:
     """Read these facts in one command now, for the operations that follow on this host."""
     specs = tuple(dict.fromkeys(_spec(cls, kwargs) for cls, kwargs in facts))
+    ran, known = _prefetched.get(_key(), (-1, {}))
+    if ran == _ops_that_ran_commands() and all(s in known for s in specs):
+        return  # already read (deploy.py reads the routers' facts early), and nothing ran since
     results = host.get_fact(Batch, specs=specs)
     _prefetched[_key()] = (_ops_that_ran_commands(), dict(zip(specs, results)))
 

@@ -47,6 +47,27 @@ def advertised_tags(tailnet: Tailnet | None) -> list[str]:
     return [tailnet.tag]
 
 
+def read_facts(source: InstallSource, wan_interface: str | None = None, site: Site | None = None,
+               router: Router | None = None) -> None:
+    """Every fact the router steps decide from, in one command (operations.batch.prefetch);
+    on an HA site's router also the VRRP and LAN-protection steps' facts."""
+    batch.prefetch(
+        *checks.preflight_facts(),
+        *tailscale.install_facts(source, tailscale.install_suite(source)),
+        *forwarding.enable_facts(),
+        *tailscale.configure_facts(),
+        *mss.clamp_facts(),
+        *gro.enable_facts(wan_interface),
+        *(ha.protect_facts() + ha.vrrp_facts(router or site.routers[0]) if site is not None and site.ha else ()),
+    )
+
+
+def read_ahead(model: SiteModel, site: Site | None = None, router: Router | None = None) -> None:
+    """configure_router's one batched read with its defaults, sent early: deploy.py calls this
+    before it imports the HTTP stack, so the router works while this machine imports."""
+    read_facts(InstallSource.from_model(model.tailscale), site=site, router=router)
+
+
 @deploy("Configure Tailscale subnet router")
 def configure_router(
     site: Site,
@@ -76,15 +97,7 @@ def configure_router(
         source = InstallSource.from_model(model.tailscale)
     extra_packages = ("iptables", "ethtool")
 
-    batch.prefetch(
-        *checks.preflight_facts(),
-        *tailscale.install_facts(source, tailscale.install_suite(source)),
-        *forwarding.enable_facts(),
-        *tailscale.configure_facts(),
-        *mss.clamp_facts(),
-        *gro.enable_facts(wan_interface),
-        *(ha.protect_facts() + ha.vrrp_facts(router or site.routers[0]) if site.ha else ()),
-    )
+    read_facts(source, wan_interface, site, router)
     checks.preflight(name="Check for firewalls and blocked forwarding")
     tailscale.install(
         name="Install Tailscale (and the iptables and ethtool the later steps use)",

@@ -12,12 +12,14 @@ approvals after they joined.
 
 from __future__ import annotations
 
-from pyinfra import host
+from pyinfra import host, state
 from pyinfra.api import operation
 from pyinfra.api.host import Host
 
 from controlplane import ChangeSet, ControlPlaneError, PolicyError, UnknownRouterError, reach
+from controlplane.base import Recorded
 from sites.model import SecretError, SiteModel
+from steps import readahead
 from steps.inputs import is_control_host, ssh_transport
 from steps.planned import plan_then_apply
 
@@ -31,6 +33,37 @@ def _transport(on_host: Host):  # noqa: ANN202 - paramiko.Transport | None
     return ssh_transport(on_host) if is_control_host(on_host) else None
 
 
+READ_AHEAD = "control plane"
+
+
+def read_ahead(model: SiteModel, here: bool) -> None:
+    """While pyinfra loads deploy.py (the routers read their facts meanwhile): read the node list
+    and the policy once, for both control-plane steps to plan from on a run that changes nothing
+    before them (steps.readahead). A failure here is left for the steps to report."""
+    if not here or model.tailnet is None:
+        return
+    try:
+        with reach(model, transport=_transport(host)) as cp:
+            readahead.remember(READ_AHEAD, host.name, Recorded(cp))
+    except FAILURES:
+        return
+
+
+def changed_router_sites(model: SiteModel) -> list[str]:
+    """Sites whose router host has run a command earlier in this deploy (a no-op run and --dry: none).
+
+    Their routers may have just re-advertised, so the approval waits until the control server
+    sees the new routes (ControlPlane.settled_nodes) instead of needing a second deploy.
+    """
+    ops = getattr(state._get_module(), "ops", {})
+    changed = []
+    for router_host in state.inventory:
+        name = router_host.data.get("site")
+        if name in model.sites and any(op.operation_meta.executed for op in ops.get(router_host, {}).values()):
+            changed.append(name)
+    return changed
+
+
 def _step(model: SiteModel, here: bool, *, routes: bool, policy: bool, done: str):
     """Plan one control-plane step on the coordinating host; yield its apply only if needed."""
     if not here:
@@ -40,13 +73,18 @@ def _step(model: SiteModel, here: bool, *, routes: bool, policy: bool, done: str
         host.noop(f"{LABEL}: no [tailnet] table")
         return
 
+    settle = changed_router_sites(model) if routes else []
+
     def plan() -> ChangeSet:
+        recorded = readahead.recall(READ_AHEAD, host.name)
+        if recorded is not None and not settle:
+            return recorded.plan(model, routes=routes, policy=policy)
         with reach(model, transport=_transport(host)) as cp:
-            return cp.plan(model, routes=routes, policy=policy)
+            return cp.plan(model, routes=routes, policy=policy, settle=settle)
 
     def apply(on_host: Host) -> list[str]:
         with reach(model, transport=_transport(on_host)) as cp:
-            changes = cp.plan(model, routes=routes, policy=policy)
+            changes = cp.plan(model, routes=routes, policy=policy, settle=settle)
             return cp.apply(changes) if not changes.empty else []
 
     # first deploy: the routers join in an earlier step of this same run, so an unknown router

@@ -26,6 +26,7 @@ from dhcp.kea.transport import KeaError
 from dhcp.plan import SitePlan
 from dhcp.push import PushFailed, ServerPlan, ServerPush, group_by_server
 from sites.model import KeaEndpoint, SecretError, SiteModel
+from steps import readahead
 from steps.inputs import is_coordinator, kea_here, ssh_transport
 from steps.planned import plan_then_apply
 
@@ -34,6 +35,7 @@ DEBIAN_KEA_GROUP = "_kea"
 WRITABLE_MODE = "664"  # root keeps ownership; Kea's group may rewrite it in place (config-write)
 FAILURES = (PushFailed, KeaError, SecretError)
 LABEL = "kea"
+READ_FILE, READ_PLANS = "kea file", "kea plans"
 
 
 def _servers(on_host: Host, plans: list[SitePlan],
@@ -96,6 +98,27 @@ def _apply(on_host: Host, model: SiteModel, endpoint: KeaEndpoint, plans: list[S
         return push.said
 
 
+def read_ahead(model: SiteModel, plans: list[SitePlan], host_plans: list[SitePlan], path: str = DEBIAN_CONFIG) -> None:
+    """While pyinfra loads deploy.py: the Kea config file's state and each server's plan
+    (config-get), for config_writable and routes_pushed to decide from on a run that changes
+    nothing before them (steps.readahead). A failure is left for the steps to report."""
+    if host_plans:
+        readahead.remember(READ_FILE, host.name, (path, host.get_fact(File, path=path)))
+    planned = {}
+    for endpoint, grouped in _servers(host, plans, state.inventory) if plans else ():
+        try:
+            planned[endpoint] = (grouped, _plan(host, model, endpoint, grouped))
+        except FAILURES:
+            continue
+    readahead.remember(READ_PLANS, host.name, planned)
+
+
+def _recalled_plan(endpoint: KeaEndpoint, grouped: list[SitePlan]) -> ServerPlan | None:
+    """This server's plan read at load, if still valid and for the same sites' plans."""
+    known = (readahead.recall(READ_PLANS, host.name) or {}).get(endpoint)
+    return known[1] if known and known[0] == grouped else None
+
+
 @operation()
 def config_writable(plans: list[SitePlan], path: str = DEBIAN_CONFIG, group: str = DEBIAN_KEA_GROUP):
     """Kea may persist its config (config-write): Debian's packaged file is root's and kea-dhcp4 runs as _kea.
@@ -113,8 +136,13 @@ def config_writable(plans: list[SitePlan], path: str = DEBIAN_CONFIG, group: str
     if not plans:
         host.noop("kea: no Kea server of the sites on this host")
         return
-    if not host.get_fact(File, path=path):
+    recalled = readahead.recall(READ_FILE, host.name)
+    info = recalled[1] if recalled and recalled[0] == path else host.get_fact(File, path=path)
+    if not info:
         host.noop(f"kea: {path} not found; leaving Kea's file layout alone")
+        return
+    if info.get("group") == group and info.get("mode") == int(WRITABLE_MODE):
+        host.noop(f"file {path} already exists")  # as files.file says: no second read of the same fact
         return
     yield from files.file._inner(path=path, group=group, mode=WRITABLE_MODE)
 
@@ -132,6 +160,8 @@ def routes_pushed(model: SiteModel, plans: list[SitePlan]):
         return
     for endpoint, grouped in _servers(host, plans, state.inventory):
         names = ", ".join(p.site.name for p in grouped)
-        yield from plan_then_apply(LABEL, partial(_plan, host, model, endpoint, grouped),
+        recalled = _recalled_plan(endpoint, grouped)
+        plan = (lambda known=recalled: known) if recalled is not None else partial(_plan, host, model, endpoint, grouped)
+        yield from plan_then_apply(LABEL, plan,
                                    partial(_apply, model=model, endpoint=endpoint, plans=grouped),
                                    failures=FAILURES, done=f"options 121/249 already as planned for {names}")

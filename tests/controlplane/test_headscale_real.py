@@ -110,6 +110,47 @@ def test_rerun_changes_nothing(headscale_lab, key, make_model, capsys):  # noqa:
     assert after == before  # same text, same updatedAt: not even rewritten
 
 
+def test_a_router_that_re_advertises_is_approved_by_one_plan_and_apply(headscale_lab, key, make_model):  # noqa: ANN001
+    """The deploy's order: the router re-advertises (tailscale set), then at once the approval step,
+    told that router changed (settle), approves the new prefix: no second deploy needed.
+
+    The router's packets to Headscale are held back (DROP in its own namespace) for 2 s after the
+    `tailscale set`, so Headscale surely still holds the old route list when the plan starts: a
+    plan without settle would approve nothing new (the race a loaded deploy machine can lose).
+    """
+    import threading
+
+    from tests.controlplane.conftest import SITES
+    from tests.controlplane.headscale_lab import HS_ADDR, NS_RB
+    from tests.support import sh
+
+    extra = "10.98.0.0/16"
+    sites = {**SITES, "b": {**SITES["b"], "routes": ["10.99.0.0/16", extra]}}
+    model = make_model("headscale", headscale_lab.api_url, key, sites=sites)
+    rb = node(headscale_lab, key, "sc-rb")
+    ns = headscale_lab.ns[NS_RB]
+    hold = ["OUTPUT", "-d", HS_ADDR, "-j", "DROP"]
+    sh("ip", "netns", "exec", ns, "iptables", "-I", *hold)
+    release = threading.Timer(2.0, sh, ("ip", "netns", "exec", ns, "iptables", "-D", *hold))
+    try:
+        headscale_lab.ts(NS_RB, "set", f"--advertise-routes=172.16.100.0/24,10.99.0.0/16,{extra}")
+        release.start()
+        cp = connect(model)
+        assert extra not in node(headscale_lab, key, "sc-rb")["availableRoutes"]  # not seen yet
+        changes = cp.plan(model, policy=False, settle=["b"])
+        cp.apply(changes)
+        assert extra in node(headscale_lab, key, "sc-rb")["approvedRoutes"], changes.render()
+        assert connect(model).plan(model, policy=False).empty
+    finally:  # back to the module's state for the tests below
+        release.cancel()
+        if release.ident is not None:
+            release.join()
+        sh("ip", "netns", "exec", ns, "iptables", "-D", *hold, check=False)
+        headscale_lab.ts(NS_RB, "set", "--advertise-routes=172.16.100.0/24,10.99.0.0/16")
+        api(headscale_lab, key, "POST", f"/api/v1/node/{rb['id']}/approve_routes",
+            json={"routes": rb["approvedRoutes"]})
+
+
 def test_unknown_router_is_one_line_error_and_writes_nothing(headscale_lab, key, make_model, capsys):  # noqa: ANN001
     sites = {
         "a": {"subnet": "192.0.2.0/24", "router": "192.0.2.2", "ssh": "root@sc-ra"},
