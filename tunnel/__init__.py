@@ -151,9 +151,27 @@ def shared_transport(target: str, ssh_config_file: Path | None = None,
     several steps through the same host; reconnecting each time is most of a no-op run's cost)."""
     key = (target, ssh_config_file, key_file, user)
     client = _SHARED.get(key)
-    if client is None or not client.get_transport() or not client.get_transport().is_active():
+    if client is None or not _answers(client.get_transport()):
+        if client is not None:
+            client.close()
         client = _SHARED[key] = open_transport(target, ssh_config_file, key_file, user=user)
     return client.get_transport()
+
+
+def _answers(transport: paramiko.Transport | None, timeout: float = 5.0) -> bool:
+    """True if a kept connection still reaches its host: one channel round trip.
+
+    Why: a connection through a ProxyCommand stays "active" after the host behind it is
+    gone (the proxy keeps its socket), and a long-lived process (a test session, a lab
+    rebuilt under it) would then forward into nothing.
+    """
+    if transport is None or not transport.is_active():
+        return False
+    try:
+        transport.open_session(timeout=timeout).close()
+    except (paramiko.SSHException, OSError, EOFError):
+        return False
+    return True
 
 
 @contextmanager
