@@ -8,7 +8,8 @@ What is removed, and why exactly that (docs/removal.md):
   template and its instances (stopped, disabled, daemon-reload); on an HA router also the
   VRRP check script, the own-LAN rules script and unit, the rp_filter sysctl.d file, and
   keepalived's config when it carries the project's marker (keepalived stopped and
-  disabled first, its package kept; the live 5260 rules stay until reboot);
+  disabled first, its package kept) and the live own-LAN policy rules at priority 5260
+  (only rules of the exact form the deploy adds: `to PREFIX lookup main suppress_prefixlength 0`);
 kept: the Tailscale installation (package, its apt source and keyring, the drop-in that
 keeps tailscaled off Tailscale's log servers): a logged-out tailscaled routes nothing, the
 package may serve other uses of the host, and removing its source or that drop-in would
@@ -29,7 +30,7 @@ from pyinfra.api.util import format_text
 
 from operations import batch, gro, ha, mss, owned
 from operations.facts import MssClampRules, TailscaleStatus
-from operations.facts.ha import ManagedByUs
+from operations.facts.ha import ManagedByUs, PolicyRule, PolicyRules
 from operations.facts.systemd import ProjectUnitState
 from operations.forwarding import SYSCTL_FILE
 from operations.util import warn
@@ -43,7 +44,14 @@ def removal_facts(interface: str = "tailscale0") -> list[batch.Fact]:
     return [(TailscaleStatus, {}), (ProjectUnitState, {"prefix": UNIT_PREFIX}),
             *[(owned.OwnedFile, {"path": path}) for path in OWNED_FILES],
             *[(MssClampRules, {"interface": interface, "version": v}) for v in (4, 6)],
-            (ManagedByUs, {"path": ha.CONF})]
+            (ManagedByUs, {"path": ha.CONF}), (PolicyRules, {})]
+
+
+def own_lan_prefixes(rules: list[PolicyRule]) -> list[str]:
+    """The prefixes of the deploy's own-LAN rules among the live ones (operations/ha.py adds them at
+    its priority as `to PREFIX lookup main suppress_prefixlength 0`); any other rule is not ours."""
+    return [spec.split()[3] for spec in (r.spec for r in rules if r.priority == ha.RULE_PRIORITY)
+            if len(spec.split()) == 8 and spec == ha.rule_spec(spec.split()[3])]
 
 
 @operation()
@@ -69,7 +77,7 @@ def removed(interface: str = "tailscale0", logout: bool = True, declared_address
         return
     files = dict(zip(OWNED_FILES, rest[: len(OWNED_FILES)]))
     clamps = dict(zip((4, 6), rest[len(OWNED_FILES):len(OWNED_FILES) + 2]))
-    keepalived_ours = rest[len(OWNED_FILES) + 2]
+    keepalived_ours, rules = rest[len(OWNED_FILES) + 2:]
     commands: list[str] = []
     if logout and status is not None and status.logged_in:
         commands.append("tailscale logout")
@@ -83,6 +91,8 @@ def removed(interface: str = "tailscale0", logout: bool = True, declared_address
         for direction, present in (("out", clamp and clamp.outbound), ("in", clamp and clamp.inbound)):
             if present:
                 commands.append(f"{mss.COMMANDS[version]} -t mangle -D FORWARD {mss.rule_args(interface, direction)}")
+    for prefix in own_lan_prefixes(rules):  # live until reboot otherwise; the unit that re-adds them goes below
+        commands.append(f"ip -4 rule del priority {ha.RULE_PRIORITY} {ha.rule_spec(shlex.quote(prefix))}")
     gone = [path for path, state in files.items() if state is not None] + ([ha.CONF] if keepalived_ours else [])
     if gone:
         commands.append("rm -f " + " ".join(shlex.quote(p) for p in gone))

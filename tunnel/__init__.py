@@ -174,6 +174,15 @@ def _answers(transport: paramiko.Transport | None, timeout: float = 5.0) -> bool
     return True
 
 
+def close_shared() -> None:
+    """Close the process's shared connections: for a process that outlives the hosts it reached
+    (a test session booting one lab after another), where a connection into a lab that is gone
+    can still look active and would be reused."""
+    while _SHARED:
+        _, client = _SHARED.popitem()
+        client.close()
+
+
 @contextmanager
 def forwarded_url(url: str, ssh_target: str | None, ssh_config_file: Path | None = None,
                   key_file: Path | None = None, transport: paramiko.Transport | None = None,

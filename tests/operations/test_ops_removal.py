@@ -6,7 +6,7 @@ import pytest
 from pyinfra.api.exceptions import FactProcessError
 
 from operations import facts, gro, ha, mss, removal
-from operations.facts.ha import ManagedByUs
+from operations.facts.ha import ManagedByUs, PolicyRules
 from operations.facts.systemd import ProjectUnitState, ProjectUnits, parse_project_units
 from operations.forwarding import SYSCTL_FILE
 from ops_harness import FakeHost, MISSING, data, run_op, texts
@@ -23,7 +23,8 @@ def deployed_router() -> FakeHost:
         outputs={facts.TailscaleStatus: data("ts-status-running.derived.json"),
                  ProjectUnitState: data("s2s-units-router.txt"),
                  mss_key(4): data("iptables-save-mangle-clamp-both.txt"),
-                 mss_key(6): data("ip6tables-save-mangle-out-only.txt"), ManagedByUs: ""},
+                 mss_key(6): data("ip6tables-save-mangle-out-only.txt"), ManagedByUs: "",
+                 PolicyRules: data("ip-rule-tailscale.txt")},
         files={SYSCTL_FILE: b"x", mss.SCRIPT: b"x", mss.UNIT: b"x", gro.UNIT: b"x",
                "/etc/sysctl.d/99-someone-else.conf": b"keep"},
     )
@@ -33,7 +34,8 @@ def clean_router() -> FakeHost:
     return FakeHost(outputs={facts.TailscaleStatus: data("ts-status-needslogin.json"),
                              ProjectUnitState: "--s2s-unit-files--\n",
                              mss_key(4): data("iptables-save-mangle-empty.txt"),
-                             mss_key(6): data("iptables-save-mangle-empty.txt"), ManagedByUs: ""})
+                             mss_key(6): data("iptables-save-mangle-empty.txt"), ManagedByUs: "",
+                             PolicyRules: data("ip-rule-tailscale.txt")})
 
 
 def test_units_fact_parses_the_lab_routers_output():
@@ -77,7 +79,8 @@ def test_second_removal_changes_nothing():
 
 def test_removal_without_tailscale_or_systemctl_installed():
     host = FakeHost(outputs={facts.TailscaleStatus: MISSING, ProjectUnitState: MISSING,
-                             mss_key(4): MISSING, mss_key(6): MISSING, ManagedByUs: ""}, files={SYSCTL_FILE: b"x"})
+                             mss_key(4): MISSING, mss_key(6): MISSING, ManagedByUs: "",
+                             PolicyRules: MISSING}, files={SYSCTL_FILE: b"x"})
     assert texts(run_op(removal.removed, host)) == [f"rm -f {SYSCTL_FILE}"]
 
 
@@ -115,3 +118,24 @@ def test_removal_leaves_a_keepalived_config_that_is_not_ours():
     host.outputs[ManagedByUs] = "! Configuration File for keepalived (the admin's)\n"
     cmds = texts(run_op(removal.removed, host))
     assert not any("keepalived" in c for c in cmds)
+
+
+def ha_rules() -> str:
+    """`ip -4 rule show` on the lab's HA router: the deploy's own-LAN rule, plus a foreign rule at 5260."""
+    return data("ip-rule-tailscale.txt").replace(
+        "5270:", "5260:\tfrom all to 192.0.2.0/24 lookup main suppress_prefixlength 0\n"
+                 "5260:\tfrom 10.9.9.9 lookup 100\n5270:")
+
+
+def test_removal_of_an_ha_router_deletes_only_the_live_own_lan_rules():
+    host = deployed_router()
+    host.outputs[PolicyRules] = ha_rules()
+    cmds = texts(run_op(removal.removed, host))
+    assert [c for c in cmds if c.startswith("ip -4 rule")] == [
+        "ip -4 rule del priority 5260 from all to 192.0.2.0/24 lookup main suppress_prefixlength 0"]
+    assert "10.9.9.9" not in " ".join(cmds)  # someone else's rule at the same priority stays
+    # once they are gone (the foreign rule still there) a re-run deletes nothing
+    done = clean_router()
+    done.outputs[PolicyRules] = ha_rules().replace(
+        "5260:\tfrom all to 192.0.2.0/24 lookup main suppress_prefixlength 0\n", "")
+    assert run_op(removal.removed, done) == []
