@@ -9,14 +9,13 @@ client's kernel routes carry the planned option-121 routes and each reaches site
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import pytest
 
 from lab import drive
-from tests.support import need
+from tests.e2e.labs import booted
 
 pytestmark = pytest.mark.integration
 
@@ -28,24 +27,8 @@ A_CLIENTS = {"a-client": "dhclient", "a-client2": "networkd", "a-client3": "dhcp
 @pytest.fixture(scope="module")
 def lab_sites():
     """The mixed lab, freshly booted (nothing deployed); every lab verb acts on it; down after."""
-    from lab import api
-    from lab.prereq import missing_prerequisites
-    from lab.topology import TOPOLOGY_ENV
-
-    missing = missing_prerequisites()
-    need(f"the lab cannot run here: missing {', '.join(missing)}" if missing else None)
-    old = os.environ.get(TOPOLOGY_ENV)
-    os.environ[TOPOLOGY_ENV] = str(TOPOLOGY)  # `python -m lab renew|exec` children follow it
-    try:
-        api.down()
-        info = api.ensure_up(TOPOLOGY)
+    with booted(TOPOLOGY) as info:
         yield info.sites_file
-        api.down()
-    finally:
-        if old is None:
-            os.environ.pop(TOPOLOGY_ENV, None)
-        else:
-            os.environ[TOPOLOGY_ENV] = old
 
 
 def test_hosts_run_the_releases_the_topology_names(lab_sites):

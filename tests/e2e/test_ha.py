@@ -10,7 +10,6 @@ reclaiming either role, and a second deploy plans zero changes.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from lab import drive
+from tests.e2e.labs import booted
 
 pytestmark = pytest.mark.integration
 
@@ -30,18 +30,7 @@ FAILOVER_TARGET_S = 10.0
 @pytest.fixture(scope="module")
 def lab_sites():
     """The HA lab, booted and deployed once; down after."""
-    from lab import api
-    from lab.prereq import missing_prerequisites
-    from lab.topology import TOPOLOGY_ENV
-
-    missing = missing_prerequisites()
-    if missing:
-        pytest.skip(f"the lab cannot run here: missing {', '.join(missing)}")
-    old = os.environ.get(TOPOLOGY_ENV)
-    os.environ[TOPOLOGY_ENV] = str(TOPOLOGY)  # `python -m lab renew|exec` children follow it
-    try:
-        api.down()
-        info = api.ensure_up(TOPOLOGY)
+    with booted(TOPOLOGY) as info:
         preview = drive.pyinfra(info.sites_file, "--dry", "--diff")  # previews the HA steps, changes nothing
         assert preview.returncode == 0, preview.stderr[-3000:]
         assert "Will create /etc/keepalived/keepalived.conf" in preview.stderr
@@ -54,12 +43,6 @@ def lab_sites():
         assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
         drive.lab("renew", "a-client", "b-client")
         yield info.sites_file
-        api.down()
-    finally:
-        if old is None:
-            os.environ.pop(TOPOLOGY_ENV, None)
-        else:
-            os.environ[TOPOLOGY_ENV] = old
 
 
 def wait_for_one_holder(timeout: float = 20) -> list[str]:

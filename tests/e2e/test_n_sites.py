@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from lab import drive
-from tests.support import need
+from tests.e2e.labs import booted, generated_topology
 
 pytestmark = pytest.mark.integration
 
@@ -29,20 +28,11 @@ SITES = 4
 @pytest.fixture(scope="module")
 def lab4(tmp_path_factory):
     """A fresh generated 4-site lab (nothing deployed yet); torn down after the module."""
-    from lab import api
-    from lab.prereq import missing_prerequisites
+    topo = generated_topology(tmp_path_factory.mktemp("topo") / "four.toml",
+                              "--sites", str(SITES), "--layout", "mixed", "--routes", "1")
+    with booted(topo, export=False) as info:  # the CLI must find the running lab without the variable
+        yield info
 
-    missing = missing_prerequisites()
-    need(f"the lab cannot run here: missing {', '.join(missing)}" if missing else None)
-    topo = tmp_path_factory.mktemp("topo") / "four.toml"
-    generated = subprocess.run([sys.executable, "-m", "lab", "topology", "--sites", str(SITES),
-                                "--layout", "mixed", "--routes", "1"], cwd=drive.REPO,
-                               capture_output=True, text=True, check=True)
-    topo.write_text(generated.stdout)
-    api.down()
-    info = api.ensure_up(topo)
-    yield info
-    api.down()
 
 
 def clients(info) -> list[str]:

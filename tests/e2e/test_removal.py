@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from lab import drive
+from tests.e2e.labs import booted, generated_topology
 
 pytestmark = pytest.mark.integration
 
@@ -34,22 +33,12 @@ KEPT = ["/etc/sysctl.d/90-not-ours.conf",  # someone else's file, put there by t
 @pytest.fixture(scope="module")
 def lab3(tmp_path_factory):
     """A fresh generated 3-site lab, and a copy of its site file to edit (the record lands beside it)."""
-    from lab import api
-    from lab.prereq import missing_prerequisites
-
-    missing = missing_prerequisites()
-    if missing:
-        pytest.skip(f"the lab cannot run here: missing {', '.join(missing)}")
     where = tmp_path_factory.mktemp("removal")
-    topo = where / "three.toml"
-    topo.write_text(subprocess.run([sys.executable, "-m", "lab", "topology", "--sites", "3"], cwd=drive.REPO,
-                                   capture_output=True, text=True, check=True).stdout)
-    api.down()
-    info = api.ensure_up(topo)
-    sites = where / "sites.toml"  # the lab's file names everything by absolute path: a copy works anywhere
-    sites.write_text(info.sites_file.read_text())
-    yield info, sites
-    api.down()
+    with booted(generated_topology(where / "three.toml", "--sites", "3"), export=False) as info:
+        sites = where / "sites.toml"  # the lab's file names everything by absolute path: a copy works anywhere
+        sites.write_text(info.sites_file.read_text())
+        yield info, sites
+
 
 
 def without_site(text: str, name: str) -> str:

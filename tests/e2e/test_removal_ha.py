@@ -14,7 +14,6 @@ still reaches b's and back, and a re-run plans zero changes. Tests run in order 
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from lab import drive
+from tests.e2e.labs import booted
 
 pytestmark = pytest.mark.integration
 
@@ -40,27 +40,11 @@ OWN_LAN_RULE = f"5260:\tfrom all to {SUBNET} lookup main suppress_prefixlength 0
 @pytest.fixture(scope="module")
 def ha_lab(tmp_path_factory):
     """The HA lab booted, and a copy of its site file to edit (the record lands beside it); down after."""
-    from lab import api
-    from lab.prereq import missing_prerequisites
-    from lab.topology import TOPOLOGY_ENV
-
-    missing = missing_prerequisites()
-    if missing:
-        pytest.skip(f"the lab cannot run here: missing {', '.join(missing)}")
-    old = os.environ.get(TOPOLOGY_ENV)
-    os.environ[TOPOLOGY_ENV] = str(TOPOLOGY)  # `python -m lab renew|exec` children follow it
-    try:
-        api.down()
-        info = api.ensure_up(TOPOLOGY)
+    with booted(TOPOLOGY) as info:
         sites = tmp_path_factory.mktemp("removal_ha") / "sites.toml"
         sites.write_text(info.sites_file.read_text())  # names everything by absolute path: a copy works anywhere
         yield info, sites
-        api.down()
-    finally:
-        if old is None:
-            os.environ.pop(TOPOLOGY_ENV, None)
-        else:
-            os.environ[TOPOLOGY_ENV] = old
+
 
 
 def without_second_router(text: str, site: str = "a") -> str:
