@@ -154,7 +154,8 @@ def test_prompt_commands_sets_tcp_nodelay_on_a_direct_ssh_socket():
     assert not inputs.prompt_commands(SimpleNamespace(connector=SimpleNamespace()))  # @local, @docker ...
 
 
-def test_each_server_of_an_ha_pair_is_pushed_from_its_own_host(tmp_path, monkeypatch):
+def _with_kea_ha_pair(tmp_path):
+    """SITES with site a's Kea an HA pair: one server on a-gw1, its partner on a-gw2."""
     path = tmp_path / "sites.toml"
     path.write_text(SITES.replace('kea = { url = "http://127.0.0.1:8000", ssh = "root@a-gw" }\n', '''
 [[sites.a.kea]]
@@ -164,7 +165,11 @@ ssh = "root@a-gw1"
 url = "http://127.0.0.1:8000"
 ssh = "root@a-gw2"
 ''').replace("[sites.b]", "\n[sites.b]"))
-    loaded = load_sites(path)
+    return load_sites(path)
+
+
+def test_each_server_of_an_ha_pair_is_pushed_from_its_own_host(tmp_path, monkeypatch):
+    loaded = _with_kea_ha_pair(tmp_path)
     monkeypatch.setattr(inputs, "_load", lambda: (loaded, build_plan(loaded)))
     hosts = inventory_hosts(loaded)
     for gw in ("a-gw1", "a-gw2"):
@@ -181,16 +186,7 @@ def test_the_kea_step_pushes_only_the_servers_reached_from_its_host(tmp_path, mo
 
     from steps import kea as kea_step
 
-    path = tmp_path / "sites.toml"
-    path.write_text(SITES.replace('kea = { url = "http://127.0.0.1:8000", ssh = "root@a-gw" }\n', '''
-[[sites.a.kea]]
-url = "http://127.0.0.1:8000"
-ssh = "root@a-gw1"
-[[sites.a.kea]]
-url = "http://127.0.0.1:8000"
-ssh = "root@a-gw2"
-''').replace("[sites.b]", "\n[sites.b]"))
-    loaded = load_sites(path)
+    loaded = _with_kea_ha_pair(tmp_path)
     plans = build_plan(loaded)
     monkeypatch.setattr(inputs, "_load", lambda: (loaded, plans))
     handed: list = []
