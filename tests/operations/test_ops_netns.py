@@ -144,19 +144,25 @@ def test_tailscale_configure_real_cli(tailscaled):
     assert status.backend_state == "NeedsLogin"  # so the op would still (correctly) run `up`
 
 
-def test_tailscale_set_flags_real_cli(tailscaled):
-    """Every flag the op's `tailscale set` branch emits is accepted by the real CLI and lands in the prefs."""
-    host, sock = tailscaled
+def _pretend_joined(host):
+    """No control server here: the host's facts say the node is logged in; returns the real get_fact."""
     from operations.facts import NodeStatus
     real_fact = host.get_fact
 
-    def joined_status(cls, *args, **kwargs):  # no control server here: pretend the node is logged in
+    def joined_status(cls, *args, **kwargs):
         if cls is facts.TailscaleStatus:
             return NodeStatus("Running", True, ())
         prefs = real_fact(cls, *args, **kwargs)
         return prefs.__class__(**{**prefs.__dict__, "logged_out": False}) if cls is facts.TailscalePrefs else prefs
 
     host.get_fact = joined_status
+    return real_fact
+
+
+def test_tailscale_set_flags_real_cli(tailscaled):
+    """Every flag the op's `tailscale set` branch emits is accepted by the real CLI and lands in the prefs."""
+    host, sock = tailscaled
+    real_fact = _pretend_joined(host)
     want = dict(routes=["192.0.2.0/24", "fd00:5::/64"], login_server=None, accept_routes=True, socket=sock)
     cmds = run_op(tailscale.configure, host, **want)
     assert texts(cmds)[0].startswith(f"tailscale --socket={sock} set ")
@@ -170,17 +176,8 @@ def test_tailscale_set_flags_real_cli(tailscaled):
 def test_owned_pref_drift_repaired_by_the_real_cli(tailscaled):
     """Drift every owned `set` pref in the real tailscaled; the op's `tailscale set` is accepted and undoes it."""
     host, sock = tailscaled
-    from operations.facts import NodeStatus
-    real_fact = host.get_fact
-
-    def joined_status(cls, *args, **kwargs):  # no control server here: pretend the node is logged in
-        if cls is facts.TailscaleStatus:
-            return NodeStatus("Running", True, ())
-        prefs = real_fact(cls, *args, **kwargs)
-        return prefs.__class__(**{**prefs.__dict__, "logged_out": False}) if cls is facts.TailscalePrefs else prefs
-
+    real_fact = _pretend_joined(host)
     want = dict(routes=["192.0.2.0/24"], login_server=None, accept_routes=True, socket=sock)
-    host.get_fact = joined_status
     assert host.execute(run_op(tailscale.configure, host, **want))[0].returncode == 0
     drift = host.sh(f"tailscale --socket={sock} set --stateful-filtering=true --shields-up=true "
                     "--netfilter-mode=nodivert", check=False)
