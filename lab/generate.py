@@ -1,7 +1,7 @@
 """Write an N-site lab topology (`python -m lab topology --sites N > t.toml`).
 
-Addresses stay inside the lab: the WAN is the documentation range
-198.51.100.0/24, site k's LAN sits at the start of the private block
+Addresses stay inside the lab: the WAN is 192.168.255.0/24, a private range
+on purpose (see lab/topology.toml), site k's LAN sits at the start of the private block
 10.k.0.0/16 and its extra advertised prefixes are /24s of 172.16.0.0/12 (16 per
 site), so no two prefixes of the lab can overlap. The
 `mixed` layout cycles through LAN sizes and router/gateway positions (a /24
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from netaddr import IPNetwork
 
-WAN = IPNetwork("198.51.100.0/24")
-CONTROL_HOST = 10   # 198.51.100.10, as in the built-in lab
+WAN = IPNetwork("192.168.255.0/24")
+CONTROL_HOST = 10   # 192.168.255.10, as in the built-in lab
 FIRST_ROUTER_WAN = 20
 MAX_SITES = 200     # WAN addresses .21-.220 for the routers
 

@@ -2,8 +2,8 @@
 
 Layout (namespaces from tests.support.Namespaces, uniquely named per run; links
 named sc-* inside them; all addresses live only inside the namespaces): role "hs"
-holds Headscale (198.51.100.10, embedded DERP, no DERP map from the internet)
-and a bridge; roles "ra" / "rb" hold one tailscaled each (198.51.100.2 / .3,
+holds Headscale (192.168.255.10, embedded DERP, no DERP map from the internet)
+and a bridge; roles "ra" / "rb" hold one tailscaled each (192.168.255.2 / .3,
 real TUN). The namespaces have no route anywhere else.
 
 The test process never sends a packet to a namespace address: it reaches the
@@ -25,8 +25,8 @@ from lab.headscale import render_config
 from tests.support import Namespaces, free_port, netns_prerequisites, sh, wait_for
 
 NS_HS, NS_RA, NS_RB = "hs", "ra", "rb"  # namespace roles (their real names are unique per run)
-HS_ADDR = "198.51.100.10"
-ROUTERS = {NS_RA: ("sc-ra", "198.51.100.2"), NS_RB: ("sc-rb", "198.51.100.3")}
+HS_ADDR = "192.168.255.10"
+ROUTERS = {NS_RA: ("sc-ra", "192.168.255.2"), NS_RB: ("sc-rb", "192.168.255.3")}
 LOGIN = f"http://{HS_ADDR}:8080"
 
 __all__ = ["NS_RA", "NS_RB", "HeadscaleLab", "prerequisites"]

@@ -19,7 +19,7 @@ def test_wiring_plan_names_fit_and_addresses_match_the_topology() -> None:
     assert len(set(ports)) == len(ports) and all(len(p) <= 15 and p.startswith("sl-") for p in ports)
     assert all(h.netns.startswith(f"{PREFIX}-") for h in hosts)
     by = {h.name: h for h in hosts}
-    assert by["a-router"].addresses == ["192.0.2.2/24", "198.51.100.2/24"]
+    assert by["a-router"].addresses == ["192.0.2.2/24", "192.168.255.2/24"]
     assert by["a-router"].default_via == str(topo.control_address)
     assert by["control"].default_via is None and by["a-gw"].default_via is None
     assert by["a-client"].addresses == [] and not by["a-client"].container
@@ -37,7 +37,7 @@ def test_headscale_config_uses_no_internet_derp_map() -> None:
     cfg = roles.headscale_config(load_topology())
     assert "urls: []" in cfg and "https://" not in cfg
     assert "mode: database" in cfg and "listen_addr: 0.0.0.0:8080" in cfg
-    assert "server_url: http://198.51.100.10:8080" in cfg
+    assert "server_url: http://192.168.255.10:8080" in cfg
     assert "disable_check_updates: true" in cfg and "enabled: false" in cfg  # logtail
 
 

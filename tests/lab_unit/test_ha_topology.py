@@ -38,8 +38,8 @@ def test_ha_site_file_loads_with_both_routers_and_the_vip(tmp_path):
     ('vip = "192.0.2.3"', 'vip = "192.0.2.2"', "sites.a.vip"),
     ('router2 = "192.0.2.4"', 'router2 = "192.0.2.1"', "sites.a.router2"),
     ('router2 = "192.0.2.4"', 'router2 = "192.0.2.150"', "sites.a.dhcp_pool"),
-    ('router2_wan = "198.51.100.4"', 'router2_wan = "198.51.100.3"', "sites.b.router_wan"),
-    ('router2_wan = "198.51.100.4"', 'router2_wan = "192.0.2.9"', "sites.a.router2_wan"),
+    ('router2_wan = "192.168.255.4"', 'router2_wan = "192.168.255.3"', "sites.b.router_wan"),
+    ('router2_wan = "192.168.255.4"', 'router2_wan = "192.0.2.9"', "sites.a.router2_wan"),
 ])
 def test_bad_ha_topology_is_one_line_naming_the_key(tmp_path, old, new, key):
     path = tmp_path / "t.toml"

@@ -37,7 +37,7 @@ def test_generated_topologies_are_valid_and_nothing_overlaps(tmp_path: Path, sit
     prefixes = [p for s in topo.sites.values() for p in (s.subnet, *s.routes)] + [topo.wan_subnet]
     for a, b in combinations(prefixes, 2):
         assert a not in b and b not in a, (a, b)
-    private = [IPNetwork("10.0.0.0/8"), IPNetwork("172.16.0.0/12"), IPNetwork("198.51.100.0/24")]
+    private = [IPNetwork("10.0.0.0/8"), IPNetwork("172.16.0.0/12"), IPNetwork("192.168.255.0/24")]
     assert all(any(p in r for r in private) for p in prefixes)  # private or documentation ranges only
     names = [h.name for h in lab_hosts(topo)]
     assert len(names) == len(set(names)) == 1 + 3 * sites

@@ -48,7 +48,7 @@ def test_site_file_is_toml_with_every_site(tmp_path: Path) -> None:
         "backend": "headscale",
         "url": "http://127.0.0.1:8080",
         "ssh": "control",
-        "login_server": "http://198.51.100.10:8080",
+        "login_server": "http://192.168.255.10:8080",
         "api_key_file": str(tmp_path / "headscale.key"),
         "auth_key_file": str(tmp_path / "auth.key"),
     }
@@ -61,7 +61,7 @@ def test_lab_extensions_and_odd_characters_survive(tmp_path: Path) -> None:
     data = tomllib.loads(
         full_render(tmp_path, apt_repo_url=TOPO.apt_url, apt_key_file=weird, ssh_config_file=weird + "/ssh_config")
     )
-    assert data["tailscale"] == {"apt_repo": "http://198.51.100.10:8081", "apt_key_file": weird}  # unset: left out
+    assert data["tailscale"] == {"apt_repo": "http://192.168.255.10:8081", "apt_key_file": weird}  # unset: left out
     assert data["ssh"] == {"config_file": weird + "/ssh_config"}
 
 
@@ -95,7 +95,7 @@ def test_site_file_loads_with_the_site_model(tmp_path: Path) -> None:
     assert a.kea.password() == "pw-a"
     assert model.sites["b"].kea.password() == "pw-b"
     assert model.tailnet.backend == "headscale"
-    assert model.tailnet.login_server == "http://198.51.100.10:8080"
+    assert model.tailnet.login_server == "http://192.168.255.10:8080"
     assert model.tailnet.api_key() == "hskey"
     assert model.tailnet.auth_key() == "authkey"
 
@@ -113,7 +113,7 @@ def test_site_file_with_lab_extensions_loads_with_the_site_model(tmp_path: Path)
         )
     )
     model = sites.load_sites(path)
-    assert model.tailscale.apt_repo == "http://198.51.100.10:8081"
+    assert model.tailscale.apt_repo == "http://192.168.255.10:8081"
     assert (model.tailscale.apt_suite, model.tailscale.apt_component) == ("lab", "main")
     assert model.tailscale.apt_key_file == Path("/lab/apt key.gpg")
     assert model.tailscale.apt_key_url is None  # the lab key replaces Tailscale's URL

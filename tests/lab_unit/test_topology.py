@@ -11,22 +11,22 @@ from lab.topology import DEFAULT_PATH, LabSite, TopologyError, load_topology
 
 GOOD = """
 [wan]
-subnet = "198.51.100.0/24"
+subnet = "192.168.255.0/24"
 [control]
-address = "198.51.100.10"
+address = "192.168.255.10"
 headscale_port = 8080
 apt_port = 8081
 [sites.a]
 subnet = "192.0.2.0/24"
 gateway = "192.0.2.1"
 router = "192.0.2.2"
-router_wan = "198.51.100.2"
+router_wan = "192.168.255.2"
 dhcp_pool = "192.0.2.100 - 192.0.2.199"
 [sites.b]
 subnet = "172.16.100.0/24"
 gateway = "172.16.100.1"
 router = "172.16.100.2"
-router_wan = "198.51.100.3"
+router_wan = "192.168.255.3"
 dhcp_pool = "172.16.100.100 - 172.16.100.199"
 """
 
@@ -40,8 +40,8 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_repo_topology_is_the_seed_example() -> None:
     topo = load_topology()
     assert topo.path == DEFAULT_PATH
-    assert topo.wan_subnet == IPNetwork("198.51.100.0/24")
-    assert topo.control_address == IPAddress("198.51.100.10")
+    assert topo.wan_subnet == IPNetwork("192.168.255.0/24")
+    assert topo.control_address == IPAddress("192.168.255.10")
     assert (topo.headscale_port, topo.apt_port) == (8080, 8081)
     assert list(topo.sites) == ["a", "b"]
     assert topo.sites["a"] == LabSite(
@@ -49,13 +49,13 @@ def test_repo_topology_is_the_seed_example() -> None:
         IPNetwork("192.0.2.0/24"),
         IPAddress("192.0.2.1"),
         IPAddress("192.0.2.2"),
-        IPAddress("198.51.100.2"),
+        IPAddress("192.168.255.2"),
         "192.0.2.100 - 192.0.2.199",
     )
     assert topo.sites["b"].router == IPAddress("172.16.100.2")
     assert topo.sites["b"].pool_range.size == 100
-    assert topo.headscale_url == "http://198.51.100.10:8080"
-    assert topo.apt_url == "http://198.51.100.10:8081"
+    assert topo.headscale_url == "http://192.168.255.10:8080"
+    assert topo.apt_url == "http://192.168.255.10:8081"
     assert topo.host_names() == ["control", "a-gw", "a-router", "a-client", "b-gw", "b-router", "b-client"]
 
 
@@ -76,13 +76,13 @@ def test_pool_is_normalised(tmp_path: Path) -> None:
         ('router = "192.0.2.2"', 'router = "192.0.3.2"', "sites.a.router: not inside sites.a.subnet 192.0.2.0/24 (192.0.3.2)"),
         ('gateway = "192.0.2.1"', 'gateway = "192.0.2.0"', "sites.a.gateway: is the network or broadcast address"),
         ('gateway = "192.0.2.1"', 'gateway = "192.0.2.x"', "sites.a.gateway: invalid address (192.0.2.x)"),
-        ('router_wan = "198.51.100.2"', 'router_wan = "192.0.2.3"', "sites.a.router_wan: not inside wan.subnet"),
-        ('router_wan = "198.51.100.3"', 'router_wan = "198.51.100.2"', "sites.b.router_wan: already used by sites.a.router_wan"),
-        ('router_wan = "198.51.100.2"', 'router_wan = "198.51.100.10"', "sites.a.router_wan: already used by control.address"),
-        ('address = "198.51.100.10"', 'address = "203.0.113.10"', "control.address: not inside wan.subnet"),
+        ('router_wan = "192.168.255.2"', 'router_wan = "192.0.2.3"', "sites.a.router_wan: not inside wan.subnet"),
+        ('router_wan = "192.168.255.3"', 'router_wan = "192.168.255.2"', "sites.b.router_wan: already used by sites.a.router_wan"),
+        ('router_wan = "192.168.255.2"', 'router_wan = "192.168.255.10"', "sites.a.router_wan: already used by control.address"),
+        ('address = "192.168.255.10"', 'address = "203.0.113.10"', "control.address: not inside wan.subnet"),
         ('subnet = "192.0.2.0/24"', 'subnet = "192.0.2.1/24"', "sites.a.subnet: host bits set (192.0.2.1/24)"),
         (GOOD[GOOD.index("[sites.b]"):], GOOD[GOOD.index("[sites.b]"):].replace("172.16.100.0/24", "192.0.0.0/22").replace("172.16.100", "192.0.1"), "sites.b.subnet: overlaps sites.a.subnet 192.0.2.0/24 (192.0.0.0/22)"),
-        ('subnet = "198.51.100.0/24"', 'subnet = "2001:db8::/64"', "wan.subnet: must be IPv4"),
+        ('subnet = "192.168.255.0/24"', 'subnet = "2001:db8::/64"', "wan.subnet: must be IPv4"),
         ('"192.0.2.100 - 192.0.2.199"', '"192.0.2.100"', 'sites.a.dhcp_pool: must be "first - last" (192.0.2.100)'),
         ('"192.0.2.100 - 192.0.2.199"', '"192.0.2.199 - 192.0.2.100"', "sites.a.dhcp_pool: first address is after the last"),
         ('"192.0.2.100 - 192.0.2.199"', '"192.0.2.2 - 192.0.2.199"', "sites.a.dhcp_pool: contains the router address 192.0.2.2"),
@@ -106,8 +106,8 @@ def test_pool_is_normalised(tmp_path: Path) -> None:
          "sites.a.routes[1]: overlaps sites.a.routes[0] 198.18.0.0/16 (198.18.3.0/24)"),
         ('router = "192.0.2.2"', 'router = "192.0.2.2"\nroutes = ["172.16.0.0/12"]',
          "sites.b.subnet: overlaps sites.a.routes[0] 172.16.0.0/12 (172.16.100.0/24)"),
-        ('router = "192.0.2.2"', 'router = "192.0.2.2"\nroutes = ["198.51.100.128/25"]',
-         "sites.a.routes[0]: overlaps wan.subnet 198.51.100.0/24 (198.51.100.128/25)"),
+        ('router = "192.0.2.2"', 'router = "192.0.2.2"\nroutes = ["192.168.255.128/25"]',
+         "sites.a.routes[0]: overlaps wan.subnet 192.168.255.0/24 (192.168.255.128/25)"),
         ('router = "172.16.100.2"', 'router = "172.16.100.2"\nroutes = ["198.18.0.0/24"]\n', None),
     ],
 )

@@ -87,7 +87,7 @@ def check_outputs(state: Path, ssh_config_text: str, expected: dict[str, tuple[s
         assert site.kea.user == "kea-api" and site.kea.password() == f"pw-{name}"
     assert model.ssh.config_file == ssh_path
     assert model.tailnet.ssh == "control" and model.tailnet.url == "http://127.0.0.1:8080"
-    assert model.tailnet.login_server == "http://198.51.100.10:8080"
+    assert model.tailnet.login_server == "http://192.168.255.10:8080"
     assert model.tailnet.api_key_file is None  # no Headscale key fetched in this test
 
     for alias, (hostname, port, key) in expected.items():
@@ -140,7 +140,7 @@ def test_status_with_real_vagrant(offline: list[str], vagrant_exe: str, vagrant_
     lines = proc.stdout.splitlines()
     assert [line.split()[0] for line in lines] == HOSTS
     assert all(line.split()[1:3] == ["not_created", "libvirt"] for line in lines)
-    assert "192.0.2.2, 198.51.100.2" in proc.stdout
+    assert "192.0.2.2, 192.168.255.2" in proc.stdout
 
 
 @pytest.mark.integration
