@@ -46,9 +46,9 @@ else:
     gevent.sleep(0)
 from steps import kea  # noqa: E402 - after the routers' read is on its way (imports requests)
 
+controlplane.read_ahead(model, here=coordinator)  # first: the control server answers slowest (API-key check)
 plans = kea_plans(host, coordinator)
 host_plans = kea_hosts_plans(host)
-controlplane.read_ahead(model, here=coordinator)
 kea.read_ahead(model, plans, host_plans)
 # Every step is called on every host (a no-op where it does not apply): pyinfra orders operations
 # by each host's own sequence, so a step called on some hosts only could run out of order.
