@@ -3,7 +3,10 @@
 Run as root: python bench/deploy_bench.py [--runs N] [--latency-ms MS] [--reuse-lab]
 Prints: first deploy and no-op re-deploy wall time, the no-op re-deploy against an
 empty pyinfra deploy on the same hosts (ratio, target < 1.2x), commands run per
-host on a no-op run, ping RTT and TCP throughput client to client across the tunnel.
+host on a no-op run, the CPU time a no-op run costs each lab host and the deploy machine
+beyond an empty run (the lab shares this machine's cores with the deploy, so this is
+where the no-op's extra wall time comes from), ping RTT and TCP throughput client to
+client across the tunnel.
 --latency-ms adds that much round-trip time to the lab's SSH path, half each way, as a
 WAN between the deploy and the routers would: tc netem on the loopback of each
 SSH-reached lab host's own namespace (removed at the end) where the kernel has
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lab import api, drive  # noqa: E402
+from lab import api, container, drive  # noqa: E402
 from lab.paths import PREFIX  # noqa: E402
 
 SSH_HOSTS = ("control", "a-gw", "b-gw", "a-router", "b-router")  # hosts pyinfra reaches over SSH
@@ -89,6 +93,53 @@ def medians_alternating(runs: int, sites: Path) -> tuple[float, float]:
     return statistics.median(noop), statistics.median(empty)
 
 
+def _pid_namespace(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
+
+
+def _cpu_by_namespace(namespaces: dict[str, str]) -> dict[str, float]:
+    """CPU seconds (own + reaped children) of every process in each lab host's PID namespace."""
+    ticks = dict.fromkeys(namespaces, 0)
+    by_ns = {ns: name for name, ns in namespaces.items()}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = by_ns.get(_pid_namespace(int(pid)))
+        if name is not None:
+            ticks[name] += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    return {name: t / os.sysconf("SC_CLK_TCK") for name, t in ticks.items()}
+
+
+def cpu_per_host(runs: int, sites: Path) -> dict[str, float]:
+    """Median extra CPU seconds a no-op run costs each lab host and the deploy (pyinfra and its
+    ssh children) over an empty run, the two alternating."""
+    namespaces = {}
+    for name in SSH_HOSTS:
+        leader = container.leader_pid(name)
+        if leader is not None and _pid_namespace(leader) is not None:
+            namespaces[name] = _pid_namespace(leader)
+
+    def one(deploy: str) -> dict[str, float]:
+        before, mine = _cpu_by_namespace(namespaces), resource.getrusage(resource.RUSAGE_CHILDREN)
+        timed(sites, deploy=deploy)
+        after, mine_after = _cpu_by_namespace(namespaces), resource.getrusage(resource.RUSAGE_CHILDREN)
+        used = {name: after[name] - before[name] for name in namespaces}
+        used["deploy (pyinfra)"] = (mine_after.ru_utime + mine_after.ru_stime) - (mine.ru_utime + mine.ru_stime)
+        return used
+
+    extra: dict[str, list[float]] = {}
+    for _ in range(runs):
+        noop, empty = one("deploy.py"), one("bench/empty_deploy.py")
+        for name in noop:
+            extra.setdefault(name, []).append(noop[name] - empty[name])
+    return {name: statistics.median(values) for name, values in extra.items()}
+
+
 def commands_per_host(debug_log: str) -> Counter:
     return Counter(re.findall(r"Running command on (\S+?):", debug_log))
 
@@ -122,6 +173,7 @@ def main() -> None:
                 how = "no sch_netem in this kernel: bench/delay_proxy.py as the ProxyCommand in the lab namespaces"
         try:
             noop, empty = medians_alternating(args.runs, run_sites)
+            cpu = cpu_per_host(args.runs, run_sites)
             _, debug_log = timed(run_sites, "--debug")
             per_host = commands_per_host(debug_log)
             changes = drive.planned_changes(run_sites)
@@ -147,6 +199,9 @@ def main() -> None:
     print(f"empty pyinfra deploy, same hosts (median of {args.runs}):  {empty:6.2f} s")
     print("machine load average after the runs (1/5/15 min): " + " / ".join(f"{x:.1f}" for x in os.getloadavg()))
     print(f"no-op / empty ratio:                               {noop / empty:6.2f}x  (target < 1.2x)")
+    print("extra CPU of a no-op run over an empty one (s):    "
+          + ", ".join(f"{h} {c:.2f}" for h, c in cpu.items()) + f"; total {sum(cpu.values()):.2f} on "
+          f"{os.cpu_count()} cores shared by the deploy and the lab")
     print("commands run per host on a no-op run:             "
           + ", ".join(f"{h} {n}" for h, n in sorted(per_host.items())))
     if rtt:
