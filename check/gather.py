@@ -100,6 +100,7 @@ class ControlState:
 
     error: str | None = None
     nodes: dict[str, Node | None] = field(default_factory=dict)  # site -> its router's node
+    twins: dict[str, list[Node]] = field(default_factory=dict)  # HA site -> its other routers' nodes (found ones)
     node_errors: dict[str, str] = field(default_factory=dict)
     online: dict[str, bool | None] = field(default_factory=dict)  # node id -> online
     primary: dict[str, tuple[str, ...]] = field(default_factory=dict)  # node id -> primary routes (Headscale)
@@ -232,6 +233,18 @@ def _live_flags(cp, state: ControlState) -> None:  # noqa: ANN001 - controlplane
         return
 
 
+def _twin_nodes(cp, site: Site, nodes: list[Node], ours: tuple[str, ...]) -> list[Node]:  # noqa: ANN001
+    """An HA site's other routers' nodes (the ones the control plane knows): any of them may be the
+    site's primary after a failover, which is healthy."""
+    twins = []
+    for router in site.routers[1:]:
+        try:
+            twins.append(cp.find_router(router_ident(router), nodes, prefer=ours))
+        except ControlPlaneError:
+            continue
+    return twins
+
+
 def read_control(model: SiteModel) -> ControlState:
     state = ControlState()
     if model.tailnet is None:
@@ -247,6 +260,7 @@ def read_control(model: SiteModel) -> ControlState:
                 except ControlPlaneError as exc:
                     state.nodes[site.name] = None
                     state.node_errors[site.name] = " ".join(str(exc).split())
+                state.twins[site.name] = _twin_nodes(cp, site, state.all_nodes, ours)
             _live_flags(cp, state)
             state.policy_text = cp.read_policy().text
             _server_tests(cp, model, state)

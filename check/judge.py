@@ -155,12 +155,24 @@ def routes_row(site: Site, r: RouterState, cs: ControlState, fx: Fixes, tailscal
     # The router's view can lag or go empty while the policy lets it reach no peer, so it is second.
     elected = cs.primary.get(node.id, status.primary_routes) if cs.primary else status.primary_routes
     secondary = [p for p in ours if p not in elected]
+    twins = cs.twins.get(name, []) if site.ha else []
+    if secondary and twins and cs.primary:
+        # An HA site is served when each prefix is primary on one of its routers (after a failover the
+        # twin holds it; a recovered router does not reclaim it). The check reads the first router only.
+        holders = {p: next((t.label for t in twins if p in cs.primary.get(t.id, ())), None) for p in secondary}
+        if all(holders.values()):
+            return _ok(name, "routes", f"{', '.join(ours)} advertised, approved; primary on "
+                       f"{', '.join(sorted(set(holders.values())))} (HA, {len(site.routers)} routers; "
+                       f"{node.label} standing by)")
     if secondary:
         serving = sorted({n.label for n in cs.all_nodes if n.id != node.id
                           and set(secondary) & set(cs.primary.get(n.id, ()))})
         who = f"node {', '.join(serving)} is primary for it" if serving else "the control plane has not elected it"
         return _broken(name, "routes", f"approved but not primary on this router: {', '.join(secondary)} ({who})",
                        fx.ssh(site.ssh, "tailscale status --json | grep -A3 PrimaryRoutes"))
+    if site.ha:
+        return _ok(name, "routes", f"{', '.join(ours)} advertised, approved; primary on {node.label} "
+                   f"(HA, {len(site.routers)} routers)")
     return _ok(name, "routes", f"{', '.join(ours)} advertised, approved, primary")
 
 

@@ -216,3 +216,41 @@ def test_primary_is_the_control_planes_election_when_it_reports_one():
     control.primary = {}  # a backend that does not report it (Tailscale): the router's own view counts
     by, rows = verdicts(m, plans, routers, control)
     assert not_ok(rows) == {("a", "routes"): Status.BROKEN}
+
+
+def _ha_site_a(m):  # noqa: ANN001, ANN202
+    """The same lab with site a on two routers (a-router, a-router-2) behind the VRRP address .3."""
+    return parse_sites(m.path, {
+        "ssh": {"config_file": "/srv/ssh_config"},
+        "tailnet": {"backend": "headscale", "url": "http://127.0.0.1:8080", "api_key_env": "X"},
+        "sites": {
+            "a": {"subnet": "192.0.2.0/24", "gateway": "192.0.2.1", "vip": "192.0.2.3",
+                  "routers": [{"address": "192.0.2.2", "ssh": "a-router"},
+                              {"address": "192.0.2.4", "ssh": "a-router-2"}]},
+            "b": {"subnet": "172.16.100.0/24", "router": "172.16.100.2", "gateway": "172.16.100.1",
+                  "ssh": "b-router"},
+        },
+    })
+
+
+def test_ha_site_served_by_its_twin_after_a_failover_is_ok_and_names_the_primary():
+    m, plans, routers, control = healthy()
+    m = _ha_site_a(m)
+    twin = Node("7", "a-router-2", addresses=("100.64.0.7",), advertised=("192.0.2.0/24",),
+                approved=("192.0.2.0/24",))
+    control.all_nodes.append(twin)
+    control.twins = {"a": [twin]}
+    by, rows = verdicts(m, plans, routers, control)
+    assert by[("a", "routes")].reason == "192.0.2.0/24 advertised, approved; primary on a-router (HA, 2 routers)"
+
+    routers["a"].status = dataclasses.replace(routers["a"].status, primary_routes=())
+    control.primary = {"7": ("192.0.2.0/24",), "2": (), "1": ("172.16.100.0/24",)}  # the twin took over
+    by, rows = verdicts(m, plans, routers, control)
+    assert ("a", "routes") not in not_ok(rows)
+    assert by[("a", "routes")].reason == ("192.0.2.0/24 advertised, approved; primary on a-router-2 "
+                                          "(HA, 2 routers; a-router standing by)")
+
+    control.primary = {"7": (), "2": (), "1": ("172.16.100.0/24",)}  # no router of the site is primary
+    by, rows = verdicts(m, plans, routers, control)
+    assert not_ok(rows)[("a", "routes")] == Status.BROKEN
+    assert by[("a", "routes")].reason.startswith("approved but not primary on this router: 192.0.2.0/24")

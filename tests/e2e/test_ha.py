@@ -117,6 +117,21 @@ def test_tailscaled_down_on_the_primary_moves_the_vip_while_the_box_stays_up(lab
     time.sleep(6)  # back and healthy: it reclaims neither the primary nor the address
     assert primary_for("b-router", SUBNET) == other
     assert wait_for_one_holder() == [other]
+    # the diagnosis reads site a's first router; whichever of the two is primary now, the site is served
+    routes = check_routes_row(lab_sites, "a")
+    assert routes["status"] == "ok", routes
+    assert f"primary on {other}" in routes["reason"] and "(HA, 2 routers" in routes["reason"], routes
+
+
+def check_routes_row(sites: Path, site: str) -> dict:
+    """`python -m check --json`'s routes row for one site."""
+    import json
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-m", "check", "--sites", str(sites), "--json"], cwd=drive.REPO,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode in (0, 1), result.stderr[-2000:]
+    return next(r for r in json.loads(result.stdout)["rows"] if r["site"] == site and r["step"] == "routes")
 
 
 def vrrp_holders() -> list[str]:
