@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from controlplane import policy as pol
@@ -116,9 +116,11 @@ class ControlPlane(abc.ABC):
             "(no node has that name or tailnet IP): join it first, then re-run"
         )
 
-    def settled_nodes(self, model, settle: Collection[str], timeout: float | None = None) -> list[Node]:  # noqa: ANN001
+    def settled_nodes(self, model, settle: Collection[str], timeout: float | None = None,  # noqa: ANN001
+                      retired: Mapping[str, Sequence[str]] | None = None) -> list[Node]:
         """The node list once the server sees every router of the sites in `settle` advertise all of its
-        site's prefixes (or after `timeout`: then as it is, and the plan shows what is "not advertised yet").
+        site's prefixes and none of its `retired` ones (or after `timeout`: then as it is, and the plan
+        shows what is "not advertised yet").
 
         A router that has just changed its advertised routes (`tailscale set`, an earlier step of the
         same deploy) tells the control server asynchronously: planned at once, the approval step
@@ -128,12 +130,13 @@ class ControlPlane(abc.ABC):
         while True:
             nodes = self.list_nodes()
             if not settle or time.monotonic() >= deadline or all(
-                    self._advertises_ours(model.sites[name], nodes) for name in settle):
+                    self._advertises_ours(model.sites[name], nodes, retired or {}) for name in settle):
                 return nodes
             time.sleep(SETTLE_EVERY)
 
-    def _advertises_ours(self, site, nodes: list[Node]) -> bool:  # noqa: ANN001 - sites.Site
-        """Every router of the site (an HA site has several) is seen advertising all of its prefixes."""
+    def _advertises_ours(self, site, nodes: list[Node], retired: Mapping[str, Sequence[str]]) -> bool:  # noqa: ANN001
+        """Every router of the site (an HA site has several) is seen advertising all of its prefixes,
+        and none it no longer declares (retired)."""
         ours = tuple(rt.canonical(str(p)) for p in site.advertised)
         for router in site.routers:
             try:
@@ -142,20 +145,25 @@ class ControlPlane(abc.ABC):
                 return False  # not registered yet (first join) or ambiguous: wait, plan() then says which
             if not set(ours) <= set(node.advertised):
                 return False
+            gone = {rt.canonical(p) for p in retired.get(SshTarget.parse(router.ssh).name, ())}
+            if gone & set(node.advertised):
+                return False
         return True
 
     def plan(self, model, *, routes: bool = True, policy: bool = True,  # noqa: ANN001 - sites.SiteModel
-             settle: Collection[str] = ()) -> ChangeSet:
+             settle: Collection[str] = (), retired: Mapping[str, Sequence[str]] | None = None) -> ChangeSet:
         """Read everything, decide everything, write nothing.
 
         The deploy plans the policy alone before routers join (it names no node) and the
         routes alone after they joined, so traffic rules and approvals each come at their step.
         `settle`: sites whose router changed earlier in this run; their approvals are decided
         once the server sees the routes they now advertise (settled_nodes).
+        `retired`: router (inventory name) -> prefixes this project approved on it that its site no
+        longer declares (removal.record.retired); dropped once the router stops advertising them.
         """
         spec = pol.PolicySpec.from_model(model)
         changes, keys = [], []
-        nodes = self.settled_nodes(model, settle) if routes else []
+        nodes = self.settled_nodes(model, settle, retired=retired) if routes else []
         found: dict[str, str] = {}  # node id -> the router it was found as
         for site in model.sites.values() if routes else ():
             ours = tuple(rt.canonical(str(p)) for p in site.advertised)
@@ -168,10 +176,11 @@ class ControlPlane(abc.ABC):
                     raise ControlPlaneError(f"{label} and {found[node.id]} are the same node {node.label} "
                                             f"(id {node.id}): set tailnet_node per router")
                 found[node.id] = label
-                after = rt.desired(node.approved, node.advertised, ours)
-                changes.append(RouteChange(site.name, node, ours, after))
+                gone = tuple(rt.canonical(p) for p in (retired or {}).get(SshTarget.parse(router.ssh).name, ()))
+                after = rt.desired(node.approved, node.advertised, ours, gone)
+                changes.append(RouteChange(site.name, node, ours, after, gone))
                 if self.manages_key_expiry and node.key_expiry_disabled is False:
-                    keys.append(RouteChange(site.name, node, ours, after))
+                    keys.append(RouteChange(site.name, node, ours, after, gone))
         if not policy:
             return ChangeSet(self.name, spec, tuple(changes), tuple(keys), None, ())
         notes: list[str] = []
@@ -227,7 +236,7 @@ class ControlPlane(abc.ABC):
                 if node is None:
                     raise UnknownRouterError(f"router {change.node.label} (id {change.node.id}) left the tailnet meanwhile")
                 # re-derive from the live list: someone may have approved something since plan()
-                after = rt.desired(node.approved, node.advertised, change.ours)
+                after = rt.desired(node.approved, node.advertised, change.ours, change.retired)
                 if set(after) != set(node.approved):
                     self.set_routes(node, after)
                     done.append(f"site {change.site}: {node.label}: approved routes now {', '.join(after) or '(none)'}")

@@ -58,6 +58,7 @@ class RouteChange:
     node: Node
     ours: tuple[str, ...]  # the site's prefixes
     after: tuple[str, ...]
+    retired: tuple[str, ...] = ()  # approved by this project earlier, no longer the site's (the applied record)
 
     @property
     def before(self) -> tuple[str, ...]:

@@ -14,8 +14,10 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+
+from netaddr import IPNetwork
 
 from sites.model import SiteModel, SshTarget
 
@@ -77,6 +79,35 @@ def removed(model: SiteModel, recorded: Iterable[AppliedRouter]) -> list[Applied
     """Recorded routers the site file no longer declares (matched by their SSH target)."""
     now = {r.host for r in declared(model)}
     return [r for r in recorded if r.host not in now]
+
+
+def retired(model: SiteModel, recorded: Iterable[AppliedRouter]) -> dict[str, tuple[str, ...]]:
+    """Declared routers (by inventory name) -> recorded prefixes their site no longer declares.
+
+    The deploy approved those on the router's node; the routes step takes them back once the
+    router stops advertising them (a prefix dropped from a site that stays: no removal run needed).
+    """
+    now = {r.host: set(_canonical(r.prefixes)) for r in declared(model)}
+    out: dict[str, tuple[str, ...]] = {}
+    for r in recorded:
+        if r.host in now:
+            gone = tuple(p for p in _canonical(r.prefixes) if p not in now[r.host])
+            if gone:
+                out[r.host] = tuple(dict.fromkeys(out.get(r.host, ()) + gone))
+    return out
+
+
+def keeping_retired(routers: Sequence[AppliedRouter], recorded: Iterable[AppliedRouter]) -> list[AppliedRouter]:
+    """`routers` with each one's recorded prefixes kept too (a run that failed somewhere may not
+    have taken them back yet: the next run still knows they were ours)."""
+    before: dict[str, tuple[str, ...]] = {}
+    for r in recorded:
+        before[r.host] = before.get(r.host, ()) + r.prefixes
+    return [replace(r, prefixes=tuple(dict.fromkeys(r.prefixes + before.get(r.host, ())))) for r in routers]
+
+
+def _canonical(prefixes: Iterable[str]) -> list[str]:
+    return [str(IPNetwork(p).cidr) for p in prefixes]
 
 
 def write(path: Path, routers: Sequence[AppliedRouter]) -> bool:

@@ -20,7 +20,7 @@ from controlplane import ChangeSet, ControlPlaneError, PolicyError, UnknownRoute
 from controlplane.base import Recorded
 from sites.model import SecretError, SiteModel
 from steps import readahead
-from steps.inputs import is_control_host, ssh_transport
+from steps.inputs import is_control_host, retired_prefixes, ssh_transport
 from steps.planned import plan_then_apply
 
 FAILURES = (ControlPlaneError, PolicyError, SecretError)
@@ -74,17 +74,18 @@ def _step(model: SiteModel, here: bool, *, routes: bool, policy: bool, done: str
         return
 
     settle = changed_router_sites(model) if routes else []
+    retired = retired_prefixes(model) if routes else {}
 
     def plan() -> ChangeSet:
         recorded = readahead.recall(READ_AHEAD, host.name)
         if recorded is not None and not settle:
-            return recorded.plan(model, routes=routes, policy=policy)
+            return recorded.plan(model, routes=routes, policy=policy, retired=retired)
         with reach(model, transport=_transport(host)) as cp:
-            return cp.plan(model, routes=routes, policy=policy, settle=settle)
+            return cp.plan(model, routes=routes, policy=policy, settle=settle, retired=retired)
 
     def apply(on_host: Host) -> list[str]:
         with reach(model, transport=_transport(on_host)) as cp:
-            changes = cp.plan(model, routes=routes, policy=policy, settle=settle)
+            changes = cp.plan(model, routes=routes, policy=policy, settle=settle, retired=retired)
             return cp.apply(changes) if not changes.empty else []
 
     # first deploy: the routers join in an earlier step of this same run, so an unknown router

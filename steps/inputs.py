@@ -114,6 +114,11 @@ def removed_routers(model: SiteModel) -> list[record.AppliedRouter]:
     return record.removed(model, recorded_routers())
 
 
+def retired_prefixes(model: SiteModel) -> dict[str, tuple[str, ...]]:
+    """Declared routers -> prefixes the deploy approved on them that their site no longer declares."""
+    return record.retired(model, recorded_routers())
+
+
 def prune(host) -> bool:  # noqa: ANN001 - pyinfra Host
     """`--data prune=true`: this run removes what removed routers and sites left behind."""
     return record.is_true(host.data.get(record.PRUNE_KEY, False))

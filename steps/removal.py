@@ -101,9 +101,17 @@ def declared_addresses(model: SiteModel) -> tuple[str, ...] | None:
     return _addresses[key]
 
 
-def still_recorded(model: SiteModel, recorded: list[AppliedRouter], cleaned: set[str]) -> list[AppliedRouter]:
-    """What the record holds after a run: the declared routers, then removed ones not cleaned (by host name)."""
-    return record.declared(model) + [r for r in record.removed(model, recorded) if r.host not in cleaned]
+def still_recorded(model: SiteModel, recorded: list[AppliedRouter], cleaned: set[str],
+                   failed: bool = False) -> list[AppliedRouter]:
+    """What the record holds after a run: the declared routers, then removed ones not cleaned (by host name).
+
+    After a run where a host failed, a declared router keeps its recorded prefixes too: one its
+    site dropped may not have been unapproved yet (the routes step may not have run).
+    """
+    declared = record.declared(model)
+    if failed:
+        declared = record.keeping_retired(declared, recorded)
+    return declared + [r for r in record.removed(model, recorded) if r.host not in cleaned]
 
 
 class RecordApplied(BaseStateCallback):
@@ -124,7 +132,7 @@ class RecordApplied(BaseStateCallback):
         others_failed = any(h not in gone for h in state.failed_hosts)
         cleaned = set() if others_failed else {
             h.name for h in gone if h not in state.failed_hosts and h in state.activated_hosts}
-        routers = still_recorded(self.model, self.recorded, cleaned)
+        routers = still_recorded(self.model, self.recorded, cleaned, failed=bool(state.failed_hosts))
         for host in gone:
             if host.name not in cleaned:
                 logger.warning(f"--> Removed router {host.name} not cleaned up (unreachable, or a host failed): it "

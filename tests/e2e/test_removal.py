@@ -163,6 +163,30 @@ def test_a_rerun_plans_zero_changes(lab3):
     assert "no longer declares" not in plain.stdout + plain.stderr  # nothing left to remove
 
 
+def test_a_prefix_dropped_from_a_site_that_stays_is_unapproved_by_a_plain_deploy(lab3):
+    """The applied record remembers the prefixes the deploy approved: one the site file no longer
+    declares is taken back once the router stops advertising it, in the same run, without prune."""
+    _, sites = lab3
+    declared = sites.read_text()
+    extra = "10.250.1.0/24"
+    sites.write_text(declared.replace("[sites.a]\n", f'[sites.a]\nroutes = ["{extra}"]\n', 1))
+    try:
+        result = drive.pyinfra(sites)
+        assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+        assert node_and_policy(sites)[0]["a-router"] == ("10.1.0.0/24", extra)
+        assert extra in Path(f"{sites}.applied.json").read_text()
+    finally:
+        sites.write_text(declared)
+    result = drive.pyinfra(sites)
+    text = result.stdout + result.stderr
+    assert result.returncode == 0, text[-4000:]
+    approved, policy = node_and_policy(sites)
+    assert approved["a-router"] == ("10.1.0.0/24",), text[-3000:]
+    assert extra not in policy
+    assert extra not in Path(f"{sites}.applied.json").read_text()
+    assert drive.planned_changes(sites) == {}
+
+
 def test_a_renamed_router_is_neither_logged_out_nor_unapproved(lab3, tmp_path):
     """a-router recorded under an old ssh alias: same machine, so the removal leaves it alone
     (and drops the stale entry from the record)."""

@@ -159,3 +159,26 @@ def test_one_router_of_a_site_that_stays_loses_its_approvals_the_twin_keeps_them
     assert [(u.node.id, u.removed) for u in changes.unapprovals] == [("4", ["192.0.2.0/24"])]
     cp.apply(changes)
     assert cp.nodes["4"].approved == () and cp.nodes["1"].approved == ("192.0.2.0/24",)
+
+
+def test_a_prefix_dropped_from_a_site_that_stays_is_retired_and_unapproved_by_the_routes_step(model):
+    # the last deploy recorded b with an extra prefix 10.98.0.0/16 that the site file no longer has
+    recorded = [AppliedRouter("a", "root@ra", None, ("192.0.2.0/24",)),
+                AppliedRouter("b", "rb:2222", "router-b", ("198.51.100.0/24", "10.99.0.0/16", "10.98.0.0/16"))]
+    retired = record.retired(model, recorded)
+    assert retired == {"rb:2222": ("10.98.0.0/16",)}  # by inventory name (host and port)
+    assert record.retired(model, record.declared(model)) == {}
+    cp = MemoryControlPlane([
+        Node("1", "ra", "ra", advertised=("192.0.2.0/24",), approved=("192.0.2.0/24",)),
+        Node("2", "router-b", "router-b", advertised=("198.51.100.0/24", "10.99.0.0/16"),
+             approved=("198.51.100.0/24", "10.99.0.0/16", "10.98.0.0/16", "0.0.0.0/0"))])
+    assert cp.plan(model, policy=False).empty  # without the record: someone else's, kept
+    changes = cp.plan(model, policy=False, retired=retired)
+    assert "site b: router router-b (id 2): routes already approved; drop (ours, no longer advertised) 10.98.0.0/16" \
+        in changes.render()
+    assert cp.apply(changes) == ["site b: router-b: approved routes now 0.0.0.0/0, 10.99.0.0/16, 198.51.100.0/24"]
+    assert cp.plan(model, policy=False, retired=retired).empty  # a second run changes nothing
+    # the record forgets the retired prefix after a clean run, keeps it after a run where a host failed
+    assert still_recorded(model, recorded, cleaned=set()) == record.declared(model)
+    kept = still_recorded(model, recorded, cleaned=set(), failed=True)
+    assert kept[1].prefixes == ("198.51.100.0/24", "10.99.0.0/16", "10.98.0.0/16")
