@@ -18,6 +18,9 @@ Two more things every HA router needs:
   at boot (a oneshot unit, as operations/mss.py does for its rules);
 - loose reverse-path filtering (rp_filter=2): during a switch the two routers'
   paths differ for a moment and strict mode would drop the return packets.
+
+A site that goes back to one router (`no_longer_ha`): the HA setup this project made on
+the router that stays is taken down (keepalived only when its config carries our marker).
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from pyinfra import host
 from pyinfra.api import OperationError, operation
 
 from operations import batch, owned
-from operations.facts.ha import DebPackageVersion, InterfaceOfAddress, PolicyRule, PolicyRules, SysctlValues
+from operations.util import warn
+from operations.facts.ha import (DebPackageVersion, HaLeftoversFact, InterfaceOfAddress, PolicyRule, PolicyRules,
+                                 SysctlValues)
 from sites.model import Router, Site
 
 PACKAGE = "keepalived"
@@ -48,6 +53,13 @@ PRIMARY_WEIGHT = 50  # added while this router is the tailnet's primary: more th
 def rule_spec(prefix: str) -> str:
     """The rule's text as `ip rule show` prints it after the priority."""
     return f"from all to {prefix} lookup main suppress_prefixlength 0"
+
+
+def own_lan_prefixes(rules: list[PolicyRule] | tuple[PolicyRule, ...]) -> list[str]:
+    """The prefixes of the deploy's own-LAN rules among the live ones (`rule_spec` at RULE_PRIORITY);
+    any other rule is not ours."""
+    return [spec.split()[3] for spec in (r.spec for r in rules if r.priority == RULE_PRIORITY)
+            if len(spec.split()) == 8 and spec == rule_spec(spec.split()[3])]
 
 
 def check_script() -> str:
@@ -233,3 +245,53 @@ def vrrp(site: Site, router: Router):
     if conf_cmds and unit_now.active:
         yield f"systemctl reload {KEEPALIVED_UNIT}"
     yield from owned.unit_running(KEEPALIVED_UNIT, status=unit_now)
+
+
+LEFTOVER_FILES = (CHECK, RULES_SCRIPT, RULES_UNIT, RP_FILE)
+
+
+def leftover_facts() -> list[batch.Fact]:
+    """What `no_longer_ha` decides from: one cheap read (every single-router site's router pays it)."""
+    return [(HaLeftoversFact, {"paths": list(LEFTOVER_FILES), "conf": CONF, "priority": RULE_PRIORITY})]
+
+
+@operation()
+def no_longer_ha(prune: bool = False, twin_removed_now: bool = False, prune_command: str = "--data prune=true"):
+    """
+    On a router of a site that is not HA (any more): the project's HA setup taken down, in a removal run.
+
+    + prune: this is the removal run (`--data prune=true`); otherwise a leftover is only reported:
+      LAN clients still use the VRRP address as their next hop until their lease renews with the
+      router's own address (ISC dhclient only at a full bind), so it goes when the user says so
+    + twin_removed_now: the site's other router is removed in this same run: its clients' leases
+      still name the VRRP address, so the setup stays until a later removal run
+    + prune_command: the command that runs the removal, for the warning
+
+    keepalived stopped and disabled and its config removed when the config carries the project's
+    marker (the package stays), the own-LAN rules unit disabled and its live rules deleted (only
+    rules of the form the deploy adds), the VRRP check script and the rp_filter file removed (the
+    live rp_filter value stays until reboot: the previous one is not known). Nothing to do: no command.
+    """
+    (left,) = batch.read(*leftover_facts())
+    if not left.any:
+        host.noop("no HA setup of ours on this router")
+        return
+    if not prune or twin_removed_now:
+        warn("this router keeps the HA setup (VRRP address, own-LAN rules) from when its site had several "
+             "routers: LAN clients use the VRRP address until their lease renews with this router's own address "
+             "(Kea's valid-lifetime at the latest); after that, take it down with "
+             f"`{prune_command}`" + (" (again: not in the run that removes the other router)" if prune else ""))
+        host.noop("HA leftovers kept until a later removal run" if prune else "HA leftovers kept until the removal run")
+        return
+    if left.keepalived_ours:  # the VRRP address leaves first: the LAN's next hop is this router's own address now
+        yield f"systemctl stop {KEEPALIVED_UNIT}"
+        yield f"systemctl disable {KEEPALIVED_UNIT}"
+    if RULES_UNIT in left.files:
+        yield f"systemctl disable --now {RULES_UNIT_NAME}"
+    for prefix in own_lan_prefixes(left.rules):
+        yield f"ip -4 rule del priority {RULE_PRIORITY} {rule_spec(shlex.quote(prefix))}"
+    gone = [*left.files, *([CONF] if left.keepalived_ours else [])]
+    if gone:
+        yield "rm -f " + " ".join(shlex.quote(p) for p in gone)
+    if any(p.startswith("/etc/systemd/") for p in gone):
+        yield "systemctl daemon-reload"

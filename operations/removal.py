@@ -30,7 +30,7 @@ from pyinfra.api.util import format_text
 
 from operations import batch, gro, ha, mss, owned
 from operations.facts import MssClampRules, TailscaleStatus
-from operations.facts.ha import ManagedByUs, PolicyRule, PolicyRules
+from operations.facts.ha import ManagedByUs, PolicyRules
 from operations.facts.systemd import ProjectUnitState
 from operations.forwarding import SYSCTL_FILE
 from operations.util import warn
@@ -45,13 +45,6 @@ def removal_facts(interface: str = "tailscale0") -> list[batch.Fact]:
             *[(owned.OwnedFile, {"path": path}) for path in OWNED_FILES],
             *[(MssClampRules, {"interface": interface, "version": v}) for v in (4, 6)],
             (ManagedByUs, {"path": ha.CONF}), (PolicyRules, {})]
-
-
-def own_lan_prefixes(rules: list[PolicyRule]) -> list[str]:
-    """The prefixes of the deploy's own-LAN rules among the live ones (operations/ha.py adds them at
-    its priority as `to PREFIX lookup main suppress_prefixlength 0`); any other rule is not ours."""
-    return [spec.split()[3] for spec in (r.spec for r in rules if r.priority == ha.RULE_PRIORITY)
-            if len(spec.split()) == 8 and spec == ha.rule_spec(spec.split()[3])]
 
 
 @operation()
@@ -91,7 +84,7 @@ def removed(interface: str = "tailscale0", logout: bool = True, declared_address
         for direction, present in (("out", clamp and clamp.outbound), ("in", clamp and clamp.inbound)):
             if present:
                 commands.append(f"{mss.COMMANDS[version]} -t mangle -D FORWARD {mss.rule_args(interface, direction)}")
-    for prefix in own_lan_prefixes(rules):  # live until reboot otherwise; the unit that re-adds them goes below
+    for prefix in ha.own_lan_prefixes(rules):  # live until reboot otherwise; the unit that re-adds them goes below
         commands.append(f"ip -4 rule del priority {ha.RULE_PRIORITY} {ha.rule_spec(shlex.quote(prefix))}")
     gone = [path for path, state in files.items() if state is not None] + ([ha.CONF] if keepalived_ours else [])
     if gone:

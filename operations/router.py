@@ -58,7 +58,8 @@ def read_facts(source: InstallSource, wan_interface: str | None = None, site: Si
         *tailscale.configure_facts(),
         *mss.clamp_facts(),
         *gro.enable_facts(wan_interface),
-        *(ha.protect_facts() + ha.vrrp_facts(router or site.routers[0]) if site is not None and site.ha else ()),
+        *(ha.protect_facts() + ha.vrrp_facts(router or site.routers[0]) if site is not None and site.ha
+          else ha.leftover_facts()),
     )
 
 
@@ -78,6 +79,9 @@ def configure_router(
     accept_routes: bool = True,
     wan_interface: str | None = None,
     router: Router | None = None,
+    prune: bool = False,
+    twin_removed_now: bool = False,
+    prune_command: str = "--data prune=true",
 ):
     """
     Configure one subnet router for `site` of the validated site model `model`.
@@ -88,6 +92,9 @@ def configure_router(
     + accept_routes: --accept-routes (the recipe's default)
     + wan_interface: interface for UDP GRO forwarding (default: the default route's)
     + router: which of site.routers this host is (default: the first)
+    + prune: the removal run (`--data prune=true`): also take down an HA setup the site no longer has
+    + twin_removed_now: another router of this site is removed in this run (its HA setup then stays)
+    + prune_command: how to start the removal run, for the warning when it is not one
 
     UDP GRO is an optimisation: when it cannot be applied the deploy warns and goes on.
     """
@@ -120,4 +127,7 @@ def configure_router(
     if site.ha:
         ha.vrrp(name=f"VRRP address {site.vip} follows the tailnet's primary (keepalived)",
                 site=site, router=router or site.routers[0])
+    else:
+        ha.no_longer_ha(name="No HA setup left from when the site had several routers",
+                        prune=prune, twin_removed_now=twin_removed_now, prune_command=prune_command)
     gro.enable(name=GRO_STEP, interface=wan_interface, _ignore_errors=True)

@@ -127,3 +127,51 @@ class ManagedByUs(FactBase[bool]):
 
     def process(self, output: list[str]) -> bool:
         return bool(output) and output[0].startswith(MANAGED_MARK)
+
+
+@dataclass(frozen=True)
+class HaLeftovers:
+    """What an HA setup left on a router whose site is no longer HA."""
+
+    files: tuple[str, ...]  # the project's HA files present (check script, own-LAN script and unit, rp_filter file)
+    keepalived_ours: bool  # keepalived.conf carries the project's marker
+    rules: tuple[PolicyRule, ...]  # live policy rules at the own-LAN priority
+
+    @property
+    def any(self) -> bool:
+        return bool(self.files or self.keepalived_ours or self.rules)
+
+
+def parse_ha_leftovers(text: str, priority: int) -> HaLeftovers:
+    """`file PATH` / `conf` / `rule <ip rule line>` lines (HaLeftoversFact's command) -> HaLeftovers."""
+    files, conf, rules = [], False, []
+    for line in text.splitlines():
+        kind, _, rest = line.strip().partition(" ")
+        if kind == "file" and rest:
+            files.append(rest)
+        elif kind == "conf":
+            conf = True
+        elif kind == "rule":
+            rules += [r for r in parse_ip_rules(rest) if r.priority == priority]
+        elif line.strip():
+            raise ParseError(f"not a leftover line: {line!r}")
+    return HaLeftovers(tuple(files), conf, tuple(rules))
+
+
+class HaLeftoversFact(FactBase[HaLeftovers]):
+    """HA files, keepalived config and own-LAN rules on a router, in one cheap read (shell tests,
+    one `head`, one `ip rule`): a single-router site's no-op run pays for it on every router."""
+
+    @staticmethod
+    def default() -> HaLeftovers:
+        return HaLeftovers((), False, ())
+
+    def command(self, paths: tuple[str, ...] | list[str], conf: str, priority: int) -> str:
+        self.priority = priority
+        tests = "; ".join(f"[ -e {shlex.quote(p)} ] && echo file {shlex.quote(p)}" for p in paths)
+        return (f"{tests}; head -n 1 {shlex.quote(conf)} 2>/dev/null | grep -q '^{MANAGED_MARK}' && echo conf; "
+                f"ip -4 rule show priority {int(priority)} 2>/dev/null | sed 's/^/rule /'; true")
+
+    @parsed
+    def process(self, output: list[str]) -> HaLeftovers:
+        return parse_ha_leftovers("\n".join(output), self.priority)

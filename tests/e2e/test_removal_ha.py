@@ -183,8 +183,8 @@ def test_the_removal_run_undoes_the_removed_routers_setup(ha_lab):
     recorded = json.loads(Path(f"{sites}.applied.json").read_text())
     assert [r["ssh"] for r in recorded["routers"]] == [KEPT, "b-router"]
     kept = router_state(KEPT)
-    # a-router is declared (now single-router): the removal leaves it alone, its HA setup included
-    # (docs/removal.md, limits); its keepalived keeps the VRRP address for clients on old leases
+    # a-router is declared (now single-router): the run that removes its twin leaves its HA setup in
+    # place; its keepalived keeps the VRRP address for clients on old leases (a later run takes it down)
     assert kept["backend"] == "Running" and kept["keepalived"] == ["active", "enabled"]
 
 
@@ -195,6 +195,25 @@ def test_the_vip_is_on_the_remaining_router_and_a_and_b_still_reach_each_other(h
     drive.lab("renew", "a-client", "b-client")
     routes = drive.in_host("a-client", "ip", "-4", "route").stdout
     assert re.search(rf"^{re.escape(B_SUBNET)} via 192\.0\.2\.2 dev eth0", routes, re.M), routes  # the router now
+    reach_both_ways()
+
+
+def test_a_later_removal_run_takes_the_kept_routers_ha_setup_down(ha_lab):
+    """Clients renewed (previous test): the next removal run stops keepalived on the router that
+    stays and removes its HA files and own-LAN rule; the site works on the router's own address."""
+    _, sites = ha_lab
+    plain = drive.pyinfra(sites, "--dry")
+    assert "keeps the HA setup" in plain.stdout + plain.stderr  # said on every plain run until then
+    result = drive.pyinfra(sites, "--data", "prune=true")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    kept = router_state(KEPT)
+    assert kept["backend"] == "Running"
+    assert kept["keepalived"][0] != "active" and kept["keepalived"][1:] == ["disabled"], kept["keepalived"]
+    assert kept["rules"] == [] and kept["units"].count("s2s-own-lan-rules") == 0
+    ha_files = OWNED[4:]  # keepalived.conf, the VRRP check, the own-LAN script and unit, the rp_filter file
+    assert set(kept["files"]) & set(ha_files) == set(), kept["files"]
+    assert set(OWNED[:4]) <= set(kept["files"])  # the router's own setup stays
+    assert vrrp_holders() == []
     reach_both_ways()
 
 

@@ -14,8 +14,8 @@ from ops_harness import FakeHost, data, run_op, texts
 from pyinfra.api import OperationError
 
 from operations import ha
-from operations.facts.ha import (DebPackageVersion, InterfaceOfAddress, PolicyRules, SysctlValues,
-                                 parse_dpkg_status, parse_interface_of, parse_ip_rules)
+from operations.facts.ha import (DebPackageVersion, HaLeftoversFact, InterfaceOfAddress, PolicyRules, SysctlValues,
+                                 parse_dpkg_status, parse_ha_leftovers, parse_interface_of, parse_ip_rules)
 from operations.facts._parsing import ParseError
 from sites.model import Router, Site
 
@@ -219,3 +219,47 @@ def test_check_script_primary(tmp_path):
     assert run_check(tmp_path, "Running", [], ["203.0.113.0/24", p], "primary", p) == 1
     assert run_check(tmp_path, "Running", [], ["192.0.2.0/25"], "primary", p) == 0  # another prefix
     assert run_check(tmp_path, "Stopped", [p], [], "primary", p) == 1
+
+
+# ---------------------------------------------------------------- no_longer_ha (a site back to one router)
+
+LEFTOVERS = (f"file {ha.CHECK}\nfile {ha.RULES_SCRIPT}\nfile {ha.RULES_UNIT}\nfile {ha.RP_FILE}\nconf\n"
+             "rule 5260:\tfrom all to 192.0.2.0/24 lookup main suppress_prefixlength 0\n"
+             "rule 5260:\tfrom 10.9.9.9 lookup 100\n")
+
+
+def test_leftovers_parsed_and_the_command_is_cheap():
+    left = parse_ha_leftovers(LEFTOVERS, 5260)
+    assert left.files == (ha.CHECK, ha.RULES_SCRIPT, ha.RULES_UNIT, ha.RP_FILE) and left.keepalived_ours
+    assert [r.spec for r in left.rules] == ["from all to 192.0.2.0/24 lookup main suppress_prefixlength 0",
+                                            "from 10.9.9.9 lookup 100"]
+    assert not parse_ha_leftovers("", 5260).any
+    with pytest.raises(ParseError):
+        parse_ha_leftovers("something else", 5260)
+    command = HaLeftoversFact().command(paths=list(ha.LEFTOVER_FILES), conf=ha.CONF, priority=5260)
+    assert "systemctl" not in command and "stat" not in command  # shell tests, one head, one ip rule
+
+
+def test_a_router_without_ha_leftovers_runs_nothing():
+    host = FakeHost(outputs={HaLeftoversFact: ""})
+    assert run_op(ha.no_longer_ha, host, prune=True) == []
+    assert host.noops == ["no HA setup of ours on this router"]
+
+
+def test_leftovers_are_only_reported_until_the_removal_run_then_taken_down():
+    host = FakeHost(outputs={HaLeftoversFact: LEFTOVERS})
+    assert run_op(ha.no_longer_ha, host, prune_command="pyinfra ... --data prune=true") == []
+    assert host.noops == ["HA leftovers kept until the removal run"]
+    # the removal run that takes the other router out keeps it too (clients' leases name the vip)
+    assert run_op(ha.no_longer_ha, host, prune=True, twin_removed_now=True) == []
+    assert host.noops[-1] == "HA leftovers kept until a later removal run"
+    t = texts(run_op(ha.no_longer_ha, host, prune=True))
+    assert t[:3] == [f"systemctl stop {ha.KEEPALIVED_UNIT}", f"systemctl disable {ha.KEEPALIVED_UNIT}",
+                     f"systemctl disable --now {ha.RULES_UNIT_NAME}"]
+    assert "ip -4 rule del priority 5260 from all to 192.0.2.0/24 lookup main suppress_prefixlength 0" in t
+    assert not any("10.9.9.9" in c for c in t)  # not a rule of ours
+    assert f"rm -f {ha.CHECK} {ha.RULES_SCRIPT} {ha.RULES_UNIT} {ha.RP_FILE} {ha.CONF}" in t
+    assert t[-1] == "systemctl daemon-reload"
+    # keepalived.conf without our marker is someone else's: not stopped, not removed
+    host.outputs[HaLeftoversFact] = f"file {ha.RP_FILE}\n"
+    assert texts(run_op(ha.no_longer_ha, host, prune=True)) == [f"rm -f {ha.RP_FILE}"]
