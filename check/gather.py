@@ -92,6 +92,8 @@ class RouterState:
     probe_error: str | None = None
     pings: dict[str, dict[str, Any]] = field(default_factory=dict)  # peer site -> {tsping, mtu, small, via}
     router: Router | None = None
+    twins: list[RouterState] = field(default_factory=list)  # an HA site's other routers (facts only)
+    ping_source: str = ""  # the LAN address the tunnel pings went from (an HA site: the VRRP holder's vip)
 
 
 @dataclass
@@ -100,7 +102,7 @@ class ControlState:
 
     error: str | None = None
     nodes: dict[str, Node | None] = field(default_factory=dict)  # site -> its router's node
-    twins: dict[str, list[Node]] = field(default_factory=dict)  # HA site -> its other routers' nodes (found ones)
+    twins: dict[str, dict[str, Node]] = field(default_factory=dict)  # HA site -> other router's ssh -> its node
     node_errors: dict[str, str] = field(default_factory=dict)
     online: dict[str, bool | None] = field(default_factory=dict)  # node id -> online
     primary: dict[str, tuple[str, ...]] = field(default_factory=dict)  # node id -> primary routes (Headscale)
@@ -154,6 +156,8 @@ def probe_dhcp(router: Router, state: RouterState, site: Site) -> None:
 
 
 def read_router(model: SiteModel, site: Site) -> RouterState:
+    """The site's (first) router: facts, the DHCP probe (pings later); on an HA site also the other
+    routers' facts (the probe and the pings go from the first one only)."""
     state = RouterState(site.name, site.ssh)
     try:
         router = state.router = Router(site.ssh, model.ssh)
@@ -161,7 +165,32 @@ def read_router(model: SiteModel, site: Site) -> RouterState:
         probe_dhcp(router, state, site)
     except RemoteError as exc:
         state.error = str(exc)
+    state.twins = [read_twin(model, site.name, twin.ssh) for twin in site.routers[1:]]
     return state
+
+
+def read_twin(model: SiteModel, site: str, ssh: str) -> RouterState:
+    """An HA site's other router: its facts (kept connected: if it holds the VRRP address, the
+    site's tunnel pings go from it)."""
+    twin = RouterState(site, ssh)
+    try:
+        router = twin.router = Router(ssh, model.ssh)
+        read_facts(router, twin)
+    except RemoteError as exc:
+        twin.error = str(exc)
+    return twin
+
+
+def pinger(site: Site, state: RouterState) -> tuple[RouterState, str]:
+    """Which router the site's LAN-to-LAN pings go from, and from which address: peers accept a
+    site's prefixes only from its primary router, which the VRRP address follows, so on an HA site
+    the router holding the vip, from the vip; else the router, from its own LAN address."""
+    if site.ha:
+        vip = str(site.vip)
+        for candidate in (state, *state.twins):
+            if candidate.router is not None and any(vip in ips for ips in candidate.addresses.values()):
+                return candidate, vip
+    return state, str(site.routers[0].address)
 
 
 def _ping_command(peers: list[tuple[str, str, str]], source: str) -> str:
@@ -206,8 +235,9 @@ def ping_peers(model: SiteModel, states: dict[str, RouterState]) -> None:
         if state.router is None or state.error:
             return
         peers = [(o, tailnet_ip(o), str(model.sites[o].router)) for o in model.sites if o != name]
+        sender, state.ping_source = pinger(model.sites[name], state)
         try:
-            result = state.router.run(_ping_command(peers, str(model.sites[name].router)), timeout=PING_WAIT + 10)
+            result = sender.router.run(_ping_command(peers, state.ping_source), timeout=PING_WAIT + 10)
             state.pings = parse_pings(result.stdout)
         except RemoteError as exc:
             state.error = state.error or str(exc)
@@ -233,13 +263,13 @@ def _live_flags(cp, state: ControlState) -> None:  # noqa: ANN001 - controlplane
         return
 
 
-def _twin_nodes(cp, site: Site, nodes: list[Node], ours: tuple[str, ...]) -> list[Node]:  # noqa: ANN001
-    """An HA site's other routers' nodes (the ones the control plane knows): any of them may be the
-    site's primary after a failover, which is healthy."""
-    twins = []
+def _twin_nodes(cp, site: Site, nodes: list[Node], ours: tuple[str, ...]) -> dict[str, Node]:  # noqa: ANN001
+    """An HA site's other routers' nodes, by ssh target (the ones the control plane knows): any of them
+    may be the site's primary after a failover, which is healthy."""
+    twins = {}
     for router in site.routers[1:]:
         try:
-            twins.append(cp.find_router(router_ident(router), nodes, prefer=ours))
+            twins[router.ssh] = cp.find_router(router_ident(router), nodes, prefer=ours)
         except ControlPlaneError:
             continue
     return twins
@@ -297,7 +327,8 @@ def gather(model: SiteModel) -> tuple[dict[str, RouterState], ControlState]:
         ping_peers(model, routers)
     finally:
         for state in routers.values():
-            if state.router is not None:
-                state.router.close()
-                state.router = None
+            for one in (state, *state.twins):
+                if one.router is not None:
+                    one.router.close()
+                    one.router = None
     return routers, control_state

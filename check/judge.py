@@ -8,6 +8,7 @@ cause, never as broken: the table names the step to fix, once.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 from dataclasses import dataclass
@@ -155,7 +156,7 @@ def routes_row(site: Site, r: RouterState, cs: ControlState, fx: Fixes, tailscal
     # The router's view can lag or go empty while the policy lets it reach no peer, so it is second.
     elected = cs.primary.get(node.id, status.primary_routes) if cs.primary else status.primary_routes
     secondary = [p for p in ours if p not in elected]
-    twins = cs.twins.get(name, []) if site.ha else []
+    twins = list(cs.twins.get(name, {}).values()) if site.ha else []
     if secondary and twins and cs.primary:
         # An HA site is served when each prefix is primary on one of its routers (after a failover the
         # twin holds it; a recovered router does not reclaim it). The check reads the first router only.
@@ -310,7 +311,7 @@ def tunnel_rows(model: SiteModel, routers: dict[str, RouterState], so_far: dict[
             tsping, mtu, small = got.get("tsping"), got.get("mtu"), got.get("small")
             if tsping is False or (not mtu and not small):
                 what = (f"tailscale ping {peer} fails ({got.get('detail') or 'no answer'})" if tsping is False
-                        else f"no LAN-to-LAN ping {site.router} -> {model.sites[peer].router}")
+                        else f"no LAN-to-LAN ping {r.ping_source or site.router} -> {model.sites[peer].router}")
             elif not mtu:
                 fits = [int(k[2:]) for k, v in got.items() if k.startswith("df") and v and int(k[2:]) < TUNNEL_MTU]
                 largest = f"the largest that does is {max(fits)} bytes" if fits else "nor do 576-byte ones"
@@ -335,6 +336,51 @@ def tunnel_rows(model: SiteModel, routers: dict[str, RouterState], so_far: dict[
     return rows
 
 
+TWIN_STEPS = ("ssh", "tailscaled", "routes", "prefs", "forwarding", "clamp")  # what each router of a site needs
+
+
+def twin_routes_row(site: Site, r: RouterState, node, fx: Fixes, tailscaled: Row) -> Row:  # noqa: ANN001
+    """An HA site's other router: advertises the site's prefixes and has them approved (it is
+    ready to take over; which router is primary is the first router's routes row)."""
+    name, ours = site.name, [str(p) for p in site.advertised]
+    if tailscaled.status != Status.OK:
+        return _unknown(name, "routes", "needs a running tailscaled (see tailscaled)")
+    missing = [p for p in ours if r.prefs is None or p not in r.prefs.advertise_routes]
+    if missing:
+        return _broken(name, "routes", f"not advertised by the router: {', '.join(missing)}", fx.deploy(site))
+    if node is None:
+        return _unknown(name, "routes", "advertised; the control plane has no node for it")
+    unapproved = [p for p in ours if p not in node.approved]
+    if unapproved:
+        return _broken(name, "routes", f"advertised but not approved: {', '.join(unapproved)}", fx.controlplane())
+    return _ok(name, "routes", f"{', '.join(ours)} advertised, approved")
+
+
+def twin_rows(site: Site, twin: RouterState, cs: ControlState, fx: Fixes) -> dict[str, Row]:
+    """The router-local steps of an HA site's other router, with fixes aimed at that router."""
+    at = dataclasses.replace(site, ssh=twin.target)
+    node = cs.twins.get(site.name, {}).get(twin.target)
+    view = dataclasses.replace(cs, nodes={**cs.nodes, site.name: node},
+                               node_errors={**cs.node_errors, site.name: "not a node of the control plane"})
+    rows = {"ssh": ssh_row(at, twin, fx), "prefs": prefs_row(at, twin, fx),
+            "forwarding": forwarding_row(at, twin, fx), "clamp": clamp_row(at, twin, fx)}
+    rows["tailscaled"] = tailscaled_row(at, twin, view, fx)
+    rows["routes"] = twin_routes_row(at, twin, node, fx, rows["tailscaled"])
+    return rows
+
+
+def with_twin(row: Row, twin: str, other: Row) -> Row:
+    """One site row for both routers: the first not-ok verdict wins (named by router), else ok for both."""
+    if other.status == Status.OK:
+        return dataclasses.replace(row, reason=f"{row.reason}; {twin}: ok") if row.status == Status.OK else row
+    named = dataclasses.replace(other, reason=f"router {twin}: {other.reason}")
+    if row.status == Status.OK:
+        return named
+    if row.status == Status.UNKNOWN and other.status == Status.BROKEN:
+        return dataclasses.replace(named, reason=f"{named.reason}; first router: {row.reason}")
+    return dataclasses.replace(row, reason=f"{row.reason}; {named.reason}")
+
+
 def judge(model: SiteModel, plans: dict[str, SitePlan], routers: dict[str, RouterState],
           cs: ControlState) -> list[Row]:
     """Every site x step, in STEPS order."""
@@ -349,6 +395,9 @@ def judge(model: SiteModel, plans: dict[str, SitePlan], routers: dict[str, Route
         rows[(name, "forwarding")] = forwarding_row(site, r, fx)
         rows[(name, "clamp")] = clamp_row(site, r, fx)
         rows[(name, "dhcp")] = dhcp_row(site, plans[name], r, model, fx)
+        for twin in r.twins:
+            for step, other in twin_rows(site, twin, cs, fx).items():
+                rows[(name, step)] = with_twin(rows[(name, step)], twin.target, other)
     for row in policy_rows(model, cs, fx):
         rows[(row.site, "policy")] = row
     for row in tunnel_rows(model, routers, rows, fx):

@@ -118,20 +118,37 @@ def test_tailscaled_down_on_the_primary_moves_the_vip_while_the_box_stays_up(lab
     assert primary_for("b-router", SUBNET) == other
     assert wait_for_one_holder() == [other]
     # the diagnosis reads site a's first router; whichever of the two is primary now, the site is served
-    routes = check_routes_row(lab_sites, "a")
+    routes = check_rows(lab_sites)[("a", "routes")]
     assert routes["status"] == "ok", routes
     assert f"primary on {other}" in routes["reason"] and "(HA, 2 routers" in routes["reason"], routes
 
 
-def check_routes_row(sites: Path, site: str) -> dict:
-    """`python -m check --json`'s routes row for one site."""
+def check_rows(sites: Path) -> dict[tuple[str, str], dict]:
+    """`python -m check --json`'s rows by (site, step)."""
     import json
     import subprocess
     import sys
     result = subprocess.run([sys.executable, "-m", "check", "--sites", str(sites), "--json"], cwd=drive.REPO,
                             capture_output=True, text=True, timeout=180)
     assert result.returncode in (0, 1), result.stderr[-2000:]
-    return next(r for r in json.loads(result.stdout)["rows"] if r["site"] == site and r["step"] == "routes")
+    return {(r["site"], r["step"]): r for r in json.loads(result.stdout)["rows"]}
+
+
+def test_the_check_reads_every_router_of_the_ha_site(lab_sites):
+    """Forwarding off on the second router only: the site would break at the next failover, and
+    the check names that router (its first router is fine)."""
+    rows = check_rows(lab_sites)
+    assert {k for k, r in rows.items() if r["status"] != "ok"} == set(), "\n" + "\n".join(
+        str(r) for r in rows.values() if r["status"] != "ok")
+    assert rows[("a", "forwarding")]["reason"].endswith("; a-router2: ok")
+    drive.in_host("a-router2", "sysctl", "-w", "net.ipv4.ip_forward=0")
+    try:
+        rows = check_rows(lab_sites)
+        assert {k for k, r in rows.items() if r["status"] != "ok"} == {("a", "forwarding")}, rows
+        assert rows[("a", "forwarding")]["reason"] == "router a-router2: net.ipv4.ip_forward = 0"
+        assert "--limit a-router2" in rows[("a", "forwarding")]["fix"]
+    finally:
+        drive.in_host("a-router2", "sysctl", "-w", "net.ipv4.ip_forward=1")
 
 
 def vrrp_holders() -> list[str]:
