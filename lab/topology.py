@@ -31,8 +31,11 @@ _SITE_OPTIONAL = {
     "router2",  # HA: a second subnet router on the LAN (host NAME-router2)
     "router2_wan",  # HA: its WAN address
     "vip",  # HA: the VRRP address both routers share (the LAN's next hop)
+    "router3",  # HA: a third subnet router (host NAME-router3); needs the HA keys
+    "router3_wan",  # HA: its WAN address
 }
 _HA_KEYS = ("router2", "router2_wan", "vip")
+_THIRD_KEYS = ("router3", "router3_wan")
 # A site LAN must hold a gateway, a router and a pool (/29: 6 usable addresses) and stay a LAN.
 MIN_SITE_PREFIX, MAX_SITE_PREFIX = 16, 29
 ROUTER_RELEASES = ("bookworm", "trixie")          # Debian 12, Debian 13 (nftables-era iptables)
@@ -61,6 +64,8 @@ class LabSite:
     router2: IPAddress | None = None  # HA sites: the second router's LAN address
     router2_wan: IPAddress | None = None
     vip: IPAddress | None = None  # HA sites: the VRRP address
+    router3: IPAddress | None = None  # HA sites with three routers: the third one's LAN address
+    router3_wan: IPAddress | None = None
 
     @property
     def ha(self) -> bool:
@@ -76,6 +81,8 @@ class LabSite:
         out = [(self.router_host, self.router, self.router_wan)]
         if self.router2 is not None and self.router2_wan is not None:
             out.append((self.router2_host, self.router2, self.router2_wan))
+        if self.router3 is not None and self.router3_wan is not None:
+            out.append((f"{self.name}-router3", self.router3, self.router3_wan))
         return out
 
     @property
@@ -231,7 +238,8 @@ class _Parser:
         for name in raw_sites:
             site = self.site(name, self.table(raw_sites, f"sites.{name}", _SITE_KEYS, _SITE_OPTIONAL), wan_subnet)
             self.no_overlap(site, sites, wan_subnet)
-            for key, wan_addr in (("router_wan", site.router_wan), ("router2_wan", site.router2_wan)):
+            for key, wan_addr in (("router_wan", site.router_wan), ("router2_wan", site.router2_wan),
+                                  ("router3_wan", site.router3_wan)):
                 if wan_addr is None:
                     continue
                 if wan_addr in wan_used:
@@ -290,7 +298,7 @@ class _Parser:
             raise self.fail(f"{key}.dhcp_pool", "first address is after the last", pool)
         ha = self.ha(key, raw, subnet, wan_subnet, {"gateway": gateway, "router": router})
         for role, addr in (("gateway", gateway), ("router", router), ("router2", ha.get("router2")),
-                           ("vip", ha.get("vip"))):
+                           ("vip", ha.get("vip")), ("router3", ha.get("router3"))):
             if addr is not None and first <= addr <= last:
                 raise self.fail(f"{key}.dhcp_pool", f"contains the {role} address {addr}", pool)
         routes = self.routes(f"{key}.routes", raw.get("routes", []), subnet)
@@ -299,9 +307,13 @@ class _Parser:
 
     def ha(self, key: str, raw: dict[str, Any], subnet: IPNetwork, wan_subnet: IPNetwork,
            taken: dict[str, IPAddress]) -> dict[str, Any]:
-        """router2, router2_wan and vip: all three (an HA site) or none."""
+        """router2, router2_wan and vip: all three (an HA site) or none; router3 and router3_wan: a
+        third router of an HA site (both or none)."""
         given = [k for k in _HA_KEYS if k in raw]
         if not given:
+            third = next((k for k in _THIRD_KEYS if k in raw), None)
+            if third is not None:
+                raise self.fail(f"{key}.{third}", f"a third router needs an HA site ({', '.join(_HA_KEYS)})")
             return {}
         if len(given) != len(_HA_KEYS):
             missing = next(k for k in _HA_KEYS if k not in raw)
@@ -314,6 +326,17 @@ class _Parser:
                     raise self.fail(f"{key}.{name}", f"same address as {other}", str(addr))
             taken[name] = out[name] = addr
         out["router2_wan"] = self.address(f"{key}.router2_wan", raw["router2_wan"], wan_subnet, "wan.subnet")
+        third = [k for k in _THIRD_KEYS if k in raw]
+        if third:
+            if len(third) != len(_THIRD_KEYS):
+                missing = next(k for k in _THIRD_KEYS if k not in raw)
+                raise self.fail(f"{key}.{missing}", f"a third router needs both of {', '.join(_THIRD_KEYS)}")
+            addr = self.address(f"{key}.router3", raw["router3"], subnet, f"{key}.subnet")
+            for other, used in taken.items():
+                if addr == used:
+                    raise self.fail(f"{key}.router3", f"same address as {other}", str(addr))
+            taken["router3"] = out["router3"] = addr
+            out["router3_wan"] = self.address(f"{key}.router3_wan", raw["router3_wan"], wan_subnet, "wan.subnet")
         return out
 
     def site_options(self, key: str, raw: dict[str, Any]) -> dict[str, Any]:

@@ -56,3 +56,42 @@ def test_the_vagrant_lab_refuses_an_ha_topology(capsys):
     assert main(["--topology", str(HA), "validate"]) == 2
     err = capsys.readouterr().err
     assert "sites.a" in err and "namespace lab only" in err and err.count("\n") == 1
+
+
+HA3 = HA.with_name("ha3_topology.toml")
+
+
+def test_a_third_router_is_a_host_and_a_router_of_the_site_file(tmp_path):
+    topo = load_topology(HA3)
+    assert [name for name, _, _ in topo.sites["a"].routers] == ["a-router", "a-router2", "a-router3"]
+    assert [h.name for h in lab_hosts(topo) if h.role == "router"] == ["a-router", "a-router2", "a-router3",
+                                                                       "b-router"]
+    path = tmp_path / "sites.toml"
+    path.write_text(render_site_file(topo))
+    a = load_sites(path).sites["a"]
+    assert [(str(r.address), r.ssh) for r in a.routers] == [("192.0.2.2", "a-router"), ("192.0.2.4", "a-router2"),
+                                                            ("192.0.2.5", "a-router3")]
+
+
+@pytest.mark.parametrize("old,new,key", [
+    ('router3_wan = "192.168.255.5"\n', "", "sites.a.router3_wan"),
+    ('router3 = "192.0.2.5"', 'router3 = "192.0.2.4"', "sites.a.router3"),
+    ('router3_wan = "192.168.255.5"', 'router3_wan = "192.168.255.4"', "sites.a.router3_wan"),
+    ('router3 = "192.0.2.5"', 'router3 = "192.0.2.150"', "sites.a.dhcp_pool"),
+])
+def test_a_bad_third_router_is_one_line_naming_the_key(tmp_path, old, new, key):
+    bad = tmp_path / "t.toml"
+    text = HA3.read_text()
+    assert old in text
+    bad.write_text(text.replace(old, new))
+    with pytest.raises(TopologyError) as err:
+        load_topology(bad)
+    assert str(err.value).startswith(f"{bad}: {key}:") and "\n" not in str(err.value)
+
+
+def test_a_third_router_without_an_ha_site_is_refused(tmp_path):
+    bad = tmp_path / "t.toml"
+    bad.write_text(HA3.read_text().replace('router2 = "192.0.2.4"\n', "").replace('router2_wan = "192.168.255.4"\n', "")
+                   .replace('vip = "192.0.2.3"\n', ""))
+    with pytest.raises(TopologyError, match=r"sites\.a\.router3: a third router needs an HA site"):
+        load_topology(bad)
