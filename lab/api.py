@@ -28,6 +28,7 @@ from lab.paths import PREFIX, hosts_dir, lab_dir
 from lab.progress import say, step
 from lab.sh import LabError, ns, run
 from lab.topology import DEFAULT_PATH, TOPOLOGY_ENV, Topology, TopologyError, load_topology
+from removal import record
 
 
 @dataclass(frozen=True)
@@ -396,6 +397,10 @@ def _down() -> None:
         p.unlink()
     for f in ("sites.toml", "sites-sudo.toml", "state.json", "topology.toml"):
         (lab_dir() / f).unlink(missing_ok=True)
+    for f in ("sites.toml", "sites-sudo.toml"):
+        # the deploy's applied record of this lab's tailnet (gone with it): the next lab, maybe of
+        # another topology, must not find "removed routers" that were another lab's
+        (lab_dir() / (f + record.SUFFIX)).unlink(missing_ok=True)
 
 
 def _nspawn_running() -> bool:

@@ -230,10 +230,14 @@ def test_down_leaves_nothing_behind_then_up_again(lab: api.LabInfo) -> None:
     pids = [p for h in lab.hosts for p in net.pids(h.netns)]
     pids += [p for p in (container.nspawn_pid(h) for h in lab.ssh_hosts()) if p]
     assert len(pids) > 20  # containers, their services and the dhclients are really running
+    applied = lab.sites_file.with_name(lab.sites_file.name + ".applied.json")
+    if not applied.exists():  # as a deploy leaves it
+        applied.write_text('{"version": 1, "routers": []}\n')
     api.down()
     assert _leftovers(pids) == []
     assert [d for h in lab.ssh_hosts() for d in container.host_cgroups(h) if d.exists()] == []
     assert not lab.sites_file.exists()
+    assert not applied.exists()  # the deploy's record of that lab's tailnet goes with it
     # ... and the lab comes back (later tests in the session still have it).
     t0 = time.monotonic()
     api.ensure_up()
