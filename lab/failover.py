@@ -54,6 +54,17 @@ def vrrp_holder(routers: list[str], vip: str) -> list[str]:
             if re.search(rf"\binet {re.escape(vip)}/", drive.in_host(r, "ip", "-4", "-o", "addr", check=False).stdout)]
 
 
+def single_holder(routers: list[str], vip: str, timeout: float = 20) -> list[str]:
+    """The routers holding the VRRP address once exactly one does, or whoever holds it after
+    `timeout` (VRRP settles within a few advertisement intervals after a change)."""
+    deadline = time.time() + timeout
+    while True:
+        holders = vrrp_holder(routers, vip)
+        if len(holders) == 1 or time.time() > deadline:
+            return holders
+        time.sleep(0.5)
+
+
 def reply_times(text: str) -> list[float]:
     """Timestamps of the replies in `ping -D` output."""
     return [float(m.group(1)) for m in re.finditer(r"^\[(\d+\.\d+)\] \d+ bytes from", text, re.M)]

@@ -86,14 +86,13 @@ def open_transport(target: str, ssh_config_file: Path | None = None, key_file: P
     return client
 
 
-def _pump(local: socket.socket, channel: paramiko.Channel) -> None:
-    """Copy bytes both ways until either side closes."""
+def relay(local: socket.socket, remote: socket.socket | paramiko.Channel) -> None:
+    """Copy bytes both ways until either side closes, then close both. Why one function: the
+    SSH forward here and the tests' namespace forward relay the same way (both sides select())."""
     try:
         while True:
-            readable, _, _ = select.select([local, channel], [], [], 60)
-            if not readable:
-                continue
-            for source, sink in ((local, channel), (channel, local)):
+            readable, _, _ = select.select([local, remote], [], [], 60)
+            for source, sink in ((local, remote), (remote, local)):
                 if source in readable:
                     data = source.recv(65536)
                     if not data:
@@ -102,7 +101,7 @@ def _pump(local: socket.socket, channel: paramiko.Channel) -> None:
     except OSError:
         return
     finally:
-        channel.close()
+        remote.close()
         local.close()
 
 
@@ -127,7 +126,7 @@ def forward(transport: paramiko.Transport, remote_host: str, remote_port: int) -
             except (paramiko.SSHException, OSError):
                 local.close()  # the client sees a closed connection: its own error names the URL
                 continue
-            threading.Thread(target=_pump, args=(local, channel), daemon=True).start()
+            threading.Thread(target=relay, args=(local, channel), daemon=True).start()
 
     thread = threading.Thread(target=accept_loop, daemon=True)
     thread.start()

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from lab import drive
+from lab.failover import single_holder
 from tests.e2e.labs import booted
 
 pytestmark = pytest.mark.integration
@@ -45,16 +46,6 @@ def lab_sites():
         yield info.sites_file
 
 
-def wait_for_one_holder(timeout: float = 20) -> list[str]:
-    from lab.failover import vrrp_holder
-    deadline = time.time() + timeout
-    while True:
-        holders = vrrp_holder(ROUTERS, VIP)
-        if len(holders) == 1 or time.time() > deadline:
-            return holders
-        time.sleep(0.5)
-
-
 def test_both_routers_approved_and_the_vip_follows_the_primary(lab_sites):
     from lab.failover import primary_for
     routes = drive.in_host("control", "headscale", "nodes", "list-routes").stdout
@@ -63,7 +54,7 @@ def test_both_routers_approved_and_the_vip_follows_the_primary(lab_sites):
         assert SUBNET in line.split("|")[2], line  # approved on both nodes
     primary = primary_for("b-router", SUBNET)
     assert primary in ROUTERS
-    assert wait_for_one_holder() == [primary]
+    assert single_holder(ROUTERS, VIP) == [primary]
     conf = drive.in_host(primary, "cat", "/etc/keepalived/keepalived.conf").stdout
     assert conf.startswith("# Managed by s2s") and f"{VIP}/24 dev eth0" in conf
 
@@ -116,7 +107,7 @@ def test_tailscaled_down_on_the_primary_moves_the_vip_while_the_box_stays_up(lab
         drive.in_host(primary, "systemctl", "start", "tailscaled")
     time.sleep(6)  # back and healthy: it reclaims neither the primary nor the address
     assert primary_for("b-router", SUBNET) == other
-    assert wait_for_one_holder() == [other]
+    assert single_holder(ROUTERS, VIP) == [other]
     # the diagnosis reads site a's first router; whichever of the two is primary now, the site is served
     routes = check_rows(lab_sites)[("a", "routes")]
     assert routes["status"] == "ok", routes
@@ -170,11 +161,11 @@ def test_power_cut_of_the_primary_fails_over_and_a_second_deploy_changes_nothing
         assert result.new_primary is not None and result.new_primary != result.old_primary, why
         assert result.gap_s is not None, "traffic never resumed: " + why
         assert result.gap_s < FAILOVER_TARGET_S, why
-        assert wait_for_one_holder() == [result.new_primary]
+        assert single_holder(ROUTERS, VIP) == [result.new_primary]
     finally:
         api.poweron([result.old_primary])
     time.sleep(6)  # probes see it healthy again; neither role moves back (no reclaim, VRRP follows primary)
     assert primary_for("b-router", SUBNET) == result.new_primary
-    assert wait_for_one_holder() == [result.new_primary]
+    assert single_holder(ROUTERS, VIP) == [result.new_primary]
     assert drive.ping("a-client", drive.client_address("b-client")).returncode == 0
     assert drive.planned_changes(lab_sites) == {}

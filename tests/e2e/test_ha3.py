@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from lab import drive
+from lab.failover import single_holder
 from tests.e2e.labs import booted
 
 pytestmark = pytest.mark.integration
@@ -37,17 +38,6 @@ def lab_sites():
         yield info.sites_file
 
 
-def holders(timeout: float = 20) -> list[str]:
-    """The routers holding the VRRP address, once exactly one does (or after `timeout`)."""
-    from lab.failover import vrrp_holder
-    deadline = time.time() + timeout
-    while True:
-        found = vrrp_holder(ROUTERS, VIP)
-        if len(found) == 1 or time.time() > deadline:
-            return found
-        time.sleep(0.5)
-
-
 def test_all_three_approved_and_the_vip_on_the_primary_only(lab_sites):
     from lab.failover import primary_for
     routes = re.sub(r"\x1b\[[0-9;]*m", "", drive.in_host("control", "headscale", "nodes", "list-routes").stdout)
@@ -56,7 +46,7 @@ def test_all_three_approved_and_the_vip_on_the_primary_only(lab_sites):
         assert SUBNET in line.split("|")[2], line  # approved on every node
     primary = primary_for("b-router", SUBNET)
     assert primary in ROUTERS
-    assert holders() == [primary]
+    assert single_holder(ROUTERS, VIP) == [primary]
     for router in ROUTERS:  # priorities 100, 90, 80 in file order (a stable tie-break under the primary weight)
         conf = drive.in_host(router, "cat", "/etc/keepalived/keepalived.conf").stdout
         assert f"priority {100 - 10 * ROUTERS.index(router)}" in conf, conf
@@ -72,11 +62,11 @@ def test_power_cut_of_the_primary_fails_over_to_one_of_the_two_left(lab_sites):
     try:
         assert result.new_primary in ROUTERS and result.new_primary != result.old_primary, result
         assert result.gap_s is not None and result.gap_s < FAILOVER_TARGET_S, result
-        assert holders() == [result.new_primary]
+        assert single_holder(ROUTERS, VIP) == [result.new_primary]
     finally:
         api.poweron([result.old_primary])
     time.sleep(6)  # the old primary is healthy again: neither the primary nor the address moves back
     assert primary_for("b-router", SUBNET) == result.new_primary
-    assert holders() == [result.new_primary]
+    assert single_holder(ROUTERS, VIP) == [result.new_primary]
     assert drive.ping("a-client", drive.client_address("b-client")).returncode == 0
     assert drive.planned_changes(lab_sites) == {}

@@ -28,7 +28,6 @@ import json
 import os
 import re
 import secrets
-import select
 import shutil
 import signal
 import socket
@@ -45,6 +44,7 @@ from netaddr import IPAddress, IPNetwork
 from lab import kea as kea_configs
 from tests.kea.roots import BY_NAME, Release, ensure_root
 from tests.support import Namespaces
+from tunnel import relay
 
 DHCLIENT = "/sbin/dhclient"
 DEBIAN_PACKAGES = ("isc-dhcp-client", "iproute2", "debootstrap")
@@ -146,19 +146,11 @@ class NetnsForward:
             inner.connect(("127.0.0.1", self.target))  # refused: the client sees its connection close
             inner.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            while True:
-                readable, _, _ = select.select([conn, inner], [], [], 60)
-                for source, sink in ((conn, inner), (inner, conn)):
-                    if source in readable:
-                        data = source.recv(65536)
-                        if not data:
-                            return
-                        sink.sendall(data)
         except OSError:
-            return
-        finally:
             inner.close()
             conn.close()
+            return
+        relay(conn, inner)
 
     def close(self) -> None:
         """Stop accepting. shutdown() first: it wakes the thread blocked in accept(); a bare

@@ -11,33 +11,13 @@ import pytest
 from lab import image, roles
 from lab.hosts import lab_hosts
 from lab.topology import TopologyError, load_topology
+from tests.lab_unit.two_sites import two_site_topology
 
-BASE = """
-[wan]
-subnet = "192.168.255.0/24"
-[control]
-address = "192.168.255.10"
-headscale_port = 8080
-apt_port = 8081
-[sites.a]
-subnet = "192.0.2.0/24"
-gateway = "192.0.2.1"
-router = "192.0.2.2"
-router_wan = "192.168.255.2"
-dhcp_pool = "192.0.2.100 - 192.0.2.199"
-{extra}
-[sites.b]
-subnet = "172.16.100.0/24"
-gateway = "172.16.100.1"
-router = "172.16.100.2"
-router_wan = "192.168.255.3"
-dhcp_pool = "172.16.100.100 - 172.16.100.199"
-"""
 
 
 def topo(tmp_path: Path, extra: str = ""):
     path = tmp_path / "t.toml"
-    path.write_text(BASE.format(extra=extra))
+    path.write_text(two_site_topology(extra))
     return load_topology(path)
 
 
