@@ -31,6 +31,18 @@ def pyinfra(sites: Path, *args: str, deploy: str = "deploy.py", timeout: float =
                           capture_output=True, text=True, timeout=timeout)
 
 
+def why_failed(result: subprocess.CompletedProcess, tail: int = 3000) -> str:
+    """What a failed pyinfra run said: every line naming an error (with the lines just before
+    it: the failing command's own output), then the run's end. Why: a run's end holds only the
+    summary, and the cause of a failed host is printed where its operation ran."""
+    lines = (result.stdout + result.stderr).splitlines()
+    picked: list[str] = []
+    for i, line in enumerate(lines):
+        if "error" in line.lower() and "Error   No Change" not in line:
+            picked.extend(lines[max(0, i - 8):i + 1])
+    return "\n".join(picked[-120:]) + "\n...\n" + "\n".join(lines)[-tail:]
+
+
 def planned_changes(sites: Path, *args: str) -> dict[str, list[str]]:
     """Operation name -> hosts it would change, from `pyinfra --dry --json` (empty: a no-op run)."""
     result = pyinfra(sites, "--dry", "--json", *args)

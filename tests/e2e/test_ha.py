@@ -41,7 +41,7 @@ def lab_sites():
             assert drive.in_host(router, "test", "-e", "/etc/keepalived/keepalived.conf", check=False).returncode
             assert "5260:" not in drive.in_host(router, "ip", "-4", "rule").stdout
         result = drive.pyinfra(info.sites_file)
-        assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+        assert result.returncode == 0, drive.why_failed(result)
         drive.lab("renew", "a-client", "b-client")
         yield info.sites_file
 

@@ -33,7 +33,7 @@ def lab_sites():
     """The three-router lab, booted and deployed once; down after."""
     with booted(TOPOLOGY) as info:
         result = drive.pyinfra(info.sites_file)
-        assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+        assert result.returncode == 0, drive.why_failed(result)
         drive.lab("renew", "a-client", "b-client")
         yield info.sites_file
 

@@ -53,7 +53,7 @@ def test_the_cli_acts_on_the_running_four_site_lab(lab4):
 
 def test_first_deploy_as_a_sudo_user(lab4):
     result = drive.pyinfra(lab4.sudo_sites_file, "--sudo")
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert result.returncode == 0, drive.why_failed(result)
     for site in lab4.topology.sites.values():
         out = drive.in_host(site.router_host, "tailscale", "status", "--json").stdout
         assert '"BackendState": "Running"' in out, (site.router_host, out[:500])

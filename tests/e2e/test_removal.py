@@ -71,7 +71,7 @@ def client_routes(client: str) -> str:
 def test_deploy_three_sites_records_what_it_applied(lab3):
     info, sites = lab3
     result = drive.pyinfra(sites)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert result.returncode == 0, drive.why_failed(result)
     recorded = json.loads(Path(f"{sites}.applied.json").read_text())
     assert [(r["site"], r["ssh"], r["prefixes"]) for r in recorded["routers"]] == [
         ("a", "a-router", ["10.1.0.0/24"]), ("b", "b-router", ["10.2.0.0/24"]), ("c", "c-router", [GONE_PREFIX])]
@@ -130,7 +130,7 @@ def test_an_unreachable_removed_router_is_named_and_the_rest_is_done_anyway(lab3
 def test_the_removal_run_undoes_what_the_project_owns(lab3):
     info, sites = lab3
     result = drive.pyinfra(sites, "-vvv", "--data", "prune=true")
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert result.returncode == 0, drive.why_failed(result)
     secrets = [p.read_text().strip() for p in (info.sites_file.parent / "secrets").iterdir()]
     assert secrets and not [s for s in secrets if s and s in result.stdout + result.stderr]  # not even at -vvv
     after = c_router_state()
@@ -172,7 +172,7 @@ def test_a_prefix_dropped_from_a_site_that_stays_is_unapproved_by_a_plain_deploy
     sites.write_text(declared.replace("[sites.a]\n", f'[sites.a]\nroutes = ["{extra}"]\n', 1))
     try:
         result = drive.pyinfra(sites)
-        assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+        assert result.returncode == 0, drive.why_failed(result)
         assert node_and_policy(sites)[0]["a-router"] == ("10.1.0.0/24", extra)
         assert extra in Path(f"{sites}.applied.json").read_text()
     finally:

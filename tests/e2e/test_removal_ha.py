@@ -116,7 +116,7 @@ def reach_both_ways() -> None:
 def test_deploy_the_ha_lab_records_both_routers(ha_lab):
     _, sites = ha_lab
     result = drive.pyinfra(sites)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert result.returncode == 0, drive.why_failed(result)
     recorded = json.loads(Path(f"{sites}.applied.json").read_text())
     assert [(r["site"], r["ssh"], r["prefixes"]) for r in recorded["routers"]] == [
         ("a", KEPT, [SUBNET]), ("a", GONE, [SUBNET]), ("b", "b-router", [B_SUBNET])]
@@ -205,7 +205,7 @@ def test_a_later_removal_run_takes_the_kept_routers_ha_setup_down(ha_lab):
     plain = drive.pyinfra(sites, "--dry")
     assert "keeps the HA setup" in plain.stdout + plain.stderr  # said on every plain run until then
     result = drive.pyinfra(sites, "--data", "prune=true")
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert result.returncode == 0, drive.why_failed(result)
     kept = router_state(KEPT)
     assert kept["backend"] == "Running"
     assert kept["keepalived"][0] != "active" and kept["keepalived"][1:] == ["disabled"], kept["keepalived"]
