@@ -36,11 +36,11 @@ def why_failed(result: subprocess.CompletedProcess, tail: int = 3000) -> str:
     it: the failing command's own output), then the run's end. Why: a run's end holds only the
     summary, and the cause of a failed host is printed where its operation ran."""
     lines = (result.stdout + result.stderr).splitlines()
-    picked: list[str] = []
+    picked: set[int] = set()  # line numbers, so error lines close together show their context once
     for i, line in enumerate(lines):
         if "error" in line.lower() and "Error   No Change" not in line:
-            picked.extend(lines[max(0, i - 8):i + 1])
-    return "\n".join(picked[-120:]) + "\n...\n" + "\n".join(lines)[-tail:]
+            picked.update(range(max(0, i - 8), i + 1))
+    return "\n".join(lines[i] for i in sorted(picked)[-120:]) + "\n...\n" + "\n".join(lines)[-tail:]
 
 
 def planned_changes(sites: Path, *args: str) -> dict[str, list[str]]:

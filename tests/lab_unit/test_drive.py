@@ -16,6 +16,7 @@ def test_the_error_and_the_lines_before_it_are_kept_even_far_from_the_end() -> N
     text = why_failed(subprocess.CompletedProcess(["pyinfra"], 1, "", out), tail=200)
     assert "[a-router3] backend error: 502 Bad Gateway" in text
     assert "summary line 499" in text and "summary line 10\n" not in text
+    assert text.count("backend error: 502") == 1  # two error lines close together: their context once
 
 
 def test_the_results_table_header_is_not_taken_for_an_error() -> None:

@@ -14,7 +14,6 @@ from lab.topology import TopologyError, load_topology
 from tests.lab_unit.two_sites import two_site_topology
 
 
-
 def topo(tmp_path: Path, extra: str = ""):
     path = tmp_path / "t.toml"
     path.write_text(two_site_topology(extra))
