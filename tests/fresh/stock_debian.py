@@ -1,4 +1,4 @@
-"""A stock Debian 12 machine for the fresh-set-up test and bench: a debootstrap root in a chroot.
+"""A stock Debian 12 or 13 machine for the fresh-set-up test and bench: a debootstrap root in a chroot.
 
 The pristine root (minbase + git, ca-certificates, python3: what the README assumes a
 new user has) is built once and cached as a tarball under ~/.cache/s2s, like the lab's
@@ -21,7 +21,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-SUITE = "bookworm"
+# The Debian releases the README's commands are tested on: code name -> (version, Python)
+RELEASES: dict[str, tuple[str, str]] = {"bookworm": ("12", "3.11"), "trixie": ("13", "3.13")}
+SUITE = "bookworm"  # the default release
 INCLUDE = ("git", "ca-certificates", "python3")
 _VERSION = "1"  # bump when the build below changes in a way the key does not see
 
@@ -49,16 +51,16 @@ def host_mirror() -> str:
     return out.stdout.strip()
 
 
-def tarball_path() -> Path:
-    key = hashlib.sha256("\n".join((_VERSION, SUITE, *INCLUDE)).encode()).hexdigest()[:12]
-    return cache_dir() / f"{SUITE}-minbase-{key}.tar"
+def tarball_path(suite: str = SUITE) -> Path:
+    key = hashlib.sha256("\n".join((_VERSION, suite, *INCLUDE)).encode()).hexdigest()[:12]
+    return cache_dir() / f"{suite}-minbase-{key}.tar"
 
 
-def debootstrap(root: Path, mirror: str | None = None) -> float:
-    """Build a pristine root at `root` (must not exist); returns the seconds it took."""
+def debootstrap(root: Path, mirror: str | None = None, suite: str = SUITE) -> float:
+    """Build a pristine root of `suite` at `root` (must not exist); returns the seconds it took."""
     start = time.monotonic()
     subprocess.run(["debootstrap", "--variant=minbase", f"--include={','.join(INCLUDE)}",
-                    SUITE, str(root), mirror or host_mirror()],
+                    suite, str(root), mirror or host_mirror()],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     for d in ("var/cache/apt/archives", "var/lib/apt/lists"):  # as a new machine: no lists yet
         for f in (root / d).glob("*"):
@@ -67,15 +69,15 @@ def debootstrap(root: Path, mirror: str | None = None) -> float:
     return time.monotonic() - start
 
 
-def pristine_tarball() -> Path:
-    """The cached pristine root as a tarball, built with debootstrap on first use."""
-    tar = tarball_path()
+def pristine_tarball(suite: str = SUITE) -> Path:
+    """The cached pristine root of `suite` as a tarball, built with debootstrap on first use."""
+    tar = tarball_path(suite)
     if tar.exists():
         return tar
     tar.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=tar.parent) as tmp:
         root = Path(tmp) / "root"
-        debootstrap(root)
+        debootstrap(root, suite=suite)
         partial = tar.with_name(tar.name + ".partial")
         subprocess.run(["tar", "--numeric-owner", "-C", str(root), "-cf", str(partial), "."], check=True)
         partial.rename(tar)

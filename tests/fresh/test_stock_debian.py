@@ -1,11 +1,12 @@
-"""The README's two commands on a new machine: a stock Debian 12 with only git and python3.
+"""The README's two commands on a new machine: a stock Debian 12 or 13 with only git and python3.
 
-A pristine debootstrap root (minbase + git, ca-certificates, python3) gets a clone of
+For each tested release (stock_debian.RELEASES: bookworm and trixie), a pristine debootstrap root (minbase + git, ca-certificates, python3) gets a clone of
 this repository, and the README's test command runs there as root, in a root shell with
 no sudo installed: `./scripts/test -m "not integration"` (the tests that need no
 containers or network namespaces). It must install everything it needs itself (Debian
-packages, the .venv with the hash-checked lock, a Go toolchain >= 1.26.4 via Debian's
-bookworm-backports and GOTOOLCHAIN) and pass. Then the same command through sudo, and a
+packages, the .venv with the hash-checked lock on the release's own Python, a Go toolchain
+>= 1.26.4 via the release's golang-go, or bookworm-backports' on Debian 12, and GOTOOLCHAIN)
+and pass. Then the same command through sudo, and a
 second set-up that must install nothing. Tests the committed HEAD (what a clone gets).
 """
 
@@ -40,13 +41,15 @@ def _setup_times(output: str) -> str:
     return "\n".join(line for line in output.splitlines() if line.startswith("== ") and " in " in line)
 
 
-def test_readme_test_command_passes_on_stock_debian_12() -> None:
+@pytest.mark.parametrize("suite", sorted(stock_debian.RELEASES))
+def test_readme_test_command_passes_on_stock_debian(suite: str) -> None:
     _require_tools()
+    version, python = stock_debian.RELEASES[suite]
     start = time.monotonic()
-    tar = stock_debian.pristine_tarball()  # cached after the first build
+    tar = stock_debian.pristine_tarball(suite)  # cached after the first build
     cache = tar.parent / "runs"
     cache.mkdir(parents=True, exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix="bookworm-", dir=cache))
+    root = Path(tempfile.mkdtemp(prefix=f"{suite}-", dir=cache))
     try:
         stock_debian.unpack(tar, root / "fs")
         root = root / "fs"
@@ -58,13 +61,19 @@ def test_readme_test_command_passes_on_stock_debian_12() -> None:
         rc, out = stock_debian.run_in(root, f'cd {checkout} && ./scripts/test -m "not integration" -q -p no:cacheprovider',
                                       timeout=RUN_TIMEOUT)
         cold = time.monotonic() - t0
-        print(f"stock root ready in {prepared:.0f} s; ./scripts/test from stock in {cold:.0f} s")
+        print(f"Debian {version}: stock root ready in {prepared:.0f} s; ./scripts/test from stock in {cold:.0f} s")
         print(_setup_times(out))
         tail = "\n".join(out.splitlines()[-40:])
-        assert rc == 0, f"./scripts/test exited {rc} on a stock Debian 12:\n{tail}"
+        assert rc == 0, f"./scripts/test exited {rc} on a stock Debian {version}:\n{tail}"
         summary = out.strip().splitlines()[-1]
         print(f"inside: {summary}")
         assert re.search(r"\b[1-9]\d* passed\b", summary) and not re.search(r"failed|error", summary), summary
+        # the venv is the release's own Python, and the Go came by the release's route
+        rc, pyver = stock_debian.run_in(root, f"{checkout}/.venv/bin/python -c 'import sys; print(sys.version)'",
+                                        timeout=60)
+        assert rc == 0 and pyver.startswith(python + "."), pyver
+        route = "bookworm-backports" if suite == "bookworm" else suite
+        assert re.search(rf"^== apt: installing golang-go \S+ from {route}$", out, re.M), _setup_times(out)
 
         # a warm set-up installs nothing, and the same command works through sudo
         rc, out = stock_debian.run_in(
