@@ -96,9 +96,23 @@ def test_kea_configs_pass_real_kea_config_checks(vagrantfile_eval, tmp_path: Pat
     agent["Control-agent"]["authentication"]["clients"][0]["password-file"] = str(password)
     path = tmp_path / "ca.json"
     path.write_text(json.dumps(agent))
-    proc = subprocess.run(["kea-ctrl-agent", "-t", str(path)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([*_with_kea_run_dir(), "kea-ctrl-agent", "-t", str(path)],
+                          capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "listening on 127.0.0.1, port 8000" in proc.stdout + proc.stderr
+
+
+def _with_kea_run_dir() -> list[str]:
+    """Kea 2.6 (Debian 13) checks that its socket directory /run/kea exists with mode 750, which
+    its systemd unit creates when it starts; on a machine where Kea was installed but never
+    started, the check runs in a private mount namespace with a fresh /run/kea."""
+    if Path("/run/kea").is_dir():
+        return []
+    # made private from inside (a chroot's / is no mount point, so unshare cannot do it there;
+    # the chroot's parent namespace already is private), so the tmpfs never reaches this machine
+    script = ('{ mount --make-rprivate / 2>/dev/null || ! mountpoint -q /; } && '
+              'mount -t tmpfs -o mode=755 tmpfs /run && mkdir -m 750 /run/kea && exec "$@"')
+    return ["unshare", "--mount", "--propagation", "unchanged", "sh", "-c", script, "sh"]
 
 
 def headscale_binary() -> Path:
