@@ -53,7 +53,7 @@ def read_facts(source: InstallSource, wan_interface: str | None = None, site: Si
     on an HA site's router also the VRRP and LAN-protection steps' facts."""
     batch.prefetch(
         *checks.preflight_facts(),
-        *tailscale.install_facts(source, tailscale.install_suite(source)),
+        *tailscale.install_facts(source, *tailscale.install_repo(source)),
         *forwarding.enable_facts(),
         *tailscale.configure_facts(),
         *mss.clamp_facts(),

@@ -32,7 +32,8 @@ from operations.secret import AuthKey
 from operations.util import log_changes
 from sites.model import Tailscale
 
-DEFAULT_REPO = "https://pkgs.tailscale.com/stable/debian"
+TAILSCALE_REPOS = "https://pkgs.tailscale.com/stable"  # <ID>/ per distribution (debian, ubuntu)
+DISTRIBUTIONS = ("debian", "ubuntu")  # what Tailscale's stable repository has a tree for
 KEYRING = "/usr/share/keyrings/tailscale-archive-keyring"
 NO_LOGS_DROPIN = "/etc/systemd/system/tailscaled.service.d/s2s-no-logs.conf"
 
@@ -51,7 +52,7 @@ class InstallSource:
     is read here and uploaded, a key URL is fetched on the router.
     """
 
-    repo_url: str = DEFAULT_REPO
+    repo_url: str | None = None  # default: Tailscale's tree for the router's distribution
     key_url: str | None = None  # default: REPO/SUITE.noarmor.gpg, Tailscale's layout
     key_content: bytes | None = None
     version: str | None = None  # apt pin, e.g. "1.100.0"
@@ -66,32 +67,41 @@ class InstallSource:
                    key_content=key_content, version=tailscale.version, suite=tailscale.apt_suite,
                    component=tailscale.apt_component, no_logs_no_support=tailscale.no_logs_no_support)
 
-    def keyring(self, suite: str) -> tuple[str, str | None]:
+    def keyring(self, repo: str, suite: str) -> tuple[str, str | None]:
         """The keyring path on the router (.asc for an armored key) and the URL to fetch it from."""
         key_url = self.key_url
         if self.key_content is None and key_url is None:
-            key_url = f"{self.repo_url.rstrip('/')}/{suite}.noarmor.gpg"
+            key_url = f"{repo.rstrip('/')}/{suite}.noarmor.gpg"
         return KEYRING + (".asc" if _armored(self.key_content, key_url) else ".gpg"), key_url
 
     def packages(self, extra: Iterable[str] = ()) -> list[str]:
         return [f"tailscale={self.version}" if self.version else "tailscale", *extra]
 
 
-def install_facts(source: InstallSource, suite: str) -> list[batch.Fact]:
+def install_facts(source: InstallSource, repo: str, suite: str) -> list[batch.Fact]:
     """What `install` decides from (read in one batch)."""
-    keyring, _ = source.keyring(suite)
+    keyring, _ = source.keyring(repo, suite)
     return [(owned.OwnedFile, {"path": keyring}), (owned.OwnedFile, {"path": NO_LOGS_DROPIN}),
             (owned.UnitState, {"unit": "tailscaled.service"}), (AptSources, {}), (DebPackages, {})]
 
 
-def install_suite(source: InstallSource) -> str:
-    """The Debian suite of the repository: the given one, else the router's codename."""
-    if source.suite:
-        return source.suite
-    suite = host.get_fact(OsRelease).get("version_codename")
+def install_repo(source: InstallSource) -> tuple[str, str]:
+    """The repository and suite: the given ones, else Tailscale's tree for the router's own
+    /etc/os-release (ID debian or ubuntu, VERSION_CODENAME), so a Debian 13 or Ubuntu 24.04
+    router gets its own release's packages, not Debian 12's."""
+    release = {} if source.repo_url and source.suite else host.get_fact(OsRelease)
+    repo = source.repo_url
+    if not repo:
+        distro = release.get("id") or ""
+        if distro not in DISTRIBUTIONS:
+            raise OperationValueError(f"cannot tell Tailscale's repository for /etc/os-release ID={distro!r}: "
+                                      "set [tailscale] apt_repo and apt_suite")
+        repo = f"{TAILSCALE_REPOS}/{distro}"
+    suite = source.suite or release.get("version_codename")
     if not suite:
-        raise OperationValueError("cannot tell the Debian suite: /etc/os-release has no VERSION_CODENAME")
-    return suite
+        raise OperationValueError("cannot tell the apt suite: /etc/os-release has no VERSION_CODENAME; "
+                                  "set [tailscale] apt_suite")
+    return repo, suite
 
 
 def _installed(wanted: list[str], packages: dict[str, list[str]]) -> bool:
@@ -111,9 +121,9 @@ def install(source: InstallSource = InstallSource(), packages: Iterable[str] = (
     + source: InstallSource (repository, key, pinned version, suite, tailscaled without log upload)
     + packages: other Debian packages to install in the same apt run
     """
-    suite = install_suite(source)
-    keyring, key_url = source.keyring(suite)
-    keyring_now, dropin_now, unit_now, sources_now, packages_now = batch.read(*install_facts(source, suite))
+    repo, suite = install_repo(source)
+    keyring, key_url = source.keyring(repo, suite)
+    keyring_now, dropin_now, unit_now, sources_now, packages_now = batch.read(*install_facts(source, repo, suite))
     repo_cmds: list = []
     if source.key_content is not None:
         repo_cmds += list(owned.put(keyring, source.key_content, mode="644", current=keyring_now))
@@ -123,10 +133,10 @@ def install(source: InstallSource = InstallSource(), packages: Iterable[str] = (
             f"/usr/lib/apt/apt-helper download-file {shlex.quote(key_url)} {tmp} "
             f"&& chmod 644 {tmp} && mv {tmp} {shlex.quote(keyring)}"
         )
-    wanted_repos = AptSourcesFile(types=["deb"], uris=[source.repo_url], suites=[suite],
+    wanted_repos = AptSourcesFile(types=["deb"], uris=[repo], suites=[suite],
                                   components=[source.component], signed_by=[keyring]).expand_to_repos()
     if not all(repo in (sources_now or []) for repo in wanted_repos):  # else apt.sources_file is a no-op
-        repo_cmds += list(apt.sources_file._inner(filename="tailscale", uris=[source.repo_url], suites=[suite],
+        repo_cmds += list(apt.sources_file._inner(filename="tailscale", uris=[repo], suites=[suite],
                                                   components=[source.component], signed_by=keyring))
 
     dropin_cmds: list = []

@@ -411,10 +411,10 @@ def _tailscale(t: _Table | None) -> Tailscale:
     default = Tailscale()
     key_file = t.file("apt_key_file")
     return Tailscale(
-        apt_repo=t.text("apt_repo", default.apt_repo) or default.apt_repo,
-        apt_suite=t.text("apt_suite", default.apt_suite) or default.apt_suite,
+        apt_repo=(t.text("apt_repo") or "").rstrip("/") or None,
+        apt_suite=t.text("apt_suite") or None,
         apt_component=t.text("apt_component", default.apt_component) or default.apt_component,
-        apt_key_url=t.text("apt_key_url", None if key_file else default.apt_key_url),
+        apt_key_url=None if key_file else t.text("apt_key_url"),
         apt_key_file=key_file,
         version=t.text("version"),
         no_logs_no_support=t.get("no_logs_no_support", bool, False),

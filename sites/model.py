@@ -192,10 +192,12 @@ class Tailnet:
 class Tailscale:
     """Where routers install Tailscale from (a mirror in air-gapped sites and in the lab)."""
 
-    apt_repo: str = "https://pkgs.tailscale.com/stable/debian"
-    apt_suite: str = "bookworm"
+    # None: from each router's own /etc/os-release, in Tailscale's layout
+    # (https://pkgs.tailscale.com/stable/<ID>, suite <VERSION_CODENAME>, key <repo>/<suite>.noarmor.gpg)
+    apt_repo: str | None = None
+    apt_suite: str | None = None
     apt_component: str = "main"
-    apt_key_url: str | None = "https://pkgs.tailscale.com/stable/debian/bookworm.noarmor.gpg"
+    apt_key_url: str | None = None
     apt_key_file: Path | None = None  # a local ASCII-armoured or binary key, uploaded instead of the URL
     version: str | None = None
     no_logs_no_support: bool = False  # tailscaled off Tailscale's log servers (the lab sets it)

@@ -119,13 +119,40 @@ def test_install_fresh_then_converged():
 
 
 def test_install_key_url_fetched_by_apt_helper_when_missing():
-    host = FakeHost(os_release={"version_codename": "trixie"})
+    host = FakeHost(os_release={"id": "debian", "version_codename": "trixie"})
     t = texts(run_op(tailscale.install, host))
     assert t[0].startswith("/usr/lib/apt/apt-helper download-file "
                            "https://pkgs.tailscale.com/stable/debian/trixie.noarmor.gpg ")
     armored = texts(run_op(tailscale.install, FakeHost(), source=tailscale.InstallSource(
         key_content=b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n")))
     assert armored[1] == "upload /usr/share/keyrings/tailscale-archive-keyring.asc"
+
+
+@pytest.mark.parametrize(("os_release", "repo", "suite"), [
+    ({"id": "debian", "version_codename": "bookworm"}, "https://pkgs.tailscale.com/stable/debian", "bookworm"),
+    ({"id": "debian", "version_codename": "trixie"}, "https://pkgs.tailscale.com/stable/debian", "trixie"),
+    # Ubuntu cannot be booted here: its choice is tested from canned /etc/os-release values
+    ({"id": "ubuntu", "version_codename": "jammy"}, "https://pkgs.tailscale.com/stable/ubuntu", "jammy"),
+    ({"id": "ubuntu", "version_codename": "noble"}, "https://pkgs.tailscale.com/stable/ubuntu", "noble"),
+])
+def test_install_repository_follows_the_routers_own_release(os_release, repo, suite):
+    cmds = run_op(tailscale.install, FakeHost(os_release=os_release))
+    assert texts(cmds)[0].startswith(f"/usr/lib/apt/apt-helper download-file {repo}/{suite}.noarmor.gpg ")
+    sources = next(c for c in cmds if isinstance(c, FileUploadCommand) and c.dest.endswith(".sources"))
+    sources.src.seek(0)
+    text = sources.src.read()
+    assert f"URIs: {repo}\n" in text and f"Suites: {suite}\n" in text
+
+
+def test_install_explicit_suite_and_repo_win_over_the_release():
+    source = tailscale.InstallSource(repo_url="http://mirror.invalid/ts", suite="bookworm")
+    cmds = run_op(tailscale.install, FakeHost(os_release={"id": "ubuntu", "version_codename": "noble"}), source=source)
+    assert texts(cmds)[0].startswith("/usr/lib/apt/apt-helper download-file http://mirror.invalid/ts/bookworm.noarmor.gpg ")
+
+
+def test_install_unknown_distribution_is_refused_with_the_fix():
+    with pytest.raises(OperationValueError, match=r"ID='alpine'.*set \[tailscale\] apt_repo and apt_suite"):
+        run_op(tailscale.install, FakeHost(os_release={"id": "alpine", "version_codename": ""}))
 
 
 def test_install_no_logs_dropin_comes_before_the_package():
