@@ -24,7 +24,7 @@ from operations.removal import removed as router_removed
 from operations.router import configure_router
 from operations.router import read_ahead as read_router_facts
 from operations.summary import register as summary_at_the_end
-from steps import controlplane, removal
+from steps import cloud, controlplane, removal
 from steps.inputs import (is_coordinator, kea_hosts_plans, kea_plans, load_model, policy_file, prompt_commands,
                          prune, recorded_routers, removed_router, removed_routers, router_site)
 from steps.policy_file import headscale_policy_file
@@ -75,6 +75,8 @@ if removed_router(host) and prune(host):
     router_removed(name="Removed router: logged out, the project's files and units gone",
                    declared_addresses=removal.declared_addresses(model))
 
-# 6. The other LAN devices: DHCP option 121/249 from each site's Kea
+# 6. The other LAN devices: on a cloud subnet, the VPC's route tables (planned on one host) ...
+cloud.vpc_routes(name="VPC route tables send the other sites to the router", model=model, here=coordinator)
+# ... and DHCP option 121/249 from each site's Kea
 kea.config_writable(name="Kea may persist its config (config-write)", plans=host_plans)
 kea.routes_pushed(name="Kea hands out the site routes (option 121/249)", model=model, plans=plans)

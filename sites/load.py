@@ -15,6 +15,7 @@ from netaddr import AddrFormatError, IPAddress, IPNetwork
 
 from sites.model import (
     TAILSCALE_4VIA6,
+    AwsSubnet,
     TAILSCALE_CGNAT,
     TAILSCALE_ULA,
     DhcpSettings,
@@ -151,6 +152,7 @@ def parse_sites(path: Path, raw: dict[str, Any]) -> SiteModel:
     sites = {name: _site(_Table(path, f"sites.{name}", body), name) for name, body in sites_table.items()}
     _check_overlaps(path, sites)
     _check_router_hosts(path, sites)
+    _check_route_tables(path, sites)
     dhcp = _dhcp(top.table("dhcp"))
     model = SiteModel(
         path=path,
@@ -166,7 +168,8 @@ def parse_sites(path: Path, raw: dict[str, Any]) -> SiteModel:
 def _site(t: _Table, name: str) -> Site:
     if not name.strip() or not all(c.isalnum() or c in "-_" for c in name):
         raise SiteFileError(t.path, t.key, "site names must be non-empty letters, digits, - or _", name)
-    t.only("subnet", "router", "gateway", "routes", "ssh", "kea", "tailnet_node", "dhcp", "routers", "vip", "vrid")
+    t.only("subnet", "router", "gateway", "routes", "ssh", "kea", "tailnet_node", "dhcp", "routers", "vip", "vrid",
+           "aws")
     subnet = t.network("subnet", t.get("subnet", str, required=True))
     if subnet.version != 4:
         raise t.error("subnet", "must be an IPv4 prefix (DHCPv4 option 121 carries IPv4 only)", str(subnet))
@@ -209,6 +212,49 @@ def _site(t: _Table, name: str) -> Site:
         routers=routers,
         vip=vip,
         vrid=vrid,
+        aws=_aws(t.table("aws")),
+    )
+
+
+AWS_ID = {"route_tables": "rtb-", "network_interface": "eni-", "instance": "i-"}
+
+
+def _aws_id(t: _Table, key: str, value: Any) -> str:
+    prefix = AWS_ID[key.split("[")[0]]
+    if not isinstance(value, str) or not value.startswith(prefix) or not value[len(prefix):].isalnum():
+        raise t.error(key, f"must be an AWS id {prefix}...", value)
+    return value
+
+
+def _aws(t: _Table | None) -> AwsSubnet | None:
+    """[sites.X.aws]: region, route_tables, the router's network_interface or instance, endpoint_url."""
+    if t is None:
+        return None
+    t.only("region", "route_tables", "network_interface", "instance", "endpoint_url")
+    region = t.text("region", required=True)
+    if not all(c.isalnum() or c == "-" for c in region):
+        raise t.error("region", "must be an AWS region name such as eu-central-1", region)
+    tables = t.get("route_tables", list, required=True)
+    if not tables:
+        raise t.error("route_tables", "names no route table", tables)
+    route_tables = tuple(_aws_id(t, f"route_tables[{i}]", v) for i, v in enumerate(tables))
+    for i, rtb in enumerate(route_tables):
+        if route_tables.index(rtb) != i:
+            raise t.error(f"route_tables[{i}]", f"same route table as route_tables[{route_tables.index(rtb)}]", rtb)
+    eni = t.data.get("network_interface")
+    instance = t.data.get("instance")
+    if (eni is None) == (instance is None):
+        raise SiteFileError(t.path, t.at("network_interface"), "give the router's network_interface "
+                            "or its instance (one of them)", show_value=False)
+    endpoint = t.text("endpoint_url")
+    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+        raise t.error("endpoint_url", "must be an http:// or https:// URL", endpoint)
+    return AwsSubnet(
+        region=region,
+        route_tables=route_tables,
+        network_interface=None if eni is None else _aws_id(t, "network_interface", eni),
+        instance=None if instance is None else _aws_id(t, "instance", instance),
+        endpoint_url=endpoint.rstrip("/") if endpoint else None,
     )
 
 
@@ -318,6 +364,18 @@ def _check_router_hosts(path: Path, sites: dict[str, Site]) -> None:
             if name in seen:
                 raise SiteFileError(path, key, f"the same router host as {seen[name]}", router.ssh)
             seen[name] = key
+
+
+def _check_route_tables(path: Path, sites: dict[str, Site]) -> None:
+    """A VPC route table serves one site: two sites' wants for one table would fight (each sends
+    the other's prefixes to its own router, and 100.64.0.0/10 to both)."""
+    seen: dict[str, str] = {}
+    for site in sites.values():
+        for i, rtb in enumerate(site.aws.route_tables if site.aws else ()):
+            key = f"sites.{site.name}.aws.route_tables[{i}]"
+            if rtb in seen:
+                raise SiteFileError(path, key, f"the same route table as {seen[rtb]}", rtb)
+            seen[rtb] = key
 
 
 def _keas(site: _Table) -> list[KeaEndpoint]:

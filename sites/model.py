@@ -102,6 +102,18 @@ class Router:
     tailnet_node: str | None = None
 
 
+@dataclass(frozen=True)
+class AwsSubnet:
+    """A site whose LAN is an AWS VPC subnet: step 6 of Tailscale's site-to-site guide done in the
+    provider's route tables. Credentials come from boto3's standard chain, never the site file."""
+
+    region: str
+    route_tables: tuple[str, ...]  # rtb-...: each sends the other sites' prefixes to the router
+    network_interface: str | None = None  # eni-...: the router's; or `instance` (its primary ENI)
+    instance: str | None = None  # i-...
+    endpoint_url: str | None = None  # an EC2-compatible endpoint (a VPC endpoint; moto in the tests)
+
+
 DEFAULT_VRID = 51  # keepalived's own example id; LANs are separate broadcast domains, so sites may share it
 
 
@@ -127,6 +139,7 @@ class Site:
     routers: tuple[Router, ...] = ()  # every subnet router; () = the one named by router/ssh/tailnet_node
     vip: IPAddress | None = None  # HA sites: the VRRP virtual address (== router)
     vrid: int = DEFAULT_VRID  # HA sites: the VRRP virtual router id on the LAN
+    aws: AwsSubnet | None = None  # [sites.X.aws]: the LAN is a VPC subnet whose route tables are managed
 
     def __post_init__(self) -> None:
         if not self.routers:  # a single-router site built the old way (tests, tools)

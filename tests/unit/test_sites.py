@@ -241,3 +241,52 @@ def test_ha_pair_is_one_push_group_per_server(tmp_path):
     groups = group_by_server(build_plan(load_sites(write(tmp_path, HA))))
     assert [(ep.ssh, [p.site.name for p in plans]) for ep, plans in groups] == \
         [("root@kea-a1", ["a"]), ("root@kea-a2", ["a"])]
+
+
+AWS_A = 'subnet = "192.0.2.0/24"\nrouter = "192.0.2.2"\n[sites.a.aws]\n'
+
+
+def test_aws_site_loads(tmp_path):
+    model = load_sites(write(tmp_path, "[sites.a]\n" + AWS_A[AWS_A.index("subnet"):] + textwrap.dedent("""
+        region = "eu-central-1"
+        route_tables = ["rtb-0a1b2c3d4e5f60718"]
+        network_interface = "eni-0a1b2c3d4e5f60718"
+        endpoint_url = "http://127.0.0.1:5000/"
+        """) + site_b()))
+    aws = model.sites["a"].aws
+    assert (aws.region, aws.route_tables, aws.network_interface, aws.instance, aws.endpoint_url) == (
+        "eu-central-1", ("rtb-0a1b2c3d4e5f60718",), "eni-0a1b2c3d4e5f60718", None, "http://127.0.0.1:5000")
+    assert model.sites["b"].aws is None
+
+
+@pytest.mark.parametrize("body,key,value", [
+    ('route_tables = ["rtb-1"]\nnetwork_interface = "eni-1"', "sites.a.aws.region", None),
+    ('region = "eu central"\nroute_tables = ["rtb-1"]\nnetwork_interface = "eni-1"', "sites.a.aws.region",
+     "eu central"),
+    ('region = "eu-central-1"\nroute_tables = []\nnetwork_interface = "eni-1"', "sites.a.aws.route_tables", []),
+    ('region = "eu-central-1"\nroute_tables = ["rt-1"]\nnetwork_interface = "eni-1"',
+     "sites.a.aws.route_tables[0]", "rt-1"),
+    ('region = "eu-central-1"\nroute_tables = ["rtb-1", "rtb-1"]\nnetwork_interface = "eni-1"',
+     "sites.a.aws.route_tables[1]", "rtb-1"),
+    ('region = "eu-central-1"\nroute_tables = ["rtb-1"]', "sites.a.aws.network_interface", None),
+    ('region = "eu-central-1"\nroute_tables = ["rtb-1"]\nnetwork_interface = "eni-1"\ninstance = "i-1"',
+     "sites.a.aws.network_interface", None),
+    ('region = "eu-central-1"\nroute_tables = ["rtb-1"]\ninstance = "eni-1"', "sites.a.aws.instance", "eni-1"),
+    ('region = "eu-central-1"\nroute_tables = ["rtb-1"]\ninstance = "i-1"\nendpoint_url = "ftp://x"',
+     "sites.a.aws.endpoint_url", "ftp://x"),
+    ('region = "eu-central-1"\nroute_tables = ["rtb-1"]\ninstance = "i-1"\nsecret_key = "x"',
+     "sites.a.aws.secret_key", "x"),
+])
+def test_bad_aws_values_are_named(tmp_path, body, key, value):
+    message = error_for(tmp_path, "[sites.a]\n" + AWS_A[AWS_A.index("subnet"):] + body + "\n" + site_b())
+    assert f": {key}: " in message
+    if value is not None:
+        assert repr(value) in message
+
+
+def test_one_route_table_serves_one_site(tmp_path):
+    aws = '[sites.{0}.aws]\nregion = "eu-central-1"\nroute_tables = ["rtb-1"]\nnetwork_interface = "eni-{0}"\n'
+    text = ("[sites.a]\n" + AWS_A[AWS_A.index("subnet"):AWS_A.index("[")] + aws.format("a")
+            + site_b() + aws.format("b"))
+    message = error_for(tmp_path, text)
+    assert ": sites.b.aws.route_tables[0]: the same route table as sites.a.aws.route_tables[0] (got 'rtb-1')" in message

@@ -1,0 +1,183 @@
+"""cloud.aws against moto's server, the stand-in for AWS (AWS cannot be reached from here).
+
+moto's ThreadedMotoServer listens on 127.0.0.1 only, in this process; boto3 talks real HTTP
+to it with the EC2 API, as it would to AWS. Checked: source/destination check off, routes
+created, a route of another target refused with nothing changed, a route of ours replaced,
+a dropped prefix deleted, other routes and tags untouched, idempotence, removal, and the
+errors moto returns for unknown ids, each as one line naming the site file's key. (moto 5.2's
+CreateRoute does not refuse a second route of the same prefix, so RouteAlreadyExists, which
+the apply would report the same way, is not exercised here.)
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+from netaddr import IPNetwork
+
+from cloud import CloudError
+from cloud.aws import CHECK_TAG, ROUTE_TAG, AwsVpc
+from sites.model import AwsSubnet
+
+boto3 = pytest.importorskip("boto3")
+moto_server = pytest.importorskip("moto.server")
+
+REGION = "eu-central-1"
+WANT = [IPNetwork("100.64.0.0/10"), IPNetwork("192.0.2.0/24")]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    port = _free_port()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def vpc(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """A fresh VPC: a subnet, the router's ENI, a route table with a route of the operator's own."""
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                 "AWS_SESSION_TOKEN": "testing"}.items():
+        monkeypatch.setenv(k, v)
+    ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=endpoint)
+    vpc_id = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.20.1.0/24")["Subnet"]["SubnetId"]
+    eni = ec2.create_network_interface(SubnetId=subnet)["NetworkInterface"]["NetworkInterfaceId"]
+    other = ec2.create_network_interface(SubnetId=subnet)["NetworkInterface"]["NetworkInterfaceId"]
+    rtb = ec2.create_route_table(VpcId=vpc_id)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=rtb, DestinationCidrBlock="198.51.100.0/24", NetworkInterfaceId=other)
+    ec2.create_tags(Resources=[rtb], Tags=[{"Key": "Name", "Value": "operator's table"}])
+    aws = AwsSubnet(region=REGION, route_tables=(rtb,), network_interface=eni, endpoint_url=endpoint)
+    return {"ec2": ec2, "rtb": rtb, "eni": eni, "other": other, "aws": aws}
+
+
+def _routes(ec2, rtb: str) -> dict[str, str | None]:
+    table = ec2.describe_route_tables(RouteTableIds=[rtb])["RouteTables"][0]
+    return {r["DestinationCidrBlock"]: r.get("NetworkInterfaceId") or r.get("GatewayId")
+            for r in table["Routes"] if "DestinationCidrBlock" in r}
+
+
+def _tags(ec2, rtb: str) -> dict[str, str]:
+    table = ec2.describe_route_tables(RouteTableIds=[rtb])["RouteTables"][0]
+    return {t["Key"]: t["Value"] for t in table.get("Tags", [])}
+
+
+def _check(ec2, eni: str) -> bool:
+    return ec2.describe_network_interface_attribute(NetworkInterfaceId=eni, Attribute="sourceDestCheck")[
+        "SourceDestCheck"]["Value"]
+
+
+def test_deploy_brings_the_vpc_into_line_then_changes_nothing(vpc: dict) -> None:
+    ec2, rtb, eni = vpc["ec2"], vpc["rtb"], vpc["eni"]
+    cloud = AwsVpc("a", vpc["aws"])
+    plan = cloud.plan(WANT)
+    assert plan.check_on and [(c.action, c.prefix) for c in plan.routes] == [
+        ("create", "100.64.0.0/10"), ("create", "192.0.2.0/24")]
+    assert f"{eni} source/destination check: on -> off" in plan.render()
+    assert f"{rtb} 192.0.2.0/24: (none) -> {eni}" in plan.render()
+    cloud.apply(plan)
+    assert _check(ec2, eni) is False
+    routes = _routes(ec2, rtb)
+    assert routes["100.64.0.0/10"] == eni and routes["192.0.2.0/24"] == eni
+    assert routes["198.51.100.0/24"] == vpc["other"]  # the operator's route untouched
+    tags = _tags(ec2, rtb)
+    assert tags["Name"] == "operator's table" and tags[ROUTE_TAG + "192.0.2.0/24"] == eni
+    assert AwsVpc("a", vpc["aws"]).plan(WANT).empty  # a second run changes nothing
+
+
+def test_another_targets_route_is_refused_and_nothing_changes(vpc: dict) -> None:
+    ec2, rtb = vpc["ec2"], vpc["rtb"]
+    ec2.create_route(RouteTableId=rtb, DestinationCidrBlock="192.0.2.0/24", NetworkInterfaceId=vpc["other"])
+    with pytest.raises(CloudError) as err:
+        AwsVpc("a", vpc["aws"]).plan(WANT)
+    line = str(err.value)
+    assert "\n" not in line and line.startswith(f"sites.a.aws ({vpc['aws'].endpoint_url}): route table {rtb}")
+    assert f"sends 192.0.2.0/24 to {vpc['other']}, a route this project did not make; nothing was changed" in line
+    assert "100.64.0.0/10" not in _routes(ec2, rtb) and _check(ec2, vpc["eni"]) is True
+
+
+def test_our_route_pointed_elsewhere_is_replaced_and_a_dropped_prefix_deleted(vpc: dict) -> None:
+    ec2, rtb, eni, other = vpc["ec2"], vpc["rtb"], vpc["eni"], vpc["other"]
+    cloud = AwsVpc("a", vpc["aws"])
+    cloud.apply(cloud.plan(WANT))
+    ec2.replace_route(RouteTableId=rtb, DestinationCidrBlock="192.0.2.0/24", NetworkInterfaceId=other)  # drift
+    plan = cloud.plan(WANT[:1])  # and 192.0.2.0/24 is no longer wanted
+    assert [(c.action, c.prefix) for c in plan.routes] == []  # now someone else's target: only our mark goes
+    assert plan.untag == ((rtb, "192.0.2.0/24"),)
+    cloud.apply(plan)
+    assert _routes(ec2, rtb)["192.0.2.0/24"] == other and ROUTE_TAG + "192.0.2.0/24" not in _tags(ec2, rtb)
+
+    ec2.create_route(RouteTableId=rtb, DestinationCidrBlock="203.0.113.0/24", NetworkInterfaceId=eni)
+    cloud.apply(cloud.plan([*WANT[:1], IPNetwork("203.0.113.0/24")]))  # right already, made by the operator
+    assert ROUTE_TAG + "203.0.113.0/24" not in _tags(ec2, rtb)  # stays theirs
+
+    ec2.replace_route(RouteTableId=rtb, DestinationCidrBlock="100.64.0.0/10", NetworkInterfaceId=other)
+    plan = cloud.plan(WANT[:1])
+    assert [(c.action, c.old, c.new) for c in plan.routes] == [("replace", other, eni)]
+    cloud.apply(plan)
+    assert _routes(ec2, rtb)["100.64.0.0/10"] == eni and cloud.plan(WANT[:1]).empty
+
+
+def test_removal_takes_out_what_this_project_added(vpc: dict) -> None:
+    ec2, rtb, eni = vpc["ec2"], vpc["rtb"], vpc["eni"]
+    cloud = AwsVpc("a", vpc["aws"])
+    cloud.apply(cloud.plan(WANT))
+    done = cloud.remove()
+    assert any("source/destination check on again" in d for d in done)
+    assert _routes(ec2, rtb) == {"10.20.0.0/16": "local", "198.51.100.0/24": vpc["other"]}
+    assert _tags(ec2, rtb) == {"Name": "operator's table"} and _check(ec2, eni) is True
+    tags = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [eni]}])["Tags"]
+    assert CHECK_TAG not in {t["Key"] for t in tags}
+
+
+def test_instance_resolves_to_its_primary_interface(vpc: dict) -> None:
+    ec2 = vpc["ec2"]
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    subnet = ec2.describe_network_interfaces(NetworkInterfaceIds=[vpc["eni"]])["NetworkInterfaces"][0]["SubnetId"]
+    inst = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId=subnet)["Instances"][0]
+    primary = inst["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    aws = AwsSubnet(region=REGION, route_tables=(vpc["rtb"],), instance=inst["InstanceId"],
+                    endpoint_url=vpc["aws"].endpoint_url)
+    cloud = AwsVpc("a", aws)
+    cloud.apply(cloud.plan(WANT))
+    assert _routes(ec2, vpc["rtb"])["192.0.2.0/24"] == primary and _check(ec2, primary) is False
+
+
+@pytest.mark.parametrize(("field", "value", "code"), [
+    ("route_tables", ("rtb-0123456789abcdef0",), "InvalidRouteTableID.NotFound"),
+    ("instance", "i-0123456789abcdef0", "InvalidInstanceID.NotFound"),
+    ("network_interface", "eni-0123456789abcdef0", "InvalidNetworkInterfaceID.NotFound"),
+])
+def test_unknown_ids_are_one_line_naming_the_site(vpc: dict, field: str, value, code: str) -> None:
+    fields = {"region": REGION, "route_tables": vpc["aws"].route_tables, "endpoint_url": vpc["aws"].endpoint_url,
+              "network_interface": vpc["eni"], field: value}
+    if field == "instance":
+        fields["network_interface"] = None
+    with pytest.raises(CloudError) as err:
+        AwsVpc("b", AwsSubnet(**fields)).plan(WANT)
+    assert str(err.value).startswith("sites.b.aws (") and code in str(err.value) and "\n" not in str(err.value)
+
+
+def test_unreachable_endpoint_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    url = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    aws = AwsSubnet(region=REGION, route_tables=("rtb-1",), network_interface="eni-1", endpoint_url=url)
+    with pytest.raises(CloudError) as err:
+        AwsVpc("a", aws).plan(WANT)
+    assert str(err.value).startswith(f"sites.a.aws ({url}): describe_network_interface_attribute") or \
+        str(err.value).startswith(f"sites.a.aws ({url}): describe_route_tables")
+    assert "testing" not in str(err.value)
