@@ -1,4 +1,5 @@
-"""controlplane.http under faults: the line names the site file's URL, reads retry once, timeouts bound a hung server."""
+"""controlplane.http under faults: the line names the site file's URL, a read retries once,
+a timeout bounds a hung server."""
 
 from __future__ import annotations
 

@@ -70,7 +70,8 @@ def test_headscale_stopped_is_one_line_naming_the_site_files_url(sites):
     with fault("headscale stopped", ("control", "systemctl", "stop", "headscale"),
                ("control", "systemctl", "start", "headscale")):
         result = drive.pyinfra(sites)
-        line = assert_one_line(result, "control plane", "http://127.0.0.1:8080/api/v1/policy (through SSH host control)")
+        line = assert_one_line(result, "control plane",
+                               "http://127.0.0.1:8080/api/v1/policy (through SSH host control)")
         assert "cannot reach the control server" in line and "nothing was changed" in line
         assert re.search(r"127\.0\.0\.1:(?!8080)\d+", line) is None  # no tunnel's local port
         assert "control: FAILED, left as it was" in result.stdout + result.stderr
