@@ -30,7 +30,15 @@ def connect(model, *, timeout: float = 15.0, url: str | None = None) -> ControlP
     if tailnet is None:
         raise ControlPlaneError(f"{model.path}: tailnet: missing [tailnet] table (control server and API key)")
     key = tailnet.api_key()
-    url = url or tailnet.url
+    cp = _backend(model, key, url or tailnet.url, timeout)
+    # messages name the server as the site file does, never a tunnel's local port
+    cp.api.shown = tailnet.url.rstrip("/")
+    cp.api.via = f" (through SSH host {tailnet.ssh})" if url and tailnet.ssh else ""
+    return cp
+
+
+def _backend(model, key: str, url: str, timeout: float) -> ControlPlane:  # noqa: ANN001
+    tailnet = model.tailnet
     if tailnet.backend == "headscale":
         from controlplane.headscale import HeadscaleControlPlane
 

@@ -60,7 +60,7 @@ class HeadscaleControlPlane(ControlPlane):
             reason = self.api.reason(resp)
             if "not found" in reason.lower():  # never set: Headscale's allow-all default is in force
                 return PolicyDoc("", None)
-            raise ControlPlaneError(f"GET {self.api.base_url}/api/v1/policy: HTTP {resp.status_code}: {reason}")
+            raise ControlPlaneError(f"GET {self.api.shown}/api/v1/policy: HTTP {resp.status_code}: {reason}")
         body = resp.json()
         return PolicyDoc(body.get("policy") or "", body.get("updatedAt"))
 

@@ -7,11 +7,16 @@ Authorization header, which no message, repr or log line shows).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import requests
 
 from controlplane.model import ControlPlaneError
+
+
+READ_ATTEMPTS = 2  # a GET: once more after a refused/dropped connection
+RETRY_DELAY = 1.0  # seconds between the two
 
 
 class AuthError(ControlPlaneError):
@@ -25,8 +30,11 @@ class Unreachable(ControlPlaneError):
 class ApiSession:
     """Bearer-authenticated JSON/text calls against one base URL."""
 
-    def __init__(self, base_url: str, api_key: str, timeout: float = 15.0) -> None:
+    def __init__(self, base_url: str, api_key: str, timeout: float = 15.0, shown: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        # how messages name the server: the site file's URL (and SSH host), never a tunnel's local port
+        self.shown = (shown or base_url).rstrip("/")
+        self.via = ""  # " (through SSH host X)" when a tunnel carries the calls
         self.timeout = timeout
         self._secret = api_key
         self._session = requests.Session()
@@ -53,18 +61,27 @@ class ApiSession:
     ) -> requests.Response:
         """Send one request; return the response if its status is in `ok`, else raise one line."""
         url = self.base_url + path
-        where = f"{method} {url}"
-        try:
-            resp = self._session.request(
-                method, url, json=json, data=data.encode() if data is not None else None,
-                headers=headers, params=params, timeout=self.timeout,
-            )
-        except requests.Timeout:
-            raise Unreachable(f"{where}: control server did not answer within {self.timeout:g}s") from None
-        except requests.ConnectionError:
-            raise Unreachable(f"{where}: cannot reach the control server (connection failed)") from None
-        except requests.RequestException as exc:
-            raise Unreachable(f"{where}: {type(exc).__name__}") from None
+        where = f"{method} {self.shown}{path}{self.via}"
+        # Reads are retried once on a refused or dropped connection (a server restarting); writes
+        # never (a write may have landed), and a timeout never (the wait is already the timeout).
+        attempts = READ_ATTEMPTS if method == "GET" else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                resp = self._session.request(
+                    method, url, json=json, data=data.encode() if data is not None else None,
+                    headers=headers, params=params, timeout=self.timeout,
+                )
+                break
+            except requests.Timeout:
+                raise Unreachable(f"{where}: control server did not answer within {self.timeout:g}s") from None
+            except requests.ConnectionError:
+                if attempt < attempts:
+                    time.sleep(RETRY_DELAY)
+                    continue
+                tries = f", {attempts} attempts {RETRY_DELAY:g}s apart" if attempts > 1 else ""
+                raise Unreachable(f"{where}: cannot reach the control server (connection failed{tries})") from None
+            except requests.RequestException as exc:
+                raise Unreachable(f"{where}: {type(exc).__name__}") from None
         if resp.status_code in ok:
             return resp
         if resp.status_code in (401, 403):

@@ -16,10 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
+import paramiko
 from pyinfra import host, logger, state
 from pyinfra.api import FunctionCommand, OperationError
 from pyinfra.api.host import Host
 from pyinfra.api.state import State
+
+from tunnel import TunnelError
 
 Failures = tuple[type[Exception], ...]
 Apply = Callable[[Host], Iterable[str]]
@@ -34,15 +37,25 @@ class Plan(Protocol):
     def render(self) -> str: ...
 
 
+# A connection dropped under a step (an SSH host gone mid-run, a tunnel's channel refused): the
+# system's own error classes cover the rest; both end in one line, never a traceback.
+NETWORK: Failures = (OSError, EOFError, paramiko.SSHException, TunnelError)
+
+
 def one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _failed(state: State, host: Host, message: str) -> bool:
+    """The failed command of a step whose plan could not be made (its line is already logged)."""
+    return False
 
 
 def _apply(state: State, host: Host, label: str, apply: Apply, failures: Failures) -> bool:
     """Execution time: run the apply; False (pyinfra's failed command) with one line on failure."""
     try:
         done = list(apply(host))
-    except failures as exc:
+    except failures + NETWORK as exc:
         host.log_styled(f"{label}: {one_line(exc)}", fg="red", log_func=logger.error)
         return False
     for line in done or ["already as planned"]:
@@ -69,8 +82,18 @@ def plan_then_apply(label: str, plan: Callable[[], Plan], apply: Apply, *, failu
         host.log(f"{label}: {one_line(exc)}; deciding at execution time", logger.info)
         yield FunctionCommand(_apply, (label, apply, failures), {})
         return
-    except failures as exc:
-        raise OperationError(f"{label}: {one_line(exc)}") from None
+    except failures + NETWORK as exc:
+        # one red line and pyinfra's failed command: raising here instead would end the whole run
+        # with a greenlet traceback (pyinfra runs this generator at execution time) and stop the
+        # other hosts' independent steps
+        message = f"{label}: {one_line(exc)}"
+        if "nothing was changed" not in message:
+            message += "; nothing was changed by this step"
+        if not state.is_executing:  # --dry plans before running anything: pyinfra's own one-line error
+            raise OperationError(message) from None
+        host.log_styled(message, fg="red", log_func=logger.error)
+        yield FunctionCommand(_failed, (message,), {})
+        return
     if changes.empty:
         host.noop(f"{label}: {done}")
         return

@@ -30,6 +30,15 @@ from sites.model import SshTarget
 UNSET_STRICT_HOST_KEY_CHECKING = "yes"
 
 
+def _no_refused_channel_lines(record: logging.LogRecord) -> bool:
+    """Drop paramiko's "Secsh channel N open FAILED" log lines: a refused forward is reported once,
+    by the caller's own one-line error naming the service as the site file does."""
+    return not str(record.msg).startswith("Secsh channel")
+
+
+logging.getLogger("paramiko.transport").addFilter(_no_refused_channel_lines)
+
+
 class TunnelError(Exception):
     """The SSH host could not be reached, was not trusted, or refused the forward (one line)."""
 

@@ -115,3 +115,20 @@ def test_deferred_plan_is_decided_at_execution_time(tmp_path, state):
     out = res.stdout + res.stderr
     assert res.returncode == 0, out
     assert "deciding at execution time" in out and state.read_text() == "wanted"
+
+
+def test_plan_failure_at_execution_is_one_line_and_a_failed_host_not_a_traceback(tmp_path, state):
+    # pyinfra 3 runs the operation's generator at execution time, in a greenlet per host: an
+    # exception raised there printed gevent's traceback and ended the run for every host
+    res = run(tmp_path, plan_raises="Broken")
+    out = res.stdout + res.stderr
+    assert res.returncode != 0, out
+    assert "demo: cannot read the state; nothing was changed by this step" in out
+    assert "Traceback" not in out and "greenlet" not in out
+    assert state.read_text() == "old"
+
+
+def test_a_dropped_connection_under_the_plan_is_one_line_too(tmp_path, state):
+    res = run(tmp_path, plan_raises="ConnectionResetError")
+    out = res.stdout + res.stderr
+    assert res.returncode != 0 and "demo: cannot read the state" in out and "Traceback" not in out
