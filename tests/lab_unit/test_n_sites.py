@@ -169,7 +169,7 @@ def test_generated_labs_validate_and_fit_the_reply_at_every_size(tmp_path: Path,
 
     out = tmp_path / "sites.toml"
     for sites in [*range(2, 61), 200]:
-        for routes in ((0, 16) if sites % 7 == 0 or sites == 200 else (0,)):
+        for routes in ((0, 16) if sites in (24, 50, 60) else (0,)):
             out.write_text(render_site_file(load_topology(topo_file(tmp_path, sites, layout, routes)),
                                             ssh_config_file=None))
             model = load_sites(out)
