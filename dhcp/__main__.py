@@ -11,10 +11,14 @@ from sites.cli import add_sites_argument
 
 
 def _plan(args: argparse.Namespace) -> int:
-    _, plans = load_plans_or_exit(args.sites)
+    model, plans = load_plans_or_exit(args.sites)
     if args.json:
         print(json.dumps([as_json(p) for p in plans.values()], indent=2))
     else:
+        if model.dhcp.auto_summaries:
+            chosen = sum(1 for p in plans.values() if p.summaries)
+            print(f'[dhcp] summaries = "auto": {chosen} of {len(plans)} sites push summaries '
+                  "(marked below)\n")
         print("\n\n".join(describe(p) for p in plans.values()))
     return 0
 

@@ -1,8 +1,8 @@
 """The route plan: which routes every LAN's DHCP clients must get, and their bytes.
 
 Per site: 100.64.0.0/10 and every other site's prefixes via this site's router
-(adjacent prefixes merged, declared summaries used instead of what they cover),
-then 0.0.0.0/0 via the LAN's gateway, because a client that receives option 121
+(adjacent prefixes merged, declared summaries used instead of what they cover, or with
+`summaries = "auto"` the ones dhcp.summaries picks to fit), then 0.0.0.0/0 via the LAN's gateway, because a client that receives option 121
 ignores option 3. The reply must fit in one DHCP packet, so oversized plans fail
 here, before any server is contacted.
 """
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from netaddr import IPNetwork, cidr_exclude, cidr_merge, spanning_cidr
 
 from dhcp.rfc3442 import Route, encode, route_size
+from dhcp.summaries import AutoSummaries
 from sites.model import TAILSCALE_CGNAT, DhcpSettings, Site, SiteModel
 
 DEFAULT_ROUTE = IPNetwork("0.0.0.0/0")
@@ -34,6 +35,7 @@ class SitePlan:
     option_data: bytes
     push_needed: bool
     reason: str
+    summaries: tuple[IPNetwork, ...] = ()  # routes of this plan that summaries = "auto" chose
 
     @property
     def option_hex(self) -> str:
@@ -114,18 +116,53 @@ def _site_plan(site: Site, routes: tuple[Route, ...]) -> SitePlan:
     return SitePlan(site, routes, encode(routes), True, "router differs from the gateway: push option 121/249")
 
 
+def _fixed_bytes(site: Site) -> int:
+    """Bytes of a site's routes that are not remote prefixes: the tailnet range, client routes, default."""
+    return (route_size(TAILSCALE_CGNAT.prefixlen) + route_size(0)
+            + sum(route_size(net.prefixlen) for net, _ in site.client_routes))
+
+
+def _largest_fitting(dhcp: DhcpSettings) -> int:
+    """The longest option 121 data that fits the reply budget."""
+    budget, size = option_budget(dhcp), option_budget(dhcp)
+    while size > 0 and reply_size(size, dhcp) > budget:
+        size -= 1
+    return size
+
+
+def _checked(site: Site) -> bool:
+    """Sites whose option is pushed, so must fit."""
+    return site.router != site.gateway or bool(site.client_routes)
+
+
+def _auto_plan(model: SiteModel) -> dict[str, tuple[list[IPNetwork], tuple[IPNetwork, ...]]]:
+    """Per site: its remote prefixes and which of them are auto summaries (summaries = "auto")."""
+    room = _largest_fitting(model.dhcp)
+    sites = list(model.sites.values())
+    auto = AutoSummaries(sites, {s.name: room - _fixed_bytes(s) for s in sites if _checked(s)})
+    out = {}
+    for site in sites:
+        routes = auto.for_site(site)
+        nets = [r.network for r in routes]
+        out[site.name] = (sorted([TAILSCALE_CGNAT, *nets]), tuple(n for n, r in zip(nets, routes) if r.summary))
+    return out
+
+
 def build_plan(model: SiteModel) -> dict[str, SitePlan]:
     """Plan every site, or raise PlanError naming the first site whose routes do not fit a reply."""
-    remote = _RemoteRoutes(model)
+    remote = None if model.dhcp.auto_summaries else _RemoteRoutes(model)
+    auto = _auto_plan(model) if model.dhcp.auto_summaries else {}
     budget = option_budget(model.dhcp)
     plans: dict[str, SitePlan] = {}
     for site in model.sites.values():
-        blocks = remote.for_site(site)
+        blocks, summaries = auto[site.name] if remote is None else (remote.for_site(site), ())
         routes = _site_routes(model, site, blocks)
         data_len = sum(route_size(net.prefixlen) for net, _ in routes)
-        if (site.router != site.gateway or site.client_routes) and reply_size(data_len, model.dhcp) > budget:
+        if _checked(site) and reply_size(data_len, model.dhcp) > budget:
             raise PlanError(_too_big(model, site, blocks, data_len, budget, len(routes)))
-        plans[site.name] = _site_plan(site, routes)
+        plan = _site_plan(site, routes)
+        plans[site.name] = SitePlan(plan.site, plan.routes, plan.option_data, plan.push_needed, plan.reason,
+                                    summaries)
     return plans
 
 
@@ -134,10 +171,15 @@ def _too_big(model: SiteModel, site: Site, blocks: list[IPNetwork], data_len: in
     others = [p for s in model.sites.values() if s is not site for p in s.advertised]
     hint = spanning_cidr(others) if len(others) > 1 else (others[0] if others else None)
     both = " (x2 with option 249)" if model.dhcp.option_249 else ""
+    fix = (f"declare [dhcp] summaries = \"auto\" to have them chosen, or summaries = [\"{hint}\"] "
+           "(or smaller prefixes) to push instead")
+    if model.dhcp.auto_summaries:
+        fix = ("no summary fits without covering its own prefixes or client routes: raise "
+               "[dhcp] max_message_size, lower reserved_option_bytes or set option_249 = false")
     return (
         f"{model.path}: sites.{site.name}: {count} routes make a {data_len}-byte option 121{both}, "
         f"{reply_size(data_len, model.dhcp)} bytes on the wire, but a {model.dhcp.max_message_size}-byte DHCP reply "
-        f"leaves {budget}; declare [dhcp] summaries = [\"{hint}\"] (or smaller prefixes) to push instead"
+        f"leaves {budget}; {fix}"
     )
 
 
@@ -145,7 +187,8 @@ def describe(plan: SitePlan) -> str:
     """Human-readable plan for one site."""
     lines = [f"site {plan.site.name} ({plan.site.subnet}): {plan.reason}"]
     for net, hop in plan.routes:
-        lines.append(f"  {str(net):<20} via {hop}")
+        mark = "  (auto summary)" if net in plan.summaries else ""
+        lines.append(f"  {str(net):<20} via {hop}{mark}")
     lines.append(f"  option data (121, and 249 unless disabled): {len(plan.option_data)} bytes")
     hexed = plan.option_hex
     lines.extend(f"    {hexed[i:i + 64]}" for i in range(0, len(hexed), 64))
@@ -158,7 +201,8 @@ def as_json(plan: SitePlan) -> dict[str, object]:
         "subnet": str(plan.site.subnet),
         "push_needed": plan.push_needed,
         "reason": plan.reason,
-        "routes": [{"prefix": str(net), "via": str(hop)} for net, hop in plan.routes],
+        "routes": [{"prefix": str(net), "via": str(hop), **({"auto_summary": True} if net in plan.summaries else {})}
+                   for net, hop in plan.routes],
         "option_121_hex": plan.option_hex,
         "option_bytes": len(plan.option_data),
     }

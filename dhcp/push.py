@@ -304,6 +304,9 @@ class ServerPush:
             self.say(f"{where}: no change ({label})")
             return
         after = merge_options(before, desired)
+        if plan.summaries:  # the diff shows hex: name what [dhcp] summaries = "auto" chose
+            self.say(f"{where}: auto summaries {', '.join(map(str, plan.summaries))} via {plan.site.router} "
+                     f"in {label}")
         scope["option-data"] = after
         self.changes.append(_Change(plan, label, before, after, desired, key))
 

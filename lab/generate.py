@@ -66,6 +66,11 @@ def generate(sites: int, layout: str = "uniform", routes: int = 0) -> str:
         f'address = "{WAN[CONTROL_HOST]}"',
         "headscale_port = 8080",
         "apt_port = 8081",
+        "",
+        "[dhcp]",
+        "# Past about twenty sites the LANs' option 121 no longer fits a DHCP reply one route per",
+        "# site: the deploy picks covering prefixes (docs/scale.md).",
+        'summaries = "auto"',
     ]
     for k in range(sites):
         block = IPNetwork(f"10.{k + 1}.0.0/16")

@@ -113,6 +113,8 @@ def render_site_file(
             ("auth_key_file", auth_key_file),
         ],
     )
+    if topo.dhcp_summaries is not None:
+        out += _lines("dhcp", [("summaries", topo.dhcp_summaries)])
     for site in topo.sites.values():
         if site.ha:  # an HA site: every router in [[sites.X.routers]], the LAN's next hop is the vip
             out += _lines(

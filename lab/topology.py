@@ -18,7 +18,8 @@ from netaddr import AddrFormatError, IPAddress, IPNetwork, IPRange
 DEFAULT_PATH = Path(__file__).with_name("topology.toml")
 TOPOLOGY_ENV = "S2S_LAB_TOPOLOGY"  # a topology file, as if given with --topology
 
-_TOP_KEYS = {"wan", "control", "sites"}
+_TOP_KEYS = {"wan", "control", "sites", "dhcp"}
+_DHCP_KEYS = {"summaries"}  # copied into the lab's site file [dhcp]
 _WAN_KEYS = {"subnet"}
 _CONTROL_KEYS = {"address", "headscale_port", "apt_port"}
 _SITE_KEYS = {"subnet", "gateway", "router", "router_wan", "dhcp_pool"}
@@ -125,6 +126,7 @@ class Topology:
     headscale_port: int
     apt_port: int
     sites: dict[str, LabSite]
+    dhcp_summaries: str | tuple[str, ...] | None = None  # [dhcp] summaries: "auto" or prefixes, for the site file
 
     control_host = "control"
 
@@ -246,7 +248,24 @@ class _Parser:
                     raise self.fail(f"sites.{name}.{key}", f"already used by {wan_used[wan_addr]}", str(wan_addr))
                 wan_used[wan_addr] = f"sites.{name}.{key}"
             sites[name] = site
-        return Topology(self.path, wan_subnet, control_address, headscale_port, apt_port, sites)
+        return Topology(self.path, wan_subnet, control_address, headscale_port, apt_port, sites,
+                        self.summaries(data.get("dhcp")))
+
+    def summaries(self, dhcp: Any) -> str | tuple[str, ...] | None:
+        """`[dhcp] summaries`: "auto" or IPv4 prefixes, handed to the site file as written."""
+        if dhcp is None:
+            return None
+        if not isinstance(dhcp, dict):
+            raise self.fail("dhcp", "must be a table", dhcp)
+        unknown = sorted(set(dhcp) - _DHCP_KEYS)
+        if unknown:
+            raise self.fail(f"dhcp.{unknown[0]}", "unknown key", dhcp[unknown[0]])
+        value = dhcp.get("summaries")
+        if value is None or value == "auto":
+            return value
+        if not isinstance(value, list):
+            raise self.fail("dhcp.summaries", 'must be "auto" or a list of IPv4 prefixes', value)
+        return tuple(str(self.network(f"dhcp.summaries[{i}]", v)) for i, v in enumerate(value))
 
     def no_overlap(self, site: LabSite, earlier: dict[str, LabSite], wan_subnet: IPNetwork) -> None:
         """Every prefix of a site (subnet, routes) is disjoint from the WAN and every earlier site's."""

@@ -483,7 +483,10 @@ def _dhcp(t: _Table | None) -> DhcpSettings:
     if t is None:
         return DhcpSettings()
     t.only("summaries", "max_message_size", "reserved_option_bytes", "option_249")
-    summaries = t.networks("summaries")
+    auto = t.data.get("summaries") == "auto"
+    if isinstance(t.data.get("summaries"), str) and not auto:
+        raise t.error("summaries", 'must be a list of IPv4 prefixes or "auto"', t.data["summaries"])
+    summaries = () if auto else t.networks("summaries")
     for i, s in enumerate(summaries):
         if s.version != 4:
             raise t.error(f"summaries[{i}]", "must be an IPv4 prefix", str(s))
@@ -495,6 +498,7 @@ def _dhcp(t: _Table | None) -> DhcpSettings:
         raise t.error("reserved_option_bytes", f"must be between 0 and {size - 241}", reserved)
     return DhcpSettings(
         summaries=summaries,
+        auto_summaries=auto,
         max_message_size=size,
         reserved_option_bytes=reserved,
         option_249=t.get("option_249", bool, True),

@@ -221,6 +221,7 @@ class DhcpSettings:
     """How routes are pushed to LAN clients."""
 
     summaries: tuple[IPNetwork, ...] = ()
+    auto_summaries: bool = False  # summaries = "auto": dhcp.summaries picks them to fit every reply
     max_message_size: int = 576
     reserved_option_bytes: int = 64
     option_249: bool = True

@@ -159,3 +159,32 @@ def test_inotify_limit_is_raised_only_when_the_boot_would_run_out(tmp_path: Path
     assert limit.read_text() == "1024\n"
     limit.write_text("4096\n")
     assert container.ensure_inotify_instances(200) is None and limit.read_text() == "4096\n"  # never lowered
+
+
+@pytest.mark.parametrize("layout", ["uniform", "mixed"])
+def test_generated_labs_validate_and_fit_the_reply_at_every_size(tmp_path: Path, layout: str) -> None:
+    """`python -m lab topology --sites N` deploys as generated: its site file carries summaries =
+    "auto", validates and plans with every LAN's option inside the reply (N = 2..60, and 200)."""
+    from dhcp.plan import build_plan, option_budget, reply_size
+
+    out = tmp_path / "sites.toml"
+    for sites in [*range(2, 61), 200]:
+        for routes in ((0, 16) if sites in (24, 50, 60) else (0,)):
+            out.write_text(render_site_file(load_topology(topo_file(tmp_path, sites, layout, routes)),
+                                            ssh_config_file=None))
+            model = load_sites(out)
+            assert model.dhcp.auto_summaries and len(model.sites) == sites
+            plans = build_plan(model)
+            assert max(reply_size(len(p.option_data), model.dhcp) for p in plans.values()) <= option_budget(model.dhcp)
+            if sites >= 24:
+                assert any(p.summaries for p in plans.values()), (sites, routes)
+
+
+def test_topology_dhcp_summaries_reach_the_site_file_and_bad_ones_are_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "t.toml"
+    path.write_text(generate(3).replace('summaries = "auto"', 'summaries = ["10.0.0.0/8"]'))
+    assert 'summaries = ["10.0.0.0/8"]' in render_site_file(load_topology(path), ssh_config_file=None)
+    path.write_text(generate(3).replace('summaries = "auto"', 'summaries = "some"'))
+    with pytest.raises(ValueError, match=r'dhcp.summaries: must be "auto" or a list of IPv4 prefixes'):
+        load_topology(path)
+    assert "[dhcp]" not in render_site_file(load_topology(DEFAULT_PATH), ssh_config_file=None)
