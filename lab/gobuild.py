@@ -7,6 +7,7 @@ warm run never compiles.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -68,7 +69,12 @@ def binary(command: str) -> Path:
         if command in commands:
             target = cache_dir() / "bin" / build_id(name)
             if not all((target / c).exists() for c in commands):
-                _go_install(module, version, commands, target, LDFLAGS[name].format(v=version.lstrip("v")))
+                # two labs or test runs (other checkouts) may ask at once: one builds, the other waits
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with open(target.with_name(target.name + ".lock"), "w") as lock:
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                    if not all((target / c).exists() for c in commands):
+                        _go_install(module, version, commands, target, LDFLAGS[name].format(v=version.lstrip("v")))
             return target / command
     raise KeyError(f"unknown command {command!r}")
 
