@@ -16,23 +16,23 @@ controlplane.base.ControlPlane.apply writes in the same order (policy, then rout
 
 from __future__ import annotations
 
-import gevent
-from pyinfra import host, inventory, state
+from pyinfra import host, inventory
 
 from controlplane.policy import PolicySpec
 from operations.removal import removed as router_removed
 from operations.router import configure_router
 from operations.router import read_ahead as read_router_facts
 from operations.summary import register as summary_at_the_end
+from pyinfra_internals import current_run, let_others_run, ssh_no_delay
 from steps import cloud, controlplane, removal
-from steps.inputs import (is_coordinator, kea_hosts_plans, kea_plans, load_model, policy_file, prompt_commands,
-                         prune, recorded_routers, removed_router, removed_routers, router_site)
+from steps.inputs import (is_coordinator, kea_hosts_plans, kea_plans, load_model, policy_file, prune,
+                         recorded_routers, removed_router, removed_routers, router_site)
 from steps.policy_file import headscale_policy_file
 
 model = load_model()
-summary_at_the_end(state._get_module())  # names every failed host and the state it was left in
-removal.keep_record(state._get_module(), model, recorded_routers())  # after a real run: what it configured
-prompt_commands(host)  # TCP_NODELAY on pyinfra's SSH socket: ~45 ms less per command
+summary_at_the_end(current_run())  # names every failed host and the state it was left in
+removal.keep_record(current_run(), model, recorded_routers())  # after a real run: what it configured
+ssh_no_delay(host)  # no Nagle delay on each SSH exec (docs/noop.md)
 site = router_site(model, host)
 coordinator = is_coordinator(inventory, host)
 # pyinfra loads this file for every host at once (one greenlet each). A router sends its one
@@ -43,7 +43,7 @@ router = site.router_at(host.data.get("router_ssh", site.ssh)) if site is not No
 if site is not None:
     read_router_facts(model, site, router)
 else:
-    gevent.sleep(0)
+    let_others_run()
 from steps import kea  # noqa: E402 - after the routers' read is on its way (imports requests)
 
 controlplane.read_ahead(model, here=coordinator)  # first: the control server answers slowest (API-key check)

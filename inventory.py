@@ -17,14 +17,9 @@ One host may hold several roles; pyinfra merges their data.
 
 from __future__ import annotations
 
-import os
-import sys
-from typing import Any
+from pyinfra_internals import keep_bytecode
 
-# pyinfra's CLI turns Python's byte-code cache off for the whole process, so every run would
-# compile this project's ~50 modules from source again (~0.05 s of a no-op run). They are an
-# ordinary package (__pycache__ is git-ignored): cache them, unless the user said not to.
-sys.dont_write_bytecode = bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))
+keep_bytecode()  # before this project's modules load: cache their byte code
 
 from removal.record import prune_requested
 from sites.model import SshTarget

@@ -8,13 +8,12 @@ seconds, not the whole check.
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 
 import paramiko
 
 from sites.model import SshSettings
-from tunnel import TunnelError, open_transport
+from tunnel import TunnelError, no_delay, open_transport
 
 
 class RemoteError(Exception):
@@ -37,9 +36,7 @@ class Router:
             self.client = open_transport(target, ssh.config_file, ssh.key_file, timeout=timeout)
         except TunnelError as exc:
             raise RemoteError(" ".join(str(exc).split())) from None
-        sock = getattr(self.client.get_transport(), "sock", None)
-        if isinstance(sock, socket.socket):  # direct TCP: no Nagle delay per command (bench/ssh_latency.py)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        no_delay(getattr(self.client.get_transport(), "sock", None))  # no Nagle delay per command
 
     def run(self, command: str, stdin: str | None = None, timeout: float = 15.0) -> Result:
         try:

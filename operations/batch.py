@@ -1,10 +1,19 @@
-"""Several facts read with one command: each keeps its own command and parser.
+"""Several facts read with one command: each keeps its own command, parser and exit status.
 
 pyinfra runs every fact as its own SSH exec and caches none, so an operation that
 reads five facts pays five round trips on every run, a no-op run included. A
-batch runs the facts' commands in one shell, separated by markers, and hands
-each fact exactly the lines its own command printed, so the parsers (and their
-tests on canned output) stay the same.
+batch runs the facts' commands in one shell, each followed by a marker line that
+carries its exit status, and hands each fact exactly the lines its own command
+printed, so the parsers (and their tests on canned output) stay the same.
+
+As with pyinfra's own `get_fact`, a fact whose command fails is an error: pyinfra
+logs it under the host's name with the fact named here, and fails the host. It is
+never read as "absent".
+A fact that may legitimately find nothing says so in its own command (`|| true`,
+or pyinfra's `requires_command`, which reads as the fact's default).
+
+Callers name their facts: `read(prefs=(TailscalePrefs, {}), status=(...))` returns
+a dict keyed by those names, so reordering a list cannot swap two values.
 
 A deploy that runs several such operations can read all their facts up front
 with `prefetch` (the router deploy does: one command per router on a no-op
@@ -16,14 +25,16 @@ operations read afresh.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from pyinfra import host, state
+from pyinfra import host
 from pyinfra.api import FactBase
 from pyinfra.api.exceptions import FactProcessError
 
-MARKER = "##S2S-FACT-END"
+from pyinfra_internals import commands_run, current_host, run_id
 
+MARKER = "##S2S-FACT-END"
 
 
 class FactSpec(NamedTuple):
@@ -39,10 +50,28 @@ class FactSpec(NamedTuple):
 def _command(cls: type[FactBase], kwargs: dict[str, Any]) -> str:
     fact = cls()
     command = fact.command(**kwargs) if callable(fact.command) else fact.command
-    required = fact.requires_command(**kwargs) if callable(getattr(fact, "requires_command", None)) else None
+    requires = getattr(fact, "requires_command", None)
+    required = requires(**kwargs) if callable(requires) else None
     if required:  # a missing program prints nothing: the fact's default, as pyinfra does
         command = f"if command -v {required} >/dev/null 2>&1; then ( {command} ); fi"
-    return f"{{ {command} ; }} 2>/dev/null; echo '{MARKER}'"
+    return f"{{ {command} ; }} 2>/dev/null; echo \"{MARKER} $?\""
+
+
+def _chunks(output: list[str]) -> list[tuple[list[str], int]]:
+    """Each fact's lines and exit status, split at the markers."""
+    chunks: list[tuple[list[str], int]] = []
+    lines: list[str] = []
+    for line in output:
+        head, marker, status = line.rstrip().rpartition(MARKER)
+        if marker and status.strip().isdigit():
+            # output without a final newline (JSON from tailscale) runs into the marker
+            if head.strip():
+                lines.append(head)
+            chunks.append((lines, int(status)))
+            lines = []
+        else:
+            lines.append(line)
+    return chunks
 
 
 class Batch(FactBase[list]):
@@ -53,26 +82,19 @@ class Batch(FactBase[list]):
         return "; ".join(_command(cls, dict(kwargs)) for cls, kwargs in specs)
 
     def process(self, output: list[str]) -> list:
-        chunks: list[list[str]] = [[]]
-        for line in output:
-            if line.rstrip().endswith(MARKER):
-                # output without a final newline (JSON from tailscale) runs into the marker
-                head = line.rstrip()[: -len(MARKER)]
-                if head.strip():
-                    chunks[-1].append(head)
-                chunks.append([])
-            else:
-                chunks[-1].append(line)
-        if len(chunks) - 1 != len(self.specs):
-            raise FactProcessError(f"Batch: expected {len(self.specs)} results, got {len(chunks) - 1}")
+        chunks = _chunks(output)
+        if len(chunks) != len(self.specs):
+            raise FactProcessError(f"Batch: expected {len(self.specs)} results, got {len(chunks)}")
         results = []
-        for (cls, kwargs), lines in zip(self.specs, chunks):
-            fact = cls()
-            fact.command(**dict(kwargs))  # facts may keep their arguments for process()
+        for spec, (lines, status) in zip(map(FactSpec._make, self.specs), chunks):
+            if status != 0:
+                raise FactProcessError(f"fact {spec!r} failed: its command exited {status}")
+            fact = spec.cls()
+            fact.command(**dict(spec.kwargs))  # facts may keep their arguments for process()
             try:
                 results.append(fact.process(lines) if any(line.strip() for line in lines) else fact.default())
             except FactProcessError as e:  # name the fact, not the whole batch
-                raise FactProcessError(f"{FactSpec(cls, tuple(kwargs))!r}: {e}") from None
+                raise FactProcessError(f"fact {spec!r}: {e}") from None
         return results
 
 
@@ -83,37 +105,49 @@ def _spec(cls: type[FactBase], kwargs: dict[str, Any]) -> FactSpec:
     return FactSpec(cls, tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items())))
 
 
-# (state, host name) -> (operations that had run commands on the host then, facts read by prefetch)
+# (run, host name) -> (commands run on the host then, facts read by prefetch)
 _prefetched: dict[tuple[int, str], tuple[int, dict[FactSpec, Any]]] = {}
 
 
 def _key() -> tuple[int, str]:
-    return (id(state._get_module()), str(host.name))
+    return (run_id(), str(host.name))
 
 
-def _ops_that_ran_commands() -> int:
-    """Operations that have run commands on this host so far (any of them may have changed a fact)."""
-    ops = getattr(state._get_module(), "ops", {}).get(host._get_module(), {})
-    return sum(1 for op in ops.values() if op.operation_meta.executed)
+def _ran_here() -> int:
+    return commands_run(on=current_host())
 
 
-def prefetch(*facts: Fact) -> None:
-    """Read these facts in one command now, for the operations that follow on this host."""
-    specs = tuple(dict.fromkeys(_spec(cls, kwargs) for cls, kwargs in facts))
+def prefetch(*facts: Fact | dict[str, Fact]) -> None:
+    """Read these facts in one command now, for the operations that follow on this host.
+
+    Takes facts, or the named-facts dicts the operations' `*_facts()` helpers return."""
+    specs = tuple(dict.fromkeys(_spec(cls, kwargs) for cls, kwargs in _flatten(facts)))
     ran, known = _prefetched.get(_key(), (-1, {}))
-    if ran == _ops_that_ran_commands() and all(s in known for s in specs):
+    if ran == _ran_here() and all(s in known for s in specs):
         return  # already read (deploy.py reads the routers' facts early), and nothing ran since
     results = host.get_fact(Batch, specs=specs)
-    _prefetched[_key()] = (_ops_that_ran_commands(), dict(zip(specs, results)))
+    if results is not None:  # else pyinfra failed the host and named the fact
+        _prefetched[_key()] = (_ran_here(), dict(zip(specs, results)))
 
 
-def read(*facts: Fact) -> list:
-    """`host.get_fact` for several facts at once: read((FactA, {...}), (FactB, {...})) -> [a, b].
+def _flatten(facts: Iterable[Fact | dict[str, Fact]]) -> list[Fact]:
+    out: list[Fact] = []
+    for item in facts:
+        out.extend(item.values() if isinstance(item, dict) else [item])
+    return out
+
+
+def read(**facts: Fact) -> dict[str, Any]:
+    """`host.get_fact` for several facts at once, keyed by the caller's names:
+    read(prefs=(TailscalePrefs, {}), status=(TailscaleStatus, {})) -> {"prefs": ..., "status": ...}.
 
     Facts prefetched for this host cost no command while no operation has run a command since.
     """
-    specs = tuple(_spec(cls, kwargs) for cls, kwargs in facts)
+    specs = {name: _spec(cls, kwargs) for name, (cls, kwargs) in facts.items()}
     ran, known = _prefetched.get(_key(), (-1, {}))
-    if ran == _ops_that_ran_commands() and all(s in known for s in specs):
-        return [known[s] for s in specs]
-    return host.get_fact(Batch, specs=specs)
+    if ran == _ran_here() and all(s in known for s in specs.values()):
+        return {name: known[s] for name, s in specs.items()}
+    results = host.get_fact(Batch, specs=tuple(specs.values()))
+    if results is None:  # the read failed: pyinfra named the fact and failed the host, which runs
+        return {name: s.cls().default() for name, s in specs.items()}  # nothing more; plan on defaults
+    return dict(zip(specs, results))

@@ -16,9 +16,10 @@ from operations.facts import FirewallFrontends, ForwardFilter
 from operations.util import warn
 
 
-def preflight_facts() -> list[batch.Fact]:
+def preflight_facts() -> dict[str, batch.Fact]:
     """What `preflight` decides from (read in one batch)."""
-    return [(FirewallFrontends, {}), (ForwardFilter, {"version": 4}), (ForwardFilter, {"version": 6})]
+    return {"frontends": (FirewallFrontends, {}), "forward4": (ForwardFilter, {"version": 4}),
+            "forward6": (ForwardFilter, {"version": 6})}
 
 
 @operation()
@@ -26,7 +27,8 @@ def preflight():
     """
     Warn about ufw/firewalld and a dropping FORWARD chain.
     """
-    fw, *forward = batch.read(*preflight_facts())
+    facts = batch.read(**preflight_facts())
+    fw, forward = facts["frontends"], (facts["forward4"], facts["forward6"])
     for name in fw.active:
         warn(f"{name} is active: it filters forwarded traffic; allow forwarding between the LAN and tailscale0")
     for version, fwd in zip((4, 6), forward):

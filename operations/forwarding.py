@@ -45,10 +45,11 @@ def conflicts(settings: list[SysctlLine], ours: str, keys: tuple[str, ...]) -> l
     return out
 
 
-def enable_facts(ipv6: bool = True, path: str = SYSCTL_FILE) -> list[batch.Fact]:
+def enable_facts(ipv6: bool = True, path: str = SYSCTL_FILE) -> dict[str, batch.Fact]:
     """What `enable` decides from (read in one batch)."""
     keys = FORWARDING_KEYS if ipv6 else FORWARDING_KEYS[:1]
-    return [(SysctlFileSettings, {"keys": list(keys)}), (owned.OwnedFile, {"path": path}), (ForwardingState, {})]
+    return {"settings": (SysctlFileSettings, {"keys": list(keys)}), "file": (owned.OwnedFile, {"path": path}),
+            "live": (ForwardingState, {})}
 
 
 @operation()
@@ -60,7 +61,8 @@ def enable(ipv6: bool = True, path: str = SYSCTL_FILE):
     + path: the owned sysctl.d file
     """
     keys = FORWARDING_KEYS if ipv6 else FORWARDING_KEYS[:1]
-    settings, current, live = batch.read(*enable_facts(ipv6, path))
+    facts = batch.read(**enable_facts(ipv6, path))
+    settings, current, live = facts["settings"], facts["file"], facts["live"]
     for message in conflicts(settings, path, keys):
         warn(message)
 

@@ -47,13 +47,13 @@ def ethtool_args(state: UdpGro) -> list[str]:
     return args
 
 
-def enable_facts(interface: str | None = None) -> list[batch.Fact]:
+def enable_facts(interface: str | None = None) -> dict[str, batch.Fact]:
     """What `enable` decides from, in one batch: with no interface given, the default route's
     interface is resolved on the router within the same command."""
     unit = {"unit": f"s2s-udp-gro@{interface}.service"} if interface else {"unit": UNIT_TEMPLATE,
                                                                            "on_default_route": True}
-    return [(DefaultRouteInterface, {}), (UdpGroForwarding, {"interface": interface}),
-            (owned.OwnedFile, {"path": UNIT}), (owned.UnitState, unit)]
+    return {"route_interface": (DefaultRouteInterface, {}), "gro": (UdpGroForwarding, {"interface": interface}),
+            "unit_file": (owned.OwnedFile, {"path": UNIT}), "unit": (owned.UnitState, unit)}
 
 
 @operation()
@@ -66,7 +66,9 @@ def enable(interface: str | None = None, persist: bool = True):
 
     Skips with a warning when the NIC (or kernel) lacks rx-udp-gro-forwarding.
     """
-    route_interface, state, unit_file_now, unit_now = batch.read(*enable_facts(interface))
+    facts = batch.read(**enable_facts(interface))
+    route_interface, state = facts["route_interface"], facts["gro"]
+    unit_file_now, unit_now = facts["unit_file"], facts["unit"]
     if interface is None:
         interface = route_interface
         if interface is None:

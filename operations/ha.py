@@ -175,11 +175,12 @@ def rule_changes(rules: list[PolicyRule], prefixes: list[str]) -> tuple[list[str
     return missing, stale
 
 
-def protect_facts() -> list[batch.Fact]:
+def protect_facts() -> dict[str, batch.Fact]:
     """What `own_lan_first` and `loose_rp_filter` decide from."""
-    return [(PolicyRules, {}), (owned.OwnedFile, {"path": RULES_SCRIPT}), (owned.OwnedFile, {"path": RULES_UNIT}),
-            (owned.UnitState, {"unit": RULES_UNIT_NAME}),
-            (SysctlValues, {"keys": list(RP_KEYS)}), (owned.OwnedFile, {"path": RP_FILE})]
+    return {"rules": (PolicyRules, {}), "rules_script": (owned.OwnedFile, {"path": RULES_SCRIPT}),
+            "rules_unit_file": (owned.OwnedFile, {"path": RULES_UNIT}),
+            "rules_unit": (owned.UnitState, {"unit": RULES_UNIT_NAME}),
+            "rp_live": (SysctlValues, {"keys": list(RP_KEYS)}), "rp_file": (owned.OwnedFile, {"path": RP_FILE})}
 
 
 @operation()
@@ -189,7 +190,9 @@ def own_lan_first(prefixes: list[str]):
 
     + prefixes: the site's advertised prefixes (its LAN and extra routes)
     """
-    rules, script_now, unit_file_now, unit_now, _, _ = batch.read(*protect_facts())
+    facts = batch.read(**protect_facts())
+    rules, script_now = facts["rules"], facts["rules_script"]
+    unit_file_now, unit_now = facts["rules_unit_file"], facts["rules_unit"]
     missing, stale = rule_changes(rules, prefixes)
     # files first: pyinfra's --dry stops at an operation's first command, so its diff is what shows
     file_cmds = list(owned.put(RULES_SCRIPT, rules_script(prefixes), mode="755", current=script_now))
@@ -207,18 +210,20 @@ def own_lan_first(prefixes: list[str]):
 @operation()
 def loose_rp_filter():
     """net.ipv4.conf.all.rp_filter = 2 now and at boot (an owned sysctl.d file)."""
-    *_, live, current = batch.read(*protect_facts())
+    facts = batch.read(**protect_facts())
+    live, current = facts["rp_live"], facts["rp_file"]
     file_cmds = list(owned.put(RP_FILE, rp_file(), mode="644", current=current))
     yield from file_cmds
     if file_cmds or any(live.get(k) != "2" for k in RP_KEYS):
         yield f"sysctl -p {RP_FILE}"
 
 
-def vrrp_facts(router: Router) -> list[batch.Fact]:
+def vrrp_facts(router: Router) -> dict[str, batch.Fact]:
     """What `vrrp` decides from."""
-    return [(DebPackageVersion, {"package": PACKAGE}), (InterfaceOfAddress, {"address": str(router.address)}),
-            (owned.OwnedFile, {"path": CHECK}), (owned.OwnedFile, {"path": CONF}),
-            (owned.UnitState, {"unit": KEEPALIVED_UNIT})]
+    return {"version": (DebPackageVersion, {"package": PACKAGE}),
+            "interface": (InterfaceOfAddress, {"address": str(router.address)}),
+            "check": (owned.OwnedFile, {"path": CHECK}), "conf": (owned.OwnedFile, {"path": CONF}),
+            "unit": (owned.UnitState, {"unit": KEEPALIVED_UNIT})}
 
 
 @operation()
@@ -231,7 +236,9 @@ def vrrp(site: Site, router: Router):
     """
     if site.vip is None:
         raise OperationError(f"site {site.name} has no vip: VRRP is for HA sites only")
-    version, interface, check_now, conf_now, unit_now = batch.read(*vrrp_facts(router))
+    facts = batch.read(**vrrp_facts(router))
+    version, interface, check_now = facts["version"], facts["interface"], facts["check"]
+    conf_now, unit_now = facts["conf"], facts["unit"]
     if interface is None:
         raise OperationError(f"no interface on {host.name} holds the router address {router.address} "
                              "(check the site file's routers[].address); nothing changed")
@@ -250,9 +257,9 @@ def vrrp(site: Site, router: Router):
 LEFTOVER_FILES = (CHECK, RULES_SCRIPT, RULES_UNIT, RP_FILE)
 
 
-def leftover_facts() -> list[batch.Fact]:
+def leftover_facts() -> dict[str, batch.Fact]:
     """What `no_longer_ha` decides from: one cheap read (every single-router site's router pays it)."""
-    return [(HaLeftoversFact, {"paths": list(LEFTOVER_FILES), "conf": CONF, "priority": RULE_PRIORITY})]
+    return {"leftovers": (HaLeftoversFact, {"paths": list(LEFTOVER_FILES), "conf": CONF, "priority": RULE_PRIORITY})}
 
 
 @operation()
@@ -272,7 +279,7 @@ def no_longer_ha(prune: bool = False, twin_removed_now: bool = False, prune_comm
     rules of the form the deploy adds), the VRRP check script and the rp_filter file removed (the
     live rp_filter value stays until reboot: the previous one is not known). Nothing to do: no command.
     """
-    (left,) = batch.read(*leftover_facts())
+    left = batch.read(**leftover_facts())["leftovers"]
     if not left.any:
         host.noop("no HA setup of ours on this router")
         return

@@ -73,11 +73,11 @@ WantedBy=multi-user.target
 """
 
 
-def clamp_facts(interface: str = "tailscale0", versions: tuple[int, ...] = (4, 6)) -> list[batch.Fact]:
+def clamp_facts(interface: str = "tailscale0", versions: tuple[int, ...] = (4, 6)) -> dict[str, batch.Fact]:
     """What `clamp` decides from (read in one batch)."""
-    return [*[(MssClampRules, {"interface": interface, "version": v}) for v in versions],
-            (owned.OwnedFile, {"path": SCRIPT}), (owned.OwnedFile, {"path": UNIT}),
-            (owned.UnitState, {"unit": UNIT_NAME})]
+    return {**{f"rules{v}": (MssClampRules, {"interface": interface, "version": v}) for v in versions},
+            "script": (owned.OwnedFile, {"path": SCRIPT}), "unit_file": (owned.OwnedFile, {"path": UNIT}),
+            "unit": (owned.UnitState, {"unit": UNIT_NAME})}
 
 
 @operation()
@@ -90,7 +90,9 @@ def clamp(interface: str = "tailscale0", versions: tuple[int, ...] = (4, 6), per
     + persist: install and enable the boot-time unit (s2s-mss-clamp.service)
     """
     versions = tuple(versions)
-    *states, script_now, unit_file_now, unit_now = batch.read(*clamp_facts(interface, versions))
+    facts = batch.read(**clamp_facts(interface, versions))
+    states = [facts[f"rules{v}"] for v in versions]
+    script_now, unit_file_now, unit_now = facts["script"], facts["unit_file"], facts["unit"]
     for v, state in zip(versions, states):
         have = {"out": bool(state and state.outbound), "in": bool(state and state.inbound)}
         for direction in ("out", "in"):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterable
 
-from pyinfra import host, logger, state
+from pyinfra import host, logger
 from pyinfra.api import OperationError, operation
 from pyinfra.api.util import format_text
 
@@ -34,17 +34,18 @@ from operations.facts.ha import ManagedByUs, PolicyRules
 from operations.facts.systemd import ProjectUnitState
 from operations.forwarding import SYSCTL_FILE
 from operations.util import warn
+from pyinfra_internals import run_id
 
 OWNED_FILES = (SYSCTL_FILE, mss.SCRIPT, mss.UNIT, gro.UNIT, ha.CHECK, ha.RULES_SCRIPT, ha.RULES_UNIT, ha.RP_FILE)
 UNIT_PREFIX = "s2s-"
 
 
-def removal_facts(interface: str = "tailscale0") -> list[batch.Fact]:
-    """What `removed` decides from (read in one command)."""
-    return [(TailscaleStatus, {}), (ProjectUnitState, {"prefix": UNIT_PREFIX}),
-            *[(owned.OwnedFile, {"path": path}) for path in OWNED_FILES],
-            *[(MssClampRules, {"interface": interface, "version": v}) for v in (4, 6)],
-            (ManagedByUs, {"path": ha.CONF}), (PolicyRules, {})]
+def removal_facts(interface: str = "tailscale0") -> dict[str, batch.Fact]:
+    """What `removed` decides from (read in one command); owned files are keyed by their path."""
+    return {"status": (TailscaleStatus, {}), "units": (ProjectUnitState, {"prefix": UNIT_PREFIX}),
+            **{path: (owned.OwnedFile, {"path": path}) for path in OWNED_FILES},
+            **{f"clamp{v}": (MssClampRules, {"interface": interface, "version": v}) for v in (4, 6)},
+            "keepalived_ours": (ManagedByUs, {"path": ha.CONF}), "rules": (PolicyRules, {})}
 
 
 @operation()
@@ -61,16 +62,17 @@ def removed(interface: str = "tailscale0", logout: bool = True, declared_address
     if declared_addresses is None:
         raise OperationError("cannot read the declared routers' tailnet addresses from the control plane, "
                              "so cannot tell this host is not one of them (renamed): not touched")
-    status, units, *rest = batch.read(*removal_facts(interface))
+    facts = batch.read(**removal_facts(interface))
+    status, units = facts["status"], facts["units"]
     same = sorted(set(status.tailscale_ips if status else ()) & set(declared_addresses))
     if same:  # a stale record entry, not a removed router: nothing to undo (the record drops it)
         warn(f"this host is the tailnet node {', '.join(same)} of a router the site file still declares "
              "(its ssh target renamed?): left untouched")
         host.noop("a declared router under an old name: nothing removed")
         return
-    files = dict(zip(OWNED_FILES, rest[: len(OWNED_FILES)]))
-    clamps = dict(zip((4, 6), rest[len(OWNED_FILES):len(OWNED_FILES) + 2]))
-    keepalived_ours, rules = rest[len(OWNED_FILES) + 2:]
+    files = {path: facts[path] for path in OWNED_FILES}
+    clamps = {v: facts[f"clamp{v}"] for v in (4, 6)}
+    keepalived_ours, rules = facts["keepalived_ours"], facts["rules"]
     commands: list[str] = []
     if logout and status is not None and status.logged_in:
         commands.append("tailscale logout")
@@ -103,7 +105,7 @@ _shown: set[tuple[int, str]] = set()
 
 def _show(commands: list[str]) -> None:
     """Print the removal's commands once per host and run, so `--dry` previews exactly what goes."""
-    key = (id(state._get_module()), str(host.name))
+    key = (run_id(), str(host.name))
     if key in _shown:
         return
     _shown.add(key)

@@ -52,14 +52,14 @@ def read_facts(source: InstallSource, wan_interface: str | None = None, site: Si
     """Every fact the router steps decide from, in one command (operations.batch.prefetch);
     on an HA site's router also the VRRP and LAN-protection steps' facts."""
     batch.prefetch(
-        *checks.preflight_facts(),
-        *tailscale.install_facts(source, *tailscale.install_repo(source)),
-        *forwarding.enable_facts(),
-        *tailscale.configure_facts(),
-        *mss.clamp_facts(),
-        *gro.enable_facts(wan_interface),
-        *(ha.protect_facts() + ha.vrrp_facts(router or site.routers[0]) if site is not None and site.ha
-          else ha.leftover_facts()),
+        checks.preflight_facts(),
+        tailscale.install_facts(source, *tailscale.install_repo(source)),
+        forwarding.enable_facts(),
+        tailscale.configure_facts(),
+        mss.clamp_facts(),
+        gro.enable_facts(wan_interface),
+        *((ha.protect_facts(), ha.vrrp_facts(router or site.routers[0])) if site is not None and site.ha
+          else (ha.leftover_facts(),)),
     )
 
 

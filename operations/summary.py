@@ -14,6 +14,8 @@ from pyinfra import logger
 from pyinfra.api.host import Host
 from pyinfra.api.state import BaseStateCallback, State
 
+from pyinfra_internals import op_records
+
 
 @dataclass(frozen=True)
 class StepOutcome:
@@ -42,20 +44,16 @@ def left_in(steps: list[StepOutcome]) -> str:
 
 def _outcomes(state: State, host: Host) -> list[StepOutcome]:
     out = []
-    for op_hash in state.get_op_order():
-        data = state.ops.get(host, {}).get(op_hash)
-        if data is None:
-            continue
-        meta = data.operation_meta
+    for op in op_records(state, host):
         # "Configure Tailscale subnet router | Enable ..." -> "Enable ..." (the step, without its deploy)
-        name = ", ".join(sorted(n.rpartition(" | ")[2] for n in state.get_op_meta(op_hash).names)) or op_hash
-        if not meta.is_complete():
+        name = ", ".join(sorted(n.rpartition(" | ")[2] for n in op.names)) or "(unnamed step)"
+        if not op.complete:
             out.append(StepOutcome(name, ran=False, changed=False))
             continue
-        ok = meta.did_succeed()
-        ignored = not ok and bool(data.global_arguments.get("_ignore_errors"))
+        ok = op.succeeded
+        ignored = not ok and op.ignore_errors
         # a failed step's last command is the one that failed
-        changed = meta.executed and (ok or len(meta._commands or []) > 1)
+        changed = op.executed and (ok or op.commands > 1)
         out.append(StepOutcome(name, ran=True, changed=changed, failed=not ok, ignored=ignored))
     return out
 

@@ -78,11 +78,12 @@ class InstallSource:
         return [f"tailscale={self.version}" if self.version else "tailscale", *extra]
 
 
-def install_facts(source: InstallSource, repo: str, suite: str) -> list[batch.Fact]:
+def install_facts(source: InstallSource, repo: str, suite: str) -> dict[str, batch.Fact]:
     """What `install` decides from (read in one batch)."""
     keyring, _ = source.keyring(repo, suite)
-    return [(owned.OwnedFile, {"path": keyring}), (owned.OwnedFile, {"path": NO_LOGS_DROPIN}),
-            (owned.UnitState, {"unit": "tailscaled.service"}), (AptSources, {}), (DebPackages, {})]
+    return {"keyring": (owned.OwnedFile, {"path": keyring}), "dropin": (owned.OwnedFile, {"path": NO_LOGS_DROPIN}),
+            "unit": (owned.UnitState, {"unit": "tailscaled.service"}), "sources": (AptSources, {}),
+            "packages": (DebPackages, {})}
 
 
 def install_repo(source: InstallSource) -> tuple[str, str]:
@@ -123,7 +124,9 @@ def install(source: InstallSource = InstallSource(), packages: Iterable[str] = (
     """
     repo, suite = install_repo(source)
     keyring, key_url = source.keyring(repo, suite)
-    keyring_now, dropin_now, unit_now, sources_now, packages_now = batch.read(*install_facts(source, repo, suite))
+    facts = batch.read(**install_facts(source, repo, suite))
+    keyring_now, dropin_now, unit_now = facts["keyring"], facts["dropin"], facts["unit"]
+    sources_now, packages_now = facts["sources"], facts["packages"]
     repo_cmds: list = []
     if source.key_content is not None:
         repo_cmds += list(owned.put(keyring, source.key_content, mode="644", current=keyring_now))
@@ -239,9 +242,9 @@ def pref_changes(prefs: LivePrefs | None, want: dict[str, Any]) -> list[tuple[Pr
     return out
 
 
-def configure_facts(socket: str | None = None) -> list[batch.Fact]:
+def configure_facts(socket: str | None = None) -> dict[str, batch.Fact]:
     """What `configure` decides from (read in one batch)."""
-    return [(TailscalePrefs, {"socket": socket}), (TailscaleStatus, {"socket": socket})]
+    return {"prefs": (TailscalePrefs, {"socket": socket}), "status": (TailscaleStatus, {"socket": socket})}
 
 
 @operation()
@@ -276,7 +279,8 @@ def configure(
     stopped (`tailscale down`), or when the control URL or the tags differ (both
     need a new login, so the auth key is required then too).
     """
-    prefs, status = batch.read(*configure_facts(socket))
+    facts = batch.read(**configure_facts(socket))
+    prefs, status = facts["prefs"], facts["status"]
     want = wanted_prefs(prefs, routes, accept_routes, snat, login_server, tags, accept_dns, hostname)
     changes = pref_changes(prefs, want)
     shown = [(p.name, old, new) for p, old, new in changes]

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyinfra import host, logger, state
+from pyinfra import host, logger
 from pyinfra.api.util import format_text
+
+from pyinfra_internals import run_id
 
 _warned: set[tuple[int, str, str]] = set()  # (run, host, message) already shown
 
 
 def warn(message: str) -> None:
     """Log a warning for the current host once per run (op generators run twice)."""
-    key = (id(state._get_module()), str(host.name), message)
+    key = (run_id(), str(host.name), message)
     if key in _warned:
         return
     _warned.add(key)
@@ -26,7 +28,7 @@ def log_changes(title: str, changes: list[tuple[str, Any, Any]]) -> None:
     """
     if not changes:
         return
-    key = (id(state._get_module()), str(host.name), title + repr(changes))
+    key = (run_id(), str(host.name), title + repr(changes))
     if key in _warned:
         return
     _warned.add(key)

@@ -18,9 +18,11 @@ from pyinfra.api.host import Host
 
 from controlplane import ChangeSet, ControlPlaneError, PolicyError, UnknownRouterError, reach
 from controlplane.base import Recorded
+from pyinfra_internals import commands_run
 from sites.model import SecretError, SiteModel
 from steps import readahead
-from steps.inputs import is_control_host, retired_prefixes, ssh_transport
+from pyinfra_internals import ssh_transport
+from steps.inputs import is_control_host, retired_prefixes
 from steps.planned import plan_then_apply
 
 FAILURES = (ControlPlaneError, PolicyError, SecretError)
@@ -55,11 +57,10 @@ def changed_router_sites(model: SiteModel) -> list[str]:
     Their routers may have just re-advertised, so the approval waits until the control server
     sees the new routes (ControlPlane.settled_nodes) instead of needing a second deploy.
     """
-    ops = getattr(state._get_module(), "ops", {})
     changed = []
     for router_host in state.inventory:
         name = router_host.data.get("site")
-        if name in model.sites and any(op.operation_meta.executed for op in ops.get(router_host, {}).values()):
+        if name in model.sites and commands_run(on=router_host):
             changed.append(name)
     return changed
 

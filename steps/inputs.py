@@ -7,20 +7,14 @@ roles from the data inventory.py attached to it (`site`, `kea_sites`,
 
 from __future__ import annotations
 
-import socket
 import sys
 from functools import lru_cache
 
 from dhcp.cli import load_plans_or_exit
 from dhcp.plan import SitePlan
+from pyinfra_internals import ssh_transport
 from removal import record
 from sites.model import Site, SiteModel
-
-
-def ssh_transport(host):  # noqa: ANN001, ANN201 - pyinfra Host -> paramiko.Transport | None
-    """The paramiko transport of pyinfra's own connection to a host (None for non-SSH connectors)."""
-    client = getattr(host.connector, "client", None)
-    return client.get_transport() if client is not None else None
 
 
 @lru_cache(maxsize=1)
@@ -77,21 +71,6 @@ def is_coordinator(inventory, host) -> bool:  # noqa: ANN001 - pyinfra Inventory
         if members:
             return host.name == members[0].name
     return host.name == next(iter(inventory)).name
-
-
-def prompt_commands(host) -> bool:  # noqa: ANN001 - pyinfra Host
-    """Turn off Nagle's algorithm on pyinfra's SSH socket to this host; True if it applied.
-
-    paramiko leaves it on, and an SSH exec's small packets then wait for delayed ACKs:
-    about 45 ms per command on a direct connection, 2.6 ms with TCP_NODELAY
-    (bench/ssh_latency.py). A ProxyCommand connection has no socket of ours to tune.
-    """
-    sock = getattr(ssh_transport(host), "sock", None)
-    if sock is None or not hasattr(sock, "setsockopt") or getattr(sock, "family", None) not in (
-            socket.AF_INET, socket.AF_INET6):
-        return False
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return True
 
 
 @lru_cache(maxsize=1)

@@ -27,7 +27,8 @@ from dhcp.plan import SitePlan
 from dhcp.push import PushFailed, ServerPlan, ServerPush, group_by_server
 from sites.model import KeaEndpoint, SecretError, SiteModel
 from steps import readahead
-from steps.inputs import is_coordinator, kea_here, ssh_transport
+from pyinfra_internals import ssh_transport
+from steps.inputs import is_coordinator, kea_here
 from steps.planned import plan_then_apply
 
 DEBIAN_CONFIG = "/etc/kea/kea-dhcp4.conf"

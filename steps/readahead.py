@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pyinfra import state
+from pyinfra_internals import commands_run, run_id
 
 MAX_AGE = 10.0  # seconds; a no-op run plans within a second or a few of loading (else: read live)
 
@@ -28,14 +28,8 @@ MAX_AGE = 10.0  # seconds; a no-op run plans within a second or a few of loading
 _remembered: dict[tuple[int, str, str], tuple[float, Any]] = {}
 
 
-def commands_run() -> int:
-    """Operations of this run that have run commands so far, on every host."""
-    ops = getattr(state._get_module(), "ops", {})
-    return sum(1 for host_ops in ops.values() for op in host_ops.values() if op.operation_meta.executed)
-
-
 def remember(step: str, host_name: str, value: Any) -> None:
-    _remembered[(id(state._get_module()), step, host_name)] = (time.monotonic(), value)
+    _remembered[(run_id(), step, host_name)] = (time.monotonic(), value)
 
 
 def recall(step: str, host_name: str) -> Any | None:
@@ -43,5 +37,5 @@ def recall(step: str, host_name: str) -> Any | None:
     MAX_AGE); else None."""
     if commands_run():
         return None
-    when, value = _remembered.get((id(state._get_module()), step, host_name), (0.0, None))
+    when, value = _remembered.get((run_id(), step, host_name), (0.0, None))
     return value if time.monotonic() - when < MAX_AGE else None

@@ -22,6 +22,7 @@ from pyinfra.api.state import BaseStateCallback, State
 from controlplane import ChangeSet, ControlPlaneError, reach
 from controlplane.base import router_ident
 from operations.util import warn
+from pyinfra_internals import run_id
 from removal import record
 from removal.record import AppliedRouter
 from sites.model import SiteModel
@@ -79,7 +80,7 @@ def declared_addresses(model: SiteModel) -> tuple[str, ...] | None:
     """Tailnet addresses of every router the site file declares (read once per run); None when the
     control plane cannot be read. The router step refuses a removed host that is one of them: the
     same machine under a new ssh target would otherwise be logged out."""
-    key = id(state._get_module())
+    key = run_id()
     if key not in _addresses:
         if model.tailnet is None:
             _addresses[key] = ()

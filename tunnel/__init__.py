@@ -114,6 +114,18 @@ def relay(local: socket.socket, remote: socket.socket | paramiko.Channel) -> Non
         local.close()
 
 
+
+def no_delay(sock: object) -> bool:
+    """Turn off Nagle's algorithm on a TCP socket; True if it applied.
+
+    An SSH exec's small packets otherwise wait for delayed ACKs (docs/noop.md has the
+    figures). A ProxyCommand connection has no TCP socket of ours to tune."""
+    if not isinstance(sock, socket.socket) or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return False
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return True
+
+
 @contextmanager
 def forward(transport: paramiko.Transport, remote_host: str, remote_port: int) -> Iterator[int]:
     """Yield a local 127.0.0.1 port whose connections reach remote_host:remote_port as seen from the SSH host."""
@@ -129,7 +141,7 @@ def forward(transport: paramiko.Transport, remote_host: str, remote_port: int) -
                 local, peer = listener.accept()
             except OSError:
                 return
-            local.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            no_delay(local)
             try:
                 channel = transport.open_channel("direct-tcpip", (remote_host, remote_port), peer)
             except (paramiko.SSHException, OSError):

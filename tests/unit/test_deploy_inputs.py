@@ -140,20 +140,6 @@ def test_pyinfra_deploy_with_routes_that_do_not_fit_stops_before_connecting(tmp_
     assert len(errors) == 1 and "make a" in errors[0] and "summaries" in errors[0]
 
 
-def test_prompt_commands_sets_tcp_nodelay_on_a_direct_ssh_socket():
-    import socket
-
-    with socket.socket() as sock:
-        transport = SimpleNamespace(sock=sock)
-        direct = SimpleNamespace(connector=SimpleNamespace(client=SimpleNamespace(get_transport=lambda: transport)))
-        assert inputs.prompt_commands(direct)
-        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
-    proxied = SimpleNamespace(connector=SimpleNamespace(
-        client=SimpleNamespace(get_transport=lambda: SimpleNamespace(sock=object()))))
-    assert not inputs.prompt_commands(proxied)
-    assert not inputs.prompt_commands(SimpleNamespace(connector=SimpleNamespace()))  # @local, @docker ...
-
-
 def _with_kea_ha_pair(tmp_path):
     """SITES with site a's Kea an HA pair: one server on a-gw1, its partner on a-gw2."""
     path = tmp_path / "sites.toml"

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
+import pyinfra_internals
 from steps import readahead
 
 
@@ -23,7 +24,7 @@ class FakeState:
 @pytest.fixture
 def fake(monkeypatch):
     state = FakeState()
-    monkeypatch.setattr(readahead, "state", state)
+    monkeypatch.setattr(pyinfra_internals, "state", state)
     monkeypatch.setattr(readahead, "_remembered", {})
     return state
 

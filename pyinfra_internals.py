@@ -1,0 +1,110 @@
+"""Every use of pyinfra's internals, behind one door.
+
+The deploy leans on a few parts of pyinfra that are not its documented API: the
+per-run state object, each operation's meta (did it run a command?), the paramiko
+socket under the SSH connector, and the byte-code switch its CLI flips. They are
+read here and nowhere else, so a pyinfra upgrade is checked in one place:
+tests/unit/test_pyinfra_internals.py fails when the shapes used below change.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import gevent
+from pyinfra import state
+from pyinfra.api.host import Host
+from pyinfra.api.state import State
+
+from tunnel import no_delay
+
+CHECKED_AGAINST = "3.10.0"  # the pyinfra version these shapes were read from (requirements.txt)
+
+
+def current_run() -> State:
+    """The State of the pyinfra run deploy.py is loaded into (pyinfra's context proxy, unwrapped)."""
+    return state._get_module()
+
+
+def run_id() -> int:
+    """A key for the current pyinfra run: caches of one run must not leak into the next
+    (the tests run several deploys in one process)."""
+    return id(state._get_module())
+
+
+def _ops(run: State | None = None) -> dict[Host, dict[str, Any]]:
+    return getattr(run or state._get_module(), "ops", {})
+
+
+def commands_run(on: Host | None = None) -> int:
+    """Operations of this run that have run commands so far, on `on` or on every host.
+
+    A fact read before any of them is still true; after one, any fact may have changed."""
+    ops = _ops()
+    hosts = [on] if on is not None else list(ops)
+    return sum(1 for h in hosts for op in ops.get(h, {}).values() if op.operation_meta.executed)
+
+
+def current_host() -> Host:
+    """The host whose operations are being planned (pyinfra's context host, unwrapped)."""
+    from pyinfra import host
+
+    return host._get_module()
+
+
+def ssh_transport(host: Host) -> Any | None:
+    """The paramiko transport of pyinfra's own connection to a host (None for non-SSH connectors)."""
+    client = getattr(host.connector, "client", None)
+    return client.get_transport() if client is not None else None
+
+
+def ssh_no_delay(host: Host) -> bool:
+    """TCP_NODELAY on pyinfra's SSH socket to this host (paramiko leaves Nagle on)."""
+    return no_delay(getattr(ssh_transport(host), "sock", None))
+
+
+def keep_bytecode() -> None:
+    """Undo pyinfra's CLI turning Python's byte-code cache off for the whole process, so a run
+    does not compile this project's modules from source every time (unless the user asked,
+    with PYTHONDONTWRITEBYTECODE)."""
+    import os
+
+    sys.dont_write_bytecode = bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))
+
+
+def let_others_run() -> None:
+    """Yield to the other hosts' greenlets while deploy.py loads (pyinfra loads it for every host
+    at once), so a router's batched read goes out first."""
+    gevent.sleep(0)
+
+
+@dataclass(frozen=True)
+class OpRecord:
+    """What pyinfra knows of one operation on one host after (or during) a run."""
+
+    names: tuple[str, ...]
+    complete: bool
+    succeeded: bool
+    executed: bool  # it ran at least one command
+    commands: int
+    ignore_errors: bool
+
+
+def op_records(run: State, host: Host) -> Iterator[OpRecord]:
+    """The host's operations in run order, as the end-of-run summary needs them."""
+    for op_hash in run.get_op_order():
+        data = run.ops.get(host, {}).get(op_hash)
+        if data is None:
+            continue
+        meta = data.operation_meta
+        yield OpRecord(
+            names=tuple(run.get_op_meta(op_hash).names),
+            complete=meta.is_complete(),
+            succeeded=meta.is_complete() and meta.did_succeed(),
+            executed=bool(meta.executed),
+            commands=len(meta._commands or []),
+            ignore_errors=bool(data.global_arguments.get("_ignore_errors")),
+        )
