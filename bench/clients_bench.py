@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from lab import api, dhcpclients, drive, roles  # noqa: E402
 from lab.topology import TOPOLOGY_ENV  # noqa: E402

@@ -33,7 +33,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lab import api, container, drive  # noqa: E402
 from lab.paths import PREFIX  # noqa: E402

@@ -20,11 +20,9 @@ import argparse
 import os
 import re
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.deploy_bench import commands_per_host, timed  # noqa: E402
 from lab import api, drive  # noqa: E402

@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dhcp.kea.connect import transport_for  # noqa: E402
 from dhcp.plan import build_plan  # noqa: E402

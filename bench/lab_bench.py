@@ -19,7 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lab import api, container, net, progress  # noqa: E402
 from lab.gobuild import cache_dir  # noqa: E402

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from netaddr import IPNetwork
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dhcp.plan import PlanError, build_plan  # noqa: E402
 from dhcp.rfc3442 import route_size  # noqa: E402

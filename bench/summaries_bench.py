@@ -16,7 +16,6 @@ from pathlib import Path
 
 from netaddr import IPNetwork
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dhcp.plan import _fixed_bytes, _largest_fitting, build_plan, reply_size  # noqa: E402
 from dhcp.summaries import AutoSummaries  # noqa: E402

@@ -23,7 +23,6 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lab import box, vagrant_lean, vagrant_libvirt  # noqa: E402
 from lab.vagrant import REPO_ROOT, state_dir  # noqa: E402

@@ -7,10 +7,10 @@ import argparse
 from sites.cli import add_sites_argument, load_or_exit
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sites", description=__doc__)
     add_sites_argument(parser)
-    model = load_or_exit(parser.parse_args().sites)
+    model = load_or_exit(parser.parse_args(argv).sites)
     for site in model.sites.values():
         extra = f" + {', '.join(map(str, site.routes))}" if site.routes else ""
         via = (f"VRRP {site.vip} (vrid {site.vrid}) on routers {', '.join(str(r.address) for r in site.routers)}"
