@@ -50,7 +50,7 @@ for _site in model.sites.values():
     for _router in _site.routers:  # one, or every router of an HA site (each configured alike)
         _name, _data = _ssh_data(_router.ssh, site=_site.name, router_ssh=_router.ssh)
         _routers[_name] = _data
-    for _server in _site.kea_servers:  # one, or every server of an HA pair
+    for _server in _site.kea:  # one, or every server of an HA pair
         if _server.ssh:
             _name, _data = _ssh_data(_server.ssh, kea_sites=[], kea_ssh=[])
             _roles = _kea.setdefault(_name, _data)

@@ -19,7 +19,7 @@ from netaddr import IPNetwork
 
 from dhcp.plan import _fixed_bytes, _largest_fitting, build_plan, reply_size  # noqa: E402
 from dhcp.summaries import AutoSummaries  # noqa: E402
-from sites.model import DhcpSettings, Site, SiteModel  # noqa: E402
+from sites.model import DhcpSettings, Router, Site, SiteModel
 
 
 def sites_of(count: int) -> list[Site]:
@@ -27,7 +27,7 @@ def sites_of(count: int) -> list[Site]:
     out = []
     for i in range(count):
         net = IPNetwork((start + 512 * i, 24))
-        out.append(Site(name=f"s{i}", subnet=net, router=net[2], gateway=net[1], ssh=f"h{i}"))
+        out.append(Site(name=f"s{i}", subnet=net, routers=(Router(net[2], f"h{i}"),), next_hop=net[2], gateway=net[1]))
     return out
 
 

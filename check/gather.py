@@ -137,7 +137,7 @@ def read_facts(router: Router, state: RouterState) -> None:
 
 def probe_dhcp(router: Router, state: RouterState, site: Site) -> None:
     """The DHCP exchange from the router's LAN interface (the one holding the site's router address)."""
-    own = str(site.routers[0].address)  # the router check reads (site.ssh); on an HA site not the vip,
+    own = str(site.routers[0].address)  # the router the check reads in full; on an HA site not the vip,
     # which is on whichever router is VRRP master
     state.lan_interface = next((i for i, ips in state.addresses.items() if own in ips), None)
     if state.lan_interface is None:
@@ -158,9 +158,10 @@ def probe_dhcp(router: Router, state: RouterState, site: Site) -> None:
 def read_router(model: SiteModel, site: Site) -> RouterState:
     """The site's (first) router: facts, the DHCP probe (pings later); on an HA site also the other
     routers' facts (the probe and the pings go from the first one only)."""
-    state = RouterState(site.name, site.ssh)
+    first = site.routers[0].ssh
+    state = RouterState(site.name, first)
     try:
-        router = state.router = Router(site.ssh, model.ssh)
+        router = state.router = Router(first, model.ssh)
         read_facts(router, state)
         probe_dhcp(router, state, site)
     except RemoteError as exc:
@@ -234,7 +235,7 @@ def ping_peers(model: SiteModel, states: dict[str, RouterState]) -> None:
         state = states[name]
         if state.router is None or state.error:
             return
-        peers = [(o, tailnet_ip(o), str(model.sites[o].router)) for o in model.sites if o != name]
+        peers = [(o, tailnet_ip(o), str(model.sites[o].next_hop)) for o in model.sites if o != name]
         sender, state.ping_source = pinger(model.sites[name], state)
         try:
             result = sender.router.run(_ping_command(peers, state.ping_source), timeout=PING_WAIT + 10)
@@ -286,7 +287,7 @@ def read_control(model: SiteModel) -> ControlState:
             for site in model.sites.values():
                 ours = tuple(str(p) for p in site.advertised)
                 try:
-                    state.nodes[site.name] = cp.find_router(router_ident(site), state.all_nodes, prefer=ours)
+                    state.nodes[site.name] = cp.find_router(router_ident(site.routers[0]), state.all_nodes, prefer=ours)
                 except ControlPlaneError as exc:
                     state.nodes[site.name] = None
                     state.node_errors[site.name] = " ".join(str(exc).split())
@@ -309,7 +310,7 @@ def _server_tests(cp, model: SiteModel, state: ControlState) -> None:  # noqa: A
         state.server_test, state.server_test_run = f"the policy is not valid HuJSON: {exc}", True
         return
     tailnet_ip = next((a for n in state.all_nodes for a in n.addresses if ":" not in a), "100.64.0.1")
-    doc["tests"] = acl.server_tests([(s.name, str(s.router)) for s in model.sites.values()], tailnet_ip)
+    doc["tests"] = acl.server_tests([(s.name, str(s.next_hop)) for s in model.sites.values()], tailnet_ip)
     state.server_test_run = True
     try:
         cp.check_policy(json.dumps(doc))

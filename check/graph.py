@@ -60,7 +60,7 @@ def dot_source(model: SiteModel, rows: Sequence[Row], routers: dict[str, RouterS
         bad = [r.step for r in site_rows if r.status == Status.BROKEN]
         status = routers[name].status
         ts_ip = next((a for a in (status.tailscale_ips if status else ()) if ":" not in a), "")
-        router_label = "\n".join(x for x in (f"router {site.ssh}", f"LAN {site.router}", f"tailnet {ts_ip}" if ts_ip else "",
+        router_label = "\n".join(x for x in (f"router {site.routers[0].ssh}", f"LAN {site.next_hop}", f"tailnet {ts_ip}" if ts_ip else "",
                                               f"broken: {', '.join(bad)}" if bad else "") if x)
         line, _ = COLOUR[worst]
         out.append(f"  subgraph cluster_{len(out)} {{")

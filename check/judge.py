@@ -64,8 +64,10 @@ class Fixes:
         self.sites = shlex.quote(str(model.path))
         self.ssh_config = model.ssh.config_file
 
-    def deploy(self, site: Site) -> str:
-        return f"SITES={self.sites} pyinfra -y inventory.py deploy.py --limit {shlex.quote(SshTarget.parse(site.ssh).name)}"
+    def deploy(self, router: RouterState) -> str:
+        """The deploy, limited to the router the fix is for."""
+        limit = shlex.quote(SshTarget.parse(router.target).name)
+        return f"SITES={self.sites} pyinfra -y inventory.py deploy.py --limit {limit}"
 
     def ssh(self, target: str, command: str) -> str:
         config = f"-F {shlex.quote(str(self.ssh_config))} " if self.ssh_config else ""
@@ -92,10 +94,10 @@ def _unknown(site: str, step: str, reason: str) -> Row:
 
 def ssh_row(site: Site, r: RouterState, fx: Fixes) -> Row:
     if r.error:
-        return _broken(site.name, "ssh", r.error, fx.ssh(site.ssh, "true") + "  # check [ssh] and the router")
+        return _broken(site.name, "ssh", r.error, fx.ssh(r.target, "true") + "  # check [ssh] and the router")
     if r.facts_error:
         return _unknown(site.name, "ssh", f"reached, but its state did not parse: {r.facts_error}")
-    return _ok(site.name, "ssh", f"{site.ssh} answers")
+    return _ok(site.name, "ssh", f"{r.target} answers")
 
 
 def tailscaled_row(site: Site, r: RouterState, cs: ControlState, fx: Fixes) -> Row:
@@ -106,27 +108,27 @@ def tailscaled_row(site: Site, r: RouterState, cs: ControlState, fx: Fixes) -> R
     if status is None:
         if r.tailscaled_unit in ("inactive", "failed", "deactivating"):
             return _broken(name, "tailscaled", f"tailscaled is not running (systemd: {r.tailscaled_unit})",
-                           fx.ssh(site.ssh, "systemctl start tailscaled"))
+                           fx.ssh(r.target, "systemctl start tailscaled"))
         if r.prefs is None and r.tailscaled_unit in ("", "unknown"):
-            return _broken(name, "tailscaled", "tailscale is not installed", fx.deploy(site))
+            return _broken(name, "tailscaled", "tailscale is not installed", fx.deploy(r))
         return _broken(name, "tailscaled", f"tailscaled does not answer (systemd: {r.tailscaled_unit or '?'})",
-                       fx.ssh(site.ssh, "systemctl restart tailscaled"))
+                       fx.ssh(r.target, "systemctl restart tailscaled"))
     if status.backend_state != "Running":
         return _broken(name, "tailscaled", f"BackendState {status.backend_state} (not logged in and up)",
-                       fx.deploy(site))
+                       fx.deploy(r))
     if not status.online:
         return _broken(name, "tailscaled", "the router reports itself offline (no control connection)",
-                       fx.ssh(site.ssh, "tailscale netcheck; systemctl restart tailscaled"))
+                       fx.ssh(r.target, "tailscale netcheck; systemctl restart tailscaled"))
     ip = next((a for a in status.tailscale_ips if ":" not in a), "?")
     if cs.error:
         return _ok(name, "tailscaled", f"Running, online, {ip}, {status.version} (control plane not readable)")
     node = cs.nodes.get(name)
     if node is None:
         return _broken(name, "tailscaled", cs.node_errors.get(name, "not a node of the control plane"),
-                       fx.deploy(site))
+                       fx.deploy(r))
     if cs.online.get(node.id) is False:
         return _broken(name, "tailscaled", f"the control plane sees node {node.label} offline",
-                       fx.ssh(site.ssh, "systemctl restart tailscaled"))
+                       fx.ssh(r.target, "systemctl restart tailscaled"))
     return _ok(name, "tailscaled", f"Running, online, {ip} (node {node.label}), tailscale {status.version}")
 
 
@@ -139,7 +141,7 @@ def routes_row(site: Site, r: RouterState, cs: ControlState, fx: Fixes, tailscal
     assert status is not None
     missing = [p for p in ours if prefs is None or p not in prefs.advertise_routes]
     if missing:
-        return _broken(name, "routes", f"not advertised by the router: {', '.join(missing)}", fx.deploy(site))
+        return _broken(name, "routes", f"not advertised by the router: {', '.join(missing)}", fx.deploy(r))
     if cs.error:
         return _unknown(name, "routes", f"advertised; approval unknown: {cs.error}")
     node = cs.nodes.get(name)
@@ -148,7 +150,7 @@ def routes_row(site: Site, r: RouterState, cs: ControlState, fx: Fixes, tailscal
     unseen = [p for p in ours if p not in node.advertised]
     if unseen:
         return _broken(name, "routes", f"the control plane has not received {', '.join(unseen)}",
-                       fx.ssh(site.ssh, "systemctl restart tailscaled"))
+                       fx.ssh(r.target, "systemctl restart tailscaled"))
     unapproved = [p for p in ours if p not in node.approved]
     if unapproved:
         return _broken(name, "routes", f"advertised but not approved: {', '.join(unapproved)}", fx.controlplane())
@@ -170,7 +172,7 @@ def routes_row(site: Site, r: RouterState, cs: ControlState, fx: Fixes, tailscal
                           and set(secondary) & set(cs.primary.get(n.id, ()))})
         who = f"node {', '.join(serving)} is primary for it" if serving else "the control plane has not elected it"
         return _broken(name, "routes", f"approved but not primary on this router: {', '.join(secondary)} ({who})",
-                       fx.ssh(site.ssh, "tailscale status --json | grep -A3 PrimaryRoutes"))
+                       fx.ssh(r.target, "tailscale status --json | grep -A3 PrimaryRoutes"))
     if site.ha:
         return _ok(name, "routes", f"{', '.join(ours)} advertised, approved; primary on {node.label} "
                    f"(HA, {len(site.routers)} routers)")
@@ -194,7 +196,7 @@ def prefs_row(site: Site, r: RouterState, fx: Fixes) -> Row:
         wrong.append("stateful filtering is on (drops inbound from other sites)")
         flags.append("--stateful-filtering=false")
     if wrong:
-        return _broken(name, "prefs", "; ".join(wrong), fx.ssh(site.ssh, "tailscale set " + " ".join(flags)))
+        return _broken(name, "prefs", "; ".join(wrong), fx.ssh(r.target, "tailscale set " + " ".join(flags)))
     sf = "stateful filtering off" if r.no_stateful_filtering else "stateful filtering not reported"
     return _ok(name, "prefs", f"SNAT off, accept-routes on, {sf}")
 
@@ -205,11 +207,11 @@ def forwarding_row(site: Site, r: RouterState, fx: Fixes) -> Row:
         return _unknown(name, "forwarding", "router not readable (see ssh)")
     value = r.forwarding.get("net.ipv4.ip_forward")
     if value != "1":
-        return _broken(name, "forwarding", f"net.ipv4.ip_forward = {value or '?'}", fx.deploy(site))
+        return _broken(name, "forwarding", f"net.ipv4.ip_forward = {value or '?'}", fx.deploy(r))
     ff = r.forward_filter
     if ff is not None and ff.blocks and not ff.ts_forward:
         return _broken(name, "forwarding", f"FORWARD policy {ff.policy} and tailscaled's ts-forward is not hooked",
-                       fx.ssh(site.ssh, "systemctl restart tailscaled"))
+                       fx.ssh(r.target, "systemctl restart tailscaled"))
     return _ok(name, "forwarding", "net.ipv4.ip_forward = 1" + (f", FORWARD policy {ff.policy}" if ff else ""))
 
 
@@ -219,11 +221,11 @@ def clamp_row(site: Site, r: RouterState, fx: Fixes) -> Row:
         return _unknown(name, "clamp", "router not readable (see ssh)")
     c = r.clamp
     if c is None:
-        return _broken(name, "clamp", "iptables-save not found", fx.deploy(site))
+        return _broken(name, "clamp", "iptables-save not found", fx.deploy(r))
     if not c.complete:
         gone = [d for d, on in (("-i tailscale0", c.inbound), ("-o tailscale0", c.outbound)) if not on]
         return _broken(name, "clamp", f"no TCPMSS clamp for {' and '.join(gone)} in mangle FORWARD",
-                       fx.ssh(site.ssh, "systemctl restart s2s-mss-clamp.service"))
+                       fx.ssh(r.target, "systemctl restart s2s-mss-clamp.service"))
     return _ok(name, "clamp", "TCPMSS --clamp-mss-to-pmtu on -i and -o tailscale0")
 
 
@@ -259,7 +261,7 @@ def policy_rows(model: SiteModel, cs: ControlState, fx: Fixes) -> list[Row]:
 def _server_blames(message: str, model: SiteModel) -> set[str]:
     """Sites named in the server's failed-test lines (`SRC -> DST:PORT: expected ALLOWED`), by their
     routers' addresses; every site when the message names none (Tailscale says only "test(s) failed")."""
-    by_ip = {str(s.router): name for name, s in model.sites.items()}
+    by_ip = {str(s.next_hop): name for name, s in model.sites.items()}
     named = set()
     for src, dst in re.findall(r"(\S+) -> (\S+?):\d+: expected ALLOWED", message):
         named |= {by_ip[ip] for ip in (src, dst) if ip in by_ip}  # a tailnet address names no site
@@ -279,7 +281,7 @@ def dhcp_row(site: Site, plan: SitePlan, r: RouterState, model: SiteModel, fx: F
     if verdict.ok:
         return _ok(name, "dhcp", verdict.reason)
     if not r.probe.replies:
-        fix = (fx.ssh(site.kea.ssh, "systemctl start kea-dhcp4-server") if site.kea and site.kea.ssh
+        fix = (fx.ssh(site.kea[0].ssh, "systemctl start kea-dhcp4-server") if site.kea and site.kea[0].ssh
                else "start the LAN's DHCP server")
     else:
         fix = fx.dhcp_push() if site.kea else "add option 121/249 to the LAN's DHCP server (python -m dhcp plan)"
@@ -311,7 +313,7 @@ def tunnel_rows(model: SiteModel, routers: dict[str, RouterState], so_far: dict[
             tsping, mtu, small = got.get("tsping"), got.get("mtu"), got.get("small")
             if tsping is False or (not mtu and not small):
                 what = (f"tailscale ping {peer} fails ({got.get('detail') or 'no answer'})" if tsping is False
-                        else f"no LAN-to-LAN ping {r.ping_source or site.router} -> {model.sites[peer].router}")
+                        else f"no LAN-to-LAN ping {r.ping_source or site.next_hop} -> {model.sites[peer].next_hop}")
             elif not mtu:
                 fits = [int(k[2:]) for k, v in got.items() if k.startswith("df") and v and int(k[2:]) < TUNNEL_MTU]
                 largest = f"the largest that does is {max(fits)} bytes" if fits else "nor do 576-byte ones"
@@ -326,7 +328,7 @@ def tunnel_rows(model: SiteModel, routers: dict[str, RouterState], so_far: dict[
         if failures:
             what = failures[0][0] + (f" (+{len(failures) - 1} more)" if len(failures) > 1 else "")
             rows.append(_broken(name, "tunnel", what,
-                                fx.ssh(site.ssh, "tailscale netcheck; tailscale status") + "  # UDP 41641 / DERP"))
+                                fx.ssh(r.target, "tailscale netcheck; tailscale status") + "  # UDP 41641 / DERP"))
         elif explained:
             what, causes = explained[0]
             rows.append(_unknown(name, "tunnel", f"{what}; explained by {', '.join(sorted(set(causes)))}"))
@@ -347,7 +349,7 @@ def twin_routes_row(site: Site, r: RouterState, node, fx: Fixes, tailscaled: Row
         return _unknown(name, "routes", "needs a running tailscaled (see tailscaled)")
     missing = [p for p in ours if r.prefs is None or p not in r.prefs.advertise_routes]
     if missing:
-        return _broken(name, "routes", f"not advertised by the router: {', '.join(missing)}", fx.deploy(site))
+        return _broken(name, "routes", f"not advertised by the router: {', '.join(missing)}", fx.deploy(r))
     if node is None:
         return _unknown(name, "routes", "advertised; the control plane has no node for it")
     unapproved = [p for p in ours if p not in node.approved]
@@ -358,7 +360,7 @@ def twin_routes_row(site: Site, r: RouterState, node, fx: Fixes, tailscaled: Row
 
 def twin_rows(site: Site, twin: RouterState, cs: ControlState, fx: Fixes) -> dict[str, Row]:
     """The router-local steps of an HA site's other router, with fixes aimed at that router."""
-    at = dataclasses.replace(site, ssh=twin.target)
+    at = site  # the rows read the twin's own state and aim their fixes at twin.target
     node = cs.twins.get(site.name, {}).get(twin.target)
     view = dataclasses.replace(cs, nodes={**cs.nodes, site.name: node},
                                node_errors={**cs.node_errors, site.name: "not a node of the control plane"})

@@ -37,21 +37,19 @@ from controlplane.model import (
     Unapproval,
     UnknownRouterError,
 )
-from sites.model import SshTarget
+from removal.record import AppliedRouter
+from sites.model import Router, SshTarget
 
 POLICY_ATTEMPTS = 3
 SETTLE_SECONDS = 15.0  # how long plan(settle=...) waits for the server to see a re-advertised router
 SETTLE_EVERY = 0.25
 
 
-def router_ident(site) -> list[str]:  # noqa: ANN001 - sites.Router or sites.Site (its first router)
-    """Names a router may have in the tailnet: tailnet_node if the model has it, else the SSH host."""
-    idents = []
-    explicit = getattr(site, "tailnet_node", None)
-    if explicit:
-        idents.append(str(explicit))
-    if site.ssh:
-        idents.append(SshTarget.parse(site.ssh).host)
+def router_ident(router: Router | AppliedRouter) -> list[str]:
+    """Names a router may have in the tailnet: its tailnet_node if given, else its SSH host."""
+    idents = [str(router.tailnet_node)] if router.tailnet_node else []
+    if router.ssh:
+        idents.append(SshTarget.parse(router.ssh).host)
     return idents
 
 

@@ -93,7 +93,7 @@ class _RemoteRoutes:
 def _site_routes(model: SiteModel, site: Site, remote: list[IPNetwork]) -> tuple[Route, ...]:
     """Remote prefixes via the router, the site's declared client routes (a prefix already
     planned via another hop is a PlanError), then the default route via the gateway."""
-    head = tuple((net, site.router) for net in remote)
+    head = tuple((net, site.next_hop) for net in remote)
     if not site.client_routes:
         return head + ((DEFAULT_ROUTE, site.gateway),)
     planned = dict(head)
@@ -111,7 +111,7 @@ def _site_routes(model: SiteModel, site: Site, remote: list[IPNetwork]) -> tuple
 def _site_plan(site: Site, routes: tuple[Route, ...]) -> SitePlan:
     if site.client_routes:
         return SitePlan(site, routes, encode(routes), True, "the site declares client routes: push option 121/249")
-    if site.router == site.gateway:
+    if site.next_hop == site.gateway:
         return SitePlan(site, routes, encode(routes), False, "router is the LAN's default gateway: no push needed")
     return SitePlan(site, routes, encode(routes), True, "router differs from the gateway: push option 121/249")
 
@@ -132,7 +132,7 @@ def _largest_fitting(dhcp: DhcpSettings) -> int:
 
 def _checked(site: Site) -> bool:
     """Sites whose option is pushed, so must fit."""
-    return site.router != site.gateway or bool(site.client_routes)
+    return site.next_hop != site.gateway or bool(site.client_routes)
 
 
 def _auto_plan(model: SiteModel) -> dict[str, tuple[list[IPNetwork], tuple[IPNetwork, ...]]]:

@@ -155,7 +155,7 @@ class ServerPush:
     def subnet_id(self, plan: SitePlan) -> int | None:
         """The site's subnet id on THIS server (HA partners may number it differently)."""
         key = _endpoint_key(self.endpoint)
-        for endpoint in plan.site.kea_servers:
+        for endpoint in plan.site.kea:
             if _endpoint_key(endpoint) == key:
                 return endpoint.subnet_id
         return None
@@ -305,7 +305,7 @@ class ServerPush:
             return
         after = merge_options(before, desired)
         if plan.summaries:  # the diff shows hex: name what [dhcp] summaries = "auto" chose
-            self.say(f"{where}: auto summaries {', '.join(map(str, plan.summaries))} via {plan.site.router} "
+            self.say(f"{where}: auto summaries {', '.join(map(str, plan.summaries))} via {plan.site.next_hop} "
                      f"in {label}")
         scope["option-data"] = after
         self.changes.append(_Change(plan, label, before, after, desired, key))
@@ -363,7 +363,7 @@ def group_by_server(plans: dict[str, SitePlan]) -> list[tuple[KeaEndpoint, list[
     for plan in plans.values():
         if not plan.push_needed:
             continue
-        for kea in plan.site.kea_servers:
+        for kea in plan.site.kea:
             groups.setdefault(_endpoint_key(kea), (kea, []))[1].append(plan)
     return list(groups.values())
 
@@ -378,7 +378,7 @@ class _Run:
         self.partners: dict[str, list[ServerPush]] = {}
         for push in pushes:
             for plan in push.plans:
-                if len(plan.site.kea_servers) > 1:
+                if len(plan.site.kea) > 1:
                     self.partners.setdefault(plan.site.name, []).append(push)
 
     def fail(self, push: ServerPush, message: str) -> None:
@@ -460,7 +460,7 @@ def run(plans: dict[str, SitePlan], *, codes: tuple[int, ...] = ROUTE_CODES, dry
     out = out or sys.stdout
     err = err or sys.stderr
     for plan in plans.values():
-        if plan.site.kea is None:
+        if not plan.site.kea:
             print(f"site {plan.site.name}: no kea table, skipped", file=out)
         elif not plan.push_needed:
             print(f"site {plan.site.name}: skipped: {plan.reason}", file=out)

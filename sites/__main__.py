@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     for site in model.sites.values():
         extra = f" + {', '.join(map(str, site.routes))}" if site.routes else ""
         via = (f"VRRP {site.vip} (vrid {site.vrid}) on routers {', '.join(str(r.address) for r in site.routers)}"
-               if site.ha else f"router {site.router}")
+               if site.ha else f"router {site.next_hop}")
         print(f"{site.name}: {site.subnet}{extra} via {via}, gateway {site.gateway}")
     print(f"{model.path}: {len(model.sites)} sites, valid")
     return 0

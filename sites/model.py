@@ -119,41 +119,34 @@ DEFAULT_VRID = 51  # keepalived's own example id; LANs are separate broadcast do
 
 @dataclass(frozen=True)
 class Site:
-    """One LAN behind one subnet router, or behind an HA group of them sharing a VRRP address.
+    """One LAN behind one or more subnet routers: every site has the same shape.
 
-    `router` is the next hop the LAN's clients get (option 121): the VRRP virtual
-    address `vip` on an HA site, the single router's address otherwise. `ssh` and
-    `tailnet_node` are the first router's (single-router code paths read them).
+    `routers` has one router, or an HA group's routers sharing the VRRP address `vip`.
+    `next_hop` is the one address the LAN's devices route the other sites through
+    (option 121, static hosts, cloud routes): the vip on an HA site, else the router's
+    own address. `kea` holds the site's Kea servers (one, or an HA pair's), or none.
     """
 
     name: str
     subnet: IPNetwork
-    router: IPAddress
+    routers: tuple[Router, ...]
+    next_hop: IPAddress
     gateway: IPAddress
     routes: tuple[IPNetwork, ...] = ()
-    ssh: str = ""
-    kea: KeaEndpoint | None = None
-    tailnet_node: str | None = None  # the router's node name in the tailnet, when not its ssh host
+    kea: tuple[KeaEndpoint, ...] = ()
     client_routes: tuple[tuple[IPNetwork, IPAddress], ...] = ()  # [sites.X.dhcp]: extra routes for LAN clients
-    kea_partners: tuple[KeaEndpoint, ...] = ()  # [[sites.X.kea]]: the other servers of an HA pair
-    routers: tuple[Router, ...] = ()  # every subnet router; () = the one named by router/ssh/tailnet_node
-    vip: IPAddress | None = None  # HA sites: the VRRP virtual address (== router)
+    vip: IPAddress | None = None  # HA sites: the VRRP virtual address (== next_hop)
     vrid: int = DEFAULT_VRID  # HA sites: the VRRP virtual router id on the LAN
     aws: AwsSubnet | None = None  # [sites.X.aws]: the LAN is a VPC subnet whose route tables are managed
 
     def __post_init__(self) -> None:
-        if not self.routers:  # a single-router site built the old way (tests, tools)
-            object.__setattr__(self, "routers", (Router(self.router, self.ssh, self.tailnet_node),))
+        if not self.routers:
+            raise ValueError(f"site {self.name}: a site has at least one router")
 
     @property
     def ha(self) -> bool:
         """Several routers share the LAN's next hop through VRRP (keepalived)."""
         return self.vip is not None
-
-    @property
-    def kea_servers(self) -> tuple[KeaEndpoint, ...]:
-        """Every Kea server handing out this LAN's leases (one, or an HA pair's)."""
-        return ((self.kea,) if self.kea else ()) + self.kea_partners
 
     def router_at(self, ssh: str) -> Router:
         """The router of this site reached through SSH target `ssh` (inventory data `router_ssh`)."""

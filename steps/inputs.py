@@ -38,7 +38,7 @@ def kea_plans(host, coordinator: bool = False) -> list[SitePlan]:  # noqa: ANN00
     """Plans that need a push from this host: sites whose Kea is reached through it (inventory
     data `kea_ssh`), and, on the coordinating host, sites whose Kea is reached directly by URL."""
     return [p for p in _load()[1].values()
-            if p.push_needed and any(kea_here(k, host, coordinator) for k in p.site.kea_servers)]
+            if p.push_needed and any(kea_here(k, host, coordinator) for k in p.site.kea)]
 
 
 def kea_here(kea, host, coordinator: bool = False) -> bool:  # noqa: ANN001 - KeaEndpoint, pyinfra Host
@@ -49,7 +49,7 @@ def kea_here(kea, host, coordinator: bool = False) -> bool:  # noqa: ANN001 - Ke
 
 def kea_hosts_plans(host) -> list[SitePlan]:  # noqa: ANN001 - pyinfra Host
     """Plans of the sites whose Kea runs on this very host (reached through its SSH)."""
-    return [p for p in kea_plans(host) if any(k.ssh and kea_here(k, host) for k in p.site.kea_servers)]
+    return [p for p in kea_plans(host) if any(k.ssh and kea_here(k, host) for k in p.site.kea)]
 
 
 def policy_file(host) -> str | None:  # noqa: ANN001 - pyinfra Host

@@ -68,7 +68,7 @@ def _prepare(push: ServerPush, model: SiteModel, stack: ExitStack) -> None:
     partner_routes: dict[str, list] = {}
     factory = tunnelled_factory(model.ssh, stack)
     for plan in push.plans:
-        for endpoint in plan.site.kea_servers:
+        for endpoint in plan.site.kea:
             if endpoint == push.endpoint:
                 continue
             partner = ServerPush(endpoint, [plan], push.codes, dhcp=push.dhcp)

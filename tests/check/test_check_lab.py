@@ -157,7 +157,7 @@ def test_unapproved_route(lab_sites):
 
     def unapprove():
         with cp_of(lab_sites) as cp:
-            node = cp.find_router(router_ident(model.sites["a"]))
+            node = cp.find_router(router_ident(model.sites["a"].routers[0]))
             cp.set_routes(node, [])
 
     found = break_and_repair(lab_sites, "a", "routes", unapprove)

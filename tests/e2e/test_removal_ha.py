@@ -143,7 +143,7 @@ def test_the_edited_site_file_keeps_site_a_with_one_router(ha_lab):
     _, sites = ha_lab
     sites.write_text(without_second_router(sites.read_text()))
     site = load_sites(sites).sites["a"]
-    assert not site.ha and [r.ssh for r in site.routers] == [KEPT] and str(site.router) == "192.0.2.2"
+    assert not site.ha and [r.ssh for r in site.routers] == [KEPT] and str(site.next_hop) == "192.0.2.2"
     plain = drive.pyinfra(sites, "--dry")
     assert plain.returncode == 0, plain.stderr[-3000:]
     assert f"no longer declares router(s) {GONE} (site a)" in plain.stdout + plain.stderr

@@ -165,7 +165,7 @@ def test_outputs_are_valid_and_secrets_private(lab: api.LabInfo) -> None:
     assert set(model.sites) == set(lab.topology.sites)
     assert model.tailnet is not None and model.tailnet.auth_key()
     secret_files = [Path(model.tailnet.api_key_file), Path(model.tailnet.auth_key_file)]  # type: ignore[arg-type]
-    secret_files += [Path(s.kea.password_file) for s in model.sites.values() if s.kea]  # type: ignore[arg-type]
+    secret_files += [Path(k.password_file) for s in model.sites.values() for k in s.kea]  # type: ignore[arg-type]
     for f in secret_files:
         assert f.stat().st_mode & 0o777 == 0o600, f
     assert (lab.ssh_key.stat().st_mode & 0o077) == 0

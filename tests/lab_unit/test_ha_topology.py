@@ -29,7 +29,7 @@ def test_ha_site_file_loads_with_both_routers_and_the_vip(tmp_path):
     path = tmp_path / "sites.toml"
     path.write_text(render_site_file(load_topology(HA)))
     a = load_sites(path).sites["a"]
-    assert a.ha and str(a.router) == "192.0.2.3"
+    assert a.ha and str(a.next_hop) == "192.0.2.3"
     assert [(str(r.address), r.ssh) for r in a.routers] == [("192.0.2.2", "a-router"), ("192.0.2.4", "a-router2")]
 
 

@@ -123,7 +123,7 @@ def test_extra_routes_reach_the_lab_site_file(tmp_path: Path) -> None:
     model = load_sites(out)
     for name, site in topo.sites.items():
         assert model.sites[name].routes == site.routes
-        assert (model.sites[name].router, model.sites[name].gateway) == (site.router, site.gateway)
+        assert (model.sites[name].next_hop, model.sites[name].gateway) == (site.router, site.gateway)
 
 
 def test_sudo_user_is_written_once_with_key_and_nopasswd_sudo(tmp_path: Path) -> None:

@@ -89,11 +89,11 @@ def test_site_file_loads_with_the_site_model(tmp_path: Path) -> None:
     assert list(model.sites) == ["a", "b"]
     a = model.sites["a"]
     assert a.subnet == IPNetwork("192.0.2.0/24")
-    assert a.router == IPAddress("192.0.2.2") and a.gateway == IPAddress("192.0.2.1")
-    assert a.ssh == "a-router"
-    assert a.kea.url == "http://127.0.0.1:8000" and a.kea.ssh == "a-gw" and a.kea.user == "kea-api"
-    assert a.kea.password() == "pw-a"
-    assert model.sites["b"].kea.password() == "pw-b"
+    assert a.next_hop == IPAddress("192.0.2.2") and a.gateway == IPAddress("192.0.2.1")
+    assert a.routers[0].ssh == "a-router"
+    assert a.kea[0].url == "http://127.0.0.1:8000" and a.kea[0].ssh == "a-gw" and a.kea[0].user == "kea-api"
+    assert a.kea[0].password() == "pw-a"
+    assert model.sites["b"].kea[0].password() == "pw-b"
     assert model.tailnet.backend == "headscale"
     assert model.tailnet.login_server == "http://192.168.255.10:8080"
     assert model.tailnet.api_key() == "hskey"

@@ -21,8 +21,8 @@ from sites.model import Router, Site
 
 R1 = Router(IPAddress("192.0.2.2"), "a-router")
 R2 = Router(IPAddress("192.0.2.4"), "a-router2")
-SITE = Site("a", IPNetwork("192.0.2.0/24"), router=IPAddress("192.0.2.3"), gateway=IPAddress("192.0.2.1"),
-            ssh="a-router", routers=(R1, R2), vip=IPAddress("192.0.2.3"), vrid=7)
+SITE = Site("a", IPNetwork("192.0.2.0/24"), routers=(R1, R2), next_hop=IPAddress("192.0.2.3"),
+            gateway=IPAddress("192.0.2.1"), vip=IPAddress("192.0.2.3"), vrid=7)
 INSTALLED = "install ok installed\t1:2.2.7-1+b2\n"
 
 

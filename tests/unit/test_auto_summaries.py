@@ -10,7 +10,7 @@ from dhcp.plan import PlanError, build_plan, option_budget, reply_size
 from dhcp.summaries import AutoSummaries
 from sites import load_sites
 from sites.load import SiteFileError
-from sites.model import TAILSCALE_CGNAT, DhcpSettings, Site, SiteModel
+from sites.model import TAILSCALE_CGNAT, DhcpSettings, Router, Site, SiteModel
 
 AUTO = '[dhcp]\nsummaries = "auto"\n'
 
@@ -43,7 +43,7 @@ def test_auto_makes_every_option_fit_and_still_reaches_every_other_site(tmp_path
     plans = build_plan(model)
     for plan in plans.values():
         assert reply_size(len(plan.option_data), model.dhcp) <= option_budget(model.dhcp)
-        via_router = IPSet(net for net, hop in plan.routes if hop == plan.site.router)
+        via_router = IPSet(net for net, hop in plan.routes if hop == plan.site.next_hop)
         for other in model.sites.values():
             if other is not plan.site:
                 assert all(p in via_router for p in other.advertised), (plan.site.name, other.name)
@@ -92,7 +92,7 @@ def test_summaries_keep_out_of_the_tailnet_range(tmp_path):
     plans = build_plan(model_of(tmp_path, text + AUTO))
     for plan in plans.values():
         assert all(not (IPSet([n]) & IPSet([TAILSCALE_CGNAT])) for n in plan.summaries)
-        assert (TAILSCALE_CGNAT, plan.site.router) in plan.routes
+        assert (TAILSCALE_CGNAT, plan.site.next_hop) in plan.routes
 
 
 def test_summaries_must_be_auto_or_a_list(tmp_path):
@@ -114,7 +114,7 @@ def test_ten_thousand_sites_fit_and_cover_nothing_local():
     sites = []
     for i in range(10_000):
         net = IPNetwork((IPNetwork("10.0.0.0/24").first + 512 * i, 24))
-        sites.append(Site(name=f"s{i}", subnet=net, router=net[2], gateway=net[1], ssh=f"h{i}"))
+        sites.append(Site(name=f"s{i}", subnet=net, routers=(Router(net[2], f"h{i}"),), next_hop=net[2], gateway=net[1]))
     model = SiteModel(path=Path("big.toml"), sites={s.name: s for s in sites},
                       dhcp=DhcpSettings(auto_summaries=True))
     budget = 250

@@ -161,7 +161,7 @@ def test_each_server_of_an_ha_pair_is_pushed_from_its_own_host(tmp_path, monkeyp
     for gw in ("a-gw1", "a-gw2"):
         assert names(inputs.kea_plans(hosts[gw])) == ["a"]
         assert names(inputs.kea_hosts_plans(hosts[gw])) == ["a"]
-    first, second = loaded.sites["a"].kea_servers
+    first, second = loaded.sites["a"].kea
     assert inputs.kea_here(first, hosts["a-gw1"]) and not inputs.kea_here(second, hosts["a-gw1"])
 
 

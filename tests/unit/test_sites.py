@@ -41,11 +41,11 @@ def error_for(tmp_path: Path, text: str) -> str:
 def test_good_file_loads_with_defaults(tmp_path):
     model = load_sites(write(tmp_path, GOOD))
     a, b = model.sites["a"], model.sites["b"]
-    assert a.subnet == IPNetwork("192.0.2.0/24") and a.router == IPAddress("192.0.2.2")
+    assert a.subnet == IPNetwork("192.0.2.0/24") and a.next_hop == IPAddress("192.0.2.2")
     assert a.gateway == IPAddress("192.0.2.1")
-    assert b.gateway == b.router  # gateway defaults to router
-    assert b.ssh == "172.16.100.2"  # ssh defaults to router
-    assert a.kea is None and model.tailnet is None
+    assert b.gateway == b.next_hop  # gateway defaults to router
+    assert b.routers[0].ssh == "172.16.100.2"  # ssh defaults to router
+    assert a.kea == () and model.tailnet is None
     assert list(model.sites) == ["a", "b"]
 
 
@@ -65,8 +65,8 @@ def test_ssh_target_is_split_in_one_place(text, host, user, port, name):
 
 def test_example_file_is_valid():
     model = load_sites(REPO / "sites.example.toml")
-    assert model.sites["b"].kea.subnet_id == 1
-    assert model.sites["b"].kea.password_file == REPO / "secrets/kea-b"
+    assert model.sites["b"].kea[0].subnet_id == 1
+    assert model.sites["b"].kea[0].password_file == REPO / "secrets/kea-b"
     assert model.tailnet.backend == "headscale"
 
 
@@ -181,7 +181,7 @@ def test_secrets_come_from_env_and_files_and_stay_out_of_reprs(tmp_path, monkeyp
     text += '[tailnet]\nurl = "http://x"\napi_key_env = "S2S_TEST_KEY"\n'
     monkeypatch.setenv("S2S_TEST_KEY", "hs-secret-key")
     model = load_sites(write(tmp_path, text))
-    assert model.sites["a"].kea.password() == "s3cret-file"
+    assert model.sites["a"].kea[0].password() == "s3cret-file"
     assert model.tailnet.api_key() == "hs-secret-key"
     assert "s3cret" not in repr(model) and "hs-secret" not in repr(model)
 
@@ -220,10 +220,10 @@ subnet_id = 9
 
 def test_ha_pair_names_every_server(tmp_path):
     site = load_sites(write(tmp_path, HA)).sites["a"]
-    assert site.kea is not None and site.kea.ssh == "root@kea-a1"
-    assert [k.ssh for k in site.kea_servers] == ["root@kea-a1", "root@kea-a2"]
-    assert site.kea_servers[1].subnet_id == 9
-    assert load_sites(write(tmp_path, GOOD)).sites["a"].kea_servers == ()
+    assert site.kea and site.kea[0].ssh == "root@kea-a1"
+    assert [k.ssh for k in site.kea] == ["root@kea-a1", "root@kea-a2"]
+    assert site.kea[1].subnet_id == 9
+    assert load_sites(write(tmp_path, GOOD)).sites["a"].kea == ()
 
 
 def test_ha_pair_bad_input_is_one_line(tmp_path):

@@ -50,10 +50,9 @@ def error_for(tmp_path: Path, text: str) -> str:
 def test_ha_site_has_every_router_and_the_vip_as_next_hop(tmp_path):
     a = load(tmp_path, HA).sites["a"]
     assert a.ha and a.vip == IPAddress("192.0.2.3") and a.vrid == 7
-    assert a.router == a.vip  # what LAN clients get (option 121)
+    assert a.next_hop == a.vip  # what LAN clients get (option 121)
     assert a.routers == (Router(IPAddress("192.0.2.2"), "a-router", None),
                          Router(IPAddress("192.0.2.4"), "root@a-router2", "a-router2"))
-    assert a.ssh == "a-router"  # the first router's, for single-router code paths
     assert a.router_at("root@a-router2").address == IPAddress("192.0.2.4")
 
 
@@ -61,13 +60,13 @@ def test_single_router_site_is_unchanged_and_has_one_router(tmp_path):
     b = load(tmp_path, HA).sites["b"]
     assert not b.ha and b.vip is None
     assert b.routers == (Router(IPAddress("172.16.100.2"), "b-router", None),)
-    assert b.router == IPAddress("172.16.100.2") == b.gateway
+    assert b.next_hop == IPAddress("172.16.100.2") == b.gateway
 
 
-def test_site_built_the_old_way_gets_its_router_list():
-    site = Site("x", subnet=__import__("netaddr").IPNetwork("10.0.0.0/24"), router=IPAddress("10.0.0.2"),
-                gateway=IPAddress("10.0.0.1"), ssh="x-router", tailnet_node="x")
-    assert site.routers == (Router(IPAddress("10.0.0.2"), "x-router", "x"),)
+def test_a_site_has_at_least_one_router():
+    with pytest.raises(ValueError, match="at least one router"):
+        Site("x", subnet=__import__("netaddr").IPNetwork("10.0.0.0/24"), routers=(),
+             next_hop=IPAddress("10.0.0.2"), gateway=IPAddress("10.0.0.1"))
 
 
 def test_vip_defaults_gateway_when_none_given(tmp_path):

@@ -82,9 +82,9 @@ def check_outputs(state: Path, ssh_config_text: str, expected: dict[str, tuple[s
     model = load_sites(sites_path)
     assert list(model.sites) == ["a", "b"]
     for name, site in model.sites.items():
-        assert site.ssh == f"{name}-router"
-        assert site.kea.ssh == f"{name}-gw" and site.kea.url == "http://127.0.0.1:8000"
-        assert site.kea.user == "kea-api" and site.kea.password() == f"pw-{name}"
+        assert site.routers[0].ssh == f"{name}-router"
+        assert site.kea[0].ssh == f"{name}-gw" and site.kea[0].url == "http://127.0.0.1:8000"
+        assert site.kea[0].user == "kea-api" and site.kea[0].password() == f"pw-{name}"
     assert model.ssh.config_file == ssh_path
     assert model.tailnet.ssh == "control" and model.tailnet.url == "http://127.0.0.1:8080"
     assert model.tailnet.login_server == "http://192.168.255.10:8080"
