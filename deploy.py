@@ -39,7 +39,7 @@ coordinator = is_coordinator(inventory, host)
 # batched read first; the other hosts let it go first. The HTTP stack (requests, for Kea and the
 # control plane) is imported while the routers work, and the control plane and Kea are read
 # meanwhile too: the steps plan from these reads while no command has run (steps/readahead.py).
-router = site.router_at(host.data["router_ssh"]) if site is not None else None  # which of its routers
+router = site.router_at(host.data.get("router_ssh")) if site is not None else None  # which of its routers
 if site is not None:
     read_router_facts(model, site, router)
 else:

@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyinfra.api import FactBase
 from pyinfra.api.exceptions import FactProcessError
 
 from check import acl
@@ -24,6 +23,8 @@ from check.remote import RemoteError, Router
 from controlplane import ControlPlaneError, Node, PolicyError, hujson, reach
 from controlplane.base import router_ident
 from operations.batch import Batch
+from operations.facts.addresses import InterfaceAddresses
+from operations.owned import UnitState
 from operations.facts import (ForwardChain, ForwardFilter, ForwardingState, LivePrefs, MssClamp, MssClampRules,
                               NodeStatus, TailscalePrefs, TailscaleStatus)
 from sites.model import SecretError, Site, SiteModel
@@ -35,40 +36,12 @@ ICMP_OVERHEAD = 28
 PROBE_SIZES = (1200, 1000, 576)  # smaller DF packets tried too: how far below 1280 a bad path is
 
 
-class UnitActive(FactBase[str]):
-    """`systemctl is-active UNIT` (active, inactive, failed, ...)."""
-
-    def command(self, unit: str) -> str:
-        return f"systemctl is-active {shlex.quote(unit)} || true"
-
-    def process(self, output: list[str]) -> str:
-        return output[0].strip() if output else ""
-
-
-class Ipv4Addresses(FactBase[dict]):
-    """Interface -> its IPv4 addresses, from `ip -o -4 addr show`."""
-
-    @staticmethod
-    def default() -> dict:
-        return {}
-
-    def command(self) -> str:
-        return "ip -o -4 addr show"
-
-    def process(self, output: list[str]) -> dict[str, list[str]]:
-        found: dict[str, list[str]] = {}
-        for line in output:
-            m = re.match(r"^\d+:\s+(\S+?)(?:@\S+)?\s+inet\s+([\d.]+)/\d+", line)
-            if m:
-                found.setdefault(m.group(1), []).append(m.group(2))
-        return found
-
-
-FACTS = (
-    (TailscalePrefs, ()), (TailscaleStatus, ()),
-    (UnitActive, (("unit", "tailscaled.service"),)), (MssClampRules, ()), (ForwardingState, ()),
-    (ForwardFilter, ()), (Ipv4Addresses, ()),
-)
+FACTS: dict[str, tuple] = {  # what the check reads on each router, in one command, by name
+    "prefs": (TailscalePrefs, ()), "status": (TailscaleStatus, ()),
+    "tailscaled": (UnitState, (("unit", "tailscaled.service"),)), "clamp": (MssClampRules, ()),
+    "forwarding": (ForwardingState, ()), "forward_filter": (ForwardFilter, ()),
+    "addresses": (InterfaceAddresses, (("version", 4),)),
+}
 
 
 @dataclass
@@ -122,15 +95,17 @@ SKIP_STOPPED_DAEMON = (
 
 def read_facts(router: Router, state: RouterState) -> None:
     batch = Batch()
-    command = SKIP_STOPPED_DAEMON + batch.command(specs=FACTS)
+    command = SKIP_STOPPED_DAEMON + batch.command(specs=tuple(FACTS.values()))
     result = router.run(command)
     try:
-        values = batch.process(result.stdout.splitlines())
+        values = dict(zip(FACTS, batch.process(result.stdout.splitlines())))
     except FactProcessError as exc:
         state.facts_error = " ".join(str(exc).split())
         return
-    (state.prefs, state.status, state.tailscaled_unit, state.clamp,
-     state.forwarding, state.forward_filter, state.addresses) = values
+    state.prefs, state.status, state.clamp = values["prefs"], values["status"], values["clamp"]
+    state.tailscaled_unit = values["tailscaled"].state
+    state.forwarding, state.forward_filter = values["forwarding"], values["forward_filter"]
+    state.addresses = values["addresses"]
     if state.prefs is not None:
         state.no_stateful_filtering = state.prefs.no_stateful_filtering
 

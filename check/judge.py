@@ -276,7 +276,7 @@ def dhcp_row(site: Site, plan: SitePlan, r: RouterState, model: SiteModel, fx: F
         return _unknown(name, "dhcp", "router not readable (see ssh): no LAN host to probe from")
     if r.probe is None:
         return _unknown(name, "dhcp", r.probe_error or "not probed")
-    codes = (121, 249) if model.dhcp.option_249 else (121,)
+    codes = model.dhcp.route_codes
     verdict = judge_dhcp(r.probe, plan, codes)
     if verdict.ok:
         return _ok(name, "dhcp", verdict.reason)

@@ -48,7 +48,7 @@ class Router:
                 chan.shutdown_write()
             out, err = chan.makefile("rb").read(), chan.makefile_stderr("rb").read()
             rc = chan.recv_exit_status()
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             raise RemoteError(f"{self.target}: command did not finish within {timeout:g} s") from None
         except (paramiko.SSHException, OSError) as exc:
             raise RemoteError(f"{self.target}: {type(exc).__name__}: {exc}") from None

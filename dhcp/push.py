@@ -485,7 +485,7 @@ def main(args: argparse.Namespace) -> int:
     from dhcp.cli import load_plans_or_exit
 
     model, plans = load_plans_or_exit(args.sites)
-    codes = ROUTE_CODES if model.dhcp.option_249 else (121,)
+    codes = model.dhcp.route_codes
     with ExitStack() as tunnels:
         return run(plans, codes=codes, dry_run=bool(getattr(args, "dry_run", False)),
                    factory=tunnelled_factory(model.ssh, tunnels), dhcp=model.dhcp)

@@ -32,8 +32,9 @@ from pyinfra.api import OperationError, operation
 
 from operations import batch, owned
 from operations.util import warn
-from operations.facts.ha import (DebPackageVersion, HaLeftoversFact, InterfaceOfAddress, PolicyRule, PolicyRules,
-                                 SysctlValues)
+from operations.facts.addresses import InterfaceOfAddress
+from operations.facts.ha import DebPackageVersion, HaLeftoversFact, PolicyRule, PolicyRules
+from operations.facts.sysctl import SysctlValues
 from sites.model import Router, Site
 
 PACKAGE = "keepalived"

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import shlex
 
-from pyinfra import host
 from pyinfra.api import operation
 
 from operations import batch, owned

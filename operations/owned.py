@@ -14,7 +14,7 @@ import io
 import posixpath
 import shlex
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pyinfra import host, logger, state
@@ -53,6 +53,7 @@ class OwnedFile(FactBase[FileState | None]):
 class UnitStatus:
     active: bool
     enabled: bool
+    state: str = field(default="", compare=False)  # systemd's ActiveState (failed, inactive, ...), for messages
 
 
 class UnitState(FactBase[UnitStatus]):
@@ -81,7 +82,8 @@ class UnitState(FactBase[UnitStatus]):
         if "ActiveState" not in props:
             raise FactProcessError(f"UnitState: unexpected output {output!r}")
         return UnitStatus(props["ActiveState"] == "active",
-                          props.get("UnitFileState") in ("enabled", "enabled-runtime", "static", "alias"))
+                          props.get("UnitFileState") in ("enabled", "enabled-runtime", "static", "alias"),
+                          props["ActiveState"])
 
 
 _READ = object()

@@ -19,14 +19,13 @@ from typing import Any
 
 from pyinfra import host
 from pyinfra.api import OperationValueError, StringCommand, operation
-from pyinfra.facts.files import File
 from pyinfra.facts.server import OsRelease
 from pyinfra.facts.apt import AptSources, AptSourcesFile
 from pyinfra.facts.deb import DebPackages
 from pyinfra.operations import apt
 
 from operations import batch, owned
-from operations.facts import LivePrefs, NodeStatus, TailscalePrefs, TailscaleStatus
+from operations.facts import LivePrefs, TailscalePrefs, TailscaleStatus
 from operations.facts.tailscale import normalise_prefixes, normalise_tags
 from operations.secret import AuthKey
 from operations.util import log_changes

@@ -12,7 +12,6 @@ from functools import lru_cache
 
 from dhcp.cli import load_plans_or_exit
 from dhcp.plan import SitePlan
-from pyinfra_internals import ssh_transport
 from removal import record
 from sites.model import Site, SiteModel
 

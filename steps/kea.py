@@ -21,7 +21,6 @@ from pyinfra.facts.files import File
 from pyinfra.operations import files
 
 from dhcp.kea.connect import tunnelled_factory
-from dhcp.kea.options import ROUTE_CODES
 from dhcp.kea.transport import KeaError
 from dhcp.plan import SitePlan
 from dhcp.push import PushFailed, ServerPlan, ServerPush, group_by_server
@@ -53,7 +52,7 @@ def _connect(on_host: Host, model: SiteModel, endpoint: KeaEndpoint, plans: list
              stack: ExitStack) -> ServerPush:
     """The push of one server, through this host's own SSH connection when the server's
     `kea.ssh` is this host, directly for a server reachable by URL."""
-    codes = ROUTE_CODES if model.dhcp.option_249 else (121,)
+    codes = model.dhcp.route_codes
     transports = {endpoint.ssh: ssh_transport(on_host)} if endpoint.ssh else None
     push = ServerPush(endpoint, plans, codes, dhcp=model.dhcp)
     push.transport = tunnelled_factory(model.ssh, stack, transports)(endpoint)

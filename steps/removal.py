@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pyinfra import host, logger, state
+from pyinfra import host, logger
 from pyinfra.api import operation
 from pyinfra.api.host import Host
 from pyinfra.api.state import BaseStateCallback, State

@@ -26,9 +26,11 @@ from typing import Any, Iterator
 
 from netaddr import AddrFormatError, IPNetwork
 
+from sites.model import DhcpSettings
+
 MANAGED_BY = "s2s-routes"
 KEPT_KEY = "kept-routes"  # user-context: the user's routes a managed entry carries on (dhcp/kea/keep.py)
-ROUTE_CODES = (121, 249)
+ROUTE_CODES = DhcpSettings(option_249=True).route_codes  # every code this project may manage
 SPACE = "dhcp4"
 # Names some Kea versions give these codes (121 is defined from 2.5.5 on).
 _NAMES = {"classless-static-route": 121}

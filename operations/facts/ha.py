@@ -3,14 +3,13 @@ the interface holding the router's LAN address, the IPv4 policy rules and a few 
 
 from __future__ import annotations
 
-import re
 import shlex
 from dataclasses import dataclass
 
 from pyinfra.api import FactBase
 
 from operations.facts._parsing import ParseError, parsed
-from operations.facts.sysctl import parse_sysctl_values
+
 
 
 def parse_dpkg_status(text: str) -> str | None:
@@ -33,31 +32,6 @@ class DebPackageVersion(FactBase[str | None]):
     @parsed
     def process(self, output: list[str]) -> str | None:
         return parse_dpkg_status("\n".join(output))
-
-
-def parse_interface_of(text: str, address: str) -> str | None:
-    """`ip -o -4 addr show` -> the interface holding `address` (None: no interface has it)."""
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        m = re.match(r"^\d+:\s+(\S+?)(?:@\S+)?\s+inet\s+([\d.]+)/\d+", line)
-        if not m:
-            raise ParseError(f"not an `ip -o -4 addr` line: {line!r}")
-        if m.group(2) == address:
-            return m.group(1)
-    return None
-
-
-class InterfaceOfAddress(FactBase[str | None]):
-    """Which interface holds an IPv4 address (the LAN interface VRRP runs on)."""
-
-    def command(self, address: str) -> str:
-        self.address = address
-        return "ip -o -4 addr show"
-
-    @parsed
-    def process(self, output: list[str]) -> str | None:
-        return parse_interface_of("\n".join(output), self.address)
 
 
 @dataclass(frozen=True)
@@ -94,21 +68,6 @@ class PolicyRules(FactBase[list]):
     @parsed
     def process(self, output: list[str]) -> list[PolicyRule]:
         return parse_ip_rules("\n".join(output))
-
-
-class SysctlValues(FactBase[dict]):
-    """Live values of some sysctl keys (a key the kernel lacks is left out)."""
-
-    @staticmethod
-    def default() -> dict:
-        return {}
-
-    def command(self, keys: tuple[str, ...] | list[str]) -> str:
-        return "sysctl -e " + " ".join(shlex.quote(k) for k in keys)
-
-    @parsed
-    def process(self, output: list[str]) -> dict[str, str]:
-        return parse_sysctl_values("\n".join(output))
 
 
 MANAGED_MARK = "# Managed by s2s"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 
 from pyinfra.api import FactBase
@@ -72,16 +73,23 @@ class SysctlFileSettings(FactBase[list]):
         return parse_sysctl_grep("\n".join(output))
 
 
-class ForwardingState(FactBase[dict]):
-    """Live values of the forwarding sysctls (missing keys, e.g. IPv6 disabled, are left out)."""
+class SysctlValues(FactBase[dict]):
+    """Live values of some sysctl keys (a key the kernel lacks is left out)."""
 
     @staticmethod
     def default() -> dict:
         return {}
 
-    def command(self) -> str:
-        return "sysctl -e " + " ".join(FORWARDING_KEYS)
+    def command(self, keys: tuple[str, ...] | list[str]) -> str:
+        return "sysctl -e " + " ".join(shlex.quote(k) for k in keys)
 
     @parsed
     def process(self, output: list[str]) -> dict[str, str]:
         return parse_sysctl_values("\n".join(output))
+
+
+class ForwardingState(SysctlValues):
+    """Live values of the forwarding sysctls (missing keys, e.g. IPv6 disabled, are left out)."""
+
+    def command(self) -> str:  # type: ignore[override]  # a SysctlValues with fixed keys
+        return super().command(FORWARDING_KEYS)

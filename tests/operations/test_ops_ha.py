@@ -14,8 +14,9 @@ from ops_harness import FakeHost, data, run_op, texts
 from pyinfra.api import OperationError
 
 from operations import ha
-from operations.facts.ha import (DebPackageVersion, HaLeftoversFact, InterfaceOfAddress, PolicyRules, SysctlValues,
-                                 parse_dpkg_status, parse_ha_leftovers, parse_interface_of, parse_ip_rules)
+from operations.facts.sysctl import SysctlValues
+from operations.facts.addresses import InterfaceOfAddress, interface_of, parse_ip_addr_json
+from operations.facts.ha import DebPackageVersion, HaLeftoversFact, PolicyRules, parse_dpkg_status, parse_ha_leftovers, parse_ip_rules
 from operations.facts._parsing import ParseError
 from sites.model import Router, Site
 
@@ -29,10 +30,11 @@ INSTALLED = "install ok installed\t1:2.2.7-1+b2\n"
 # ---------------------------------------------------------------- parsers
 
 def test_parsers_on_real_output():
-    text = data("ip-o-4-addr-ha-router.txt")
-    assert parse_interface_of(text, "192.0.2.2") == "eth0"
-    assert parse_interface_of(text, "198.51.100.2") == "eth1"
-    assert parse_interface_of(text, "192.0.2.9") is None
+    addresses = parse_ip_addr_json(data("ip-j-4-addr-ha-router.json"))  # iproute2 6.1 (Debian 12)
+    assert addresses == {"lo": ["127.0.0.1"], "eth1": ["198.51.100.2"], "eth0": ["192.0.2.2", "192.0.2.3"]}
+    assert interface_of(addresses, "192.0.2.2") == "eth0"
+    assert interface_of(addresses, "198.51.100.2") == "eth1"
+    assert interface_of(addresses, "192.0.2.9") is None
     rules = parse_ip_rules(data("ip-rule-tailscale.txt"))
     assert [r.priority for r in rules] == [0, 5210, 5230, 5250, 5270, 32766, 32767]
     assert rules[4].spec == "from all lookup 52"
@@ -41,7 +43,7 @@ def test_parsers_on_real_output():
     assert parse_dpkg_status("") is None
 
 
-@pytest.mark.parametrize("parser,text", [(lambda t: parse_interface_of(t, "x"), "garbage line"),
+@pytest.mark.parametrize("parser,text", [(parse_ip_addr_json, "garbage line"), (parse_ip_addr_json, '{"ifname": "x"}'),
                                          (parse_ip_rules, "from all lookup main"),
                                          (parse_dpkg_status, "install ok installed")])
 def test_parsers_refuse_what_they_do_not_know(parser, text):
@@ -97,7 +99,7 @@ def test_loose_rp_filter_fresh_then_converged():
 # ---------------------------------------------------------------- vrrp
 
 def vrrp_host(installed: str = INSTALLED) -> FakeHost:
-    return FakeHost(outputs={DebPackageVersion: installed, InterfaceOfAddress: data("ip-o-4-addr-ha-router.txt")})
+    return FakeHost(outputs={DebPackageVersion: installed, InterfaceOfAddress: data("ip-j-4-addr-ha-router.json")})
 
 
 def test_vrrp_installs_configures_starts_then_converged():
