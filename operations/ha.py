@@ -52,15 +52,31 @@ PRIMARY_WEIGHT = 50  # added while this router is the tailnet's primary: more th
 
 
 def rule_spec(prefix: str) -> str:
-    """The rule's text as `ip rule show` prints it after the priority."""
-    return f"from all to {prefix} lookup main suppress_prefixlength 0"
+    """The own-LAN rule's selector and lookup, as `ip rule add|del priority N` takes them."""
+    return f"to {prefix} lookup main suppress_prefixlength 0"
+
+
+def is_own_lan_rule(rule: PolicyRule) -> bool:
+    """A rule of exactly the form the deploy adds (`rule_spec` at RULE_PRIORITY); any other is not ours."""
+    return (rule.priority == RULE_PRIORITY and rule.src == "all" and rule.dst is not None
+            and rule.table == "main" and rule.suppress_prefixlength == 0 and rule.fwmark is None
+            and rule.action is None)
 
 
 def own_lan_prefixes(rules: list[PolicyRule] | tuple[PolicyRule, ...]) -> list[str]:
-    """The prefixes of the deploy's own-LAN rules among the live ones (`rule_spec` at RULE_PRIORITY);
-    any other rule is not ours."""
-    return [spec.split()[3] for spec in (r.spec for r in rules if r.priority == RULE_PRIORITY)
-            if len(spec.split()) == 8 and spec == rule_spec(spec.split()[3])]
+    """The prefixes of the deploy's own-LAN rules among the live ones."""
+    return [r.dst for r in rules if is_own_lan_rule(r) and r.dst is not None]
+
+
+def rules_deleted(rules: list[PolicyRule] | tuple[PolicyRule, ...], keep: tuple[str, ...] = ()) -> list[str]:
+    """Commands deleting the live own-LAN rules (but those for `keep`): the HA teardown and the removal."""
+    return [f"ip -4 rule del priority {RULE_PRIORITY} {rule_spec(shlex.quote(prefix))}"
+            for prefix in own_lan_prefixes(rules) if prefix not in keep]
+
+
+def keepalived_stopped() -> list[str]:
+    """The VRRP address leaves this host first (the HA teardown and the removal)."""
+    return [f"systemctl stop {KEEPALIVED_UNIT}", f"systemctl disable {KEEPALIVED_UNIT}"]
 
 
 def check_script() -> str:
@@ -168,12 +184,9 @@ def rp_file() -> str:
 
 
 def rule_changes(rules: list[PolicyRule], prefixes: list[str]) -> tuple[list[str], list[str]]:
-    """(prefixes whose rule is missing, rule specs at our priority to delete: ours, no longer wanted)."""
-    want = {rule_spec(p): p for p in prefixes}
-    have = {r.spec for r in rules if r.priority == RULE_PRIORITY}
-    missing = [p for spec, p in want.items() if spec not in have]
-    stale = sorted(s for s in have if s not in want and s.endswith("lookup main suppress_prefixlength 0"))
-    return missing, stale
+    """(prefixes whose rule is missing, commands deleting our rules for prefixes no longer wanted)."""
+    have = set(own_lan_prefixes(rules))
+    return [p for p in prefixes if p not in have], rules_deleted(rules, keep=tuple(prefixes))
 
 
 def protect_facts() -> dict[str, batch.Fact]:
@@ -194,15 +207,14 @@ def own_lan_first(prefixes: list[str]):
     facts = batch.read(**protect_facts())
     rules, script_now = facts["rules"], facts["rules_script"]
     unit_file_now, unit_now = facts["rules_unit_file"], facts["rules_unit"]
-    missing, stale = rule_changes(rules, prefixes)
+    missing, deletions = rule_changes(rules, prefixes)
     # files first: pyinfra's --dry stops at an operation's first command, so its diff is what shows
     file_cmds = list(owned.put(RULES_SCRIPT, rules_script(prefixes), mode="755", current=script_now))
     file_cmds += list(owned.put(RULES_UNIT, rules_unit(), mode="644", current=unit_file_now))
     yield from file_cmds
-    for spec in stale:
-        yield f"ip -4 rule del priority {RULE_PRIORITY} {spec}"
+    yield from deletions
     for prefix in missing:
-        yield f"ip -4 rule add priority {RULE_PRIORITY} to {shlex.quote(prefix)} lookup main suppress_prefixlength 0"
+        yield f"ip -4 rule add priority {RULE_PRIORITY} {rule_spec(shlex.quote(prefix))}"
     if file_cmds:
         yield "systemctl daemon-reload"
     yield from owned.unit_running(RULES_UNIT_NAME, status=unit_now)
@@ -292,12 +304,10 @@ def no_longer_ha(prune: bool = False, twin_removed_now: bool = False, prune_comm
         host.noop("HA leftovers kept until a later removal run" if prune else "HA leftovers kept until the removal run")
         return
     if left.keepalived_ours:  # the VRRP address leaves first: the LAN's next hop is this router's own address now
-        yield f"systemctl stop {KEEPALIVED_UNIT}"
-        yield f"systemctl disable {KEEPALIVED_UNIT}"
+        yield from keepalived_stopped()
     if RULES_UNIT in left.files:
         yield f"systemctl disable --now {RULES_UNIT_NAME}"
-    for prefix in own_lan_prefixes(left.rules):
-        yield f"ip -4 rule del priority {RULE_PRIORITY} {rule_spec(shlex.quote(prefix))}"
+    yield from rules_deleted(left.rules)
     gone = [*left.files, *([CONF] if left.keepalived_ours else [])]
     if gone:
         yield "rm -f " + " ".join(shlex.quote(p) for p in gone)

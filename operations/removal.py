@@ -77,7 +77,7 @@ def removed(interface: str = "tailscale0", logout: bool = True, declared_address
     if logout and status is not None and status.logged_in:
         commands.append("tailscale logout")
     if keepalived_ours:  # the VRRP address leaves this host before anything else goes
-        commands += [f"systemctl stop {ha.KEEPALIVED_UNIT}", f"systemctl disable {ha.KEEPALIVED_UNIT}"]
+        commands += ha.keepalived_stopped()
     for unit in units.active:
         commands.append(f"systemctl stop {shlex.quote(unit)}")
     for unit in units.enabled:
@@ -86,8 +86,7 @@ def removed(interface: str = "tailscale0", logout: bool = True, declared_address
         for direction, present in (("out", clamp and clamp.outbound), ("in", clamp and clamp.inbound)):
             if present:
                 commands.append(f"{mss.COMMANDS[version]} -t mangle -D FORWARD {mss.rule_args(interface, direction)}")
-    for prefix in ha.own_lan_prefixes(rules):  # live until reboot otherwise; the unit that re-adds them goes below
-        commands.append(f"ip -4 rule del priority {ha.RULE_PRIORITY} {ha.rule_spec(shlex.quote(prefix))}")
+    commands += ha.rules_deleted(rules)  # live until reboot otherwise; the unit that re-adds them goes below
     gone = [path for path, state in files.items() if state is not None] + ([ha.CONF] if keepalived_ours else [])
     if gone:
         commands.append("rm -f " + " ".join(shlex.quote(p) for p in gone))

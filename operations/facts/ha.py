@@ -3,9 +3,11 @@ the interface holding the router's LAN address, the IPv4 policy rules and a few 
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass
 
+from netaddr import IPNetwork
 from pyinfra.api import FactBase
 
 from operations.facts._parsing import ParseError, parsed
@@ -36,23 +38,40 @@ class DebPackageVersion(FactBase[str | None]):
 
 @dataclass(frozen=True)
 class PolicyRule:
-    """One `ip rule` line: its priority and the selector/action text after the colon."""
+    """One IPv4 policy routing rule, as `ip -j rule` reports it (absent selectors are None)."""
 
     priority: int
-    spec: str
+    src: str = "all"  # "all", or a prefix
+    dst: str | None = None  # a prefix, e.g. "192.0.2.0/24"
+    table: str | None = None  # "main", "52", ...: the rule's lookup
+    suppress_prefixlength: int | None = None
+    fwmark: str | None = None  # "0x80000/0xff0000"
+    action: str | None = None  # "unreachable", "prohibit", ... (rules without a lookup)
+
+
+def _prefix(address: str | None, length: int | None) -> str | None:
+    if address is None or address == "all":
+        return address
+    return str(IPNetwork(f"{address}/{length if length is not None else 32}"))
 
 
 def parse_ip_rules(text: str) -> list[PolicyRule]:
-    """`ip -4 rule show` -> PolicyRule per line (spacing normalised)."""
-    rules = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        prio, sep, spec = line.partition(":")
-        if not sep or not prio.strip().isdigit():
-            raise ParseError(f"not an `ip rule` line: {line!r}")
-        rules.append(PolicyRule(int(prio), " ".join(spec.split())))
-    return rules
+    """`ip -j -4 rule show` -> PolicyRule per rule."""
+    try:
+        items = json.loads(text or "[]")
+    except json.JSONDecodeError as exc:
+        raise ParseError(f"not `ip -j rule` JSON: {exc}") from None
+    if not isinstance(items, list) or not all(isinstance(i, dict) and "priority" in i for i in items):
+        raise ParseError("not `ip -j rule` JSON: expected a list of rules with a priority")
+    return [PolicyRule(
+        priority=int(i["priority"]),
+        src=_prefix(i.get("src", "all"), i.get("srclen")) or "all",
+        dst=_prefix(i.get("dst"), i.get("dstlen")),
+        table=i.get("table"),
+        suppress_prefixlength=i.get("suppress_prefixlen"),
+        fwmark=f"{i['fwmark']}/{i.get('fwmask', '0xffffffff')}" if "fwmark" in i else None,
+        action=i.get("action"),
+    ) for i in items]
 
 
 class PolicyRules(FactBase[list]):
@@ -63,7 +82,7 @@ class PolicyRules(FactBase[list]):
         return []
 
     def command(self) -> str:
-        return "ip -4 rule show"
+        return "ip -j -4 rule show"
 
     @parsed
     def process(self, output: list[str]) -> list[PolicyRule]:
@@ -102,7 +121,7 @@ class HaLeftovers:
 
 
 def parse_ha_leftovers(text: str, priority: int) -> HaLeftovers:
-    """`file PATH` / `conf` / `rule <ip rule line>` lines (HaLeftoversFact's command) -> HaLeftovers."""
+    """`file PATH` / `conf` / `rules <ip -j rule JSON>` lines (HaLeftoversFact's command) -> HaLeftovers."""
     files, conf, rules = [], False, []
     for line in text.splitlines():
         kind, _, rest = line.strip().partition(" ")
@@ -110,7 +129,7 @@ def parse_ha_leftovers(text: str, priority: int) -> HaLeftovers:
             files.append(rest)
         elif kind == "conf":
             conf = True
-        elif kind == "rule":
+        elif kind == "rules":
             rules += [r for r in parse_ip_rules(rest) if r.priority == priority]
         elif line.strip():
             raise ParseError(f"not a leftover line: {line!r}")
@@ -129,7 +148,7 @@ class HaLeftoversFact(FactBase[HaLeftovers]):
         self.priority = priority
         tests = "; ".join(f"[ -e {shlex.quote(p)} ] && echo file {shlex.quote(p)}" for p in paths)
         return (f"{tests}; head -n 1 {shlex.quote(conf)} 2>/dev/null | grep -q '^{MANAGED_MARK}' && echo conf; "
-                f"ip -4 rule show priority {int(priority)} 2>/dev/null | sed 's/^/rule /'; true")
+                f"printf 'rules '; ip -j -4 rule show priority {int(priority)} 2>/dev/null; echo")
 
     @parsed
     def process(self, output: list[str]) -> HaLeftovers:

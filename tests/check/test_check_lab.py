@@ -215,7 +215,7 @@ def test_option_121_dropped_from_kea(lab_sites):
 
     def drop_121():
         with ExitStack() as stack:
-            kea = tunnelled_factory(model.ssh, stack)(model.sites["a"].kea)
+            kea = tunnelled_factory(model.ssh, stack)(model.sites["a"].kea[0])
             config = kea.command("config-get")
             config.pop("hash", None)
             for subnet in config["Dhcp4"]["subnet4"]:

@@ -128,8 +128,8 @@ def test_clients_lease_from_their_sites_kea(lab: api.LabInfo) -> None:
 def test_kea_control_agent_wants_the_lab_password(lab: api.LabInfo) -> None:
     model = load_sites(lab.sites_file)
     for name, site in model.sites.items():
-        kea = site.kea
-        assert kea is not None and kea.ssh
+        (kea,) = site.kea
+        assert kea.ssh
         password = kea.password()
         gw = lab.host(kea.ssh)
         script = ("import base64, json, sys, urllib.request, urllib.error; u, p = sys.stdin.read().split('\\n')[:2]; "

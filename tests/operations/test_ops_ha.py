@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import os
 import stat
 import subprocess
@@ -16,7 +18,8 @@ from pyinfra.api import OperationError
 from operations import ha
 from operations.facts.sysctl import SysctlValues
 from operations.facts.addresses import InterfaceOfAddress, interface_of, parse_ip_addr_json
-from operations.facts.ha import DebPackageVersion, HaLeftoversFact, PolicyRules, parse_dpkg_status, parse_ha_leftovers, parse_ip_rules
+from operations.facts.ha import (DebPackageVersion, HaLeftoversFact, PolicyRule, PolicyRules, parse_dpkg_status,
+                                 parse_ha_leftovers, parse_ip_rules)
 from operations.facts._parsing import ParseError
 from sites.model import Router, Site
 
@@ -35,16 +38,18 @@ def test_parsers_on_real_output():
     assert interface_of(addresses, "192.0.2.2") == "eth0"
     assert interface_of(addresses, "198.51.100.2") == "eth1"
     assert interface_of(addresses, "192.0.2.9") is None
-    rules = parse_ip_rules(data("ip-rule-tailscale.txt"))
+    rules = parse_ip_rules(data("ip-j-4-rule-tailscale.json"))  # iproute2 6.1 (Debian 12)
     assert [r.priority for r in rules] == [0, 5210, 5230, 5250, 5270, 32766, 32767]
-    assert rules[4].spec == "from all lookup 52"
+    assert rules[4] == PolicyRule(5270, table="52")
+    assert rules[1] == PolicyRule(5210, fwmark="0x80000/0xff0000", table="main")
+    assert rules[3].action == "unreachable" and rules[3].table is None
     assert parse_dpkg_status(INSTALLED) == "1:2.2.7-1+b2"
     assert parse_dpkg_status("deinstall ok config-files\t1:2.2.7-1+b2\n") is None
     assert parse_dpkg_status("") is None
 
 
 @pytest.mark.parametrize("parser,text", [(parse_ip_addr_json, "garbage line"), (parse_ip_addr_json, '{"ifname": "x"}'),
-                                         (parse_ip_rules, "from all lookup main"),
+                                         (parse_ip_rules, "5270:\tfrom all lookup 52"), (parse_ip_rules, '[{"src": "all"}]'),
                                          (parse_dpkg_status, "install ok installed")])
 def test_parsers_refuse_what_they_do_not_know(parser, text):
     with pytest.raises(ParseError):
@@ -53,8 +58,20 @@ def test_parsers_refuse_what_they_do_not_know(parser, text):
 
 # ---------------------------------------------------------------- own_lan_first + loose_rp_filter
 
+def with_rules(*extra: dict) -> str:
+    """Tailscale's rules (real `ip -j rule` output) plus `extra` rules, in priority order."""
+    rules = json.loads(data("ip-j-4-rule-tailscale.json")) + list(extra)
+    return json.dumps(sorted(rules, key=lambda r: r["priority"]))
+
+
+def own_lan(dst: str, length: int | None = 24) -> dict:
+    """An own-LAN rule as `ip -j rule` shows it (a /32 has no dstlen)."""
+    return {"priority": 5260, "src": "all", "dst": dst, **({"dstlen": length} if length else {}),
+            "table": "main", "suppress_prefixlen": 0}
+
+
 def protect_host(rules: str | None = None) -> FakeHost:
-    return FakeHost(outputs={PolicyRules: rules if rules is not None else data("ip-rule-tailscale.txt"),
+    return FakeHost(outputs={PolicyRules: rules if rules is not None else data("ip-j-4-rule-tailscale.json"),
                              SysctlValues: data("sysctl-rp-filter-strict.txt")})
 
 
@@ -67,15 +84,19 @@ def test_own_lan_rules_fresh_then_converged():
                         "ip -4 rule add priority 5260 to 203.0.113.0/24 lookup main suppress_prefixlength 0"]
     assert t[-2:] == [f"systemctl start {ha.RULES_UNIT_NAME}", f"systemctl enable {ha.RULES_UNIT_NAME}"]
     host.apply(cmds)
-    host.outputs[PolicyRules] = data("ip-rule-tailscale.txt").replace(
-        "5270:", "5260:\tfrom all to 192.0.2.0/24 lookup main suppress_prefixlength 0\n"
-                 "5260:\tfrom all to 203.0.113.0/24 lookup main suppress_prefixlength 0\n5270:")
+    host.outputs[PolicyRules] = with_rules(own_lan("192.0.2.0"), own_lan("203.0.113.0"))
     assert run_op(ha.own_lan_first, host, prefixes=["192.0.2.0/24", "203.0.113.0/24"]) == []
     # a prefix the site no longer has is removed; a foreign rule at the same priority is left alone
-    host.outputs[PolicyRules] += "5260:\tfrom 10.9.9.9 lookup 100\n"
+    host.outputs[PolicyRules] = with_rules(own_lan("192.0.2.0"), own_lan("203.0.113.0"),
+                                           {"priority": 5260, "src": "10.9.9.9", "table": "100"},
+                                           {"priority": 5260, "src": "all", "dst": "10.8.0.0", "dstlen": 16,
+                                            "table": "100"})
     t = [c for c in texts(run_op(ha.own_lan_first, host, prefixes=["192.0.2.0/24"])) if c.startswith("ip ")]
-    assert t[0] == "ip -4 rule del priority 5260 from all to 203.0.113.0/24 lookup main suppress_prefixlength 0"
-    assert not any("10.9.9.9" in c for c in t)
+    assert t == ["ip -4 rule del priority 5260 to 203.0.113.0/24 lookup main suppress_prefixlength 0"]
+    # a /32 (no dstlen in the JSON) is the same rule as the one the deploy adds for it
+    host.outputs[PolicyRules] = with_rules(own_lan("192.0.2.0"), own_lan("198.51.100.7", None))
+    t = texts(run_op(ha.own_lan_first, host, prefixes=["192.0.2.0/24", "198.51.100.7/32"]))
+    assert not [c for c in t if c.startswith("ip ")]  # (the script is rewritten for the new prefix list)
 
 
 def test_rules_script_adds_only_missing_rules():
@@ -226,15 +247,16 @@ def test_check_script_primary(tmp_path):
 # ---------------------------------------------------------------- no_longer_ha (a site back to one router)
 
 LEFTOVERS = (f"file {ha.CHECK}\nfile {ha.RULES_SCRIPT}\nfile {ha.RULES_UNIT}\nfile {ha.RP_FILE}\nconf\n"
-             "rule 5260:\tfrom all to 192.0.2.0/24 lookup main suppress_prefixlength 0\n"
-             "rule 5260:\tfrom 10.9.9.9 lookup 100\n")
+             "rules " + json.dumps([own_lan("192.0.2.0"),
+                                                          {"priority": 5260, "src": "10.9.9.9", "table": "100"}]) + "\n")
 
 
 def test_leftovers_parsed_and_the_command_is_cheap():
     left = parse_ha_leftovers(LEFTOVERS, 5260)
     assert left.files == (ha.CHECK, ha.RULES_SCRIPT, ha.RULES_UNIT, ha.RP_FILE) and left.keepalived_ours
-    assert [r.spec for r in left.rules] == ["from all to 192.0.2.0/24 lookup main suppress_prefixlength 0",
-                                            "from 10.9.9.9 lookup 100"]
+    assert [(r.src, r.dst, r.table) for r in left.rules] == [("all", "192.0.2.0/24", "main"),
+                                                             ("10.9.9.9/32", None, "100")]
+    assert ha.own_lan_prefixes(left.rules) == ["192.0.2.0/24"]
     assert not parse_ha_leftovers("", 5260).any
     with pytest.raises(ParseError):
         parse_ha_leftovers("something else", 5260)
@@ -258,7 +280,7 @@ def test_leftovers_are_only_reported_until_the_removal_run_then_taken_down():
     t = texts(run_op(ha.no_longer_ha, host, prune=True))
     assert t[:3] == [f"systemctl stop {ha.KEEPALIVED_UNIT}", f"systemctl disable {ha.KEEPALIVED_UNIT}",
                      f"systemctl disable --now {ha.RULES_UNIT_NAME}"]
-    assert "ip -4 rule del priority 5260 from all to 192.0.2.0/24 lookup main suppress_prefixlength 0" in t
+    assert "ip -4 rule del priority 5260 to 192.0.2.0/24 lookup main suppress_prefixlength 0" in t
     assert not any("10.9.9.9" in c for c in t)  # not a rule of ours
     assert f"rm -f {ha.CHECK} {ha.RULES_SCRIPT} {ha.RULES_UNIT} {ha.RP_FILE} {ha.CONF}" in t
     assert t[-1] == "systemctl daemon-reload"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pyinfra.api.exceptions import FactProcessError
 
@@ -24,7 +26,7 @@ def deployed_router() -> FakeHost:
                  ProjectUnitState: data("s2s-units-router.txt"),
                  mss_key(4): data("iptables-save-mangle-clamp-both.txt"),
                  mss_key(6): data("ip6tables-save-mangle-out-only.txt"), ManagedByUs: "",
-                 PolicyRules: data("ip-rule-tailscale.txt")},
+                 PolicyRules: data("ip-j-4-rule-tailscale.json")},
         files={SYSCTL_FILE: b"x", mss.SCRIPT: b"x", mss.UNIT: b"x", gro.UNIT: b"x",
                "/etc/sysctl.d/99-someone-else.conf": b"keep"},
     )
@@ -35,7 +37,7 @@ def clean_router() -> FakeHost:
                              ProjectUnitState: "--s2s-unit-files--\n",
                              mss_key(4): data("iptables-save-mangle-empty.txt"),
                              mss_key(6): data("iptables-save-mangle-empty.txt"), ManagedByUs: "",
-                             PolicyRules: data("ip-rule-tailscale.txt")})
+                             PolicyRules: data("ip-j-4-rule-tailscale.json")})
 
 
 def test_units_fact_parses_the_lab_routers_output():
@@ -120,22 +122,24 @@ def test_removal_leaves_a_keepalived_config_that_is_not_ours():
     assert not any("keepalived" in c for c in cmds)
 
 
-def ha_rules() -> str:
-    """`ip -4 rule show` on the lab's HA router: the deploy's own-LAN rule, plus a foreign rule at 5260."""
-    return data("ip-rule-tailscale.txt").replace(
-        "5270:", "5260:\tfrom all to 192.0.2.0/24 lookup main suppress_prefixlength 0\n"
-                 "5260:\tfrom 10.9.9.9 lookup 100\n5270:")
+OWN_LAN = {"priority": 5260, "src": "all", "dst": "192.0.2.0", "dstlen": 24, "table": "main", "suppress_prefixlen": 0}
+FOREIGN = {"priority": 5260, "src": "10.9.9.9", "table": "100"}
+
+
+def ha_rules(*extra: dict) -> str:
+    """`ip -j -4 rule show` on an HA router: Tailscale's rules plus `extra` (own-LAN, foreign)."""
+    return json.dumps(sorted(json.loads(data("ip-j-4-rule-tailscale.json")) + list(extra),
+                             key=lambda r: r["priority"]))
 
 
 def test_removal_of_an_ha_router_deletes_only_the_live_own_lan_rules():
     host = deployed_router()
-    host.outputs[PolicyRules] = ha_rules()
+    host.outputs[PolicyRules] = ha_rules(OWN_LAN, FOREIGN)
     cmds = texts(run_op(removal.removed, host))
     assert [c for c in cmds if c.startswith("ip -4 rule")] == [
-        "ip -4 rule del priority 5260 from all to 192.0.2.0/24 lookup main suppress_prefixlength 0"]
+        "ip -4 rule del priority 5260 to 192.0.2.0/24 lookup main suppress_prefixlength 0"]
     assert "10.9.9.9" not in " ".join(cmds)  # someone else's rule at the same priority stays
     # once they are gone (the foreign rule still there) a re-run deletes nothing
     done = clean_router()
-    done.outputs[PolicyRules] = ha_rules().replace(
-        "5260:\tfrom all to 192.0.2.0/24 lookup main suppress_prefixlength 0\n", "")
+    done.outputs[PolicyRules] = ha_rules(FOREIGN)
     assert run_op(removal.removed, done) == []
