@@ -222,21 +222,13 @@ def ping_peers(model: SiteModel, states: dict[str, RouterState]) -> None:
         list(pool.map(one, states))
 
 
-def _live_flags(cp, state: ControlState) -> None:  # noqa: ANN001 - controlplane.ControlPlane
-    """What controlplane.Node leaves out: node id -> online (Headscale `online`, Tailscale
-    `connectedToControl`) and, on Headscale, the routes each node is primary for (`subnetRoutes`)."""
-    try:
-        if cp.name == "headscale":
-            body = cp.api.call("GET", "/api/v1/node").json()
-            for n in body.get("nodes") or []:
-                state.online[str(n["id"])] = n.get("online")
-                state.primary[str(n["id"])] = tuple(n.get("subnetRoutes") or ())
-            return
-        body = cp.api.call("GET", f"/tailnet/{cp.tailnet}/devices", params={"fields": "all"}).json()
-        for d in body.get("devices") or []:
-            state.online[str(d.get("nodeId") or d["id"])] = d.get("connectedToControl")
-    except (ControlPlaneError, KeyError, ValueError, AttributeError):
-        return
+def _live_flags(state: ControlState) -> None:
+    """Node id -> online, and -> the routes it is primary for, where the backend reports them
+    (controlplane.Node: Headscale both, Tailscale's API `connectedToControl` only)."""
+    for node in state.all_nodes:
+        state.online[node.id] = node.online
+        if node.primary_routes is not None:
+            state.primary[node.id] = node.primary_routes
 
 
 def _twin_nodes(cp, site: Site, nodes: list[Node], ours: tuple[str, ...]) -> dict[str, Node]:  # noqa: ANN001
@@ -267,7 +259,7 @@ def read_control(model: SiteModel) -> ControlState:
                     state.nodes[site.name] = None
                     state.node_errors[site.name] = " ".join(str(exc).split())
                 state.twins[site.name] = _twin_nodes(cp, site, state.all_nodes, ours)
-            _live_flags(cp, state)
+            _live_flags(state)
             state.policy_text = cp.read_policy().text
             _server_tests(cp, model, state)
     except (ControlPlaneError, PolicyError, SecretError) as exc:

@@ -282,7 +282,7 @@ class Recorded(ControlPlane):
         super().__init__(writes_policy=live.writes_policy)
         self.name, self.manages_key_expiry = live.name, live.manages_key_expiry
         # Both reads at once: each is a round trip through the SSH forward plus the server's own
-        # API-key check (Headscale bcrypts the key on every request, ~60 ms), so in turn they
+        # API-key check (Headscale bcrypts the key on every request: docs/noop.md), so in turn they
         # cost twice the wall time. (Threads are greenlets under pyinfra's gevent.)
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="s2s-cp-read") as pool:
             listed = pool.submit(live.list_nodes) if nodes else None

@@ -49,6 +49,8 @@ class HeadscaleControlPlane(ControlPlane):
             advertised=tuple(rt.canonical(p) for p in n.get("availableRoutes") or ()),
             approved=tuple(rt.canonical(p) for p in n.get("approvedRoutes") or ()),
             tags=tuple(n.get("tags") or ()),
+            online=n.get("online"),
+            primary_routes=tuple(rt.canonical(p) for p in n.get("subnetRoutes") or ()),
         )
 
     def set_routes(self, node: Node, routes: Sequence[str]) -> None:

@@ -32,6 +32,9 @@ class Node:
     approved: tuple[str, ...] = ()  # routes the control plane enabled
     tags: tuple[str, ...] = ()
     key_expiry_disabled: bool | None = None  # None: the backend does not report it
+    online: bool | None = None  # connected to the control server now (None: not reported)
+    primary_routes: tuple[str, ...] | None = None  # routes the control server made it primary for
+    # (Headscale's subnetRoutes; None: the backend does not report it, as Tailscale's API)
 
     def matches(self, ident: str) -> bool:
         """Same name (FQDN's first label too), hostname, given name or tailnet IP."""

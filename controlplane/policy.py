@@ -28,7 +28,7 @@ from netaddr import IPNetwork
 from controlplane import hujson
 
 MARK = "s2s-controlplane"
-TAILNET_RANGE = "100.64.0.0/10"  # the seed's source/destination for tailnet devices
+TAILNET_RANGE = "100.64.0.0/10"  # the guide's source/destination for tailnet devices
 
 # What Headscale does with no policy at all is allow everything; a first policy
 # starts from that same rule, outside our blocks, so writing it opens nothing

@@ -47,6 +47,7 @@ class TailscaleControlPlane(ControlPlane):
     def _node(d: dict) -> Node:
         return Node(
             id=str(d.get("nodeId") or d["id"]),
+            online=d.get("connectedToControl"),
             name=d.get("name") or "",
             hostname=d.get("hostname") or "",
             addresses=tuple(d.get("addresses") or ()),

@@ -5,8 +5,8 @@ on purpose (see lab/topology.toml), site k's LAN sits at the start of the privat
 10.k.0.0/16 and its extra advertised prefixes are /24s of 172.16.0.0/12 (16 per
 site), so no two prefixes of the lab can overlap. The
 `mixed` layout cycles through LAN sizes and router/gateway positions (a /24
-with the seed's .1/.2, a /16, a /29, a /27 with the router mid-range) so one
-lab exercises the general cases; `uniform` gives every site a /24 like the seed.
+with the guide's .1/.2, a /16, a /29, a /27 with the router mid-range) so one
+lab exercises the general cases; `uniform` gives every site a /24 like the guide's.
 """
 
 from __future__ import annotations

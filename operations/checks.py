@@ -1,6 +1,6 @@
 """Warnings a subnet-router operator needs; these operations never change anything.
 
-They report what the seed's known pains look like on a host: a firewall
+They report what the known pains of Tailscale's site-to-site guide look like on a host: a firewall
 front end that filters forwarding and a FORWARD chain that drops. (A LAN that
 another router also advertises cannot happen here: the site file's validation
 refuses overlapping site prefixes.)

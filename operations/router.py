@@ -1,4 +1,4 @@
-"""The subnet-router deploy: the seed's "Configure the subnet router" steps, in its order.
+"""The subnet-router deploy: Tailscale's site-to-site guide's "Configure the subnet router" steps, in its order.
 
 deploy.py calls configure_router(site, model, router=...) once per router host (every
 router of an HA site alike, plus the VRRP address and its LAN protection: operations.ha). Every

@@ -1,7 +1,7 @@
 """Four sites end to end, deployed as a non-root operator with sudo.
 
 The topology comes from the generator (`python -m lab topology --sites 4 --layout
-mixed --routes 1`): a /24 with the seed's .1/.2, a /16 with the router at
+mixed --routes 1`): a /24 with the guide's .1/.2, a /16 with the router at
 .200.254, a /29 and a /27 with the router mid-range, each site advertising one
 more prefix. One deploy (`pyinfra --sudo` as the lab's `s2s` user), every client
 re-binds, every client reaches every other with its own source address, and a

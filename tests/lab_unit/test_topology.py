@@ -19,7 +19,7 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_repo_topology_is_the_seed_example() -> None:
+def test_repo_topology_is_the_guides_example() -> None:
     topo = load_topology()
     assert topo.path == DEFAULT_PATH
     assert topo.wan_subnet == IPNetwork("192.168.255.0/24")

@@ -34,7 +34,7 @@ def routes_of(plan) -> list[tuple[str, str]]:
     return [(str(n), str(h)) for n, h in plan.routes]
 
 
-def test_seed_example_routes_and_bytes(tmp_path):
+def test_the_guides_example_routes_and_bytes(tmp_path):
     model = model_from(tmp_path, site("a", "192.0.2.0/24", "192.0.2.2", "192.0.2.1")
                        + site("b", "172.16.100.0/24", "172.16.100.2", "172.16.100.1"))
     plans = build_plan(model)
