@@ -5,27 +5,20 @@ Written as Graphviz DOT and laid out by `dot -Tsvg` (Debian package graphviz).
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Sequence
-from pathlib import Path
 
 from check.gather import ControlState, RouterState
 from check.judge import Row, Status
+from dotwriter import DotError, attrs, render_svg
+from dotwriter import quote as _q
 from sites.model import SiteModel
+
+__all__ = ["GraphError", "dot_source", "render_svg"]
+GraphError = DotError  # the picture could not be drawn (one line)
 
 COLOUR = {Status.OK: ("#2e7d32", "#e8f5e9"), Status.BROKEN: ("#c62828", "#ffebee"),
           Status.UNKNOWN: ("#757575", "#f5f5f5")}
 ORDER = {Status.OK: 0, Status.UNKNOWN: 1, Status.BROKEN: 2}
-
-
-class GraphError(Exception):
-    """The picture could not be drawn (one line)."""
-
-
-def _q(text: str) -> str:
-    """A DOT double-quoted string; newlines become centred line breaks."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def _worst(rows: Sequence[Row]) -> Status:
@@ -34,8 +27,7 @@ def _worst(rows: Sequence[Row]) -> Status:
 
 def _attrs(status: Status, **extra: str) -> str:
     line, fill = COLOUR[status]
-    pairs = {"color": line, "fillcolor": fill, "fontcolor": "#212121", **extra}
-    return ", ".join(f"{k}={_q(v)}" for k, v in pairs.items())
+    return attrs(color=line, fillcolor=fill, fontcolor="#212121", **extra)
 
 
 def dot_source(model: SiteModel, rows: Sequence[Row], routers: dict[str, RouterState],
@@ -82,14 +74,3 @@ def dot_source(model: SiteModel, rows: Sequence[Row], routers: dict[str, RouterS
             out.append(f"  {_q('r:' + a)} -> {_q('r:' + b)} [dir=both, penwidth=2, label=\"tunnel\", {_attrs(st)}];")
     out.append("}")
     return "\n".join(out) + "\n"
-
-
-def render_svg(source: str, path: Path) -> None:
-    """Lay the graph out with Graphviz's dot into an SVG file."""
-    dot = shutil.which("dot")
-    if dot is None:
-        raise GraphError("Graphviz's `dot` is not installed (Debian: apt-get install graphviz)")
-    result = subprocess.run([dot, "-Tsvg", "-o", str(path)], input=source, text=True, capture_output=True,
-                            timeout=60)
-    if result.returncode != 0:
-        raise GraphError(f"dot failed: {result.stderr.strip()[:300]}")

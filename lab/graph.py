@@ -6,6 +6,7 @@ root and without a running lab.
 
 from __future__ import annotations
 
+from dotwriter import attrs, quote
 from lab.hosts import Host, bridge, lab_hosts, segments
 from lab.topology import Topology
 
@@ -49,12 +50,12 @@ def dot(topo: Topology) -> str:
     """Graphviz: a box per segment, an ellipse per host, an edge per interface labelled with its address."""
     out = ["graph lab {", "  layout=neato; overlap=false; node [fontsize=10]; edge [fontsize=8];"]
     for seg in segments(topo):
-        out.append(f'  "seg:{seg}" [shape=box, style=filled, fillcolor=lightgrey, '
-                   f'label="{_segment_title(topo, seg)}"];')
+        box = attrs(shape="box", style="filled", fillcolor="lightgrey", label=_segment_title(topo, seg))
+        out.append(f"  {quote('seg:' + seg)} [{box}];")
     for h in lab_hosts(topo):
-        out.append(f'  "{h.name}" [label="{h.name}\\n{h.role}"];')
+        out.append(f"  {quote(h.name)} [{attrs(label=h.name + chr(10) + h.role)}];")
     for seg in segments(topo):
         for h, ifname, addr in _members(topo, seg):
-            out.append(f'  "{h.name}" -- "seg:{seg}" [label="{ifname} {addr}"];')
+            out.append(f"  {quote(h.name)} -- {quote('seg:' + seg)} [{attrs(label=ifname + ' ' + addr)}];")
     out.append("}")
     return "\n".join(out) + "\n"
