@@ -33,21 +33,23 @@ def exists(netns: str) -> bool:
     return (NETNS_DIR / netns).exists()
 
 
-def _add_ns(netns: str) -> None:
+def add_namespace(netns: str) -> None:
+    """A new network namespace with loopback up and nothing else: no route anywhere (the lab's and
+    the tests' namespaces all start so)."""
     run(["ip", "netns", "add", netns])
     run(["ip", "-n", netns, "link", "set", "lo", "up"])
 
 
 def create(hosts: list[Host], segments: list[str]) -> None:
     """Build the switch, every host namespace and their links with static addresses."""
-    _add_ns(SWITCH_NS)
+    add_namespace(SWITCH_NS)
     # The switch only bridges; it must never route between segments.
     run(["ip", "netns", "exec", SWITCH_NS, "sysctl", "-qw", "net.ipv4.ip_forward=0"])
     for seg in segments:
         run(["ip", "-n", SWITCH_NS, "link", "add", bridge(seg), "type", "bridge"])
         run(["ip", "-n", SWITCH_NS, "link", "set", bridge(seg), "up"])
     for host in hosts:
-        _add_ns(host.netns)
+        add_namespace(host.netns)
         for link in host.links:
             run(["ip", "-n", SWITCH_NS, "link", "add", link.switch_port, "type", "veth",
                  "peer", "name", link.ifname, "netns", host.netns])

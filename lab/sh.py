@@ -13,11 +13,12 @@ class LabError(RuntimeError):
 
 def run(cmd: Sequence[str], *, check: bool = True, input: str | None = None,
         capture: bool = True, timeout: float | None = None,
-        cwd: str | os.PathLike[str] | None = None) -> subprocess.CompletedProcess[str]:
+        cwd: str | os.PathLike[str] | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run a command; on failure raise LabError naming it and its last stderr line."""
     proc = subprocess.run(list(cmd), input=input, text=True, timeout=timeout,
                           stdout=subprocess.PIPE if capture else None,
-                          stderr=subprocess.PIPE if capture else None, cwd=cwd)
+                          stderr=subprocess.PIPE if capture else None, cwd=cwd, env=env)
     if check and proc.returncode != 0:
         tail = (proc.stderr or "").strip().splitlines()[-1:] or ["(no stderr)"]
         raise LabError(f"{' '.join(cmd[:6])}: exit {proc.returncode}: {tail[0]}")

@@ -22,6 +22,9 @@ from typing import TypeVar
 
 import pytest
 
+from lab import sh as labsh
+from lab.net import add_namespace
+
 T = TypeVar("T")
 
 # the one CI test (the hook in tests/conftest.py reads it; harnesses only call need())
@@ -37,11 +40,8 @@ def need(reason: str | None) -> None:
 def sh(*cmd: str, ns: str | None = None, check: bool = True, env: dict | None = None,
        timeout: float = 60) -> subprocess.CompletedProcess:
     """Run a command (inside namespace `ns` when given); a failure raises with its stderr's tail."""
-    full = ["ip", "netns", "exec", ns, *cmd] if ns else list(cmd)
-    res = subprocess.run(full, capture_output=True, text=True, env=env, timeout=timeout)
-    if check and res.returncode != 0:
-        raise RuntimeError(f"{' '.join(full[:6])}...: exit {res.returncode}: {res.stderr.strip()[-500:]}")
-    return res
+    full = labsh.ns(ns, *cmd) if ns else list(cmd)
+    return labsh.run(full, check=check, env=env, timeout=timeout)
 
 
 def free_port() -> int:
@@ -79,9 +79,8 @@ class Namespaces:
     def add(self, role: str) -> str:
         """Create the namespace for `role` (loopback up, nothing else) and return its real name."""
         name = f"s2s-t-{self.tag}-{os.getpid()}-{next(_SERIAL)}"
-        sh("ip", "netns", "add", name)
+        add_namespace(name)
         self.names[role] = name
-        sh("ip", "-n", name, "link", "set", "lo", "up")
         return name
 
     def __getitem__(self, role: str) -> str:

@@ -43,7 +43,7 @@ from netaddr import IPAddress, IPNetwork
 
 from lab import kea as kea_configs
 from tests.kea.roots import BY_NAME, Release, ensure_root
-from tests.support import Namespaces
+from tests.support import Namespaces, sh
 from tunnel import relay
 
 DHCLIENT = "/sbin/dhclient"
@@ -72,7 +72,7 @@ def missing_prerequisites(release: Release | None = None) -> list[str]:
 
 
 def run(*cmd: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=timeout)
+    return sh(*cmd, check=check, timeout=timeout)
 
 
 def unix_command(path: str | Path, command: str, arguments: dict[str, Any] | None = None,
