@@ -19,19 +19,19 @@ from __future__ import annotations
 from pyinfra import host, inventory
 
 from controlplane.policy import PolicySpec
-from operations.removal import removed as router_removed
+from operations.teardown import removed as router_removed
 from operations.router import configure_router
 from operations.router import read_ahead as read_router_facts
 from operations.summary import register as summary_at_the_end
 from pyinfra_internals import current_run, let_others_run, ssh_no_delay
-from steps import cloud, controlplane, removal
+from steps import retire, tailnet, vpc
 from steps.inputs import (is_coordinator, kea_hosts_plans, kea_plans, load_model, policy_file, prune,
                          recorded_routers, removed_router, removed_routers, router_site)
 from steps.policy_file import headscale_policy_file
 
 model = load_model()
 summary_at_the_end(current_run())  # names every failed host and the state it was left in
-removal.keep_record(current_run(), model, recorded_routers())  # after a real run: what it configured
+retire.keep_record(current_run(), model, recorded_routers())  # after a real run: what it configured
 ssh_no_delay(host)  # no Nagle delay on each SSH exec (docs/noop.md)
 site = router_site(model, host)
 coordinator = is_coordinator(inventory, host)
@@ -44,39 +44,39 @@ if site is not None:
     read_router_facts(model, site, router)
 else:
     let_others_run()
-from steps import kea  # noqa: E402 - after the routers' read is on its way (imports requests)
+from steps import kea_push  # noqa: E402 - after the routers' read is on its way (imports requests)
 
-controlplane.read_ahead(model, here=coordinator)  # first: the control server answers slowest (API-key check)
+tailnet.read_ahead(model, here=coordinator)  # first: the control server answers slowest (API-key check)
 plans = kea_plans(host, coordinator)
 host_plans = kea_hosts_plans(host)
-kea.read_ahead(model, plans, host_plans)
+kea_push.read_ahead(model, plans, host_plans)
 # Every step is called on every host (a no-op where it does not apply): pyinfra orders operations
 # by each host's own sequence, so a step called on some hosts only could run out of order.
 
 # 5. Tailnet policy, first (see above): site-to-site ACLs, autoApprovers, the router tag (planned on one host)
-controlplane.policy_allows_sites(name="Tailnet policy allows the sites", model=model, here=coordinator)
+tailnet.policy_allows_sites(name="Tailnet policy allows the sites", model=model, here=coordinator)
 if policy_file(host):
     headscale_policy_file(name="Headscale policy file allows the sites", path=policy_file(host),
                           spec=PolicySpec.from_model(model))
 
 # 2-3. Each subnet router: Tailscale installed, forwarding on, joined, routes advertised, MSS clamped
 if site is not None:
-    configure_router(site, model, router=router, prune=prune(host), prune_command=removal.prune_command(model),
+    configure_router(site, model, router=router, prune=prune(host), prune_command=retire.prune_command(model),
                      twin_removed_now=any(gone.site == site.name for gone in removed_routers(model)))
 
 # 4. Approve the subnet routers' routes (after they joined; planned on one host)
-controlplane.routes_approved(name="Subnet routes approved", model=model, here=coordinator)
+tailnet.routes_approved(name="Subnet routes approved", model=model, here=coordinator)
 
 # Removal run (`--data prune=true`, docs/removal.md): routers the site file no longer declares lose the
 # routes this project approved (the policy and Kea steps already follow the site file), then are cleaned up
-removal.routes_unapproved(name="Removed routers' routes unapproved", model=model,
+retire.routes_unapproved(name="Removed routers' routes unapproved", model=model,
                           removed=removed_routers(model), prune=prune(host), here=coordinator)
 if removed_router(host) and prune(host):
     router_removed(name="Removed router: logged out, the project's files and units gone",
-                   declared_addresses=removal.declared_addresses(model))
+                   declared_addresses=retire.declared_addresses(model))
 
 # 6. The other LAN devices: on a cloud subnet, the VPC's route tables (planned on one host) ...
-cloud.vpc_routes(name="VPC route tables send the other sites to the router", model=model, here=coordinator)
+vpc.vpc_routes(name="VPC route tables send the other sites to the router", model=model, here=coordinator)
 # ... and DHCP option 121/249 from each site's Kea
-kea.config_writable(name="Kea may persist its config (config-write)", plans=host_plans)
-kea.routes_pushed(name="Kea hands out the site routes (option 121/249)", model=model, plans=plans)
+kea_push.config_writable(name="Kea may persist its config (config-write)", plans=host_plans)
+kea_push.routes_pushed(name="Kea hands out the site routes (option 121/249)", model=model, plans=plans)

@@ -17,6 +17,8 @@ One host may hold several roles; pyinfra merges their data.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pyinfra_internals import keep_bytecode
 
 keep_bytecode()  # before this project's modules load: cache their byte code

@@ -1,4 +1,4 @@
-"""The deploy's Kea step (steps/kea.py: routes_pushed) against real Kea 2.2, 2.6, 3.0.
+"""The deploy's Kea step (steps/kea_push.py: routes_pushed) against real Kea 2.2, 2.6, 3.0.
 
 pyinfra's context is set up by hand (as pyinfra's own operation tests do): the
 operation's planning reads the running config (config-get only) and yields the
@@ -17,7 +17,7 @@ from pyinfra.context import ctx_host, ctx_state
 from dhcp.kea.options import SubnetIndex
 from dhcp.plan import build_plan
 from sites import load_sites
-from steps import kea as kea_step
+from steps import kea_push as kea_step
 from tests.kea.conftest import ROUTERS, write_site_file
 from tests.kea.harness import SITE_A, SITE_B
 

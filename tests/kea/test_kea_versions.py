@@ -8,7 +8,7 @@ new release that changes a rule fails here first:
 - config-write: 2.6.3 and 3.0 write only into the config file's own directory;
 - hook libraries: 2.6.3 and 3.0 load them only from the packaged hooks directory;
 - Debian's packaged layout: kea-dhcp4 runs as _kea and /etc/kea/kea-dhcp4.conf is root:root
-  0644, so config-write fails until the deploy's step (steps/kea.py) makes it group-writable.
+  0644, so config-write fails until the deploy's step (steps/kea_push.py) makes it group-writable.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from dhcp.kea.transport import ControlAgentTransport, KeaError
-from steps.kea import DEBIAN_CONFIG, DEBIAN_KEA_GROUP, WRITABLE_MODE
+from steps.kea_push import DEBIAN_CONFIG, DEBIAN_KEA_GROUP, WRITABLE_MODE
 from tests.kea.harness import SITE_A, HarnessError, KeaInstance, version_tuple
 
 pytestmark = pytest.mark.integration
@@ -89,7 +89,7 @@ def test_config_write_only_into_the_config_directory(real_kea, kea_release, tmp_
 
 def test_packaged_layout_needs_the_deploy_step_for_config_write(real_kea, kea_release, tmp_path):
     """As Debian installs and runs it (User=_kea, /etc/kea/kea-dhcp4.conf root:root 0644)
-    config-write fails; after exactly what steps/kea.py's config_writable sets, it works."""
+    config-write fails; after exactly what steps/kea_push.py's config_writable sets, it works."""
     kea = start(kea_release, tmp_path, as_packaged=True)
     try:
         unit = (kea.root / "lib/systemd/system/kea-dhcp4-server.service").read_text()  # type: ignore[operator]

@@ -12,7 +12,7 @@ from controlplane.model import Node, PolicyDoc
 from removal import record
 from removal.record import AppliedRouter
 from sites import load_sites
-from steps.removal import prune_command, still_recorded
+from steps.retire import prune_command, still_recorded
 
 SITES = """
 [sites.a]

@@ -166,11 +166,11 @@ def test_each_server_of_an_ha_pair_is_pushed_from_its_own_host(tmp_path, monkeyp
 
 
 def test_the_kea_step_pushes_only_the_servers_reached_from_its_host(tmp_path, monkeypatch):
-    """steps/kea.py on one gateway of an HA pair: its own server only (the partner is
+    """steps/kea_push.py on one gateway of an HA pair: its own server only (the partner is
     pushed from the partner's host), through this host's SSH connection."""
     from contextlib import ExitStack
 
-    from steps import kea as kea_step
+    from steps import kea_push as kea_step
 
     loaded = _with_kea_ha_pair(tmp_path)
     plans = build_plan(loaded)

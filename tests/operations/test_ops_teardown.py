@@ -7,7 +7,7 @@ import json
 import pytest
 from pyinfra.api.exceptions import FactProcessError
 
-from operations import facts, gro, ha, mss, removal
+from operations import facts, gro, ha, mss, teardown
 from operations.facts.ha import ManagedByUs, PolicyRules
 from operations.facts.systemd import ProjectUnitState, ProjectUnits, parse_project_units
 from operations.forwarding import SYSCTL_FILE
@@ -57,7 +57,7 @@ def test_units_fact_refuses_what_it_does_not_know(bad):
 
 
 def test_removal_logs_out_stops_disables_and_deletes_only_the_projects_things():
-    cmds = texts(run_op(removal.removed, deployed_router()))
+    cmds = texts(run_op(teardown.removed, deployed_router()))
     assert cmds[0] == "tailscale logout"
     assert cmds[1:5] == ["systemctl stop s2s-mss-clamp.service", "systemctl stop s2s-udp-gro@eth1.service",
                          "systemctl disable s2s-mss-clamp.service", "systemctl disable s2s-udp-gro@eth1.service"]
@@ -75,7 +75,7 @@ def test_removal_logs_out_stops_disables_and_deletes_only_the_projects_things():
 
 def test_second_removal_changes_nothing():
     host = clean_router()
-    assert run_op(removal.removed, host) == []
+    assert run_op(teardown.removed, host) == []
     assert host.noops == ["nothing of the site-to-site setup is left on this host"]
 
 
@@ -83,11 +83,11 @@ def test_removal_without_tailscale_or_systemctl_installed():
     host = FakeHost(outputs={facts.TailscaleStatus: MISSING, ProjectUnitState: MISSING,
                              mss_key(4): MISSING, mss_key(6): MISSING, ManagedByUs: "",
                              PolicyRules: MISSING}, files={SYSCTL_FILE: b"x"})
-    assert texts(run_op(removal.removed, host)) == [f"rm -f {SYSCTL_FILE}"]
+    assert texts(run_op(teardown.removed, host)) == [f"rm -f {SYSCTL_FILE}"]
 
 
 def test_logout_can_be_left_out():
-    assert "tailscale logout" not in texts(run_op(removal.removed, deployed_router(), logout=False))
+    assert "tailscale logout" not in texts(run_op(teardown.removed, deployed_router(), logout=False))
 
 
 def test_a_host_that_is_a_declared_routers_node_is_not_touched():
@@ -95,12 +95,12 @@ def test_a_host_that_is_a_declared_routers_node_is_not_touched():
     from pyinfra.api import OperationError
 
     renamed = deployed_router()
-    assert run_op(removal.removed, renamed, declared_addresses=["100.64.0.2", "100.64.0.1"]) == []
+    assert run_op(teardown.removed, renamed, declared_addresses=["100.64.0.2", "100.64.0.1"]) == []
     assert renamed.noops == ["a declared router under an old name: nothing removed"]
     assert any("100.64.0.1 of a router the site file still declares" in line for line in renamed.logs)
     with pytest.raises(OperationError, match="cannot read the declared routers"):
-        run_op(removal.removed, deployed_router(), declared_addresses=None)
-    assert texts(run_op(removal.removed, deployed_router(), declared_addresses=["100.64.0.2"]))[0] == "tailscale logout"
+        run_op(teardown.removed, deployed_router(), declared_addresses=None)
+    assert texts(run_op(teardown.removed, deployed_router(), declared_addresses=["100.64.0.2"]))[0] == "tailscale logout"
 
 
 def test_removal_of_an_ha_router_stops_keepalived_and_deletes_the_ha_files():
@@ -108,7 +108,7 @@ def test_removal_of_an_ha_router_stops_keepalived_and_deletes_the_ha_files():
     for path in (ha.CHECK, ha.RULES_SCRIPT, ha.RULES_UNIT, ha.RP_FILE):
         host.fs[path] = b"x"
     host.outputs[ManagedByUs] = "# Managed by s2s (operations/ha.py): the LAN next hop 192.0.2.3 of site a.\n"
-    cmds = texts(run_op(removal.removed, host))
+    cmds = texts(run_op(teardown.removed, host))
     assert cmds[1:3] == ["systemctl stop keepalived.service", "systemctl disable keepalived.service"]
     rm = next(c for c in cmds if c.startswith("rm -f "))
     for path in (ha.CHECK, ha.RULES_SCRIPT, ha.RULES_UNIT, ha.RP_FILE, ha.CONF):
@@ -118,7 +118,7 @@ def test_removal_of_an_ha_router_stops_keepalived_and_deletes_the_ha_files():
 def test_removal_leaves_a_keepalived_config_that_is_not_ours():
     host = deployed_router()
     host.outputs[ManagedByUs] = "! Configuration File for keepalived (the admin's)\n"
-    cmds = texts(run_op(removal.removed, host))
+    cmds = texts(run_op(teardown.removed, host))
     assert not any("keepalived" in c for c in cmds)
 
 
@@ -135,11 +135,11 @@ def ha_rules(*extra: dict) -> str:
 def test_removal_of_an_ha_router_deletes_only_the_live_own_lan_rules():
     host = deployed_router()
     host.outputs[PolicyRules] = ha_rules(OWN_LAN, FOREIGN)
-    cmds = texts(run_op(removal.removed, host))
+    cmds = texts(run_op(teardown.removed, host))
     assert [c for c in cmds if c.startswith("ip -4 rule")] == [
         "ip -4 rule del priority 5260 to 192.0.2.0/24 lookup main suppress_prefixlength 0"]
     assert "10.9.9.9" not in " ".join(cmds)  # someone else's rule at the same priority stays
     # once they are gone (the foreign rule still there) a re-run deletes nothing
     done = clean_router()
     done.outputs[PolicyRules] = ha_rules(FOREIGN)
-    assert run_op(removal.removed, done) == []
+    assert run_op(teardown.removed, done) == []

@@ -3,7 +3,7 @@
 A router the applied record names but the site file no longer declares is "removed"
 (removal.record). Without `--data prune=true` the deploy only warns, with the command
 to run; with it, the control-plane step takes back the routes this project approved on
-the removed node, and deploy.py runs operations.removal.removed on each removed router
+the removed node, and deploy.py runs operations.teardown.removed on each removed router
 that inventory.py added (group `removed_routers`). The record is rewritten once a real
 run's operations are done (never with --dry; not an operation, so no run counts it as a
 change): the declared routers, plus every removed router not cleaned in this run (not
@@ -26,7 +26,7 @@ from pyinfra_internals import run_id
 from removal import record
 from removal.record import AppliedRouter
 from sites.model import SiteModel
-from steps.controlplane import FAILURES, LABEL, _transport
+from steps.tailnet import FAILURES, LABEL, _transport
 from steps.planned import plan_then_apply
 
 
