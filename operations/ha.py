@@ -52,8 +52,8 @@ PRIMARY_WEIGHT = 50  # added while this router is the tailnet's primary: more th
 
 
 def rule_spec(prefix: str) -> str:
-    """The own-LAN rule's selector and lookup, as `ip rule add|del priority N` takes them."""
-    return f"to {prefix} lookup main suppress_prefixlength 0"
+    """The own-LAN rule's selector and lookup, as `ip rule show` prints them after the priority."""
+    return f"from all to {prefix} lookup main suppress_prefixlength 0"
 
 
 def is_own_lan_rule(rule: PolicyRule) -> bool:
@@ -214,7 +214,7 @@ def own_lan_first(prefixes: list[str]):
     yield from file_cmds
     yield from deletions
     for prefix in missing:
-        yield f"ip -4 rule add priority {RULE_PRIORITY} {rule_spec(shlex.quote(prefix))}"
+        yield f"ip -4 rule add priority {RULE_PRIORITY} to {shlex.quote(prefix)} lookup main suppress_prefixlength 0"
     if file_cmds:
         yield "systemctl daemon-reload"
     yield from owned.unit_running(RULES_UNIT_NAME, status=unit_now)

@@ -92,7 +92,7 @@ def test_own_lan_rules_fresh_then_converged():
                                            {"priority": 5260, "src": "all", "dst": "10.8.0.0", "dstlen": 16,
                                             "table": "100"})
     t = [c for c in texts(run_op(ha.own_lan_first, host, prefixes=["192.0.2.0/24"])) if c.startswith("ip ")]
-    assert t == ["ip -4 rule del priority 5260 to 203.0.113.0/24 lookup main suppress_prefixlength 0"]
+    assert t == ["ip -4 rule del priority 5260 from all to 203.0.113.0/24 lookup main suppress_prefixlength 0"]
     # a /32 (no dstlen in the JSON) is the same rule as the one the deploy adds for it
     host.outputs[PolicyRules] = with_rules(own_lan("192.0.2.0"), own_lan("198.51.100.7", None))
     t = texts(run_op(ha.own_lan_first, host, prefixes=["192.0.2.0/24", "198.51.100.7/32"]))
@@ -280,7 +280,7 @@ def test_leftovers_are_only_reported_until_the_removal_run_then_taken_down():
     t = texts(run_op(ha.no_longer_ha, host, prune=True))
     assert t[:3] == [f"systemctl stop {ha.KEEPALIVED_UNIT}", f"systemctl disable {ha.KEEPALIVED_UNIT}",
                      f"systemctl disable --now {ha.RULES_UNIT_NAME}"]
-    assert "ip -4 rule del priority 5260 to 192.0.2.0/24 lookup main suppress_prefixlength 0" in t
+    assert "ip -4 rule del priority 5260 from all to 192.0.2.0/24 lookup main suppress_prefixlength 0" in t
     assert not any("10.9.9.9" in c for c in t)  # not a rule of ours
     assert f"rm -f {ha.CHECK} {ha.RULES_SCRIPT} {ha.RULES_UNIT} {ha.RP_FILE} {ha.CONF}" in t
     assert t[-1] == "systemctl daemon-reload"

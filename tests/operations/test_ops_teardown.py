@@ -137,7 +137,7 @@ def test_removal_of_an_ha_router_deletes_only_the_live_own_lan_rules():
     host.outputs[PolicyRules] = ha_rules(OWN_LAN, FOREIGN)
     cmds = texts(run_op(teardown.removed, host))
     assert [c for c in cmds if c.startswith("ip -4 rule")] == [
-        "ip -4 rule del priority 5260 to 192.0.2.0/24 lookup main suppress_prefixlength 0"]
+        "ip -4 rule del priority 5260 from all to 192.0.2.0/24 lookup main suppress_prefixlength 0"]
     assert "10.9.9.9" not in " ".join(cmds)  # someone else's rule at the same priority stays
     # once they are gone (the foreign rule still there) a re-run deletes nothing
     done = clean_router()
