@@ -13,6 +13,7 @@ from typing import Any
 
 from netaddr import AddrFormatError, IPAddress, IPNetwork
 
+from sites import schema
 from sites.model import (
     TAILSCALE_4VIA6,
     AwsSubnet,
@@ -145,7 +146,7 @@ def _toml_type(python_names: str) -> str:
 def parse_sites(path: Path, raw: dict[str, Any]) -> SiteModel:
     """Validate parsed TOML into a SiteModel (raises SiteFileError)."""
     top = _Table(path, "", raw)
-    top.only("sites", "tailnet", "tailscale", "dhcp", "ssh")
+    top.only(*schema.keys(""))
     sites_table = top.get("sites", dict, required=True)
     if len(sites_table) < 2:
         raise SiteFileError(path, "sites", "site-to-site needs at least two sites", sorted(sites_table))
@@ -168,8 +169,7 @@ def parse_sites(path: Path, raw: dict[str, Any]) -> SiteModel:
 def _site(t: _Table, name: str) -> Site:
     if not name.strip() or not all(c.isalnum() or c in "-_" for c in name):
         raise SiteFileError(t.path, t.key, "site names must be non-empty letters, digits, - or _", name)
-    t.only("subnet", "router", "gateway", "routes", "ssh", "kea", "tailnet_node", "dhcp", "routers", "vip", "vrid",
-           "aws")
+    t.only(*schema.keys("sites.NAME"))
     subnet = t.network("subnet", t.get("subnet", str, required=True))
     if subnet.version != 4:
         raise t.error("subnet", "must be an IPv4 prefix (DHCPv4 option 121 carries IPv4 only)", str(subnet))
@@ -227,7 +227,7 @@ def _aws(t: _Table | None) -> AwsSubnet | None:
     """[sites.X.aws]: region, route_tables, the router's network_interface or instance, endpoint_url."""
     if t is None:
         return None
-    t.only("region", "route_tables", "network_interface", "instance", "endpoint_url")
+    t.only(*schema.keys("sites.NAME.aws"))
     region = t.text("region", required=True)
     if not all(c.isalnum() or c == "-" for c in region):
         raise t.error("region", "must be an AWS region name such as eu-central-1", region)
@@ -276,7 +276,7 @@ def _routers(t: _Table, subnet: IPNetwork) -> tuple[tuple[Router, ...], IPAddres
     routers: list[Router] = []
     for i, item in enumerate(items):
         entry = _Table(t.path, t.at(f"routers[{i}]"), item)
-        entry.only("address", "ssh", "tailnet_node")
+        entry.only(*schema.keys("sites.NAME.routers"))
         address = _host_in(entry, "address", entry.get("address", str, required=True), subnet)
         ssh = entry.ssh("ssh", str(address)) or str(address)
         for j, seen in enumerate(routers):
@@ -303,12 +303,12 @@ def _client_routes(t: _Table | None, subnet: IPNetwork) -> tuple[tuple[IPNetwork
     get besides the plan's (the next hop must be on the LAN)."""
     if t is None:
         return ()
-    t.only("client_routes")
+    t.only(*schema.keys("sites.NAME.dhcp"))
     items = t.get("client_routes", list, [])
     routes: list[tuple[IPNetwork, IPAddress]] = []
     for i, item in enumerate(items):
         entry = _Table(t.path, t.at(f"client_routes[{i}]"), item)
-        entry.only("prefix", "via")
+        entry.only(*schema.keys("sites.NAME.dhcp.client_routes"))
         prefix = entry.network("prefix", entry.get("prefix", str, required=True))
         if prefix.version != 4:
             raise entry.error("prefix", "must be an IPv4 prefix (option 121 carries IPv4 only)", str(prefix))
@@ -398,7 +398,7 @@ def _keas(site: _Table) -> list[KeaEndpoint]:
 
 
 def _kea(t: _Table) -> KeaEndpoint:
-    t.only("url", "user", "password_env", "password_file", "subnet_id", "ssh", "api")
+    t.only(*schema.keys("sites.NAME.kea"))
     url = t.text("url", required=True)
     assert url is not None
     if not url.startswith(("http://", "https://")):
@@ -422,10 +422,7 @@ def _kea(t: _Table) -> KeaEndpoint:
 def _tailnet(t: _Table | None) -> Tailnet | None:
     if t is None:
         return None
-    t.only(
-        "backend", "url", "tailnet", "api_key_env", "api_key_file", "auth_key_env", "auth_key_file",
-        "tag", "policy_mode", "policy_file", "policy_ssh", "ssh", "login_server",
-    )
+    t.only(*schema.keys("tailnet"))
     backend = t.choice("backend", ("headscale", "tailscale"), "headscale")
     default_url = "https://api.tailscale.com/api/v2" if backend == "tailscale" else None
     url = t.text("url", default_url, required=default_url is None)
@@ -461,8 +458,7 @@ def _tailnet(t: _Table | None) -> Tailnet | None:
 def _tailscale(t: _Table | None) -> Tailscale:
     if t is None:
         return Tailscale()
-    t.only("apt_repo", "apt_suite", "apt_component", "apt_key_url", "apt_key_file", "version",
-           "no_logs_no_support")
+    t.only(*schema.keys("tailscale"))
     default = Tailscale()
     key_file = t.file("apt_key_file")
     return Tailscale(
@@ -479,7 +475,7 @@ def _tailscale(t: _Table | None) -> Tailscale:
 def _dhcp(t: _Table | None) -> DhcpSettings:
     if t is None:
         return DhcpSettings()
-    t.only("summaries", "max_message_size", "reserved_option_bytes", "option_249")
+    t.only(*schema.keys("dhcp"))
     auto = t.data.get("summaries") == "auto"
     if isinstance(t.data.get("summaries"), str) and not auto:
         raise t.error("summaries", 'must be a list of IPv4 prefixes or "auto"', t.data["summaries"])
@@ -505,7 +501,7 @@ def _dhcp(t: _Table | None) -> DhcpSettings:
 def _ssh(t: _Table | None) -> SshSettings:
     if t is None:
         return SshSettings()
-    t.only("config_file", "user", "key_file")
+    t.only(*schema.keys("ssh"))
     return SshSettings(config_file=t.file("config_file"), user=t.text("user"), key_file=t.file("key_file"))
 
 
