@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from netaddr import IPAddress, IPNetwork
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api import operation
 from pyinfra.api.exceptions import OperationError
 from pyinfra.facts.files import FileContents
@@ -94,8 +94,8 @@ def site_routes(prefixes: list[IPNetwork], next_hop: IPAddress, manager: str | N
     if facts.dev is None:
         raise OperationError(f"{next_hop} is on no connected network of this host")
     kind = manager or facts.manager
-    if manager is None:
-        host.noop(f"network manager detected: {kind or 'none'} (on {facts.dev})")
+    if manager is None:  # the plan names what was found
+        host.log(f"network manager detected: {kind or 'none'} (on {facts.dev})", logger.info)
     if kind is None:
         raise OperationError(f"no known network manager configures {facts.dev} (name it: manager = ...)")
     if kind not in RENDERERS:
@@ -106,7 +106,7 @@ def site_routes(prefixes: list[IPNetwork], next_hop: IPAddress, manager: str | N
     gateway_is_router = facts.default_gateway == next_hop
     if not present or gateway_is_router:
         if gateway_is_router and present:
-            host.noop(f"default gateway already is the site's router {next_hop}: no routes needed")
+            host.log(f"default gateway already is the site's router {next_hop}: no routes needed", logger.info)
         yield from _removed(facts, path, current, next_hop)
         return
     yield from _stale(facts, path, current, prefixes, next_hop)

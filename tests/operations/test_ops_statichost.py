@@ -65,7 +65,7 @@ def test_networkd_dropin_and_live_routes_then_nothing():
 def test_detected_manager_is_named_in_the_plan():
     h = networkd_host()
     run_op(site_routes, h, WANT, NH)
-    assert h.noops == ["network manager detected: networkd (on eth0)"]
+    assert h.logs == ["network manager detected: networkd (on eth0)"]
 
 
 def test_deleted_route_and_edited_file_are_repaired():
@@ -120,7 +120,7 @@ def test_ifupdown_hook_script():
 def test_gateway_already_the_router_needs_nothing():
     h = FakeHost(outputs={StaticHost: data("statichost-ifupdown-gw-router.txt")})
     assert run_op(site_routes, h, WANT, NH) == []
-    assert "default gateway already is the site's router 192.0.2.2: no routes needed" in h.noops
+    assert "default gateway already is the site's router 192.0.2.2: no routes needed" in h.logs
 
 
 def test_no_manager_or_unreachable_next_hop_fails_the_host():
