@@ -27,13 +27,28 @@ MARK = "# Managed by s2s (Tailscale site-to-site): routes to the other sites via
 MARK2 = "# Rewritten by every deploy; removed by the removal run. Do not edit."
 
 
+Persist = Callable[[StaticHostState, list[IPNetwork], list[IPNetwork], IPAddress], Iterator[str]]
+
+
+def _nothing_more(facts: StaticHostState, add: list[IPNetwork], drop: list[IPNetwork],
+                  next_hop: IPAddress) -> Iterator[str]:
+    return iter(())
+
+
 @dataclass(frozen=True)
 class Renderer:
-    """Where one network manager keeps the routes, and that file's text."""
+    """Where one network manager keeps the routes, that file's text, and what else persists them.
+
+    `persist(facts, add, drop, next_hop)` yields the commands that put the `add` routes into the
+    manager's own state and take the `drop` ones (ours, no longer wanted) out of it, beside the
+    file; `regenerate` runs after the file changed (netplan renders its YAML for the backend).
+    """
 
     path: Callable[[StaticHostState], str]
-    render: Callable[[list[IPNetwork], IPAddress, str], str]
+    render: Callable[[list[IPNetwork], IPAddress, StaticHostState], str]
     mode: str = "644"
+    persist: Persist = _nothing_more
+    regenerate: tuple[str, ...] = ()
 
 
 def _networkd_path(facts: StaticHostState) -> str:
@@ -42,22 +57,61 @@ def _networkd_path(facts: StaticHostState) -> str:
     return f"/etc/systemd/network/{posixpath.basename(facts.networkd_file)}.d/90-s2s-routes.conf"
 
 
-def _networkd(prefixes: list[IPNetwork], next_hop: IPAddress, dev: str) -> str:
+def _networkd(prefixes: list[IPNetwork], next_hop: IPAddress, facts: StaticHostState) -> str:
     """A drop-in of the interface's own .network file: one [Route] section per prefix."""
     body = "".join(f"\n[Route]\nDestination={p}\nGateway={next_hop}\n" for p in prefixes)
     return f"{MARK}\n{MARK2}\n{body}"
 
 
-def _ifupdown(prefixes: list[IPNetwork], next_hop: IPAddress, dev: str) -> str:
+def _ifupdown(prefixes: list[IPNetwork], next_hop: IPAddress, facts: StaticHostState) -> str:
     """An if-up.d hook: ifupdown runs it after every `ifup`, with IFACE set."""
+    dev = facts.dev or ""
     lines = [f"ip route replace {p} via {next_hop} dev {dev} proto static" for p in prefixes]
     return "\n".join(["#!/bin/sh", MARK, MARK2, f'[ "$IFACE" = {shlex.quote(dev)} ] || exit 0',
                       *lines, "exit 0", ""])
 
 
+def _netplan_path(facts: StaticHostState) -> str:
+    if not facts.netplan_type:
+        raise OperationError(f"netplan defines no interface named {facts.dev} (match-based ids are not supported)")
+    return "/etc/netplan/90-s2s-routes.yaml"
+
+
+def _netplan(prefixes: list[IPNetwork], next_hop: IPAddress, facts: StaticHostState) -> str:
+    """A netplan file of its own: netplan merges it into the interface's definition (its routes
+    are appended to the ones the other files give)."""
+    routes = "".join(f"        - to: {p}\n          via: {next_hop}\n" for p in prefixes)
+    return (f"{MARK}\n{MARK2}\nnetwork:\n  version: 2\n  {facts.netplan_type}:\n    {facts.dev}:\n"
+            f"      routes:\n{routes}")
+
+
+NM_MARKER = "/etc/NetworkManager/s2s-routes"
+
+
+def _nm_marker(prefixes: list[IPNetwork], next_hop: IPAddress, facts: StaticHostState) -> str:
+    """NetworkManager keeps the routes in the connection's ipv4.routes; this file marks which of
+    them this project put there (NetworkManager reads nothing here but its .conf files)."""
+    lines = [f"route {p} {next_hop}" for p in prefixes]
+    return "\n".join([MARK, MARK2, f"# in ipv4.routes of connection {facts.nm_connection} (on {facts.dev})", *lines, ""])
+
+
+def _nm_persist(facts: StaticHostState, add: list[IPNetwork], drop: list[IPNetwork],
+                next_hop: IPAddress) -> Iterator[str]:
+    if not facts.nm_connection:
+        raise OperationError(f"NetworkManager has no connection active on {facts.dev}")
+    have = {p: nh for p, nh in facts.nm_routes}
+    con = shlex.quote(facts.nm_connection)
+    edits = [f"-ipv4.routes {shlex.quote(f'{p} {next_hop}')}" for p in drop if have.get(p) == str(next_hop)]
+    edits += [f"+ipv4.routes {shlex.quote(f'{p} {next_hop}')}" for p in add if have.get(p) != str(next_hop)]
+    if edits:  # the connection profile only: the device is not re-activated
+        yield f"nmcli connection modify {con} {' '.join(edits)}"
+
+
 RENDERERS: dict[str, Renderer] = {
     "networkd": Renderer(_networkd_path, _networkd),
     "ifupdown": Renderer(lambda facts: "/etc/network/if-up.d/s2s-routes", _ifupdown, mode="755"),
+    "netplan": Renderer(_netplan_path, _netplan, mode="600", regenerate=("netplan generate",)),
+    "networkmanager": Renderer(lambda facts: NM_MARKER, _nm_marker, persist=_nm_persist),
 }
 
 
@@ -67,7 +121,8 @@ def owned_prefixes(lines: list[str] | None) -> list[IPNetwork]:
     for line in lines or []:
         bits = line.replace("=", " ").split()
         for i, bit in enumerate(bits[:-1]):
-            if bit in ("Destination", "replace") or (bit == "to:" and i == len(bits) - 2):
+            if bit in ("Destination", "replace") or (bit == "to:" and i == len(bits) - 2) \
+                    or (bit == "route" and i == 0):
                 try:
                     found.append(IPNetwork(bits[i + 1].strip('"')))
                 except (ValueError, TypeError):
@@ -87,7 +142,7 @@ def site_routes(prefixes: list[IPNetwork], next_hop: IPAddress, manager: str | N
 
     + prefixes: 100.64.0.0/10 and every other site's prefixes
     + next_hop: the site's router (the VRRP address on an HA site)
-    + manager: networkd | ifupdown (None: detected; the plan names what was found)
+    + manager: networkd | networkmanager | ifupdown | netplan (None: detected; the plan names it)
     + present: False removes the owned file and the routes it named (the removal run)
     """
     facts = host.get_fact(StaticHost, next_hop=str(next_hop))
@@ -103,38 +158,38 @@ def site_routes(prefixes: list[IPNetwork], next_hop: IPAddress, manager: str | N
     renderer = RENDERERS[kind]
     path = renderer.path(facts)
     current = host.get_fact(owned.OwnedFile, path=path)
+    before = owned_prefixes(host.get_fact(FileContents, path=path)) if current is not None else []
     gateway_is_router = facts.default_gateway == next_hop
     if not present or gateway_is_router:
         if gateway_is_router and present:
             host.log(f"default gateway already is the site's router {next_hop}: no routes needed", logger.info)
-        yield from _removed(facts, path, current, next_hop)
+        yield from _removed(facts, path, current, before, next_hop, renderer)
         return
-    yield from _stale(facts, path, current, prefixes, next_hop)
-    yield from owned.put(path, renderer.render(list(prefixes), next_hop, facts.dev), mode=renderer.mode,
-                         current=current)
+    stale = [p for p in before if p not in prefixes]
+    yield from renderer.persist(facts, list(prefixes), stale, next_hop)
+    text = renderer.render(list(prefixes), next_hop, facts)
+    changed = list(owned.put(path, text, mode=renderer.mode, current=current))
+    yield from changed
+    if changed:
+        yield from renderer.regenerate
+    for prefix in stale:
+        route = facts.route_for(prefix)
+        if route is not None and route.gateway == str(next_hop):
+            yield f"ip route del {prefix} via {next_hop}"
     for prefix in prefixes:
         if not _route_ok(facts, prefix, next_hop):
             yield f"ip route replace {prefix} via {next_hop} dev {facts.dev} proto static"
 
 
-def _stale(facts: StaticHostState, path: str, current: owned.FileState | None, prefixes: list[IPNetwork],
-           next_hop: IPAddress) -> Iterator[str]:
-    """Routes a past deploy installed that are no longer wanted (a site left the file)."""
+def _removed(facts: StaticHostState, path: str, current: owned.FileState | None, before: list[IPNetwork],
+             next_hop: IPAddress, renderer: Renderer) -> Iterator[str]:
+    """The owned file and the routes it named gone (kernel and manager); nothing else touched."""
     if current is None:
         return
-    for prefix in owned_prefixes(host.get_fact(FileContents, path=path)):
-        if prefix not in prefixes and facts.route_for(prefix) is not None \
-                and facts.route_for(prefix).gateway == str(next_hop):  # type: ignore[union-attr]
-            yield f"ip route del {prefix} via {next_hop}"
-
-
-def _removed(facts: StaticHostState, path: str, current: owned.FileState | None,
-             next_hop: IPAddress) -> Iterator[str]:
-    """The owned file and the kernel routes it named gone; nothing else of the host touched."""
-    if current is None:
-        return
-    for prefix in owned_prefixes(host.get_fact(FileContents, path=path)):
+    yield from renderer.persist(facts, [], before, next_hop)
+    for prefix in before:
         route = facts.route_for(prefix)
         if route is not None and route.gateway == str(next_hop):
             yield f"ip route del {prefix} via {next_hop}"
     yield f"rm -f {shlex.quote(path)}"
+    yield from renderer.regenerate

@@ -43,6 +43,8 @@ class StaticHostState:
     manager: str | None  # detected: one of MANAGERS, None when none manages `dev`
     networkd_file: str | None = None  # the .network file networkd applies to `dev`
     nm_connection: str | None = None  # the NetworkManager connection active on `dev`
+    nm_routes: tuple[tuple[IPNetwork, str], ...] = ()  # that connection's ipv4.routes (prefix, next hop)
+    netplan_type: str | None = None  # the netplan section defining `dev` by name (ethernets, bonds, ...)
 
     @property
     def default_gateway(self) -> IPAddress | None:
@@ -81,6 +83,20 @@ def parse_ip_json_routes(text: str) -> tuple[KernelRoute, ...]:
     return tuple(routes)
 
 
+def parse_nm_routes(text: str) -> tuple[tuple[IPNetwork, str], ...]:
+    """`nmcli -g ipv4.routes connection show CON`: `PREFIX NH [METRIC] [ATTRS]`, comma-separated."""
+    out = []
+    for item in text.replace("\n", ",").split(","):
+        bits = item.split()
+        if not bits:
+            continue
+        try:
+            out.append((IPNetwork(bits[0]), bits[1] if len(bits) > 1 else ""))
+        except (ValueError, TypeError):
+            raise ParseError(f"not an ipv4.routes entry: {item!r}") from None
+    return tuple(out)
+
+
 def parse_state(text: str) -> StaticHostState:
     """The `@@section` blocks the fact's command prints (see StaticHost.command)."""
     sections: dict[str, list[str]] = {}
@@ -108,6 +124,8 @@ def parse_state(text: str) -> StaticHostState:
         manager=None if manager in ("none", None) else manager,
         networkd_file=one("networkd_file"),
         nm_connection=one("nm_connection"),
+        nm_routes=parse_nm_routes("\n".join(sections.get("nm_routes", []))),
+        netplan_type=one("netplan_type"),
     )
 
 
@@ -149,6 +167,14 @@ class StaticHost(FactBase[StaticHostState]):
             "fi",
             "echo @@networkd_file", 'echo "$nwfile"',
             "echo @@nm_connection", 'echo "$nmcon"',
+            "echo @@nm_routes",
+            '[ -n "$nmcon" ] && nmcli -g ipv4.routes connection show "$nmcon" 2>/dev/null',
+            "echo @@netplan_type",
+            'if [ -n "$dev" ] && ls /etc/netplan/*.yaml >/dev/null 2>&1 && command -v netplan >/dev/null; then',
+            "  for t in ethernets bonds bridges vlans; do",
+            '    case "$(netplan get "$t.$dev" 2>/dev/null)" in ""|null) ;; *) echo "$t"; break;; esac',
+            "  done",
+            "fi",
             "echo @@manager", _DETECT.strip(),
         ))
 

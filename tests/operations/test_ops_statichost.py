@@ -92,7 +92,7 @@ def test_a_site_gone_from_the_file_loses_its_route():
     h.outputs[StaticHost] = with_routes(data("statichost-networkd.txt"),
                                         installed("100.64.0.0/10", "172.16.100.0/24", "10.8.0.0/16"))
     cmds = texts(run_op(site_routes, h, WANT, NH, manager="networkd"))
-    assert cmds[0] == "ip route del 10.8.0.0/16 via 192.0.2.2" and f"upload {DROPIN}" in cmds
+    assert cmds.index(f"upload {DROPIN}") < cmds.index("ip route del 10.8.0.0/16 via 192.0.2.2")
 
 
 def test_removal_takes_out_the_file_and_its_routes_only():
@@ -129,3 +129,44 @@ def test_no_manager_or_unreachable_next_hop_fails_the_host():
             "\nnetworkd\n", "\nnone\n")}), WANT, NH)
     with pytest.raises(OperationError, match="on no connected network"):
         run_op(site_routes, FakeHost(outputs={StaticHost: "@@routes\n[]\n@@dev\n\n@@manager\nnone\n"}), WANT, NH)
+
+
+NM_STATE = data("statichost-networkd.txt").replace("\nnetworkd\n", "\nnetworkmanager\n").replace(
+    "@@nm_connection\n", "@@nm_connection\nWired LAN\n@@nm_routes\n10.99.0.0/16 192.0.2.7 50\n")
+
+
+def test_networkmanager_routes_go_into_the_connection_and_the_marker_names_them():
+    h = FakeHost(outputs={StaticHost: NM_STATE})
+    cmds = texts(run_op(site_routes, h, WANT, NH))
+    assert cmds[0] == ("nmcli connection modify 'Wired LAN' +ipv4.routes '100.64.0.0/10 192.0.2.2' "
+                       "+ipv4.routes '172.16.100.0/24 192.0.2.2'")
+    assert "upload /etc/NetworkManager/s2s-routes" in cmds and "nmcli device reapply" not in " ".join(cmds)
+    h.apply(run_op(site_routes, h, WANT, NH))
+    done = NM_STATE.replace("10.99.0.0/16 192.0.2.7 50", "10.99.0.0/16 192.0.2.7 50, 100.64.0.0/10 192.0.2.2, "
+                            "172.16.100.0/24 192.0.2.2")
+    h.outputs[StaticHost] = with_routes(done, installed("100.64.0.0/10", "172.16.100.0/24"))
+    assert run_op(site_routes, h, WANT, NH) == []
+    # removal takes out only the routes the marker names (10.99.0.0/16 is the user's own)
+    assert texts(run_op(site_routes, h, WANT, NH, present=False)) == [
+        "nmcli connection modify 'Wired LAN' -ipv4.routes '100.64.0.0/10 192.0.2.2' "
+        "-ipv4.routes '172.16.100.0/24 192.0.2.2'",
+        "ip route del 100.64.0.0/10 via 192.0.2.2", "ip route del 172.16.100.0/24 via 192.0.2.2",
+        "rm -f /etc/NetworkManager/s2s-routes"]
+
+
+NETPLAN_STATE = data("statichost-networkd.txt").replace("\nnetworkd\n", "\nnetplan\n") + "@@netplan_type\nethernets\n"
+
+
+def test_netplan_file_of_its_own_then_generate():
+    h = FakeHost(outputs={StaticHost: NETPLAN_STATE})
+    cmds = texts(run_op(site_routes, h, WANT, NH))
+    assert cmds[:4] == ["mkdir -p /etc/netplan", "upload /etc/netplan/90-s2s-routes.yaml",
+                        "chmod 600 /etc/netplan/90-s2s-routes.yaml", "chown root:root /etc/netplan/90-s2s-routes.yaml"]
+    assert cmds[4] == "netplan generate" and cmds[5].startswith("ip route replace 100.64.0.0/10")
+    h.apply(run_op(site_routes, h, WANT, NH))
+    assert "  ethernets:\n    eth0:\n      routes:\n        - to: 100.64.0.0/10\n          via: 192.0.2.2\n" in \
+        h.fs["/etc/netplan/90-s2s-routes.yaml"].decode()
+    h.outputs[StaticHost] = with_routes(NETPLAN_STATE, installed("100.64.0.0/10", "172.16.100.0/24"))
+    assert run_op(site_routes, h, WANT, NH) == []
+    with pytest.raises(OperationError, match="netplan defines no interface named eth0"):
+        run_op(site_routes, FakeHost(outputs={StaticHost: NETPLAN_STATE.replace("ethernets\n", "\n")}), WANT, NH)
