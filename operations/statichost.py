@@ -166,10 +166,11 @@ def site_routes(prefixes: list[IPNetwork], next_hop: IPAddress, manager: str | N
         yield from _removed(facts, path, current, before, next_hop, renderer)
         return
     stale = [p for p in before if p not in prefixes]
-    yield from renderer.persist(facts, list(prefixes), stale, next_hop)
+    # the owned file first: under --dry, pyinfra showed no diff for a file put after another command
     text = renderer.render(list(prefixes), next_hop, facts)
     changed = list(owned.put(path, text, mode=renderer.mode, current=current))
     yield from changed
+    yield from renderer.persist(facts, list(prefixes), stale, next_hop)
     if changed:
         yield from renderer.regenerate
     for prefix in stale:

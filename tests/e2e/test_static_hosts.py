@@ -23,11 +23,13 @@ from tests.e2e.labs import booted
 pytestmark = pytest.mark.integration
 
 TOPOLOGY = Path(__file__).with_name("static_topology.toml")
-KINDS = ("networkd", "ifupdown")
+KINDS = ("networkd", "networkmanager", "ifupdown", "netplan")
 ADDRESS = {"networkd": 50, "networkmanager": 51, "ifupdown": 52, "netplan": 53}
 SITES = {"a": ("192.0.2", "172.16.100"), "b": ("172.16.100", "192.0.2")}  # own LAN, the other LAN
 OWNED = {"networkd": "/etc/systemd/network/20-lan.network.d/90-s2s-routes.conf",
-         "ifupdown": "/etc/network/if-up.d/s2s-routes"}
+         "networkmanager": "/etc/NetworkManager/s2s-routes",
+         "ifupdown": "/etc/network/if-up.d/s2s-routes",
+         "netplan": "/etc/netplan/90-s2s-routes.yaml"}
 STEP = "Static hosts have the site routes"
 
 
@@ -99,7 +101,8 @@ def test_routes_come_back_after_a_reboot(lab):
     drive.lab("restart", *names)
     for host, site, _ in hosts():
         assert_routed(host, site)
-    assert drive.ping("a-static-ifupdown", "172.16.100.52").returncode == 0
+    for kind in KINDS:
+        assert drive.ping(f"a-static-{kind}", f"172.16.100.{ADDRESS[kind]}").returncode == 0
     assert drive.planned_changes(lab) == {}
 
 
@@ -118,15 +121,20 @@ def test_check_reports_each_static_host(lab):
 
 
 def test_a_deleted_route_and_an_edited_file_are_repaired(lab):
-    drive.in_host("a-static-ifupdown", "ip", "route", "del", "172.16.100.0/24")
-    drive.in_host("b-static-networkd", "sed", "-i", "s/192.0.2.0/192.0.3.0/", OWNED["networkd"])
+    for host, site, kind in hosts():
+        if site == "a":  # a route deleted by hand on each of site a's
+            drive.in_host(host, "ip", "route", "del", "172.16.100.0/24")
+        else:  # the owned file edited on each of site b's
+            drive.in_host(host, "sed", "-i", "s/192.0.2.0/192.0.3.0/", OWNED[kind])
     assert static_checks(lab)["a-static-ifupdown"] == (
         "broken", "a-static-ifupdown: missing 172.16.100.0/24 via 192.0.2.2")
-    assert drive.planned_changes(lab) == {STEP: ["a-static-ifupdown", "b-static-networkd"]}
+    assert drive.planned_changes(lab) == {STEP: sorted(host for host, _, _ in hosts())}
     result = drive.pyinfra(lab)
     assert result.returncode == 0, drive.why_failed(result)
-    assert_routed("a-static-ifupdown", "a")
-    assert "Destination=192.0.2.0/24" in drive.in_host("b-static-networkd", "cat", OWNED["networkd"]).stdout
+    for host, site, kind in hosts():
+        assert_routed(host, site)
+        if site == "b":
+            assert "192.0.3.0" not in drive.in_host(host, "cat", OWNED[kind]).stdout
     assert drive.planned_changes(lab) == {}
 
 
@@ -144,23 +152,29 @@ def test_an_unreachable_host_is_named_and_the_others_finish(lab):
         drive.in_host("b-static-ifupdown", "systemctl", "start", "ssh.service")
 
 
-def test_a_host_dropped_from_the_site_file_loses_its_routes_in_the_removal_run(lab):
+def test_hosts_dropped_from_the_site_file_lose_their_routes_in_the_removal_run(lab):
     text = lab.read_text()
-    lab.write_text(re.sub(r'\[\[sites\.b\.hosts\]\]\nssh = "b-static-ifupdown"\n[^\n]*\n', "", text))
-    assert "b-static-ifupdown" not in lab.read_text()
+    lab.write_text(re.sub(r'\[\[sites\.b\.hosts\]\]\nssh = "b-static-[a-z]+"\n[^\n]*\n', "", text))
+    assert "b-static-" not in lab.read_text()
     plain = drive.pyinfra(lab)
     assert plain.returncode == 0, drive.why_failed(plain)
-    assert "no longer declares static host(s) b-static-ifupdown" in plain.stdout + plain.stderr
+    assert "no longer declares static host(s) b-static-networkd (site b)" in plain.stdout + plain.stderr
     assert_routed("b-static-ifupdown", "b")  # without prune: only the warning
     result = drive.pyinfra(lab, "--data", "prune=true")
     assert result.returncode == 0, drive.why_failed(result)
-    table = kernel_routes("b-static-ifupdown")
-    assert "100.64.0.0/10" not in table and "192.0.2.0/24" not in table
-    assert table.get("default") == "172.16.100.1"  # nothing else touched
-    assert drive.in_host("b-static-ifupdown", "test", "-e", OWNED["ifupdown"], check=False).returncode != 0
-    recorded = json.loads(Path(f"{lab}.applied.json").read_text())
-    assert "b-static-ifupdown" not in [h["ssh"] for h in recorded["static_hosts"]]
-    for host, site, _ in hosts():
-        if host != "b-static-ifupdown":
+    for host, site, kind in hosts():
+        if site == "a":
             assert_routed(host, site)
+            continue
+        table = kernel_routes(host)
+        assert "100.64.0.0/10" not in table and "192.0.2.0/24" not in table, (host, table)
+        assert table.get("default") == "172.16.100.1"  # nothing else touched
+        assert drive.in_host(host, "test", "-e", OWNED[kind], check=False).returncode != 0
+    assert drive.in_host("b-static-networkmanager", "nmcli", "-g", "ipv4.routes", "connection", "show",
+                         "lan").stdout.strip() == ""
+    recorded = json.loads(Path(f"{lab}.applied.json").read_text())
+    assert [h["ssh"] for h in recorded["static_hosts"]] == [f"a-static-{kind}" for kind in KINDS]
     assert drive.planned_changes(lab, "--data", "prune=true") == {}
+    drive.lab("restart", "b-static-netplan", "b-static-networkmanager")  # gone from the config too
+    for host in ("b-static-netplan", "b-static-networkmanager"):
+        assert "192.0.2.0/24" not in kernel_routes(host)

@@ -138,7 +138,7 @@ NM_STATE = data("statichost-networkd.txt").replace("\nnetworkd\n", "\nnetworkman
 def test_networkmanager_routes_go_into_the_connection_and_the_marker_names_them():
     h = FakeHost(outputs={StaticHost: NM_STATE})
     cmds = texts(run_op(site_routes, h, WANT, NH))
-    assert cmds[0] == ("nmcli connection modify 'Wired LAN' +ipv4.routes '100.64.0.0/10 192.0.2.2' "
+    assert cmds[4] == ("nmcli connection modify 'Wired LAN' +ipv4.routes '100.64.0.0/10 192.0.2.2' "
                        "+ipv4.routes '172.16.100.0/24 192.0.2.2'")
     assert "upload /etc/NetworkManager/s2s-routes" in cmds and "nmcli device reapply" not in " ".join(cmds)
     h.apply(run_op(site_routes, h, WANT, NH))
