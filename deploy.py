@@ -26,13 +26,15 @@ from operations.router import read_ahead as read_router_facts
 from operations.summary import register as summary_at_the_end
 from steps import cloud, controlplane, removal, statichosts
 from steps.inputs import (is_coordinator, kea_hosts_plans, kea_plans, load_model, policy_file, prompt_commands,
-                         prune, recorded_routers, recorded_static_hosts, removed_router, removed_routers,
-                         removed_static_host, removed_static_hosts, router_site, static_host)
+                         prune, recorded_routers, recorded_static_hosts, removed_router,
+                         removed_routers, removed_static_host, removed_static_hosts, router_site,
+                         static_host)
 from steps.policy_file import headscale_policy_file
 
 model = load_model()
 summary_at_the_end(state._get_module())  # names every failed host and the state it was left in
-removal.keep_record(state._get_module(), model, recorded_routers(), recorded_static_hosts())  # after a real run: what it configured
+# after a real run: what it configured
+removal.keep_record(state._get_module(), model, recorded_routers(), recorded_static_hosts())
 prompt_commands(host)  # TCP_NODELAY on pyinfra's SSH socket: ~45 ms less per command
 site = router_site(model, host)
 coordinator = is_coordinator(inventory, host)
@@ -79,8 +81,8 @@ if removed_router(host) and prune(host):
 # 6. The other LAN devices: on a cloud subnet, the VPC's route tables (planned on one host) ...
 cloud.vpc_routes(name="VPC route tables send the other sites to the router", model=model, here=coordinator)
 # ... the LAN hosts with static addresses, in their own network manager ...
-statichosts.routes_given(name="Static hosts have the site routes", model=model, entry=static_host(model, host),
-                         removed=removed_static_host(host), prune=prune(host),
+statichosts.routes_given(name="Static hosts have the site routes", model=model,
+                         entry=static_host(model, host), removed=removed_static_host(host), prune=prune(host),
                          gone=removed_static_hosts(model), here=coordinator)
 # ... and DHCP option 121/249 from each site's Kea
 kea.config_writable(name="Kea may persist its config (config-write)", plans=host_plans)

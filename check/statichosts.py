@@ -46,7 +46,8 @@ def read_one(model: SiteModel, site: Site, ssh: str) -> StaticState:
         state.error = str(exc)
         return state
     if result.rc != 0:
-        state.error = f"`{COMMAND}` failed: {(result.stderr.strip().splitlines() or ['no output'])[-1]}"
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        state.error = f"`{COMMAND}` failed: {last}"
         return state
     try:
         state.routes = parse_ip_json_routes(result.stdout)

@@ -306,7 +306,7 @@ def restart(names: list[str]) -> None:
             container.stop(h.name)
             for cmd in _FRESH_KERNEL_STATE:
                 run(ns(h.netns, *cmd), check=False)
-            if h.self_configured:  # its manager sets address and routes at boot: a reboot starts bare
+            if h.self_configured:  # its manager sets address and routes at boot: start it bare
                 for link in h.links:
                     run(ns(h.netns, "ip", "addr", "flush", "dev", link.ifname), check=False)
                     run(ns(h.netns, "ip", "route", "flush", "dev", link.ifname), check=False)

@@ -37,7 +37,7 @@ class Host:
     default_via: str | None = None
     release: str = "bookworm"       # the Debian suite of its image (lab/image.py)
     dhcp_client: str | None = None  # clients: dhclient | networkd | dhcpcd
-    manager: str | None = None  # static hosts: the network manager that sets their address and routes
+    manager: str | None = None  # static hosts: the network manager setting address and routes
     gateway: str | None = None  # static hosts: the default gateway their manager configures
 
     @property
@@ -91,7 +91,7 @@ def lab_hosts(topo: Topology) -> list[Host]:
             hosts.append(Host(name, "client", s.name, (Link("eth0", s.name, None, _port(s.name, "client", i)),),
                               dhcp_client=kind))
         for i, (name, kind, addr) in enumerate(s.static_host_list):
-            # the address is the manager's to set (at every boot): the namespace gets none of its own
+            # the address is the manager's to set (every boot): the namespace gets none of its own
             hosts.append(Host(name, "static", s.name, (Link("eth0", s.name, f"{addr}/{plen}",
                                                             _port(s.name, "static", i)),),
                               manager=kind, gateway=str(s.gateway)))

@@ -66,7 +66,8 @@ TWEAKS: dict[str, str] = {
 # a networkd client re-enables systemd-networkd).
 DISABLE = ("kea-dhcp4-server.service", "kea-ctrl-agent.service", "iperf3.service",
            "ssh.socket", "apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_reap.service",
-           "systemd-networkd.service", "systemd-networkd.socket", "dhcpcd.service", "keepalived.service",
+           "systemd-networkd.service", "systemd-networkd.socket", "dhcpcd.service",
+           "keepalived.service",
            "NetworkManager.service", "NetworkManager-wait-online.service",
            "NetworkManager-dispatcher.service", "networking.service")
 MASK = ("systemd-networkd-wait-online.service", "getty@tty1.service")

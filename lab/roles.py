@@ -252,13 +252,16 @@ def _static_files(host: Host) -> dict[str, tuple[str, int]]:
             f"[ipv4]\nmethod=manual\naddress1={addr},{gw}\n\n[ipv6]\nmethod=disabled\n", 0o600)},
         "netplan": {"etc/netplan/10-lan.yaml": (
             f"{lab}\nnetwork:\n  version: 2\n  renderer: networkd\n  ethernets:\n    eth0:\n"
-            f"      addresses: [{addr}]\n      routes:\n        - to: default\n          via: {gw}\n", 0o600)},
+            f"      addresses: [{addr}]\n      routes:\n        - to: default\n          via: {gw}\n",
+            0o600)},
     }[host.manager or ""]
 
 
+_NETWORKD_UNITS = (("systemd-networkd.service", "multi-user.target"),
+                   ("systemd-networkd.socket", "sockets.target"))
 _STATIC_UNITS = {
-    "networkd": (("systemd-networkd.service", "multi-user.target"), ("systemd-networkd.socket", "sockets.target")),
-    "netplan": (("systemd-networkd.service", "multi-user.target"), ("systemd-networkd.socket", "sockets.target")),
+    "networkd": _NETWORKD_UNITS,
+    "netplan": _NETWORKD_UNITS,  # netplan renders for networkd here
     "ifupdown": (("networking.service", "multi-user.target"),),
     "networkmanager": (("NetworkManager.service", "multi-user.target"),),
 }

@@ -143,7 +143,8 @@ def render_site_file(
         for i, (name, kind, _) in enumerate(site.static_host_list):
             # the first site's managers are left to detection, the others' named (both ways run)
             given = kind if site.name != next(iter(topo.sites)) else None
-            out += [f"[[sites.{site.name}.hosts]]"] + _lines("", [("ssh", alias(name)), ("manager", given)])[1:]
+            pairs = [("ssh", alias(name)), ("manager", given)]
+            out += [f"[[sites.{site.name}.hosts]]"] + _lines("", pairs)[1:]
         out += _lines(
             f"sites.{site.name}.kea",
             [

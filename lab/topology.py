@@ -44,7 +44,7 @@ ROUTER_RELEASES = ("bookworm", "trixie")          # Debian 12, Debian 13 (nftabl
 GW_RELEASES = {"bookworm": "2.2", "trixie": "2.6", "sid": "3.0"}  # Debian suite -> Kea it ships
 DHCP_CLIENTS = ("dhclient", "networkd", "dhcpcd")  # ISC dhclient, systemd-networkd, dhcpcd
 STATIC_MANAGERS = ("networkd", "networkmanager", "ifupdown", "netplan")  # sites.model.MANAGERS
-STATIC_OFFSET = 50  # NAME-static-KIND takes subnet address STATIC_OFFSET + its index in STATIC_MANAGERS
+STATIC_OFFSET = 50  # NAME-static-KIND: subnet address STATIC_OFFSET + its index in STATIC_MANAGERS
 
 
 class TopologyError(ValueError):
@@ -335,11 +335,11 @@ class _Parser:
         routes = self.routes(f"{key}.routes", raw.get("routes", []), subnet)
         site = LabSite(name, subnet, gateway, router, router_wan, f"{first} - {last}", routes,
                        **self.site_options(key, raw), **ha)
-        taken = {gateway, router, *(a for a in (ha.get("router2"), ha.get("vip"), ha.get("router3")) if a)}
+        taken = {gateway, router, *(ha.get(k) for k in ("router2", "vip", "router3") if ha.get(k))}
         for host, _, addr in site.static_host_list:
             if addr in taken or first <= addr <= last or addr not in subnet or addr == subnet.broadcast:
-                raise self.fail(f"{key}.static_hosts", f"{host}'s address {addr} is not free on the LAN",
-                                raw["static_hosts"])
+                raise self.fail(f"{key}.static_hosts", f"{host}'s address {addr} is not free on the "
+                                "LAN", raw["static_hosts"])
         return site
 
     def ha(self, key: str, raw: dict[str, Any], subnet: IPNetwork, wan_subnet: IPNetwork,
@@ -396,9 +396,11 @@ class _Parser:
         if "static_hosts" in raw:
             kinds = raw["static_hosts"]
             if not isinstance(kinds, list) or len(set(map(str, kinds))) != len(kinds):
-                raise self.fail(f"{key}.static_hosts", "must be a list of distinct manager kinds", kinds)
+                raise self.fail(f"{key}.static_hosts", "must be a list of distinct manager kinds",
+                                kinds)
             for kind in kinds:
                 if kind not in STATIC_MANAGERS:
-                    raise self.fail(f"{key}.static_hosts", f"must be one of {', '.join(STATIC_MANAGERS)}", kind)
+                    raise self.fail(f"{key}.static_hosts",
+                                    f"must be one of {', '.join(STATIC_MANAGERS)}", kind)
             out["static_hosts"] = tuple(kinds)
         return out

@@ -73,7 +73,8 @@ def _ifupdown(prefixes: list[IPNetwork], next_hop: IPAddress, facts: StaticHostS
 
 def _netplan_path(facts: StaticHostState) -> str:
     if not facts.netplan_type:
-        raise OperationError(f"netplan defines no interface named {facts.dev} (match-based ids are not supported)")
+        raise OperationError(f"netplan defines no interface named {facts.dev} "
+                             "(match-based ids are not supported)")
     return "/etc/netplan/90-s2s-routes.yaml"
 
 
@@ -92,7 +93,8 @@ def _nm_marker(prefixes: list[IPNetwork], next_hop: IPAddress, facts: StaticHost
     """NetworkManager keeps the routes in the connection's ipv4.routes; this file marks which of
     them this project put there (NetworkManager reads nothing here but its .conf files)."""
     lines = [f"route {p} {next_hop}" for p in prefixes]
-    return "\n".join([MARK, MARK2, f"# in ipv4.routes of connection {facts.nm_connection} (on {facts.dev})", *lines, ""])
+    where = f"# in ipv4.routes of connection {facts.nm_connection} (on {facts.dev})"
+    return "\n".join([MARK, MARK2, where, *lines, ""])
 
 
 def _nm_persist(facts: StaticHostState, add: list[IPNetwork], drop: list[IPNetwork],
@@ -101,8 +103,9 @@ def _nm_persist(facts: StaticHostState, add: list[IPNetwork], drop: list[IPNetwo
         raise OperationError(f"NetworkManager has no connection active on {facts.dev}")
     have = {p: nh for p, nh in facts.nm_routes}
     con = shlex.quote(facts.nm_connection)
-    edits = [f"-ipv4.routes {shlex.quote(f'{p} {next_hop}')}" for p in drop if have.get(p) == str(next_hop)]
-    edits += [f"+ipv4.routes {shlex.quote(f'{p} {next_hop}')}" for p in add if have.get(p) != str(next_hop)]
+    nh = str(next_hop)
+    edits = [f"-ipv4.routes {shlex.quote(f'{p} {nh}')}" for p in drop if have.get(p) == nh]
+    edits += [f"+ipv4.routes {shlex.quote(f'{p} {nh}')}" for p in add if have.get(p) != nh]
     if edits:  # the connection profile only: the device is not re-activated
         yield f"nmcli connection modify {con} {' '.join(edits)}"
 
@@ -152,9 +155,10 @@ def site_routes(prefixes: list[IPNetwork], next_hop: IPAddress, manager: str | N
     if manager is None:  # the plan names what was found
         host.log(f"network manager detected: {kind or 'none'} (on {facts.dev})", logger.info)
     if kind is None:
-        raise OperationError(f"no known network manager configures {facts.dev} (name it: manager = ...)")
+        raise OperationError(f"no known network manager configures {facts.dev} "
+                             "(name it: manager = ...)")
     if kind not in RENDERERS:
-        raise OperationError(f"manager {kind} is not supported yet (supported: {', '.join(RENDERERS)})")
+        raise OperationError(f"manager {kind} is not supported (supported: {', '.join(RENDERERS)})")
     renderer = RENDERERS[kind]
     path = renderer.path(facts)
     current = host.get_fact(owned.OwnedFile, path=path)
@@ -162,7 +166,8 @@ def site_routes(prefixes: list[IPNetwork], next_hop: IPAddress, manager: str | N
     gateway_is_router = facts.default_gateway == next_hop
     if not present or gateway_is_router:
         if gateway_is_router and present:
-            host.log(f"default gateway already is the site's router {next_hop}: no routes needed", logger.info)
+            host.log(f"default gateway already is the site's router {next_hop}: no routes needed",
+                     logger.info)
         yield from _removed(facts, path, current, before, next_hop, renderer)
         return
     stale = [p for p in before if p not in prefixes]
@@ -182,8 +187,8 @@ def site_routes(prefixes: list[IPNetwork], next_hop: IPAddress, manager: str | N
             yield f"ip route replace {prefix} via {next_hop} dev {facts.dev} proto static"
 
 
-def _removed(facts: StaticHostState, path: str, current: owned.FileState | None, before: list[IPNetwork],
-             next_hop: IPAddress, renderer: Renderer) -> Iterator[str]:
+def _removed(facts: StaticHostState, path: str, current: owned.FileState | None,
+             before: list[IPNetwork], next_hop: IPAddress, renderer: Renderer) -> Iterator[str]:
     """The owned file and the routes it named gone (kernel and manager); nothing else touched."""
     if current is None:
         return

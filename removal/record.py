@@ -104,13 +104,14 @@ def read_static(path: Path) -> list[AppliedStaticHost]:
     except (OSError, ValueError) as exc:
         raise RecordError(f"{path}: cannot read the applied record: {exc}") from None
     try:
-        return [AppliedStaticHost(str(h["site"]), str(h["ssh"]), str(h["next_hop"]), h.get("manager"))
-                for h in data.get("static_hosts", [])]
+        return [AppliedStaticHost(str(h["site"]), str(h["ssh"]), str(h["next_hop"]),
+                                  h.get("manager")) for h in data.get("static_hosts", [])]
     except (KeyError, TypeError, AttributeError) as exc:
         raise RecordError(f"{path}: static_hosts: unexpected record layout ({exc})") from None
 
 
-def removed_static(model: SiteModel, recorded: Iterable[AppliedStaticHost]) -> list[AppliedStaticHost]:
+def removed_static(model: SiteModel,
+                   recorded: Iterable[AppliedStaticHost]) -> list[AppliedStaticHost]:
     """Recorded static hosts the site file no longer declares (matched by their SSH target)."""
     now = {h.host for h in declared_static(model)}
     return [h for h in recorded if h.host not in now]
@@ -151,7 +152,8 @@ def _canonical(prefixes: Iterable[str]) -> list[str]:
     return [str(IPNetwork(p).cidr) for p in prefixes]
 
 
-def write(path: Path, routers: Sequence[AppliedRouter], static_hosts: Sequence[AppliedStaticHost] = ()) -> bool:
+def write(path: Path, routers: Sequence[AppliedRouter],
+          static_hosts: Sequence[AppliedStaticHost] = ()) -> bool:
     """Write the record atomically; False when it already holds exactly this."""
     body: dict = {"version": VERSION, "routers": [asdict(r) for r in routers]}
     if static_hosts:

@@ -389,7 +389,8 @@ def _check_router_hosts(path: Path, sites: dict[str, Site]) -> None:
 
 def _check_static_hosts(path: Path, sites: dict[str, Site]) -> None:
     """A static host is one host of one site, and never a router: its routes point at the router."""
-    seen = {SshTarget.parse(r.ssh).name: f"a router of site {s.name}" for s in sites.values() for r in s.routers}
+    seen = {SshTarget.parse(r.ssh).name: f"a router of site {s.name}"
+            for s in sites.values() for r in s.routers}
     for site in sites.values():
         for i, static in enumerate(site.hosts):
             key = f"sites.{site.name}.hosts[{i}].ssh"

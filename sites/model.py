@@ -152,7 +152,7 @@ class Site:
     vip: IPAddress | None = None  # HA sites: the VRRP virtual address (== router)
     vrid: int = DEFAULT_VRID  # HA sites: the VRRP virtual router id on the LAN
     aws: AwsSubnet | None = None  # [sites.X.aws]: the LAN is a VPC subnet whose route tables are managed
-    hosts: tuple[StaticHost, ...] = ()  # [[sites.X.hosts]]: static-address hosts given the site routes
+    hosts: tuple[StaticHost, ...] = ()  # [[sites.X.hosts]]: static-address hosts, given the routes
 
     def __post_init__(self) -> None:
         if not self.routers:  # a single-router site built the old way (tests, tools)
@@ -176,7 +176,7 @@ class Site:
         raise KeyError(f"site {self.name}: no router with ssh {ssh!r}")
 
     def host_at(self, ssh: str) -> StaticHost:
-        """The static host of this site reached through SSH target `ssh` (inventory data `static_ssh`)."""
+        """The static host of this site reached through SSH target `ssh` (inventory `static_ssh`)."""
         for static in self.hosts:
             if static.ssh == ssh:
                 return static

@@ -11,6 +11,8 @@ import socket
 import sys
 from functools import lru_cache
 
+from pyinfra.api.host import Host
+
 from dhcp.cli import load_plans_or_exit
 from dhcp.plan import SitePlan
 from removal import record
@@ -148,8 +150,8 @@ def removed_static_hosts(model: SiteModel) -> list[record.AppliedStaticHost]:
     return record.removed_static(model, recorded_static_hosts())
 
 
-def static_host(model: SiteModel, host) -> tuple[Site, StaticHost] | None:  # noqa: ANN001 - pyinfra Host
-    """The site and entry of the static host this host is (inventory data `static_site`, `static_ssh`)."""
+def static_host(model: SiteModel, host: Host) -> tuple[Site, StaticHost] | None:
+    """The site and entry of the static host this host is (inventory `static_site`, `static_ssh`)."""
     name = host.data.get("static_site")
     if not name:
         return None
@@ -157,6 +159,6 @@ def static_host(model: SiteModel, host) -> tuple[Site, StaticHost] | None:  # no
     return site, site.host_at(host.data.get("static_ssh"))
 
 
-def removed_static_host(host) -> dict | None:  # noqa: ANN001 - pyinfra Host
-    """The record entry of the removed static host this host is (inventory data `removed_static`)."""
+def removed_static_host(host: Host) -> dict | None:
+    """The record entry of the removed static host this host is (inventory `removed_static`)."""
     return host.data.get("removed_static")

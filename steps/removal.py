@@ -141,9 +141,11 @@ class RecordApplied(BaseStateCallback):
                                f"stays in {self.path.name}; the control-plane and Kea parts ran. When it answers, "
                                f"run `{prune_command(self.model)}` again")
         gone_static = state.inventory.get_group("removed_static_hosts", default=[])
-        cleaned_static = {h.name for h in gone_static if h not in state.failed_hosts and h in state.activated_hosts}
+        cleaned_static = {h.name for h in gone_static
+                          if h not in state.failed_hosts and h in state.activated_hosts}
         statics = record.declared_static(self.model) + [
-            h for h in record.removed_static(self.model, self.recorded_static) if h.host not in cleaned_static]
+            h for h in record.removed_static(self.model, self.recorded_static)
+            if h.host not in cleaned_static]
         try:
             if record.write(self.path, routers, statics):
                 logger.info(f"--> Applied record written: {self.path}")
@@ -160,4 +162,5 @@ def keep_record(state: State, model: SiteModel, recorded: list[AppliedRouter],
     """Register the record writer once per run (deploy.py runs once per host)."""
     if id(state) not in _registered:
         _registered.add(id(state))
-        state.add_callback_handler(RecordApplied(model, recorded, record.record_path(model), recorded_static))
+        state.add_callback_handler(RecordApplied(model, recorded, record.record_path(model),
+                                                 recorded_static))

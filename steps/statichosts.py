@@ -41,8 +41,8 @@ def routes_given(model: SiteModel, entry: tuple[Site, StaticHost] | None, remove
              f"routes; remove them with `{prune_command(model)}`")
     if entry is not None:
         site, static = entry
-        yield from site_routes._inner(prefixes=list(model.remote_prefixes(site)), next_hop=site.router,
-                                      manager=static.manager)
+        yield from site_routes._inner(prefixes=list(model.remote_prefixes(site)),
+                                      next_hop=site.router, manager=static.manager)
     elif removed is not None and prune:
         yield from site_routes._inner(prefixes=[], next_hop=IPAddress(removed["next_hop"]),
                                       manager=removed.get("manager"), present=False)

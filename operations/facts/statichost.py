@@ -43,8 +43,8 @@ class StaticHostState:
     manager: str | None  # detected: one of MANAGERS, None when none manages `dev`
     networkd_file: str | None = None  # the .network file networkd applies to `dev`
     nm_connection: str | None = None  # the NetworkManager connection active on `dev`
-    nm_routes: tuple[tuple[IPNetwork, str], ...] = ()  # that connection's ipv4.routes (prefix, next hop)
-    netplan_type: str | None = None  # the netplan section defining `dev` by name (ethernets, bonds, ...)
+    nm_routes: tuple[tuple[IPNetwork, str], ...] = ()  # its ipv4.routes: (prefix, next hop)
+    netplan_type: str | None = None  # the netplan section defining `dev` by name (ethernets, ...)
 
     @property
     def default_gateway(self) -> IPAddress | None:
@@ -148,13 +148,14 @@ fi
 
 
 class StaticHost(FactBase[StaticHostState]):
-    """Kernel routes (`ip -j -4 route`), the interface towards `next_hop`, and its network manager."""
+    """Kernel routes (`ip -j -4 route`), the interface towards `next_hop`, its network manager."""
 
     def command(self, next_hop: str) -> str:
         nh = shlex.quote(str(IPAddress(next_hop)))
         return "\n".join((
             "echo @@routes", "ip -j -4 route show table main",
-            f"dev=$(ip -4 route get {nh} 2>/dev/null | sed -n 's/.* dev \\([^ ]*\\).*/\\1/p' | head -n 1)",
+            f"dev=$(ip -4 route get {nh} 2>/dev/null"
+            " | sed -n 's/.* dev \\([^ ]*\\).*/\\1/p' | head -n 1)",
             "echo @@dev", 'echo "$dev"',
             'nwfile=""; nmcon=""',
             'if [ -n "$dev" ] && command -v networkctl >/dev/null '
@@ -162,7 +163,8 @@ class StaticHost(FactBase[StaticHostState]):
             '  nwfile=$(networkctl status "$dev" 2>/dev/null | sed -n "s/^ *Network File: //p")',
             '  case "$nwfile" in n/a|"") nwfile="";; esac',
             "fi",
-            'if [ -n "$dev" ] && command -v nmcli >/dev/null && systemctl is-active -q NetworkManager; then',
+            'if [ -n "$dev" ] && command -v nmcli >/dev/null '
+            "&& systemctl is-active -q NetworkManager; then",
             '  nmcon=$(nmcli -g GENERAL.CONNECTION device show "$dev" 2>/dev/null)',
             "fi",
             "echo @@networkd_file", 'echo "$nwfile"',
@@ -170,9 +172,11 @@ class StaticHost(FactBase[StaticHostState]):
             "echo @@nm_routes",
             '[ -n "$nmcon" ] && nmcli -g ipv4.routes connection show "$nmcon" 2>/dev/null',
             "echo @@netplan_type",
-            'if [ -n "$dev" ] && ls /etc/netplan/*.yaml >/dev/null 2>&1 && command -v netplan >/dev/null; then',
+            'if [ -n "$dev" ] && ls /etc/netplan/*.yaml >/dev/null 2>&1 '
+            "&& command -v netplan >/dev/null; then",
             "  for t in ethernets bonds bridges vlans; do",
-            '    case "$(netplan get "$t.$dev" 2>/dev/null)" in ""|null) ;; *) echo "$t"; break;; esac',
+            '    case "$(netplan get "$t.$dev" 2>/dev/null)" in',
+            '      ""|null) ;; *) echo "$t"; break;; esac',
             "  done",
             "fi",
             "echo @@manager", _DETECT.strip(),
