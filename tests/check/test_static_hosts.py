@@ -38,15 +38,18 @@ SITE_B = '{"dst":"172.16.100.0/24","gateway":"192.0.2.2","dev":"eth0","protocol"
 
 def test_every_route_present_is_ok(tmp_path):
     row = static_row(model(tmp_path), state(f"[{DEFAULT},{CGNAT},{SITE_B}]"))
-    assert (row.status, row.step, row.reason) == (Status.OK, "static", "a-nas: routes to every other site via 192.0.2.2")
+    assert (row.status, row.step) == (Status.OK, "static")
+    assert row.reason == "a-nas: routes to every other site via 192.0.2.2"
 
 
 def test_a_missing_route_is_broken_and_named(tmp_path):
     row = static_row(model(tmp_path), state(f"[{DEFAULT},{CGNAT}]"))
-    assert row.status == Status.BROKEN and row.reason == "a-nas: missing 172.16.100.0/24 via 192.0.2.2"
+    assert row.status == Status.BROKEN
+    assert row.reason == "a-nas: missing 172.16.100.0/24 via 192.0.2.2"
     assert "--limit a-nas" in row.fix
     wrong = SITE_B.replace("192.0.2.2", "192.0.2.9")
-    assert static_row(model(tmp_path), state(f"[{DEFAULT},{CGNAT},{wrong}]")).status == Status.BROKEN
+    row = static_row(model(tmp_path), state(f"[{DEFAULT},{CGNAT},{wrong}]"))
+    assert row.status == Status.BROKEN
 
 
 def test_router_as_default_gateway_is_ok_and_unreadable_is_unknown(tmp_path):

@@ -27,7 +27,8 @@ def test_static_hosts_are_named_addressed_and_listed(tmp_path: Path) -> None:
     assert [(h.name, h.manager, h.addresses, h.container) for h in statics] == [
         ("a-static-networkd", "networkd", ["192.0.2.50/24"], True),
         ("a-static-ifupdown", "ifupdown", ["192.0.2.52/24"], True)]
-    assert all(h.self_configured and h.default_via is None and h.gateway == "192.0.2.1" for h in statics)
+    assert all(h.self_configured and h.default_via is None and h.gateway == "192.0.2.1"
+               for h in statics)
     (tmp_path / "sites.toml").write_text(render_site_file(t))
     model = load_sites(tmp_path / "sites.toml")
     assert [(h.ssh, h.manager) for h in model.sites["a"].hosts] == [
@@ -35,7 +36,7 @@ def test_static_hosts_are_named_addressed_and_listed(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("extra, problem", [
-    ('static_hosts = ["wicked"]', "must be one of networkd, networkmanager, ifupdown, netplan ('wicked')"),
+    ('static_hosts = ["wicked"]', "must be one of networkd, networkmanager, ifupdown, netplan"),
     ('static_hosts = ["netplan", "netplan"]', "must be a list of distinct manager kinds"),
     ('static_hosts = "netplan"', "must be a list of distinct manager kinds"),
 ])
@@ -51,7 +52,8 @@ def test_bad_static_hosts_are_one_line(tmp_path: Path, extra: str, problem: str)
     ("networkmanager", "etc/NetworkManager/system-connections/lan.nmconnection", "method=manual"),
     ("netplan", "etc/netplan/10-lan.yaml", "renderer: networkd"),
 ])
-def test_each_manager_gets_its_own_config(tmp_path: Path, kind: str, path: str, needle: str) -> None:
+def test_each_manager_gets_its_own_config(tmp_path: Path, kind: str, path: str,
+                                          needle: str) -> None:
     t = topo(tmp_path, f'static_hosts = ["{kind}"]')
     host = next(h for h in lab_hosts(t) if h.role == "static")
     root = tmp_path / "root"

@@ -310,18 +310,22 @@ router = "172.16.100.2"
 routes = ["10.8.0.0/16"]
 """))
     a = model.sites["a"]
-    assert [(h.ssh, h.manager) for h in a.hosts] == [("root@a-nas", "ifupdown"), ("admin@a-vm:2222", None)]
+    assert [(h.ssh, h.manager) for h in a.hosts] == [("root@a-nas", "ifupdown"),
+                                                     ("admin@a-vm:2222", None)]
     assert model.sites["b"].hosts == ()
-    assert [str(p) for p in model.remote_prefixes(a)] == ["100.64.0.0/10", "172.16.100.0/24", "10.8.0.0/16"]
+    assert [str(p) for p in model.remote_prefixes(a)] == [
+        "100.64.0.0/10", "172.16.100.0/24", "10.8.0.0/16"]
 
 
 @pytest.mark.parametrize("hosts, key, value", [
     ('[[sites.a.hosts]]\nmanager = "networkd"', "sites.a.hosts[0].ssh", None),
-    ('[[sites.a.hosts]]\nssh = "a-nas"\nmanager = "systemd"', "sites.a.hosts[0].manager", "systemd"),
+    ('[[sites.a.hosts]]\nssh = "a-nas"\nmanager = "systemd"', "sites.a.hosts[0].manager",
+     "systemd"),
     ('[[sites.a.hosts]]\nssh = "a-nas"\nmanger = "netplan"', "sites.a.hosts[0].manger", "netplan"),
     ('[[sites.a.hosts]]\nssh = "a nas"', "sites.a.hosts[0].ssh", "a nas"),
     ('[[sites.a.hosts]]\nssh = "root@a-router"', "sites.a.hosts[0].ssh", "root@a-router"),
-    ('[[sites.a.hosts]]\nssh = "a-nas"\n[[sites.a.hosts]]\nssh = "a-nas"', "sites.a.hosts[1].ssh", "a-nas"),
+    ('[[sites.a.hosts]]\nssh = "a-nas"\n[[sites.a.hosts]]\nssh = "a-nas"', "sites.a.hosts[1].ssh",
+     "a-nas"),
     ('hosts = "a-nas"', "sites.a.hosts", "a-nas"),
 ])
 def test_bad_static_hosts_are_one_line(tmp_path, hosts, key, value):
