@@ -82,7 +82,8 @@ if removed_router(host) and prune(host):
 cloud.vpc_routes(name="VPC route tables send the other sites to the router", model=model, here=coordinator)
 # ... the LAN hosts with static addresses, in their own network manager ...
 statichosts.routes_given(name="Static hosts have the site routes", model=model,
-                         entry=static_host(model, host), removed=removed_static_host(host), prune=prune(host),
+                         entry=static_host(model, host), removed=removed_static_host(host),
+                         prune=prune(host),
                          gone=removed_static_hosts(model), here=coordinator)
 # ... and DHCP option 121/249 from each site's Kea
 kea.config_writable(name="Kea may persist its config (config-write)", plans=host_plans)

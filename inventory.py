@@ -76,8 +76,8 @@ kea_servers = list(_kea.items())
 static_hosts = [_ssh_data(_h.ssh, static_site=_site.name, static_ssh=_h.ssh)
                 for _site in model.sites.values() for _h in _site.hosts]
 removed_static_hosts = [
-    _ssh_data(_gone.ssh, removed_static={"site": _gone.site, "ssh": _gone.ssh, "next_hop": _gone.next_hop,
-                                         "manager": _gone.manager})
+    _ssh_data(_gone.ssh, removed_static={"site": _gone.site, "ssh": _gone.ssh,
+                                         "next_hop": _gone.next_hop, "manager": _gone.manager})
     for _gone in _removed_static(model)] if prune_requested() else []
 _tailnet = model.tailnet
 policy_hosts = (

@@ -7,7 +7,8 @@ once, then on copies of its site file: the median no-op deploy without static ho
 baseline), the first deploy that gives every static host its routes, and the median no-op
 deploy with them. Prints each one's wall time and the time added per static host beyond the
 baseline. The lab is left running (with --reuse-lab the first-deploy figure only means
-something on a lab whose static hosts never had the routes). No thresholds are asserted: these are figures.
+something on a lab whose static hosts never had the routes). No thresholds are asserted: these
+are figures.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def timed(sites: Path, *args: str) -> float:
 
 
 def without_static_hosts(text: str) -> str:
-    return re.sub(r"\[\[sites\.[a-z0-9_-]+\.hosts\]\]\nssh = \"[^\"]+\"\n(manager = \"[a-z]+\"\n)?", "", text)
+    entry = r"\[\[sites\.[a-z0-9_-]+\.hosts\]\]\nssh = \"[^\"]+\"\n(manager = \"[a-z]+\"\n)?"
+    return re.sub(entry, "", text)
 
 
 def main() -> None:
@@ -52,19 +54,21 @@ def main() -> None:
     text = info.sites_file.read_text()
     count = len(re.findall(r"\[\[sites\.[^]]+\.hosts\]\]", text))
     if not count:
-        raise SystemExit("the lab's site file lists no static hosts (is it the static-hosts topology?)")
+        raise SystemExit("the lab's site file lists no static hosts (not the static topology?)")
     with tempfile.TemporaryDirectory() as tmp:
         bare, full = Path(tmp) / "bare.toml", Path(tmp) / "full.toml"
         bare.write_text(without_static_hosts(text))
         full.write_text(text)
         timed(bare)  # the routers and Kea brought into line first
         baseline = statistics.median(timed(bare) for _ in range(args.runs))
-        (Path(tmp) / "full.toml.applied.json").write_text((Path(tmp) / "bare.toml.applied.json").read_text())
+        record = (Path(tmp) / "bare.toml.applied.json").read_text()
+        (Path(tmp) / "full.toml.applied.json").write_text(record)
         first = timed(full)
         noop = statistics.median(timed(full) for _ in range(args.runs))
     print(f"static hosts: {count} (lab {TOPOLOGY.name})")
     print(f"no-op deploy without them (median of {args.runs}): {baseline:.2f} s")
-    print(f"first deploy giving them routes: {first:.2f} s  (+{(first - baseline) / count:.3f} s per host)")
+    print(f"first deploy giving them routes: {first:.2f} s  "
+          f"(+{(first - baseline) / count:.3f} s per host)")
     print(f"no-op deploy with them (median of {args.runs}):    {noop:.2f} s  "
           f"(+{(noop - baseline) / count:.3f} s per host)")
 

@@ -252,7 +252,8 @@ def _static_files(host: Host) -> dict[str, tuple[str, int]]:
             f"[ipv4]\nmethod=manual\naddress1={addr},{gw}\n\n[ipv6]\nmethod=disabled\n", 0o600)},
         "netplan": {"etc/netplan/10-lan.yaml": (
             f"{lab}\nnetwork:\n  version: 2\n  renderer: networkd\n  ethernets:\n    eth0:\n"
-            f"      addresses: [{addr}]\n      routes:\n        - to: default\n          via: {gw}\n",
+            f"      addresses: [{addr}]\n      routes:\n"
+            f"        - to: default\n          via: {gw}\n",
             0o600)},
     }[host.manager or ""]
 

@@ -337,9 +337,10 @@ class _Parser:
                        **self.site_options(key, raw), **ha)
         taken = {gateway, router, *(ha.get(k) for k in ("router2", "vip", "router3") if ha.get(k))}
         for host, _, addr in site.static_host_list:
-            if addr in taken or first <= addr <= last or addr not in subnet or addr == subnet.broadcast:
-                raise self.fail(f"{key}.static_hosts", f"{host}'s address {addr} is not free on the "
-                                "LAN", raw["static_hosts"])
+            if addr in taken or first <= addr <= last or addr not in subnet \
+                    or addr == subnet.broadcast:
+                raise self.fail(f"{key}.static_hosts", f"{host}'s address {addr} is not free "
+                                "on the LAN", raw["static_hosts"])
         return site
 
     def ha(self, key: str, raw: dict[str, Any], subnet: IPNetwork, wan_subnet: IPNetwork,

@@ -176,7 +176,7 @@ class Site:
         raise KeyError(f"site {self.name}: no router with ssh {ssh!r}")
 
     def host_at(self, ssh: str) -> StaticHost:
-        """The static host of this site reached through SSH target `ssh` (inventory `static_ssh`)."""
+        """The static host of this site reached through SSH target `ssh` (data `static_ssh`)."""
         for static in self.hosts:
             if static.ssh == ssh:
                 return static

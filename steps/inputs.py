@@ -151,7 +151,7 @@ def removed_static_hosts(model: SiteModel) -> list[record.AppliedStaticHost]:
 
 
 def static_host(model: SiteModel, host: Host) -> tuple[Site, StaticHost] | None:
-    """The site and entry of the static host this host is (inventory `static_site`, `static_ssh`)."""
+    """The site and entry of the static host this host is (data `static_site`, `static_ssh`)."""
     name = host.data.get("static_site")
     if not name:
         return None

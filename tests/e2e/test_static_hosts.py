@@ -172,7 +172,8 @@ def test_hosts_dropped_from_the_site_file_lose_their_routes_in_the_removal_run(l
         assert "100.64.0.0/10" not in table and "192.0.2.0/24" not in table, (host, table)
         assert table.get("default") == "172.16.100.1"  # nothing else touched
         assert drive.in_host(host, "test", "-e", OWNED[kind], check=False).returncode != 0
-    nm = drive.in_host("b-static-networkmanager", "nmcli", "-g", "ipv4.routes", "connection", "show", "lan")
+    nm = drive.in_host("b-static-networkmanager", "nmcli", "-g", "ipv4.routes", "connection",
+                       "show", "lan")
     assert nm.stdout.strip() == ""
     recorded = json.loads(Path(f"{lab}.applied.json").read_text())
     assert [h["ssh"] for h in recorded["static_hosts"]] == [f"a-static-{kind}" for kind in KINDS]

@@ -175,7 +175,8 @@ def test_netplan_file_of_its_own_then_generate():
     assert cmds[4] == "netplan generate" and cmds[5].startswith("ip route replace 100.64.0.0/10")
     h.apply(run_op(site_routes, h, WANT, NH))
     assert ("  ethernets:\n    eth0:\n      routes:\n"
-            "        - to: 100.64.0.0/10\n          via: 192.0.2.2\n") in h.fs[NETPLAN_FILE].decode()
+            "        - to: 100.64.0.0/10\n          via: 192.0.2.2\n") in \
+        h.fs[NETPLAN_FILE].decode()
     h.outputs[StaticHost] = with_routes(NETPLAN_STATE, installed(*map(str, WANT)))
     assert run_op(site_routes, h, WANT, NH) == []
     with pytest.raises(OperationError, match="netplan defines no interface named eth0"):
