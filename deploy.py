@@ -24,14 +24,16 @@ from operations.router import configure_router
 from operations.router import read_ahead as read_router_facts
 from operations.summary import register as summary_at_the_end
 from pyinfra_internals import current_run, let_others_run, ssh_no_delay
-from steps import retire, tailnet, vpc
+from steps import retire, statichosts, tailnet, vpc
 from steps.inputs import (is_coordinator, kea_hosts_plans, kea_plans, load_model, policy_file, prune,
-                         recorded_routers, removed_router, removed_routers, router_site)
+                         recorded_routers, recorded_static_hosts, removed_router, removed_routers,
+                         removed_static_host, removed_static_hosts, router_site, static_host)
 from steps.policy_file import headscale_policy_file
 
 model = load_model()
 summary_at_the_end(current_run())  # names every failed host and the state it was left in
-retire.keep_record(current_run(), model, recorded_routers())  # after a real run: what it configured
+# after a real run: what it configured
+retire.keep_record(current_run(), model, recorded_routers(), recorded_static_hosts())
 ssh_no_delay(host)  # no Nagle delay on each SSH exec (docs/noop.md)
 site = router_site(model, host)
 coordinator = is_coordinator(inventory, host)
@@ -77,6 +79,11 @@ if removed_router(host) and prune(host):
 
 # 6. The other LAN devices: on a cloud subnet, the VPC's route tables (planned on one host) ...
 vpc.vpc_routes(name="VPC route tables send the other sites to the router", model=model, here=coordinator)
+# ... the LAN hosts with static addresses, in their own network manager ...
+statichosts.routes_given(name="Static hosts have the site routes", model=model,
+                         entry=static_host(model, host), removed=removed_static_host(host),
+                         prune=prune(host),
+                         gone=removed_static_hosts(model), here=coordinator)
 # ... and DHCP option 121/249 from each site's Kea
 kea_push.config_writable(name="Kea may persist its config (config-write)", plans=host_plans)
 kea_push.routes_pushed(name="Kea hands out the site routes (option 121/249)", model=model, plans=plans)

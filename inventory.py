@@ -1,7 +1,10 @@
 """pyinfra inventory, built from the validated site model (never from the raw file).
 
 The site file is $SITES or ./sites.toml (pyinfra's CLI has no option of ours).
-Groups: `routers` (every subnet router of every site; an HA site has several), `removed_routers` (only with
+Groups: `static_hosts` (static-address LAN hosts, data `static_site` and `static_ssh`),
+`removed_static_hosts` (only with `--data prune=true`: recorded, no longer declared, data
+`removed_static`), `routers` (every subnet router of every site; an HA site has several),
+`removed_routers` (only with
 `--data prune=true`: routers the applied record names but the site file no longer
 declares; docs/removal.md), `kea_servers` (hosts whose Kea
 Control Agent is reached through SSH), `policy_hosts` (the Headscale host when
@@ -26,6 +29,7 @@ keep_bytecode()  # before this project's modules load: cache their byte code
 from removal.record import prune_requested
 from sites.model import SshTarget
 from steps.inputs import load_model, removed_routers as _removed
+from steps.inputs import removed_static_hosts as _removed_static
 
 # validated and route-planned here, before pyinfra connects to anything (deploy.py reuses it)
 model = load_model()
@@ -65,6 +69,13 @@ routers = list(_routers.items())
 removed_routers = [_ssh_data(_gone.ssh, removed_router={"site": _gone.site, "ssh": _gone.ssh})
                    for _gone in _removed(model)] if prune_requested() else []
 kea_servers = list(_kea.items())
+# static-address LAN hosts ([[sites.X.hosts]]): given the site's routes in their own network manager
+static_hosts = [_ssh_data(_h.ssh, static_site=_site.name, static_ssh=_h.ssh)
+                for _site in model.sites.values() for _h in _site.hosts]
+removed_static_hosts = [
+    _ssh_data(_gone.ssh, removed_static={"site": _gone.site, "ssh": _gone.ssh,
+                                         "next_hop": _gone.next_hop, "manager": _gone.manager})
+    for _gone in _removed_static(model)] if prune_requested() else []
 _tailnet = model.tailnet
 policy_hosts = (
     [_ssh_data(_tailnet.policy_ssh, policy_file=_tailnet.policy_file)]

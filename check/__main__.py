@@ -1,6 +1,7 @@
 """`python -m check [--sites PATH] [--json] [--svg FILE]`: diagnose every site, change nothing.
 
-Reads each router over SSH (the site file's [ssh] settings, as the deploy),
+Reads each router over SSH (the site file's [ssh] settings, as the deploy), each static host's
+kernel routes (step `static`, one row per host),
 the control plane over its API, and each LAN's DHCP server by a real exchange
 that takes no lease; prints site x step as ok / broken / unknown with a reason
 and the command that fixes it. Exit codes: 0 every step ok at every site,
@@ -37,10 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     from check import graph, render
     from check.gather import gather
     from check.judge import judge
+    from check.statichosts import read_static_hosts, static_rows
 
     started = time.monotonic()
     routers, control = gather(model)
-    rows = judge(model, plans, routers, control)
+    rows = judge(model, plans, routers, control) + static_rows(model, read_static_hosts(model))
     elapsed = time.monotonic() - started
     print(render.as_json(rows, elapsed) if args.json else render.table(rows, elapsed))
     if svg is not None:

@@ -231,6 +231,8 @@ def _boot(h: Host, topo: Topology, img: Path, repo: Path, headscale: Path, autho
         roles.gateway(root, h, topo, pw)
     elif h.role == "client":
         roles.client(root, h)
+    elif h.role == "static":
+        roles.static(root, h)
     elif h.role == "control":
         roles.control(root, topo)
         binds = {str(headscale): roles.HEADSCALE_BIN, str(repo): roles.APT_ROOT}
@@ -244,6 +246,8 @@ def _wait_ready(arg: tuple[Host, Topology]) -> None:
     checks: list[tuple[str, bool]] = [("sshd", probe.wait_tcp(h.netns, "127.0.0.1", 22, timeout=30))]
     if h.role == "gw":
         checks.append(("kea-ctrl-agent :8000", probe.wait_tcp(h.netns, "127.0.0.1", 8000, timeout=30)))
+    if h.self_configured:
+        checks.append((f"{h.manager} address {h.addresses[0]}", _wait_address(h, timeout=60)))
     if h.role == "control":
         addr = str(topo.control_address)
         checks.append(("headscale", probe.wait_http(h.netns, addr, topo.headscale_port, "/health", timeout=60)))
@@ -253,6 +257,16 @@ def _wait_ready(arg: tuple[Host, Topology]) -> None:
     if failed:
         raise LabError(f"{h.name}: not answering: {', '.join(failed)} (see {container.layout(h.name).log})")
     say(f"  {h.name} ready")
+
+
+def _wait_address(h: Host, timeout: float) -> bool:
+    """The host's own network manager has put its address on the LAN."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if h.addresses[0] in net.addresses(h.netns):
+            return True
+        time.sleep(0.3)
+    return False
 
 
 def _headscale_keys() -> None:
@@ -292,6 +306,10 @@ def restart(names: list[str]) -> None:
             container.stop(h.name)
             for cmd in _FRESH_KERNEL_STATE:
                 run(ns(h.netns, *cmd), check=False)
+            if h.self_configured:  # its manager sets address and routes at boot: start it bare
+                for link in h.links:
+                    run(ns(h.netns, "ip", "addr", "flush", "dev", link.ifname), check=False)
+                    run(ns(h.netns, "ip", "route", "flush", "dev", link.ifname), check=False)
             for prio in ("5210", "5230", "5250", "5260", "5270"):  # Tailscale's, and HA routers' own-LAN rules
                 run(ns(h.netns, "ip", "rule", "del", "priority", prio), check=False)
             container.start(h)
@@ -320,7 +338,7 @@ def poweroff(names: list[str], hard: bool = False) -> None:
             container.stop(h.name, hard=hard)
             for link in h.links:
                 run(ns(h.netns, "ip", "addr", "flush", "dev", link.ifname), check=False)
-                if link.cidr:
+                if link.cidr and not h.self_configured:
                     run(ns(h.netns, "ip", "addr", "add", link.cidr, "dev", link.ifname), check=False)
             for cmd in _FRESH_KERNEL_STATE:
                 run(ns(h.netns, *cmd), check=False)

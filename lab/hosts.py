@@ -13,7 +13,7 @@ from lab.paths import PREFIX, VETH_PREFIX
 from lab.topology import Topology
 
 SWITCH_NS = f"{PREFIX}-sw"
-_ROLE_LETTER = {"gw": "g", "router": "r", "client": "c", "control": "ctl"}
+_ROLE_LETTER = {"gw": "g", "router": "r", "client": "c", "control": "ctl", "static": "s"}
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,8 @@ class Host:
     default_via: str | None = None
     release: str = "bookworm"       # the Debian suite of its image (lab/image.py)
     dhcp_client: str | None = None  # clients: dhclient | networkd | dhcpcd
+    manager: str | None = None  # static hosts: the network manager setting address and routes
+    gateway: str | None = None  # static hosts: the default gateway their manager configures
 
     @property
     def netns(self) -> str:
@@ -47,6 +49,11 @@ class Host:
         """dhclient clients are plain namespaces running the machine's dhclient; everything
         else boots systemd (systemd-networkd needs it; dhcpcd runs as a unit beside it)."""
         return self.role != "client" or self.dhcp_client not in (None, "dhclient")
+
+    @property
+    def self_configured(self) -> bool:
+        """A static host's own network manager sets its address and routes (the lab does not)."""
+        return self.role == "static"
 
     @property
     def addresses(self) -> list[str]:
@@ -83,6 +90,11 @@ def lab_hosts(topo: Topology) -> list[Host]:
         for i, (name, kind) in enumerate(s.client_hosts):
             hosts.append(Host(name, "client", s.name, (Link("eth0", s.name, None, _port(s.name, "client", i)),),
                               dhcp_client=kind))
+        for i, (name, kind, addr) in enumerate(s.static_host_list):
+            # the address is the manager's to set (every boot): the namespace gets none of its own
+            hosts.append(Host(name, "static", s.name, (Link("eth0", s.name, f"{addr}/{plen}",
+                                                            _port(s.name, "static", i)),),
+                              manager=kind, gateway=str(s.gateway)))
     return hosts
 
 

@@ -36,6 +36,9 @@ PACKAGES = (
     "dhcpcd-base",
     # VRRP for HA sites: routers have no route out, so the deploy's install finds it in place
     "keepalived",
+    # Static-address LAN hosts' network managers (topology `static_hosts`; networkd is in systemd)
+    "network-manager", "ifupdown", "netplan.io",
+    "libpam-systemd",  # provides logind, which polkitd (a dependency of network-manager) needs
 )
 # Per suite: packages only some suites have (sid no longer ships ISC dhclient).
 SUITE_PACKAGES: dict[str, tuple[str, ...]] = {
@@ -63,10 +66,13 @@ TWEAKS: dict[str, str] = {
 # a networkd client re-enables systemd-networkd).
 DISABLE = ("kea-dhcp4-server.service", "kea-ctrl-agent.service", "iperf3.service",
            "ssh.socket", "apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_reap.service",
-           "systemd-networkd.service", "systemd-networkd.socket", "dhcpcd.service", "keepalived.service")
+           "systemd-networkd.service", "systemd-networkd.socket", "dhcpcd.service",
+           "keepalived.service",
+           "NetworkManager.service", "NetworkManager-wait-online.service",
+           "NetworkManager-dispatcher.service", "networking.service")
 MASK = ("systemd-networkd-wait-online.service", "getty@tty1.service")
 
-_VERSION = "3"  # bump when the build steps change in a way the hash does not see
+_VERSION = "4"  # bump when the build steps change in a way the hash does not see
 
 
 def packages(suite: str = SUITE) -> tuple[str, ...]:
@@ -159,7 +165,8 @@ def _customise(root: Path) -> None:
         path.write_text(text)
     for key in (root / "etc" / "ssh").glob("ssh_host_*"):
         key.unlink()  # every host gets its own at creation
-    run(["systemctl", f"--root={root}", "disable", *DISABLE], check=False)
+    for unit in DISABLE:  # one by one: a unit one suite lacks must not keep the others enabled
+        run(["systemctl", f"--root={root}", "disable", unit], check=False)
     run(["systemctl", f"--root={root}", "mask", *MASK], check=False)
     run(["systemctl", f"--root={root}", "enable", "ssh.service"], check=False)
     run(["systemctl", f"--root={root}", "set-default", "multi-user.target"])

@@ -54,7 +54,7 @@ def create(hosts: list[Host], segments: list[str]) -> None:
             run(["ip", "-n", SWITCH_NS, "link", "add", link.switch_port, "type", "veth",
                  "peer", "name", link.ifname, "netns", host.netns])
             run(["ip", "-n", SWITCH_NS, "link", "set", link.switch_port, "master", bridge(link.segment), "up"])
-            if link.cidr:
+            if link.cidr and not host.self_configured:
                 run(["ip", "-n", host.netns, "addr", "add", link.cidr, "dev", link.ifname])
             run(["ip", "-n", host.netns, "link", "set", link.ifname, "up"])
         if host.default_via:

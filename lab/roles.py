@@ -232,3 +232,45 @@ WantedBy=multi-user.target
 """)
     _enable(root, "headscale.service")
     _enable(root, "lab-apt-repo.service")
+
+
+# A static-address LAN host, configured the way its network manager is on a real box: the
+# address and default gateway (the site's gateway host, not the subnet router) in the manager's
+# own files. The routes to the other sites are the deploy's to add.
+def _static_files(host: Host) -> dict[str, tuple[str, int]]:
+    addr, gw = host.addresses[0], host.gateway
+    lab = "# s2s lab: a static-address LAN host"
+    return {
+        "networkd": {"etc/systemd/network/20-lan.network": (
+            f"{lab}\n[Match]\nName=eth0\n\n[Network]\nAddress={addr}\nGateway={gw}\n"
+            "LinkLocalAddressing=no\nIPv6AcceptRA=no\n", 0o644)},
+        "ifupdown": {"etc/network/interfaces": (
+            f"{lab}\nauto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet static\n"
+            f"    address {addr}\n    gateway {gw}\n", 0o644)},
+        "networkmanager": {"etc/NetworkManager/system-connections/lan.nmconnection": (
+            f"{lab}\n[connection]\nid=lan\ntype=ethernet\ninterface-name=eth0\nautoconnect=true\n\n"
+            f"[ipv4]\nmethod=manual\naddress1={addr},{gw}\n\n[ipv6]\nmethod=disabled\n", 0o600)},
+        "netplan": {"etc/netplan/10-lan.yaml": (
+            f"{lab}\nnetwork:\n  version: 2\n  renderer: networkd\n  ethernets:\n    eth0:\n"
+            f"      addresses: [{addr}]\n      routes:\n"
+            f"        - to: default\n          via: {gw}\n",
+            0o600)},
+    }[host.manager or ""]
+
+
+_NETWORKD_UNITS = (("systemd-networkd.service", "multi-user.target"),
+                   ("systemd-networkd.socket", "sockets.target"))
+_STATIC_UNITS = {
+    "networkd": _NETWORKD_UNITS,
+    "netplan": _NETWORKD_UNITS,  # netplan renders for networkd here
+    "ifupdown": (("networking.service", "multi-user.target"),),
+    "networkmanager": (("NetworkManager.service", "multi-user.target"),),
+}
+
+
+def static(root: Path, host: Host) -> None:
+    """A static host: its manager's config for eth0, and that manager enabled at boot."""
+    for rel, (text, mode) in _static_files(host).items():
+        _write(root, rel, text, mode)
+    for unit, target in _STATIC_UNITS[host.manager or ""]:
+        _enable(root, unit, target)

@@ -140,6 +140,11 @@ def render_site_file(
                     ("ssh", alias(site.router_host)),
                 ],
             )
+        for i, (name, kind, _) in enumerate(site.static_host_list):
+            # the first site's managers are left to detection, the others' named (both ways run)
+            given = kind if site.name != next(iter(topo.sites)) else None
+            pairs = [("ssh", alias(name)), ("manager", given)]
+            out += [f"[[sites.{site.name}.hosts]]"] + _lines("", pairs)[1:]
         out += _lines(
             f"sites.{site.name}.kea",
             [

@@ -34,6 +34,7 @@ _SITE_OPTIONAL = {
     "vip",  # HA: the VRRP address both routers share (the LAN's next hop)
     "router3",  # HA: a third subnet router (host NAME-router3); needs the HA keys
     "router3_wan",  # HA: its WAN address
+    "static_hosts",  # static-address LAN hosts, one per network manager kind (NAME-static-KIND)
 }
 _HA_KEYS = ("router2", "router2_wan", "vip")
 _THIRD_KEYS = ("router3", "router3_wan")
@@ -42,6 +43,8 @@ MIN_SITE_PREFIX, MAX_SITE_PREFIX = 16, 29
 ROUTER_RELEASES = ("bookworm", "trixie")          # Debian 12, Debian 13 (nftables-era iptables)
 GW_RELEASES = {"bookworm": "2.2", "trixie": "2.6", "sid": "3.0"}  # Debian suite -> Kea it ships
 DHCP_CLIENTS = ("dhclient", "networkd", "dhcpcd")  # ISC dhclient, systemd-networkd, dhcpcd
+STATIC_MANAGERS = ("networkd", "networkmanager", "ifupdown", "netplan")  # sites.model.MANAGERS
+STATIC_OFFSET = 50  # NAME-static-KIND: subnet address STATIC_OFFSET + its index in STATIC_MANAGERS
 
 
 class TopologyError(ValueError):
@@ -67,6 +70,14 @@ class LabSite:
     vip: IPAddress | None = None  # HA sites: the VRRP address
     router3: IPAddress | None = None  # HA sites with three routers: the third one's LAN address
     router3_wan: IPAddress | None = None
+    static_hosts: tuple[str, ...] = ()  # network manager kinds, one static-address host each
+
+    @property
+    def static_host_list(self) -> list[tuple[str, str, IPAddress]]:
+        """(host name, manager, address) per static host: `NAME-static-KIND`."""
+        return [(f"{self.name}-static-{kind}", kind,
+                 IPAddress(self.subnet.first + STATIC_OFFSET + STATIC_MANAGERS.index(kind)))
+                for kind in self.static_hosts]
 
     @property
     def ha(self) -> bool:
@@ -145,7 +156,8 @@ class Topology:
         names = [self.control_host]
         for site in self.sites.values():
             names += [site.gateway_host, *(name for name, _, _ in site.routers),
-                      *(name for name, _ in site.client_hosts)]
+                      *(name for name, _ in site.client_hosts),
+                      *(name for name, _, _ in site.static_host_list)]
         return names
 
 
@@ -321,8 +333,15 @@ class _Parser:
             if addr is not None and first <= addr <= last:
                 raise self.fail(f"{key}.dhcp_pool", f"contains the {role} address {addr}", pool)
         routes = self.routes(f"{key}.routes", raw.get("routes", []), subnet)
-        return LabSite(name, subnet, gateway, router, router_wan, f"{first} - {last}", routes,
+        site = LabSite(name, subnet, gateway, router, router_wan, f"{first} - {last}", routes,
                        **self.site_options(key, raw), **ha)
+        taken = {gateway, router, *(ha.get(k) for k in ("router2", "vip", "router3") if ha.get(k))}
+        for host, _, addr in site.static_host_list:
+            if addr in taken or first <= addr <= last or addr not in subnet \
+                    or addr == subnet.broadcast:
+                raise self.fail(f"{key}.static_hosts", f"{host}'s address {addr} is not free "
+                                "on the LAN", raw["static_hosts"])
+        return site
 
     def ha(self, key: str, raw: dict[str, Any], subnet: IPNetwork, wan_subnet: IPNetwork,
            taken: dict[str, IPAddress]) -> dict[str, Any]:
@@ -375,4 +394,14 @@ class _Parser:
                 if kind not in DHCP_CLIENTS:
                     raise self.fail(f"{key}.dhcp_client", f"must be one of {', '.join(DHCP_CLIENTS)}", kind)
             out["dhcp_clients"] = tuple(kinds)
+        if "static_hosts" in raw:
+            kinds = raw["static_hosts"]
+            if not isinstance(kinds, list) or len(set(map(str, kinds))) != len(kinds):
+                raise self.fail(f"{key}.static_hosts", "must be a list of distinct manager kinds",
+                                kinds)
+            for kind in kinds:
+                if kind not in STATIC_MANAGERS:
+                    raise self.fail(f"{key}.static_hosts",
+                                    f"must be one of {', '.join(STATIC_MANAGERS)}", kind)
+            out["static_hosts"] = tuple(kinds)
         return out

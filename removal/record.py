@@ -50,6 +50,20 @@ class AppliedRouter:
         return [i for i in (self.tailnet_node, SshTarget.parse(self.ssh).host) if i]
 
 
+@dataclass(frozen=True)
+class AppliedStaticHost:
+    """One static-address host as the deploy last gave it routes (its site's next hop)."""
+
+    site: str
+    ssh: str
+    next_hop: str
+    manager: str | None = None
+
+    @property
+    def host(self) -> str:
+        return SshTarget.parse(self.ssh).name
+
+
 def record_path(model: SiteModel) -> Path:
     return model.path.with_name(model.path.name + SUFFIX)
 
@@ -73,6 +87,34 @@ def read(path: Path) -> list[AppliedRouter]:
                               tuple(str(p) for p in r["prefixes"])) for r in data["routers"]]
     except (KeyError, TypeError) as exc:
         raise RecordError(f"{path}: routers: unexpected record layout ({exc})") from None
+
+
+def declared_static(model: SiteModel) -> list[AppliedStaticHost]:
+    """Every static host the site file declares, as the record holds it."""
+    return [AppliedStaticHost(site.name, h.ssh, str(site.next_hop), h.manager)
+            for site in model.sites.values() for h in site.hosts]
+
+
+def read_static(path: Path) -> list[AppliedStaticHost]:
+    """The recorded static hosts (a record written before they existed has none)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise RecordError(f"{path}: cannot read the applied record: {exc}") from None
+    try:
+        return [AppliedStaticHost(str(h["site"]), str(h["ssh"]), str(h["next_hop"]),
+                                  h.get("manager")) for h in data.get("static_hosts", [])]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise RecordError(f"{path}: static_hosts: unexpected record layout ({exc})") from None
+
+
+def removed_static(model: SiteModel,
+                   recorded: Iterable[AppliedStaticHost]) -> list[AppliedStaticHost]:
+    """Recorded static hosts the site file no longer declares (matched by their SSH target)."""
+    now = {h.host for h in declared_static(model)}
+    return [h for h in recorded if h.host not in now]
 
 
 def removed(model: SiteModel, recorded: Iterable[AppliedRouter]) -> list[AppliedRouter]:
@@ -110,9 +152,13 @@ def _canonical(prefixes: Iterable[str]) -> list[str]:
     return [str(IPNetwork(p).cidr) for p in prefixes]
 
 
-def write(path: Path, routers: Sequence[AppliedRouter]) -> bool:
+def write(path: Path, routers: Sequence[AppliedRouter],
+          static_hosts: Sequence[AppliedStaticHost] = ()) -> bool:
     """Write the record atomically; False when it already holds exactly this."""
-    text = json.dumps({"version": VERSION, "routers": [asdict(r) for r in routers]}, indent=2) + "\n"
+    body: dict = {"version": VERSION, "routers": [asdict(r) for r in routers]}
+    if static_hosts:
+        body["static_hosts"] = [asdict(h) for h in static_hosts]
+    text = json.dumps(body, indent=2) + "\n"
     try:
         if path.read_text() == text:
             return False

@@ -26,7 +26,9 @@ from sites.model import (
     Site,
     SiteModel,
     SshSettings,
+    MANAGERS,
     SshTarget,
+    StaticHost,
     Tailnet,
     Tailscale,
 )
@@ -154,6 +156,7 @@ def parse_sites(path: Path, raw: dict[str, Any]) -> SiteModel:
     _check_overlaps(path, sites)
     _check_router_hosts(path, sites)
     _check_route_tables(path, sites)
+    _check_static_hosts(path, sites)
     dhcp = _dhcp(top.table("dhcp"))
     model = SiteModel(
         path=path,
@@ -210,7 +213,25 @@ def _site(t: _Table, name: str) -> Site:
         vip=vip,
         vrid=vrid,
         aws=_aws(t.table("aws")),
+        hosts=_static_hosts(t),
     )
+
+
+def _static_hosts(t: _Table) -> tuple[StaticHost, ...]:
+    """[[sites.X.hosts]]: each static host's `ssh` and optional `manager`."""
+    items = t.get("hosts", list, [])
+    hosts: list[StaticHost] = []
+    for i, item in enumerate(items):
+        entry = _Table(t.path, t.at(f"hosts[{i}]"), item)
+        entry.only(*schema.keys("sites.NAME.hosts"))
+        ssh = entry.ssh("ssh")
+        if ssh is None:
+            raise SiteFileError(t.path, entry.at("ssh"), "missing required key", show_value=False)
+        manager = entry.text("manager")
+        if manager is not None and manager not in MANAGERS:
+            raise entry.error("manager", f"must be one of {', '.join(MANAGERS)}", manager)
+        hosts.append(StaticHost(ssh, manager))
+    return tuple(hosts)
 
 
 AWS_ID = {"route_tables": "rtb-", "network_interface": "eni-", "instance": "i-"}
@@ -360,6 +381,19 @@ def _check_router_hosts(path: Path, sites: dict[str, Site]) -> None:
             name = SshTarget.parse(router.ssh).name
             if name in seen:
                 raise SiteFileError(path, key, f"the same router host as {seen[name]}", router.ssh)
+            seen[name] = key
+
+
+def _check_static_hosts(path: Path, sites: dict[str, Site]) -> None:
+    """A static host is one host of one site, and never a router: its routes point at the router."""
+    seen = {SshTarget.parse(r.ssh).name: f"a router of site {s.name}"
+            for s in sites.values() for r in s.routers}
+    for site in sites.values():
+        for i, static in enumerate(site.hosts):
+            key = f"sites.{site.name}.hosts[{i}].ssh"
+            name = SshTarget.parse(static.ssh).name
+            if name in seen:
+                raise SiteFileError(path, key, f"the same host as {seen[name]}", static.ssh)
             seen[name] = key
 
 

@@ -114,6 +114,18 @@ class AwsSubnet:
     endpoint_url: str | None = None  # an EC2-compatible endpoint (a VPC endpoint; moto in the tests)
 
 
+MANAGERS = ("networkd", "networkmanager", "ifupdown", "netplan")
+
+
+@dataclass(frozen=True)
+class StaticHost:
+    """A LAN host with a static address (step 6 of Tailscale's site-to-site guide, "configure
+    the other devices"): it gets the site's routes in its own network manager's config."""
+
+    ssh: str
+    manager: str | None = None  # one of MANAGERS; None: detected from the host
+
+
 DEFAULT_VRID = 51  # keepalived's own example id; LANs are separate broadcast domains, so sites may share it
 
 
@@ -138,6 +150,7 @@ class Site:
     vip: IPAddress | None = None  # HA sites: the VRRP virtual address (== next_hop)
     vrid: int = DEFAULT_VRID  # HA sites: the VRRP virtual router id on the LAN
     aws: AwsSubnet | None = None  # [sites.X.aws]: the LAN is a VPC subnet whose route tables are managed
+    hosts: tuple[StaticHost, ...] = ()  # [[sites.X.hosts]]: static-address hosts, given the routes
 
     def __post_init__(self) -> None:
         if not self.routers:
@@ -154,6 +167,13 @@ class Site:
             if router.ssh == ssh:
                 return router
         raise KeyError(f"site {self.name}: no router with ssh {ssh!r}")
+
+    def host_at(self, ssh: str) -> StaticHost:
+        """The static host of this site reached through SSH target `ssh` (data `static_ssh`)."""
+        for static in self.hosts:
+            if static.ssh == ssh:
+                return static
+        raise KeyError(f"site {self.name}: no static host with ssh {ssh!r}")
 
     @property
     def advertised(self) -> tuple[IPNetwork, ...]:
@@ -245,3 +265,9 @@ class SiteModel:
     tailscale: Tailscale = field(default_factory=Tailscale)
     dhcp: DhcpSettings = field(default_factory=DhcpSettings)
     ssh: SshSettings = field(default_factory=SshSettings)
+
+    def remote_prefixes(self, site: Site) -> tuple[IPNetwork, ...]:
+        """What the LAN of `site` reaches through its router: the tailnet's range and every
+        other site's prefixes (step 6 of Tailscale's site-to-site guide)."""
+        return (TAILSCALE_CGNAT, *(p for other in self.sites.values() if other is not site
+                                   for p in other.advertised))

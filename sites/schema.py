@@ -46,6 +46,12 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("vip", "required (HA)", "an HA site's VRRP address: the LAN's next hop"),
         Key("vrid", "`51`", "an HA site's VRRP virtual router id on its LAN (1-255)"),
         Key("aws", "", "the LAN is an AWS VPC subnet (`[sites.NAME.aws]`)"),
+        Key("hosts", "`[]`", "LAN hosts with static addresses, `[[sites.NAME.hosts]]`: given the site routes"),
+    ),
+    "sites.NAME.hosts": (
+        Key("ssh", REQUIRED, "how pyinfra reaches the host"),
+        Key("manager", "detected on the host", "`networkd`, `networkmanager`, `ifupdown` or `netplan`: where "
+            "its routes are written"),
     ),
     "sites.NAME.routers": (
         Key("address", REQUIRED, "this router's own LAN address"),

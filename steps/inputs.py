@@ -10,10 +10,12 @@ from __future__ import annotations
 import sys
 from functools import lru_cache
 
+from pyinfra.api.host import Host
+
 from dhcp.cli import load_plans_or_exit
 from dhcp.plan import SitePlan
 from removal import record
-from sites.model import Site, SiteModel
+from sites.model import Site, SiteModel, StaticHost
 
 
 @lru_cache(maxsize=1)
@@ -105,3 +107,36 @@ def prune(host) -> bool:  # noqa: ANN001 - pyinfra Host
 def removed_router(host) -> dict | None:  # noqa: ANN001 - pyinfra Host
     """The record entry of the removed router this host is (inventory data `removed_router`), if any."""
     return host.data.get("removed_router")
+
+
+@lru_cache(maxsize=1)
+def _recorded_static() -> tuple[record.AppliedStaticHost, ...]:
+    try:
+        return tuple(record.read_static(record.record_path(load_model())))
+    except record.RecordError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def recorded_static_hosts() -> list[record.AppliedStaticHost]:
+    """The static hosts the last real deploy recorded, read once; exit 2 on a broken record."""
+    return list(_recorded_static())
+
+
+def removed_static_hosts(model: SiteModel) -> list[record.AppliedStaticHost]:
+    """Recorded static hosts the site file no longer declares."""
+    return record.removed_static(model, recorded_static_hosts())
+
+
+def static_host(model: SiteModel, host: Host) -> tuple[Site, StaticHost] | None:
+    """The site and entry of the static host this host is (data `static_site`, `static_ssh`)."""
+    name = host.data.get("static_site")
+    if not name:
+        return None
+    site = model.sites[name]
+    return site, site.host_at(host.data.get("static_ssh"))
+
+
+def removed_static_host(host: Host) -> dict | None:
+    """The record entry of the removed static host this host is (inventory `removed_static`)."""
+    return host.data.get("removed_static")

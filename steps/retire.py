@@ -24,7 +24,7 @@ from controlplane.base import router_ident
 from operations.util import warn
 from pyinfra_internals import run_id
 from removal import record
-from removal.record import AppliedRouter
+from removal.record import AppliedRouter, AppliedStaticHost
 from sites.model import SiteModel
 from steps.tailnet import FAILURES, LABEL, _transport
 from steps.planned import plan_then_apply
@@ -119,8 +119,10 @@ class RecordApplied(BaseStateCallback):
     """Writes the applied record once every operation has run (at the first disconnect of a run that
     executed: pyinfra's run_ops marks the state executing in every mode; --dry never does)."""
 
-    def __init__(self, model: SiteModel, recorded: list[AppliedRouter], path: Path) -> None:
+    def __init__(self, model: SiteModel, recorded: list[AppliedRouter], path: Path,
+                 recorded_static: list[AppliedStaticHost] | None = None) -> None:
         self.model, self.recorded, self.path = model, recorded, path
+        self.recorded_static = recorded_static or []
         self.done = False
 
     def host_disconnect(self, state: State, host: Host) -> None:
@@ -139,8 +141,14 @@ class RecordApplied(BaseStateCallback):
                 logger.warning(f"--> Removed router {host.name} not cleaned up (unreachable, or a host failed): it "
                                f"stays in {self.path.name}; the control-plane and Kea parts ran. When it answers, "
                                f"run `{prune_command(self.model)}` again")
+        gone_static = state.inventory.get_group("removed_static_hosts", default=[])
+        cleaned_static = {h.name for h in gone_static
+                          if h not in state.failed_hosts and h in state.activated_hosts}
+        statics = record.declared_static(self.model) + [
+            h for h in record.removed_static(self.model, self.recorded_static)
+            if h.host not in cleaned_static]
         try:
-            if record.write(self.path, routers):
+            if record.write(self.path, routers, statics):
                 logger.info(f"--> Applied record written: {self.path}")
         except OSError as exc:
             logger.error(f"--> Applied record NOT written ({self.path}: {exc.strerror}); "
@@ -150,8 +158,10 @@ class RecordApplied(BaseStateCallback):
 _registered: set[int] = set()
 
 
-def keep_record(state: State, model: SiteModel, recorded: list[AppliedRouter]) -> None:
+def keep_record(state: State, model: SiteModel, recorded: list[AppliedRouter],
+                recorded_static: list[AppliedStaticHost] | None = None) -> None:
     """Register the record writer once per run (deploy.py runs once per host)."""
     if id(state) not in _registered:
         _registered.add(id(state))
-        state.add_callback_handler(RecordApplied(model, recorded, record.record_path(model)))
+        state.add_callback_handler(RecordApplied(model, recorded, record.record_path(model),
+                                                 recorded_static))

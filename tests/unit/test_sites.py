@@ -290,3 +290,53 @@ def test_one_route_table_serves_one_site(tmp_path):
             + site_b() + aws.format("b"))
     message = error_for(tmp_path, text)
     assert ": sites.b.aws.route_tables[0]: the same route table as sites.a.aws.route_tables[0] (got 'rtb-1')" in message
+
+
+HOSTS_A = 'subnet = "192.0.2.0/24"\nrouter = "192.0.2.2"\nssh = "root@a-router"\n'
+
+
+def test_static_hosts_load(tmp_path):
+    model = load_sites(write(tmp_path, f"""
+[sites.a]
+{HOSTS_A}
+[[sites.a.hosts]]
+ssh = "root@a-nas"
+manager = "ifupdown"
+[[sites.a.hosts]]
+ssh = "admin@a-vm:2222"
+[sites.b]
+subnet = "172.16.100.0/24"
+router = "172.16.100.2"
+routes = ["10.8.0.0/16"]
+"""))
+    a = model.sites["a"]
+    assert [(h.ssh, h.manager) for h in a.hosts] == [("root@a-nas", "ifupdown"),
+                                                     ("admin@a-vm:2222", None)]
+    assert model.sites["b"].hosts == ()
+    assert [str(p) for p in model.remote_prefixes(a)] == [
+        "100.64.0.0/10", "172.16.100.0/24", "10.8.0.0/16"]
+
+
+@pytest.mark.parametrize("hosts, key, value", [
+    ('[[sites.a.hosts]]\nmanager = "networkd"', "sites.a.hosts[0].ssh", None),
+    ('[[sites.a.hosts]]\nssh = "a-nas"\nmanager = "systemd"', "sites.a.hosts[0].manager",
+     "systemd"),
+    ('[[sites.a.hosts]]\nssh = "a-nas"\nmanger = "netplan"', "sites.a.hosts[0].manger", "netplan"),
+    ('[[sites.a.hosts]]\nssh = "a nas"', "sites.a.hosts[0].ssh", "a nas"),
+    ('[[sites.a.hosts]]\nssh = "root@a-router"', "sites.a.hosts[0].ssh", "root@a-router"),
+    ('[[sites.a.hosts]]\nssh = "a-nas"\n[[sites.a.hosts]]\nssh = "a-nas"', "sites.a.hosts[1].ssh",
+     "a-nas"),
+    ('hosts = "a-nas"', "sites.a.hosts", "a-nas"),
+])
+def test_bad_static_hosts_are_one_line(tmp_path, hosts, key, value):
+    message = error_for(tmp_path, f"""
+[sites.a]
+{HOSTS_A}
+{hosts}
+[sites.b]
+subnet = "172.16.100.0/24"
+router = "172.16.100.2"
+""")
+    assert f": {key}: " in message
+    if value is not None:
+        assert f"(got {value!r})" in message

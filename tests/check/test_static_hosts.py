@@ -1,0 +1,59 @@
+"""The check's static-host rows, judged from canned `ip -j -4 route` output."""
+
+from __future__ import annotations
+
+import textwrap
+
+from check.judge import Status
+from check.statichosts import StaticState, static_row
+from operations.facts.statichost import parse_ip_json_routes
+from sites import load_sites
+
+
+def model(tmp_path):
+    path = tmp_path / "sites.toml"
+    path.write_text(textwrap.dedent("""
+        [sites.a]
+        subnet = "192.0.2.0/24"
+        router = "192.0.2.2"
+        ssh = "a-router"
+        [[sites.a.hosts]]
+        ssh = "a-nas"
+        [sites.b]
+        subnet = "172.16.100.0/24"
+        router = "172.16.100.2"
+        ssh = "b-router"
+    """))
+    return load_sites(path)
+
+
+def state(routes: str, error: str | None = None) -> StaticState:
+    return StaticState("a", "a-nas", parse_ip_json_routes(routes) if routes else (), error)
+
+
+DEFAULT = '{"dst":"default","gateway":"192.0.2.1","dev":"eth0"}'
+CGNAT = '{"dst":"100.64.0.0/10","gateway":"192.0.2.2","dev":"eth0","protocol":"static"}'
+SITE_B = '{"dst":"172.16.100.0/24","gateway":"192.0.2.2","dev":"eth0","protocol":"static"}'
+
+
+def test_every_route_present_is_ok(tmp_path):
+    row = static_row(model(tmp_path), state(f"[{DEFAULT},{CGNAT},{SITE_B}]"))
+    assert (row.status, row.step) == (Status.OK, "static")
+    assert row.reason == "a-nas: routes to every other site via 192.0.2.2"
+
+
+def test_a_missing_route_is_broken_and_named(tmp_path):
+    row = static_row(model(tmp_path), state(f"[{DEFAULT},{CGNAT}]"))
+    assert row.status == Status.BROKEN
+    assert row.reason == "a-nas: missing 172.16.100.0/24 via 192.0.2.2"
+    assert "--limit a-nas" in row.fix
+    wrong = SITE_B.replace("192.0.2.2", "192.0.2.9")
+    row = static_row(model(tmp_path), state(f"[{DEFAULT},{CGNAT},{wrong}]"))
+    assert row.status == Status.BROKEN
+
+
+def test_router_as_default_gateway_is_ok_and_unreadable_is_unknown(tmp_path):
+    gw = '[{"dst":"default","gateway":"192.0.2.2","dev":"eth0"}]'
+    assert static_row(model(tmp_path), state(gw)).status == Status.OK
+    row = static_row(model(tmp_path), state("", error="a-nas: connection refused"))
+    assert row.status == Status.UNKNOWN and "not readable" in row.reason
