@@ -427,7 +427,7 @@ def _tailnet(t: _Table | None) -> Tailnet | None:
         return None
     t.only(
         "backend", "url", "tailnet", "api_key_env", "api_key_file", "auth_key_env", "auth_key_file",
-        "tag", "policy_mode", "policy_file", "policy_ssh", "ssh", "login_server",
+        "tag", "policy_mode", "policy_file", "policy_ssh", "ssh", "login_server", "policy_syntax",
     )
     backend = t.choice("backend", ("headscale", "tailscale"), "headscale")
     default_url = "https://api.tailscale.com/api/v2" if backend == "tailscale" else None
@@ -458,6 +458,7 @@ def _tailnet(t: _Table | None) -> Tailnet | None:
         policy_ssh=t.ssh("policy_ssh"),
         ssh=t.ssh("ssh"),
         login_server=(t.text("login_server") or "").rstrip("/") or None,
+        policy_syntax=t.choice("policy_syntax", ("auto", "grants", "acls"), "auto"),
     )
 
 
