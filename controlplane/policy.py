@@ -42,7 +42,7 @@ SYNTAXES = ("auto", "grants", "acls")  # [tailnet] policy_syntax
 # on the server: since Headscale 0.29 (and on Tailscale) `*` as a source covers only
 # the tailnet's ranges and approved subnet routes, while `autogroup:danger-all` is
 # every address (the no-policy default); before 0.29 `*` was every address.
-_FIRST_RULE = {
+FIRST_RULES = {
     ("acls", False): '{"action": "accept", "src": ["*"], "dst": ["*:*"]},',
     ("acls", True): '{"action": "accept", "src": ["autogroup:danger-all"], "dst": ["*:*"]},',
     ("grants", True): '{"src": ["autogroup:danger-all"], "dst": ["*"], "ip": ["*"]},',
@@ -67,7 +67,7 @@ def empty_policy(syntax: str = "acls", modern: bool = False) -> str:
     whose `*` is the tailnet's own (`modern`: Tailscale, Headscale >= 0.29) or every address."""
     modern = modern or syntax == "grants"  # grants exist only where `*` is the tailnet's own
     return _EMPTY.format(kind="grant" if syntax == "grants" else "ACL", says=_FIRST_SAYS[modern],
-                         section=syntax, rule=_FIRST_RULE[(syntax, modern)])
+                         section=syntax, rule=FIRST_RULES[(syntax, modern)])
 
 
 EMPTY_POLICY = empty_policy()  # Headscale before 0.29, acls
