@@ -114,7 +114,8 @@ class Resolver:
         if alias == "*":
             return IPSet(EVERYTHING)  # compiled to the filter's "*": any address
         if alias == "autogroup:danger-all":
-            self.notes.append("autogroup:danger-all is a source only: the server refuses it as a destination")
+            self.notes.append("autogroup:danger-all is a source only: the server refuses it as a "
+                              "destination")
             return IPSet()
         if alias == "autogroup:internet":
             return IPSet()  # reached through exit nodes only, never a subnet route
@@ -135,7 +136,8 @@ class Resolver:
         direct = _as_set(alias)
         if direct is not None:
             return direct
-        self.defer(alias, f"{alias!r} needs the server (groups, users and autogroup:self are resolved there)")
+        self.defer(alias, f"{alias!r} needs the server (groups, users and autogroup:self are "
+                          "resolved there)")
         return IPSet()
 
     def defer(self, alias: str, note: str) -> None:
@@ -155,7 +157,8 @@ def ip_all(entry: str) -> bool:
     return entry == "*" or (":" not in entry and _ports_all(entry))
 
 
-def compile_policy(doc: dict | None, nodes: Iterable[PolicyNode] = (), modern: bool = True) -> Policy:
+def compile_policy(doc: dict | None, nodes: Iterable[PolicyNode] = (),
+                   modern: bool = True) -> Policy:
     """Compile the policy's `acls` and IP `grants` into address-set rules.
 
     `modern`: `*` as Headscale >= 0.29 and Tailscale read it; False for older Headscale.
@@ -173,13 +176,14 @@ def compile_policy(doc: dict | None, nodes: Iterable[PolicyNode] = (), modern: b
         any_proto = not acl.get("proto")
         for entry in acl.get("dst") or []:
             alias, ports = _split_port(str(entry))
-            rules.append(Rule(src, resolver.destination(alias), any_proto and _ports_all(ports), f"acls[{i}]"))
+            every = any_proto and _ports_all(ports)
+            rules.append(Rule(src, resolver.destination(alias), every, f"acls[{i}]"))
     for i, grant in enumerate(doc.get("grants") or []):
         if not isinstance(grant, dict) or not grant.get("ip"):
             continue  # an app-capability grant opens no IP traffic
         if grant.get("via"):
-            resolver.defer(f"grants[{i}].via", f"grants[{i}] is steered with via: the server decides "
-                                               "which routers carry it")
+            resolver.defer(f"grants[{i}].via", f"grants[{i}] is steered with via: the server "
+                                               "decides which routers carry it")
             continue
         src = _sources(resolver, grant.get("src"))
         every = any(ip_all(str(p)) for p in grant["ip"])
@@ -232,7 +236,7 @@ class PairResult:
     dst: str
     ok: bool
     reason: str
-    deferred: bool = False  # not shown allowed, but the policy names aliases only the server resolves
+    deferred: bool = False  # not shown allowed; the policy names aliases only the server resolves
 
 
 def _cidrs(s: IPSet) -> str:
@@ -255,8 +259,8 @@ def check_pairs(policy: Policy, sites: Sequence[tuple[str, Sequence[str]]]) -> l
         src, dst = gap
         some = partial_rules(policy, sets[a], sets[b])
         only = f"; only some ports/protocols via {', '.join(some)}" if some else ""
-        out.append(PairResult(a, b, False, f"no rule lets {_cidrs(src)} reach {_cidrs(dst)} on all ports{only}",
-                              deferred=bool(policy.unresolved)))
+        reason = f"no rule lets {_cidrs(src)} reach {_cidrs(dst)} on all ports{only}"
+        out.append(PairResult(a, b, False, reason, deferred=bool(policy.unresolved)))
     return out
 
 

@@ -265,12 +265,13 @@ def _deferred(name: str, bad: list[acl.PairResult], compiled: acl.Policy, cs: Co
     server's own policy tests decide, never a guess."""
     names = ", ".join(compiled.unresolved[:3])
     if not cs.server_test_run:
-        return _unknown(name, "policy", f"{bad[0].src} -> {bad[0].dst} rests on {names}, which only the server "
-                                        "resolves, and its policy tests did not run")
+        return _unknown(name, "policy", f"{bad[0].src} -> {bad[0].dst} rests on {names}, which "
+                                        "only the server resolves, and its policy tests did not run")
     if cs.server_test and name in _server_blames(cs.server_test, model):
-        return _broken(name, "policy", f"the server's ACL test fails: {cs.server_test[:200]}", fx.controlplane())
-    return _ok(name, "policy", f"every other site and 100.64.0.0/10 both ways: the server's ACL tests pass "
-                               f"(it resolves {names})")
+        return _broken(name, "policy", f"the server's ACL test fails: {cs.server_test[:200]}",
+                       fx.controlplane())
+    return _ok(name, "policy", "every other site and 100.64.0.0/10 both ways: the server's ACL "
+                               f"tests pass (it resolves {names})")
 
 
 def _server_blames(message: str, model: SiteModel) -> set[str]:

@@ -76,7 +76,8 @@ class HeadscaleControlPlane(ControlPlane):
         if known is not None:
             return known
         probe = '{"grants": [{"src": ["*"], "dst": ["*"], "ip": ["*"]}]}'
-        resp = self.api.call("POST", "/api/v1/policy/check", json={"policy": probe}, ok=(200, 400, 404, 405, 501))
+        resp = self.api.call("POST", "/api/v1/policy/check", json={"policy": probe},
+                             ok=(200, 400, 404, 405, 501))
         return resp.status_code == 200
 
     def read_policy(self) -> PolicyDoc:

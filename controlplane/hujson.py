@@ -263,8 +263,8 @@ def remove_member(text: str, obj: Node, key: str) -> str:
     value = obj.members[i][1]
     toks = [t for t in tokenize(text[obj.start:obj.end]) if t.kind not in ("ws", "comment")]
     toks = [Token(t.kind, t.start + obj.start, t.end + obj.start) for t in toks]
-    key_tok = next(t for t in toks if t.kind == "string" and t.end <= value.start
-                   and text[t.end:value.start].strip().startswith(":") and t.start >= _prev_end(obj, i))
+    key_tok = next(t for t in toks if t.kind == "string" and _prev_end(obj, i) <= t.start
+                   and t.end <= value.start and text[t.end:value.start].strip().startswith(":"))
     start, stop = key_tok.start, value.end
     after = next((t for t in toks if t.start >= value.end), None)
     if after is not None and after.kind == ",":

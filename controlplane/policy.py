@@ -125,7 +125,8 @@ class PolicySpec:
 
     def acls(self) -> list[dict]:
         """The pairs as ACL rules (every port and protocol)."""
-        return [{"action": "accept", "src": src, "dst": [f"{p}:*" for p in dst]} for src, dst in self.pairs()]
+        return [{"action": "accept", "src": src, "dst": [f"{p}:*" for p in dst]}
+                for src, dst in self.pairs()]
 
     def grants(self) -> list[dict]:
         """The pairs as grants: `"ip": ["*"]` is every port and protocol, as `:*` in an ACL."""

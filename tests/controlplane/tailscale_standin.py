@@ -116,7 +116,8 @@ def _grant_problem(grant: Any) -> str | None:
             return "autogroup:danger-all is only allowed as a source"
         try:
             if IPNetwork(dst).prefixlen == 0:
-                return f"dst {dst!r}: to allow all IP addresses, use \"*\" or \"autogroup:internet\""
+                return (f"dst {dst!r}: to allow all IP addresses, "
+                        "use \"*\" or \"autogroup:internet\"")
         except (AddrFormatError, ValueError, TypeError):
             pass
     return None

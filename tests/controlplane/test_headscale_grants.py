@@ -33,18 +33,19 @@ GRANTS_POLICY = """// The operator's policy, written in grants.
 """
 
 
-def api(lab, key: str, method: str, path: str, **kw) -> requests.Response:  # noqa: ANN001
-    resp = requests.request(method, lab.api_url + path, headers={"Authorization": f"Bearer {key}"}, timeout=10, **kw)
+def api(lab, key: str, method: str, path: str, **kw) -> requests.Response:
+    resp = requests.request(method, lab.api_url + path, headers={"Authorization": f"Bearer {key}"},
+                            timeout=10, **kw)
     resp.raise_for_status()
     return resp
 
 
-def stored(lab, key: str) -> str:  # noqa: ANN001
+def stored(lab, key: str) -> str:
     return api(lab, key, "GET", "/api/v1/policy").json()["policy"]
 
 
 @pytest.fixture(scope="module")
-def key(headscale_lab) -> str:  # noqa: ANN001
+def key(headscale_lab) -> str:
     from tests.controlplane.test_headscale_real import wait_advertised
 
     k = headscale_lab.api_key()
@@ -52,7 +53,7 @@ def key(headscale_lab) -> str:  # noqa: ANN001
     return k
 
 
-def test_the_server_reports_grants_support(headscale_lab, key, make_model):  # noqa: ANN001
+def test_the_server_reports_grants_support(headscale_lab, key, make_model):
     cp = connect(make_model("headscale", headscale_lab.api_url, key))
     version = cp.server_version()
     # a release build says v0.29.0; the lab's build from the module source has no module version
@@ -60,7 +61,7 @@ def test_the_server_reports_grants_support(headscale_lab, key, make_model):  # n
     assert cp.grants_supported() is True
 
 
-def test_first_policy_on_an_empty_server_is_grants_and_keeps_allow_all(headscale_lab, key, make_model):  # noqa: ANN001
+def test_first_policy_on_an_empty_server_is_grants_keeping_allow_all(headscale_lab, key, make_model):
     model = make_model("headscale", headscale_lab.api_url, key)
     cp = connect(model)
     assert cp.read_policy().text == ""  # never set: Headscale's allow-all default
@@ -69,14 +70,16 @@ def test_first_policy_on_an_empty_server_is_grants_and_keeps_allow_all(headscale
     assert text.startswith("// Tailnet policy. s2s-controlplane created it")
     assert "The first grant keeps the no-policy default (autogroup:danger-all" in text
     doc = hujson.loads(text)
-    assert "acls" not in doc and doc["grants"][0] == {"src": ["autogroup:danger-all"], "dst": ["*"], "ip": ["*"]}
+    assert "acls" not in doc
+    assert doc["grants"][0] == {"src": ["autogroup:danger-all"], "dst": ["*"], "ip": ["*"]}
     assert set(policy.managed(text)) == {"tagOwners", "autoApprovers", "grants"}
     assert connect(model).plan(model).empty
     # the acls twin of a first policy is one the server takes too
-    cp.check_policy(policy.merge("", policy.PolicySpec(sites=(("a", ("192.0.2.0/24",)),), syntax="acls"), True))
+    acls = policy.PolicySpec(sites=(("a", ("192.0.2.0/24",)),), syntax="acls")
+    cp.check_policy(policy.merge("", acls, True))
 
 
-def test_operator_grants_only_policy_gets_grants_and_no_acls(headscale_lab, key, make_model):  # noqa: ANN001
+def test_operator_grants_only_policy_gets_grants_and_no_acls(headscale_lab, key, make_model):
     api(headscale_lab, key, "PUT", "/api/v1/policy", json={"policy": GRANTS_POLICY})
     model = make_model("headscale", headscale_lab.api_url, key)
     assert run(model, "apply") == 0
@@ -91,10 +94,11 @@ def test_operator_grants_only_policy_gets_grants_and_no_acls(headscale_lab, key,
     assert connect(model).plan(model).empty
 
 
-def test_switch_to_acls_and_back_moves_the_block(headscale_lab, key, make_model):  # noqa: ANN001
+def test_switch_to_acls_and_back_moves_the_block(headscale_lab, key, make_model):
     first = stored(headscale_lab, key)
     for syntax, other in (("acls", "grants"), ("grants", "acls")):
-        model = make_model("headscale", headscale_lab.api_url, key, extra_tailnet=f'policy_syntax = "{syntax}"')
+        model = make_model("headscale", headscale_lab.api_url, key,
+                           extra_tailnet=f'policy_syntax = "{syntax}"')
         assert run(model, "apply") == 0
         text = stored(headscale_lab, key)
         blocks = policy.managed(text)
@@ -115,23 +119,23 @@ def _with_tests(text: str, accept: bool) -> str:
     return json.dumps(doc)
 
 
+LAB_SITES = (("a", ("192.0.2.0/24", "203.0.113.0/24")), ("b", ("172.16.100.0/24", "10.99.0.0/16")))
+OURS_ONLY = {"grants": policy.PolicySpec(sites=LAB_SITES).grants()}  # the project's grants alone
 ALLOWING = [
     {"grants": [{"src": ["*"], "dst": ["*"], "ip": ["*"]}]},
     {"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]},
-    hujson.loads(policy.remove(policy.merge("", policy.PolicySpec(
-        sites=(("a", ("192.0.2.0/24", "203.0.113.0/24")), ("b", ("172.16.100.0/24", "10.99.0.0/16"))),
-        syntax="grants"), True)).replace('{"src": ["autogroup:danger-all"], "dst": ["*"], "ip": ["*"]},', "")),
+    OURS_ONLY,
+    {"acls": policy.PolicySpec(sites=LAB_SITES).acls()},
 ]
 BLOCKING = [
     {"grants": [{"src": ["100.64.0.0/10"], "dst": ["100.64.0.0/10"], "ip": ["*"]}]},
     {"acls": [{"action": "accept", "src": ["100.64.0.0/10"], "dst": ["100.64.0.0/10:*"]}]},
-    {"grants": [{"src": ["*"], "dst": ["tag:subnet-router"], "ip": ["*"]}]},
+    {"grants": [{"src": ["*"], "dst": ["autogroup:tagged"], "ip": ["*"]}]},
 ]
 
 
 @pytest.mark.parametrize("doc", ALLOWING + BLOCKING)
-def test_the_servers_policy_tests_agree_with_the_evaluator_in_both_syntaxes(headscale_lab, key, make_model,
-                                                                           doc):  # noqa: ANN001
+def test_the_servers_policy_tests_agree_with_the_evaluator(headscale_lab, key, make_model, doc):
     """The site-pair tests the check runs on the server, on policies in grants and in acls: the
     server's verdict and the evaluator's are the same (routes approved by the tests above)."""
     cp = connect(make_model("headscale", headscale_lab.api_url, key))
@@ -146,15 +150,16 @@ def test_the_servers_policy_tests_agree_with_the_evaluator_in_both_syntaxes(head
         cp.check_policy(_with_tests(text, accept=not allowed))
 
 
-def test_grants_asked_of_a_server_before_0_29_is_one_line_and_writes_nothing(headscale_lab, key, make_model,
-                                                                            monkeypatch, capsys):  # noqa: ANN001
+def test_grants_asked_of_a_server_before_0_29_is_one_line(headscale_lab, key, make_model,
+                                                          monkeypatch, capsys):
     """The real server, made to report 0.28.0 at /version (the one thing that differs before 0.29
     for this decision): the plan stops before any write, in one line."""
     from controlplane.headscale import HeadscaleControlPlane
 
     monkeypatch.setattr(HeadscaleControlPlane, "server_version", lambda self: "v0.28.0")
     before = api(headscale_lab, key, "GET", "/api/v1/policy").json()
-    model = make_model("headscale", headscale_lab.api_url, key, extra_tailnet='policy_syntax = "grants"')
+    model = make_model("headscale", headscale_lab.api_url, key,
+                       extra_tailnet='policy_syntax = "grants"')
     with pytest.raises(PolicyError, match="does not support grants"):
         connect(model).plan(model)
     assert run(model, "apply") == 1
@@ -162,4 +167,4 @@ def test_grants_asked_of_a_server_before_0_29_is_one_line_and_writes_nothing(hea
     assert err.count("\n") == 1 and "policy_syntax" in err
     assert api(headscale_lab, key, "GET", "/api/v1/policy").json() == before
     auto = make_model("headscale", headscale_lab.api_url, key)
-    assert connect(auto).plan(auto).empty  # auto keeps the operator's grants (the policy already has them)
+    assert connect(auto).plan(auto).empty  # auto keeps the operator's grants (the policy has them)

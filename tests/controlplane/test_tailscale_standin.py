@@ -218,7 +218,7 @@ GRANTS_HAND = """// Grants-only policy.
 """
 
 
-def test_grants_policy_gets_grants_and_no_acls(standin, model, make_model):  # noqa: ANN001
+def test_grants_policy_gets_grants_and_no_acls(standin, model, make_model):
     standin.policy = GRANTS_HAND
     cp = connect(model)
     assert cp.grants_supported()
@@ -230,11 +230,13 @@ def test_grants_policy_gets_grants_and_no_acls(standin, model, make_model):  # n
             assert line in standin.policy.splitlines()
     assert connect(model).plan(model, routes=False).empty
     first = standin.policy
-    for syntax, other in (("acls", "grants"), ("grants", "acls")):  # switched and back, one apply each
-        switched = make_model("tailscale", standin.url, KEY, extra_tailnet=f'policy_syntax = "{syntax}"')
+    for syntax, other in (("acls", "grants"), ("grants", "acls")):  # switched and back, one apply
+        switched = make_model("tailscale", standin.url, KEY,
+                              extra_tailnet=f'policy_syntax = "{syntax}"')
         cp = connect(switched)
         cp.apply(cp.plan(switched, routes=False))
-        assert syntax in policy.managed(standin.policy) and other not in policy.managed(standin.policy)
+        blocks = policy.managed(standin.policy)
+        assert syntax in blocks and other not in blocks
         assert connect(switched).plan(switched, routes=False).empty
     assert standin.policy == first
 
@@ -247,7 +249,7 @@ def test_grants_policy_gets_grants_and_no_acls(standin, model, make_model):  # n
     ({"src": ["*"], "dst": ["autogroup:danger-all"], "ip": ["*"]}, "only allowed as a source"),
     ({"src": ["*"], "dst": ["*"], "ip": ["*:*"]}, "not a protocol:ports"),
 ])
-def test_the_standin_refuses_grants_tailscale_refuses(standin, model, grant, problem):  # noqa: ANN001
+def test_the_standin_refuses_grants_tailscale_refuses(standin, model, grant, problem):
     import json
 
     with pytest.raises(ControlPlaneError, match="policy rejected by tailscale") as exc:
@@ -255,7 +257,7 @@ def test_the_standin_refuses_grants_tailscale_refuses(standin, model, grant, pro
     assert problem in str(exc.value)
 
 
-def test_the_standin_takes_grants_beside_acls(standin, model):  # noqa: ANN001
+def test_the_standin_takes_grants_beside_acls(standin, model):
     import json
 
     connect(model).check_policy(json.dumps({
