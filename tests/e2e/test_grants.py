@@ -3,7 +3,8 @@
 The default `[tailnet] policy_syntax` (auto) writes the project's entries into the operator's
 `grants`, adds no `acls` and leaves their text as it was; clients ping across and the check is
 all ok. Switching to acls and back moves the block and then plans nothing. Policies in grants
-that allow or block the sites: the check's verdict and a real ping agree every time.
+that allow or block the sites: the check's verdict and real traffic (a ping and a TCP
+connection) agree every time.
 Tests run in order and build on each other (one lab).
 """
 
@@ -88,6 +89,31 @@ def pings(src: str, dst: str) -> bool:
     return drive.ping(src, drive.client_address(dst), count=2, deadline=10).returncode == 0
 
 
+# A TCP connect to a port nobody listens on: "refused" is the far client's own RST (the packet
+# got through), a timeout is the tailnet's filter dropping it.
+CONNECT = """import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=4).close()
+    print("reached")
+except ConnectionRefusedError:
+    print("reached")
+except OSError:
+    print("blocked")
+"""
+
+
+def tcp_reaches(src: str, dst: str, port: int = 5999) -> bool:
+    out = drive.in_host(src, sys.executable, "-c", CONNECT, drive.client_address(dst), str(port)).stdout
+    return out.strip() == "reached"
+
+
+def traffic_passes(src: str, dst: str) -> bool:
+    """Every port as the check means it, by two probes: ICMP (a ping) and TCP to an arbitrary port.
+    A ping alone proves little: Tailscale's packet filter lets an ICMP echo through to an address
+    when any port of it is open (wgengine/filter: "If any port is open to an IP, allow ICMP")."""
+    return pings(src, dst) and tcp_reaches(src, dst)
+
+
 def test_default_deploy_writes_grants_beside_the_operators_and_no_acls(lab_sites):
     deploy(lab_sites)
     text = stored(lab_sites)
@@ -140,11 +166,11 @@ def _our_grants_replaced(text: str, grants: list[dict]) -> str:
     ([], False),  # the operator's SSH grant alone
     ([{"src": ["*"], "dst": ["*"], "ip": ["*"]}], True),
     ([{"src": ["100.64.0.0/10"], "dst": ["100.64.0.0/10"], "ip": ["*"]}], False),
-    ([{"src": ["*"], "dst": ["*"], "ip": ["tcp:*"]}], False),  # no ICMP, no UDP
+    ([{"src": ["*"], "dst": ["*"], "ip": ["tcp:443"]}], False),  # one port: the ping passes, TCP does not
     ([{"src": ["192.0.2.0/24", "172.16.100.0/24", "100.64.0.0/10"],
        "dst": ["192.0.2.0/24", "172.16.100.0/24", "100.64.0.0/10"], "ip": ["*"]}], True),
-], ids=["own-grant-only", "star", "tailnet-range-only", "tcp-only", "cidrs"])
-def test_the_checks_verdict_matches_a_real_ping(lab_sites, grants, allowed):
+], ids=["own-grant-only", "star", "tailnet-range-only", "one-port", "cidrs"])
+def test_the_checks_verdict_matches_real_traffic(lab_sites, grants, allowed):
     deployed = stored(lab_sites)
     with cp_of(lab_sites) as cp:
         base = cp.read_policy()
@@ -154,11 +180,11 @@ def test_the_checks_verdict_matches_a_real_ping(lab_sites, grants, allowed):
         assert set(verdicts.values()) == {"ok" if allowed else "broken"}, verdicts
         deadline = time.monotonic() + 30
         while True:  # the new filter reaches both routers within seconds
-            there, back = pings("a-client", "b-client"), pings("b-client", "a-client")
+            there, back = traffic_passes("a-client", "b-client"), traffic_passes("b-client", "a-client")
             if there is allowed and back is allowed or time.monotonic() > deadline:
                 break
         assert (there, back) == (allowed, allowed)
-        assert pings("a-client", "b-client") is allowed  # and it stays so
+        assert traffic_passes("a-client", "b-client") is allowed  # and it stays so
     finally:
         with cp_of(lab_sites) as cp:
             assert cp.write_policy(deployed, cp.read_policy())
