@@ -91,12 +91,12 @@ def test_auto_writes_acls_and_the_server_takes_them(old_headscale, key, make_mod
 
 
 def test_asking_for_grants_is_one_line_and_writes_nothing(old_headscale, key, make_model):
-    """(The CLI's one line for it, with routers joined, is tested on 0.29: test_headscale_grants.)"""
+    """(The CLI's one line for it, routers joined, is tested on 0.29: test_headscale_grants.)"""
     before = policy_text(old_headscale, key).json()
     model = make_model("headscale", old_headscale.api_url, key,
                        extra_tailnet='policy_syntax = "grants"')
-    with pytest.raises(PolicyError, match="tailnet.policy_syntax: the control server does not support "
-                                          "grants") as exc:
+    says = "tailnet.policy_syntax: the control server does not support grants"
+    with pytest.raises(PolicyError, match=says) as exc:
         connect(model).plan(model, routes=False)
     assert "\n" not in str(exc.value)
     assert policy_text(old_headscale, key).json() == before

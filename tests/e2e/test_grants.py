@@ -64,7 +64,8 @@ def with_syntax(sites: Path, syntax: str) -> Path:
     """The lab's site file with `[tailnet] policy_syntax` set (beside it: relative paths hold)."""
     out = sites.with_name(f"sites-{syntax}.toml")
     text = sites.read_text()
-    out.write_text(re.sub(r"^\[tailnet\]\n", f'[tailnet]\npolicy_syntax = "{syntax}"\n', text, count=1, flags=re.M))
+    setting = f'[tailnet]\npolicy_syntax = "{syntax}"\n'
+    out.write_text(re.sub(r"^\[tailnet\]\n", setting, text, count=1, flags=re.M))
     return out
 
 
@@ -74,7 +75,8 @@ def deploy(sites: Path) -> None:
 
 
 def run_check(sites: Path) -> tuple[int, dict]:
-    result = subprocess.run([sys.executable, "-m", "check", "--sites", str(sites), "--json"], cwd=REPO,
+    result = subprocess.run([sys.executable, "-m", "check", "--sites", str(sites), "--json"],
+                            cwd=REPO,
                             capture_output=True, text=True, timeout=180)
     assert result.returncode in (0, 1), result.stderr[-2000:]
     return result.returncode, json.loads(result.stdout)
@@ -103,8 +105,8 @@ except OSError:
 
 
 def tcp_reaches(src: str, dst: str, port: int = 5999) -> bool:
-    out = drive.in_host(src, sys.executable, "-c", CONNECT, drive.client_address(dst), str(port)).stdout
-    return out.strip() == "reached"
+    out = drive.in_host(src, sys.executable, "-c", CONNECT, drive.client_address(dst), str(port))
+    return out.stdout.strip() == "reached"
 
 
 def traffic_passes(src: str, dst: str) -> bool:
@@ -148,7 +150,7 @@ def test_switch_to_acls_and_back_moves_the_block_then_plans_nothing(lab_sites):
     text = stored(lab_sites)
     blocks = policy.managed(text)
     assert "acls" in blocks and "grants" not in blocks
-    assert hujson.loads(text)["grants"] == [json.loads(OWN_GRANT.rstrip(","))]  # the operator's stays
+    assert hujson.loads(text)["grants"] == [json.loads(OWN_GRANT.rstrip(","))]  # the operator's
     assert drive.planned_changes(acls) == {}
     deploy(lab_sites)  # the default again: back into the operator's grants
     assert stored(lab_sites) == first
@@ -157,7 +159,8 @@ def test_switch_to_acls_and_back_moves_the_block_then_plans_nothing(lab_sites):
 
 def _our_grants_replaced(text: str, grants: list[dict]) -> str:
     """The policy with the project's grants block swapped for `grants` (the rest as it is)."""
-    block = re.compile(r"^[ \t]*// BEGIN s2s-controlplane grants.*?// END s2s-controlplane grants\n", re.M | re.S)
+    block = re.compile(r"^[ \t]*// BEGIN s2s-controlplane grants.*?// END s2s-controlplane grants\n",
+                       re.M | re.S)
     assert block.search(text), text
     return block.sub("".join(f"    {json.dumps(g)},\n" for g in grants), text, count=1)
 
@@ -166,7 +169,7 @@ def _our_grants_replaced(text: str, grants: list[dict]) -> str:
     ([], False),  # the operator's SSH grant alone
     ([{"src": ["*"], "dst": ["*"], "ip": ["*"]}], True),
     ([{"src": ["100.64.0.0/10"], "dst": ["100.64.0.0/10"], "ip": ["*"]}], False),
-    ([{"src": ["*"], "dst": ["*"], "ip": ["tcp:443"]}], False),  # one port: the ping passes, TCP does not
+    ([{"src": ["*"], "dst": ["*"], "ip": ["tcp:443"]}], False),  # one port: pings pass, TCP not
     ([{"src": ["192.0.2.0/24", "172.16.100.0/24", "100.64.0.0/10"],
        "dst": ["192.0.2.0/24", "172.16.100.0/24", "100.64.0.0/10"], "ip": ["*"]}], True),
 ], ids=["own-grant-only", "star", "tailnet-range-only", "one-port", "cidrs"])
@@ -180,7 +183,8 @@ def test_the_checks_verdict_matches_real_traffic(lab_sites, grants, allowed):
         assert set(verdicts.values()) == {"ok" if allowed else "broken"}, verdicts
         deadline = time.monotonic() + 30
         while True:  # the new filter reaches both routers within seconds
-            there, back = traffic_passes("a-client", "b-client"), traffic_passes("b-client", "a-client")
+            there = traffic_passes("a-client", "b-client")
+            back = traffic_passes("b-client", "a-client")
             if there is allowed and back is allowed or time.monotonic() > deadline:
                 break
         assert (there, back) == (allowed, allowed)
