@@ -1,21 +1,26 @@
 """Evaluate a tailnet policy the way the control server compiles it: may site X reach site Y?
 
-Tailscale's ACLs only accept (there is no deny): traffic passes when some rule's
-`src` covers the sender and its `dst` covers the receiver on that port and
-protocol. This evaluator resolves the aliases it meets (`*`, IPs and CIDRs,
-`hosts` names, `tag:` and `autogroup:tagged/member` by the nodes the control
-plane lists, `autogroup:danger-all`) to address sets and asks whether EVERY
-address of one site may reach EVERY address of the other on every port, in
-both directions, and the same between each site and 100.64.0.0/10. Groups and
-user names need the server's user list, which the check does not read: they
-resolve to nothing here (noted), so a policy that relies on them for the sites
-is reported as broken by the evaluator and settled by the server's own tests
-(`server_tests`, run through the control plane's policy check).
+Tailscale's ACLs and grants only accept (there is no deny): traffic passes when some
+rule's `src` covers the sender and its `dst` covers the receiver on that port and
+protocol. This evaluator compiles both `acls` and `grants` (their `ip` ports and
+protocols) to address sets and asks whether EVERY address of one site may reach EVERY
+address of the other on every port, in both directions, and the same between each
+site and the tailnet's range.
 
-Semantics checked against Headscale v0.29.0 (hscontrol/policy/v2): a tag
-resolves to its nodes' tailnet addresses only (not their routes); no `acls`
-and no `grants` at all means allow-all; an empty policy is Headscale's
-allow-all default.
+Aliases, as Headscale v0.29.0 resolves them (hscontrol/policy/v2 types.go, filter.go;
+its CHANGELOG says the same of Tailscale):
+- `*` as a source: the tailnet's ranges (100.64.0.0/10 without the ChromeOS VM range
+  100.115.92.0/23, and fd7a:115c:a1e0::/48) plus every approved subnet route; as a
+  destination: every address. Before 0.29 Headscale read `*` as every address.
+- `autogroup:danger-all` (sources only): every address.
+- IPs, CIDRs, `hosts` names; `tag:`, `autogroup:tagged`, `autogroup:member`: their
+  nodes' tailnet addresses (not their routes); `autogroup:internet` reaches only
+  through exit nodes, so no site.
+- Groups, users, `autogroup:self` and grants steered with `via` need what the check
+  does not read (the server's users, per-viewer routes): the evaluator does not guess.
+  A pair it cannot show allowed is then `deferred` to the server's own policy tests
+  (`server_tests`, run through the control plane's policy check).
+No `acls` and no `grants` at all, or no policy, is the server's allow-all default.
 """
 
 from __future__ import annotations
@@ -25,10 +30,13 @@ from dataclasses import dataclass, field
 
 from netaddr import AddrFormatError, IPNetwork, IPSet
 
-from controlplane.policy import TAILNET_RANGE
+from controlplane.policy import TAILNET_RANGE, TAILNET_RANGE6
 
 EVERYTHING = IPSet(["0.0.0.0/0", "::/0"])
 TAILNET = "tailnet"  # the pseudo-site 100.64.0.0/10
+CHROMEOS_VMS = "100.115.92.0/23"  # inside 100.64.0.0/10, never a node's address (tsaddr)
+TAILNET_ADDRESSES = IPSet([TAILNET_RANGE, TAILNET_RANGE6]) - IPSet([CHROMEOS_VMS])
+EXIT_ROUTES = ("0.0.0.0/0", "::/0")
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,7 @@ class PolicyNode:
 
     addresses: tuple[str, ...]
     tags: tuple[str, ...] = ()
+    routes: tuple[str, ...] = ()  # approved subnet routes it advertises (exit routes left out)
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,7 @@ class Policy:
     rules: list[Rule]
     allow_all: bool = False
     notes: list[str] = field(default_factory=list)
+    unresolved: list[str] = field(default_factory=list)  # aliases only the server resolves
 
 
 def _split_port(entry: str) -> tuple[str, str]:
@@ -72,20 +82,46 @@ def _as_set(value: str) -> IPSet | None:
 
 
 class Resolver:
-    """Alias -> IPSet against one policy document and node list."""
+    """Alias -> IPSet against one policy document and node list.
 
-    def __init__(self, doc: dict, nodes: Sequence[PolicyNode]) -> None:
+    `modern`: the server reads `*` as Headscale >= 0.29 and Tailscale do (see the module doc).
+    """
+
+    def __init__(self, doc: dict, nodes: Sequence[PolicyNode], modern: bool = True) -> None:
         self.hosts = doc.get("hosts") or {}
         self.nodes = nodes
+        self.modern = modern
         self.notes: list[str] = []
+        self.unresolved: list[str] = []
 
     def _nodes(self, keep) -> IPSet:  # noqa: ANN001 - predicate on PolicyNode
         return IPSet([a.split("/")[0] for n in self.nodes if keep(n) for a in n.addresses])
 
-    def resolve(self, alias: str) -> IPSet:
+    def _wildcard_sources(self) -> IPSet:
+        routes = [r for n in self.nodes for r in n.routes if r not in EXIT_ROUTES]
+        return TAILNET_ADDRESSES | IPSet([IPNetwork(r) for r in routes])
+
+    def source(self, alias: str) -> IPSet:
         alias = alias.strip()
-        if alias in ("*", "autogroup:danger-all"):
+        if alias == "*":
+            return self._wildcard_sources() if self.modern else IPSet(EVERYTHING)
+        if alias == "autogroup:danger-all":
             return IPSet(EVERYTHING)
+        return self.resolve(alias)
+
+    def destination(self, alias: str) -> IPSet:
+        alias = alias.strip()
+        if alias == "*":
+            return IPSet(EVERYTHING)  # compiled to the filter's "*": any address
+        if alias == "autogroup:danger-all":
+            self.notes.append("autogroup:danger-all is a source only: the server refuses it as a "
+                              "destination")
+            return IPSet()
+        if alias == "autogroup:internet":
+            return IPSet()  # reached through exit nodes only, never a subnet route
+        return self.resolve(alias)
+
+    def resolve(self, alias: str) -> IPSet:
         if alias in self.hosts:
             got = _as_set(str(self.hosts[alias]))
             if got is None:
@@ -100,44 +136,67 @@ class Resolver:
         direct = _as_set(alias)
         if direct is not None:
             return direct
-        self.notes.append(f"{alias!r} resolved to nothing here (groups, users and autogroup:self need the server)")
+        self.defer(alias, f"{alias!r} needs the server (groups, users and autogroup:self are "
+                          "resolved there)")
         return IPSet()
+
+    def defer(self, alias: str, note: str) -> None:
+        if alias not in self.unresolved:
+            self.unresolved.append(alias)
+            self.notes.append(note)
 
 
 def _ports_all(ports: str) -> bool:
     return ports.strip() in ("*", "0-65535")
 
 
-def compile_policy(doc: dict | None, nodes: Iterable[PolicyNode] = ()) -> Policy:
-    """Compile the policy's `acls` (and IP `grants`) into address-set rules."""
+def ip_all(entry: str) -> bool:
+    """A grant's `ip` entry that opens every port of the default protocols: "*", or bare ports
+    covering all of them ("0-65535"). "tcp:*", "icmp:*" and the like open one protocol only."""
+    entry = entry.strip()
+    return entry == "*" or (":" not in entry and _ports_all(entry))
+
+
+def compile_policy(doc: dict | None, nodes: Iterable[PolicyNode] = (),
+                   modern: bool = True) -> Policy:
+    """Compile the policy's `acls` and IP `grants` into address-set rules.
+
+    `modern`: `*` as Headscale >= 0.29 and Tailscale read it; False for older Headscale.
+    """
     if not doc:
         return Policy([], allow_all=True, notes=["no policy: the server's default allows everything"])
     if doc.get("acls") is None and doc.get("grants") is None:
         return Policy([], allow_all=True, notes=["no acls and no grants: the server allows everything"])
-    resolver = Resolver(doc, list(nodes))
+    resolver = Resolver(doc, list(nodes), modern)
     rules: list[Rule] = []
     for i, acl in enumerate(doc.get("acls") or []):
         if not isinstance(acl, dict) or acl.get("action", "accept") != "accept":
             continue
-        src = IPSet()
-        for alias in acl.get("src") or []:
-            src |= resolver.resolve(str(alias))
+        src = _sources(resolver, acl.get("src"))
         any_proto = not acl.get("proto")
         for entry in acl.get("dst") or []:
             alias, ports = _split_port(str(entry))
-            rules.append(Rule(src, resolver.resolve(alias), any_proto and _ports_all(ports), f"acls[{i}]"))
+            every = any_proto and _ports_all(ports)
+            rules.append(Rule(src, resolver.destination(alias), every, f"acls[{i}]"))
     for i, grant in enumerate(doc.get("grants") or []):
-        if not isinstance(grant, dict):
-            continue
-        src = IPSet()
-        for alias in grant.get("src") or []:
-            src |= resolver.resolve(str(alias))
-        every = any(str(p).strip() == "*" for p in grant.get("ip") or [])
-        if not grant.get("ip"):
+        if not isinstance(grant, dict) or not grant.get("ip"):
             continue  # an app-capability grant opens no IP traffic
+        if grant.get("via"):
+            resolver.defer(f"grants[{i}].via", f"grants[{i}] is steered with via: the server "
+                                               "decides which routers carry it")
+            continue
+        src = _sources(resolver, grant.get("src"))
+        every = any(ip_all(str(p)) for p in grant["ip"])
         for alias in grant.get("dst") or []:
-            rules.append(Rule(src, resolver.resolve(str(alias)), every, f"grants[{i}]"))
-    return Policy(rules, notes=resolver.notes)
+            rules.append(Rule(src, resolver.destination(str(alias)), every, f"grants[{i}]"))
+    return Policy(rules, notes=resolver.notes, unresolved=resolver.unresolved)
+
+
+def _sources(resolver: Resolver, aliases: object) -> IPSet:
+    src = IPSet()
+    for alias in aliases if isinstance(aliases, list) else []:
+        src |= resolver.source(str(alias))
+    return src
 
 
 def uncovered(policy: Policy, src: IPSet, dst: IPSet) -> tuple[IPSet, IPSet] | None:
@@ -177,6 +236,7 @@ class PairResult:
     dst: str
     ok: bool
     reason: str
+    deferred: bool = False  # not shown allowed; the policy names aliases only the server resolves
 
 
 def _cidrs(s: IPSet) -> str:
@@ -187,7 +247,7 @@ def _cidrs(s: IPSet) -> str:
 def check_pairs(policy: Policy, sites: Sequence[tuple[str, Sequence[str]]]) -> list[PairResult]:
     """Every ordered pair of sites, and each site to and from 100.64.0.0/10."""
     sets = {name: IPSet([IPNetwork(p) for p in prefixes]) for name, prefixes in sites}
-    sets[TAILNET] = IPSet([TAILNET_RANGE])
+    sets[TAILNET] = IPSet([TAILNET_RANGE]) - IPSet([CHROMEOS_VMS])  # what a node's address can be
     names = [name for name, _ in sites]
     pairs = [(a, b) for a in names for b in [*names, TAILNET] if a != b] + [(TAILNET, a) for a in names]
     out = []
@@ -199,7 +259,8 @@ def check_pairs(policy: Policy, sites: Sequence[tuple[str, Sequence[str]]]) -> l
         src, dst = gap
         some = partial_rules(policy, sets[a], sets[b])
         only = f"; only some ports/protocols via {', '.join(some)}" if some else ""
-        out.append(PairResult(a, b, False, f"no rule lets {_cidrs(src)} reach {_cidrs(dst)} on all ports{only}"))
+        reason = f"no rule lets {_cidrs(src)} reach {_cidrs(dst)} on all ports{only}"
+        out.append(PairResult(a, b, False, reason, deferred=bool(policy.unresolved)))
     return out
 
 

@@ -83,6 +83,7 @@ class ControlState:
     all_nodes: list[Node] = field(default_factory=list)
     server_test: str | None = None  # None: passed or not run; else the server's complaint
     server_test_run: bool = False
+    modern: bool = True  # the server reads `*` as Tailscale and Headscale >= 0.29 do (check.acl)
 
 
 # The tailscale CLI waits about 2 s for a daemon that is not there, per call: when systemd says
@@ -261,6 +262,7 @@ def read_control(model: SiteModel) -> ControlState:
                 state.twins[site.name] = _twin_nodes(cp, site, state.all_nodes, ours)
             _live_flags(state)
             state.policy_text = cp.read_policy().text
+            state.modern = cp.grants_supported()
             _server_tests(cp, model, state)
     except (ControlPlaneError, PolicyError, SecretError) as exc:
         state.error = " ".join(str(exc).split())

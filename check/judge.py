@@ -238,14 +238,17 @@ def policy_rows(model: SiteModel, cs: ControlState, fx: Fixes) -> list[Row]:
         doc = hujson.loads(text) if text.strip() else None
     except hujson.HuJSONError as exc:
         return [_broken(n, "policy", f"policy is not valid HuJSON: {exc}", fx.controlplane()) for n in names]
-    nodes = [acl.PolicyNode(n.addresses, n.tags) for n in cs.all_nodes]
-    compiled = acl.compile_policy(doc if isinstance(doc, dict) else None, nodes)
+    nodes = [acl.PolicyNode(n.addresses, n.tags, tuple(r for r in n.approved if r in n.advertised))
+             for n in cs.all_nodes]
+    compiled = acl.compile_policy(doc if isinstance(doc, dict) else None, nodes, modern=cs.modern)
     pairs = acl.check_pairs(compiled, [(s.name, [str(p) for p in s.advertised]) for s in model.sites.values()])
     rows = []
     for name in names:
         bad = [p for p in pairs if not p.ok and name in (p.src, p.dst)]
-        if bad:
-            first = bad[0]
+        if bad and all(p.deferred for p in bad):
+            rows.append(_deferred(name, bad, compiled, cs, model, fx))
+        elif bad:
+            first = next(p for p in bad if not p.deferred)
             more = f" (+{len(bad) - 1} more)" if len(bad) > 1 else ""
             rows.append(_broken(name, "policy", f"{first.src} -> {first.dst}: {first.reason}{more}", fx.controlplane()))
         elif cs.server_test and name in _server_blames(cs.server_test, model):
@@ -256,6 +259,21 @@ def policy_rows(model: SiteModel, cs: ControlState, fx: Fixes) -> list[Row]:
             note = f" ({compiled.notes[0]})" if compiled.allow_all and compiled.notes else ""
             rows.append(_ok(name, "policy", f"every other site and 100.64.0.0/10 both ways{note}{server}"))
     return rows
+
+
+def _deferred(name: str, bad: list[acl.PairResult], compiled: acl.Policy, cs: ControlState,
+              model: SiteModel, fx: Fixes) -> Row:
+    """A site whose pairs only aliases the server resolves (groups, users, via) may allow: the
+    server's own policy tests decide, never a guess."""
+    names = ", ".join(compiled.unresolved[:3])
+    if not cs.server_test_run:
+        return _unknown(name, "policy", f"{bad[0].src} -> {bad[0].dst} rests on {names}, which "
+                                        "only the server resolves, and its policy tests did not run")
+    if cs.server_test and name in _server_blames(cs.server_test, model):
+        return _broken(name, "policy", f"the server's ACL test fails: {cs.server_test[:200]}",
+                       fx.controlplane())
+    return _ok(name, "policy", "every other site and 100.64.0.0/10 both ways: the server's ACL "
+                               f"tests pass (it resolves {names})")
 
 
 def _server_blames(message: str, model: SiteModel) -> set[str]:

@@ -61,6 +61,17 @@ class ControlPlane(abc.ABC):
 
     def __init__(self, writes_policy: bool = True) -> None:
         self.writes_policy = writes_policy
+        self._grants: bool | None = None
+
+    def grants_supported(self) -> bool:
+        """Whether the server takes `grants` and reads `*` as the tailnet's own ranges and approved
+        routes (Tailscale, Headscale >= 0.29): asked once, then remembered."""
+        if self._grants is None:
+            self._grants = self._grants_supported()
+        return self._grants
+
+    def _grants_supported(self) -> bool:
+        return False
 
     # --- backend primitives -------------------------------------------------
     @abc.abstractmethod
@@ -184,7 +195,7 @@ class ControlPlane(abc.ABC):
         notes: list[str] = []
         policy_change = None
         base = self.read_policy()
-        merged = pol.merge(base.text, spec)
+        merged = pol.merge(base.text, spec, self.grants_supported())
         if merged != base.text:
             if self.writes_policy:
                 policy_change = PolicyChange(base, merged)
@@ -262,7 +273,7 @@ class ControlPlane(abc.ABC):
             if self.write_policy(text, base):
                 return "policy written" + (f" (after {attempt - 1} concurrent edit(s), re-merged)" if attempt > 1 else "")
             base = self.read_policy()  # someone edited it meanwhile: merge into theirs
-            text = pol.merge(base.text, changes.spec)
+            text = pol.merge(base.text, changes.spec, self.grants_supported())
             if text == base.text:
                 return "policy already up to date (a concurrent edit did it)"
             self.check_policy(text)
@@ -281,14 +292,16 @@ class Recorded(ControlPlane):
     def __init__(self, live: ControlPlane, *, nodes: bool = True, policy: bool = True) -> None:
         super().__init__(writes_policy=live.writes_policy)
         self.name, self.manages_key_expiry = live.name, live.manages_key_expiry
-        # Both reads at once: each is a round trip through the SSH forward plus the server's own
+        # The reads at once: each is a round trip through the SSH forward plus the server's own
         # API-key check (Headscale bcrypts the key on every request: docs/noop.md), so in turn they
-        # cost twice the wall time. (Threads are greenlets under pyinfra's gevent.)
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="s2s-cp-read") as pool:
+        # cost several times the wall time. (Threads are greenlets under pyinfra's gevent.)
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="s2s-cp-read") as pool:
             listed = pool.submit(live.list_nodes) if nodes else None
             read = pool.submit(live.read_policy) if policy else None
+            grants = pool.submit(live.grants_supported) if policy else None
             self._nodes = listed.result() if listed is not None else None
             self._policy = read.result() if read is not None else None
+            self._grants = grants.result() if grants is not None else False
 
     def list_nodes(self) -> list[Node]:
         if self._nodes is None:

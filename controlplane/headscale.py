@@ -7,7 +7,11 @@ Facts it relies on (hscontrol/grpcv1.go, proto/headscale/v1/*.proto at v0.29.0):
 - GET /api/v1/policy -> {"policy": text, "updatedAt"} (the text as stored, comments
   kept; an error while none was ever set); PUT /api/v1/policy {"policy": text} only
   with `policy.mode: database`; POST /api/v1/policy/check {"policy"} validates;
-- POST /api/v1/preauthkey {"aclTags", "reusable", "expiration"} (no user: a tagged key).
+- POST /api/v1/preauthkey {"aclTags", "reusable", "expiration"} (no user: a tagged key);
+- GET /version (hscontrol/app.go, no API key needed, there since 0.26) -> {"version":
+  "v0.29.0", "commit", ...}: the module version in the binary's build info, or "dev" for a
+  build that has none (e.g. `go build` inside the module's directory). `headscale version
+  -o json` prints the same for the CLI's binary.
 Headscale has no ETag on the policy, so a write re-reads first and treats a
 changed text as a concurrent edit (re-merge); the window left is one round trip.
 """
@@ -18,6 +22,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
 from controlplane import routes as rt
+from controlplane import version as ver
 from controlplane.base import ControlPlane
 from controlplane.http import ApiSession
 from controlplane.model import ControlPlaneError, Node, PolicyDoc
@@ -55,6 +60,27 @@ class HeadscaleControlPlane(ControlPlane):
 
     def set_routes(self, node: Node, routes: Sequence[str]) -> None:
         self.api.call("POST", f"/api/v1/node/{node.id}/approve_routes", json={"routes": list(routes)})
+
+    def server_version(self) -> str:
+        """The version the server reports at GET /version ("dev" when its build has none)."""
+        resp = self.api.call("GET", "/version")
+        try:
+            body = resp.json()
+        except ValueError:
+            raise ControlPlaneError(f"GET {self.api.shown}/version: answer is not JSON") from None
+        return str(body.get("version") or "") if isinstance(body, dict) else ""
+
+    def _grants_supported(self) -> bool:
+        """From the reported version; a build that names no release ("dev") is asked instead:
+        POST /api/v1/policy/check with a grant is accepted from 0.29 on (before it, that call
+        does not exist and the key `grants` is unknown). Writes nothing either way."""
+        known = ver.headscale_has_grants(self.server_version())
+        if known is not None:
+            return known
+        probe = '{"grants": [{"src": ["*"], "dst": ["*"], "ip": ["*"]}]}'
+        resp = self.api.call("POST", "/api/v1/policy/check", json={"policy": probe},
+                             ok=(200, 400, 404, 405, 501))
+        return resp.status_code == 200
 
     def read_policy(self) -> PolicyDoc:
         resp = self.api.call("GET", "/api/v1/policy", ok=(200, 500, 404))

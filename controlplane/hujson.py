@@ -247,3 +247,41 @@ def insert_member(text: str, obj: Node, key: str, value_text: str) -> str:
     if obj.kind != "object":
         raise HuJSONError(f"not an object at offset {obj.start}")
     return append_in(text, obj, [f"{json.dumps(key)}: {value_text},"])
+
+
+def remove_member(text: str, obj: Node, key: str) -> str:
+    """Take `"key": value` out of an object, with its comma, and its line when it had one alone.
+
+    For a container the merge made and emptied again (the project's block moved elsewhere).
+    """
+    if obj.kind != "object":
+        raise HuJSONError(f"not an object at offset {obj.start}")
+    names = [name for name, _ in obj.members]
+    if key not in names:
+        return text
+    i = names.index(key)
+    value = obj.members[i][1]
+    toks = [t for t in tokenize(text[obj.start:obj.end]) if t.kind not in ("ws", "comment")]
+    toks = [Token(t.kind, t.start + obj.start, t.end + obj.start) for t in toks]
+    key_tok = next(t for t in toks if t.kind == "string" and _prev_end(obj, i) <= t.start
+                   and t.end <= value.start and text[t.end:value.start].strip().startswith(":"))
+    start, stop = key_tok.start, value.end
+    after = next((t for t in toks if t.start >= value.end), None)
+    if after is not None and after.kind == ",":
+        stop = after.end
+    elif i > 0:  # the last member without a trailing comma: take the comma before it
+        before = [t for t in toks if t.end <= start and t.kind == ","]
+        if before:
+            start = before[-1].start
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", stop)
+    line_end = len(text) if line_end < 0 else line_end
+    if not text[line_start:start].strip() and not text[stop:line_end].strip():
+        return text[:line_start] + text[line_end + 1:]
+    while stop < len(text) and text[stop] in " \t" and after is not None and after.kind == ",":
+        stop += 1
+    return text[:start] + text[stop:]
+
+
+def _prev_end(obj: Node, i: int) -> int:
+    return obj.members[i - 1][1].end if i > 0 else obj.start

@@ -1,7 +1,10 @@
 """The tailnet policy merge, shared by every backend (pure text in, text out).
 
 What the sites need is added inside marked blocks; everything else in the
-document, comments included, is left byte for byte. A block looks like
+document, comments included, is left byte for byte. The traffic rules are written
+as `grants` or as `acls` ([tailnet] policy_syntax, `choose_syntax`): Tailscale's
+site-to-site guide says to allow the subnets "with the appropriate ACLs or grants",
+and its policy reference prefers grants. A block looks like
 
     "acls": [
         {... hand-written ...},
@@ -21,6 +24,7 @@ block's inside.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from netaddr import IPNetwork
@@ -28,27 +32,55 @@ from netaddr import IPNetwork
 from controlplane import hujson
 
 MARK = "s2s-controlplane"
-TAILNET_RANGE = "100.64.0.0/10"  # the guide's source/destination for tailnet devices
+TAILNET_RANGE = "100.64.0.0/10"  # Tailscale's site-to-site guide: the tailnet devices' range
+TAILNET_RANGE6 = "fd7a:115c:a1e0::/48"  # its IPv6 twin, for sites with IPv6 prefixes
 
-# What Headscale does with no policy at all is allow everything; a first policy
-# starts from that same rule, outside our blocks, so writing it opens nothing
-# new and closes nothing that was open.
-EMPTY_POLICY = """// Tailnet policy. s2s-controlplane created it because the control server had none.
-// The first ACL keeps the no-policy default (everything may reach everything);
-// narrow it by hand as you like: s2s-controlplane only rewrites its own marked blocks.
-{
-  "acls": [
-    {"action": "accept", "src": ["*"], "dst": ["*:*"]},
-  ],
+# What a control server does with no policy at all is allow everything. A first
+# policy starts from a rule outside our blocks that keeps exactly that, so writing
+# it opens nothing new and closes nothing that was open. Which rule that is depends
+# on the server: since Headscale 0.29 (and on Tailscale) `*` as a source covers only
+# the tailnet's ranges and approved subnet routes, while `autogroup:danger-all` is
+# every address (the no-policy default); before 0.29 `*` was every address.
+FIRST_RULES = {
+    ("acls", False): '{"action": "accept", "src": ["*"], "dst": ["*:*"]},',
+    ("acls", True): '{"action": "accept", "src": ["autogroup:danger-all"], "dst": ["*:*"]},',
+    ("grants", True): '{"src": ["autogroup:danger-all"], "dst": ["*"], "ip": ["*"]},',
 }
+_FIRST_SAYS = {
+    False: "every address may reach everything",
+    True: "autogroup:danger-all, every address, may reach everything",
+}
+_EMPTY = """// Tailnet policy. s2s-controlplane created it because the control server had none.
+// The first {kind} keeps the no-policy default ({says});
+// narrow it by hand as you like: s2s-controlplane only rewrites its own marked blocks.
+{{
+  "{section}": [
+    {rule}
+  ],
+}}
 """
 
+
+def empty_policy(syntax: str = "acls", modern: bool = False) -> str:
+    """The first policy on a server that has none, for `syntax` ("grants"/"acls") on a server
+    whose `*` is the tailnet's own (`modern`: Tailscale, Headscale >= 0.29) or every address."""
+    modern = modern or syntax == "grants"  # grants exist only where `*` is the tailnet's own
+    return _EMPTY.format(kind="grant" if syntax == "grants" else "ACL", says=_FIRST_SAYS[modern],
+                         section=syntax, rule=FIRST_RULES[(syntax, modern)])
+
+
+EMPTY_POLICY = empty_policy()  # Headscale before 0.29, acls
+
 # (path of the container, what the block holds) in the order blocks are written.
+# Only one of acls/grants holds the traffic rules (choose_syntax); the other block is
+# taken out on the same merge, so switching the syntax moves them in one write.
 BLOCKS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("tagOwners",), "tagOwners"),
     (("autoApprovers", "routes"), "autoApprovers"),
     (("acls",), "acls"),
+    (("grants",), "grants"),
 )
+RULE_BLOCKS = ("acls", "grants")
 
 
 class PolicyError(ValueError):
@@ -62,6 +94,7 @@ class PolicySpec:
     sites: tuple[tuple[str, tuple[str, ...]], ...]  # (site name, its prefixes)
     tag: str = "tag:subnet-router"
     tag_owners: tuple[str, ...] = ()  # empty: only admins / admin-made auth keys may apply the tag
+    syntax: str = "auto"  # [tailnet] policy_syntax: auto, grants or acls
 
     @classmethod
     def from_model(cls, model) -> "PolicySpec":  # noqa: ANN001 - sites.SiteModel
@@ -71,24 +104,63 @@ class PolicySpec:
                 (s.name, tuple(str(IPNetwork(p).cidr) for p in s.advertised)) for s in model.sites.values()
             ),
             tag=tag,
+            syntax=getattr(model.tailnet, "policy_syntax", "auto") if model.tailnet else "auto",
         )
 
     @property
     def prefixes(self) -> list[str]:
         return [p for _, ps in self.sites for p in ps]
 
-    def acls(self) -> list[dict]:
-        """Accept between every pair of sites and between each site and the tailnet (both ways).
-
-        One rule per site (its prefixes to everyone else's and to 100.64.0.0/10)
-        plus one from 100.64.0.0/10 to all sites: every ordered pair, few rules.
-        """
-        rules = []
+    def pairs(self) -> list[tuple[list[str], list[str]]]:
+        """(sources, destinations) that allow every pair of sites and each site and the tailnet,
+        both ways: one per site (its prefixes to everyone else's and to 100.64.0.0/10, plus
+        fd7a:115c:a1e0::/48 where it has IPv6 prefixes) and one from the tailnet to all sites."""
+        out = []
         for name, own in self.sites:
             others = [p for other, ps in self.sites if other != name for p in ps]
-            rules.append({"action": "accept", "src": list(own), "dst": [f"{p}:*" for p in [*others, TAILNET_RANGE]]})
-        rules.append({"action": "accept", "src": [TAILNET_RANGE], "dst": [f"{p}:*" for p in self.prefixes]})
-        return rules
+            out.append((list(own), [*others, *_tailnet_ranges(own)]))
+        out.append((_tailnet_ranges(self.prefixes), list(self.prefixes)))
+        return out
+
+    def acls(self) -> list[dict]:
+        """The pairs as ACL rules (every port and protocol)."""
+        return [{"action": "accept", "src": src, "dst": [f"{p}:*" for p in dst]}
+                for src, dst in self.pairs()]
+
+    def grants(self) -> list[dict]:
+        """The pairs as grants: `"ip": ["*"]` is every port and protocol, as `:*` in an ACL."""
+        return [{"src": src, "dst": dst, "ip": ["*"]} for src, dst in self.pairs()]
+
+
+def _tailnet_ranges(prefixes: Iterable[str]) -> list[str]:
+    v6 = any(":" in p for p in prefixes)
+    return [TAILNET_RANGE, TAILNET_RANGE6] if v6 else [TAILNET_RANGE]
+
+
+def uses(text: str, section: str) -> bool:
+    """Whether the operator's part of the policy (outside our blocks) has entries in `section`."""
+    if not text.strip():
+        return False
+    doc = hujson.loads(remove(text))
+    return isinstance(doc, dict) and bool(doc.get(section))
+
+
+def choose_syntax(setting: str, text: str, grants_supported: bool | None) -> str:
+    """"grants" or "acls" for the project's traffic rules.
+
+    `auto`: grants where the operator's policy already has grants, or where there is no
+    policy yet and the server supports grants; acls otherwise. `grants_supported` is None
+    when the server could not be asked (then an empty policy gets acls, which every
+    server takes). Asking for grants from a server without them is a one-line error.
+    """
+    if setting == "grants" and grants_supported is False:
+        raise PolicyError("tailnet.policy_syntax: the control server does not support grants "
+                          "(Headscale has them from 0.29.0): use \"acls\" or \"auto\"")
+    if setting in ("grants", "acls"):
+        return setting
+    if uses(text, "grants"):
+        return "grants"
+    return "grants" if not text.strip() and grants_supported else "acls"
 
 
 def _begin(name: str) -> str:
@@ -161,10 +233,13 @@ def _block_lines(name: str, items: list[str]) -> list[str]:
     return [_begin(name), *items, _end(name)]
 
 
-def _items(spec: PolicySpec, name: str, current: dict) -> list[str]:
+def _items(spec: PolicySpec, name: str, current: dict, syntax: str) -> list[str]:
     """The block's lines; object keys someone wrote by hand are left to them."""
-    if name == "acls":
-        return [json.dumps(rule) + "," for rule in spec.acls()]
+    if name in RULE_BLOCKS:
+        if name != syntax:
+            return []  # the other syntax's block goes (moved, not doubled)
+        rules = spec.acls() if name == "acls" else spec.grants()
+        return [json.dumps(rule) + "," for rule in rules]
     if name == "tagOwners":
         if spec.tag in (current.get("tagOwners") or {}):
             return []
@@ -187,21 +262,26 @@ def remove(text: str) -> str:
     return text
 
 
-def merge(text: str, spec: PolicySpec) -> str:
+def merge(text: str, spec: PolicySpec, grants_supported: bool | None = None) -> str:
     """The policy with our blocks brought up to date; unchanged text if nothing changes.
 
-    `text` may be empty (no policy yet): then EMPTY_POLICY is the base.
+    `text` may be empty (no policy yet): then empty_policy() for the chosen syntax is the
+    base. `grants_supported`: the server has grants and the 0.29 meaning of `*` (Tailscale,
+    Headscale >= 0.29); None when unknown (see choose_syntax).
     """
+    syntax = choose_syntax(spec.syntax, text, grants_supported)
     if not text.strip():
-        text = EMPTY_POLICY
+        text = empty_policy(syntax, modern=bool(grants_supported))
     try:
         for path, name in BLOCKS:
             text, at = _without_block(text, path, name)
             current = hujson.loads(text)
             if not isinstance(current, dict):
                 raise PolicyError("policy: the top level is not an object")
-            items = _items(spec, name, current)
+            items = _items(spec, name, current, syntax)
             if not items:
+                if at is not None and name in RULE_BLOCKS:
+                    text = _drop_if_empty(text, path)  # moved out: leave no empty list behind
                 continue
             lines = _block_lines(name, items)
             if at is not None:  # put it back where it was (an admin may have moved it)
@@ -212,7 +292,7 @@ def merge(text: str, spec: PolicySpec) -> str:
                 assert node is not None
                 text = _comma_before(text, node, at)
             else:
-                text = _ensure_container(text, path, "array" if name == "acls" else "object")
+                text = _ensure_container(text, path, "array" if name in RULE_BLOCKS else "object")
                 node = _lookup(text, path)
                 assert node is not None
                 text = hujson.append_in(text, node, lines)
@@ -220,6 +300,15 @@ def merge(text: str, spec: PolicySpec) -> str:
     except hujson.HuJSONError as exc:
         raise PolicyError(f"policy: not valid HuJSON: {exc}") from None
     return text
+
+
+def _drop_if_empty(text: str, path: tuple[str, ...]) -> str:
+    """Take out a top-level list our block was just moved out of, when nothing else is in it
+    (no item, no comment): it held only our block, so it was ours."""
+    node = _lookup(text, path)
+    if node is None or node.kind != "array" or node.items or hujson.comments_in(text, node):
+        return text
+    return hujson.remove_member(text, hujson.parse(text), path[-1])
 
 
 def _comma_before(text: str, node: hujson.Node, at: int) -> str:

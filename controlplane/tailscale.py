@@ -57,6 +57,9 @@ class TailscaleControlPlane(ControlPlane):
             key_expiry_disabled=bool(d.get("keyExpiryDisabled")),
         )
 
+    def _grants_supported(self) -> bool:
+        return True  # Tailscale's policy reference: grants, preferred over ACLs
+
     def set_routes(self, node: Node, routes: Sequence[str]) -> None:
         self.api.call("POST", f"/device/{quote(node.id, safe='')}/routes", json={"routes": list(routes)})
 

@@ -486,6 +486,7 @@ def _tailnet(t: _Table | None) -> Tailnet | None:
         policy_ssh=t.ssh("policy_ssh"),
         ssh=t.ssh("ssh"),
         login_server=(t.text("login_server") or "").rstrip("/") or None,
+        policy_syntax=t.choice("policy_syntax", ("auto", "grants", "acls"), "auto"),
     )
 
 

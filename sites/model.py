@@ -198,6 +198,7 @@ class Tailnet:
     policy_ssh: str | None = None
     ssh: str | None = None  # reach `url` through this SSH host (server on its loopback)
     login_server: str | None = None
+    policy_syntax: str = "auto"  # the traffic rules as grants or acls (controlplane.policy)
 
     def api_key(self) -> str:
         key = read_secret(self.api_key_env, self.api_key_file, "tailnet api key")

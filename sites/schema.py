@@ -108,6 +108,9 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
             "where the policy lives: `database`/`api`, or `file`"),
         Key("policy_file", "", "file mode: the policy file"),
         Key("policy_ssh", "", "file mode: the SSH host holding it"),
+        Key("policy_syntax", "`auto`", "the site rules as `grants` or `acls`; `auto`: grants where the operator's "
+            "policy has grants, or on an empty policy when the server has them (Tailscale, Headscale >= 0.29), "
+            "else acls ([docs/grants.md](docs/grants.md))"),
     ),
     "tailscale": (
         Key("apt_repo", "`https://pkgs.tailscale.com/stable/<ID>`", "the apt repository (`<ID>` from the router's "

@@ -6,18 +6,40 @@ fact (the file's current text): no change, no command. A new text is uploaded
 next to the file, checked by Headscale (`headscale policy check -f`), moved
 into place only if accepted, then Headscale is told to reload (SIGHUP, what the
 packaged unit's ExecReload does). A rejected policy leaves the old file whole.
+The syntax of the rules ([tailnet] policy_syntax) follows the server's version, read
+with the Headscale CLI on that host (`headscale version -o json`).
 """
 
 from __future__ import annotations
 
+import json
 import shlex
 from io import StringIO
 
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, operation
+from pyinfra.api import FactBase, FileUploadCommand, operation
 from pyinfra.facts.files import FileContents
 
 from controlplane import policy as pol
+from controlplane import version as ver
+
+
+class HeadscaleVersion(FactBase):
+    """The version `headscale version -o json` reports on the host; "" when it cannot say."""
+
+    def command(self, command: str) -> str:
+        return f"{command} 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> str:
+        try:
+            body = json.loads("\n".join(output))
+        except ValueError:
+            return ""
+        return str(body.get("version") or "") if isinstance(body, dict) else ""
+
+    @staticmethod
+    def default() -> str:
+        return ""
 
 
 def current_text(lines: list[str] | None) -> str:
@@ -31,10 +53,16 @@ def headscale_policy_file(
     spec: pol.PolicySpec,
     check_command: str = "headscale policy check -f {file}",
     reload_command: str = "systemctl reload headscale",
+    version_command: str = "headscale version -o json",
 ):
-    """Merge the sites' entries into Headscale's policy file (comments and hand entries kept)."""
+    """Merge the sites' entries into Headscale's policy file (comments and hand entries kept).
+
+    + version_command: prints the server's version as JSON (grants from 0.29; unknown: acls for
+      a first policy, and `headscale policy check` judges an explicit grants)
+    """
     before = current_text(host.get_fact(FileContents, path=path))
-    after = pol.merge(before, spec)
+    grants = ver.headscale_has_grants(host.get_fact(HeadscaleVersion, command=version_command))
+    after = pol.merge(before, spec, grants)
     if after == before:
         host.noop(f"policy file {path} is up to date")
         return

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from check.acl import PolicyNode, TAILNET, check_pairs, compile_policy, server_tests
+from check.acl import TAILNET, PolicyNode, check_pairs, compile_policy, ip_all, server_tests
 from controlplane import hujson
 from controlplane.policy import PolicySpec, merge, remove
 
 SITES = [("a", ["192.0.2.0/24"]), ("b", ["172.16.100.0/24", "198.18.0.0/24"])]
 SPEC = PolicySpec(sites=tuple((n, tuple(p)) for n, p in SITES))
-ROUTERS = [PolicyNode(("100.64.0.2", "fd7a:115c:a1e0::2"), ("tag:subnet-router",)),
-           PolicyNode(("100.64.0.1", "fd7a:115c:a1e0::1"), ("tag:subnet-router",))]
+ROUTERS = [PolicyNode(("100.64.0.2", "fd7a:115c:a1e0::2"), ("tag:subnet-router",), ("192.0.2.0/24",)),
+           PolicyNode(("100.64.0.1", "fd7a:115c:a1e0::1"), ("tag:subnet-router",),
+                      ("172.16.100.0/24", "198.18.0.0/24", "0.0.0.0/0"))]
+UNAPPROVED = [PolicyNode(n.addresses, n.tags) for n in ROUTERS]  # the same routers, no route approved
 ALLOW_ALL = '{"action": "accept", "src": ["*"], "dst": ["*:*"]},'
 
 
@@ -130,3 +132,87 @@ def test_server_tests_name_one_address_per_site_and_the_tailnet():
 def test_ipv6_destinations(entry):
     compiled = compile_policy({"acls": [{"action": "accept", "src": ["*"], "dst": [entry]}]})
     assert compiled.rules[0].all_ports and "fd7a:115c:a1e0::1" in compiled.rules[0].dst
+
+
+def grants_only() -> dict:
+    """The deploy's merge in grants syntax, with the first policy's allow-everything grant taken out."""
+    text = merge("", PolicySpec(sites=SPEC.sites, syntax="grants"), grants_supported=True)
+    first = '{"src": ["autogroup:danger-all"], "dst": ["*"], "ip": ["*"]},'
+    assert first in text
+    doc = hujson.loads(text.replace(first, ""))
+    assert "acls" not in doc
+    return doc
+
+
+def test_the_projects_grants_allow_every_pair_both_ways():
+    assert failing(grants_only()) == set()
+    doc = hujson.loads(remove(merge("", PolicySpec(sites=SPEC.sites, syntax="grants"), grants_supported=True)))
+    doc["grants"] = [g for g in doc["grants"] if "autogroup:danger-all" not in g["src"]]
+    assert failing(doc) == EVERY_PAIR
+
+
+def test_wildcard_source_is_the_tailnet_and_approved_routes():
+    doc = {"grants": [{"src": ["*"], "dst": ["*"], "ip": ["*"]}]}
+    assert failing(doc) == set()
+    assert failing(doc, UNAPPROVED) == {("a", "b"), ("b", "a"), ("a", TAILNET), ("b", TAILNET)}
+    assert failing(doc, UNAPPROVED) == failing({"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]},
+                                               UNAPPROVED)
+    legacy = check_pairs(compile_policy(doc, UNAPPROVED, modern=False), SITES)  # Headscale < 0.29
+    assert all(p.ok for p in legacy)
+    exit_only = [PolicyNode(("100.64.0.3",), (), ("0.0.0.0/0",))]
+    assert ("a", "b") in failing(doc, exit_only)  # an approved exit route is not a subnet the `*` covers
+
+
+def test_the_tailnet_range_alone_blocks_the_sites():
+    doc = {"grants": [{"src": ["100.64.0.0/10"], "dst": ["100.64.0.0/10"], "ip": ["*"]}]}
+    assert failing(doc) == EVERY_PAIR
+
+
+def test_danger_all_is_every_source_and_no_destination():
+    doc = {"grants": [{"src": ["autogroup:danger-all"], "dst": ["*"], "ip": ["*"]}]}
+    assert failing(doc, UNAPPROVED) == set()
+    doc = {"grants": [{"src": ["*"], "dst": ["autogroup:danger-all"], "ip": ["*"]}]}
+    compiled = compile_policy(doc, ROUTERS)
+    assert failing(doc) == EVERY_PAIR and any("source only" in n for n in compiled.notes)
+
+
+@pytest.mark.parametrize("ip, every", [
+    (["*"], True), (["0-65535"], True), (["tcp:443"], False), (["tcp:*"], False), (["icmp:*"], False),
+    (["22", "443"], False), (["tcp:*", "*"], True),
+])
+def test_grant_ip_ports_and_protocols(ip, every):
+    doc = grants_only()
+    doc["grants"][0]["ip"] = ip
+    result = {(p.src, p.dst): p for p in check_pairs(compile_policy(doc, ROUTERS), SITES)}
+    assert result[("a", "b")].ok is every
+    if not every:
+        assert "only some ports/protocols via grants[0]" in result[("a", "b")].reason
+    assert ip_all(ip[-1]) is every or len(ip) > 1
+
+
+def test_grants_with_cidrs_tags_and_autogroups():
+    cidrs = {"grants": [
+        {"src": ["192.0.2.0/24", "100.64.0.0/10"], "dst": ["172.16.100.0/23", "198.18.0.0/24"], "ip": ["*"]},
+        {"src": ["172.16.100.0/24", "198.18.0.0/24", "100.64.0.0/10"], "dst": ["192.0.2.0/24"], "ip": ["*"]},
+        {"src": ["192.0.2.0/24", "172.16.100.0/24", "198.18.0.0/24"], "dst": ["100.64.0.0/10"], "ip": ["*"]},
+    ]}
+    assert failing(cidrs) == set()
+    tagged = {"grants": [{"src": ["autogroup:tagged"], "dst": ["tag:subnet-router"], "ip": ["*"]}]}
+    assert failing(tagged) == EVERY_PAIR  # node addresses only, never the routes behind them
+    internet = {"grants": [{"src": ["*"], "dst": ["autogroup:internet"], "ip": ["*"]}]}
+    assert failing(internet) == EVERY_PAIR
+
+
+def test_groups_users_and_via_are_deferred_to_the_server():
+    for doc in ({"grants": [{"src": ["group:sites"], "dst": ["*"], "ip": ["*"]}]},
+                {"grants": [{"src": ["*"], "dst": ["*"], "ip": ["*"], "via": ["tag:other"]}]}):
+        pairs = check_pairs(compile_policy(doc, ROUTERS), SITES)
+        assert all(not p.ok and p.deferred for p in pairs)
+    plain = check_pairs(compile_policy({"grants": [{"src": ["10.0.0.0/8"], "dst": ["*"], "ip": ["*"]}]},
+                                       ROUTERS), SITES)
+    assert not any(p.deferred for p in plain)
+
+
+def test_an_app_grant_opens_no_ip_traffic():
+    doc = {"grants": [{"src": ["*"], "dst": ["*"], "app": {"example.com/cap/x": [{}]}}]}
+    assert failing(doc) == EVERY_PAIR

@@ -283,3 +283,47 @@ def test_ha_site_judges_every_router_and_names_the_one_that_is_broken():
     by, rows = verdicts(m, plans, routers, control)
     assert not_ok(rows) == {("a", "tailscaled"): Status.BROKEN, ("a", "routes"): Status.UNKNOWN}
     assert by[("a", "tailscaled")].reason == "router a-router-2: not a node of the control plane"
+
+
+@pytest.mark.parametrize("grants, ok", [
+    ([{"src": ["*"], "dst": ["*"], "ip": ["*"]}], True),
+    ([{"src": ["100.64.0.0/10"], "dst": ["100.64.0.0/10"], "ip": ["*"]}], False),
+    ([{"src": ["*"], "dst": ["*"], "ip": ["tcp:22"]}], False),
+])
+def test_grants_policies_are_judged(grants, ok):
+    import json
+
+    m, plans, routers, control = healthy()
+    control.policy_text = json.dumps({"grants": grants})
+    by, rows = verdicts(m, plans, routers, control)
+    assert (by[("a", "policy")].status == Status.OK) is ok, by[("a", "policy")].reason
+
+
+def test_wildcard_covers_only_approved_routes_on_a_modern_server():
+    import json
+
+    m, plans, routers, control = healthy()
+    control.policy_text = json.dumps({"grants": [{"src": ["*"], "dst": ["*"], "ip": ["*"]}]})
+    control.all_nodes = [dataclasses.replace(n, approved=()) for n in control.all_nodes]
+    by, _ = verdicts(m, plans, routers, control)
+    assert by[("a", "policy")].status == Status.BROKEN
+    control.modern = False  # Headscale before 0.29: `*` is every address
+    by, _ = verdicts(m, plans, routers, control)
+    assert by[("a", "policy")].status == Status.OK
+
+
+def test_aliases_only_the_server_resolves_defer_to_its_tests():
+    import json
+
+    m, plans, routers, control = healthy()
+    control.policy_text = json.dumps({"groups": {"group:sites": ["lab@"]},
+                                      "grants": [{"src": ["group:sites"], "dst": ["*"], "ip": ["*"]}]})
+    by, _ = verdicts(m, plans, routers, control)
+    assert by[("a", "policy")].status == Status.OK and "the server's ACL tests pass" in by[("a", "policy")].reason
+    assert "group:sites" in by[("a", "policy")].reason
+    control.server_test = "policy rejected by headscale: test(s) failed: 192.0.2.2 -> 172.16.100.2:22: expected ALLOWED"
+    by, _ = verdicts(m, plans, routers, control)
+    assert by[("a", "policy")].status == Status.BROKEN
+    control.server_test, control.server_test_run = None, False
+    by, _ = verdicts(m, plans, routers, control)
+    assert by[("a", "policy")].status == Status.UNKNOWN

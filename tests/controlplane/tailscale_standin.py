@@ -12,7 +12,11 @@ and the v1.100 Go client, client/tailscale):
   otherwise), ETag header; POST with If-Match: a stale ETag -> 412;
 - POST /tailnet/{t}/acl/validate: always 200 for a readable request; an invalid
   policy answers {"message": ..., "data": [...]}, a valid one {};
-- POST /tailnet/{t}/keys: capabilities.devices.create{...} -> {"id", "key", ...}.
+- POST /tailnet/{t}/keys: capabilities.devices.create{...} -> {"id", "key", ...};
+- grants as the policy reference documents them (tailscale.com/kb/1324/grants): `src` and
+  `dst` lists, no `action`, `ip` (ports/protocols: "*", "443", "tcp:443", "icmp:*") or `app`
+  required, 0.0.0.0/0 and ::/0 refused as a destination ("use * or autogroup:internet"),
+  `autogroup:danger-all` a source only; `acls` and `grants` may stand in one policy.
 It also records every request (method, path, headers minus auth) for assertions.
 """
 
@@ -75,6 +79,10 @@ def validate_policy(text: str) -> str | None:
         for dst in acl["dst"]:
             if ":" not in dst:
                 return f"acls[{i}]: dst {dst!r} needs a port"
+    for i, grant in enumerate(doc.get("grants") or []):
+        problem = _grant_problem(grant)
+        if problem:
+            return f"grants[{i}]: {problem}"
     for prefix, approvers in ((doc.get("autoApprovers") or {}).get("routes") or {}).items():
         try:
             IPNetwork(prefix)
@@ -84,6 +92,44 @@ def validate_policy(text: str) -> str | None:
             if who.startswith("tag:") and who not in owners:
                 return f"autoApprovers: tag {who!r} is not in tagOwners"
     return None
+
+
+GRANT_KEYS = {"src", "dst", "ip", "app", "via", "srcPosture"}
+IP_PROTOCOLS = {"tcp", "udp", "icmp", "ipv6-icmp", "sctp", "gre", "esp", "ah", "igmp"}
+
+
+def _grant_problem(grant: Any) -> str | None:
+    if not isinstance(grant, dict):
+        return "a grant must be an object"
+    unknown = sorted(set(grant) - GRANT_KEYS)
+    if unknown:
+        return f"unknown field {unknown[0]!r}"
+    if not isinstance(grant.get("src"), list) or not isinstance(grant.get("dst"), list):
+        return "src and dst must be lists"
+    if not grant.get("ip") and not grant.get("app"):
+        return "a grant needs ip or app"
+    for entry in grant.get("ip") or []:
+        if not _ip_entry_ok(str(entry)):
+            return f"ip {entry!r} is not a protocol:ports or ports entry"
+    for dst in grant["dst"]:
+        if dst == "autogroup:danger-all":
+            return "autogroup:danger-all is only allowed as a source"
+        try:
+            if IPNetwork(dst).prefixlen == 0:
+                return (f"dst {dst!r}: to allow all IP addresses, "
+                        "use \"*\" or \"autogroup:internet\"")
+        except (AddrFormatError, ValueError, TypeError):
+            pass
+    return None
+
+
+def _ip_entry_ok(entry: str) -> bool:
+    if entry == "*":
+        return True
+    proto, sep, ports = entry.rpartition(":")
+    if sep and proto not in IP_PROTOCOLS and not proto.isdigit():
+        return False
+    return ports == "*" or all(p.replace("-", "", 1).isdigit() for p in ports.split(","))
 
 
 class StandIn:

@@ -76,3 +76,16 @@ def test_insert_member_and_indent_unit():
     assert hujson.loads(out) == {"a": 1, "b": {}}
     assert '\n    "b": {},\n' in out
     assert hujson.indent_unit('{\n\t"a": 1}') == "\t"
+
+
+@pytest.mark.parametrize("text, key, want", [
+    ('{\n  "a": 1,\n  "b": [],\n}\n', "b", '{\n  "a": 1,\n}\n'),
+    ('{\n  "b": [],\n  "a": 1\n}\n', "b", '{\n  "a": 1\n}\n'),
+    ('{"a": 1, "b": []}', "b", '{"a": 1}'),
+    ('{"b": [], "a": 1}', "b", '{"a": 1}'),
+    ('{"b": []}', "b", '{}'),
+])
+def test_remove_member(text, key, want):
+    out = hujson.remove_member(text, hujson.parse(text), key)
+    assert out == want
+    hujson.loads(out)

@@ -101,3 +101,110 @@ def test_bad_policies_are_one_line_errors(bad, msg):
     with pytest.raises(PolicyError, match=msg) as exc:
         policy.merge(bad, SPEC)
     assert "\n" not in str(exc.value)
+
+
+GRANTS_HAND = """// the admin's grants-only policy
+{
+  "grants": [
+    // ops reach the web servers
+    {"src": ["group:ops"], "dst": ["tag:web"], "ip": ["tcp:443"]},
+  ],
+}
+"""
+
+
+def spec(syntax: str) -> PolicySpec:
+    return PolicySpec(sites=SPEC.sites, syntax=syntax)
+
+
+def outside_blocks(text: str) -> str:
+    """The text with our blocks (and the containers this project created) taken out."""
+    return policy.remove(text)
+
+
+def test_auto_follows_a_grants_policy_and_adds_no_acls():
+    out = policy.merge(GRANTS_HAND, spec("auto"), grants_supported=True)
+    doc = hujson.loads(out)
+    assert "acls" not in doc
+    assert doc["grants"][0] == {"src": ["group:ops"], "dst": ["tag:web"], "ip": ["tcp:443"]}
+    ours = doc["grants"][1:]
+    assert all(g["ip"] == ["*"] and "action" not in g for g in ours)
+    assert {"src": ["192.0.2.0/24"], "dst": ["172.16.100.0/24", "10.99.0.0/16", "100.64.0.0/10"],
+            "ip": ["*"]} in ours
+    assert {"src": ["100.64.0.0/10"], "dst": ["192.0.2.0/24", "172.16.100.0/24", "10.99.0.0/16"],
+            "ip": ["*"]} in ours
+    for line in GRANTS_HAND.splitlines():  # the operator's text, byte for byte
+        assert line in out.splitlines()
+    assert "BEGIN s2s-controlplane grants" in out and "acls" not in policy.managed(out)
+    assert policy.merge(out, spec("auto"), grants_supported=True) == out
+
+
+def test_auto_writes_acls_into_an_acls_policy_even_where_grants_exist():
+    out = policy.merge(HAND, spec("auto"), grants_supported=True)
+    assert "grants" not in hujson.loads(out) and "acls" in policy.managed(out)
+
+
+@pytest.mark.parametrize("supported, syntax", [(True, "grants"), (False, "acls"), (None, "acls")])
+def test_auto_on_no_policy_follows_the_server(supported, syntax):
+    out = policy.merge("", spec("auto"), grants_supported=supported)
+    assert set(policy.managed(out)) == {"tagOwners", "autoApprovers", syntax}
+    other = "acls" if syntax == "grants" else "grants"
+    assert other not in hujson.loads(out)
+
+
+def test_first_policy_keeps_what_the_server_allowed():
+    grants = hujson.loads(policy.merge("", spec("grants"), grants_supported=True))
+    assert grants["grants"][0] == {"src": ["autogroup:danger-all"], "dst": ["*"], "ip": ["*"]}
+    modern = policy.merge("", spec("acls"), grants_supported=True)
+    assert hujson.loads(modern)["acls"][0] == {"action": "accept", "src": ["autogroup:danger-all"],
+                                               "dst": ["*:*"]}
+    assert "The first ACL keeps the no-policy default (autogroup:danger-all" in modern
+    legacy = policy.merge("", spec("acls"), grants_supported=False)
+    assert hujson.loads(legacy)["acls"][0] == {"action": "accept", "src": ["*"], "dst": ["*:*"]}
+    assert "The first ACL keeps the no-policy default (every address" in legacy
+    assert "The first grant keeps" in policy.merge("", spec("grants"), grants_supported=True)
+
+
+def test_grants_on_a_server_without_them_is_a_one_line_error():
+    with pytest.raises(PolicyError, match="policy_syntax: the control server does not support grants") as exc:
+        policy.merge(HAND, spec("grants"), grants_supported=False)
+    assert "\n" not in str(exc.value)
+    assert policy.merge(HAND, spec("auto"), grants_supported=False) == policy.merge(HAND, SPEC)
+
+
+@pytest.mark.parametrize("base", [GRANTS_HAND, HAND])
+def test_switching_moves_the_block_and_leaves_nothing_behind(base):
+    first = policy.merge(base, spec("auto"), grants_supported=True)
+    for there, back in (("acls", "grants"), ("grants", "acls")):
+        moved = policy.merge(first, spec(there), grants_supported=True)
+        blocks = policy.managed(moved)
+        assert there in blocks and back not in blocks
+        assert moved.count(f"BEGIN {policy.MARK}") == 3  # tagOwners, autoApprovers, one rule block
+        assert policy.merge(moved, spec(there), grants_supported=True) == moved
+        again = policy.merge(moved, spec(back), grants_supported=True)
+        # a list that held only our block goes with it; the operator's own stay as written (a
+        # separator comma after their last item is the one byte the merge may add, once)
+        assert (outside_blocks(again).replace("},\n", "}\n")
+                == outside_blocks(policy.merge(base, spec(back), grants_supported=True)).replace("},\n", "}\n"))
+        for line in base.splitlines():
+            if "tagOwners" not in line and "autoApprovers" not in line:  # inline objects we append to
+                assert line.rstrip(",") in [ln.rstrip(",") for ln in again.splitlines()]
+    back_home = policy.merge(policy.merge(first, spec("acls" if base is GRANTS_HAND else "grants")),
+                             spec("auto"), grants_supported=True)
+    assert back_home == first  # auto returns to the operator's syntax, byte for byte
+
+
+def test_an_operators_list_with_a_comment_stays():
+    base = '{\n  "acls": [],\n  "grants": [\n    // grants go here\n  ],\n}\n'
+    out = policy.merge(policy.merge(base, spec("grants")), spec("acls"))
+    assert hujson.loads(out)["grants"] == [] and "grants" not in policy.managed(out)
+    assert '  "grants": [\n    // grants go here\n  ],\n' in out
+
+
+def test_ipv6_sites_get_the_tailnets_ipv6_range_too():
+    v6 = PolicySpec(sites=(("a", ("192.0.2.0/24", "2001:db8:a::/64")), ("b", ("172.16.100.0/24",))))
+    grants = v6.grants()
+    assert grants[0]["dst"] == ["172.16.100.0/24", "100.64.0.0/10", "fd7a:115c:a1e0::/48"]
+    assert grants[1]["dst"] == ["192.0.2.0/24", "2001:db8:a::/64", "100.64.0.0/10"]  # b has no IPv6
+    assert grants[2]["src"] == ["100.64.0.0/10", "fd7a:115c:a1e0::/48"]
+    assert "2001:db8:a::/64:*" in v6.acls()[2]["dst"]

@@ -205,3 +205,64 @@ def test_authkey_command_writes_a_0600_file_and_prints_no_key(standin, model, tm
 def test_authkey_command_needs_an_out_file(standin, model, capsys):  # noqa: ANN001
     assert run(model, "authkey") == 2
     assert standin.keys_made == []
+
+
+GRANTS_HAND = """// Grants-only policy.
+{
+  "tagOwners": {"tag:web": ["autogroup:admin"]},
+  "grants": [
+    // members reach the web servers
+    {"src": ["autogroup:member"], "dst": ["tag:web"], "ip": ["tcp:443"]},
+  ],
+}
+"""
+
+
+def test_grants_policy_gets_grants_and_no_acls(standin, model, make_model):
+    standin.policy = GRANTS_HAND
+    cp = connect(model)
+    assert cp.grants_supported()
+    cp.apply(cp.plan(model))
+    doc = policy.hujson.loads(standin.policy)
+    assert "acls" not in doc and "grants" in policy.managed(standin.policy)
+    for line in GRANTS_HAND.splitlines():
+        if "tagOwners" not in line:
+            assert line in standin.policy.splitlines()
+    assert connect(model).plan(model, routes=False).empty
+    first = standin.policy
+    for syntax, other in (("acls", "grants"), ("grants", "acls")):  # switched and back, one apply
+        switched = make_model("tailscale", standin.url, KEY,
+                              extra_tailnet=f'policy_syntax = "{syntax}"')
+        cp = connect(switched)
+        cp.apply(cp.plan(switched, routes=False))
+        blocks = policy.managed(standin.policy)
+        assert syntax in blocks and other not in blocks
+        assert connect(switched).plan(switched, routes=False).empty
+    assert standin.policy == first
+
+
+@pytest.mark.parametrize("grant, problem", [
+    ({"src": ["*"], "dst": ["*"]}, "a grant needs ip or app"),
+    ({"src": ["*"], "dst": ["0.0.0.0/0"], "ip": ["*"]}, "use \"*\" or \"autogroup:internet\""),
+    ({"src": ["*"], "dst": ["::/0"], "ip": ["*"]}, "to allow all IP addresses"),
+    ({"action": "accept", "src": ["*"], "dst": ["*"], "ip": ["*"]}, "unknown field 'action'"),
+    ({"src": ["*"], "dst": ["autogroup:danger-all"], "ip": ["*"]}, "only allowed as a source"),
+    ({"src": ["*"], "dst": ["*"], "ip": ["*:*"]}, "not a protocol:ports"),
+])
+def test_the_standin_refuses_grants_tailscale_refuses(standin, model, grant, problem):
+    import json
+
+    with pytest.raises(ControlPlaneError, match="policy rejected by tailscale") as exc:
+        connect(model).check_policy(json.dumps({"grants": [grant]}))
+    assert problem in str(exc.value)
+
+
+def test_the_standin_takes_grants_beside_acls(standin, model):
+    import json
+
+    connect(model).check_policy(json.dumps({
+        "acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}],
+        "grants": [{"src": ["autogroup:danger-all"], "dst": ["*"], "ip": ["*"]},
+                   {"src": ["*"], "dst": ["tag:web"], "app": {"example.com/cap/web": [{}]}},
+                   {"src": ["*"], "dst": ["10.0.0.0/8"], "ip": ["tcp:443", "53", "icmp:*"]}],
+    }))

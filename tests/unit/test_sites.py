@@ -163,6 +163,7 @@ def test_bad_kea_table(tmp_path, table, key, value):
     ('backend = "headscale"', "tailnet.url"),
     ('url = "http://x"\ntag = "subnet-router"', "tailnet.tag"),
     ('url = "http://x"\npolicy_mode = "file"', "tailnet.policy_file"),
+    ('url = "http://x"\npolicy_syntax = "grant"', "tailnet.policy_syntax"),
 ])
 def test_bad_tailnet_table(tmp_path, tailnet, key):
     assert f": {key}: " in error_for(tmp_path, GOOD + f"[tailnet]\n{tailnet}\n")
@@ -172,6 +173,13 @@ def test_tailscale_backend_defaults_to_the_public_api(tmp_path):
     model = load_sites(write(tmp_path, GOOD + '[tailnet]\nbackend = "tailscale"\ntailnet = "example.com"\n'))
     assert model.tailnet.url == "https://api.tailscale.com/api/v2"
     assert model.tailnet.policy_mode == "api"
+    assert model.tailnet.policy_syntax == "auto"
+
+
+@pytest.mark.parametrize("syntax", ["auto", "grants", "acls"])
+def test_policy_syntax(tmp_path, syntax):
+    model = load_sites(write(tmp_path, GOOD + f'[tailnet]\nurl = "http://x"\npolicy_syntax = "{syntax}"\n'))
+    assert model.tailnet.policy_syntax == syntax
 
 
 def test_secrets_come_from_env_and_files_and_stay_out_of_reprs(tmp_path, monkeypatch):
