@@ -29,6 +29,7 @@ from controlplane import hujson
 
 MARK = "s2s-controlplane"
 TAILNET_RANGE = "100.64.0.0/10"  # the seed's source/destination for tailnet devices
+TAILNET_RANGE6 = "fd7a:115c:a1e0::/48"  # the tailnet's IPv6 range, allowed once a site has IPv6
 
 # What Headscale does with no policy at all is allow everything; a first policy
 # starts from that same rule, outside our blocks, so writing it opens nothing
@@ -77,6 +78,11 @@ class PolicySpec:
     def prefixes(self) -> list[str]:
         return [p for _, ps in self.sites for p in ps]
 
+    @property
+    def tailnet_ranges(self) -> list[str]:
+        """The tailnet's own ranges the sites talk to: IPv6's too when any site has an IPv6 prefix."""
+        return [TAILNET_RANGE, *([TAILNET_RANGE6] if any(":" in p for p in self.prefixes) else [])]
+
     def acls(self) -> list[dict]:
         """Accept between every pair of sites and between each site and the tailnet (both ways).
 
@@ -86,8 +92,9 @@ class PolicySpec:
         rules = []
         for name, own in self.sites:
             others = [p for other, ps in self.sites if other != name for p in ps]
-            rules.append({"action": "accept", "src": list(own), "dst": [f"{p}:*" for p in [*others, TAILNET_RANGE]]})
-        rules.append({"action": "accept", "src": [TAILNET_RANGE], "dst": [f"{p}:*" for p in self.prefixes]})
+            rules.append({"action": "accept", "src": list(own),
+                          "dst": [f"{p}:*" for p in [*others, *self.tailnet_ranges]]})
+        rules.append({"action": "accept", "src": self.tailnet_ranges, "dst": [f"{p}:*" for p in self.prefixes]})
         return rules
 
 
