@@ -43,6 +43,10 @@ def create(hosts: list[Host], segments: list[str]) -> None:
     _add_ns(SWITCH_NS)
     # The switch only bridges; it must never route between segments.
     run(["ip", "netns", "exec", SWITCH_NS, "sysctl", "-qw", "net.ipv4.ip_forward=0"])
+    # ... and has no IPv6 at all: a bridge would otherwise take an address from a gateway's
+    # router advertisements (SLAAC) and be reachable from the LAN.
+    run(["ip", "netns", "exec", SWITCH_NS, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+         "net.ipv6.conf.default.disable_ipv6=1"])
     for seg in segments:
         run(["ip", "-n", SWITCH_NS, "link", "add", bridge(seg), "type", "bridge"])
         run(["ip", "-n", SWITCH_NS, "link", "set", bridge(seg), "up"])
@@ -100,6 +104,16 @@ def destroy() -> None:
         for d in etc.iterdir():
             if d.name.startswith(f"{PREFIX}-"):
                 shutil.rmtree(d, ignore_errors=True)
+
+
+def ipv6_routes_out(netns: str) -> list[str]:
+    """IPv6 routes in a namespace that could lead out of the lab: default routes, and routes via
+    a next hop (the lab's own LAN prefixes via a LAN's link-local routers excepted by the caller)."""
+    if not exists(netns):
+        return []
+    out = run(["ip", "-n", netns, "-6", "route", "show", "table", "all"], check=False).stdout or ""
+    return [line for line in out.splitlines()
+            if line.startswith("default") or " via " in line]
 
 
 def addresses(netns: str) -> list[str]:

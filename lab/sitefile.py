@@ -121,6 +121,7 @@ def render_site_file(
                 f"sites.{site.name}",
                 [
                     ("subnet", str(site.subnet)),
+                    ("subnet6", str(site.subnet6) if site.subnet6 is not None else None),
                     ("vip", str(site.vip)),
                     ("gateway", str(site.gateway)),
                     ("routes", [str(r) for r in site.routes] or None),
@@ -134,6 +135,7 @@ def render_site_file(
                 f"sites.{site.name}",
                 [
                     ("subnet", str(site.subnet)),
+                    ("subnet6", str(site.subnet6) if site.subnet6 is not None else None),
                     ("router", str(site.router)),
                     ("gateway", str(site.gateway)),
                     ("routes", [str(r) for r in site.routes] or None),

@@ -125,8 +125,19 @@ vrrp_instance {name} {{
         {name}_running
         {name}_primary
     }}
-}}
+{_ra_notify(site)}}}
 """
+
+
+def _ra_notify(site: Site) -> str:
+    """On a dual-stack site the VRRP master alone sends the LAN's router advertisements
+    (operations.radvd): keepalived starts radvd on becoming master and stops it otherwise."""
+    if site.subnet6 is None:
+        return ""
+    start, stop = '"/bin/systemctl start radvd.service"', '"/bin/systemctl stop radvd.service"'
+    return (f"    # the VRRP master alone advertises the IPv6 routes (operations/radvd.py)\n"
+            f"    notify_master {start}\n    notify_backup {stop}\n    notify_fault {stop}\n"
+            f"    notify_stop {stop}\n")
 
 
 def rules_script(prefixes: list[str]) -> str:

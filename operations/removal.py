@@ -3,7 +3,8 @@
 What is removed, and why exactly that (docs/removal.md):
 - the node's tailnet login (`tailscale logout`): the router stops advertising the site's
   routes and the control server expires its key;
-- every file and unit the router deploy owns and marks "Managed by s2s": the forwarding
+- every file and unit the router deploy owns and marks "Managed by s2s" (radvd.conf included, radvd
+  stopped first): the forwarding
   sysctl.d file, the MSS clamp script and unit (and its live rules), the UDP GRO unit
   template and its instances (stopped, disabled, daemon-reload); on an HA router also the
   VRRP check script, the own-LAN rules script and unit, the rp_filter sysctl.d file, and
@@ -28,7 +29,7 @@ from pyinfra import host, logger, state
 from pyinfra.api import OperationError, operation
 from pyinfra.api.util import format_text
 
-from operations import batch, gro, ha, mss, owned
+from operations import batch, gro, ha, mss, owned, radvd
 from operations.facts import MssClampRules, TailscaleStatus
 from operations.facts.ha import ManagedByUs, PolicyRules
 from operations.facts.systemd import ProjectUnitState
@@ -44,7 +45,7 @@ def removal_facts(interface: str = "tailscale0") -> list[batch.Fact]:
     return [(TailscaleStatus, {}), (ProjectUnitState, {"prefix": UNIT_PREFIX}),
             *[(owned.OwnedFile, {"path": path}) for path in OWNED_FILES],
             *[(MssClampRules, {"interface": interface, "version": v}) for v in (4, 6)],
-            (ManagedByUs, {"path": ha.CONF}), (PolicyRules, {})]
+            (ManagedByUs, {"path": ha.CONF}), (PolicyRules, {}), (ManagedByUs, {"path": radvd.CONF})]
 
 
 @operation()
@@ -70,12 +71,14 @@ def removed(interface: str = "tailscale0", logout: bool = True, declared_address
         return
     files = dict(zip(OWNED_FILES, rest[: len(OWNED_FILES)]))
     clamps = dict(zip((4, 6), rest[len(OWNED_FILES):len(OWNED_FILES) + 2]))
-    keepalived_ours, rules = rest[len(OWNED_FILES) + 2:]
+    keepalived_ours, rules, radvd_ours = rest[len(OWNED_FILES) + 2:]
     commands: list[str] = []
     if logout and status is not None and status.logged_in:
         commands.append("tailscale logout")
     if keepalived_ours:  # the VRRP address leaves this host before anything else goes
         commands += [f"systemctl stop {ha.KEEPALIVED_UNIT}", f"systemctl disable {ha.KEEPALIVED_UNIT}"]
+    if radvd_ours:  # radvd's final advertisement on stop withdraws the LAN's IPv6 routes
+        commands.append(f"systemctl stop {radvd.UNIT}")
     for unit in units.active:
         commands.append(f"systemctl stop {shlex.quote(unit)}")
     for unit in units.enabled:
@@ -86,7 +89,8 @@ def removed(interface: str = "tailscale0", logout: bool = True, declared_address
                 commands.append(f"{mss.COMMANDS[version]} -t mangle -D FORWARD {mss.rule_args(interface, direction)}")
     for prefix in ha.own_lan_prefixes(rules):  # live until reboot otherwise; the unit that re-adds them goes below
         commands.append(f"ip -4 rule del priority {ha.RULE_PRIORITY} {ha.rule_spec(shlex.quote(prefix))}")
-    gone = [path for path, state in files.items() if state is not None] + ([ha.CONF] if keepalived_ours else [])
+    gone = [path for path, state in files.items() if state is not None] + ([ha.CONF] if keepalived_ours else []) \
+        + ([radvd.CONF] if radvd_ours else [])
     if gone:
         commands.append("rm -f " + " ".join(shlex.quote(p) for p in gone))
     if units.enabled or any(p.startswith("/etc/systemd/") for p in gone):
