@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from lab import aptrepo, headscale, kea
@@ -159,7 +161,15 @@ interface {interface}
 def gateway_ra(root: Path, site: LabSite) -> None:
     """Debian's radvd from the lab's mirror cache, unpacked into the gateway's layer (the image has
     none, and the gateway has no route to fetch it), started by Debian's own unit."""
-    run(["dpkg-deb", "-x", str(aptrepo.debian_deb("radvd")), str(root)])
+    with tempfile.TemporaryDirectory() as tmp:
+        run(["dpkg-deb", "-x", str(aptrepo.debian_deb("radvd")), tmp])
+        # file by file, through the layer's own symlinks (/lib -> usr/lib on merged-/usr Debian):
+        # unpacking onto the root would replace those links with directories
+        for src in sorted(Path(tmp).rglob("*")):
+            if src.is_file() and not src.is_symlink():
+                dest = root / src.relative_to(tmp)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dest)
     _write(root, "etc/radvd.conf", gateway_radvd_conf(site))
     _enable(root, "radvd.service")
 
