@@ -69,13 +69,14 @@ def test_the_lab_site_file_carries_subnet6_and_the_gateway_gives_slaac(lab_sites
 
 
 def test_no_lab_namespace_has_an_ipv6_route_out(lab_sites):
-    """Only the clients have an IPv6 default (via their gateway, whose own forwarding is off),
-    no other lab host has one, and the switch namespace has no IPv6 at all."""
+    """A LAN host's IPv6 default (clients; a router before the deploy turns its forwarding on)
+    goes only to its own gateway, whose forwarding is off and which has no default itself; the
+    control host has none and the switch namespace has no IPv6 at all."""
     topo = load_topology(TOPOLOGY)
     for h in lab_hosts(topo):
         out = drive.in_host(h.name, "ip", "-6", "route", "show", "table", "all").stdout
         defaults = [line for line in out.splitlines() if line.startswith("default")]
-        if h.role == "client":
+        if h.role in ("client", "router"):
             gw_ll = link_local(f"{h.site}-gw")
             assert all(f"via {gw_ll} " in d for d in defaults), (h.name, defaults)
         else:
