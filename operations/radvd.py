@@ -28,9 +28,9 @@ from sites.model import TAILSCALE_ULA, Router, Site, SiteModel
 PACKAGE = "radvd"
 UNIT = "radvd.service"
 CONF = "/etc/radvd.conf"
-# Unsolicited RAs at most this far apart; a route is announced for three times as long (radvd's
-# default AdvRouteLifetime), so a dead router's routes leave the LAN's hosts soon.
-MIN_INTERVAL, MAX_INTERVAL = 10, 30
+# Unsolicited RAs at most this far apart (python -m check waits for one); a route is announced
+# for three times as long (radvd's default AdvRouteLifetime): a dead router's routes go soon.
+MIN_INTERVAL, MAX_INTERVAL = 3, 10
 
 
 def ra_routes(model: SiteModel, site: Site) -> list[str]:
