@@ -142,6 +142,32 @@ def test_ping6_crosses_client_to_client_and_ipv4_still_does(lab_sites):
     assert v4.returncode == 0 and "ttl=62" in v4.stdout, v4.stdout
 
 
+def test_check_sees_the_advertisements_and_ping6_and_is_all_ok(lab_sites):
+    from tests.check.test_check_lab import run_check
+    code, doc = run_check(lab_sites)
+    rows = {(r["site"], r["step"]): r for r in doc["rows"]}
+    assert code == 0, [r for r in doc["rows"] if r["status"] != "ok"]
+    assert "fdb5:b::/64" in rows[("a", "routes")]["reason"]
+    assert "lifetime 0" in rows[("a", "ra")]["reason"] and "fd7a:115c:a1e0::/48" in rows[("a", "ra")]["reason"]
+    assert rows[("b", "ping6")]["status"] == "ok"
+
+
+def test_check_finds_a_router_that_stopped_advertising(lab_sites):
+    from tests.check.test_check_lab import run_check
+    drive.in_host("b-router", "systemctl", "stop", "radvd")
+    try:
+        code, doc = run_check(lab_sites)
+        rows = {(r["site"], r["step"]): r for r in doc["rows"]}
+        assert code == 1 and rows[("b", "ra")]["status"] == "broken", rows[("b", "ra")]
+        assert "pyinfra" in rows[("b", "ra")]["fix"]
+        # radvd's final advertisement withdrew the routes from b's client (RemoveRoute)
+        assert wait_for(lambda: NET6["a"] not in routes6("b-client"), timeout=15), routes6("b-client")
+    finally:
+        result = drive.pyinfra(lab_sites)  # the printed fix: the deploy starts it again
+        assert result.returncode == 0, drive.why_failed(result)
+    assert wait_for(lambda: NET6["a"] in routes6("b-client"), timeout=30), routes6("b-client")
+
+
 def test_second_deploy_reports_zero_changes(lab_sites):
     assert drive.planned_changes(lab_sites) == {}
 
@@ -154,4 +180,18 @@ def test_drift_is_repaired(lab_sites):
     assert result.returncode == 0, drive.why_failed(result)
     assert drive.in_host("a-router", "systemctl", "is-active", "radvd").stdout.strip() == "active"
     assert "# hand edit" not in drive.in_host("a-router", "cat", "/etc/radvd.conf").stdout
+    assert drive.planned_changes(lab_sites) == {}
+
+
+def test_removing_subnet6_takes_the_advertisements_away(lab_sites, tmp_path):
+    """Site b without subnet6: its router stops advertising and removes its radvd.conf, a's
+    advertisement no longer carries b's prefix, and the run after changes nothing."""
+    text = lab_sites.read_text().replace('subnet6 = "fdb5:b::/64"\n', "")
+    assert "fdb5:b::/64" not in text
+    lab_sites.write_text(text)
+    result = drive.pyinfra(lab_sites)
+    assert result.returncode == 0, drive.why_failed(result)
+    assert drive.in_host("b-router", "test", "-e", "/etc/radvd.conf", check=False).returncode == 1
+    assert "fdb5:b::/64" not in drive.in_host("a-router", "cat", "/etc/radvd.conf").stdout
+    assert wait_for(lambda: "fdb5:b::/64" not in routes6("a-client"), timeout=40), routes6("a-client")
     assert drive.planned_changes(lab_sites) == {}
