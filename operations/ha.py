@@ -146,9 +146,9 @@ def rules_script(prefixes: list[str]) -> str:
              "# before Tailscale's table 52, where the HA twin's advertisement of them would land.",
              "set -e"]
     for prefix in prefixes:
-        sel = f"priority {RULE_PRIORITY} to {prefix}"
-        lines.append(f"ip -4 rule show {sel} | grep -q . || "
-                     f"ip -4 rule add {sel} lookup main suppress_prefixlength 0")
+        sel, ip = f"priority {RULE_PRIORITY} to {prefix}", f"ip -{_family(prefix)}"
+        lines.append(f"{ip} rule show {sel} | grep -q . || "
+                     f"{ip} rule add {sel} lookup main suppress_prefixlength 0")
     return "\n".join(lines) + "\n"
 
 
@@ -177,18 +177,25 @@ def rp_file() -> str:
             "net.ipv4.conf.all.rp_filter = 2\n")
 
 
-def rule_changes(rules: list[PolicyRule], prefixes: list[str]) -> tuple[list[str], list[str]]:
-    """(prefixes whose rule is missing, rule specs at our priority to delete: ours, no longer wanted)."""
-    want = {rule_spec(p): p for p in prefixes}
+def _family(prefix: str) -> int:
+    return 6 if ":" in prefix else 4
+
+
+def rule_changes(rules: list[PolicyRule], prefixes: list[str], family: int = 4) -> tuple[list[str], list[str]]:
+    """(prefixes whose rule is missing, rule specs at our priority to delete: ours, no longer wanted),
+    among the rules of one family (`ip -4` or `ip -6 rule show`)."""
+    want = {rule_spec(p): p for p in prefixes if _family(p) == family}
     have = {r.spec for r in rules if r.priority == RULE_PRIORITY}
     missing = [p for spec, p in want.items() if spec not in have]
-    stale = sorted(s for s in have if s not in want and s.endswith("lookup main suppress_prefixlength 0"))
+    stale = sorted(s for s in have if s not in want and s.endswith("lookup main suppress_prefixlength 0")
+                   and len(s.split()) > 3 and _family(s.split()[3]) == family)
     return missing, stale
 
 
 def protect_facts() -> list[batch.Fact]:
     """What `own_lan_first` and `loose_rp_filter` decide from."""
-    return [(PolicyRules, {}), (owned.OwnedFile, {"path": RULES_SCRIPT}), (owned.OwnedFile, {"path": RULES_UNIT}),
+    return [(PolicyRules, {}), (PolicyRules, {"family": 6}),
+            (owned.OwnedFile, {"path": RULES_SCRIPT}), (owned.OwnedFile, {"path": RULES_UNIT}),
             (owned.UnitState, {"unit": RULES_UNIT_NAME}),
             (SysctlValues, {"keys": list(RP_KEYS)}), (owned.OwnedFile, {"path": RP_FILE})]
 
@@ -198,18 +205,21 @@ def own_lan_first(prefixes: list[str]):
     """
     Policy rules (priority 5260) sending this site's own prefixes to table main before table 52.
 
-    + prefixes: the site's advertised prefixes (its LAN and extra routes)
+    + prefixes: the site's advertised prefixes (its LAN and extra routes, both families)
     """
-    rules, script_now, unit_file_now, unit_now, _, _ = batch.read(*protect_facts())
-    missing, stale = rule_changes(rules, prefixes)
+    rules, rules6, script_now, unit_file_now, unit_now, _, _ = batch.read(*protect_facts())
+    changes = [(4, *rule_changes(rules, prefixes, 4)), (6, *rule_changes(rules6, prefixes, 6))]
     # files first: pyinfra's --dry stops at an operation's first command, so its diff is what shows
     file_cmds = list(owned.put(RULES_SCRIPT, rules_script(prefixes), mode="755", current=script_now))
     file_cmds += list(owned.put(RULES_UNIT, rules_unit(), mode="644", current=unit_file_now))
     yield from file_cmds
-    for spec in stale:
-        yield f"ip -4 rule del priority {RULE_PRIORITY} {spec}"
-    for prefix in missing:
-        yield f"ip -4 rule add priority {RULE_PRIORITY} to {shlex.quote(prefix)} lookup main suppress_prefixlength 0"
+    for family, _, stale in changes:
+        for spec in stale:
+            yield f"ip -{family} rule del priority {RULE_PRIORITY} {spec}"
+    for family, missing, _ in changes:
+        for prefix in missing:
+            yield (f"ip -{family} rule add priority {RULE_PRIORITY} to {shlex.quote(prefix)} "
+                   "lookup main suppress_prefixlength 0")
     if file_cmds:
         yield "systemctl daemon-reload"
     yield from owned.unit_running(RULES_UNIT_NAME, status=unit_now)

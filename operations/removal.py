@@ -45,7 +45,8 @@ def removal_facts(interface: str = "tailscale0") -> list[batch.Fact]:
     return [(TailscaleStatus, {}), (ProjectUnitState, {"prefix": UNIT_PREFIX}),
             *[(owned.OwnedFile, {"path": path}) for path in OWNED_FILES],
             *[(MssClampRules, {"interface": interface, "version": v}) for v in (4, 6)],
-            (ManagedByUs, {"path": ha.CONF}), (PolicyRules, {}), (ManagedByUs, {"path": radvd.CONF})]
+            (ManagedByUs, {"path": ha.CONF}), (PolicyRules, {}), (ManagedByUs, {"path": radvd.CONF}),
+            (PolicyRules, {"family": 6})]
 
 
 @operation()
@@ -71,7 +72,7 @@ def removed(interface: str = "tailscale0", logout: bool = True, declared_address
         return
     files = dict(zip(OWNED_FILES, rest[: len(OWNED_FILES)]))
     clamps = dict(zip((4, 6), rest[len(OWNED_FILES):len(OWNED_FILES) + 2]))
-    keepalived_ours, rules, radvd_ours = rest[len(OWNED_FILES) + 2:]
+    keepalived_ours, rules, radvd_ours, rules6 = rest[len(OWNED_FILES) + 2:]
     commands: list[str] = []
     if logout and status is not None and status.logged_in:
         commands.append("tailscale logout")
@@ -89,6 +90,8 @@ def removed(interface: str = "tailscale0", logout: bool = True, declared_address
                 commands.append(f"{mss.COMMANDS[version]} -t mangle -D FORWARD {mss.rule_args(interface, direction)}")
     for prefix in ha.own_lan_prefixes(rules):  # live until reboot otherwise; the unit that re-adds them goes below
         commands.append(f"ip -4 rule del priority {ha.RULE_PRIORITY} {ha.rule_spec(shlex.quote(prefix))}")
+    for prefix in (p for p in ha.own_lan_prefixes(rules6) if ":" in p):  # a dual-stack site's
+        commands.append(f"ip -6 rule del priority {ha.RULE_PRIORITY} {ha.rule_spec(shlex.quote(prefix))}")
     gone = [path for path, state in files.items() if state is not None] + ([ha.CONF] if keepalived_ours else []) \
         + ([radvd.CONF] if radvd_ours else [])
     if gone:

@@ -114,7 +114,7 @@ def configure_router(
     forwarding.enable(name="Enable IPv4 and IPv6 forwarding")
     if site.ha:  # before joining with --accept-routes: the twin advertises this LAN too
         ha.own_lan_first(name="Keep the site's own LAN out of Tailscale's table 52 (HA)",
-                         prefixes=[str(p) for p in site.advertised4])
+                         prefixes=own)
         ha.loose_rp_filter(name="Loose reverse-path filtering (HA)")
     tailscale.configure(
         name="Join the tailnet and advertise the site's routes",

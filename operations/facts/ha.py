@@ -82,14 +82,14 @@ def parse_ip_rules(text: str) -> list[PolicyRule]:
 
 
 class PolicyRules(FactBase[list]):
-    """The IPv4 policy routing rules (Tailscale's 52xx ones and any others)."""
+    """The IPv4 (or IPv6) policy routing rules (Tailscale's 52xx ones and any others)."""
 
     @staticmethod
     def default() -> list:
         return []
 
-    def command(self) -> str:
-        return "ip -4 rule show"
+    def command(self, family: int = 4) -> str:
+        return f"ip -{int(family)} rule show"
 
     @parsed
     def process(self, output: list[str]) -> list[PolicyRule]:

@@ -141,3 +141,21 @@ def test_radvd_accepts_the_config():
         bad = subprocess.run([f"{tmp}/usr/sbin/radvd", "-c", "-C", str(conf)], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert bad.returncode != 0  # the check can fail
+
+
+def test_ha_own_lan_rules_cover_both_families():
+    """The twin's advertisement of the LAN's IPv6 prefix must not win over table main either."""
+    from operations.facts.ha import PolicyRules, SysctlValues
+    v6_rules = "0:\tfrom all lookup local\n5270:\tfrom all lookup 52\n32766:\tfrom all lookup main\n"
+    host = FakeHost(outputs={key(PolicyRules): data("ip-rule-tailscale.txt"),
+                             key(PolicyRules, family=6): v6_rules,
+                             SysctlValues: data("sysctl-rp-filter-strict.txt")})
+    t = texts(run_op(ha.own_lan_first, host, prefixes=["192.0.2.0/24", "2001:db8:a::/64"]))
+    assert "ip -4 rule add priority 5260 to 192.0.2.0/24 lookup main suppress_prefixlength 0" in t
+    assert "ip -6 rule add priority 5260 to 2001:db8:a::/64 lookup main suppress_prefixlength 0" in t
+    assert "ip -6 rule show priority 5260 to 2001:db8:a::/64" in ha.rules_script(["2001:db8:a::/64"])
+    host.outputs[key(PolicyRules, family=6)] = v6_rules.replace(
+        "5270:", "5260:\tfrom all to 2001:db8:a::/64 lookup main suppress_prefixlength 0\n5270:")
+    t = texts(run_op(ha.own_lan_first, host, prefixes=["192.0.2.0/24"]))  # subnet6 dropped
+    assert "ip -6 rule del priority 5260 from all to 2001:db8:a::/64 lookup main suppress_prefixlength 0" in t
+    assert not any(c.startswith("ip -4 rule del") for c in t)
