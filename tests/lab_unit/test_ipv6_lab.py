@@ -68,3 +68,14 @@ def test_networkd_clients_accept_ras_only_on_dual_stack_sites(tmp_path: Path) ->
     plain = tmp_path / "plain"
     roles.client(plain, host, load_topology().sites["a"])
     assert "IPv6AcceptRA=no" in (plain / "etc/systemd/network/20-lab-eth0.network").read_text()
+
+
+def test_generator_writes_dual_stack_sites(tmp_path: Path) -> None:
+    from lab.generate import generate
+    path = tmp_path / "t.toml"
+    path.write_text(generate(30, "mixed", ipv6=True))
+    topo = load_topology(path)
+    nets = [s.subnet6 for s in topo.sites.values()]
+    assert len(set(nets)) == 30 and all(n is not None and n.prefixlen == 64 for n in nets)
+    assert all(s.dhcp_clients == ("networkd",) for s in topo.sites.values())
+    assert "subnet6" not in generate(3, "mixed")
