@@ -78,7 +78,8 @@ class Ipv6Addresses(FactBase[list]):
         return "ip -o -6 addr show scope global 2>/dev/null || true"
 
     def process(self, output: list[str]) -> list[str]:
-        return [f.split()[3].split("/")[0] for f in output if len(f.split()) > 3 and f.split()[2] == "inet6"]
+        fields = [line.split() for line in output]
+        return [f[3].split("/")[0] for f in fields if len(f) > 3 and f[2] == "inet6"]
 
 
 FACTS = (
@@ -112,10 +113,10 @@ class RouterState:
     twins: list[RouterState] = field(default_factory=list)  # an HA site's other routers (facts only)
     ping_source: str = ""  # the LAN address the tunnel pings went from (an HA site: the VRRP holder's vip)
     addresses6: list[str] = field(default_factory=list)  # global IPv6 addresses
-    ra: RouterAdvert | None = None  # the advertisement seen leaving the LAN interface (dual-stack sites)
+    ra: RouterAdvert | None = None  # the advertisement seen leaving the LAN interface (dual stack)
     ra_error: str | None = None  # the RA probe could not run or its output did not parse
     ra_probed: bool = False
-    pings6: dict[str, bool | None] = field(default_factory=dict)  # peer site -> ping6 LAN to LAN (None: no address)
+    pings6: dict[str, bool | None] = field(default_factory=dict)  # peer -> ping6 ok (None: no address)
     ping6_source: str | None = None  # this site's router address in its subnet6 the ping6 went from
 
 
@@ -275,7 +276,8 @@ def _sender_of(model: SiteModel, name: str, states: dict[str, RouterState]) -> R
     return pinger(model.sites[name], states[name])[0]
 
 
-def probe_ipv6(model: SiteModel, name: str, states: dict[str, RouterState], sender: RouterState) -> None:
+def probe_ipv6(model: SiteModel, name: str, states: dict[str, RouterState],
+               sender: RouterState) -> None:
     """A dual-stack site: the advertisement leaving the sending router's LAN interface (the VRRP
     holder's on an HA site), then ping6 from its subnet6 address to every dual-stack peer's."""
     state, site = states[name], model.sites[name]
@@ -303,8 +305,9 @@ def probe_ipv6(model: SiteModel, name: str, states: dict[str, RouterState], send
         if state.ping6_source is None or target is None:
             state.pings6[peer] = None
             continue
-        parts.append(f"( ping -6 -n -q -c 2 -i 0.2 -w {PING_WAIT} -I {shlex.quote(state.ping6_source)} "
-                     f"{shlex.quote(target)} >/dev/null 2>&1; echo \"ping6 {shlex.quote(peer)} $?\" ) &")
+        src, dst, n = (shlex.quote(x) for x in (state.ping6_source, target, peer))
+        parts.append(f"( ping -6 -n -q -c 2 -i 0.2 -w {PING_WAIT} -I {src} {dst} >/dev/null 2>&1; "
+                     f"echo \"ping6 {n} $?\" ) &")
     if parts:
         out = sender.router.run(" ".join(parts) + " wait", timeout=PING_WAIT + 10).stdout
         for line in out.splitlines():

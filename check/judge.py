@@ -373,8 +373,9 @@ def ping6_row(model: SiteModel, site: Site, r: RouterState, so_far: dict[tuple[s
             return _unknown(name, "ping6", f"{what}; explained by {', '.join(sorted(set(causes)))}")
         return _broken(name, "ping6", what, fx.deploy(site) + "  # routes, policy, ip6tables")
     if unknown:
-        return _unknown(name, "ping6", f"no router address in subnet6 to ping from or to ({', '.join(unknown)}): "
-                        "give the routers one to let the check ping IPv6 LAN to LAN")
+        return _unknown(name, "ping6", "no router address in subnet6 to ping from or to "
+                        f"({', '.join(unknown)}): give the routers one to let the check ping IPv6 "
+                        "LAN to LAN")
     return _ok(name, "ping6", f"from {r.ping6_source} to {', '.join(peers)}")
 
 

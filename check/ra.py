@@ -34,7 +34,7 @@ class RouterAdvert:
 
 
 def parse_ra(source: str, data: bytes) -> RouterAdvert:
-    """An ICMPv6 router advertisement (type 134) -> RouterAdvert (route information options only)."""
+    """An ICMPv6 router advertisement (type 134) -> RouterAdvert (route information only)."""
     if len(data) < 16 or data[0] != 134:
         raise RaParseError(f"not a router advertisement: {data[:16].hex()}")
     lifetime = struct.unpack("!H", data[6:8])[0]
@@ -68,11 +68,13 @@ def parse_probe(text: str) -> RouterAdvert | None:
 
 
 def ra_verdict(want: list[str], ra: RouterAdvert | None) -> tuple[bool, str]:
-    """(ok, reason): lifetime 0 and route information, with a non-zero lifetime, for every prefix."""
+    """(ok, reason): lifetime 0, and route information with a non-zero lifetime for each prefix."""
     if ra is None:
-        return False, f"no router advertisement left the LAN interface in {RA_WAIT} s (radvd not running?)"
+        return False, (f"no router advertisement left the LAN interface in {RA_WAIT} s "
+                       "(radvd not running?)")
     if ra.router_lifetime != 0:
-        return False, f"router lifetime {ra.router_lifetime} s: the router offers itself as the LAN's default"
+        return False, (f"router lifetime {ra.router_lifetime} s: the router offers itself as the "
+                       "LAN's default")
     missing = [p for p in want if not ra.routes.get(p)]
     if missing:
         return False, f"no route information for {', '.join(missing)}"

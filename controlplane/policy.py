@@ -80,7 +80,7 @@ class PolicySpec:
 
     @property
     def tailnet_ranges(self) -> list[str]:
-        """The tailnet's own ranges the sites talk to: IPv6's too when any site has an IPv6 prefix."""
+        """The tailnet's own ranges the sites talk to: IPv6's too once a site has an IPv6 prefix."""
         return [TAILNET_RANGE, *([TAILNET_RANGE6] if any(":" in p for p in self.prefixes) else [])]
 
     def acls(self) -> list[dict]:
@@ -94,7 +94,8 @@ class PolicySpec:
             others = [p for other, ps in self.sites if other != name for p in ps]
             rules.append({"action": "accept", "src": list(own),
                           "dst": [f"{p}:*" for p in [*others, *self.tailnet_ranges]]})
-        rules.append({"action": "accept", "src": self.tailnet_ranges, "dst": [f"{p}:*" for p in self.prefixes]})
+        rules.append({"action": "accept", "src": self.tailnet_ranges,
+                      "dst": [f"{p}:*" for p in self.prefixes]})
         return rules
 
 

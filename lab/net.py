@@ -106,16 +106,6 @@ def destroy() -> None:
                 shutil.rmtree(d, ignore_errors=True)
 
 
-def ipv6_routes_out(netns: str) -> list[str]:
-    """IPv6 routes in a namespace that could lead out of the lab: default routes, and routes via
-    a next hop (the lab's own LAN prefixes via a LAN's link-local routers excepted by the caller)."""
-    if not exists(netns):
-        return []
-    out = run(["ip", "-n", netns, "-6", "route", "show", "table", "all"], check=False).stdout or ""
-    return [line for line in out.splitlines()
-            if line.startswith("default") or " via " in line]
-
-
 def addresses(netns: str) -> list[str]:
     """IPv4 addresses (CIDR) configured in a namespace, loopback excluded."""
     if not exists(netns):

@@ -142,7 +142,7 @@ def gateway(root: Path, host: Host, topo: Topology, kea_password: str) -> None:
 
 def gateway_radvd_conf(site: LabSite, interface: str = "eth0") -> str:
     """The gateway's router advertisements: the LAN's /64 for SLAAC and itself as the default
-    router, as an ISP's or office's router does (its own IPv6 forwarding stays off: no route out)."""
+    router, as an ISP's or office's router does (its IPv6 forwarding stays off: no route out)."""
     return f"""# s2s lab gateway: the LAN's IPv6 prefix (SLAAC) and the default router
 interface {interface}
 {{
@@ -224,7 +224,8 @@ def client(root: Path, host: Host, site: LabSite | None = None) -> None:
     """A LAN client booted as a container: systemd-networkd or dhcpcd gets its lease at boot."""
     if host.dhcp_client == "networkd":
         dual = site is not None and site.subnet6 is not None
-        _write(root, "etc/systemd/network/20-lab-eth0.network", NETWORKD_UNIT6 if dual else NETWORKD_UNIT)
+        unit = NETWORKD_UNIT6 if dual else NETWORKD_UNIT
+        _write(root, "etc/systemd/network/20-lab-eth0.network", unit)
         _enable(root, "systemd-networkd.service")
         _enable(root, "systemd-networkd.socket", "sockets.target")
     elif host.dhcp_client == "dhcpcd":

@@ -68,7 +68,7 @@ class LabSite:
     vip: IPAddress | None = None  # HA sites: the VRRP address
     router3: IPAddress | None = None  # HA sites with three routers: the third one's LAN address
     router3_wan: IPAddress | None = None
-    subnet6: IPNetwork | None = None  # dual-stack LAN: a /64 the gateway's radvd advertises for SLAAC
+    subnet6: IPNetwork | None = None  # dual stack: a /64 the gateway's radvd advertises (SLAAC)
 
     @property
     def ha(self) -> bool:
@@ -279,7 +279,8 @@ class _Parser:
         mine += [(f"sites.{site.name}.routes[{i}]", r) for i, r in enumerate(site.routes)]
         if site.subnet6 is not None:
             mine.append((f"sites.{site.name}.subnet6", site.subnet6))
-        taken += [(f"sites.{o.name}.subnet6", o.subnet6) for o in earlier.values() if o.subnet6 is not None]
+        taken += [(f"sites.{o.name}.subnet6", o.subnet6) for o in earlier.values()
+                  if o.subnet6 is not None]
         for key, prefix in mine:
             for other_key, other in taken:
                 if prefix in other or other in prefix:
@@ -327,7 +328,8 @@ class _Parser:
                 raise self.fail(f"{key}.dhcp_pool", f"contains the {role} address {addr}", pool)
         routes = self.routes(f"{key}.routes", raw.get("routes", []), subnet)
         return LabSite(name, subnet, gateway, router, router_wan, f"{first} - {last}", routes,
-                       **self.site_options(key, raw), **ha, subnet6=self.subnet6(f"{key}.subnet6", raw))
+                       **self.site_options(key, raw), **ha,
+                       subnet6=self.subnet6(f"{key}.subnet6", raw))
 
     def subnet6(self, key: str, raw: dict[str, Any]) -> IPNetwork | None:
         """`subnet6`: a /64 (SLAAC needs one) of global unicast or unique local space."""
@@ -344,7 +346,8 @@ class _Parser:
             raise self.fail(key, "host bits set", value)
         if not (net in IPNetwork("2000::/3") or net in IPNetwork("fc00::/7")) \
                 or net in IPNetwork("fd7a:115c:a1e0::/48"):
-            raise self.fail(key, "must be global unicast or unique local, outside fd7a:115c:a1e0::/48", value)
+            raise self.fail(key, "must be global unicast or unique local, outside "
+                            "fd7a:115c:a1e0::/48", value)
         return net
 
     def ha(self, key: str, raw: dict[str, Any], subnet: IPNetwork, wan_subnet: IPNetwork,

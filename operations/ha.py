@@ -181,13 +181,15 @@ def _family(prefix: str) -> int:
     return 6 if ":" in prefix else 4
 
 
-def rule_changes(rules: list[PolicyRule], prefixes: list[str], family: int = 4) -> tuple[list[str], list[str]]:
-    """(prefixes whose rule is missing, rule specs at our priority to delete: ours, no longer wanted),
+def rule_changes(rules: list[PolicyRule], prefixes: list[str],
+                 family: int = 4) -> tuple[list[str], list[str]]:
+    """(prefixes whose rule is missing, rule specs at our priority to delete: ours, not wanted),
     among the rules of one family (`ip -4` or `ip -6 rule show`)."""
     want = {rule_spec(p): p for p in prefixes if _family(p) == family}
     have = {r.spec for r in rules if r.priority == RULE_PRIORITY}
     missing = [p for spec, p in want.items() if spec not in have]
-    stale = sorted(s for s in have if s not in want and s.endswith("lookup main suppress_prefixlength 0")
+    stale = sorted(s for s in have if s not in want
+                   and s.endswith("lookup main suppress_prefixlength 0")
                    and len(s.split()) > 3 and _family(s.split()[3]) == family)
     return missing, stale
 

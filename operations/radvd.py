@@ -38,16 +38,18 @@ def ra_routes(model: SiteModel, site: Site) -> list[str]:
     tailnet's fd7a:115c:a1e0::/48 (the 100.64.0.0/10 of IPv6). None without a subnet6."""
     if site.subnet6 is None:
         return []
-    others = [str(p) for other in model.sites.values() if other is not site for p in other.advertised6]
+    others = [str(p) for other in model.sites.values() if other is not site
+              for p in other.advertised6]
     return [*others, str(TAILSCALE_ULA)]
 
 
 def radvd_conf(site: Site, interface: str, routes: list[str]) -> str:
-    """radvd's config: no prefix (addressing stays with the LAN), router lifetime 0, one route each."""
+    """radvd's config: no prefix (addressing stays with the LAN), lifetime 0, one route each."""
     lines = [
         f"# Managed by s2s (operations/radvd.py): route information for site {site.name}'s LAN "
         f"{site.subnet6}.",
-        "# Router lifetime 0: this router is never the LAN's default. Edit the site file, not this file.",
+        "# Router lifetime 0: this router is never the LAN's default.",
+        "# Edit the site file, not this file: the deploy rewrites it.",
         f"interface {interface}",
         "{",
         "    AdvSendAdvert on;",
@@ -64,8 +66,10 @@ def radvd_conf(site: Site, interface: str, routes: list[str]) -> str:
 def advertise_facts(site: Site, router: Router) -> list[batch.Fact]:
     """What `advertise` and `follow_vrrp` decide from (read in one batch)."""
     facts: list[batch.Fact] = [
-        (DebPackageVersion, {"package": PACKAGE}), (InterfaceOfAddress, {"address": str(router.address)}),
-        (ManagedByUs, {"path": CONF}), (owned.OwnedFile, {"path": CONF}), (owned.UnitState, {"unit": UNIT})]
+        (DebPackageVersion, {"package": PACKAGE}),
+        (InterfaceOfAddress, {"address": str(router.address)}),
+        (ManagedByUs, {"path": CONF}), (owned.OwnedFile, {"path": CONF}),
+        (owned.UnitState, {"unit": UNIT})]
     if site.vip is not None:
         facts.append((InterfaceOfAddress, {"address": str(site.vip)}))
     return facts
@@ -92,12 +96,15 @@ def advertise(site: Site, model: SiteModel, router: Router):
             host.noop("no IPv6 on this site's LAN: no router advertisements")
         return
     if conf_now is not None and not ours:
-        raise OperationError(f"{CONF} on {host.name} is not the project's (no '# Managed by s2s' first line): "
-                             "route advertisements need it; move it away or merge by hand; nothing changed")
+        raise OperationError(f"{CONF} on {host.name} is not the project's (no '# Managed by s2s' "
+                             "first line): route advertisements need it; move it away or merge by "
+                             "hand; nothing changed")
     if interface is None:
-        raise OperationError(f"no interface on {host.name} holds the router address {router.address} "
+        raise OperationError(f"no interface on {host.name} holds the router address "
+                             f"{router.address} "
                              "(check the site file); nothing changed")
-    conf_cmds = list(owned.put(CONF, radvd_conf(site, interface, routes), mode="644", current=conf_now))
+    text = radvd_conf(site, interface, routes)
+    conf_cmds = list(owned.put(CONF, text, mode="644", current=conf_now))
     # the config first (pyinfra's --dry shows it); the package's postinst starts radvd.service only
     # when a config is there, and on an HA router keepalived decides, so install it before the file
     if version is None:

@@ -45,7 +45,8 @@ def removal_facts(interface: str = "tailscale0") -> list[batch.Fact]:
     return [(TailscaleStatus, {}), (ProjectUnitState, {"prefix": UNIT_PREFIX}),
             *[(owned.OwnedFile, {"path": path}) for path in OWNED_FILES],
             *[(MssClampRules, {"interface": interface, "version": v}) for v in (4, 6)],
-            (ManagedByUs, {"path": ha.CONF}), (PolicyRules, {}), (ManagedByUs, {"path": radvd.CONF}),
+            (ManagedByUs, {"path": ha.CONF}), (PolicyRules, {}),
+            (ManagedByUs, {"path": radvd.CONF}),
             (PolicyRules, {"family": 6})]
 
 
@@ -91,9 +92,10 @@ def removed(interface: str = "tailscale0", logout: bool = True, declared_address
     for prefix in ha.own_lan_prefixes(rules):  # live until reboot otherwise; the unit that re-adds them goes below
         commands.append(f"ip -4 rule del priority {ha.RULE_PRIORITY} {ha.rule_spec(shlex.quote(prefix))}")
     for prefix in (p for p in ha.own_lan_prefixes(rules6) if ":" in p):  # a dual-stack site's
-        commands.append(f"ip -6 rule del priority {ha.RULE_PRIORITY} {ha.rule_spec(shlex.quote(prefix))}")
-    gone = [path for path, state in files.items() if state is not None] + ([ha.CONF] if keepalived_ours else []) \
-        + ([radvd.CONF] if radvd_ours else [])
+        spec = ha.rule_spec(shlex.quote(prefix))
+        commands.append(f"ip -6 rule del priority {ha.RULE_PRIORITY} {spec}")
+    gone = [path for path, state in files.items() if state is not None] \
+        + ([ha.CONF] if keepalived_ours else []) + ([radvd.CONF] if radvd_ours else [])
     if gone:
         commands.append("rm -f " + " ".join(shlex.quote(p) for p in gone))
     if units.enabled or any(p.startswith("/etc/systemd/") for p in gone):

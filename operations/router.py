@@ -127,13 +127,14 @@ def configure_router(
     )
     mss.clamp(name="Clamp TCP MSS to path MTU on tailscale0")
     this = router or site.routers[0]
-    radvd.advertise(name="Router advertisements: IPv6 routes to the other sites (radvd, lifetime 0)",
+    radvd.advertise(name="Router advertisements: IPv6 routes to the other sites (radvd, "
+                         "lifetime 0)",
                     site=site, model=model, router=this)
     if site.ha:
         ha.vrrp(name=f"VRRP address {site.vip} follows the tailnet's primary (keepalived)",
                 site=site, router=this)
-        radvd.follow_vrrp(name="Router advertisements from the VRRP master only", site=site, model=model,
-                          router=this)
+        radvd.follow_vrrp(name="Router advertisements from the VRRP master only", site=site,
+                          model=model, router=this)
     else:
         ha.no_longer_ha(name="No HA setup left from when the site had several routers",
                         prune=prune, twin_removed_now=twin_removed_now, prune_command=prune_command)

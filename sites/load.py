@@ -225,7 +225,8 @@ def _ipv6_usable(t: _Table, key: str, net: IPNetwork) -> None:
     """An IPv6 site prefix is global unicast or unique local (RFC 4193): link-local, multicast,
     mapped or documentation-less odd ranges are no LAN a router can advertise."""
     if net.prefixlen == 0 or not (net in IPV6_GLOBAL or net in IPV6_ULA):
-        raise t.error(key, "must be a global (2000::/3) or unique local (fc00::/7) IPv6 prefix", str(net))
+        raise t.error(key, "must be a global (2000::/3) or unique local (fc00::/7) IPv6 prefix",
+                      str(net))
 
 
 def _subnet6(t: _Table) -> IPNetwork | None:

@@ -142,7 +142,7 @@ class Site:
     vip: IPAddress | None = None  # HA sites: the VRRP virtual address (== router)
     vrid: int = DEFAULT_VRID  # HA sites: the VRRP virtual router id on the LAN
     aws: AwsSubnet | None = None  # [sites.X.aws]: the LAN is a VPC subnet whose route tables are managed
-    subnet6: IPNetwork | None = None  # the LAN's IPv6 prefix (dual-stack): routes by router advertisement
+    subnet6: IPNetwork | None = None  # the LAN's IPv6 prefix: routes reach it by router advertisement
 
     def __post_init__(self) -> None:
         if not self.routers:  # a single-router site built the old way (tests, tools)
