@@ -52,3 +52,27 @@ def test_address_in_subnet6():
     assert address_in(["2001:db8:a::5", "fdb5:b::7"], "fdb5:b::/64") == "fdb5:b::7"
     assert address_in(["2001:db8:a::5"], "fdb5:b::/64") is None
     assert address_in(["2001:db8:a::5"], None) is None
+
+
+def test_rows_for_a_dual_stack_site():
+    from netaddr import IPAddress, IPNetwork
+
+    from check.gather import RouterState
+    from check.judge import Fixes, Status, ping6_row, ra_row
+    from sites.model import Site, SiteModel
+    a = Site("a", IPNetwork("192.0.2.0/24"), IPAddress("192.0.2.2"), IPAddress("192.0.2.1"), ssh="a-router",
+             subnet6=IPNetwork("2001:db8:a::/64"))
+    b = Site("b", IPNetwork("172.16.100.0/24"), IPAddress("172.16.100.2"), IPAddress("172.16.100.1"),
+             ssh="b-router", subnet6=IPNetwork("fdb5:b::/64"))
+    model = SiteModel(path=Path("sites.toml"), sites={"a": a, "b": b})
+    fx = Fixes(model)
+    state = RouterState("a", "a-router", ra_probed=True, ra=captured(), ping6_source="2001:db8:a::2",
+                        pings6={"b": True})
+    assert ra_row(model, a, state, fx).status is Status.OK
+    assert ping6_row(model, a, state, {}, fx).status is Status.OK
+    stopped = RouterState("a", "a-router", ra_probed=True, ra=None, pings6={"b": False})
+    row = ra_row(model, a, stopped, fx)
+    assert row.status is Status.BROKEN and "pyinfra" in row.fix
+    assert ping6_row(model, a, stopped, {}, fx).status is Status.BROKEN
+    no_addr = RouterState("a", "a-router", ra_probed=True, ra=captured(), pings6={"b": None})
+    assert ping6_row(model, a, no_addr, {}, fx).status is Status.UNKNOWN
