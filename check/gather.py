@@ -13,12 +13,14 @@ import re
 import shlex
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pyinfra.api.exceptions import FactProcessError
 
-from check import acl
+from check import acl, ra
 from check.dhcp import PROBE_SCRIPT, DhcpParseError, ProbeResult, parse_probe_output
+from check.ra import RouterAdvert
 from check.remote import RemoteError, Router
 from controlplane import ControlPlaneError, Node, PolicyError, hujson, reach
 from controlplane.base import router_ident
@@ -29,6 +31,7 @@ from operations.facts import (ForwardChain, ForwardFilter, ForwardingState, Live
                               NodeStatus, TailscalePrefs, TailscaleStatus)
 from sites.model import SecretError, Site, SiteModel
 
+RA_PROBE = Path(__file__).with_name(ra.PROBE_SCRIPT_NAME)
 PROBE_WAIT = 2.0  # seconds the LAN host listens for DHCP answers
 PING_WAIT = 3  # seconds per ping kind (all run at once)
 TUNNEL_MTU = 1280  # tailscale0's MTU: the largest packet a site-to-site path must carry
@@ -41,6 +44,7 @@ FACTS: dict[str, tuple] = {  # what the check reads on each router, in one comma
     "tailscaled": (UnitState, (("unit", "tailscaled.service"),)), "clamp": (MssClampRules, ()),
     "forwarding": (ForwardingState, ()), "forward_filter": (ForwardFilter, ()),
     "addresses": (InterfaceAddresses, (("version", 4),)),
+    "addresses6": (InterfaceAddresses, (("version", 6),)),  # a dual-stack router's, for ping6
 }
 
 
@@ -67,6 +71,12 @@ class RouterState:
     router: Router | None = None
     twins: list[RouterState] = field(default_factory=list)  # an HA site's other routers (facts only)
     ping_source: str = ""  # the LAN address the tunnel pings went from (an HA site: the VRRP holder's vip)
+    addresses6: list[str] = field(default_factory=list)  # global IPv6 addresses
+    ra: RouterAdvert | None = None  # the advertisement seen leaving the LAN interface (dual stack)
+    ra_error: str | None = None  # the RA probe could not run or its output did not parse
+    ra_probed: bool = False
+    pings6: dict[str, bool | None] = field(default_factory=dict)  # peer -> ping6 ok (None: no address)
+    ping6_source: str | None = None  # this site's router address in its subnet6 the ping6 went from
 
 
 @dataclass
@@ -107,6 +117,7 @@ def read_facts(router: Router, state: RouterState) -> None:
     state.tailscaled_unit = values["tailscaled"].state
     state.forwarding, state.forward_filter = values["forwarding"], values["forward_filter"]
     state.addresses = values["addresses"]
+    state.addresses6 = [a for held in values["addresses6"].values() for a in held]
     if state.prefs is not None:
         state.no_stateful_filtering = state.prefs.no_stateful_filtering
 
@@ -216,11 +227,57 @@ def ping_peers(model: SiteModel, states: dict[str, RouterState]) -> None:
         try:
             result = sender.router.run(_ping_command(peers, state.ping_source), timeout=PING_WAIT + 10)
             state.pings = parse_pings(result.stdout)
+            if model.sites[name].subnet6 is not None:
+                probe_ipv6(model, name, states, sender)
         except RemoteError as exc:
             state.error = state.error or str(exc)
 
     with ThreadPoolExecutor(max_workers=max(1, len(states))) as pool:
         list(pool.map(one, states))
+
+
+def _sender_of(model: SiteModel, name: str, states: dict[str, RouterState]) -> RouterState:
+    return pinger(model.sites[name], states[name])[0]
+
+
+def probe_ipv6(model: SiteModel, name: str, states: dict[str, RouterState],
+               sender: RouterState) -> None:
+    """A dual-stack site: the advertisement leaving the sending router's LAN interface (the VRRP
+    holder's on an HA site), then ping6 from its subnet6 address to every dual-stack peer's."""
+    state, site = states[name], model.sites[name]
+    state.ra_probed = True
+    iface = next((i for i, ips in sender.addresses.items()
+                  if str(site.routers[0].address) in ips or str(site.vip) in ips), None)
+    if iface is None:
+        state.ra_error = "no interface holds the router's LAN address"
+    else:
+        result = sender.router.run(f"python3 - {shlex.quote(iface)} {ra.RA_WAIT:g}",
+                                   stdin=RA_PROBE.read_text(), timeout=ra.RA_WAIT + 10)
+        try:
+            state.ra = ra.parse_probe(result.stdout) if result.rc == 0 else None
+            if result.rc != 0:
+                state.ra_error = "the RA probe could not run (python3 and root needed): " + \
+                    (result.stderr.strip().splitlines() or ["no output"])[-1]
+        except ra.RaParseError as exc:
+            state.ra_error = str(exc)
+    state.ping6_source = ra.address_in(sender.addresses6, str(site.subnet6))
+    parts = []
+    for peer, other in model.sites.items():
+        if peer == name or other.subnet6 is None:
+            continue
+        target = ra.address_in(_sender_of(model, peer, states).addresses6, str(other.subnet6))
+        if state.ping6_source is None or target is None:
+            state.pings6[peer] = None
+            continue
+        src, dst, n = (shlex.quote(x) for x in (state.ping6_source, target, peer))
+        parts.append(f"( ping -6 -n -q -c 2 -i 0.2 -w {PING_WAIT} -I {src} {dst} >/dev/null 2>&1; "
+                     f"echo \"ping6 {n} $?\" ) &")
+    if parts:
+        out = sender.router.run(" ".join(parts) + " wait", timeout=PING_WAIT + 10).stdout
+        for line in out.splitlines():
+            bits = line.split()
+            if len(bits) == 3 and bits[0] == "ping6":
+                state.pings6[bits[1]] = bits[2] == "0"
 
 
 def _live_flags(state: ControlState) -> None:

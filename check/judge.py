@@ -14,11 +14,12 @@ import shlex
 from dataclasses import dataclass
 from enum import Enum
 
-from check import acl
+from check import acl, ra
 from check.dhcp import judge as judge_dhcp
 from check.gather import TUNNEL_MTU, ControlState, RouterState
 from controlplane import hujson
 from dhcp.plan import SitePlan
+from operations import radvd
 from sites.model import Site, SiteModel, SshTarget
 
 
@@ -38,8 +39,11 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("policy", "policy allows every other site and 100.64.0.0/10, both ways"),
     ("dhcp", "the LAN's DHCP server sends the planned option 121/249"),
     ("tunnel", "router reaches every other router over the tailnet, full-size packets"),
+    ("ra", "IPv6 LAN: router advertisement with lifetime 0 and the other sites' routes"),
+    ("ping6", "IPv6 ping crosses LAN to LAN"),
 )
 STEP_IDS = tuple(s for s, _ in STEPS)
+IPV6_STEPS = ("ra", "ping6")  # rows only for a site with a subnet6
 # what a LAN-to-LAN ping between two routers needs at both ends
 PATH_NEEDS = ("ssh", "tailscaled", "routes", "prefs", "policy")
 
@@ -356,6 +360,45 @@ def tunnel_rows(model: SiteModel, routers: dict[str, RouterState], so_far: dict[
     return rows
 
 
+def ra_row(model: SiteModel, site: Site, r: RouterState, fx: Fixes) -> Row:
+    """The advertisement seen leaving the LAN interface: lifetime 0, every route it must carry."""
+    name = site.name
+    if site.subnet6 is None:
+        return _ok(name, "ra", "no subnet6: no IPv6 on this LAN, nothing to advertise")
+    if r.error or r.facts_error or not r.ra_probed:
+        return _unknown(name, "ra", "router not readable (see ssh)")
+    if r.ra_error:
+        return _unknown(name, "ra", r.ra_error)
+    good, why = ra.ra_verdict(radvd.ra_routes(model, site), r.ra)
+    if good:
+        return _ok(name, "ra", why)
+    return _broken(name, "ra", why, fx.deploy(r))
+
+
+def ping6_row(model: SiteModel, site: Site, r: RouterState, so_far: dict[tuple[str, str], Row],
+              fx: Fixes) -> Row:
+    """ping6 from the router's subnet6 address to each dual-stack peer router's."""
+    name = site.name
+    peers = [p for p, other in model.sites.items() if p != name and other.subnet6 is not None]
+    if site.subnet6 is None or not peers:
+        return _ok(name, "ping6", "no IPv6 LAN pair to test (no subnet6 here or at any peer)")
+    if r.error or r.facts_error or not r.ra_probed:
+        return _unknown(name, "ping6", "router not readable (see ssh)")
+    failed = [p for p in peers if r.pings6.get(p) is False]
+    unknown = [p for p in peers if r.pings6.get(p) is None]
+    if failed:
+        causes = [c for p in failed for c in _causes(so_far, (name, p))]
+        what = f"no ping6 {r.ping6_source} -> {', '.join(failed)}"
+        if causes:
+            return _unknown(name, "ping6", f"{what}; explained by {', '.join(sorted(set(causes)))}")
+        return _broken(name, "ping6", what, fx.deploy(r) + "  # routes, policy, ip6tables")
+    if unknown:
+        return _unknown(name, "ping6", "no router address in subnet6 to ping from or to "
+                        f"({', '.join(unknown)}): give the routers one to let the check ping IPv6 "
+                        "LAN to LAN")
+    return _ok(name, "ping6", f"from {r.ping6_source} to {', '.join(peers)}")
+
+
 TWIN_STEPS = ("ssh", "tailscaled", "routes", "prefs", "forwarding", "clamp")  # what each router of a site needs
 
 
@@ -422,4 +465,8 @@ def judge(model: SiteModel, plans: dict[str, SitePlan], routers: dict[str, Route
         rows[(row.site, "policy")] = row
     for row in tunnel_rows(model, routers, rows, fx):
         rows[(row.site, "tunnel")] = row
-    return [rows[(name, step)] for name in model.sites for step in STEP_IDS]
+    for name, site in model.sites.items():
+        rows[(name, "ra")] = ra_row(model, site, routers[name], fx)
+        rows[(name, "ping6")] = ping6_row(model, site, routers[name], rows, fx)
+    return [rows[(name, step)] for name, site in model.sites.items() for step in STEP_IDS
+            if site.subnet6 is not None or step not in IPV6_STEPS]

@@ -111,6 +111,11 @@ class PolicySpec:
     def prefixes(self) -> list[str]:
         return [p for _, ps in self.sites for p in ps]
 
+    @property
+    def tailnet_ranges(self) -> list[str]:
+        """The tailnet's own ranges the sites talk to: IPv6's too once a site has an IPv6 prefix."""
+        return _tailnet_ranges(self.prefixes)
+
     def pairs(self) -> list[tuple[list[str], list[str]]]:
         """(sources, destinations) that allow every pair of sites and each site and the tailnet,
         both ways: one per site (its prefixes to everyone else's and to 100.64.0.0/10, plus

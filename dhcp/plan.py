@@ -67,7 +67,7 @@ class _RemoteRoutes:
 
     def __init__(self, model: SiteModel):
         self.summaries = model.dhcp.summaries
-        prefixes = [TAILSCALE_CGNAT] + [p for s in model.sites.values() for p in s.advertised]
+        prefixes = [TAILSCALE_CGNAT] + [p for s in model.sites.values() for p in s.advertised4]
         uncovered = [p for p in prefixes if not self._summary_of(p)]
         used = [s for s in self.summaries if any(p in s for p in prefixes)]
         self.blocks: list[IPNetwork] = cidr_merge(uncovered + used)
@@ -78,7 +78,7 @@ class _RemoteRoutes:
 
     def for_site(self, site: Site) -> list[IPNetwork]:
         blocks, firsts = self.blocks, self.firsts
-        for own in site.advertised:
+        for own in site.advertised4:
             if self._summary_of(own):
                 continue  # the summary deliberately covers it; the LAN's connected route stays more specific
             i = bisect_right(firsts, own.first) - 1
@@ -168,7 +168,7 @@ def build_plan(model: SiteModel) -> dict[str, SitePlan]:
 
 def _too_big(model: SiteModel, site: Site, blocks: list[IPNetwork], data_len: int, budget: int,
              count: int) -> str:
-    others = [p for s in model.sites.values() if s is not site for p in s.advertised]
+    others = [p for s in model.sites.values() if s is not site for p in s.advertised4]
     hint = spanning_cidr(others) if len(others) > 1 else (others[0] if others else None)
     both = " (x2 with option 249)" if model.dhcp.option_249 else ""
     fix = (f"declare [dhcp] summaries = \"auto\" to have them chosen, or summaries = [\"{hint}\"] "

@@ -172,7 +172,7 @@ class AutoSummaries:
 
     def __init__(self, sites: list[Site], budgets: dict[str, int]):
         """`budgets`: per pushing site, the bytes its remote routes may take (others are not checked)."""
-        blocks = cidr_merge([p for s in sites for p in s.advertised])
+        blocks = cidr_merge([p for s in sites for p in s.advertised4])
         self.firsts = [b.first for b in blocks]
         self.lasts = [b.last for b in blocks]
         self.cgnat = [_span(TAILSCALE_CGNAT)]
@@ -231,7 +231,7 @@ class AutoSummaries:
         return out
 
     def _splitter(self, site: Site) -> _Splitter:
-        own = [_span(p) for p in site.advertised]
+        own = [_span(p) for p in site.advertised4]
         keep = [_span(net) for net, _ in site.client_routes] + self.cgnat
         return _Splitter(self.firsts, self.lasts, own, keep)
 
@@ -240,7 +240,7 @@ class AutoSummaries:
 
     @staticmethod
     def _forbidden(site: Site) -> list[Span]:
-        return [_span(p) for p in site.advertised] + [_span(n) for n, _ in site.client_routes]
+        return [_span(p) for p in site.advertised4] + [_span(n) for n, _ in site.client_routes]
 
     @staticmethod
     def _touched_spans(spans: list[Span], routes: list[Route], firsts: list[int]) -> list[int]:

@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--layout", choices=sorted(LAYOUTS), default="uniform",
                    help="uniform: every LAN a /24 at .1/.2 (default); mixed: /24, /16, /29, /27 in turn")
     t.add_argument("--routes", type=int, default=0, help="extra advertised prefixes per site (default 0)")
+    t.add_argument("--ipv6", action="store_true",
+                   help="dual-stack LANs (a ULA /64 each, networkd clients)")
     s = verb("ssh", help="SSH to a lab host through its namespace")
     s.add_argument("host")
     s.add_argument("command", nargs=argparse.REMAINDER)
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.cmd == "topology":
         try:
-            sys.stdout.write(generate(args.sites, args.layout, args.routes))
+            sys.stdout.write(generate(args.sites, args.layout, args.routes, args.ipv6))
         except ValueError as exc:
             print(f"python -m lab topology: {exc}", file=sys.stderr)
             return 2

@@ -230,7 +230,7 @@ def _boot(h: Host, topo: Topology, img: Path, repo: Path, headscale: Path, autho
         keys.write_secret(keys.kea_secret(h.site or ""), pw)
         roles.gateway(root, h, topo, pw)
     elif h.role == "client":
-        roles.client(root, h)
+        roles.client(root, h, topo.sites.get(h.site or ""))
     elif h.role == "static":
         roles.static(root, h)
     elif h.role == "control":

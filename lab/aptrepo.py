@@ -1,4 +1,5 @@
-"""The lab's apt repository: a signed Debian repo holding a tailscale .deb built from source.
+"""The lab's apt repository: a signed Debian repo holding a tailscale .deb built from source,
+and the few Debian packages the deploy installs that the lab image lacks (radvd).
 
 Routers have no route out, so the router deploy installs Tailscale the way an
 offline site would: from a local mirror signed with a key it was given. The
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,12 +20,16 @@ from pathlib import Path
 from lab import gobuild
 from lab.paths import lab_cache
 from lab.progress import step
-from lab.sh import run
+from lab.sh import LabError, run
 from lab.versions import TAILSCALE_VERSION
 
 SUITE = "bookworm"
 COMPONENT = "main"
 KEY_UID = "s2s lab apt repository <lab@s2s.invalid>"
+# Debian's own packages the router deploy installs from the mirror (routers have no route out):
+# radvd for IPv6 route advertisements (operations/radvd.py), and its lsb-base dependency for
+# suites whose image has none. Fetched once with this machine's apt (`apt-get download`).
+DEBIAN_PACKAGES = ("radvd", "lsb-base")
 
 UNIT = """\
 [Unit]
@@ -130,7 +136,7 @@ def _arch() -> str:
 def repo_dir() -> Path:
     """Cached repository for the pinned Tailscale version and this packaging."""
     h = hashlib.sha256("\0".join((UNIT, DEFAULTS, POSTINST, PRERM, POSTRM, "2",
-                                   gobuild.build_id("tailscale"))).encode())
+                                   gobuild.build_id("tailscale"), *DEBIAN_PACKAGES)).encode())
     return lab_cache() / f"apt-tailscale-{deb_version()}-{h.hexdigest()[:10]}"
 
 
@@ -152,10 +158,36 @@ def ensure_repo() -> Path:
         _build_deb(tmp / "build", tailscale, tailscaled, arch,
                    pool / f"tailscale_{deb_version()}_{arch}.deb")
         shutil.rmtree(tmp / "build")
+        for package in DEBIAN_PACKAGES:
+            deb = debian_deb(package)
+            dest = tmp / "pool" / COMPONENT / package[0] / package
+            dest.mkdir(parents=True, exist_ok=True)
+            # no epoch in the pool's file name: apt would ask for it URL-quoted (%3a)
+            shutil.copy2(deb, dest / re.sub(r"_\d+%3[aA]", "_", deb.name))
         _index(tmp, arch)
         _stop_agent()
     tmp.rename(repo)
     return repo
+
+
+def debian_deb(package: str) -> Path:
+    """Debian's .deb of `package` for this machine's release, downloaded once into the cache."""
+    d = lab_cache() / "debian-debs"
+    d.mkdir(parents=True, exist_ok=True)
+    found = sorted(d.glob(f"{package}_*.deb"))
+    if not found:
+        with step(f"fetching Debian's {package} package for the lab mirror (first run only)"):
+            tmp = d / f".{package}.partial"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            run(["apt-get", "download", package], cwd=tmp)
+            for deb in tmp.glob(f"{package}_*.deb"):
+                deb.rename(d / deb.name)
+            shutil.rmtree(tmp, ignore_errors=True)
+        found = sorted(d.glob(f"{package}_*.deb"))
+    if not found:
+        raise LabError(f"apt-get download {package} left no .deb")
+    return found[-1]
 
 
 def _build_deb(root: Path, tailscale: Path, tailscaled: Path, arch: str, out: Path) -> None:

@@ -47,8 +47,13 @@ def site_name(index: int) -> str:
     return string.ascii_lowercase[index] if index < 26 else f"s{index + 1}"
 
 
-def generate(sites: int, layout: str = "uniform", routes: int = 0) -> str:
-    """A topology file (TOML text) with `sites` sites and `routes` extra advertised prefixes each."""
+IPV6_BLOCK = "fd5a:b0c0"  # ULA: with --ipv6 site k's LAN is fd5a:b0c0:k::/64
+
+
+def generate(sites: int, layout: str = "uniform", routes: int = 0, ipv6: bool = False) -> str:
+    """A topology file (TOML text) with `sites` sites and `routes` extra advertised prefixes each;
+    `ipv6`: dual-stack LANs (a ULA /64 each) with systemd-networkd clients, which take the
+    routers' route information (docs/ipv6.md)."""
     if not 1 <= sites <= MAX_SITES:
         raise ValueError(f"--sites: must be 1-{MAX_SITES} ({sites})")
     if not 0 <= routes <= 16:
@@ -56,7 +61,7 @@ def generate(sites: int, layout: str = "uniform", routes: int = 0) -> str:
     shapes = LAYOUTS[layout]
     out = [
         f"# {sites}-site lab topology, written by `python -m lab topology --sites {sites} --layout {layout}"
-        f"{f' --routes {routes}' if routes else ''}`.",
+        f"{f' --routes {routes}' if routes else ''}{' --ipv6' if ipv6 else ''}`.",
         "# Every address lives only inside the lab's namespaces.",
         "",
         "[wan]",
@@ -88,4 +93,6 @@ def generate(sites: int, layout: str = "uniform", routes: int = 0) -> str:
         ]
         if extra:
             out.append(f"routes = [{', '.join(f'{chr(34)}{r}{chr(34)}' for r in extra)}]")
+        if ipv6:
+            out += [f'subnet6 = "{IPV6_BLOCK}:{k + 1:x}::/64"', 'dhcp_client = "networkd"']
     return "\n".join(out) + "\n"

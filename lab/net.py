@@ -45,6 +45,10 @@ def create(hosts: list[Host], segments: list[str]) -> None:
     add_namespace(SWITCH_NS)
     # The switch only bridges; it must never route between segments.
     run(["ip", "netns", "exec", SWITCH_NS, "sysctl", "-qw", "net.ipv4.ip_forward=0"])
+    # ... and has no IPv6 at all: a bridge would otherwise take an address from a gateway's
+    # router advertisements (SLAAC) and be reachable from the LAN.
+    run(["ip", "netns", "exec", SWITCH_NS, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+         "net.ipv6.conf.default.disable_ipv6=1"])
     for seg in segments:
         run(["ip", "-n", SWITCH_NS, "link", "add", bridge(seg), "type", "bridge"])
         run(["ip", "-n", SWITCH_NS, "link", "set", bridge(seg), "up"])

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
-from lab import headscale, kea
+from lab import aptrepo, headscale, kea
 from lab.hosts import Host
+from lab.sh import run
 from lab.topology import LabSite, Topology
 
 KEA_USER = "kea-api"
@@ -133,6 +136,42 @@ def gateway(root: Path, host: Host, topo: Topology, kea_password: str) -> None:
     _write(root, KEA_PASSWORD_PATH, kea_password, 0o640, (0, kea_gid))
     _enable(root, "kea-dhcp4-server.service")
     _enable(root, "kea-ctrl-agent.service")
+    if site.subnet6 is not None:
+        gateway_ra(root, site)
+
+
+def gateway_radvd_conf(site: LabSite, interface: str = "eth0") -> str:
+    """The gateway's router advertisements: the LAN's /64 for SLAAC and itself as the default
+    router, as an ISP's or office's router does (its IPv6 forwarding stays off: no route out)."""
+    return f"""# s2s lab gateway: the LAN's IPv6 prefix (SLAAC) and the default router
+interface {interface}
+{{
+    AdvSendAdvert on;
+    MinRtrAdvInterval 3;
+    MaxRtrAdvInterval 10;
+    prefix {site.subnet6}
+    {{
+        AdvOnLink on;
+        AdvAutonomous on;
+    }};
+}};
+"""
+
+
+def gateway_ra(root: Path, site: LabSite) -> None:
+    """Debian's radvd from the lab's mirror cache, unpacked into the gateway's layer (the image has
+    none, and the gateway has no route to fetch it), started by Debian's own unit."""
+    with tempfile.TemporaryDirectory() as tmp:
+        run(["dpkg-deb", "-x", str(aptrepo.debian_deb("radvd")), tmp])
+        # file by file, through the layer's own symlinks (/lib -> usr/lib on merged-/usr Debian):
+        # unpacking onto the root would replace those links with directories
+        for src in sorted(Path(tmp).rglob("*")):
+            if src.is_file() and not src.is_symlink():
+                dest = root / src.relative_to(tmp)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dest)
+    _write(root, "etc/radvd.conf", gateway_radvd_conf(site))
+    _enable(root, "radvd.service")
 
 
 NETWORKD_UNIT = """\
@@ -175,10 +214,18 @@ WantedBy=multi-user.target
 """
 
 
-def client(root: Path, host: Host) -> None:
+# A dual-stack LAN: networkd also takes the router advertisements (SLAAC and the default from the
+# gateway; the subnet routers' route information, which it installs by default).
+NETWORKD_UNIT6 = NETWORKD_UNIT.replace("DHCP=ipv4\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n",
+                                       "DHCP=ipv4\nLinkLocalAddressing=ipv6\nIPv6AcceptRA=yes\n")
+
+
+def client(root: Path, host: Host, site: LabSite | None = None) -> None:
     """A LAN client booted as a container: systemd-networkd or dhcpcd gets its lease at boot."""
     if host.dhcp_client == "networkd":
-        _write(root, "etc/systemd/network/20-lab-eth0.network", NETWORKD_UNIT)
+        dual = site is not None and site.subnet6 is not None
+        unit = NETWORKD_UNIT6 if dual else NETWORKD_UNIT
+        _write(root, "etc/systemd/network/20-lab-eth0.network", unit)
         _enable(root, "systemd-networkd.service")
         _enable(root, "systemd-networkd.socket", "sockets.target")
     elif host.dhcp_client == "dhcpcd":

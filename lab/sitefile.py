@@ -98,13 +98,14 @@ def render_site_file(
     sites: dict[str, object] = {}
     for site in topo.sites.values():
         routes = [str(r) for r in site.routes] or None
+        subnet6 = str(site.subnet6) if site.subnet6 is not None else None
         if site.ha:  # an HA site: every router in [[sites.X.routers]], the LAN's next hop is the vip
-            table = _table([("subnet", str(site.subnet)), ("vip", str(site.vip)), ("gateway", str(site.gateway)),
-                            ("routes", routes)])
+            table = _table([("subnet", str(site.subnet)), ("subnet6", subnet6), ("vip", str(site.vip)),
+                            ("gateway", str(site.gateway)), ("routes", routes)])
             table["routers"] = [{"address": str(lan), "ssh": alias(name), "tailnet_node": name}
                                 for name, lan, _ in site.routers]
         else:
-            table = _table([("subnet", str(site.subnet)), ("router", str(site.router)),
+            table = _table([("subnet", str(site.subnet)), ("subnet6", subnet6), ("router", str(site.router)),
                             ("gateway", str(site.gateway)), ("routes", routes), ("ssh", alias(site.router_host))])
         # the first site's static hosts' managers are left to detection, the others' named (both ways run)
         hosts = [_table([("ssh", alias(name)), ("manager", kind if site.name != next(iter(topo.sites)) else None)])

@@ -26,6 +26,7 @@ _SITE_KEYS = {"subnet", "gateway", "router", "router_wan", "dhcp_pool"}
 # Optional per-site keys (one entry per key, so additions merge line by line).
 _SITE_OPTIONAL = {
     "routes",  # extra prefixes the site's router advertises (into the lab's site file)
+    "subnet6",  # the LAN's IPv6 prefix: the gateway advertises it (SLAAC), the site file carries it
     "router_release",  # Debian suite of the subnet router
     "gw_release",  # Debian suite of the gateway, which picks its Kea release
     "dhcp_client",  # the LAN's DHCP client kind(s), one client host each
@@ -78,6 +79,7 @@ class LabSite:
         return [(f"{self.name}-static-{kind}", kind,
                  IPAddress(self.subnet.first + STATIC_OFFSET + STATIC_MANAGERS.index(kind)))
                 for kind in self.static_hosts]
+    subnet6: IPNetwork | None = None  # dual stack: a /64 the gateway's radvd advertises (SLAAC)
 
     @property
     def ha(self) -> bool:
@@ -287,6 +289,10 @@ class _Parser:
             taken += [(f"sites.{other.name}.routes[{i}]", r) for i, r in enumerate(other.routes)]
         mine = [(f"sites.{site.name}.subnet", site.subnet)]
         mine += [(f"sites.{site.name}.routes[{i}]", r) for i, r in enumerate(site.routes)]
+        if site.subnet6 is not None:
+            mine.append((f"sites.{site.name}.subnet6", site.subnet6))
+        taken += [(f"sites.{o.name}.subnet6", o.subnet6) for o in earlier.values()
+                  if o.subnet6 is not None]
         for key, prefix in mine:
             for other_key, other in taken:
                 if prefix in other or other in prefix:
@@ -334,7 +340,8 @@ class _Parser:
                 raise self.fail(f"{key}.dhcp_pool", f"contains the {role} address {addr}", pool)
         routes = self.routes(f"{key}.routes", raw.get("routes", []), subnet)
         site = LabSite(name, subnet, gateway, router, router_wan, f"{first} - {last}", routes,
-                       **self.site_options(key, raw), **ha)
+                       **self.site_options(key, raw), **ha,
+                       subnet6=self.subnet6(f"{key}.subnet6", raw))
         taken = {gateway, router, *(ha.get(k) for k in ("router2", "vip", "router3") if ha.get(k))}
         for host, _, addr in site.static_host_list:
             if addr in taken or first <= addr <= last or addr not in subnet \
@@ -342,6 +349,25 @@ class _Parser:
                 raise self.fail(f"{key}.static_hosts", f"{host}'s address {addr} is not free "
                                 "on the LAN", raw["static_hosts"])
         return site
+
+    def subnet6(self, key: str, raw: dict[str, Any]) -> IPNetwork | None:
+        """`subnet6`: a /64 (SLAAC needs one) of global unicast or unique local space."""
+        if "subnet6" not in raw:
+            return None
+        value = raw["subnet6"]
+        try:
+            net = IPNetwork(value) if isinstance(value, str) and "/" in value else None
+        except (AddrFormatError, ValueError):
+            net = None
+        if net is None or net.version != 6 or net.prefixlen != 64:
+            raise self.fail(key, "must be an IPv6 /64 like 2001:db8:a::/64", value)
+        if net.ip != net.network:
+            raise self.fail(key, "host bits set", value)
+        if not (net in IPNetwork("2000::/3") or net in IPNetwork("fc00::/7")) \
+                or net in IPNetwork("fd7a:115c:a1e0::/48"):
+            raise self.fail(key, "must be global unicast or unique local, outside "
+                            "fd7a:115c:a1e0::/48", value)
+        return net
 
     def ha(self, key: str, raw: dict[str, Any], subnet: IPNetwork, wan_subnet: IPNetwork,
            taken: dict[str, IPAddress]) -> dict[str, Any]:

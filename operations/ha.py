@@ -68,10 +68,12 @@ def own_lan_prefixes(rules: list[PolicyRule] | tuple[PolicyRule, ...]) -> list[s
     return [r.dst for r in rules if is_own_lan_rule(r) and r.dst is not None]
 
 
-def rules_deleted(rules: list[PolicyRule] | tuple[PolicyRule, ...], keep: tuple[str, ...] = ()) -> list[str]:
-    """Commands deleting the live own-LAN rules (but those for `keep`): the HA teardown and the removal."""
-    return [f"ip -4 rule del priority {RULE_PRIORITY} {rule_spec(shlex.quote(prefix))}"
-            for prefix in own_lan_prefixes(rules) if prefix not in keep]
+def rules_deleted(rules: list[PolicyRule] | tuple[PolicyRule, ...], keep: tuple[str, ...] = (),
+                  family: int = 4) -> list[str]:
+    """Commands deleting the live own-LAN rules of one family (but those for `keep`): the HA
+    teardown and the removal."""
+    return [f"ip -{family} rule del priority {RULE_PRIORITY} {rule_spec(shlex.quote(prefix))}"
+            for prefix in own_lan_prefixes(rules) if prefix not in keep and _family(prefix) == family]
 
 
 def keepalived_stopped() -> list[str]:
@@ -142,8 +144,19 @@ vrrp_instance {name} {{
         {name}_running
         {name}_primary
     }}
-}}
+{_ra_notify(site)}}}
 """
+
+
+def _ra_notify(site: Site) -> str:
+    """On a dual-stack site the VRRP master alone sends the LAN's router advertisements
+    (operations.radvd): keepalived starts radvd on becoming master and stops it otherwise."""
+    if site.subnet6 is None:
+        return ""
+    start, stop = '"/bin/systemctl start radvd.service"', '"/bin/systemctl stop radvd.service"'
+    return (f"    # the VRRP master alone advertises the IPv6 routes (operations/radvd.py)\n"
+            f"    notify_master {start}\n    notify_backup {stop}\n    notify_fault {stop}\n"
+            f"    notify_stop {stop}\n")
 
 
 def rules_script(prefixes: list[str]) -> str:
@@ -152,9 +165,9 @@ def rules_script(prefixes: list[str]) -> str:
              "# before Tailscale's table 52, where the HA twin's advertisement of them would land.",
              "set -e"]
     for prefix in prefixes:
-        sel = f"priority {RULE_PRIORITY} to {prefix}"
-        lines.append(f"ip -4 rule show {sel} | grep -q . || "
-                     f"ip -4 rule add {sel} lookup main suppress_prefixlength 0")
+        sel, ip = f"priority {RULE_PRIORITY} to {prefix}", f"ip -{_family(prefix)}"
+        lines.append(f"{ip} rule show {sel} | grep -q . || "
+                     f"{ip} rule add {sel} lookup main suppress_prefixlength 0")
     return "\n".join(lines) + "\n"
 
 
@@ -183,15 +196,23 @@ def rp_file() -> str:
             "net.ipv4.conf.all.rp_filter = 2\n")
 
 
-def rule_changes(rules: list[PolicyRule], prefixes: list[str]) -> tuple[list[str], list[str]]:
-    """(prefixes whose rule is missing, commands deleting our rules for prefixes no longer wanted)."""
+def _family(prefix: str) -> int:
+    return 6 if ":" in prefix else 4
+
+
+def rule_changes(rules: list[PolicyRule], prefixes: list[str],
+                 family: int = 4) -> tuple[list[str], list[str]]:
+    """(prefixes whose rule is missing, commands deleting our rules for prefixes no longer wanted),
+    among the rules of one family (`ip -j -4` or `ip -j -6 rule show`)."""
     have = set(own_lan_prefixes(rules))
-    return [p for p in prefixes if p not in have], rules_deleted(rules, keep=tuple(prefixes))
+    missing = [p for p in prefixes if _family(p) == family and p not in have]
+    return missing, rules_deleted(rules, keep=tuple(prefixes), family=family)
 
 
 def protect_facts() -> dict[str, batch.Fact]:
     """What `own_lan_first` and `loose_rp_filter` decide from."""
-    return {"rules": (PolicyRules, {}), "rules_script": (owned.OwnedFile, {"path": RULES_SCRIPT}),
+    return {"rules": (PolicyRules, {}), "rules6": (PolicyRules, {"family": 6}),
+            "rules_script": (owned.OwnedFile, {"path": RULES_SCRIPT}),
             "rules_unit_file": (owned.OwnedFile, {"path": RULES_UNIT}),
             "rules_unit": (owned.UnitState, {"unit": RULES_UNIT_NAME}),
             "rp_live": (SysctlValues, {"keys": list(RP_KEYS)}), "rp_file": (owned.OwnedFile, {"path": RP_FILE})}
@@ -202,19 +223,22 @@ def own_lan_first(prefixes: list[str]):
     """
     Policy rules (priority 5260) sending this site's own prefixes to table main before table 52.
 
-    + prefixes: the site's advertised prefixes (its LAN and extra routes)
+    + prefixes: the site's advertised prefixes (its LAN and extra routes, both families)
     """
     facts = batch.read(**protect_facts())
-    rules, script_now = facts["rules"], facts["rules_script"]
+    rules, rules6, script_now = facts["rules"], facts["rules6"], facts["rules_script"]
     unit_file_now, unit_now = facts["rules_unit_file"], facts["rules_unit"]
-    missing, deletions = rule_changes(rules, prefixes)
+    changes = [(4, *rule_changes(rules, prefixes, 4)), (6, *rule_changes(rules6, prefixes, 6))]
     # files first: pyinfra's --dry stops at an operation's first command, so its diff is what shows
     file_cmds = list(owned.put(RULES_SCRIPT, rules_script(prefixes), mode="755", current=script_now))
     file_cmds += list(owned.put(RULES_UNIT, rules_unit(), mode="644", current=unit_file_now))
     yield from file_cmds
-    yield from deletions
-    for prefix in missing:
-        yield f"ip -4 rule add priority {RULE_PRIORITY} to {shlex.quote(prefix)} lookup main suppress_prefixlength 0"
+    for _, _, deletions in changes:
+        yield from deletions
+    for family, missing, _ in changes:
+        for prefix in missing:
+            yield (f"ip -{family} rule add priority {RULE_PRIORITY} to {shlex.quote(prefix)} "
+                   "lookup main suppress_prefixlength 0")
     if file_cmds:
         yield "systemctl daemon-reload"
     yield from owned.unit_running(RULES_UNIT_NAME, status=unit_now)

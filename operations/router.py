@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pyinfra.api import deploy
 
-from operations import batch, checks, forwarding, gro, ha, mss, tailscale
+from operations import batch, checks, forwarding, gro, ha, mss, radvd, tailscale
 from operations.secret import AuthKey
 from operations.tailscale import InstallSource
 from sites.model import Router, Site, SiteModel, Tailnet
@@ -58,6 +58,7 @@ def read_facts(source: InstallSource, wan_interface: str | None = None, site: Si
         tailscale.configure_facts(),
         mss.clamp_facts(),
         gro.enable_facts(wan_interface),
+        *((radvd.advertise_facts(site, router or site.routers[0]),) if site is not None else ()),
         *((ha.protect_facts(), ha.vrrp_facts(router or site.routers[0])) if site is not None and site.ha
           else (ha.leftover_facts(),)),
     )
@@ -112,7 +113,8 @@ def configure_router(
     )
     forwarding.enable(name="Enable IPv4 and IPv6 forwarding")
     if site.ha:  # before joining with --accept-routes: the twin advertises this LAN too
-        ha.own_lan_first(name="Keep the site's own LAN out of Tailscale's table 52 (HA)", prefixes=own)
+        ha.own_lan_first(name="Keep the site's own LAN out of Tailscale's table 52 (HA)",
+                         prefixes=own)
         ha.loose_rp_filter(name="Loose reverse-path filtering (HA)")
     tailscale.configure(
         name="Join the tailnet and advertise the site's routes",
@@ -124,9 +126,15 @@ def configure_router(
         auth_key=auth_key if auth_key is not None else auth_key_for(model),
     )
     mss.clamp(name="Clamp TCP MSS to path MTU on tailscale0")
+    this = router or site.routers[0]
+    radvd.advertise(name="Router advertisements: IPv6 routes to the other sites (radvd, "
+                         "lifetime 0)",
+                    site=site, model=model, router=this)
     if site.ha:
         ha.vrrp(name=f"VRRP address {site.vip} follows the tailnet's primary (keepalived)",
-                site=site, router=router or site.routers[0])
+                site=site, router=this)
+        radvd.follow_vrrp(name="Router advertisements from the VRRP master only", site=site,
+                          model=model, router=this)
     else:
         ha.no_longer_ha(name="No HA setup left from when the site had several routers",
                         prune=prune, twin_removed_now=twin_removed_now, prune_command=prune_command)

@@ -3,7 +3,8 @@
 What is removed, and why exactly that (docs/removal.md):
 - the node's tailnet login (`tailscale logout`): the router stops advertising the site's
   routes and the control server expires its key;
-- every file and unit the router deploy owns and marks "Managed by s2s": the forwarding
+- every file and unit the router deploy owns and marks "Managed by s2s" (radvd.conf included, radvd
+  stopped first): the forwarding
   sysctl.d file, the MSS clamp script and unit (and its live rules), the UDP GRO unit
   template and its instances (stopped, disabled, daemon-reload); on an HA router also the
   VRRP check script, the own-LAN rules script and unit, the rp_filter sysctl.d file, and
@@ -28,7 +29,7 @@ from pyinfra import host, logger
 from pyinfra.api import OperationError, operation
 from pyinfra.api.util import format_text
 
-from operations import batch, gro, ha, mss, owned
+from operations import batch, gro, ha, mss, owned, radvd
 from operations.facts import MssClampRules, TailscaleStatus
 from operations.facts.ha import ManagedByUs, PolicyRules
 from operations.facts.systemd import ProjectUnitState
@@ -45,7 +46,8 @@ def removal_facts(interface: str = "tailscale0") -> dict[str, batch.Fact]:
     return {"status": (TailscaleStatus, {}), "units": (ProjectUnitState, {"prefix": UNIT_PREFIX}),
             **{path: (owned.OwnedFile, {"path": path}) for path in OWNED_FILES},
             **{f"clamp{v}": (MssClampRules, {"interface": interface, "version": v}) for v in (4, 6)},
-            "keepalived_ours": (ManagedByUs, {"path": ha.CONF}), "rules": (PolicyRules, {})}
+            "keepalived_ours": (ManagedByUs, {"path": ha.CONF}), "rules": (PolicyRules, {}),
+            "radvd_ours": (ManagedByUs, {"path": radvd.CONF}), "rules6": (PolicyRules, {"family": 6})}
 
 
 @operation()
@@ -73,11 +75,14 @@ def removed(interface: str = "tailscale0", logout: bool = True, declared_address
     files = {path: facts[path] for path in OWNED_FILES}
     clamps = {v: facts[f"clamp{v}"] for v in (4, 6)}
     keepalived_ours, rules = facts["keepalived_ours"], facts["rules"]
+    radvd_ours, rules6 = facts["radvd_ours"], facts["rules6"]
     commands: list[str] = []
     if logout and status is not None and status.logged_in:
         commands.append("tailscale logout")
     if keepalived_ours:  # the VRRP address leaves this host before anything else goes
         commands += ha.keepalived_stopped()
+    if radvd_ours:  # radvd's final advertisement on stop withdraws the LAN's IPv6 routes
+        commands.append(f"systemctl stop {radvd.UNIT}")
     for unit in units.active:
         commands.append(f"systemctl stop {shlex.quote(unit)}")
     for unit in units.enabled:
@@ -87,7 +92,9 @@ def removed(interface: str = "tailscale0", logout: bool = True, declared_address
             if present:
                 commands.append(f"{mss.COMMANDS[version]} -t mangle -D FORWARD {mss.rule_args(interface, direction)}")
     commands += ha.rules_deleted(rules)  # live until reboot otherwise; the unit that re-adds them goes below
-    gone = [path for path, state in files.items() if state is not None] + ([ha.CONF] if keepalived_ours else [])
+    commands += ha.rules_deleted(rules6, family=6)  # a dual-stack site's
+    gone = [path for path, state in files.items() if state is not None] \
+        + ([ha.CONF] if keepalived_ours else []) + ([radvd.CONF] if radvd_ours else [])
     if gone:
         commands.append("rm -f " + " ".join(shlex.quote(p) for p in gone))
     if units.enabled or any(p.startswith("/etc/systemd/") for p in gone):

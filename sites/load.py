@@ -15,6 +15,8 @@ from netaddr import AddrFormatError, IPAddress, IPNetwork
 
 from sites import schema
 from sites.model import (
+    IPV6_GLOBAL,
+    IPV6_ULA,
     TAILSCALE_4VIA6,
     AwsSubnet,
     TAILSCALE_CGNAT,
@@ -187,16 +189,18 @@ def _site(t: _Table, name: str) -> Site:
             if r.address == gateway:
                 raise t.error("gateway", f"is routers[{i}]'s own address: the LAN's gateway would die "
                               "with that box (use the vip)", str(gateway))
+    subnet6 = _subnet6(t)
     routes = t.networks("routes")
     for i, route in enumerate(routes):
         key = f"routes[{i}]"
-        if route.version != 4:
-            raise t.error(key, "must be an IPv4 prefix", str(route))
-        for reserved, label in RESERVED[:1]:
+        if route.version == 6:
+            _ipv6_usable(t, key, route)
+        for reserved, label in RESERVED:
             if route in reserved or reserved in route:
                 raise t.error(key, f"overlaps {label}", str(route))
-        if route in subnet or subnet in route:
-            raise t.error(key, f"overlaps this site's own subnet {subnet}", str(route))
+        for own, own_key in ((subnet, "subnet"), (subnet6, "subnet6")):
+            if own is not None and own.version == route.version and (route in own or own in route):
+                raise t.error(key, f"overlaps this site's own {own_key} {own}", str(route))
     for (i, r1), (j, r2) in combinations(enumerate(routes), 2):
         if r1 in r2 or r2 in r1:
             raise t.error(f"routes[{j}]", f"overlaps routes[{i}] {r1}", str(r2))
@@ -214,6 +218,7 @@ def _site(t: _Table, name: str) -> Site:
         vrid=vrid,
         aws=_aws(t.table("aws")),
         hosts=_static_hosts(t),
+        subnet6=subnet6,
     )
 
 
@@ -232,6 +237,28 @@ def _static_hosts(t: _Table) -> tuple[StaticHost, ...]:
             raise entry.error("manager", f"must be one of {', '.join(MANAGERS)}", manager)
         hosts.append(StaticHost(ssh, manager))
     return tuple(hosts)
+
+
+def _ipv6_usable(t: _Table, key: str, net: IPNetwork) -> None:
+    """An IPv6 site prefix is global unicast or unique local (RFC 4193): link-local, multicast,
+    mapped or documentation-less odd ranges are no LAN a router can advertise."""
+    if net.prefixlen == 0 or not (net in IPV6_GLOBAL or net in IPV6_ULA):
+        raise t.error(key, "must be a global (2000::/3) or unique local (fc00::/7) IPv6 prefix",
+                      str(net))
+
+
+def _subnet6(t: _Table) -> IPNetwork | None:
+    """`subnet6`: the LAN's IPv6 prefix on a dual-stack site (the IPv4 `subnet` stays required)."""
+    if "subnet6" not in t.data:
+        return None
+    net = t.network("subnet6", t.get("subnet6", str))
+    if net.version != 6:
+        raise t.error("subnet6", "must be an IPv6 prefix (the IPv4 one is subnet)", str(net))
+    _ipv6_usable(t, "subnet6", net)
+    for reserved, label in RESERVED[1:]:
+        if net in reserved or reserved in net:
+            raise t.error("subnet6", f"overlaps {label}", str(net))
+    return net
 
 
 AWS_ID = {"route_tables": "rtb-", "network_interface": "eni-", "instance": "i-"}
@@ -359,11 +386,16 @@ def _check_overlaps(path: Path, sites: dict[str, Site]) -> None:
     owned: list[tuple[str, IPNetwork]] = []
     for site in sites.values():
         owned.append((f"sites.{site.name}.subnet", site.subnet))
+        if site.subnet6 is not None:
+            owned.append((f"sites.{site.name}.subnet6", site.subnet6))
         owned.extend((f"sites.{site.name}.routes[{i}]", r) for i, r in enumerate(site.routes))
-    owned.sort(key=lambda kv: (kv[1].first, -kv[1].last))
-    # sorted by start: any overlap shows up between a prefix and the widest one still open
+    # per family (their integers overlap), sorted by start: any overlap shows up between a
+    # prefix and the widest one still open
+    owned.sort(key=lambda kv: (kv[1].version, kv[1].first, -kv[1].last))
     widest: tuple[str, IPNetwork] | None = None
     for key, net in owned:
+        if widest and widest[1].version != net.version:
+            widest = None
         if widest and net.first <= widest[1].last:
             site_a, site_b = key.split(".")[1], widest[0].split(".")[1]
             if site_a != site_b:

@@ -15,6 +15,8 @@ from netaddr import IPAddress, IPNetwork
 TAILSCALE_CGNAT = IPNetwork("100.64.0.0/10")
 TAILSCALE_ULA = IPNetwork("fd7a:115c:a1e0::/48")
 TAILSCALE_4VIA6 = IPNetwork("fd7a:115c:a1e0:b1a::/64")
+IPV6_GLOBAL = IPNetwork("2000::/3")  # global unicast: where an IPv6 site LAN may live, or ...
+IPV6_ULA = IPNetwork("fc00::/7")  # ... a unique local prefix
 
 
 class SecretError(Exception):
@@ -151,6 +153,7 @@ class Site:
     vrid: int = DEFAULT_VRID  # HA sites: the VRRP virtual router id on the LAN
     aws: AwsSubnet | None = None  # [sites.X.aws]: the LAN is a VPC subnet whose route tables are managed
     hosts: tuple[StaticHost, ...] = ()  # [[sites.X.hosts]]: static-address hosts, given the routes
+    subnet6: IPNetwork | None = None  # the LAN's IPv6 prefix: routes reach it by router advertisement
 
     def __post_init__(self) -> None:
         if not self.routers:
@@ -177,8 +180,19 @@ class Site:
 
     @property
     def advertised(self) -> tuple[IPNetwork, ...]:
-        """Every prefix this site's router advertises to the tailnet."""
-        return (self.subnet, *self.routes)
+        """Every prefix this site's router advertises to the tailnet (both families)."""
+        own6 = (self.subnet6,) if self.subnet6 is not None else ()
+        return (self.subnet, *own6, *self.routes)
+
+    @property
+    def advertised4(self) -> tuple[IPNetwork, ...]:
+        """The IPv4 ones: what DHCPv4 option 121 and IPv4-only route tables carry."""
+        return tuple(p for p in self.advertised if p.version == 4)
+
+    @property
+    def advertised6(self) -> tuple[IPNetwork, ...]:
+        """The IPv6 ones: what the router's advertisements carry as route information (RFC 4191)."""
+        return tuple(p for p in self.advertised if p.version == 6)
 
 
 @dataclass(frozen=True)

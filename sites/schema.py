@@ -35,7 +35,9 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("subnet", REQUIRED, "the LAN behind this site's subnet router, IPv4 CIDR without host bits"),
         Key("router", "required (one router)", "the subnet router's LAN address: the next hop pushed to clients"),
         Key("gateway", "`router` (HA: required)", "the LAN's default gateway, sent as `0.0.0.0/0` in option 121"),
-        Key("routes", "`[]`", "extra IPv4 prefixes this site's router also advertises"),
+        Key("subnet6", "", "the LAN's IPv6 prefix (dual-stack site, global or ULA, no host bits): routes reach "
+            "IPv6 hosts by router advertisement ([docs/ipv6.md](docs/ipv6.md))"),
+        Key("routes", "`[]`", "extra prefixes (IPv4 or IPv6) this site's router also advertises"),
         Key("ssh", "`router`", "how pyinfra reaches the router, `[user@]host[:port]` or an ssh-config alias "
             "(every `ssh` key takes this form)"),
         Key("tailnet_node", "the host part of `ssh`", "the router's node name (or tailnet IP) in the control plane"),

@@ -23,7 +23,7 @@ LABEL = "aws"
 
 def wanted_routes(model: SiteModel, site: Site) -> list:
     """What the VPC's tables send to the site's router: the tailnet's range and every other site's prefixes."""
-    return [TAILSCALE_CGNAT, *(p for other in model.sites.values() if other is not site for p in other.advertised)]
+    return [TAILSCALE_CGNAT, *(p for other in model.sites.values() if other is not site for p in other.advertised4)]
 
 
 def aws_sites(model: SiteModel) -> list[Site]:

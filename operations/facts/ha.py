@@ -38,7 +38,7 @@ class DebPackageVersion(FactBase[str | None]):
 
 @dataclass(frozen=True)
 class PolicyRule:
-    """One IPv4 policy routing rule, as `ip -j rule` reports it (absent selectors are None)."""
+    """One policy routing rule, as `ip -j rule` reports it (absent selectors are None)."""
 
     priority: int
     src: str = "all"  # "all", or a prefix
@@ -52,11 +52,12 @@ class PolicyRule:
 def _prefix(address: str | None, length: int | None) -> str | None:
     if address is None or address == "all":
         return address
-    return str(IPNetwork(f"{address}/{length if length is not None else 32}"))
+    full = 128 if ":" in address else 32
+    return str(IPNetwork(f"{address}/{length if length is not None else full}"))
 
 
 def parse_ip_rules(text: str) -> list[PolicyRule]:
-    """`ip -j -4 rule show` -> PolicyRule per rule."""
+    """`ip -j -4 rule show` (or -6) -> PolicyRule per rule."""
     try:
         items = json.loads(text or "[]")
     except json.JSONDecodeError as exc:
@@ -75,14 +76,14 @@ def parse_ip_rules(text: str) -> list[PolicyRule]:
 
 
 class PolicyRules(FactBase[list]):
-    """The IPv4 policy routing rules (Tailscale's 52xx ones and any others)."""
+    """The IPv4 (or IPv6) policy routing rules (Tailscale's 52xx ones and any others)."""
 
     @staticmethod
     def default() -> list:
         return []
 
-    def command(self) -> str:
-        return "ip -j -4 rule show"
+    def command(self, family: int = 4) -> str:
+        return f"ip -j -{int(family)} rule show"
 
     @parsed
     def process(self, output: list[str]) -> list[PolicyRule]:

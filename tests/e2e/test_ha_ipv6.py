@@ -1,0 +1,85 @@
+"""An HA dual-stack site through a failover: only the VRRP master advertises the IPv6 routes.
+
+The lab of tests/e2e/ha_ipv6_topology.toml: site a has two routers sharing a VRRP address
+and an IPv6 /64. After one deploy radvd runs only on the router the tailnet made primary (which
+holds the vip); a-client's IPv6 routes go via that router's link-local address. A power cut of
+that router moves the vip, keepalived starts radvd on the survivor, and ping6 crosses again via
+the survivor; the deploy after changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from lab import api, drive
+from lab.failover import primary_for, single_holder
+from tests.e2e.labs import booted
+from tests.e2e.test_ipv6 import global6, link_local, routes6, wait_for
+
+pytestmark = pytest.mark.integration
+
+TOPOLOGY = Path(__file__).with_name("ha_ipv6_topology.toml")
+ROUTERS = ["a-router", "a-router2"]
+VIP, SUBNET = "192.0.2.3", "192.0.2.0/24"
+B6 = "fdb5:b::/64"
+
+
+@pytest.fixture(scope="module")
+def lab_sites():
+    with booted(TOPOLOGY) as info:
+        result = drive.pyinfra(info.sites_file)
+        assert result.returncode == 0, drive.why_failed(result)
+        yield info.sites_file
+
+
+def radvd_active(router: str) -> bool:
+    return drive.in_host(router, "systemctl", "is-active", "radvd", check=False).stdout.strip() == "active"
+
+
+def via(router: str) -> str:
+    return rf"^{re.escape(B6)} via {re.escape(link_local(router))} dev eth0"
+
+
+def ping6(src: str, dst: str) -> bool:
+    out = drive.in_host(src, "ping", "-6", "-n", "-c", "2", "-w", "20", dst, check=False, timeout=30)
+    return out.returncode == 0
+
+
+def test_only_the_primary_advertises(lab_sites):
+    primary = primary_for("b-router", SUBNET)
+    assert primary in ROUTERS and single_holder(ROUTERS, VIP) == [primary]
+    other = next(r for r in ROUTERS if r != primary)
+    assert wait_for(lambda: radvd_active(primary), timeout=20)
+    assert not radvd_active(other)
+    assert wait_for(lambda: re.search(via(primary), routes6("a-client"), re.M), timeout=30), routes6("a-client")
+    assert not re.search(via(other), routes6("a-client"), re.M)
+    assert ping6("a-client", global6("b-client", B6))
+    for router in ROUTERS:  # the twin's advertisement of the LAN's /64 stays out of table 52's way
+        assert "5260:\tfrom all to 2001:db8:a::/64 lookup main suppress_prefixlength 0" in \
+            drive.in_host(router, "ip", "-6", "rule").stdout
+    assert drive.planned_changes(lab_sites) == {}
+
+
+def test_power_cut_moves_the_advertisements_to_the_survivor(lab_sites):
+    primary = primary_for("b-router", SUBNET)
+    survivor = next(r for r in ROUTERS if r != primary)
+    b6 = global6("b-client", B6)
+    cut = time.monotonic()
+    api.poweroff([primary], hard=True)
+    try:
+        assert wait_for(lambda: single_holder([survivor], VIP, timeout=1) == [survivor], timeout=40)
+        assert wait_for(lambda: radvd_active(survivor), timeout=20), "keepalived did not start radvd"
+        assert wait_for(lambda: re.search(via(survivor), routes6("a-client"), re.M), timeout=30), \
+            routes6("a-client")
+        assert wait_for(lambda: ping6("a-client", b6), timeout=60), routes6("a-client")
+        print(f"IPv6 failover: ping6 crosses via {survivor} {time.monotonic() - cut:.1f}s after the cut")
+    finally:
+        api.poweron([primary])
+    time.sleep(8)  # back: it reclaims neither the vip nor the advertisements
+    assert single_holder(ROUTERS, VIP) == [survivor]
+    assert radvd_active(survivor) and not radvd_active(primary)
+    assert drive.planned_changes(lab_sites) == {}
