@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
+import failpoint
 from controlplane import routes as rt
 from controlplane.base import ControlPlane
 from controlplane.http import ApiSession
@@ -77,6 +78,7 @@ class HeadscaleControlPlane(ControlPlane):
             raise ControlPlaneError("policy_mode is 'file': the policy file is written by the deploy, not the API")
         if self.read_policy().text != base.text:
             return False
+        failpoint.reached(failpoint.POLICY_BEFORE_PUT)
         self.api.call("PUT", "/api/v1/policy", json={"policy": text})
         # read back: someone's write from an older read may have landed just after ours and dropped
         # our blocks; False makes the caller re-read and re-merge (theirs is kept either way)
