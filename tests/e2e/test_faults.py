@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +38,7 @@ USER_RESERVATION = {"hw-address": "02:00:00:00:00:99", "ip-address": "{net}.50",
 HAND_COMMENT = "// hand: the ops printer, kept by every deploy"
 HAND_ENTRY = '"hosts": {"ops-printer": "192.0.2.50"},'
 EXTRA = ["198.18.0.0/24", "198.18.1.0/24", "198.18.2.0/24"]  # prefixes the change runs add to site b
+A_EXTRA = "198.18.9.0/24"  # and one to site a
 
 ADD_USER_KEA = """
 import json, sys
@@ -138,13 +140,41 @@ def assert_one_line(result: subprocess.CompletedProcess, label: str, must: str) 
     return lines[0]
 
 
-def with_extra(sites: Path, count: int) -> None:
-    """Site b advertises the first `count` EXTRA prefixes too (a change run: policy, b's join,
-    site a's Kea options all change)."""
+def kea_files() -> dict[str, str]:
+    return {gw: drive.in_host(gw, "cat", KEA_CONF).stdout for gw in GATEWAYS}
+
+
+def checked_under_fault(sites: Path, unknown: dict[tuple[str, str], str]) -> dict:
+    """`python -m check` while the fault lasts: finishes in bounded time, changes no Kea file,
+    exits 1, and reports each of `unknown` (site, step) as unknown with a reason containing the
+    given text, never ok."""
+    kea_before = kea_files()
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "check", "--sites", str(sites), "--json"],
+                            cwd=drive.REPO, capture_output=True, text=True, timeout=180)
+    took = time.monotonic() - started
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert took < 90, took
+    report = json.loads(result.stdout)
+    rows = {(r["site"], r["step"]): r for r in report["rows"]}
+    for key, reason in unknown.items():
+        assert rows[key]["status"] == "unknown", rows[key]
+        assert reason in json.dumps(rows[key]), rows[key]
+    assert kea_files() == kea_before
+    return report
+
+
+def with_extra(sites: Path, count: int, on_a: bool = False) -> None:
+    """Site b advertises the first `count` EXTRA prefixes too (a change run: the policy, b's join
+    and site a's Kea options change); `on_a`: site a one more (a's join and b's Kea too)."""
     text = re.sub(r'\nroutes = \[[^\]]*\]\n', "\n", sites.read_text())
     if count:
         listed = ", ".join(f'"{p}"' for p in EXTRA[:count])
         text = text.replace('ssh = "b-router"\n', f'ssh = "b-router"\nroutes = [{listed}]\n', 1)
+    if on_a:
+        text = text.replace('ssh = "a-router"\n', f'ssh = "a-router"\nroutes = ["{A_EXTRA}"]\n', 1)
+    assert text.count("routes = [") == bool(count) + on_a, text
     sites.write_text(text)
 
 
@@ -243,6 +273,7 @@ def test_a_change_sigkilled_while_a_router_joins_converges(sites):
 
 
 def test_headscale_stopped_is_one_line_naming_the_site_files_url(sites):
+    policy_before = policy_text()
     with fault("headscale stopped", ("control", "systemctl", "stop", "headscale"),
                ("control", "systemctl", "start", "headscale")):
         result = drive.pyinfra(sites)
@@ -251,10 +282,14 @@ def test_headscale_stopped_is_one_line_naming_the_site_files_url(sites):
         assert "cannot reach the control server" in line and "nothing was changed" in line
         assert re.search(r"127\.0\.0\.1:(?!8080)\d+", line) is None  # no tunnel's local port
         assert "control: FAILED, left as it was" in result.stdout + result.stderr
+        checked_under_fault(sites, {(site, step): "cannot reach the control server"
+                                    for site in ("a", "b") for step in ("policy", "routes")})
+    assert policy_text() == policy_before  # neither the deploy nor the check wrote it
     converges(sites)
 
 
 def test_headscale_hung_longer_than_the_timeout_does_not_hang_the_deploy(sites):
+    policy_before = policy_text()
     with fault("headscale SIGSTOPped", ("control", "systemctl", "kill", "-s", "SIGSTOP", "headscale"),
                ("control", "systemctl", "kill", "-s", "SIGCONT", "headscale")):
         started = time.monotonic()
@@ -262,6 +297,9 @@ def test_headscale_hung_longer_than_the_timeout_does_not_hang_the_deploy(sites):
         took = time.monotonic() - started
         assert_one_line(result, "control plane", "did not answer within 15s")
         assert took < 120, took
+        checked_under_fault(sites, {(site, step): "did not answer within"
+                                    for site in ("a", "b") for step in ("policy", "routes")})
+    assert policy_text() == policy_before
     converges(sites)
 
 
@@ -290,11 +328,11 @@ def test_kea_dhcp4_restarted_between_config_set_and_config_write_is_one_line(sit
 
 
 def test_a_router_powered_off_mid_deploy_is_one_line_and_its_sites_routes_wait(sites):
-    """a-router loses power as the routers join; site a's Kea must not hand out routes through
-    it meanwhile (they would blackhole), site b's host finishes; powered on, a clean run converges."""
-    with_extra(sites, 3)  # both sites' Kea options change, and b-router re-advertises
+    """a-router loses power before it re-advertises; site a's Kea must not hand out routes through
+    it meanwhile (they would blackhole), site b's hosts finish; powered on, a clean run converges."""
+    with_extra(sites, 3, on_a=True)  # both routers re-advertise, both sites' Kea options change
     run = Deploy(sites)
-    run.at_operation("Join the tailnet")
+    run.at_operation("Enable IPv4 and IPv6 forwarding")
     with fault("a-router powered off mid-deploy"):
         drive.lab("poweroff", "--hard", "a-router")
         result = run.finish()
@@ -304,6 +342,10 @@ def test_a_router_powered_off_mid_deploy_is_one_line_and_its_sites_routes_wait(s
         assert "b-router: FAILED" not in out and "b-gw: FAILED" not in out, out[-3000:]
         held = [line for line in red_lines(out, "kea") if "routes not pushed" in line]
         assert len(held) == 1 and "site a" in held[0] and "a-router failed" in held[0], out[-3000:]
+        report = checked_under_fault(sites, {})
+        assert [r["status"] for r in report["rows"] if r["site"] == "a" and r["step"] == "ssh"] != ["ok"]
+        assert not any(r["status"] == "ok" for r in report["rows"]
+                       if r["site"] == "a" and r["step"] in ("tailscaled", "routes", "dhcp", "tunnel"))
         drive.lab("poweron", "a-router")
     converges(sites, renew=True)
 
