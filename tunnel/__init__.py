@@ -38,6 +38,22 @@ def _no_refused_channel_lines(record: logging.LogRecord) -> bool:
 
 logging.getLogger("paramiko.transport").addFilter(_no_refused_channel_lines)
 
+_proxy_close = paramiko.ProxyCommand.close
+
+
+def _close_proxy_once_gone(self: paramiko.ProxyCommand) -> None:
+    """paramiko's ProxyCommand.close signals its command without asking whether it still runs.
+    When the host went away mid-run (a router powered off), the command has exited and been
+    reaped, and the ProcessLookupError surfaced as a traceback at exit (paramiko's atexit join),
+    after the run's one-line error for that host. Gone is what close wants."""
+    try:
+        _proxy_close(self)
+    except ProcessLookupError:
+        pass
+
+
+paramiko.ProxyCommand.close = _close_proxy_once_gone  # type: ignore[method-assign]
+
 
 class TunnelError(Exception):
     """The SSH host could not be reached, was not trusted, or refused the forward (one line)."""
