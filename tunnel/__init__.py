@@ -38,6 +38,12 @@ def _no_refused_channel_lines(record: logging.LogRecord) -> bool:
 
 logging.getLogger("paramiko.transport").addFilter(_no_refused_channel_lines)
 
+# Outside pyinfra's CLI nothing handles paramiko's log records, and Python's last-resort handler
+# printed its transport thread's "Exception (client): Error reading SSH protocol banner" with a
+# traceback (`python -m check` with a router powered off) beside the caller's own one line. A
+# handler of our own ends that; records still reach any handler the application set up.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+
 _proxy_close = paramiko.ProxyCommand.close
 
 

@@ -366,11 +366,13 @@ def test_a_router_powered_off_mid_deploy_is_one_line_and_its_sites_routes_wait(s
     """a-router loses power before it re-advertises; site a's Kea must not hand out routes through
     it meanwhile (they would blackhole), site b's hosts finish; powered on, a clean run converges."""
     with_extra(sites, 2, on_a=True)  # both routers re-advertise, both sites' Kea options change
-    run = Deploy(sites)
-    run.at_operation("Enable IPv4 and IPv6 forwarding")
+    # held at the policy write (the deploy's first step, before any router step): the power cut
+    # then comes before a-router's own steps for certain
+    run = Deploy(sites, failpoints=(failpoint.POLICY_BEFORE_PUT,))
+    run.at_failpoint(failpoint.POLICY_BEFORE_PUT)
     with fault("a-router powered off mid-deploy"):
         drive.lab("poweroff", "--hard", "a-router")
-        result = run.finish()
+        result = run.go_on(failpoint.POLICY_BEFORE_PUT)
         out = result.stdout
         assert result.returncode != 0 and "Traceback" not in out and "greenlet" not in out, out[-4000:]
         assert "a-router: FAILED" in out, out[-3000:]
