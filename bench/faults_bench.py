@@ -39,7 +39,7 @@ def main() -> int:
     tally = TALLY.search(result.stdout)
     # The tally counts the faults whose tests got past their fault; a failed test's fault is
     # injected but not survived.
-    survived = tally.group(3).split(", ") if tally and tally.group(3) else []
+    survived = tally.group(3).split("; ") if tally and tally.group(3) else []
     injected = len(survived) + len([f for f in failed if "injected_and_survived" not in f])
     print(f"faults injected: {injected}, survived: {len(survived)}, in {took:.0f} s")
     for name in survived:

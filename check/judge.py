@@ -119,8 +119,8 @@ def tailscaled_row(site: Site, r: RouterState, cs: ControlState, fx: Fixes) -> R
                        fx.ssh(site.ssh, "tailscale netcheck; systemctl restart tailscaled"))
     ip = next((a for a in status.tailscale_ips if ":" not in a), "?")
     if cs.error:  # half of this step is the control plane's view: not read, so not ok
-        return _unknown(name, "tailscaled", f"the router reports Running, online, {ip}; the control "
-                        f"plane's view is unknown: {cs.error}")
+        return _unknown(name, "tailscaled", f"the router reports Running, online, {ip}; "
+                        f"the control plane's view is unknown: {cs.error}")
     node = cs.nodes.get(name)
     if node is None:
         return _broken(name, "tailscaled", cs.node_errors.get(name, "not a node of the control plane"),

@@ -255,8 +255,8 @@ def test_hand_edit_between_plan_and_write_is_merged_not_lost(headscale_lab: Head
     assert connect(model).plan(model).empty
 
 
-def test_a_write_landing_just_after_ours_is_read_back_and_re_merged(headscale_lab: HeadscaleLab, key: str,
-                                                                    make_model: Callable) -> None:
+def test_a_write_landing_just_after_ours_is_read_back_and_re_merged(
+        headscale_lab: HeadscaleLab, key: str, make_model: Callable) -> None:
     """Another operator's write from a read older than ours lands right after our PUT (a real PUT to
     the real server): it drops our blocks. The read-back sees that; ours is merged into theirs."""
     model = make_model("headscale", headscale_lab.api_url, key)

@@ -242,14 +242,14 @@ def assert_merged_after_a_412(standin: StandIn, output: str) -> None:
 def test_cli_apply_gets_412_re_reads_and_keeps_the_concurrent_edit(standin: StandIn,
                                                                    model: SiteModel) -> None:
     standin.after_acl_get.append(admin_edits)  # after the plan's read, before the write
-    done = subprocess.run([sys.executable, "-m", "controlplane", "apply", "--sites", str(model.path)],
-                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    cmd = [sys.executable, "-m", "controlplane", "apply", "--sites", str(model.path)]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert_merged_after_a_412(standin, done.stdout + done.stderr)
 
 
-def test_deploy_step_gets_412_re_reads_and_keeps_the_concurrent_edit(standin: StandIn, model: SiteModel,
-                                                                     tmp_path: Path) -> None:
+def test_deploy_step_gets_412_re_reads_and_keeps_the_concurrent_edit(
+        standin: StandIn, model: SiteModel, tmp_path: Path) -> None:
     """pyinfra runs the deploy's policy step: planned from one read, applied at execution time from
     a second; the admin's edit lands after that second read, so the write meets a 412."""
     deploy = tmp_path / "deploy_policy.py"

@@ -23,7 +23,11 @@ def test_asked_for_it_holds_until_go(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.setenv(failpoint.DIR_ENV, str(tmp_path))
     failpoint.reached(failpoint.KEA_AFTER_SET)  # not asked for: passes
     done = threading.Event()
-    worker = threading.Thread(target=lambda: (failpoint.reached(failpoint.POLICY_BEFORE_PUT), done.set()))
+    def hold() -> None:
+        failpoint.reached(failpoint.POLICY_BEFORE_PUT)
+        done.set()
+
+    worker = threading.Thread(target=hold)
     worker.start()
     reached = tmp_path / f"{failpoint.POLICY_BEFORE_PUT}.reached"
     deadline = time.monotonic() + 5
