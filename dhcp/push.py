@@ -351,7 +351,9 @@ class ServerPush:
             scope = _locate(subnet, change.scope) or {}
             if not options_match(list(scope.get("option-data") or []), change.desired):
                 raise PushFailed(f"{self.where}: site {change.plan.site.name}: read-back after "
-                                 "config-set does not show the pushed options 121/249")
+                                 "config-set does not show the pushed options 121/249 (Kea "
+                                 "restarted or reloaded meanwhile?); it serves what it read back, "
+                                 "the next run pushes again")
 
 
 def _endpoint_key(endpoint: KeaEndpoint) -> tuple[str, str | None, str | None]:
