@@ -124,8 +124,9 @@ def tailscaled_row(site: Site, r: RouterState, cs: ControlState, fx: Fixes) -> R
         return _broken(name, "tailscaled", "the router reports itself offline (no control connection)",
                        fx.ssh(r.target, "tailscale netcheck; systemctl restart tailscaled"))
     ip = next((a for a in status.tailscale_ips if ":" not in a), "?")
-    if cs.error:
-        return _ok(name, "tailscaled", f"Running, online, {ip}, {status.version} (control plane not readable)")
+    if cs.error:  # half of this step is the control plane's view: not read, so not ok
+        return _unknown(name, "tailscaled", f"the router reports Running, online, {ip}; "
+                        f"the control plane's view is unknown: {cs.error}")
     node = cs.nodes.get(name)
     if node is None:
         return _broken(name, "tailscaled", cs.node_errors.get(name, "not a node of the control plane"),
@@ -139,7 +140,9 @@ def tailscaled_row(site: Site, r: RouterState, cs: ControlState, fx: Fixes) -> R
 def routes_row(site: Site, r: RouterState, cs: ControlState, fx: Fixes, tailscaled: Row) -> Row:
     name = site.name
     ours = [str(p) for p in site.advertised]
-    if tailscaled.status != Status.OK:
+    # unknown only for want of the control plane's view: the router's own side is still judged
+    router_side = cs.error and tailscaled.status == Status.UNKNOWN and r.status is not None
+    if tailscaled.status != Status.OK and not router_side:
         return _unknown(name, "routes", "needs a running tailscaled (see tailscaled)")
     prefs, status = r.prefs, r.status
     assert status is not None

@@ -58,6 +58,7 @@ class ControlPlane(abc.ABC):
 
     name = "control plane"
     manages_key_expiry = False
+    lock_policy_writes = False  # True where the server has no concurrency check (controlplane.lock)
 
     def __init__(self, writes_policy: bool = True) -> None:
         self.writes_policy = writes_policy

@@ -72,7 +72,17 @@ def _run(cp, model, action: str, dry_run: bool) -> int:  # noqa: ANN001
     if changes.empty:
         print("nothing to do")
         return 0
-    for line in cp.apply(changes):
+    if changes.policy is not None and cp.lock_policy_writes:  # no ETag: controlplane.lock
+        from controlplane.lock import lock_key, policy_lock
+
+        with policy_lock(lock_key(model), cp.api.shown + cp.api.via,
+                         on_wait=lambda line: print(line, file=sys.stderr)):
+            changes = cp.plan(model)  # again, under the lock: another deploy may have just written
+            done = (cp.apply(changes) if not changes.empty
+                    else ["nothing to do (another deploy did it)"])
+    else:
+        done = cp.apply(changes)
+    for line in done:
         print(line)
     return 0
 

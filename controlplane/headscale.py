@@ -13,7 +13,9 @@ Facts it relies on (hscontrol/grpcv1.go, proto/headscale/v1/*.proto at v0.29.0):
   build that has none (e.g. `go build` inside the module's directory). `headscale version
   -o json` prints the same for the CLI's binary.
 Headscale has no ETag on the policy, so a write re-reads first and treats a
-changed text as a concurrent edit (re-merge); the window left is one round trip.
+changed text as a concurrent edit (re-merge), and reads back after: a write that
+landed just after ours (from an older read) is a concurrent edit too. Deploys of one
+machine also take controlplane.lock; docs/faults.md says which window is left.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
+import failpoint
 from controlplane import routes as rt
 from controlplane import version as ver
 from controlplane.base import ControlPlane
@@ -30,6 +33,7 @@ from controlplane.model import ControlPlaneError, Node, PolicyDoc
 
 class HeadscaleControlPlane(ControlPlane):
     name = "headscale"
+    lock_policy_writes = True  # no ETag: this machine's deploys write in turn (controlplane.lock)
 
     def __init__(self, url: str, api_key: str, *, policy_mode: str = "database", timeout: float = 15.0) -> None:
         super().__init__(writes_policy=policy_mode == "database")
@@ -102,8 +106,11 @@ class HeadscaleControlPlane(ControlPlane):
             raise ControlPlaneError("policy_mode is 'file': the policy file is written by the deploy, not the API")
         if self.read_policy().text != base.text:
             return False
+        failpoint.reached(failpoint.POLICY_BEFORE_PUT)
         self.api.call("PUT", "/api/v1/policy", json={"policy": text})
-        return True
+        # read back: someone's write from an older read may have landed just after ours and dropped
+        # our blocks; False makes the caller re-read and re-merge (theirs is kept either way)
+        return self.read_policy().text == text
 
     def create_auth_key(self, tags: Sequence[str], *, reusable: bool = False, expiry_seconds: int = 3600) -> str:
         expiration = datetime.now(timezone.utc) + timedelta(seconds=expiry_seconds)

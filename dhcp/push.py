@@ -32,6 +32,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+import failpoint
 from dhcp.kea.connect import TransportFactory, transport_for, tunnelled_factory
 from dhcp.kea.keep import KeptRoute, RouteConflict, dedupe, merge, own_routes, wider_routes
 from dhcp.kea.options import (ROUTE_CODES, KeaConfigError, SubnetIndex, canonical, config_for_set,
@@ -207,6 +208,7 @@ class ServerPush:
         if self.delta is None or not self._apply_delta(self.got, self.delta):
             self._apply_config_set(self.got, self.config)
         self.state = "CHANGED but NOT persisted"
+        failpoint.reached(failpoint.KEA_AFTER_SET)
         written = self._write()
         self.state = "changed and written"
         self._verify()
@@ -349,7 +351,9 @@ class ServerPush:
             scope = _locate(subnet, change.scope) or {}
             if not options_match(list(scope.get("option-data") or []), change.desired):
                 raise PushFailed(f"{self.where}: site {change.plan.site.name}: read-back after "
-                                 "config-set does not show the pushed options 121/249")
+                                 "config-set does not show the pushed options 121/249 (Kea "
+                                 "restarted or reloaded meanwhile?); it serves what it read back, "
+                                 "the next run pushes again")
 
 
 def _endpoint_key(endpoint: KeaEndpoint) -> tuple[str, str | None, str | None]:

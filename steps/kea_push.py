@@ -14,9 +14,10 @@ from __future__ import annotations
 from contextlib import ExitStack
 from functools import partial
 
-from pyinfra import host, state
+from pyinfra import host, logger, state
 from pyinfra.api import operation
 from pyinfra.api.host import Host
+from pyinfra.api.state import State
 from pyinfra.facts.files import File
 from pyinfra.operations import files
 
@@ -24,7 +25,7 @@ from dhcp.kea.connect import tunnelled_factory
 from dhcp.kea.transport import KeaError
 from dhcp.plan import SitePlan
 from dhcp.push import PushFailed, ServerPlan, ServerPush, group_by_server
-from sites.model import KeaEndpoint, SecretError, SiteModel
+from sites.model import KeaEndpoint, SecretError, SiteModel, SshTarget
 from steps import readahead
 from pyinfra_internals import ssh_transport
 from steps.inputs import is_coordinator, kea_here
@@ -88,9 +89,42 @@ def _plan(on_host: Host, model: SiteModel, endpoint: KeaEndpoint, plans: list[Si
         return push.plan()
 
 
+def _not_ready(model: SiteModel, plan: SitePlan, run: State) -> str | None:
+    """Why this site's routes must not be handed out now, if so: every router of the site (an HA
+    site needs one) or the host carrying the route approvals failed earlier in this run.
+
+    The routes point the site's clients at its router for the other sites and the tailnet: through
+    a router that is not on the tailnet (or whose routes are not approved), that traffic is
+    dropped there instead of taking the LAN's default route; the site's Kea is left as it was and
+    the next clean run pushes.
+    """
+    failed = {h.name for h in run.failed_hosts}
+    routers = [SshTarget.parse(r.ssh).name for r in plan.site.routers]
+    if routers and all(name in failed for name in routers):
+        return (f"router {', '.join(routers)} failed earlier in this run "
+                "(not known to be on the tailnet)")
+    approver = next((h.name for h in run.inventory if is_coordinator(run.inventory, h)), None)
+    if approver in failed and model.tailnet is not None:
+        return (f"the control-plane steps on {approver} failed earlier in this run "
+                "(routes not approved)")
+    return None
+
+
 def _apply(on_host: Host, model: SiteModel, endpoint: KeaEndpoint, plans: list[SitePlan]) -> list[str]:
     """Execution time: the full push against the live config (read again, config-test, set,
-    write, verify); what it said."""
+    write, verify); what it said. A site whose routers failed this run is held back (_not_ready)."""
+    ready = []
+    for plan in plans:
+        why = _not_ready(model, plan, on_host.state)
+        if why is None:
+            ready.append(plan)
+            continue
+        on_host.log_styled(f"{LABEL}: site {plan.site.name}: routes not pushed to {endpoint.url}: "
+                           f"{why}; Kea left as it was, the next clean run pushes them",
+                           fg="yellow", log_func=logger.warning)
+    if not ready:
+        return ["nothing pushed"]
+    plans = ready
     with ExitStack() as stack:
         push = _connect(on_host, model, endpoint, plans, stack)
         _prepare(push, model, stack)

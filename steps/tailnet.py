@@ -12,12 +12,15 @@ approvals after they joined.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
+
 from pyinfra import host, state
 from pyinfra.api import operation
 from pyinfra.api.host import Host
 
 from controlplane import ChangeSet, ControlPlaneError, PolicyError, UnknownRouterError, reach
-from controlplane.base import Recorded
+from controlplane.base import ControlPlane, Recorded
+from controlplane.lock import lock_key, policy_lock
 from pyinfra_internals import commands_run
 from sites.model import SecretError, SiteModel
 from steps import readahead
@@ -36,6 +39,16 @@ def _transport(on_host: Host):  # noqa: ANN202 - paramiko.Transport | None
 
 
 READ_AHEAD = "control plane"
+
+
+def writing_policy(model: SiteModel, cp: ControlPlane, on_host: Host,
+                   policy: bool) -> AbstractContextManager:
+    """The policy lock around a policy step's re-read, merge and write, where the server has no
+    concurrency check of its own (Headscale: controlplane.lock); nothing for the other steps."""
+    if not policy or not cp.lock_policy_writes:
+        return nullcontext()
+    return policy_lock(lock_key(model), cp.api.shown + cp.api.via,
+                       on_wait=lambda line: on_host.log(f"{LABEL}: {line}"))
 
 
 def read_ahead(model: SiteModel, here: bool) -> None:
@@ -85,7 +98,8 @@ def _step(model: SiteModel, here: bool, *, routes: bool, policy: bool, done: str
             return cp.plan(model, routes=routes, policy=policy, settle=settle, retired=retired)
 
     def apply(on_host: Host) -> list[str]:
-        with reach(model, transport=_transport(on_host)) as cp:
+        with (reach(model, transport=_transport(on_host)) as cp,
+              writing_policy(model, cp, on_host, policy)):
             changes = cp.plan(model, routes=routes, policy=policy, settle=settle, retired=retired)
             return cp.apply(changes) if not changes.empty else []
 

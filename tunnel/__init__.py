@@ -38,6 +38,28 @@ def _no_refused_channel_lines(record: logging.LogRecord) -> bool:
 
 logging.getLogger("paramiko.transport").addFilter(_no_refused_channel_lines)
 
+# Outside pyinfra's CLI nothing handles paramiko's log records, and Python's last-resort handler
+# printed its transport thread's "Exception (client): Error reading SSH protocol banner" with a
+# traceback (`python -m check` with a router powered off) beside the caller's own one line. A
+# handler of our own ends that; records still reach any handler the application set up.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+
+_proxy_close = paramiko.ProxyCommand.close
+
+
+def _close_proxy_once_gone(self: paramiko.ProxyCommand) -> None:
+    """paramiko's ProxyCommand.close signals its command without asking whether it still runs.
+    When the host went away mid-run (a router powered off), the command has exited and been
+    reaped, and the ProcessLookupError surfaced as a traceback at exit (paramiko's atexit join),
+    after the run's one-line error for that host. Gone is what close wants."""
+    try:
+        _proxy_close(self)
+    except ProcessLookupError:
+        pass
+
+
+paramiko.ProxyCommand.close = _close_proxy_once_gone  # type: ignore[method-assign]
+
 
 class TunnelError(Exception):
     """The SSH host could not be reached, was not trusted, or refused the forward (one line)."""

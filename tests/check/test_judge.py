@@ -157,6 +157,9 @@ def test_control_plane_down_is_unknown_not_broken():
     by, rows = verdicts(m, plans, routers, ControlState(error="GET http://127.0.0.1:8080/api/v1/node: connection failed"))
     assert {st for st in not_ok(rows).values()} == {Status.UNKNOWN}
     assert "approval unknown" in by[("a", "routes")].reason
+    for step in ("tailscaled", "routes", "policy"):  # each needs the control plane's view
+        assert by[("a", step)].status == Status.UNKNOWN, by[("a", step)]
+    assert "the control plane's view is unknown" in by[("a", "tailscaled")].reason
 
 
 def test_server_test_failure_breaks_the_policy_step():

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import requests
@@ -16,6 +18,7 @@ import requests
 from controlplane import ControlPlaneError, UnknownRouterError, connect, policy
 from controlplane.cli import run
 from controlplane.http import AuthError, Unreachable
+from tests.controlplane.headscale_lab import HeadscaleLab
 from tests.support import free_port
 
 pytestmark = pytest.mark.integration
@@ -217,3 +220,91 @@ def test_tagged_auth_key_is_minted_and_usable(headscale_lab, key, make_model):  
     assert auth.startswith("hskey-auth-") and auth not in repr(cp)
     keys = api(headscale_lab, key, "GET", "/api/v1/preauthkey").json()["preAuthKeys"]
     assert any(k["aclTags"] == ["tag:subnet-router"] and not k["reusable"] for k in keys)
+
+
+# --- two operators at once (issue 20): Headscale's policy API has no ETag -------------------------
+
+def _hand_only(headscale_lab: HeadscaleLab, key: str, extra: str = "") -> str:
+    """The admin's own policy again (this project's blocks gone), with `extra` added: a plan now
+    has a policy write to make."""
+    mark = "  // ops may reach everything"
+    text = HAND_POLICY.replace(mark, f"  {extra}\n{mark}" if extra else mark)
+    api(headscale_lab, key, "PUT", "/api/v1/policy", json={"policy": text})
+    return text
+
+
+def _policy(headscale_lab: HeadscaleLab, key: str) -> str:
+    return api(headscale_lab, key, "GET", "/api/v1/policy").json()["policy"]
+
+
+def test_hand_edit_between_plan_and_write_is_merged_not_lost(headscale_lab: HeadscaleLab, key: str,
+                                                             make_model: Callable) -> None:
+    model = make_model("headscale", headscale_lab.api_url, key)
+    _hand_only(headscale_lab, key)
+    cp = connect(model)
+    changes = cp.plan(model)
+    assert changes.policy is not None
+    # the other operator, after the deploy read the policy
+    _hand_only(headscale_lab, key, "// edited by hand after the deploy read the policy")
+    done = cp.apply(changes)
+    text = _policy(headscale_lab, key)
+    assert "// edited by hand after the deploy read the policy" in text
+    assert "BEGIN s2s-controlplane acls" in text
+    assert "// Hand-written by the admin: keep me." in text
+    assert any("concurrent edit" in line for line in done), done
+    assert connect(model).plan(model).empty
+
+
+def test_a_write_landing_just_after_ours_is_read_back_and_re_merged(
+        headscale_lab: HeadscaleLab, key: str, make_model: Callable) -> None:
+    """Another operator's write from a read older than ours lands right after our PUT (a real PUT to
+    the real server): it drops our blocks. The read-back sees that; ours is merged into theirs."""
+    model = make_model("headscale", headscale_lab.api_url, key)
+    stale = _hand_only(headscale_lab, key, "// written by someone who read before the deploy wrote")
+    _hand_only(headscale_lab, key)
+    cp = connect(model)
+    changes = cp.plan(model)
+    real_call, landed = cp.api.call, []
+
+    def call(method: str, path: str, **kw: object) -> requests.Response:
+        resp = real_call(method, path, **kw)
+        if method == "PUT" and not landed:
+            landed.append(True)
+            api(headscale_lab, key, "PUT", "/api/v1/policy", json={"policy": stale})
+        return resp
+
+    cp.api.call = call  # type: ignore[method-assign]
+    done = cp.apply(changes)
+    text = _policy(headscale_lab, key)
+    assert landed and "// written by someone who read before the deploy wrote" in text
+    assert "BEGIN s2s-controlplane acls" in text, text
+    assert any("concurrent edit" in line for line in done), done
+
+
+def test_two_applies_at_once_wait_for_each_other_and_keep_a_hand_edit(
+        headscale_lab: HeadscaleLab, key: str, make_model: Callable, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two `python -m controlplane apply` started together while a third party holds the policy
+    lock; the admin edits the policy meanwhile; both then write in turn, the edit and our blocks
+    kept."""
+    from controlplane.lock import lock_key, policy_lock
+    from tests.support import wait_for
+
+    monkeypatch.setenv("S2S_LOCK_DIR", str(tmp_path / "locks"))
+    model = make_model("headscale", headscale_lab.api_url, key)
+    _hand_only(headscale_lab, key)
+    cmd = [sys.executable, "-m", "controlplane", "apply", "--sites", str(model.path)]
+    errs = [tmp_path / f"apply{i}.err" for i in range(2)]
+    with policy_lock(lock_key(model), "test"):
+        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err.open("w"), text=True)
+                 for err in errs]
+        # each says so when it finds the lock taken: it has planned from the text before the edit
+        wait_for("both applies wait on the lock", lambda: all(
+            "waiting for another deploy's policy write" in e.read_text() for e in errs), 60)
+        _hand_only(headscale_lab, key, "// edited by hand while two deploys ran")
+    outs = [p.communicate(timeout=120)[0] + e.read_text() for p, e in zip(procs, errs)]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    text = _policy(headscale_lab, key)
+    assert "// edited by hand while two deploys ran" in text
+    assert text.count("BEGIN s2s-controlplane acls") == 1
+    assert connect(model).plan(model).empty

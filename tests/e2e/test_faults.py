@@ -1,35 +1,75 @@
 """Faults injected for real on one lab: each ends in one line per failure (no traceback), and the
-next clean run converges, plans zero changes, and the sites' clients reach each other again.
+next clean run converges, plans zero changes, keeps the user's own state (their Kea option and
+reservation, their policy entry and comment), and the sites' clients reach each other again.
 
-One lab boot for every fault (tests/e2e/labs.py); the tests build on each other in order.
+One lab boot for every fault (tests/e2e/labs.py); the tests build on each other in order: the
+first deploy itself is the first fault (SIGKILLed at several points), the user's policy edit is
+made once it has converged, and the change runs that follow each carry one more fault.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+import failpoint
 from lab import drive
 from tests.e2e.labs import booted
 
 pytestmark = pytest.mark.integration
 
 SURVIVED: list[str] = []  # the faults injected and survived, for the module's last test to report
+HAND_ADDED: list[bool] = []  # the user's policy entry is in (after the first deploy converged)
+GATEWAYS = {"a-gw": "192.0.2", "b-gw": "172.16.100"}  # the sites' Kea hosts, their /24s
+KEA_CONF = "/etc/kea/kea-dhcp4.conf"
+USER_OPTION = {"name": "domain-name-servers", "data": "{net}.53"}  # the user's own, in their subnet
+USER_RESERVATION = {"hw-address": "02:00:00:00:00:99", "ip-address": "{net}.50",
+                    "hostname": "printer"}
+HAND_COMMENT = "// hand: the ops printer, kept by every deploy"
+HAND_ENTRY = '"hosts": {"ops-printer": "192.0.2.50"},'
+WAITING = "waiting for another deploy's policy write"  # what a deploy says at a taken policy lock
+EXTRA = ["198.18.0.0/24", "198.18.1.0/24", "198.18.2.0/24"]  # the change runs add these to site b
+A_EXTRA = "198.18.9.0/24"  # and one to site a
+
+ADD_USER_KEA = """
+import json, sys
+path, option, reservation = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+conf = json.load(open(path))
+subnet = conf["Dhcp4"]["subnet4"][0]
+subnet.setdefault("option-data", []).append(option)
+subnet.setdefault("reservations", []).append(reservation)
+json.dump(conf, open(path, "w"), indent=2)
+"""
+
+
+def _user(template: dict, net: str) -> dict:
+    return {k: v.format(net=net) for k, v in template.items()}
 
 
 @pytest.fixture(scope="module")
 def sites() -> Iterator[Path]:
+    """A fresh lab, nothing deployed yet; each site's Kea already holds the user's own option and
+    reservation (the project must keep them)."""
     from lab.topology import DEFAULT_PATH
 
     with booted(DEFAULT_PATH) as info:
-        first = drive.pyinfra(info.sites_file)
-        assert first.returncode == 0, drive.why_failed(first)
-        drive.lab("renew", "a-client", "b-client")  # the clients take the routes at their next bind
+        for gw, net in GATEWAYS.items():
+            option, reservation = _user(USER_OPTION, net), _user(USER_RESERVATION, net)
+            drive.in_host(gw, "python3", "-c", ADD_USER_KEA, KEA_CONF, json.dumps(option),
+                          json.dumps(reservation))
+            drive.in_host(gw, "systemctl", "restart", "kea-dhcp4-server")
         yield info.sites_file
 
 
@@ -37,26 +77,66 @@ def red_lines(output: str, label: str) -> list[str]:
     return [line for line in output.splitlines() if re.search(rf"\]\s+{label}: ", line)]
 
 
-def converges(sites: Path) -> None:
-    """A clean run converges, a further run plans zero changes, the clients reach each other."""
+def policy_text() -> str:
+    return drive.in_host("control", "headscale", "policy", "get").stdout
+
+
+def add_hand_policy_entry() -> None:
+    """The user's own entry and comment in the live policy (as `headscale policy set` would)."""
+    text = policy_text()
+    assert '"hosts"' not in text, text
+    edited = text.replace("{", "{\n  " + HAND_COMMENT + "\n  " + HAND_ENTRY, 1)
+    blob = base64.b64encode(edited.encode()).decode()
+    drive.in_host("control", "sh", "-c", f"echo {blob} | base64 -d > /tmp/hand.hujson")
+    drive.in_host("control", "headscale", "policy", "set", "-f", "/tmp/hand.hujson")
+    HAND_ADDED.append(True)
+    intact()
+
+
+def intact() -> None:
+    """The user's own Kea option and reservation (in the file Kea restarts from) and their policy
+    entry and comment: each there exactly once."""
+    for gw, net in GATEWAYS.items():
+        conf = json.loads(drive.in_host(gw, "cat", KEA_CONF).stdout)
+        subnet = next(s for s in conf["Dhcp4"]["subnet4"] if s["subnet"].startswith(net))
+        options = [o for o in subnet.get("option-data", []) if o.get("name") == USER_OPTION["name"]
+                   or o.get("code") == 6]
+        assert len(options) == 1 and options[0]["data"] == f"{net}.53", (gw, subnet)
+        reservations = [r for r in subnet.get("reservations", []) if r.get("hostname") == "printer"]
+        assert len(reservations) == 1 and reservations[0]["ip-address"] == f"{net}.50", (gw, subnet)
+    if HAND_ADDED:  # from the first fault's end on
+        text = policy_text()
+        assert text.count(HAND_COMMENT) == 1 and text.count(HAND_ENTRY) == 1, text
+
+
+def converges(sites: Path, renew: bool = False) -> None:
+    """A clean run converges, a further run plans zero changes, the user's state is intact, the
+    clients reach each other."""
     clean = drive.pyinfra(sites)
     assert clean.returncode == 0, drive.why_failed(clean)
     assert drive.planned_changes(sites) == {}
+    intact()
+    if renew:
+        drive.lab("renew", "a-client", "b-client")  # the clients take new routes at their next bind
     there = drive.ping("a-client", drive.client_address("b-client"), deadline=60)
     assert there.returncode == 0, there.stdout
+    back = drive.ping("b-client", drive.client_address("a-client"), deadline=30)
+    assert back.returncode == 0, back.stdout
 
 
 @contextmanager
-def fault(name: str, inject: tuple[str, ...], undo: tuple[str, ...]) -> Iterator[None]:
-    drive.in_host(*inject)
+def fault(name: str, inject: tuple[str, ...] = (), undo: tuple[str, ...] = ()) -> Iterator[None]:
+    if inject:
+        drive.in_host(*inject)
     try:
         yield
     finally:
-        drive.in_host(*undo)
+        if undo:
+            drive.in_host(*undo)
     SURVIVED.append(name)
 
 
-def assert_one_line(result, label: str, must: str) -> str:
+def assert_one_line(result: subprocess.CompletedProcess, label: str, must: str) -> str:
     out = result.stdout + result.stderr
     assert result.returncode != 0, out[-3000:]
     assert "Traceback" not in out and "greenlet" not in out, out[-4000:]
@@ -66,7 +146,143 @@ def assert_one_line(result, label: str, must: str) -> str:
     return lines[0]
 
 
+def kea_files() -> dict[str, str]:
+    return {gw: drive.in_host(gw, "cat", KEA_CONF).stdout for gw in GATEWAYS}
+
+
+def checked_under_fault(sites: Path, unknown: dict[tuple[str, str], str]) -> dict:
+    """`python -m check` while the fault lasts: finishes in bounded time, changes no Kea file,
+    exits 1, and reports each of `unknown` (site, step) as unknown with a reason containing the
+    given text, never ok."""
+    kea_before = kea_files()
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "check", "--sites", str(sites), "--json"],
+                            cwd=drive.REPO, capture_output=True, text=True, timeout=180)
+    took = time.monotonic() - started
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert took < 90, took
+    report = json.loads(result.stdout)
+    rows = {(r["site"], r["step"]): r for r in report["rows"]}
+    for key, reason in unknown.items():
+        assert rows[key]["status"] == "unknown", rows[key]
+        assert reason in json.dumps(rows[key]), rows[key]
+    assert kea_files() == kea_before
+    return report
+
+
+def with_extra(sites: Path, count: int, on_a: bool = False) -> None:
+    """Site b advertises the first `count` EXTRA prefixes too (a change run: the policy, b's join
+    and site a's Kea options change); `on_a`: site a one more (a's join and b's Kea too)."""
+    text = re.sub(r'\nroutes = \[[^\]]*\]\n', "\n", sites.read_text())
+    if count:
+        listed = ", ".join(f'"{p}"' for p in EXTRA[:count])
+        text = text.replace('ssh = "b-router"\n', f'ssh = "b-router"\nroutes = [{listed}]\n', 1)
+    if on_a:
+        text = text.replace('ssh = "a-router"\n', f'ssh = "a-router"\nroutes = ["{A_EXTRA}"]\n', 1)
+    assert text.count("routes = [") == bool(count) + on_a, text
+    sites.write_text(text)
+
+
+class Deploy:
+    """A deploy run in the background, its output in files (read while it runs)."""
+
+    def __init__(self, sites: Path, *, failpoints: tuple[str, ...] = ()) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="s2s-fault-"))
+        env = dict(os.environ, SITES=str(sites), PYTHONUNBUFFERED="1")
+        if failpoints:
+            env.update({failpoint.ENV: ",".join(failpoints), failpoint.DIR_ENV: str(self.dir)})
+        self.out = (self.dir / "out").open("w")
+        cmd = [drive.PYINFRA, "-y", "inventory.py", "deploy.py"]
+        self.proc = subprocess.Popen(cmd, cwd=drive.REPO, env=env, stdout=self.out,
+                                     stderr=subprocess.STDOUT)
+
+    def output(self) -> str:
+        return (self.dir / "out").read_text()
+
+    def wait_for(self, what: str, reached: Callable[[], bool], timeout: float = 400) -> None:
+        deadline = time.monotonic() + timeout
+        while not reached():
+            assert self.proc.poll() is None, f"ended before {what}:\n{self.output()[-3000:]}"
+            assert time.monotonic() < deadline, f"{what} not reached:\n{self.output()[-3000:]}"
+            time.sleep(0.1)
+
+    def at_operation(self, name: str) -> None:
+        """Wait until pyinfra starts the operation `name` (its own progress line)."""
+        started = re.compile(rf"Starting operation: .*{re.escape(name)}")
+        self.wait_for(f"operation {name!r}", lambda: started.search(self.output()) is not None)
+
+    def at_failpoint(self, name: str) -> None:
+        reached = self.dir / f"{failpoint.file_name(name)}.reached"
+        self.wait_for(f"failpoint {name}", reached.exists)
+
+    def go_on(self, name: str) -> subprocess.CompletedProcess:
+        (self.dir / f"{failpoint.file_name(name)}.go").touch()
+        return self.finish()
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def finish(self, timeout: float = 600) -> subprocess.CompletedProcess:
+        self.proc.wait(timeout=timeout)
+        out = self.output()
+        return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, out, "")
+
+
+def wait_no_apt(host: str) -> None:
+    """A SIGKILLed deploy's remote apt/dpkg may still run on: an operator's next run would find
+    it too, but the test wants the kill, not the lock race, to be the fault."""
+    deadline = time.monotonic() + 180
+    while drive.in_host(host, "pgrep", "-x", "apt-get|dpkg", check=False).returncode == 0:
+        assert time.monotonic() < deadline, f"{host}: apt still running"
+        time.sleep(1)
+
+
+def test_a_first_deploy_sigkilled_at_several_points_converges(sites):
+    """Killed while Tailscale installs, while the routers join, and between Kea's config-set and
+    config-write: each next run goes on from what the last one left; the last converges."""
+    install = Deploy(sites)
+    install.at_operation("Install Tailscale")
+    install.kill()
+    for router in ("a-router", "b-router"):
+        wait_no_apt(router)
+    join = Deploy(sites)
+    join.at_operation("Join the tailnet")
+    time.sleep(1)  # `tailscale up` cut off while it runs
+    join.kill()
+    push = Deploy(sites, failpoints=(failpoint.KEA_AFTER_SET,))
+    push.at_failpoint(failpoint.KEA_AFTER_SET)
+    push.kill()
+    SURVIVED.extend(["first deploy SIGKILLed while installing",
+                     "first deploy SIGKILLed while joining",
+                     "first deploy SIGKILLed between config-set and config-write"])
+    converges(sites, renew=True)
+    add_hand_policy_entry()
+    assert drive.planned_changes(sites) == {}  # the user's own policy entry is not ours to change
+
+
+def test_a_change_sigkilled_before_the_policy_write_converges(sites):
+    with_extra(sites, 1)
+    run = Deploy(sites, failpoints=(failpoint.POLICY_BEFORE_PUT,))
+    run.at_failpoint(failpoint.POLICY_BEFORE_PUT)
+    run.kill()
+    SURVIVED.append("change SIGKILLed just before the policy write")
+    converges(sites, renew=True)
+
+
+def test_a_change_sigkilled_while_a_router_joins_converges(sites):
+    with_extra(sites, 2)
+    run = Deploy(sites)
+    run.at_operation("Join the tailnet")
+    time.sleep(1)
+    run.kill()
+    SURVIVED.append("change SIGKILLed while b-router joins")
+    converges(sites, renew=True)
+
+
 def test_headscale_stopped_is_one_line_naming_the_site_files_url(sites):
+    policy_before = policy_text()
     with fault("headscale stopped", ("control", "systemctl", "stop", "headscale"),
                ("control", "systemctl", "start", "headscale")):
         result = drive.pyinfra(sites)
@@ -75,10 +291,16 @@ def test_headscale_stopped_is_one_line_naming_the_site_files_url(sites):
         assert "cannot reach the control server" in line and "nothing was changed" in line
         assert re.search(r"127\.0\.0\.1:(?!8080)\d+", line) is None  # no tunnel's local port
         assert "control: FAILED, left as it was" in result.stdout + result.stderr
+        report = checked_under_fault(sites, {(site, "policy"): "cannot reach the control server"
+                                             for site in ("a", "b")}
+                                     | {(site, "routes"): "" for site in ("a", "b")})
+        assert not any(r["status"] == "ok" for r in report["rows"] if r["step"] == "tailscaled")
+    assert policy_text() == policy_before  # neither the deploy nor the check wrote it
     converges(sites)
 
 
 def test_headscale_hung_longer_than_the_timeout_does_not_hang_the_deploy(sites):
+    policy_before = policy_text()
     with fault("headscale SIGSTOPped", ("control", "systemctl", "kill", "-s", "SIGSTOP", "headscale"),
                ("control", "systemctl", "kill", "-s", "SIGCONT", "headscale")):
         started = time.monotonic()
@@ -86,6 +308,11 @@ def test_headscale_hung_longer_than_the_timeout_does_not_hang_the_deploy(sites):
         took = time.monotonic() - started
         assert_one_line(result, "control plane", "did not answer within 15s")
         assert took < 120, took
+        report = checked_under_fault(sites, {(site, "policy"): "did not answer within"
+                                             for site in ("a", "b")}
+                                     | {(site, "routes"): "" for site in ("a", "b")})
+        assert not any(r["status"] == "ok" for r in report["rows"] if r["step"] == "tailscaled")
+    assert policy_text() == policy_before
     converges(sites)
 
 
@@ -101,6 +328,76 @@ def test_kea_control_agent_stopped_is_one_line_and_other_hosts_finish(sites):
     converges(sites)
 
 
+def test_two_deploys_at_once_with_a_hand_edit_in_between_lose_nothing(sites):
+    """Two deploys of one change started together; both plan from the policy before the user's
+    edit, which lands while the first holds the policy lock (held here, so the edit is in between
+    for certain); both then write in turn: the edit and one copy of our blocks stay."""
+    from controlplane.lock import lock_key, policy_lock
+    from sites import load_sites
+
+    with_extra(sites, 3)  # a policy change for both to write
+    extra_comment = "// hand: added while two deploys ran"
+    with policy_lock(lock_key(load_sites(sites)), "the test"):
+        runs = [Deploy(sites), Deploy(sites)]
+        for run in runs:
+            run.wait_for("the policy lock wait", lambda run=run: WAITING in run.output())
+        text = policy_text()
+        edited = text.replace(HAND_COMMENT, HAND_COMMENT + "\n  " + extra_comment, 1)
+        blob = base64.b64encode(edited.encode()).decode()
+        drive.in_host("control", "sh", "-c", f"echo {blob} | base64 -d > /tmp/hand2.hujson")
+        drive.in_host("control", "headscale", "policy", "set", "-f", "/tmp/hand2.hujson")
+    results = [run.finish() for run in runs]
+    for result in results:
+        assert "Traceback" not in result.stdout, result.stdout[-4000:]
+        assert "greenlet" not in result.stdout, result.stdout[-4000:]
+    assert 0 in [r.returncode for r in results], [r.stdout[-2000:] for r in results]
+    text = policy_text()
+    assert text.count(extra_comment) == 1 and text.count("BEGIN s2s-controlplane acls") == 1, text
+    assert EXTRA[2] in text
+    SURVIVED.append("two deploys at once with a hand edit of the policy in between")
+    converges(sites, renew=True)
+
+
+def test_kea_dhcp4_restarted_between_config_set_and_config_write_is_one_line(sites):
+    with_extra(sites, 1)  # site a's Kea options change (b's extra prefixes: one fewer)
+    run = Deploy(sites, failpoints=(failpoint.KEA_AFTER_SET,))
+    run.at_failpoint(failpoint.KEA_AFTER_SET)
+    with fault("kea-dhcp4 restarted between config-set and config-write"):
+        drive.in_host("a-gw", "systemctl", "restart", "kea-dhcp4-server")
+        result = run.go_on(failpoint.KEA_AFTER_SET)
+    line = assert_one_line(result, "kea", "via ssh a-gw")
+    assert "does not show the pushed options" in line and "the next run pushes again" in line
+    assert "a-gw: FAILED" in result.stdout
+    converges(sites, renew=True)
+
+
+def test_a_router_powered_off_mid_deploy_is_one_line_and_its_sites_routes_wait(sites):
+    """a-router loses power before it re-advertises; site a's Kea must not hand out routes through
+    it meanwhile (they would blackhole), site b's hosts finish; powered on, a clean run
+    converges."""
+    with_extra(sites, 2, on_a=True)  # both routers re-advertise, both sites' Kea options change
+    # held at the policy write (the deploy's first step, before any router step): the power cut
+    # then comes before a-router's own steps for certain
+    run = Deploy(sites, failpoints=(failpoint.POLICY_BEFORE_PUT,))
+    run.at_failpoint(failpoint.POLICY_BEFORE_PUT)
+    with fault("a-router powered off mid-deploy"):
+        drive.lab("poweroff", "--hard", "a-router")
+        result = run.go_on(failpoint.POLICY_BEFORE_PUT)
+        out = result.stdout
+        assert result.returncode != 0, out[-4000:]
+        assert "Traceback" not in out and "greenlet" not in out, out[-4000:]
+        assert "a-router: FAILED" in out, out[-3000:]
+        assert "b-router: FAILED" not in out and "b-gw: FAILED" not in out, out[-3000:]
+        held = [line for line in red_lines(out, "kea") if "routes not pushed" in line]
+        assert len(held) == 1 and "site a" in held[0] and "a-router failed" in held[0], out[-3000:]
+        report = checked_under_fault(sites, {})
+        site_a = {r["step"]: r["status"] for r in report["rows"] if r["site"] == "a"}
+        needs_a_router = ("ssh", "tailscaled", "routes", "dhcp", "tunnel")
+        assert all(site_a[step] != "ok" for step in needs_a_router), site_a
+        drive.lab("poweron", "a-router")
+    converges(sites, renew=True)
+
+
 def test_faults_injected_and_survived(sites):
-    print(f"faults injected: {len(SURVIVED)}, survived: {len(SURVIVED)} ({', '.join(SURVIVED)})")
-    assert len(SURVIVED) == 3, SURVIVED
+    print(f"faults injected: {len(SURVIVED)}, survived: {len(SURVIVED)} ({'; '.join(SURVIVED)})")
+    assert len(SURVIVED) == 11, SURVIVED

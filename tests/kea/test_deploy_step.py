@@ -8,6 +8,8 @@ would. A second planning is a no-op.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -56,8 +58,9 @@ class Inventory:
 
 def plan_step(host: Host, model, plans) -> list:  # noqa: ANN001
     state = SimpleNamespace(config=SimpleNamespace(DIFF=True), inventory=Inventory(host),
-                            is_executing=False, in_op=True, in_deploy=True,
+                            is_executing=False, in_op=True, in_deploy=True, failed_hosts=set(),
                             should_check_for_changes=lambda: True)
+    host.state = state  # pyinfra's Host carries its run's state
     with ctx_state.use(state), ctx_host.use(host):
         return list(kea_step.routes_pushed._inner(model=model, plans=plans)), state
 
@@ -102,3 +105,30 @@ def test_routes_pushed_brings_an_ha_pair_to_the_same_data(kea_factory, tmp_path)
     assert any("differs from its HA partner" in line for line in host.logs)
     again, _ = plan_step(host, model, plans)
     assert again == []
+
+
+def test_a_site_whose_router_failed_this_run_gets_no_routes_the_other_does(kea_factory: Callable,
+                                                                           tmp_path: Path) -> None:
+    """Routes handed out through a router that is not on the tailnet blackhole the clients' traffic
+    to the other sites: the push holds back a site whose router failed earlier in the same run."""
+    keas = {"a": kea_factory(**SITE_A), "b": kea_factory(**SITE_B)}
+    model = load_sites(write_site_file(tmp_path / "sites.toml", keas))
+    plans = [p for p in build_plan(model).values() if p.push_needed]
+    host = Host()
+    commands, state = plan_step(host, model, plans)
+    assert len(commands) == 2
+    state.failed_hosts = [SimpleNamespace(name=ROUTERS["a"])]  # site a's router failed its join
+    for command in commands:  # pyinfra's execution phase
+        assert command.function(state, host, *command.args, **command.kwargs) is True
+    held = [line for line in host.logs if "routes not pushed" in line]
+    assert len(held) == 1 and "site a" in held[0], host.logs
+    assert f"router {ROUTERS['a']} failed" in held[0]
+    assert f"100.64.0.0/10 via {ROUTERS['a']} " not in keas["a"].dhclient()
+    assert not any(o.get("code") == 121 for o in
+                   SubnetIndex(keas["a"].running_config()).find(keas["a"].subnet)["option-data"])
+    assert f"100.64.0.0/10 via {ROUTERS['b']} " in keas["b"].dhclient()
+    state.failed_hosts = set()  # the next clean run pushes site a
+    again, state = plan_step(host, model, plans)
+    assert len(again) == 1
+    assert again[0].function(state, host, *again[0].args, **again[0].kwargs) is True
+    assert f"100.64.0.0/10 via {ROUTERS['a']} " in keas["a"].dhclient()
