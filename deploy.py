@@ -19,15 +19,28 @@ from __future__ import annotations
 from pyinfra import host, inventory
 
 from controlplane.policy import PolicySpec
-from operations.teardown import removed as router_removed
 from operations.router import configure_router
 from operations.router import read_ahead as read_router_facts
 from operations.summary import register as summary_at_the_end
+from operations.teardown import removed as router_removed
 from pyinfra_internals import current_run, let_others_run, ssh_no_delay
 from steps import retire, statichosts, tailnet, vpc
-from steps.inputs import (is_coordinator, kea_hosts_plans, kea_plans, load_model, policy_file, prune,
-                         recorded_routers, recorded_static_hosts, removed_router, removed_routers,
-                         removed_static_host, removed_static_hosts, router_site, static_host)
+from steps.inputs import (
+    is_coordinator,
+    kea_hosts_plans,
+    kea_plans,
+    load_model,
+    policy_file,
+    prune,
+    recorded_routers,
+    recorded_static_hosts,
+    removed_router,
+    removed_routers,
+    removed_static_host,
+    removed_static_hosts,
+    router_site,
+    static_host,
+)
 from steps.policy_file import headscale_policy_file
 
 model = load_model()

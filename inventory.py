@@ -12,7 +12,8 @@ its policy lives in a file), `control_hosts` (the host the control server's API
 is reached through, [tailnet] ssh).
 
 Each host's data carries its roles (steps.inputs reads them; nothing matches names):
-`site` (the site whose router it is) and `router_ssh` (which of its routers), `kea_sites` (sites whose Kea it runs) and `kea_ssh` (the
+`site` (the site whose router it is) and `router_ssh` (which of its routers), `kea_sites` (sites
+whose Kea it runs) and `kea_ssh` (the
 [sites.X.kea] ssh targets that name it),
 `policy_file` (the Headscale policy file it holds), `control_host` (True).
 One host may hold several roles; pyinfra merges their data.
@@ -28,7 +29,8 @@ keep_bytecode()  # before this project's modules load: cache their byte code
 
 from removal.record import prune_requested
 from sites.model import SshTarget
-from steps.inputs import load_model, removed_routers as _removed
+from steps.inputs import load_model
+from steps.inputs import removed_routers as _removed
 from steps.inputs import removed_static_hosts as _removed_static
 
 # validated and route-planned here, before pyinfra connects to anything (deploy.py reuses it)
@@ -66,16 +68,27 @@ for _site in model.sites.values():
 
 routers = list(_routers.items())
 # the removal run only: pyinfra hands --data to the hosts after loading this file, hence prune_requested
-removed_routers = [_ssh_data(_gone.ssh, removed_router={"site": _gone.site, "ssh": _gone.ssh})
-                   for _gone in _removed(model)] if prune_requested() else []
+removed_routers = (
+    [_ssh_data(_gone.ssh, removed_router={"site": _gone.site, "ssh": _gone.ssh}) for _gone in _removed(model)]
+    if prune_requested()
+    else []
+)
 kea_servers = list(_kea.items())
 # static-address LAN hosts ([[sites.X.hosts]]): given the site's routes in their own network manager
-static_hosts = [_ssh_data(_h.ssh, static_site=_site.name, static_ssh=_h.ssh)
-                for _site in model.sites.values() for _h in _site.hosts]
-removed_static_hosts = [
-    _ssh_data(_gone.ssh, removed_static={"site": _gone.site, "ssh": _gone.ssh,
-                                         "next_hop": _gone.next_hop, "manager": _gone.manager})
-    for _gone in _removed_static(model)] if prune_requested() else []
+static_hosts = [
+    _ssh_data(_h.ssh, static_site=_site.name, static_ssh=_h.ssh) for _site in model.sites.values() for _h in _site.hosts
+]
+removed_static_hosts = (
+    [
+        _ssh_data(
+            _gone.ssh,
+            removed_static={"site": _gone.site, "ssh": _gone.ssh, "next_hop": _gone.next_hop, "manager": _gone.manager},
+        )
+        for _gone in _removed_static(model)
+    ]
+    if prune_requested()
+    else []
+)
 _tailnet = model.tailnet
 policy_hosts = (
     [_ssh_data(_tailnet.policy_ssh, policy_file=_tailnet.policy_file)]

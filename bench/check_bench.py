@@ -18,8 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-
-from lab import api, drive  # noqa: E402
+from lab import api, drive
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -28,6 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 from lab import api, dhcpclients, drive, roles  # noqa: E402
+from lab.hosts import Host  # noqa: E402
 from lab.topology import TOPOLOGY_ENV  # noqa: E402
 
 TOPOLOGY = REPO / "tests/e2e/clients_topology.toml"
@@ -50,15 +51,24 @@ def mac(client: str) -> str:
 def renews_seen(hw: str, address: str) -> int:
     """DHCPREQUESTs Kea logged from this client's own address to the gateway: unicast, i.e.
     sent in RENEWING state (a bind's REQUEST comes from 0.0.0.0 to the broadcast address)."""
-    log = drive.in_host("a-gw", "journalctl", "-u", "kea-dhcp4-server", "--no-pager", "-o", "cat",
-                        check=False).stdout.lower()
-    return sum(1 for line in log.splitlines()
-               if hw in line and "dhcprequest" in line and f"from {address} to {GATEWAY}" in line)
+    log = drive.in_host(
+        "a-gw", "journalctl", "-u", "kea-dhcp4-server", "--no-pager", "-o", "cat", check=False
+    ).stdout.lower()
+    return sum(
+        1
+        for line in log.splitlines()
+        if hw in line and "dhcprequest" in line and f"from {address} to {GATEWAY}" in line
+    )
 
 
 def push(sites: Path) -> None:
-    result = __import__("subprocess").run([sys.executable, "-m", "dhcp", "push", "--sites", str(sites)],
-                                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = __import__("subprocess").run(
+        [sys.executable, "-m", "dhcp", "push", "--sites", str(sites)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if result.returncode != 0:
         raise SystemExit(f"dhcp push failed: {result.stdout[-800:]}{result.stderr[-800:]}")
 
@@ -101,9 +111,10 @@ def at_bind(client: str, want: bool) -> str:
     return f"yes, {total:5.1f} s (release + bind)" if got is not None else "no (30 s after the bind)"
 
 
-def drive_host(name: str):
+def drive_host(name: str) -> Host:
     from lab.hosts import lab_hosts
     from lab.topology import load_topology
+
     return next(h for h in lab_hosts(load_topology(TOPOLOGY)) if h.name == name)
 
 
@@ -134,7 +145,9 @@ def main() -> int:
             for client, kind in CLIENTS.items():
                 how, renew_result = at_renew(client, kind, want)
                 bind_result = at_bind(client, want) if not renew_result.startswith("yes") else "(not needed)"
-                rows.append((f"{kind} ({client})", label, f"renew [{how}]: {renew_result}", f"full bind: {bind_result}"))
+                rows.append(
+                    (f"{kind} ({client})", label, f"renew [{how}]: {renew_result}", f"full bind: {bind_result}")
+                )
                 print(" | ".join(rows[-1]), flush=True)
     finally:
         push(info.sites_file)

@@ -15,9 +15,10 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 
-def pump(read, write, delay: float) -> None:
+def pump(read: Callable[[], bytes], write: Callable[[bytes], object], delay: float) -> None:
     """Copy chunks from read() to write(), each DELAY seconds after it arrived; b"" ends."""
     q: queue.Queue[tuple[float, bytes]] = queue.Queue()
 

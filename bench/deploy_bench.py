@@ -33,9 +33,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-
-from lab import api, container, drive  # noqa: E402
-from lab.paths import PREFIX  # noqa: E402
+from lab import api, container, drive
+from lab.paths import PREFIX
 
 SSH_HOSTS = ("control", "a-gw", "b-gw", "a-router", "b-router")  # hosts pyinfra reaches over SSH
 

@@ -23,11 +23,10 @@ import statistics
 import time
 from pathlib import Path
 
-
-from bench.deploy_bench import commands_per_host, timed  # noqa: E402
-from lab import api, drive  # noqa: E402
-from lab.failover import measure, primary_for, vrrp_holder  # noqa: E402
-from lab.topology import DEFAULT_PATH, TOPOLOGY_ENV  # noqa: E402
+from bench.deploy_bench import commands_per_host, timed
+from lab import api, drive
+from lab.failover import measure, primary_for, vrrp_holder
+from lab.topology import DEFAULT_PATH, TOPOLOGY_ENV
 
 HA_TOPOLOGY = Path(__file__).resolve().parents[1] / "tests" / "e2e" / "ha_topology.toml"
 ROUTERS = ["a-router", "a-router2"]

@@ -19,16 +19,18 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-
-from dhcp.kea.connect import transport_for  # noqa: E402
-from dhcp.plan import build_plan  # noqa: E402
-from dhcp.push import run as push_run  # noqa: E402
-from sites import load_sites  # noqa: E402
-from tests.kea.harness import SITE_A, KeaInstance, missing_prerequisites, version_tuple  # noqa: E402
-from tests.kea.roots import BY_NAME, ensure_root  # noqa: E402
+from dhcp.kea.connect import transport_for
+from dhcp.kea.transport import KeaTransport
+from dhcp.plan import SitePlan, build_plan
+from dhcp.push import run as push_run
+from sites import load_sites
+from sites.model import KeaEndpoint
+from tests.kea.harness import SITE_A, KeaInstance, missing_prerequisites, version_tuple
+from tests.kea.roots import BY_NAME, ensure_root
 
 
 def subnet_of(i: int) -> str:
@@ -36,7 +38,7 @@ def subnet_of(i: int) -> str:
     return "192.0.2.0/24" if i == 0 else f"10.{i // 256}.{i % 256}.0/24"
 
 
-def make_config(n: int):
+def make_config(n: int) -> Callable[[KeaInstance], dict[str, Any]]:
     def build(instance: KeaInstance) -> dict[str, Any]:
         config = instance.default_config()
         for i in range(1, n):
@@ -58,10 +60,10 @@ def site_file(path: Path, kea: KeaInstance, n: int) -> Path:
     return path
 
 
-def one_push(plans) -> tuple[int, float, list[str], str]:
+def one_push(plans: dict[str, SitePlan]) -> tuple[int, float, list[str], str]:
     made = []
 
-    def factory(endpoint):
+    def factory(endpoint: KeaEndpoint) -> KeaTransport:
         made.append(transport_for(endpoint))
         return made[-1]
 

@@ -19,10 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-
-from lab import api, container, net, progress  # noqa: E402
-from lab.gobuild import cache_dir  # noqa: E402
-from lab.paths import hosts_dir  # noqa: E402
+from lab import api, container, net, progress
+from lab.gobuild import cache_dir
+from lab.paths import hosts_dir
 
 
 def du(path: Path) -> int:

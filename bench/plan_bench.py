@@ -12,10 +12,9 @@ from pathlib import Path
 
 from netaddr import IPNetwork
 
-
-from dhcp.plan import PlanError, build_plan  # noqa: E402
-from dhcp.rfc3442 import route_size  # noqa: E402
-from sites import load_sites  # noqa: E402
+from dhcp.plan import PlanError, build_plan
+from dhcp.rfc3442 import route_size
+from sites import load_sites
 
 
 def site_file(count: int, *, adjacent: bool, extra: str = "") -> str:

@@ -29,9 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
+from lab_bench import pss_kib  # noqa: E402
+
 from lab import api, container, drive, net, progress  # noqa: E402
 from lab.generate import generate  # noqa: E402
-from lab_bench import pss_kib  # noqa: E402
 
 
 def timed(sites: Path, *args: str, deploy: str = "deploy.py") -> tuple[float, str]:
@@ -100,9 +101,19 @@ def one_size(n: int, runs: int, workdir: Path) -> dict:
     for host, count in per_host.items():
         by_role[role.get(host, host)].append(count)
     changes = drive.planned_changes(info.sites_file)
-    return {"n": n, "up": up, "mem_up": mem_up, "mem_deployed": mem_deployed, "first": first,
-            "noop": noop, "empty": empty, "cmds": {r: (min(c), max(c)) for r, c in by_role.items()},
-            "changes": len(changes), "load": load1(), "phases": phases}
+    return {
+        "n": n,
+        "up": up,
+        "mem_up": mem_up,
+        "mem_deployed": mem_deployed,
+        "first": first,
+        "noop": noop,
+        "empty": empty,
+        "cmds": {r: (min(c), max(c)) for r, c in by_role.items()},
+        "changes": len(changes),
+        "load": load1(),
+        "phases": phases,
+    }
 
 
 def fmt_cmds(cmds: dict[str, tuple[int, int]]) -> str:
@@ -120,31 +131,42 @@ def main() -> None:
             for n in args.sites:
                 row = one_size(n, args.runs, Path(tmp))
                 rows.append(row)
-                print(f"{n:>2} sites: up {row['up']:5.1f} s, memory {row['mem_up']['total']:5.0f} MiB "
-                      f"-> {row['mem_deployed']['total']:5.0f} MiB deployed, first deploy {row['first']:5.1f} s, "
-                      f"no-op {row['noop']:5.2f} s (empty {row['empty']:5.2f} s, {row['noop'] / row['empty']:.2f}x), "
-                      f"commands/host {fmt_cmds(row['cmds'])}, changes after {row['changes']}, "
-                      f"load {row['load']:.1f}", flush=True)
+                print(
+                    f"{n:>2} sites: up {row['up']:5.1f} s, memory {row['mem_up']['total']:5.0f} MiB "
+                    f"-> {row['mem_deployed']['total']:5.0f} MiB deployed, first deploy {row['first']:5.1f} s, "
+                    f"no-op {row['noop']:5.2f} s (empty {row['empty']:5.2f} s, {row['noop'] / row['empty']:.2f}x), "
+                    f"commands/host {fmt_cmds(row['cmds'])}, changes after {row['changes']}, "
+                    f"load {row['load']:.1f}",
+                    flush=True,
+                )
                 print("    up: " + ", ".join(f"{k} {v:.1f} s" for k, v in row["phases"].items()), flush=True)
         finally:
             api.down()
-    print("\n| sites | lab up | lab memory (up -> deployed) | first deploy | no-op deploy (empty) | "
-          "commands per host on a no-op run | load |")
+    print(
+        "\n| sites | lab up | lab memory (up -> deployed) | first deploy | no-op deploy (empty) | "
+        "commands per host on a no-op run | load |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r['n']} | {r['up']:.1f} s | {r['mem_up']['total']:.0f} -> {r['mem_deployed']['total']:.0f} MiB | "
-              f"{r['first']:.1f} s | {r['noop']:.2f} s ({r['empty']:.2f} s) | {fmt_cmds(r['cmds'])} | {r['load']:.1f} |")
+        print(
+            f"| {r['n']} | {r['up']:.1f} s | {r['mem_up']['total']:.0f} -> {r['mem_deployed']['total']:.0f} MiB | "
+            f"{r['first']:.1f} s | {r['noop']:.2f} s ({r['empty']:.2f} s) | {fmt_cmds(r['cmds'])} | {r['load']:.1f} |"
+        )
     if len(rows) >= 2:
         a, b = rows[0], rows[-1]
         dn = b["n"] - a["n"]
-        print(f"\nper extra site ({a['n']} -> {b['n']} sites): up +{(b['up'] - a['up']) / dn:.2f} s, "
-              f"first deploy +{(b['first'] - a['first']) / dn:.2f} s, no-op +{(b['noop'] - a['noop']) / dn:.3f} s, "
-              f"empty +{(b['empty'] - a['empty']) / dn:.3f} s")
+        print(
+            f"\nper extra site ({a['n']} -> {b['n']} sites): up +{(b['up'] - a['up']) / dn:.2f} s, "
+            f"first deploy +{(b['first'] - a['first']) / dn:.2f} s, no-op +{(b['noop'] - a['noop']) / dn:.3f} s, "
+            f"empty +{(b['empty'] - a['empty']) / dn:.3f} s"
+        )
         for key in ("gw", "router", "client"):
             per = b["mem_deployed"].get(key, 0) / b["n"]
             print(f"  memory per {key:<6} (deployed, {b['n']} sites): {per:5.1f} MiB")
-        print(f"  control host: {b['mem_deployed'].get('control', 0):.0f} MiB at {b['n']} sites, "
-              f"{a['mem_deployed'].get('control', 0):.0f} MiB at {a['n']}")
+        print(
+            f"  control host: {b['mem_deployed'].get('control', 0):.0f} MiB at {b['n']} sites, "
+            f"{a['mem_deployed'].get('control', 0):.0f} MiB at {a['n']}"
+        )
 
 
 if __name__ == "__main__":

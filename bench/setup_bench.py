@@ -1,6 +1,7 @@
 """How long set-up from a stock Debian 12 or 13 takes: prints the figures for the benchmarks doc.
 
-Builds a stock Debian root of the release asked for (bookworm, the default, or trixie) from scratch (debootstrap minbase + git, ca-certificates,
+Builds a stock Debian root of the release asked for (bookworm, the default, or trixie) from scratch
+(debootstrap minbase + git, ca-certificates,
 python3: timed, never the cached tarball), clones this repository (its committed HEAD)
 into it and runs ./scripts/setup there as root in a chroot, reading the set-up's own
 timing lines: Debian packages, venv + pip (hash-checked lock), and the Go toolchain
@@ -21,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.fresh import stock_debian
 
-from tests.fresh import stock_debian  # noqa: E402
 
 def setup_figures(output: str) -> list[tuple[str, int]]:
     """(label, seconds) for each timing line ./scripts/setup printed."""
@@ -31,7 +32,9 @@ def setup_figures(output: str) -> list[tuple[str, int]]:
     for line in output.splitlines():
         m = re.match(r"^== (apt|venv|go)(?:: (golang-go))?.* (\d+) s$", line)
         if m:
-            label = {"apt": "apt packages", "venv": "venv + pip (hash-checked)", "go": "Go toolchain via GOTOOLCHAIN"}[m[1]]
+            label = {"apt": "apt packages", "venv": "venv + pip (hash-checked)", "go": "Go toolchain via GOTOOLCHAIN"}[
+                m[1]
+            ]
             figures.append((f"apt golang-go ({source})" if m[2] else label, int(m[3])))
         src = re.match(r"^== apt: installing golang-go \S+ from (\S+)$", line)
         if src:
@@ -67,7 +70,8 @@ def main() -> int:
         if "--build" in argv:
             t0 = time.monotonic()
             brc, bout = stock_debian.run_in(
-                root, f"cd {checkout} && .venv/bin/python -m lab.gobuild headscale tailscale tailscaled", timeout=3600)
+                root, f"cd {checkout} && .venv/bin/python -m lab.gobuild headscale tailscale tailscaled", timeout=3600
+            )
             build = time.monotonic() - t0
             if brc != 0:
                 print(bout[-4000:], file=sys.stderr)

@@ -16,9 +16,8 @@ from pathlib import Path
 
 from netaddr import IPNetwork
 
-
-from dhcp.plan import _fixed_bytes, _largest_fitting, build_plan, reply_size  # noqa: E402
-from dhcp.summaries import AutoSummaries  # noqa: E402
+from dhcp.plan import _fixed_bytes, _largest_fitting, build_plan, reply_size
+from dhcp.summaries import AutoSummaries
 from sites.model import DhcpSettings, Router, Site, SiteModel
 
 

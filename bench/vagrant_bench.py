@@ -23,9 +23,8 @@ import threading
 import time
 from pathlib import Path
 
-
-from lab import box, vagrant_lean, vagrant_libvirt  # noqa: E402
-from lab.vagrant import REPO_ROOT, state_dir  # noqa: E402
+from lab import box, vagrant_lean, vagrant_libvirt
+from lab.vagrant import REPO_ROOT, state_dir
 
 
 def used_kib() -> int:

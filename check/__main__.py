@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     from check import graph, render
     from check.gather import gather
     from check.judge import judge
-    from check.statichosts import read_static_hosts, static_rows
+    from check.static_routes import read_static_hosts, static_rows
 
     started = time.monotonic()
     routers, control = gather(model)

@@ -25,7 +25,7 @@ No `acls` and no `grants` at all, or no policy, is the server's allow-all defaul
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from netaddr import AddrFormatError, IPNetwork, IPSet
@@ -94,7 +94,7 @@ class Resolver:
         self.notes: list[str] = []
         self.unresolved: list[str] = []
 
-    def _nodes(self, keep) -> IPSet:  # noqa: ANN001 - predicate on PolicyNode
+    def _nodes(self, keep: Callable[[PolicyNode], bool]) -> IPSet:
         return IPSet([a.split("/")[0] for n in self.nodes if keep(n) for a in n.addresses])
 
     def _wildcard_sources(self) -> IPSet:

@@ -23,12 +23,21 @@ from check.dhcp import PROBE_SCRIPT, DhcpParseError, ProbeResult, parse_probe_ou
 from check.ra import RouterAdvert
 from check.remote import RemoteError, Router
 from controlplane import ControlPlaneError, Node, PolicyError, hujson, reach
-from controlplane.base import router_ident
+from controlplane.base import ControlPlane, router_ident
 from operations.batch import Batch
+from operations.facts import (
+    ForwardChain,
+    ForwardFilter,
+    ForwardingState,
+    LivePrefs,
+    MssClamp,
+    MssClampRules,
+    NodeStatus,
+    TailscalePrefs,
+    TailscaleStatus,
+)
 from operations.facts.addresses import InterfaceAddresses
 from operations.owned import UnitState
-from operations.facts import (ForwardChain, ForwardFilter, ForwardingState, LivePrefs, MssClamp, MssClampRules,
-                              NodeStatus, TailscalePrefs, TailscaleStatus)
 from sites.model import SecretError, Site, SiteModel
 
 RA_PROBE = Path(__file__).with_name(ra.PROBE_SCRIPT_NAME)
@@ -40,9 +49,12 @@ PROBE_SIZES = (1200, 1000, 576)  # smaller DF packets tried too: how far below 1
 
 
 FACTS: dict[str, tuple] = {  # what the check reads on each router, in one command, by name
-    "prefs": (TailscalePrefs, ()), "status": (TailscaleStatus, ()),
-    "tailscaled": (UnitState, (("unit", "tailscaled.service"),)), "clamp": (MssClampRules, ()),
-    "forwarding": (ForwardingState, ()), "forward_filter": (ForwardFilter, ()),
+    "prefs": (TailscalePrefs, ()),
+    "status": (TailscaleStatus, ()),
+    "tailscaled": (UnitState, (("unit", "tailscaled.service"),)),
+    "clamp": (MssClampRules, ()),
+    "forwarding": (ForwardingState, ()),
+    "forward_filter": (ForwardFilter, ()),
     "addresses": (InterfaceAddresses, (("version", 4),)),
     "addresses6": (InterfaceAddresses, (("version", 6),)),  # a dual-stack router's, for ping6
 }
@@ -99,8 +111,7 @@ class ControlState:
 # The tailscale CLI waits about 2 s for a daemon that is not there, per call: when systemd says
 # tailscaled is stopped, a shell function stands in for the CLI so its facts read as "no answer" at once.
 SKIP_STOPPED_DAEMON = (
-    'case "$(systemctl is-active tailscaled 2>/dev/null)" in inactive|failed) '
-    'tailscale() { return 1; } ;; esac; '
+    'case "$(systemctl is-active tailscaled 2>/dev/null)" in inactive|failed) tailscale() { return 1; } ;; esac; '
 )
 
 
@@ -109,7 +120,7 @@ def read_facts(router: Router, state: RouterState) -> None:
     command = SKIP_STOPPED_DAEMON + batch.command(specs=tuple(FACTS.values()))
     result = router.run(command)
     try:
-        values = dict(zip(FACTS, batch.process(result.stdout.splitlines())))
+        values = dict(zip(FACTS, batch.process(result.stdout.splitlines()), strict=True))
     except FactProcessError as exc:
         state.facts_error = " ".join(str(exc).split())
         return
@@ -188,13 +199,16 @@ def _ping_command(peers: list[tuple[str, str, str]], source: str) -> str:
     for name, tailnet_ip, lan_ip in peers:
         n, t, lan, src = (shlex.quote(x) for x in (name, tailnet_ip, lan_ip, source))
         if tailnet_ip:
-            parts.append(f"( out=$(tailscale ping -c 1 --until-direct=false --timeout={PING_WAIT}s {t} 2>&1); "
-                         f"echo \"tsping {n} $? $(echo \"$out\" | tail -n 1)\" ) &")
+            parts.append(
+                f"( out=$(tailscale ping -c 1 --until-direct=false --timeout={PING_WAIT}s {t} 2>&1); "
+                f"echo \"tsping {n} $? $(echo \"$out\" | tail -n 1)\" ) &"
+            )
         base = f"ping -n -q -c 2 -i 0.2 -w {PING_WAIT} -I {src}"
         parts.append(f"( {base} -M do -s {size} {lan} >/dev/null 2>&1; echo \"mtu {n} $?\" ) &")
         for total in PROBE_SIZES:
-            parts.append(f"( {base} -M do -s {total - ICMP_OVERHEAD} {lan} >/dev/null 2>&1; "
-                         f"echo \"df{total} {n} $?\" ) &")
+            parts.append(
+                f"( {base} -M do -s {total - ICMP_OVERHEAD} {lan} >/dev/null 2>&1; echo \"df{total} {n} $?\" ) &"
+            )
         parts.append(f"( {base} -s 56 {lan} >/dev/null 2>&1; echo \"small {n} $?\" ) &")
     return " ".join(parts) + " wait"
 
@@ -214,6 +228,7 @@ def parse_pings(text: str) -> dict[str, dict[str, Any]]:
 
 def ping_peers(model: SiteModel, states: dict[str, RouterState]) -> None:
     """Phase two, once every router's tailnet IP is known: each router pings every other one."""
+
     def tailnet_ip(name: str) -> str:
         status = states[name].status
         return next((ip for ip in (status.tailscale_ips if status else ()) if ":" not in ip), "")
@@ -240,24 +255,27 @@ def _sender_of(model: SiteModel, name: str, states: dict[str, RouterState]) -> R
     return pinger(model.sites[name], states[name])[0]
 
 
-def probe_ipv6(model: SiteModel, name: str, states: dict[str, RouterState],
-               sender: RouterState) -> None:
+def probe_ipv6(model: SiteModel, name: str, states: dict[str, RouterState], sender: RouterState) -> None:
     """A dual-stack site: the advertisement leaving the sending router's LAN interface (the VRRP
     holder's on an HA site), then ping6 from its subnet6 address to every dual-stack peer's."""
     state, site = states[name], model.sites[name]
     state.ra_probed = True
-    iface = next((i for i, ips in sender.addresses.items()
-                  if str(site.routers[0].address) in ips or str(site.vip) in ips), None)
+    iface = next(
+        (i for i, ips in sender.addresses.items() if str(site.routers[0].address) in ips or str(site.vip) in ips), None
+    )
     if iface is None:
         state.ra_error = "no interface holds the router's LAN address"
     else:
-        result = sender.router.run(f"python3 - {shlex.quote(iface)} {ra.RA_WAIT:g}",
-                                   stdin=RA_PROBE.read_text(), timeout=ra.RA_WAIT + 10)
+        result = sender.router.run(
+            f"python3 - {shlex.quote(iface)} {ra.RA_WAIT:g}", stdin=RA_PROBE.read_text(), timeout=ra.RA_WAIT + 10
+        )
         try:
             state.ra = ra.parse_probe(result.stdout) if result.rc == 0 else None
             if result.rc != 0:
-                state.ra_error = "the RA probe could not run (python3 and root needed): " + \
-                    (result.stderr.strip().splitlines() or ["no output"])[-1]
+                state.ra_error = (
+                    "the RA probe could not run (python3 and root needed): "
+                    + (result.stderr.strip().splitlines() or ["no output"])[-1]
+                )
         except ra.RaParseError as exc:
             state.ra_error = str(exc)
     state.ping6_source = ra.address_in(sender.addresses6, str(site.subnet6))
@@ -270,8 +288,9 @@ def probe_ipv6(model: SiteModel, name: str, states: dict[str, RouterState],
             state.pings6[peer] = None
             continue
         src, dst, n = (shlex.quote(x) for x in (state.ping6_source, target, peer))
-        parts.append(f"( ping -6 -n -q -c 2 -i 0.2 -w {PING_WAIT} -I {src} {dst} >/dev/null 2>&1; "
-                     f"echo \"ping6 {n} $?\" ) &")
+        parts.append(
+            f"( ping -6 -n -q -c 2 -i 0.2 -w {PING_WAIT} -I {src} {dst} >/dev/null 2>&1; echo \"ping6 {n} $?\" ) &"
+        )
     if parts:
         out = sender.router.run(" ".join(parts) + " wait", timeout=PING_WAIT + 10).stdout
         for line in out.splitlines():
@@ -289,7 +308,7 @@ def _live_flags(state: ControlState) -> None:
             state.primary[node.id] = node.primary_routes
 
 
-def _twin_nodes(cp, site: Site, nodes: list[Node], ours: tuple[str, ...]) -> dict[str, Node]:  # noqa: ANN001
+def _twin_nodes(cp: ControlPlane, site: Site, nodes: list[Node], ours: tuple[str, ...]) -> dict[str, Node]:
     """An HA site's other routers' nodes, by ssh target (the ones the control plane knows): any of them
     may be the site's primary after a failover, which is healthy."""
     twins = {}
@@ -326,7 +345,7 @@ def read_control(model: SiteModel) -> ControlState:
     return state
 
 
-def _server_tests(cp, model: SiteModel, state: ControlState) -> None:  # noqa: ANN001
+def _server_tests(cp: ControlPlane, model: SiteModel, state: ControlState) -> None:
     """Ask the server to run the site pairs as the policy's `tests` (check only: nothing is stored)."""
     if not (state.policy_text or "").strip():
         return
@@ -348,7 +367,7 @@ def gather(model: SiteModel) -> tuple[dict[str, RouterState], ControlState]:
     """Everything, in parallel: each router's facts and DHCP probe, and the control plane; then the pings."""
     with ThreadPoolExecutor(max_workers=len(model.sites) + 1) as pool:
         control = pool.submit(read_control, model)
-        routers = dict(zip(model.sites, pool.map(lambda s: read_router(model, s), model.sites.values())))
+        routers = dict(zip(model.sites, pool.map(lambda s: read_router(model, s), model.sites.values()), strict=True))
         control_state = control.result()
     try:
         ping_peers(model, routers)

@@ -18,6 +18,7 @@ from check import acl, ra
 from check.dhcp import judge as judge_dhcp
 from check.gather import TUNNEL_MTU, ControlState, RouterState
 from controlplane import hujson
+from controlplane.model import Node
 from dhcp.plan import SitePlan
 from operations import radvd
 from sites.model import Site, SiteModel, SshTarget
@@ -405,7 +406,7 @@ def ping6_row(model: SiteModel, site: Site, r: RouterState, so_far: dict[tuple[s
 TWIN_STEPS = ("ssh", "tailscaled", "routes", "prefs", "forwarding", "clamp")  # what each router of a site needs
 
 
-def twin_routes_row(site: Site, r: RouterState, node, fx: Fixes, tailscaled: Row) -> Row:  # noqa: ANN001
+def twin_routes_row(site: Site, r: RouterState, node: Node | None, fx: Fixes, tailscaled: Row) -> Row:
     """An HA site's other router: advertises the site's prefixes and has them approved (it is
     ready to take over; which router is primary is the first router's routes row)."""
     name, ours = site.name, [str(p) for p in site.advertised]

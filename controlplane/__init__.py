@@ -8,8 +8,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import paramiko
+
+    from sites.model import SiteModel
+
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from controlplane.base import ControlPlane
 from controlplane.model import ChangeSet, ControlPlaneError, Node, UnknownRouterError
@@ -21,7 +28,7 @@ __all__ = [
 ]
 
 
-def connect(model, *, timeout: float = 15.0, url: str | None = None) -> ControlPlane:  # noqa: ANN001
+def connect(model: SiteModel, *, timeout: float = 15.0, url: str | None = None) -> ControlPlane:
     """The backend the site file's [tailnet] table names (the API key is read here, from env/file).
 
     `url` stands in for tailnet.url when a tunnel reaches it (see `reach`).
@@ -37,7 +44,7 @@ def connect(model, *, timeout: float = 15.0, url: str | None = None) -> ControlP
     return cp
 
 
-def _backend(model, key: str, url: str, timeout: float) -> ControlPlane:  # noqa: ANN001
+def _backend(model: SiteModel, key: str, url: str, timeout: float) -> ControlPlane:
     tailnet = model.tailnet
     if tailnet.backend == "headscale":
         from controlplane.headscale import HeadscaleControlPlane
@@ -51,7 +58,8 @@ def _backend(model, key: str, url: str, timeout: float) -> ControlPlane:  # noqa
 
 
 @contextmanager
-def reach(model, *, timeout: float = 15.0, transport=None) -> Iterator[ControlPlane]:  # noqa: ANN001
+def reach(model: SiteModel, *, timeout: float = 15.0,
+          transport: paramiko.Transport | None = None) -> Iterator[ControlPlane]:
     """connect(), through an SSH port forward when [tailnet] ssh names the host the API listens on
     (over `transport`, an open paramiko transport to that host, when the caller has one)."""
     from tunnel import TunnelError, forwarded_url

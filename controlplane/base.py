@@ -38,7 +38,7 @@ from controlplane.model import (
     UnknownRouterError,
 )
 from removal.record import AppliedRouter
-from sites.model import Router, SshTarget
+from sites.model import Router, Site, SiteModel, SshTarget
 
 POLICY_ATTEMPTS = 3
 SETTLE_SECONDS = 15.0  # how long plan(settle=...) waits for the server to see a re-advertised router
@@ -101,8 +101,9 @@ class ControlPlane(abc.ABC):
         raise NotImplementedError
 
     # --- shared logic -------------------------------------------------------
-    def find_router(self, ident: str | Sequence[str], nodes: list[Node] | None = None,
-                    prefer: Sequence[str] = ()) -> Node:
+    def find_router(
+        self, ident: str | Sequence[str], nodes: list[Node] | None = None, prefer: Sequence[str] = ()
+    ) -> Node:
         """The node named `ident` (name, hostname, given name or tailnet IP).
 
         Several matches (a re-registered machine keeps its hostname) are narrowed
@@ -126,8 +127,13 @@ class ControlPlane(abc.ABC):
             "(no node has that name or tailnet IP): join it first, then re-run"
         )
 
-    def settled_nodes(self, model, settle: Collection[str], timeout: float | None = None,  # noqa: ANN001
-                      retired: Mapping[str, Sequence[str]] | None = None) -> list[Node]:
+    def settled_nodes(
+        self,
+        model: SiteModel,
+        settle: Collection[str],
+        timeout: float | None = None,
+        retired: Mapping[str, Sequence[str]] | None = None,
+    ) -> list[Node]:
         """The node list once the server sees every router of the sites in `settle` advertise all of its
         site's prefixes and none of its `retired` ones (or after `timeout`: then as it is, and the plan
         shows what is "not advertised yet").
@@ -139,12 +145,15 @@ class ControlPlane(abc.ABC):
         deadline = time.monotonic() + (SETTLE_SECONDS if timeout is None else timeout)
         while True:
             nodes = self.list_nodes()
-            if not settle or time.monotonic() >= deadline or all(
-                    self._advertises_ours(model.sites[name], nodes, retired or {}) for name in settle):
+            if (
+                not settle
+                or time.monotonic() >= deadline
+                or all(self._advertises_ours(model.sites[name], nodes, retired or {}) for name in settle)
+            ):
                 return nodes
             time.sleep(SETTLE_EVERY)
 
-    def _advertises_ours(self, site, nodes: list[Node], retired: Mapping[str, Sequence[str]]) -> bool:  # noqa: ANN001
+    def _advertises_ours(self, site: Site, nodes: list[Node], retired: Mapping[str, Sequence[str]]) -> bool:
         """Every router of the site (an HA site has several) is seen advertising all of its prefixes,
         and none it no longer declares (retired)."""
         ours = tuple(rt.canonical(str(p)) for p in site.advertised)
@@ -160,8 +169,15 @@ class ControlPlane(abc.ABC):
                 return False
         return True
 
-    def plan(self, model, *, routes: bool = True, policy: bool = True,  # noqa: ANN001 - sites.SiteModel
-             settle: Collection[str] = (), retired: Mapping[str, Sequence[str]] | None = None) -> ChangeSet:
+    def plan(
+        self,
+        model: SiteModel,
+        *,
+        routes: bool = True,
+        policy: bool = True,
+        settle: Collection[str] = (),
+        retired: Mapping[str, Sequence[str]] | None = None,
+    ) -> ChangeSet:
         """Read everything, decide everything, write nothing.
 
         The deploy plans the policy alone before routers join (it names no node) and the
@@ -183,8 +199,10 @@ class ControlPlane(abc.ABC):
                 node = self.find_router(router_ident(router), nodes, prefer=ours)
                 label = f"site {site.name} router {router.ssh}"
                 if node.id in found:
-                    raise ControlPlaneError(f"{label} and {found[node.id]} are the same node {node.label} "
-                                            f"(id {node.id}): set tailnet_node per router")
+                    raise ControlPlaneError(
+                        f"{label} and {found[node.id]} are the same node {node.label} "
+                        f"(id {node.id}): set tailnet_node per router"
+                    )
                 found[node.id] = label
                 gone = tuple(rt.canonical(p) for p in (retired or {}).get(SshTarget.parse(router.ssh).name, ()))
                 after = rt.desired(node.approved, node.advertised, ours, gone)
@@ -205,7 +223,7 @@ class ControlPlane(abc.ABC):
                 notes.append(PolicyChange(base, merged).diff().rstrip("\n"))
         return ChangeSet(self.name, spec, tuple(changes), tuple(keys), policy_change, tuple(notes))
 
-    def plan_removal(self, model, removed) -> ChangeSet:  # noqa: ANN001 - sites.SiteModel, [removal.record.AppliedRouter]
+    def plan_removal(self, model: SiteModel, removed: Sequence[AppliedRouter]) -> ChangeSet:
         """The removal run's control-plane part: each removed router's recorded prefixes unapproved.
 
         Reads only. A removed router whose node is gone needs nothing; a node that is also a
@@ -225,10 +243,14 @@ class ControlPlane(abc.ABC):
             try:
                 node = self.find_router(gone.idents, nodes, prefer=ours)
             except UnknownRouterError:
-                notes.append(f"site {gone.site} (removed): router {gone.host} is not in the tailnet: nothing to unapprove")
+                notes.append(
+                    f"site {gone.site} (removed): router {gone.host} is not in the tailnet: nothing to unapprove"
+                )
                 continue
             if node.id in declared:
-                notes.append(f"site {gone.site} (removed): node {node.label} is a declared router's now: left to the routes step")
+                notes.append(
+                    f"site {gone.site} (removed): node {node.label} is a declared router's now: left to the routes step"
+                )
                 continue
             out.append(Unapproval(gone.site, node, ours))
         return ChangeSet(self.name, pol.PolicySpec.from_model(model), unapprovals=tuple(out), notes=tuple(notes))
@@ -244,7 +266,9 @@ class ControlPlane(abc.ABC):
             for change in changes.route_updates:
                 node = fresh.get(change.node.id)
                 if node is None:
-                    raise UnknownRouterError(f"router {change.node.label} (id {change.node.id}) left the tailnet meanwhile")
+                    raise UnknownRouterError(
+                        f"router {change.node.label} (id {change.node.id}) left the tailnet meanwhile"
+                    )
                 # re-derive from the live list: someone may have approved something since plan()
                 after = rt.desired(node.approved, node.advertised, change.ours, change.retired)
                 if set(after) != set(node.approved):
@@ -263,8 +287,10 @@ class ControlPlane(abc.ABC):
                 after = rt.without(node.approved, gone.prefixes)  # re-derived from the live list
                 if set(after) != set(node.approved):
                     self.set_routes(node, after)
-                    done.append(f"site {gone.site} (removed): {node.label}: unapproved "
-                                + ", ".join(r for r in node.approved if r not in after))
+                    done.append(
+                        f"site {gone.site} (removed): {node.label}: unapproved "
+                        + ", ".join(r for r in node.approved if r not in after)
+                    )
         return done
 
     def _write_policy(self, changes: ChangeSet) -> str:
@@ -272,7 +298,9 @@ class ControlPlane(abc.ABC):
         base, text = changes.policy.base, changes.policy.after
         for attempt in range(1, POLICY_ATTEMPTS + 1):
             if self.write_policy(text, base):
-                return "policy written" + (f" (after {attempt - 1} concurrent edit(s), re-merged)" if attempt > 1 else "")
+                return "policy written" + (
+                    f" (after {attempt - 1} concurrent edit(s), re-merged)" if attempt > 1 else ""
+                )
             base = self.read_policy()  # someone edited it meanwhile: merge into theirs
             text = pol.merge(base.text, changes.spec, self.grants_supported())
             if text == base.text:
@@ -314,7 +342,7 @@ class Recorded(ControlPlane):
             raise ControlPlaneError("policy not recorded")
         return self._policy
 
-    def _refuse(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def _refuse(self, *args, **kwargs):
         raise ControlPlaneError("a recorded control plane only plans; apply to the live server")
 
     set_routes = check_policy = write_policy = create_auth_key = _refuse  # type: ignore[assignment]

@@ -6,6 +6,12 @@ stderr, nothing half-written: see controlplane.base), 2 bad site file.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from controlplane.base import ControlPlane
+    from sites.model import SiteModel
+
 import argparse
 import os
 import sys
@@ -20,9 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
     from sites.cli import add_sites_argument
 
     parser = argparse.ArgumentParser(prog="python -m controlplane", description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=("plan", "apply", "authkey"),
-                        help="plan: show what would change; apply: do it; "
-                             "authkey: write a tagged pre-authorised key for routers joining (--out)")
+    parser.add_argument(
+        "action",
+        choices=("plan", "apply", "authkey"),
+        help="plan: show what would change; apply: do it; "
+        "authkey: write a tagged pre-authorised key for routers joining (--out)",
+    )
     parser.add_argument("--out", metavar="FILE", help="authkey: file to write the key to (mode 0600; never printed)")
     parser.add_argument("--reusable", action="store_true", help="authkey: the key may join several routers")
     parser.add_argument("--expiry", type=int, default=3600, metavar="SECONDS", help="authkey: lifetime (default 3600)")
@@ -32,8 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(model, action: str, dry_run: bool = False, timeout: float = 15.0,  # noqa: ANN001
-        out: str | None = None, reusable: bool = False, expiry: int = 3600) -> int:
+def run(
+    model: SiteModel,
+    action: str,
+    dry_run: bool = False,
+    timeout: float = 15.0,
+    out: str | None = None,
+    reusable: bool = False,
+    expiry: int = 3600,
+) -> int:
     """Plan and maybe apply for an already loaded model; errors are one line on stderr."""
     from sites import SecretError
 
@@ -47,7 +63,7 @@ def run(model, action: str, dry_run: bool = False, timeout: float = 15.0,  # noq
         return 1
 
 
-def _authkey(cp, model, out: str | None, reusable: bool, expiry: int) -> int:  # noqa: ANN001
+def _authkey(cp: ControlPlane, model: SiteModel, out: str | None, reusable: bool, expiry: int) -> int:
     """Mint a pre-authorised key carrying the router tag into a new 0600 file (the key is never shown)."""
     if not out:
         print("controlplane: error: authkey needs --out FILE (the key is never printed)", file=sys.stderr)
@@ -62,7 +78,7 @@ def _authkey(cp, model, out: str | None, reusable: bool, expiry: int) -> int:  #
     return 0
 
 
-def _run(cp, model, action: str, dry_run: bool) -> int:  # noqa: ANN001
+def _run(cp: ControlPlane, model: SiteModel, action: str, dry_run: bool) -> int:
     """Plan, print, maybe apply (errors propagate to run())."""
     changes = cp.plan(model)
     print(changes.render())
@@ -75,11 +91,9 @@ def _run(cp, model, action: str, dry_run: bool) -> int:  # noqa: ANN001
     if changes.policy is not None and cp.lock_policy_writes:  # no ETag: controlplane.lock
         from controlplane.lock import lock_key, policy_lock
 
-        with policy_lock(lock_key(model), cp.api.shown + cp.api.via,
-                         on_wait=lambda line: print(line, file=sys.stderr)):
+        with policy_lock(lock_key(model), cp.api.shown + cp.api.via, on_wait=lambda line: print(line, file=sys.stderr)):
             changes = cp.plan(model)  # again, under the lock: another deploy may have just written
-            done = (cp.apply(changes) if not changes.empty
-                    else ["nothing to do (another deploy did it)"])
+            done = cp.apply(changes) if not changes.empty else ["nothing to do (another deploy did it)"]
     else:
         done = cp.apply(changes)
     for line in done:

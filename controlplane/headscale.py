@@ -21,7 +21,7 @@ machine also take controlplane.lock; docs/faults.md says which window is left.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import failpoint
 from controlplane import routes as rt
@@ -113,7 +113,7 @@ class HeadscaleControlPlane(ControlPlane):
         return self.read_policy().text == text
 
     def create_auth_key(self, tags: Sequence[str], *, reusable: bool = False, expiry_seconds: int = 3600) -> str:
-        expiration = datetime.now(timezone.utc) + timedelta(seconds=expiry_seconds)
+        expiration = datetime.now(UTC) + timedelta(seconds=expiry_seconds)
         body = self.api.call("POST", "/api/v1/preauthkey", json={
             "reusable": reusable,
             "ephemeral": False,

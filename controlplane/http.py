@@ -14,7 +14,6 @@ import requests
 
 from controlplane.model import ControlPlaneError
 
-
 READ_ATTEMPTS = 2  # a GET: once more after a refused/dropped connection
 RETRY_DELAY = 1.0  # seconds between the two
 

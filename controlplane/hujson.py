@@ -85,10 +85,10 @@ class Node:
     kind: str  # "object", "array" or "scalar"
     start: int  # offset of the first character ({, [ or the scalar)
     end: int  # offset just past the last character
-    members: list[tuple[str, "Node"]] = field(default_factory=list)  # objects
-    items: list["Node"] = field(default_factory=list)  # arrays
+    members: list[tuple[str, Node]] = field(default_factory=list)  # objects
+    items: list[Node] = field(default_factory=list)  # arrays
 
-    def get(self, key: str) -> "Node | None":
+    def get(self, key: str) -> Node | None:
         for name, value in self.members:
             if name == key:
                 return value

@@ -23,6 +23,11 @@ block's inside.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sites.model import SiteModel
+
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -97,7 +102,7 @@ class PolicySpec:
     syntax: str = "auto"  # [tailnet] policy_syntax: auto, grants or acls
 
     @classmethod
-    def from_model(cls, model) -> "PolicySpec":  # noqa: ANN001 - sites.SiteModel
+    def from_model(cls, model: SiteModel) -> PolicySpec:
         tag = model.tailnet.tag if model.tailnet else "tag:subnet-router"
         return cls(
             sites=tuple(

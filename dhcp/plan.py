@@ -2,7 +2,8 @@
 
 Per site: 100.64.0.0/10 and every other site's prefixes via this site's router
 (adjacent prefixes merged, declared summaries used instead of what they cover, or with
-`summaries = "auto"` the ones dhcp.summaries picks to fit), then 0.0.0.0/0 via the LAN's gateway, because a client that receives option 121
+`summaries = "auto"` the ones dhcp.summaries picks to fit), then 0.0.0.0/0 via the LAN's gateway,
+because a client that receives option 121
 ignores option 3. The reply must fit in one DHCP packet, so oversized plans fail
 here, before any server is contacted.
 """
@@ -101,8 +102,10 @@ def _site_routes(model: SiteModel, site: Site, remote: list[IPNetwork]) -> tuple
     for i, (net, hop) in enumerate(site.client_routes):
         if net in planned:
             if planned[net] != hop:
-                raise PlanError(f"{model.path}: sites.{site.name}.dhcp.client_routes[{i}]: {net} via {hop} "
-                                f"conflicts with the plan's {net} via {planned[net]}")
+                raise PlanError(
+                    f"{model.path}: sites.{site.name}.dhcp.client_routes[{i}]: {net} via {hop} "
+                    f"conflicts with the plan's {net} via {planned[net]}"
+                )
             continue
         extra.append((net, hop))
     return head + tuple(extra) + ((DEFAULT_ROUTE, site.gateway),)
@@ -118,8 +121,11 @@ def _site_plan(site: Site, routes: tuple[Route, ...]) -> SitePlan:
 
 def _fixed_bytes(site: Site) -> int:
     """Bytes of a site's routes that are not remote prefixes: the tailnet range, client routes, default."""
-    return (route_size(TAILSCALE_CGNAT.prefixlen) + route_size(0)
-            + sum(route_size(net.prefixlen) for net, _ in site.client_routes))
+    return (
+        route_size(TAILSCALE_CGNAT.prefixlen)
+        + route_size(0)
+        + sum(route_size(net.prefixlen) for net, _ in site.client_routes)
+    )
 
 
 def _largest_fitting(dhcp: DhcpSettings) -> int:
@@ -144,7 +150,8 @@ def _auto_plan(model: SiteModel) -> dict[str, tuple[list[IPNetwork], tuple[IPNet
     for site in sites:
         routes = auto.for_site(site)
         nets = [r.network for r in routes]
-        out[site.name] = (sorted([TAILSCALE_CGNAT, *nets]), tuple(n for n, r in zip(nets, routes) if r.summary))
+        summaries = tuple(n for n, r in zip(nets, routes, strict=True) if r.summary)
+        out[site.name] = (sorted([TAILSCALE_CGNAT, *nets]), summaries)
     return out
 
 
@@ -161,21 +168,23 @@ def build_plan(model: SiteModel) -> dict[str, SitePlan]:
         if _checked(site) and reply_size(data_len, model.dhcp) > budget:
             raise PlanError(_too_big(model, site, blocks, data_len, budget, len(routes)))
         plan = _site_plan(site, routes)
-        plans[site.name] = SitePlan(plan.site, plan.routes, plan.option_data, plan.push_needed, plan.reason,
-                                    summaries)
+        plans[site.name] = SitePlan(plan.site, plan.routes, plan.option_data, plan.push_needed, plan.reason, summaries)
     return plans
 
 
-def _too_big(model: SiteModel, site: Site, blocks: list[IPNetwork], data_len: int, budget: int,
-             count: int) -> str:
+def _too_big(model: SiteModel, site: Site, blocks: list[IPNetwork], data_len: int, budget: int, count: int) -> str:
     others = [p for s in model.sites.values() if s is not site for p in s.advertised4]
     hint = spanning_cidr(others) if len(others) > 1 else (others[0] if others else None)
     both = " (x2 with option 249)" if model.dhcp.option_249 else ""
-    fix = (f"declare [dhcp] summaries = \"auto\" to have them chosen, or summaries = [\"{hint}\"] "
-           "(or smaller prefixes) to push instead")
+    fix = (
+        f"declare [dhcp] summaries = \"auto\" to have them chosen, or summaries = [\"{hint}\"] "
+        "(or smaller prefixes) to push instead"
+    )
     if model.dhcp.auto_summaries:
-        fix = ("no summary fits without covering its own prefixes or client routes: raise "
-               "[dhcp] max_message_size, lower reserved_option_bytes or set option_249 = false")
+        fix = (
+            "no summary fits without covering its own prefixes or client routes: raise "
+            "[dhcp] max_message_size, lower reserved_option_bytes or set option_249 = false"
+        )
     return (
         f"{model.path}: sites.{site.name}: {count} routes make a {data_len}-byte option 121{both}, "
         f"{reply_size(data_len, model.dhcp)} bytes on the wire, but a {model.dhcp.max_message_size}-byte DHCP reply "
@@ -191,7 +200,7 @@ def describe(plan: SitePlan) -> str:
         lines.append(f"  {str(net):<20} via {hop}{mark}")
     lines.append(f"  option data (121, and 249 unless disabled): {len(plan.option_data)} bytes")
     hexed = plan.option_hex
-    lines.extend(f"    {hexed[i:i + 64]}" for i in range(0, len(hexed), 64))
+    lines.extend(f"    {hexed[i : i + 64]}" for i in range(0, len(hexed), 64))
     return "\n".join(lines)
 
 
@@ -201,9 +210,10 @@ def as_json(plan: SitePlan) -> dict[str, object]:
         "subnet": str(plan.site.subnet),
         "push_needed": plan.push_needed,
         "reason": plan.reason,
-        "routes": [{"prefix": str(net), "via": str(hop), **({"auto_summary": True} if net in plan.summaries else {})}
-                   for net, hop in plan.routes],
+        "routes": [
+            {"prefix": str(net), "via": str(hop), **({"auto_summary": True} if net in plan.summaries else {})}
+            for net, hop in plan.routes
+        ],
         "option_121_hex": plan.option_hex,
         "option_bytes": len(plan.option_data),
     }
-

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -35,9 +36,20 @@ from typing import Any, TextIO
 import failpoint
 from dhcp.kea.connect import TransportFactory, transport_for, tunnelled_factory
 from dhcp.kea.keep import KeptRoute, RouteConflict, dedupe, merge, own_routes, wider_routes
-from dhcp.kea.options import (ROUTE_CODES, KeaConfigError, SubnetIndex, canonical, config_for_set,
-                              desired_options, is_route_option, merge_options, option_bytes,
-                              option_code, option_diff, options_match)
+from dhcp.kea.options import (
+    ROUTE_CODES,
+    KeaConfigError,
+    SubnetIndex,
+    canonical,
+    config_for_set,
+    desired_options,
+    is_route_option,
+    merge_options,
+    option_bytes,
+    option_code,
+    option_diff,
+    options_match,
+)
 from dhcp.kea.transport import KeaError, KeaTransport, KeaUnsupported, redact_url
 from dhcp.plan import SitePlan, option_budget, reply_size
 from dhcp.rfc3442 import encode
@@ -399,7 +411,7 @@ class _Run:
                         return f"site {site}'s HA partner {other.where} failed"
         return None
 
-    def step(self, pushes: list[ServerPush], action) -> None:  # noqa: ANN001 - a method of ServerPush
+    def step(self, pushes: list[ServerPush], action: Callable[[ServerPush], None]) -> None:
         for push in pushes:
             if id(push) in self.failed:
                 continue

@@ -7,7 +7,7 @@ check on this hex, so both directions here are strict.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from netaddr import AddrFormatError, IPAddress, IPNetwork
 

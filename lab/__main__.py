@@ -1,4 +1,5 @@
-"""`python -m lab [-t FILE] up | down | status | graph | ssh HOST [CMD...] | exec HOST CMD... | renew CLIENT... | restart HOST... | topology --sites N`
+"""`python -m lab [-t FILE] up | down | status | graph | ssh HOST [CMD...] | exec HOST CMD... |
+   renew CLIENT... | restart HOST... | topology --sites N`
 
 A lab built from a topology file: Debian hosts booted with systemd-nspawn in network
 namespaces, Kea on each site's gateway, Headscale + a signed apt repo on the
@@ -18,7 +19,7 @@ from lab import api, container, graph, report
 from lab.generate import LAYOUTS, generate
 from lab.hosts import lab_hosts
 from lab.sh import LabError
-from lab.topology import TopologyError, Topology
+from lab.topology import Topology, TopologyError
 
 
 def _ssh(name: str, cmd: list[str]) -> int:
@@ -51,8 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     # accepted before or after the verb: `python -m lab -t t.toml up` == `python -m lab up -t t.toml`
     p.add_argument("-t", "--topology", metavar="FILE", help=f"topology file (or ${api.TOPOLOGY_ENV})")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-t", "--topology", metavar="FILE", default=argparse.SUPPRESS,
-                        help=f"topology file (or ${api.TOPOLOGY_ENV}; default: the running lab's)")
+    common.add_argument(
+        "-t",
+        "--topology",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help=f"topology file (or ${api.TOPOLOGY_ENV}; default: the running lab's)",
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
 
     def verb(name: str, help: str) -> argparse.ArgumentParser:
@@ -66,11 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--dot", action="store_true", help="Graphviz dot instead of text")
     t = verb("topology", help="write an N-site topology file to stdout")
     t.add_argument("--sites", type=int, required=True, help="number of sites")
-    t.add_argument("--layout", choices=sorted(LAYOUTS), default="uniform",
-                   help="uniform: every LAN a /24 at .1/.2 (default); mixed: /24, /16, /29, /27 in turn")
+    t.add_argument(
+        "--layout",
+        choices=sorted(LAYOUTS),
+        default="uniform",
+        help="uniform: every LAN a /24 at .1/.2 (default); mixed: /24, /16, /29, /27 in turn",
+    )
     t.add_argument("--routes", type=int, default=0, help="extra advertised prefixes per site (default 0)")
-    t.add_argument("--ipv6", action="store_true",
-                   help="dual-stack LANs (a ULA /64 each, networkd clients)")
+    t.add_argument("--ipv6", action="store_true", help="dual-stack LANs (a ULA /64 each, networkd clients)")
     s = verb("ssh", help="SSH to a lab host through its namespace")
     s.add_argument("host")
     s.add_argument("command", nargs=argparse.REMAINDER)

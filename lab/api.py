@@ -16,11 +16,11 @@ import hashlib
 import json
 import os
 import time
-from contextlib import contextmanager
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from lab import aptrepo, container, dhcpclients, gobuild, image, keys, net, outputs, probe, roles
 from lab.hosts import Host, lab_hosts, segments

@@ -41,7 +41,8 @@ After=network-pre.target
 [Service]
 EnvironmentFile=-/etc/default/tailscaled
 Environment=TS_NO_LOGS_NO_SUPPORT=true
-ExecStart=/usr/sbin/tailscaled --state=/var/lib/tailscale/tailscaled.state --socket=/run/tailscale/tailscaled.sock --port=${PORT} --no-logs-no-support $FLAGS
+ExecStart=/usr/sbin/tailscaled --state=/var/lib/tailscale/tailscaled.state \\
+  --socket=/run/tailscale/tailscaled.sock --port=${PORT} --no-logs-no-support $FLAGS
 ExecStopPost=/usr/sbin/tailscaled --cleanup
 Restart=on-failure
 RuntimeDirectory=tailscale
@@ -111,8 +112,17 @@ def ensure_key() -> str:
             if home.exists():
                 shutil.rmtree(home)
             home.mkdir(parents=True, mode=0o700)
-            _gpg("--pinentry-mode", "loopback", "--passphrase", "", "--quick-gen-key",
-                 KEY_UID, "ed25519", "sign", "never")
+            _gpg(
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "",
+                "--quick-gen-key",
+                KEY_UID,
+                "ed25519",
+                "sign",
+                "never",
+            )
             pub = _gpg("--armor", "--export", KEY_UID).stdout
             (home / "public.asc").write_text(pub)
             _stop_agent()
@@ -135,8 +145,11 @@ def _arch() -> str:
 
 def repo_dir() -> Path:
     """Cached repository for the pinned Tailscale version and this packaging."""
-    h = hashlib.sha256("\0".join((UNIT, DEFAULTS, POSTINST, PRERM, POSTRM, "2",
-                                   gobuild.build_id("tailscale"), *DEBIAN_PACKAGES)).encode())
+    h = hashlib.sha256(
+        "\0".join(
+            (UNIT, DEFAULTS, POSTINST, PRERM, POSTRM, "2", gobuild.build_id("tailscale"), *DEBIAN_PACKAGES)
+        ).encode()
+    )
     return lab_cache() / f"apt-tailscale-{deb_version()}-{h.hexdigest()[:10]}"
 
 
@@ -155,8 +168,7 @@ def ensure_repo() -> Path:
         arch = _arch()
         pool = tmp / "pool" / COMPONENT / "t" / "tailscale"
         pool.mkdir(parents=True)
-        _build_deb(tmp / "build", tailscale, tailscaled, arch,
-                   pool / f"tailscale_{deb_version()}_{arch}.deb")
+        _build_deb(tmp / "build", tailscale, tailscaled, arch, pool / f"tailscale_{deb_version()}_{arch}.deb")
         shutil.rmtree(tmp / "build")
         for package in DEBIAN_PACKAGES:
             deb = debian_deb(package)
@@ -224,25 +236,44 @@ def _index(repo: Path, arch: str) -> None:
     """Packages, Release, InRelease and Release.gpg, laid out like a normal Debian mirror."""
     bindir = repo / "dists" / SUITE / COMPONENT / f"binary-{arch}"
     bindir.mkdir(parents=True)
-    packages = run(["apt-ftparchive", "packages", f"pool/{COMPONENT}"], input=None,
-                   capture=True, check=True, cwd=repo).stdout
+    packages = run(
+        ["apt-ftparchive", "packages", f"pool/{COMPONENT}"], input=None, capture=True, check=True, cwd=repo
+    ).stdout
     (bindir / "Packages").write_text(packages)
     with gzip.open(bindir / "Packages.gz", "wt") as f:
         f.write(packages)
     dist = repo / "dists" / SUITE
-    release = run(["apt-ftparchive",
-                   "-o", "APT::FTPArchive::Release::Origin=s2s-lab",
-                   "-o", "APT::FTPArchive::Release::Label=s2s-lab",
-                   "-o", f"APT::FTPArchive::Release::Suite={SUITE}",
-                   "-o", f"APT::FTPArchive::Release::Codename={SUITE}",
-                   "-o", f"APT::FTPArchive::Release::Architectures={arch}",
-                   "-o", f"APT::FTPArchive::Release::Components={COMPONENT}",
-                   "release", str(dist)]).stdout
+    release = run(
+        [
+            "apt-ftparchive",
+            "-o",
+            "APT::FTPArchive::Release::Origin=s2s-lab",
+            "-o",
+            "APT::FTPArchive::Release::Label=s2s-lab",
+            "-o",
+            f"APT::FTPArchive::Release::Suite={SUITE}",
+            "-o",
+            f"APT::FTPArchive::Release::Codename={SUITE}",
+            "-o",
+            f"APT::FTPArchive::Release::Architectures={arch}",
+            "-o",
+            f"APT::FTPArchive::Release::Components={COMPONENT}",
+            "release",
+            str(dist),
+        ]
+    ).stdout
     (dist / "Release").write_text(release)
-    _gpg("--yes", "--local-user", KEY_UID, "--clearsign", "--output", str(dist / "InRelease"),
-         str(dist / "Release"))
-    _gpg("--yes", "--local-user", KEY_UID, "--armor", "--detach-sign", "--output",
-         str(dist / "Release.gpg"), str(dist / "Release"))
+    _gpg("--yes", "--local-user", KEY_UID, "--clearsign", "--output", str(dist / "InRelease"), str(dist / "Release"))
+    _gpg(
+        "--yes",
+        "--local-user",
+        KEY_UID,
+        "--armor",
+        "--detach-sign",
+        "--output",
+        str(dist / "Release.gpg"),
+        str(dist / "Release"),
+    )
 
 
 if __name__ == "__main__":

@@ -45,7 +45,9 @@ FILES: dict[str, str] = {
     # others itself (it detects systemd-networkd and drops 50-vagrant-*.network files).
     # ClientIdentifier=mac: VMs cloned from one disk must not share a DUID-based client id
     # (libvirt's dnsmasq would hand them one lease between them).
-    "etc/systemd/network/10-mgmt.network": "[Match]\nName=eth0\n\n[Network]\nDHCP=ipv4\n\n[DHCPv4]\nClientIdentifier=mac\n",
+    "etc/systemd/network/10-mgmt.network": (
+        "[Match]\nName=eth0\n\n[Network]\nDHCP=ipv4\n\n[DHCPv4]\nClientIdentifier=mac\n"
+    ),
     # Host keys are made on first boot (every VM gets its own), before Debian's `sshd -t` check.
     "etc/systemd/system/ssh.service.d/s2s-hostkeys.conf": (
         "[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n"
@@ -111,10 +113,25 @@ def ensure_box() -> Path:
         run(["mkfs.ext4", "-q", "-L", "s2s-root", "-d", str(root), str(raw), f"{DISK_GIB}G"])
         run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(pack / "box.img")])
         raw.unlink()
-    (pack / "metadata.json").write_text(json.dumps({"provider": "libvirt", "format": "qcow2", "virtual_size": DISK_GIB}))
+    (pack / "metadata.json").write_text(
+        json.dumps({"provider": "libvirt", "format": "qcow2", "virtual_size": DISK_GIB})
+    )
     (pack / "Vagrantfile").write_text(box_vagrantfile())
     with step("packing the box"):
-        run(["tar", "-cf", str(tmp / box.name), "-C", str(pack), "metadata.json", "Vagrantfile", "box.img", "vmlinuz", "initrd.img"])
+        run(
+            [
+                "tar",
+                "-cf",
+                str(tmp / box.name),
+                "-C",
+                str(pack),
+                "metadata.json",
+                "Vagrantfile",
+                "box.img",
+                "vmlinuz",
+                "initrd.img",
+            ]
+        )
     shutil.rmtree(root)
     shutil.rmtree(pack)
     tmp.rename(out)
@@ -182,7 +199,17 @@ def _vagrant_conventions(root: Path) -> None:
     (ssh / "authorized_keys").write_text(INSECURE_KEY.read_text())
     (ssh / "authorized_keys").chmod(0o600)
     _chroot(root, "chown", "-R", "vagrant:vagrant", "/home/vagrant/.ssh")
-    run(["systemctl", f"--root={root}", "enable", "systemd-networkd.service", "ssh.service", "serial-getty@ttyS0.service"], check=False)
+    run(
+        [
+            "systemctl",
+            f"--root={root}",
+            "enable",
+            "systemd-networkd.service",
+            "ssh.service",
+            "serial-getty@ttyS0.service",
+        ],
+        check=False,
+    )
     (root / "etc/machine-id").write_text("")
 
 

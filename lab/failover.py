@@ -76,7 +76,7 @@ def longest_gap(times: list[float], after: float) -> float | None:
     later = [t for t in times if t > after]
     if not later:
         return None
-    gaps = [b - a for a, b in zip(times, times[1:]) if b > after]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False) if b > after]
     return max(gaps) if gaps else None
 
 

@@ -31,8 +31,13 @@ TAG = "tag:subnet-router"
 SUDO_USER, SUDO_UID = "s2s", 1000
 
 # Units that only make sense on a console/VT; the lab's consoles are pipes.
-_MASKED = ("console-getty.service", "systemd-remount-fs.service", "getty@tty1.service", "systemd-networkd-wait-online.service",
-           "systemd-resolved.service")
+_MASKED = (
+    "console-getty.service",
+    "systemd-remount-fs.service",
+    "getty@tty1.service",
+    "systemd-networkd-wait-online.service",
+    "systemd-resolved.service",
+)
 
 
 def _write(root: Path, rel: str, text: str, mode: int = 0o644, owner: tuple[int, int] = (0, 0)) -> None:
@@ -117,9 +122,15 @@ RENEW_TIMER, REBIND_TIMER, VALID_LIFETIME = 20, 300, 600
 def dhcp4_config(site: LabSite, kea_version: str, interface: str = "eth0") -> dict:
     """The gateway's kea-dhcp4.conf for the Kea release its Debian suite ships (the
     namespace lab's gateways and, through lab.vagrant.render, the Vagrant lab's)."""
-    return kea.dhcp4_config(kea_version, interface=interface, subnet=str(site.subnet), pool=site.dhcp_pool,
-                            router=str(site.gateway), valid_lifetime=VALID_LIFETIME,
-                            timers={"renew-timer": RENEW_TIMER, "rebind-timer": REBIND_TIMER})
+    return kea.dhcp4_config(
+        kea_version,
+        interface=interface,
+        subnet=str(site.subnet),
+        pool=site.dhcp_pool,
+        router=str(site.gateway),
+        valid_lifetime=VALID_LIFETIME,
+        timers={"renew-timer": RENEW_TIMER, "rebind-timer": REBIND_TIMER},
+    )
 
 
 def ctrl_agent_config() -> dict:
@@ -216,8 +227,9 @@ WantedBy=multi-user.target
 
 # A dual-stack LAN: networkd also takes the router advertisements (SLAAC and the default from the
 # gateway; the subnet routers' route information, which it installs by default).
-NETWORKD_UNIT6 = NETWORKD_UNIT.replace("DHCP=ipv4\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n",
-                                       "DHCP=ipv4\nLinkLocalAddressing=ipv6\nIPv6AcceptRA=yes\n")
+NETWORKD_UNIT6 = NETWORKD_UNIT.replace(
+    "DHCP=ipv4\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n", "DHCP=ipv4\nLinkLocalAddressing=ipv6\nIPv6AcceptRA=yes\n"
+)
 
 
 def client(root: Path, host: Host, site: LabSite | None = None) -> None:
@@ -238,9 +250,13 @@ def client(root: Path, host: Host, site: LabSite | None = None) -> None:
 
 def headscale_config(topo: Topology) -> str:
     """Headscale on the WAN: embedded DERP only (no DERP map from the internet), policy in the DB."""
-    return headscale.render_config(server_url=topo.headscale_url, listen_port=topo.headscale_port,
-                                   address=str(topo.control_address), state_dir="/var/lib/headscale",
-                                   unix_socket="/var/run/headscale/headscale.sock")
+    return headscale.render_config(
+        server_url=topo.headscale_url,
+        listen_port=topo.headscale_port,
+        address=str(topo.control_address),
+        state_dir="/var/lib/headscale",
+        unix_socket="/var/run/headscale/headscale.sock",
+    )
 
 
 HEADSCALE_UNIT = f"""\
@@ -264,7 +280,10 @@ def control(root: Path, topo: Topology) -> None:
     """Headscale and the apt repository HTTP server (repo bind-mounted read-only at /srv/apt)."""
     _write(root, "etc/headscale/config.yaml", headscale_config(topo))
     _write(root, "etc/systemd/system/headscale.service", HEADSCALE_UNIT)
-    _write(root, "etc/systemd/system/lab-apt-repo.service", f"""\
+    _write(
+        root,
+        "etc/systemd/system/lab-apt-repo.service",
+        f"""\
 [Unit]
 Description=s2s lab apt repository (HTTP)
 After=network.target
@@ -276,7 +295,8 @@ Restart=on-failure
 
 [Install]
 WantedBy=multi-user.target
-""")
+""",
+    )
     _enable(root, "headscale.service")
     _enable(root, "lab-apt-repo.service")
 
@@ -288,25 +308,39 @@ def _static_files(host: Host) -> dict[str, tuple[str, int]]:
     addr, gw = host.addresses[0], host.gateway
     lab = "# s2s lab: a static-address LAN host"
     return {
-        "networkd": {"etc/systemd/network/20-lan.network": (
-            f"{lab}\n[Match]\nName=eth0\n\n[Network]\nAddress={addr}\nGateway={gw}\n"
-            "LinkLocalAddressing=no\nIPv6AcceptRA=no\n", 0o644)},
-        "ifupdown": {"etc/network/interfaces": (
-            f"{lab}\nauto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet static\n"
-            f"    address {addr}\n    gateway {gw}\n", 0o644)},
-        "networkmanager": {"etc/NetworkManager/system-connections/lan.nmconnection": (
-            f"{lab}\n[connection]\nid=lan\ntype=ethernet\ninterface-name=eth0\nautoconnect=true\n\n"
-            f"[ipv4]\nmethod=manual\naddress1={addr},{gw}\n\n[ipv6]\nmethod=disabled\n", 0o600)},
-        "netplan": {"etc/netplan/10-lan.yaml": (
-            f"{lab}\nnetwork:\n  version: 2\n  renderer: networkd\n  ethernets:\n    eth0:\n"
-            f"      addresses: [{addr}]\n      routes:\n"
-            f"        - to: default\n          via: {gw}\n",
-            0o600)},
+        "networkd": {
+            "etc/systemd/network/20-lan.network": (
+                f"{lab}\n[Match]\nName=eth0\n\n[Network]\nAddress={addr}\nGateway={gw}\n"
+                "LinkLocalAddressing=no\nIPv6AcceptRA=no\n",
+                0o644,
+            )
+        },
+        "ifupdown": {
+            "etc/network/interfaces": (
+                f"{lab}\nauto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet static\n"
+                f"    address {addr}\n    gateway {gw}\n",
+                0o644,
+            )
+        },
+        "networkmanager": {
+            "etc/NetworkManager/system-connections/lan.nmconnection": (
+                f"{lab}\n[connection]\nid=lan\ntype=ethernet\ninterface-name=eth0\nautoconnect=true\n\n"
+                f"[ipv4]\nmethod=manual\naddress1={addr},{gw}\n\n[ipv6]\nmethod=disabled\n",
+                0o600,
+            )
+        },
+        "netplan": {
+            "etc/netplan/10-lan.yaml": (
+                f"{lab}\nnetwork:\n  version: 2\n  renderer: networkd\n  ethernets:\n    eth0:\n"
+                f"      addresses: [{addr}]\n      routes:\n"
+                f"        - to: default\n          via: {gw}\n",
+                0o600,
+            )
+        },
     }[host.manager or ""]
 
 
-_NETWORKD_UNITS = (("systemd-networkd.service", "multi-user.target"),
-                   ("systemd-networkd.socket", "sockets.target"))
+_NETWORKD_UNITS = (("systemd-networkd.service", "multi-user.target"), ("systemd-networkd.socket", "sockets.target"))
 _STATIC_UNITS = {
     "networkd": _NETWORKD_UNITS,
     "netplan": _NETWORKD_UNITS,  # netplan renders for networkd here

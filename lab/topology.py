@@ -7,7 +7,6 @@ naming the file, the key and the value, before anything is built.
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path

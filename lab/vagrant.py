@@ -1,7 +1,7 @@
 """The Vagrant lab: drive the repo's Vagrantfile and turn `vagrant ssh-config` into the lab's site file.
 
     python -m lab.vagrant box                                  # build + `vagrant box add` s2s/bookworm (lab/box.py)
-    python -m lab.vagrant up --lean                            # 2 VMs on a private libvirtd in a netns (lab/vagrant_lean.py)
+    python -m lab.vagrant up --lean          # 2 VMs on a private libvirtd in a netns (lab/vagrant_lean.py)
     python -m lab.vagrant up [--provider libvirt|virtualbox]   # the full 7-VM layout (debian/bookworm64), then sitefile
     python -m lab.vagrant sitefile                             # (re)write sites.toml + ssh_config
     python -m lab.vagrant status | validate | down
@@ -58,11 +58,21 @@ def render(topo: Topology) -> dict:
     return {
         "topology": {
             "wan": {"subnet": str(topo.wan_subnet)},
-            "control": {"address": str(topo.control_address), "headscale_port": topo.headscale_port,
-                        "apt_port": topo.apt_port},
-            "sites": {name: {"subnet": str(s.subnet), "gateway": str(s.gateway), "router": str(s.router),
-                             "router_wan": str(s.router_wan), "dhcp_pool": s.dhcp_pool}
-                      for name, s in topo.sites.items()},
+            "control": {
+                "address": str(topo.control_address),
+                "headscale_port": topo.headscale_port,
+                "apt_port": topo.apt_port,
+            },
+            "sites": {
+                name: {
+                    "subnet": str(s.subnet),
+                    "gateway": str(s.gateway),
+                    "router": str(s.router),
+                    "router_wan": str(s.router_wan),
+                    "dhcp_pool": s.dhcp_pool,
+                }
+                for name, s in topo.sites.items()
+            },
         },
         "kea_dhcp4": {name: roles.dhcp4_config(s, kea_version, interface=IFACE) for name, s in topo.sites.items()},
         "kea_ctrl_agent": roles.ctrl_agent_config(),
@@ -88,7 +98,9 @@ def client(state: Path, *, quiet: bool = False) -> vagrant.Vagrant:
     return vagrant.Vagrant(root=str(REPO_ROOT), env=vagrant_env(state), quiet_stdout=quiet, quiet_stderr=False)
 
 
-def endpoints_from_ssh_config(text: str, topo: Topology, *, known_hosts_file: str | None, user: str = "root") -> list[SshEndpoint]:
+def endpoints_from_ssh_config(
+    text: str, topo: Topology, *, known_hosts_file: str | None, user: str = "root"
+) -> list[SshEndpoint]:
     """One SshEndpoint per lab host from `vagrant ssh-config` output.
 
     The user is replaced by root: the Vagrantfile authorises the machine's key
@@ -127,11 +139,21 @@ def endpoints_from_ssh_config_lean(text: str, topo: Topology, *, known_hosts_fil
     for site in topo.sites:
         name = f"site-{site}"
         if name not in present:
-            raise VagrantLabError(f"vagrant ssh-config has no entry for {name} (is the VM up? `python -m lab.vagrant status`)")
+            raise VagrantLabError(
+                f"vagrant ssh-config has no entry for {name} (is the VM up? `python -m lab.vagrant status`)"
+            )
         entry = config.lookup(name)
         identity = entry.get("identityfile") or [None]
-        endpoints.append(SshEndpoint(alias=name, hostname=entry["hostname"], port=int(entry.get("port", 22)),
-                                     user="root", identity_file=identity[0], known_hosts_file=known_hosts_file))
+        endpoints.append(
+            SshEndpoint(
+                alias=name,
+                hostname=entry["hostname"],
+                port=int(entry.get("port", 22)),
+                user="root",
+                identity_file=identity[0],
+                known_hosts_file=known_hosts_file,
+            )
+        )
     return endpoints
 
 
@@ -214,8 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="vagrant up, then write the site file")
     up.add_argument("--provider", choices=("libvirt", "virtualbox"))
-    up.add_argument("--lean", action="store_true",
-                    help="2 VMs (one per site) on a private libvirtd in a network namespace; KVM or qemu/TCG")
+    up.add_argument(
+        "--lean",
+        action="store_true",
+        help="2 VMs (one per site) on a private libvirtd in a network namespace; KVM or qemu/TCG",
+    )
     sub.add_parser("box", help="build the Debian box locally and `vagrant box add` it (cached)")
     sub.add_parser("sitefile", help="write sites.toml + ssh_config from `vagrant ssh-config`")
     sub.add_parser("status", help="each VM, its state and addresses")
@@ -231,8 +256,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     ha = [s.name for s in topo.sites.values() if s.ha]
     if ha:  # the Vagrantfile builds one router VM per site
-        print(f"error: {topo.path}: sites.{ha[0]}: HA sites (router2, vip) run in the namespace lab only "
-              "(python -m lab)", file=sys.stderr)
+        print(
+            f"error: {topo.path}: sites.{ha[0]}: HA sites (router2, vip) run in the namespace lab only (python -m lab)",
+            file=sys.stderr,
+        )
         return 2
     if args.command == "render":
         json.dump(render(topo), sys.stdout, indent=1)
@@ -280,7 +307,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except subprocess.CalledProcessError as exc:
         verb = " ".join(str(a) for a in exc.cmd[1:3]) if isinstance(exc.cmd, list) else str(exc.cmd)
-        print(f"error: vagrant {verb.removeprefix('vagrant ')} failed (exit {exc.returncode}); see vagrant's output above", file=sys.stderr)
+        print(
+            f"error: vagrant {verb.removeprefix('vagrant ')} failed (exit {exc.returncode}); "
+            "see vagrant's output above",
+            file=sys.stderr,
+        )
         return 1
     except RuntimeError as exc:  # python-vagrant: no vagrant executable; lab steps (LabError)
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)

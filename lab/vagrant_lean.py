@@ -31,7 +31,7 @@ from lab import aptrepo, gobuild, headscale, vagrant_libvirt
 from lab.box import BOX_NAME, ensure_added
 from lab.progress import say, step
 from lab.sh import run
-from lab.sitefile import SshEndpoint, render_site_file, render_ssh_config
+from lab.sitefile import render_site_file, render_ssh_config
 from lab.topology import Topology
 
 NETNS = vagrant_libvirt.NETNS
@@ -40,8 +40,17 @@ TAG = "tag:subnet-router"
 
 # Debian packages the lean lab needs on the host. Not libvirt-daemon-system: it would start a
 # system libvirtd (and its NAT network) outside any namespace.
-HOST_PACKAGES = ("vagrant", "vagrant-libvirt", "libvirt-daemon", "libvirt-daemon-driver-qemu", "libvirt-clients",
-                 "qemu-system-x86", "qemu-utils", "dnsmasq-base", "e2fsprogs")
+HOST_PACKAGES = (
+    "vagrant",
+    "vagrant-libvirt",
+    "libvirt-daemon",
+    "libvirt-daemon-driver-qemu",
+    "libvirt-clients",
+    "qemu-system-x86",
+    "qemu-utils",
+    "dnsmasq-base",
+    "e2fsprogs",
+)
 HOST_PROGRAMS = ("vagrant", "libvirtd", "virtlogd", "virsh", "qemu-system-x86_64", "qemu-img", "dnsmasq", "mkfs.ext4")
 
 
@@ -54,8 +63,12 @@ def ensure_host_packages() -> None:
         return
     with step(f"apt-get install {' '.join(HOST_PACKAGES)}"):
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *HOST_PACKAGES],
-                       env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "--no-install-recommends", *HOST_PACKAGES],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
 
 
 def lean_env(state: Path, accel: str | None = None) -> dict[str, str]:
@@ -87,8 +100,14 @@ def vagrant(state: Path, *args: str, capture: bool = False, check: bool = True) 
     """`vagrant ARGS` inside the lab's namespace (where the VMs' management addresses live)."""
     from lab.vagrant import REPO_ROOT
 
-    return subprocess.run(["ip", "netns", "exec", NETNS, "vagrant", *args], cwd=REPO_ROOT, env=lean_env(state),
-                          text=True, capture_output=capture, check=check)
+    return subprocess.run(
+        ["ip", "netns", "exec", NETNS, "vagrant", *args],
+        cwd=REPO_ROOT,
+        env=lean_env(state),
+        text=True,
+        capture_output=capture,
+        check=check,
+    )
 
 
 def _box_files() -> tuple[Path, Path]:
@@ -98,6 +117,7 @@ def _box_files() -> tuple[Path, Path]:
 
 
 # ------------------------------------------------------------ control host (in the namespace)
+
 
 def _pidfile(state: Path, name: str) -> Path:
     return state / "control" / f"{name}.pid"
@@ -115,8 +135,14 @@ def _spawn(state: Path, name: str, argv: list[str], cwd: Path | None = None) -> 
     if _alive(state, name):
         return
     log = open(state / "control" / f"{name}.log", "ab")
-    proc = subprocess.Popen(["ip", "netns", "exec", NETNS, *argv], stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, cwd=cwd, start_new_session=True)
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", NETNS, *argv],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        cwd=cwd,
+        start_new_session=True,
+    )
     _pidfile(state, name).write_text(f"{proc.pid}\n")
 
 
@@ -131,13 +157,22 @@ def start_control(topo: Topology, state: Path) -> None:
     repo = aptrepo.ensure_repo()
     binary = gobuild.binary("headscale")
     config = headscale_config_path(state)
-    config.write_text(headscale.render_config(
-        server_url=topo.headscale_url, listen_port=topo.headscale_port, address=str(topo.control_address),
-        state_dir=str(control / "headscale"), unix_socket=str(control / "headscale.sock")))
+    config.write_text(
+        headscale.render_config(
+            server_url=topo.headscale_url,
+            listen_port=topo.headscale_port,
+            address=str(topo.control_address),
+            state_dir=str(control / "headscale"),
+            unix_socket=str(control / "headscale.sock"),
+        )
+    )
     with step(f"control host in {NETNS}: Headscale :{topo.headscale_port}, apt repository :{topo.apt_port}"):
         _spawn(state, "headscale", [str(binary), "serve", "--config", str(config)])
-        _spawn(state, "apt", ["python3", "-m", "http.server", str(topo.apt_port), "--bind", "0.0.0.0",
-                              "--directory", str(repo)])
+        _spawn(
+            state,
+            "apt",
+            ["python3", "-m", "http.server", str(topo.apt_port), "--bind", "0.0.0.0", "--directory", str(repo)],
+        )
         for _ in range(150):
             if (control / "headscale.sock").exists():
                 break
@@ -162,6 +197,7 @@ def stop_control(state: Path) -> None:
 
 
 # ------------------------------------------------------------ verbs
+
 
 def up(topo: Topology, state: Path) -> None:
     state.mkdir(parents=True, exist_ok=True)
@@ -191,11 +227,27 @@ def write_outputs(topo: Topology, state: Path) -> tuple[Path, Path]:
     if not api_key.exists():
         _write_secret(api_key, headscale_cli(state, "apikeys", "create", "--expiration", "8760h"))
     if not auth_key.exists():
-        if "lab" not in run(["ip", "netns", "exec", NETNS, str(gobuild.binary("headscale")), "--config",
-                             str(headscale_config_path(state)), "users", "list"]).stdout:
+        if (
+            "lab"
+            not in run(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    NETNS,
+                    str(gobuild.binary("headscale")),
+                    "--config",
+                    str(headscale_config_path(state)),
+                    "users",
+                    "list",
+                ]
+            ).stdout
+        ):
             headscale_cli(state, "users", "create", "lab")
-        _write_secret(auth_key, headscale_cli(state, "preauthkeys", "create", "--reusable", "--expiration", "8760h",
-                                              "--tags", TAG))
+        _write_secret(
+            auth_key,
+            headscale_cli(state, "preauthkeys", "create", "--reusable", "--expiration", "8760h", "--tags", TAG),
+        )
     ssh_text = vagrant(state, "ssh-config", capture=True).stdout
     from lab.vagrant import endpoints_from_ssh_config_lean
 
@@ -226,13 +278,18 @@ def write_outputs(topo: Topology, state: Path) -> tuple[Path, Path]:
     )
     # The VM's name is site-X but the router's tailnet node is its hostname, X-router.
     for site in topo.sites.values():
-        text = text.replace(f"[sites.{site.name}]\n", f"[sites.{site.name}]\ntailnet_node = \"{site.router_host}\"\n", 1)
+        text = text.replace(
+            f"[sites.{site.name}]\n", f"[sites.{site.name}]\ntailnet_node = \"{site.router_host}\"\n", 1
+        )
     sites.write_text(text)
     from sites import load_sites
 
     load_sites(sites)
     print(f"wrote {sites} and {ssh_config}")
-    print(f"deploy from inside the lab's namespace:  ip netns exec {NETNS} env SITES={sites} pyinfra inventory.py deploy.py")
+    print(
+        f"deploy from inside the lab's namespace:  ip netns exec {NETNS} env SITES={sites} "
+        "pyinfra inventory.py deploy.py"
+    )
     return sites, ssh_config
 
 
@@ -268,28 +325,43 @@ def down(state: Path) -> None:
 
 def status(topo: Topology, state: Path) -> None:
     print(vagrant_libvirt.status())
-    print(f"accelerator: {_saved_accel(state) or 'unknown'}; control: headscale "
-          f"{'running' if _alive(state, 'headscale') else 'stopped'}, apt {'running' if _alive(state, 'apt') else 'stopped'}")
+    print(
+        f"accelerator: {_saved_accel(state) or 'unknown'}; control: headscale "
+        f"{'running' if _alive(state, 'headscale') else 'stopped'}, "
+        f"apt {'running' if _alive(state, 'apt') else 'stopped'}"
+    )
     if vagrant_libvirt.running():
         vagrant(state, "status", check=False)
 
 
 # ------------------------------------------------------------ driving the lab (tests, bench)
 
+
 def pyinfra(state: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
     """`pyinfra [-y] inventory.py deploy.py ARGS` from inside the lab's namespace against its site file."""
     from lab.drive import PYINFRA, REPO
 
     yes = [] if "--dry" in args else ["-y"]
-    return subprocess.run(["ip", "netns", "exec", NETNS, PYINFRA, *yes, "inventory.py", "deploy.py", *args],
-                          cwd=REPO, env=dict(os.environ, SITES=str(state / "sites.toml")),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        ["ip", "netns", "exec", NETNS, PYINFRA, *yes, "inventory.py", "deploy.py", *args],
+        cwd=REPO,
+        env=dict(os.environ, SITES=str(state / "sites.toml")),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
-def on_vm(state: Path, vm: str, command: str, *, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def on_vm(
+    state: Path, vm: str, command: str, *, check: bool = True, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """A shell command as root on a VM, over the lab's ssh_config from inside the namespace."""
-    proc = subprocess.run(["ip", "netns", "exec", NETNS, "ssh", "-F", str(state / "ssh_config"), vm, command],
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        ["ip", "netns", "exec", NETNS, "ssh", "-F", str(state / "ssh_config"), vm, command],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check and proc.returncode != 0:
         raise RuntimeError(f"{vm}: {command}: exit {proc.returncode}: {proc.stderr[-500:]}")
     return proc
@@ -310,5 +382,10 @@ def client_routes(state: Path, vm: str) -> str:
 
 
 def ping(state: Path, src_vm: str, dst: str, count: int = 3, deadline: int = 60) -> subprocess.CompletedProcess[str]:
-    return on_vm(state, src_vm, f"ip netns exec client ping -n -c {count} -w {deadline} {dst}", check=False,
-                 timeout=deadline + 60)
+    return on_vm(
+        state,
+        src_vm,
+        f"ip netns exec client ping -n -c {count} -w {deadline} {dst}",
+        check=False,
+        timeout=deadline + 60,
+    )

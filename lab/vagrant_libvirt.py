@@ -203,7 +203,8 @@ def status() -> str:
     if not netns_exists():
         return f"namespace {NETNS}: absent; libvirtd: stopped"
     pids = run(["ip", "netns", "pids", NETNS], check=False).stdout.split()
-    return f"namespace {NETNS}: present ({len(pids)} processes); libvirtd: {'running, ' + uri() if running() else 'stopped'}"
+    libvirtd = "running, " + uri() if running() else "stopped"
+    return f"namespace {NETNS}: present ({len(pids)} processes); libvirtd: {libvirtd}"
 
 
 def detect_accel(kernel: Path, initrd: Path) -> str:
@@ -221,9 +222,27 @@ def detect_accel(kernel: Path, initrd: Path) -> str:
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         say("accelerator: qemu/TCG (no usable /dev/kvm)")
         return "qemu"
-    cmd = ["qemu-system-x86_64", "-accel", "kvm", "-m", "256", "-nodefaults", "-display", "none",
-           "-serial", "stdio", "-net", "none", "-no-reboot", "-kernel", str(kernel), "-initrd", str(initrd),
-           "-append", "console=ttyS0 panic=-1 earlyprintk=serial"]
+    cmd = [
+        "qemu-system-x86_64",
+        "-accel",
+        "kvm",
+        "-m",
+        "256",
+        "-nodefaults",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-net",
+        "none",
+        "-no-reboot",
+        "-kernel",
+        str(kernel),
+        "-initrd",
+        str(initrd),
+        "-append",
+        "console=ttyS0 panic=-1 earlyprintk=serial",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     seen = b""
     deadline = time.monotonic() + KVM_PROBE_SECONDS

@@ -86,7 +86,7 @@ class Batch(FactBase[list]):
         if len(chunks) != len(self.specs):
             raise FactProcessError(f"Batch: expected {len(self.specs)} results, got {len(chunks)}")
         results = []
-        for spec, (lines, status) in zip(map(FactSpec._make, self.specs), chunks):
+        for spec, (lines, status) in zip(map(FactSpec._make, self.specs), chunks, strict=True):
             if status != 0:
                 raise FactProcessError(f"fact {spec!r} failed: its command exited {status}")
             fact = spec.cls()
@@ -127,7 +127,7 @@ def prefetch(*facts: Fact | dict[str, Fact]) -> None:
         return  # already read (deploy.py reads the routers' facts early), and nothing ran since
     results = host.get_fact(Batch, specs=specs)
     if results is not None:  # else pyinfra failed the host and named the fact
-        _prefetched[_key()] = (_ran_here(), dict(zip(specs, results)))
+        _prefetched[_key()] = (_ran_here(), dict(zip(specs, results, strict=True)))
 
 
 def _flatten(facts: Iterable[Fact | dict[str, Fact]]) -> list[Fact]:
@@ -150,4 +150,4 @@ def read(**facts: Fact) -> dict[str, Any]:
     results = host.get_fact(Batch, specs=tuple(specs.values()))
     if results is None:  # the read failed: pyinfra named the fact and failed the host, which runs
         return {name: s.cls().default() for name, s in specs.items()}  # nothing more; plan on defaults
-    return dict(zip(specs, results))
+    return dict(zip(specs, results, strict=True))

@@ -8,6 +8,9 @@ refuses overlapping site prefixes.)
 
 from __future__ import annotations
 
+from collections.abc import Generator
+from typing import Any
+
 from pyinfra import host
 from pyinfra.api import operation
 
@@ -23,7 +26,7 @@ def preflight_facts() -> dict[str, batch.Fact]:
 
 
 @operation()
-def preflight():
+def preflight() -> Generator[Any, None, None]:
     """
     Warn about ufw/firewalld and a dropping FORWARD chain.
     """
@@ -31,7 +34,7 @@ def preflight():
     fw, forward = facts["frontends"], (facts["forward4"], facts["forward6"])
     for name in fw.active:
         warn(f"{name} is active: it filters forwarded traffic; allow forwarding between the LAN and tailscale0")
-    for version, fwd in zip((4, 6), forward):
+    for version, fwd in zip((4, 6), forward, strict=True):
         if fwd and fwd.blocks:
             cmd = "iptables" if version == 4 else "ip6tables"
             note = (" (tailscaled's ts-forward accepts tailnet traffic, but LAN-bound replies"

@@ -7,6 +7,9 @@ the others is the only way a re-run can tell "already right".
 
 from __future__ import annotations
 
+from collections.abc import Generator
+from typing import Any
+
 from pyinfra import host
 from pyinfra.api import operation
 
@@ -53,7 +56,7 @@ def enable_facts(ipv6: bool = True, path: str = SYSCTL_FILE) -> dict[str, batch.
 
 
 @operation()
-def enable(ipv6: bool = True, path: str = SYSCTL_FILE):
+def enable(ipv6: bool = True, path: str = SYSCTL_FILE) -> Generator[Any, None, None]:
     """
     Turn on IPv4 (and IPv6) forwarding now and at boot; warn about conflicting sysctl lines elsewhere.
 

@@ -9,6 +9,8 @@ containers such as the lab's systemd-nspawn routers, where udev does not run.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Generator
+from typing import Any
 
 from pyinfra import host
 from pyinfra.api import operation
@@ -57,7 +59,7 @@ def enable_facts(interface: str | None = None) -> dict[str, batch.Fact]:
 
 
 @operation()
-def enable(interface: str | None = None, persist: bool = True):
+def enable(interface: str | None = None, persist: bool = True) -> Generator[Any, None, None]:
     """
     `ethtool -K IF rx-udp-gro-forwarding on rx-gro-list off`, now and at boot.
 

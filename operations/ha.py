@@ -26,15 +26,17 @@ the router that stays is taken down (keepalived only when its config carries our
 from __future__ import annotations
 
 import shlex
+from collections.abc import Generator
+from typing import Any
 
 from pyinfra import host
 from pyinfra.api import OperationError, operation
 
 from operations import batch, owned
-from operations.util import warn
 from operations.facts.addresses import InterfaceOfAddress
 from operations.facts.ha import DebPackageVersion, HaLeftoversFact, PolicyRule, PolicyRules
 from operations.facts.sysctl import SysctlValues
+from operations.util import warn
 from sites.model import Router, Site
 
 PACKAGE = "keepalived"
@@ -58,9 +60,15 @@ def rule_spec(prefix: str) -> str:
 
 def is_own_lan_rule(rule: PolicyRule) -> bool:
     """A rule of exactly the form the deploy adds (`rule_spec` at RULE_PRIORITY); any other is not ours."""
-    return (rule.priority == RULE_PRIORITY and rule.src == "all" and rule.dst is not None
-            and rule.table == "main" and rule.suppress_prefixlength == 0 and rule.fwmark is None
-            and rule.action is None)
+    return (
+        rule.priority == RULE_PRIORITY
+        and rule.src == "all"
+        and rule.dst is not None
+        and rule.table == "main"
+        and rule.suppress_prefixlength == 0
+        and rule.fwmark is None
+        and rule.action is None
+    )
 
 
 def own_lan_prefixes(rules: list[PolicyRule] | tuple[PolicyRule, ...]) -> list[str]:
@@ -68,12 +76,16 @@ def own_lan_prefixes(rules: list[PolicyRule] | tuple[PolicyRule, ...]) -> list[s
     return [r.dst for r in rules if is_own_lan_rule(r) and r.dst is not None]
 
 
-def rules_deleted(rules: list[PolicyRule] | tuple[PolicyRule, ...], keep: tuple[str, ...] = (),
-                  family: int = 4) -> list[str]:
+def rules_deleted(
+    rules: list[PolicyRule] | tuple[PolicyRule, ...], keep: tuple[str, ...] = (), family: int = 4
+) -> list[str]:
     """Commands deleting the live own-LAN rules of one family (but those for `keep`): the HA
     teardown and the removal."""
-    return [f"ip -{family} rule del priority {RULE_PRIORITY} {rule_spec(shlex.quote(prefix))}"
-            for prefix in own_lan_prefixes(rules) if prefix not in keep and _family(prefix) == family]
+    return [
+        f"ip -{family} rule del priority {RULE_PRIORITY} {rule_spec(shlex.quote(prefix))}"
+        for prefix in own_lan_prefixes(rules)
+        if prefix not in keep and _family(prefix) == family
+    ]
 
 
 def keepalived_stopped() -> list[str]:
@@ -154,20 +166,23 @@ def _ra_notify(site: Site) -> str:
     if site.subnet6 is None:
         return ""
     start, stop = '"/bin/systemctl start radvd.service"', '"/bin/systemctl stop radvd.service"'
-    return (f"    # the VRRP master alone advertises the IPv6 routes (operations/radvd.py)\n"
-            f"    notify_master {start}\n    notify_backup {stop}\n    notify_fault {stop}\n"
-            f"    notify_stop {stop}\n")
+    return (
+        f"    # the VRRP master alone advertises the IPv6 routes (operations/radvd.py)\n"
+        f"    notify_master {start}\n    notify_backup {stop}\n    notify_fault {stop}\n"
+        f"    notify_stop {stop}\n"
+    )
 
 
 def rules_script(prefixes: list[str]) -> str:
-    lines = ["#!/bin/sh",
-             "# Managed by s2s (operations/ha.py): this site's own prefixes are looked up in table main",
-             "# before Tailscale's table 52, where the HA twin's advertisement of them would land.",
-             "set -e"]
+    lines = [
+        "#!/bin/sh",
+        "# Managed by s2s (operations/ha.py): this site's own prefixes are looked up in table main",
+        "# before Tailscale's table 52, where the HA twin's advertisement of them would land.",
+        "set -e",
+    ]
     for prefix in prefixes:
         sel, ip = f"priority {RULE_PRIORITY} to {prefix}", f"ip -{_family(prefix)}"
-        lines.append(f"{ip} rule show {sel} | grep -q . || "
-                     f"{ip} rule add {sel} lookup main suppress_prefixlength 0")
+        lines.append(f"{ip} rule show {sel} | grep -q . || {ip} rule add {sel} lookup main suppress_prefixlength 0")
     return "\n".join(lines) + "\n"
 
 
@@ -191,17 +206,18 @@ WantedBy=multi-user.target
 
 
 def rp_file() -> str:
-    return ("# Managed by s2s (operations/ha.py): loose reverse-path filtering on an HA subnet router\n"
-            "# (while the VRRP master and the tailnet's primary differ, replies arrive on the other path).\n"
-            "net.ipv4.conf.all.rp_filter = 2\n")
+    return (
+        "# Managed by s2s (operations/ha.py): loose reverse-path filtering on an HA subnet router\n"
+        "# (while the VRRP master and the tailnet's primary differ, replies arrive on the other path).\n"
+        "net.ipv4.conf.all.rp_filter = 2\n"
+    )
 
 
 def _family(prefix: str) -> int:
     return 6 if ":" in prefix else 4
 
 
-def rule_changes(rules: list[PolicyRule], prefixes: list[str],
-                 family: int = 4) -> tuple[list[str], list[str]]:
+def rule_changes(rules: list[PolicyRule], prefixes: list[str], family: int = 4) -> tuple[list[str], list[str]]:
     """(prefixes whose rule is missing, commands deleting our rules for prefixes no longer wanted),
     among the rules of one family (`ip -j -4` or `ip -j -6 rule show`)."""
     have = set(own_lan_prefixes(rules))
@@ -211,15 +227,19 @@ def rule_changes(rules: list[PolicyRule], prefixes: list[str],
 
 def protect_facts() -> dict[str, batch.Fact]:
     """What `own_lan_first` and `loose_rp_filter` decide from."""
-    return {"rules": (PolicyRules, {}), "rules6": (PolicyRules, {"family": 6}),
-            "rules_script": (owned.OwnedFile, {"path": RULES_SCRIPT}),
-            "rules_unit_file": (owned.OwnedFile, {"path": RULES_UNIT}),
-            "rules_unit": (owned.UnitState, {"unit": RULES_UNIT_NAME}),
-            "rp_live": (SysctlValues, {"keys": list(RP_KEYS)}), "rp_file": (owned.OwnedFile, {"path": RP_FILE})}
+    return {
+        "rules": (PolicyRules, {}),
+        "rules6": (PolicyRules, {"family": 6}),
+        "rules_script": (owned.OwnedFile, {"path": RULES_SCRIPT}),
+        "rules_unit_file": (owned.OwnedFile, {"path": RULES_UNIT}),
+        "rules_unit": (owned.UnitState, {"unit": RULES_UNIT_NAME}),
+        "rp_live": (SysctlValues, {"keys": list(RP_KEYS)}),
+        "rp_file": (owned.OwnedFile, {"path": RP_FILE}),
+    }
 
 
 @operation()
-def own_lan_first(prefixes: list[str]):
+def own_lan_first(prefixes: list[str]) -> Generator[Any, None, None]:
     """
     Policy rules (priority 5260) sending this site's own prefixes to table main before table 52.
 
@@ -237,15 +257,17 @@ def own_lan_first(prefixes: list[str]):
         yield from deletions
     for family, missing, _ in changes:
         for prefix in missing:
-            yield (f"ip -{family} rule add priority {RULE_PRIORITY} to {shlex.quote(prefix)} "
-                   "lookup main suppress_prefixlength 0")
+            yield (
+                f"ip -{family} rule add priority {RULE_PRIORITY} to {shlex.quote(prefix)} "
+                "lookup main suppress_prefixlength 0"
+            )
     if file_cmds:
         yield "systemctl daemon-reload"
     yield from owned.unit_running(RULES_UNIT_NAME, status=unit_now)
 
 
 @operation()
-def loose_rp_filter():
+def loose_rp_filter() -> Generator[Any, None, None]:
     """net.ipv4.conf.all.rp_filter = 2 now and at boot (an owned sysctl.d file)."""
     facts = batch.read(**protect_facts())
     live, current = facts["rp_live"], facts["rp_file"]
@@ -257,14 +279,17 @@ def loose_rp_filter():
 
 def vrrp_facts(router: Router) -> dict[str, batch.Fact]:
     """What `vrrp` decides from."""
-    return {"version": (DebPackageVersion, {"package": PACKAGE}),
-            "interface": (InterfaceOfAddress, {"address": str(router.address)}),
-            "check": (owned.OwnedFile, {"path": CHECK}), "conf": (owned.OwnedFile, {"path": CONF}),
-            "unit": (owned.UnitState, {"unit": KEEPALIVED_UNIT})}
+    return {
+        "version": (DebPackageVersion, {"package": PACKAGE}),
+        "interface": (InterfaceOfAddress, {"address": str(router.address)}),
+        "check": (owned.OwnedFile, {"path": CHECK}),
+        "conf": (owned.OwnedFile, {"path": CONF}),
+        "unit": (owned.UnitState, {"unit": KEEPALIVED_UNIT}),
+    }
 
 
 @operation()
-def vrrp(site: Site, router: Router):
+def vrrp(site: Site, router: Router) -> Generator[Any, None, None]:
     """
     keepalived installed (Debian's package), configured with the site's VRRP instance, running.
 
@@ -277,8 +302,10 @@ def vrrp(site: Site, router: Router):
     version, interface, check_now = facts["version"], facts["interface"], facts["check"]
     conf_now, unit_now = facts["conf"], facts["unit"]
     if interface is None:
-        raise OperationError(f"no interface on {host.name} holds the router address {router.address} "
-                             "(check the site file's routers[].address); nothing changed")
+        raise OperationError(
+            f"no interface on {host.name} holds the router address {router.address} "
+            "(check the site file's routers[].address); nothing changed"
+        )
     # the config first (pyinfra's --dry shows an operation's first diff only); the package owns
     # no keepalived.conf (only a .sample), so writing it before the install clobbers nothing
     conf_cmds = list(owned.put(CONF, keepalived_conf(site, router, interface), mode="644", current=conf_now))
@@ -300,7 +327,9 @@ def leftover_facts() -> dict[str, batch.Fact]:
 
 
 @operation()
-def no_longer_ha(prune: bool = False, twin_removed_now: bool = False, prune_command: str = "--data prune=true"):
+def no_longer_ha(
+    prune: bool = False, twin_removed_now: bool = False, prune_command: str = "--data prune=true"
+) -> Generator[Any, None, None]:
     """
     On a router of a site that is not HA (any more): the project's HA setup taken down, in a removal run.
 
@@ -321,10 +350,12 @@ def no_longer_ha(prune: bool = False, twin_removed_now: bool = False, prune_comm
         host.noop("no HA setup of ours on this router")
         return
     if not prune or twin_removed_now:
-        warn("this router keeps the HA setup (VRRP address, own-LAN rules) from when its site had several "
-             "routers: LAN clients use the VRRP address until their lease renews with this router's own address "
-             "(Kea's valid-lifetime at the latest); after that, take it down with "
-             f"`{prune_command}`" + (" (again: not in the run that removes the other router)" if prune else ""))
+        warn(
+            "this router keeps the HA setup (VRRP address, own-LAN rules) from when its site had several "
+            "routers: LAN clients use the VRRP address until their lease renews with this router's own address "
+            "(Kea's valid-lifetime at the latest); after that, take it down with "
+            f"`{prune_command}`" + (" (again: not in the run that removes the other router)" if prune else "")
+        )
         host.noop("HA leftovers kept until a later removal run" if prune else "HA leftovers kept until the removal run")
         return
     if left.keepalived_ours:  # the VRRP address leaves first: the LAN's next hop is this router's own address now

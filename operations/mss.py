@@ -17,6 +17,8 @@ print "table is incompatible".
 from __future__ import annotations
 
 import shlex
+from collections.abc import Generator
+from typing import Any
 
 from pyinfra.api import operation
 
@@ -40,8 +42,7 @@ def script_content(interface: str, versions: tuple[int, ...]) -> str:
     """The boot-time script: add each missing rule, leave present ones alone."""
     lines = [
         "#!/bin/sh",
-        "# Managed by s2s (operations/mss.py): clamp TCP MSS to path MTU on "
-        f"{interface} in both directions.",
+        f"# Managed by s2s (operations/mss.py): clamp TCP MSS to path MTU on {interface} in both directions.",
         "set -e",
     ]
     for v in versions:
@@ -74,13 +75,18 @@ WantedBy=multi-user.target
 
 def clamp_facts(interface: str = "tailscale0", versions: tuple[int, ...] = (4, 6)) -> dict[str, batch.Fact]:
     """What `clamp` decides from (read in one batch)."""
-    return {**{f"rules{v}": (MssClampRules, {"interface": interface, "version": v}) for v in versions},
-            "script": (owned.OwnedFile, {"path": SCRIPT}), "unit_file": (owned.OwnedFile, {"path": UNIT}),
-            "unit": (owned.UnitState, {"unit": UNIT_NAME})}
+    return {
+        **{f"rules{v}": (MssClampRules, {"interface": interface, "version": v}) for v in versions},
+        "script": (owned.OwnedFile, {"path": SCRIPT}),
+        "unit_file": (owned.OwnedFile, {"path": UNIT}),
+        "unit": (owned.UnitState, {"unit": UNIT_NAME}),
+    }
 
 
 @operation()
-def clamp(interface: str = "tailscale0", versions: tuple[int, ...] = (4, 6), persist: bool = True):
+def clamp(
+    interface: str = "tailscale0", versions: tuple[int, ...] = (4, 6), persist: bool = True
+) -> Generator[Any, None, None]:
     """
     Add the mangle FORWARD TCPMSS --clamp-mss-to-pmtu rules for -o and -i INTERFACE when missing.
 
@@ -92,7 +98,7 @@ def clamp(interface: str = "tailscale0", versions: tuple[int, ...] = (4, 6), per
     facts = batch.read(**clamp_facts(interface, versions))
     states = [facts[f"rules{v}"] for v in versions]
     script_now, unit_file_now, unit_now = facts["script"], facts["unit_file"], facts["unit"]
-    for v, state in zip(versions, states):
+    for v, state in zip(versions, states, strict=True):
         have = {"out": bool(state and state.outbound), "in": bool(state and state.inbound)}
         for direction in ("out", "in"):
             if not have[direction]:

@@ -18,6 +18,9 @@ and the deploy itself starts radvd only on the router holding the VRRP address.
 
 from __future__ import annotations
 
+from collections.abc import Generator
+from typing import Any
+
 from pyinfra import host
 from pyinfra.api import OperationError, operation
 
@@ -77,7 +80,7 @@ def advertise_facts(site: Site, router: Router) -> dict[str, batch.Fact]:
 
 
 @operation()
-def advertise(site: Site, model: SiteModel, router: Router):
+def advertise(site: Site, model: SiteModel, router: Router) -> Generator[Any, None, None]:
     """
     radvd sending route information for the other sites' IPv6 prefixes and fd7a:115c:a1e0::/48 on
     the LAN (router lifetime 0); taken away again when the site has no subnet6 (any more).
@@ -125,7 +128,7 @@ def advertise(site: Site, model: SiteModel, router: Router):
 
 
 @operation()
-def follow_vrrp(site: Site, model: SiteModel, router: Router):
+def follow_vrrp(site: Site, model: SiteModel, router: Router) -> Generator[Any, None, None]:
     """
     On an HA router: radvd running exactly while this router holds the VRRP address (as read
     before the run). keepalived's notify scripts keep it so on every transition after.

@@ -83,7 +83,7 @@ def configure_router(
     prune: bool = False,
     twin_removed_now: bool = False,
     prune_command: str = "--data prune=true",
-):
+) -> None:
     """
     Configure one subnet router for `site` of the validated site model `model`.
 

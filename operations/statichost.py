@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import shlex
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from netaddr import IPAddress, IPNetwork
 from pyinfra import host, logger
@@ -141,7 +142,7 @@ def _route_ok(facts: StaticHostState, prefix: IPNetwork, next_hop: IPAddress) ->
 
 @operation()
 def site_routes(prefixes: list[IPNetwork], next_hop: IPAddress, manager: str | None = None,
-                present: bool = True):
+                present: bool = True) -> Generator[Any, None, None]:
     """The host reaches `prefixes` via `next_hop`: in its manager's config and in the kernel.
 
     + prefixes: 100.64.0.0/10 and every other site's prefixes

@@ -65,7 +65,10 @@ def summary_lines(state: State) -> list[str]:
         warned = [s.name for s in steps if s.ignored]
         if host in state.failed_hosts:
             if not any(s.ran for s in steps):
-                lines.append(f"{host.name}: FAILED before any step ran (could not connect, or could not read its facts): as it was")
+                lines.append(
+                    f"{host.name}: FAILED before any step ran (could not connect, or could not read its facts): "
+                    "as it was"
+                )
             else:
                 lines.append(f"{host.name}: FAILED, left {left_in(steps)}; a rerun finishes it")
         for name in warned:

@@ -12,16 +12,16 @@ are left alone.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pyinfra import host
 from pyinfra.api import OperationValueError, StringCommand, operation
-from pyinfra.facts.server import OsRelease
 from pyinfra.facts.apt import AptSources, AptSourcesFile
 from pyinfra.facts.deb import DebPackages
+from pyinfra.facts.server import OsRelease
 from pyinfra.operations import apt
 
 from operations import batch, owned
@@ -60,11 +60,17 @@ class InstallSource:
     no_logs_no_support: bool = False  # tailscaled with TS_NO_LOGS_NO_SUPPORT=true (a drop-in)
 
     @classmethod
-    def from_model(cls, tailscale: Tailscale) -> "InstallSource":
+    def from_model(cls, tailscale: Tailscale) -> InstallSource:
         key_content = Path(tailscale.apt_key_file).read_bytes() if tailscale.apt_key_file else None
-        return cls(repo_url=tailscale.apt_repo, key_url=None if key_content else tailscale.apt_key_url,
-                   key_content=key_content, version=tailscale.version, suite=tailscale.apt_suite,
-                   component=tailscale.apt_component, no_logs_no_support=tailscale.no_logs_no_support)
+        return cls(
+            repo_url=tailscale.apt_repo,
+            key_url=None if key_content else tailscale.apt_key_url,
+            key_content=key_content,
+            version=tailscale.version,
+            suite=tailscale.apt_suite,
+            component=tailscale.apt_component,
+            no_logs_no_support=tailscale.no_logs_no_support,
+        )
 
     def keyring(self, repo: str, suite: str) -> tuple[str, str | None]:
         """The keyring path on the router (.asc for an armored key) and the URL to fetch it from."""
@@ -80,9 +86,13 @@ class InstallSource:
 def install_facts(source: InstallSource, repo: str, suite: str) -> dict[str, batch.Fact]:
     """What `install` decides from (read in one batch)."""
     keyring, _ = source.keyring(repo, suite)
-    return {"keyring": (owned.OwnedFile, {"path": keyring}), "dropin": (owned.OwnedFile, {"path": NO_LOGS_DROPIN}),
-            "unit": (owned.UnitState, {"unit": "tailscaled.service"}), "sources": (AptSources, {}),
-            "packages": (DebPackages, {})}
+    return {
+        "keyring": (owned.OwnedFile, {"path": keyring}),
+        "dropin": (owned.OwnedFile, {"path": NO_LOGS_DROPIN}),
+        "unit": (owned.UnitState, {"unit": "tailscaled.service"}),
+        "sources": (AptSources, {}),
+        "packages": (DebPackages, {}),
+    }
 
 
 def install_repo(source: InstallSource) -> tuple[str, str]:
@@ -94,13 +104,16 @@ def install_repo(source: InstallSource) -> tuple[str, str]:
     if not repo:
         distro = release.get("id") or ""
         if distro not in DISTRIBUTIONS:
-            raise OperationValueError(f"cannot tell Tailscale's repository for /etc/os-release ID={distro!r}: "
-                                      "set [tailscale] apt_repo and apt_suite")
+            raise OperationValueError(
+                f"cannot tell Tailscale's repository for /etc/os-release ID={distro!r}: "
+                "set [tailscale] apt_repo and apt_suite"
+            )
         repo = f"{TAILSCALE_REPOS}/{distro}"
     suite = source.suite or release.get("version_codename")
     if not suite:
-        raise OperationValueError("cannot tell the apt suite: /etc/os-release has no VERSION_CODENAME; "
-                                  "set [tailscale] apt_suite")
+        raise OperationValueError(
+            "cannot tell the apt suite: /etc/os-release has no VERSION_CODENAME; set [tailscale] apt_suite"
+        )
     return repo, suite
 
 
@@ -114,7 +127,7 @@ def _installed(wanted: list[str], packages: dict[str, list[str]]) -> bool:
 
 
 @operation()
-def install(source: InstallSource = InstallSource(), packages: Iterable[str] = ()):
+def install(source: InstallSource = InstallSource(), packages: Iterable[str] = ()) -> Generator[Any, None, None]:
     """
     Install tailscale from an apt repository signed by its own keyring; tailscaled enabled and running.
 
@@ -135,20 +148,26 @@ def install(source: InstallSource = InstallSource(), packages: Iterable[str] = (
             f"/usr/lib/apt/apt-helper download-file {shlex.quote(key_url)} {tmp} "
             f"&& chmod 644 {tmp} && mv {tmp} {shlex.quote(keyring)}"
         )
-    wanted_repos = AptSourcesFile(types=["deb"], uris=[repo], suites=[suite],
-                                  components=[source.component], signed_by=[keyring]).expand_to_repos()
+    wanted_repos = AptSourcesFile(
+        types=["deb"], uris=[repo], suites=[suite], components=[source.component], signed_by=[keyring]
+    ).expand_to_repos()
     if not all(repo in (sources_now or []) for repo in wanted_repos):  # else apt.sources_file is a no-op
-        repo_cmds += list(apt.sources_file._inner(filename="tailscale", uris=[repo], suites=[suite],
-                                                  components=[source.component], signed_by=keyring))
+        repo_cmds += list(
+            apt.sources_file._inner(
+                filename="tailscale", uris=[repo], suites=[suite], components=[source.component], signed_by=keyring
+            )
+        )
 
     dropin_cmds: list = []
     if source.no_logs_no_support:
-        dropin = "# Managed by s2s: keep tailscaled off Tailscale's log servers.\n[Service]\nEnvironment=TS_NO_LOGS_NO_SUPPORT=true\n"
+        dropin = ("# Managed by s2s: keep tailscaled off Tailscale's log servers.\n"
+                  "[Service]\nEnvironment=TS_NO_LOGS_NO_SUPPORT=true\n")
         dropin_cmds = list(owned.put(NO_LOGS_DROPIN, dropin, mode="644", current=dropin_now))
 
     wanted = source.packages(packages)
-    pkg_cmds = [] if _installed(wanted, packages_now or {}) else list(
-        apt.packages._inner(packages=wanted, no_recommends=True))
+    pkg_cmds = (
+        [] if _installed(wanted, packages_now or {}) else list(apt.packages._inner(packages=wanted, no_recommends=True))
+    )
 
     yield from repo_cmds
     # The drop-in goes in before the package so the postinst's first start already has it.
@@ -176,7 +195,9 @@ class Pref:
     flag: str | None  # `tailscale up`/`set` flag; None: only `up` sets it
     settable: bool = True  # `tailscale set` changes it; False: it needs `tailscale up`
     inverted: bool = False  # the flag says the opposite (NoSNAT <- --snat-subnet-routes)
-    reset_default: Any = None  # what `up --reset` gives without the flag (then the flag is left out); None: always pass it
+    reset_default: Any = (
+        None  # what `up --reset` gives without the flag (then the flag is left out); None: always pass it
+    )
 
 
 # Why each is owned (docs/operations.md has what drifting each did on the lab):
@@ -205,9 +226,16 @@ def flag_value(pref: Pref, value: Any) -> str:
     return f"--{pref.flag}={shlex.quote(text)}" if text else f"--{pref.flag}="
 
 
-def wanted_prefs(prefs: LivePrefs | None, routes: Iterable[str], accept_routes: bool, snat: bool,
-                 login_server: str | None, tags: Iterable[str], accept_dns: bool,
-                 hostname: str | None) -> dict[str, Any]:
+def wanted_prefs(
+    prefs: LivePrefs | None,
+    routes: Iterable[str],
+    accept_routes: bool,
+    snat: bool,
+    login_server: str | None,
+    tags: Iterable[str],
+    accept_dns: bool,
+    hostname: str | None,
+) -> dict[str, Any]:
     """Owned pref name -> the value the recipe wants (Hostname only when given)."""
     control_url = login_server or (prefs.control_url if prefs else "(default)")
     if prefs and login_server and prefs.control_url.rstrip("/") == login_server.rstrip("/"):
@@ -258,7 +286,7 @@ def configure(
     hostname: str | None = None,
     timeout: str = "120s",
     socket: str | None = None,
-):
+) -> Generator[Any, None, None]:
     """
     Join the tailnet once (`tailscale up`), then keep every owned pref as declared with `tailscale set`.
 
@@ -298,10 +326,19 @@ def configure(
             raise OperationValueError(
                 "tailscale needs an auth key to join (or to change control server/tags); none was given"
             )
-        why = ("stopped" if not needs_login else "not joined" if not joined else
-               "control server changed" if server_changed else "tags changed")
-        log_changes(f"tailscale prefs ({why}: tailscale up)",
-                    shown or [("BackendState", status.backend_state if status else None, "Running")])
+        why = (
+            "stopped"
+            if not needs_login
+            else "not joined"
+            if not joined
+            else "control server changed"
+            if server_changed
+            else "tags changed"
+        )
+        log_changes(
+            f"tailscale prefs ({why}: tailscale up)",
+            shown or [("BackendState", status.backend_state if status else None, "Running")],
+        )
         args = cli + ["up", "--reset"]
         for pref in OWNED_PREFS:
             if pref.flag is None or pref.name not in want:

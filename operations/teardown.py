@@ -23,7 +23,8 @@ Each item is decided from facts, so a second removal run changes nothing.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
+from typing import Any
 
 from pyinfra import host, logger
 from pyinfra.api import OperationError, operation
@@ -43,15 +44,22 @@ UNIT_PREFIX = "s2s-"
 
 def removal_facts(interface: str = "tailscale0") -> dict[str, batch.Fact]:
     """What `removed` decides from (read in one command); owned files are keyed by their path."""
-    return {"status": (TailscaleStatus, {}), "units": (ProjectUnitState, {"prefix": UNIT_PREFIX}),
-            **{path: (owned.OwnedFile, {"path": path}) for path in OWNED_FILES},
-            **{f"clamp{v}": (MssClampRules, {"interface": interface, "version": v}) for v in (4, 6)},
-            "keepalived_ours": (ManagedByUs, {"path": ha.CONF}), "rules": (PolicyRules, {}),
-            "radvd_ours": (ManagedByUs, {"path": radvd.CONF}), "rules6": (PolicyRules, {"family": 6})}
+    return {
+        "status": (TailscaleStatus, {}),
+        "units": (ProjectUnitState, {"prefix": UNIT_PREFIX}),
+        **{path: (owned.OwnedFile, {"path": path}) for path in OWNED_FILES},
+        **{f"clamp{v}": (MssClampRules, {"interface": interface, "version": v}) for v in (4, 6)},
+        "keepalived_ours": (ManagedByUs, {"path": ha.CONF}),
+        "rules": (PolicyRules, {}),
+        "radvd_ours": (ManagedByUs, {"path": radvd.CONF}),
+        "rules6": (PolicyRules, {"family": 6}),
+    }
 
 
 @operation()
-def removed(interface: str = "tailscale0", logout: bool = True, declared_addresses: Iterable[str] | None = ()):
+def removed(
+    interface: str = "tailscale0", logout: bool = True, declared_addresses: Iterable[str] | None = ()
+) -> Generator[Any, None, None]:
     """
     Take this host out of the site-to-site setup: log out of the tailnet, remove the project's files and units.
 
@@ -62,14 +70,18 @@ def removed(interface: str = "tailscale0", logout: bool = True, declared_address
       could not be read, so nothing is touched
     """
     if declared_addresses is None:
-        raise OperationError("cannot read the declared routers' tailnet addresses from the control plane, "
-                             "so cannot tell this host is not one of them (renamed): not touched")
+        raise OperationError(
+            "cannot read the declared routers' tailnet addresses from the control plane, "
+            "so cannot tell this host is not one of them (renamed): not touched"
+        )
     facts = batch.read(**removal_facts(interface))
     status, units = facts["status"], facts["units"]
     same = sorted(set(status.tailscale_ips if status else ()) & set(declared_addresses))
     if same:  # a stale record entry, not a removed router: nothing to undo (the record drops it)
-        warn(f"this host is the tailnet node {', '.join(same)} of a router the site file still declares "
-             "(its ssh target renamed?): left untouched")
+        warn(
+            f"this host is the tailnet node {', '.join(same)} of a router the site file still declares "
+            "(its ssh target renamed?): left untouched"
+        )
         host.noop("a declared router under an old name: nothing removed")
         return
     files = {path: facts[path] for path in OWNED_FILES}
@@ -93,8 +105,11 @@ def removed(interface: str = "tailscale0", logout: bool = True, declared_address
                 commands.append(f"{mss.COMMANDS[version]} -t mangle -D FORWARD {mss.rule_args(interface, direction)}")
     commands += ha.rules_deleted(rules)  # live until reboot otherwise; the unit that re-adds them goes below
     commands += ha.rules_deleted(rules6, family=6)  # a dual-stack site's
-    gone = [path for path, state in files.items() if state is not None] \
-        + ([ha.CONF] if keepalived_ours else []) + ([radvd.CONF] if radvd_ours else [])
+    gone = (
+        [path for path, state in files.items() if state is not None]
+        + ([ha.CONF] if keepalived_ours else [])
+        + ([radvd.CONF] if radvd_ours else [])
+    )
     if gone:
         commands.append("rm -f " + " ".join(shlex.quote(p) for p in gone))
     if units.enabled or any(p.startswith("/etc/systemd/") for p in gone):

@@ -15,20 +15,20 @@ from netaddr import AddrFormatError, IPAddress, IPNetwork
 
 from sites import schema
 from sites.model import (
+    DEFAULT_VRID,
     IPV6_GLOBAL,
     IPV6_ULA,
+    MANAGERS,
     TAILSCALE_4VIA6,
-    AwsSubnet,
     TAILSCALE_CGNAT,
     TAILSCALE_ULA,
+    AwsSubnet,
     DhcpSettings,
-    DEFAULT_VRID,
     KeaEndpoint,
     Router,
     Site,
     SiteModel,
     SshSettings,
-    MANAGERS,
     SshTarget,
     StaticHost,
     Tailnet,
@@ -104,7 +104,7 @@ class _Table:
             raise self.error(name, f"must be one of {', '.join(options)}", value)
         return value
 
-    def table(self, name: str) -> "_Table | None":
+    def table(self, name: str) -> _Table | None:
         return _Table(self.path, self.at(name), self.data[name]) if name in self.data else None
 
     def file(self, name: str) -> Path | None:

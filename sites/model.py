@@ -51,7 +51,7 @@ class SshTarget:
     port: int | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "SshTarget":
+    def parse(cls, text: str) -> SshTarget:
         """Split `user@host:port`; raises ValueError naming what is wrong (sites.load reports it)."""
         user, _, hostport = text.strip().rpartition("@")
         host, port = hostport, ""

@@ -11,11 +11,12 @@ import sys
 from functools import lru_cache
 
 from pyinfra.api.host import Host
+from pyinfra.api.inventory import Inventory
 
 from dhcp.cli import load_plans_or_exit
 from dhcp.plan import SitePlan
 from removal import record
-from sites.model import Site, SiteModel, StaticHost
+from sites.model import KeaEndpoint, Site, SiteModel, StaticHost
 
 
 @lru_cache(maxsize=1)
@@ -29,41 +30,41 @@ def load_model() -> SiteModel:
     return _load()[0]
 
 
-def router_site(model: SiteModel, host) -> Site | None:  # noqa: ANN001 - pyinfra Host
+def router_site(model: SiteModel, host: Host) -> Site | None:
     """The site whose subnet router is this host, if any (inventory data `site`)."""
     name = host.data.get("site")
     return model.sites[name] if name else None
 
 
-def kea_plans(host, coordinator: bool = False) -> list[SitePlan]:  # noqa: ANN001 - pyinfra Host
+def kea_plans(host: Host, coordinator: bool = False) -> list[SitePlan]:
     """Plans that need a push from this host: sites whose Kea is reached through it (inventory
     data `kea_ssh`), and, on the coordinating host, sites whose Kea is reached directly by URL."""
     return [p for p in _load()[1].values()
             if p.push_needed and any(kea_here(k, host, coordinator) for k in p.site.kea)]
 
 
-def kea_here(kea, host, coordinator: bool = False) -> bool:  # noqa: ANN001 - KeaEndpoint, pyinfra Host
+def kea_here(kea: KeaEndpoint, host: Host, coordinator: bool = False) -> bool:
     """This host pushes that Kea server: the inventory gave it that server's SSH target, or the
     server is reached directly by URL and this is the coordinating host (HA partners alike)."""
     return kea.ssh in (host.data.get("kea_ssh") or ()) if kea.ssh else coordinator
 
 
-def kea_hosts_plans(host) -> list[SitePlan]:  # noqa: ANN001 - pyinfra Host
+def kea_hosts_plans(host: Host) -> list[SitePlan]:
     """Plans of the sites whose Kea runs on this very host (reached through its SSH)."""
     return [p for p in kea_plans(host) if any(k.ssh and kea_here(k, host) for k in p.site.kea)]
 
 
-def policy_file(host) -> str | None:  # noqa: ANN001 - pyinfra Host
+def policy_file(host: Host) -> str | None:
     """The Headscale policy file this host holds ([tailnet] policy_mode = "file"), if any."""
     return host.data.get("policy_file")
 
 
-def is_control_host(host) -> bool:  # noqa: ANN001 - pyinfra Host
+def is_control_host(host: Host) -> bool:
     """True on the host the control server's API is reached through ([tailnet] ssh)."""
     return bool(host.data.get("control_host"))
 
 
-def is_coordinator(inventory, host) -> bool:  # noqa: ANN001 - pyinfra Inventory, Host
+def is_coordinator(inventory: Inventory, host: Host) -> bool:
     """The one host that carries the run-once control-plane steps: the host the control
     server's API is reached through, else the first router, else the first host. They talk to
     the control server, so planning them on every host would only repeat the same API reads."""
@@ -99,12 +100,12 @@ def retired_prefixes(model: SiteModel) -> dict[str, tuple[str, ...]]:
     return record.retired(model, recorded_routers())
 
 
-def prune(host) -> bool:  # noqa: ANN001 - pyinfra Host
+def prune(host: Host) -> bool:
     """`--data prune=true`: this run removes what removed routers and sites left behind."""
     return record.is_true(host.data.get(record.PRUNE_KEY, False))
 
 
-def removed_router(host) -> dict | None:  # noqa: ANN001 - pyinfra Host
+def removed_router(host: Host) -> dict | None:
     """The record entry of the removed router this host is (inventory data `removed_router`), if any."""
     return host.data.get("removed_router")
 

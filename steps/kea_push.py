@@ -11,12 +11,15 @@ control plane.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from contextlib import ExitStack
 from functools import partial
+from typing import Any
 
 from pyinfra import host, logger, state
 from pyinfra.api import operation
 from pyinfra.api.host import Host
+from pyinfra.api.inventory import Inventory
 from pyinfra.api.state import State
 from pyinfra.facts.files import File
 from pyinfra.operations import files
@@ -25,9 +28,9 @@ from dhcp.kea.connect import tunnelled_factory
 from dhcp.kea.transport import KeaError
 from dhcp.plan import SitePlan
 from dhcp.push import PushFailed, ServerPlan, ServerPush, group_by_server
+from pyinfra_internals import ssh_transport
 from sites.model import KeaEndpoint, SecretError, SiteModel, SshTarget
 from steps import readahead
-from pyinfra_internals import ssh_transport
 from steps.inputs import is_coordinator, kea_here
 from steps.planned import plan_then_apply
 
@@ -39,18 +42,21 @@ LABEL = "kea"
 READ_FILE, READ_PLANS = "kea file", "kea plans"
 
 
-def _servers(on_host: Host, plans: list[SitePlan],
-             inventory) -> list[tuple[KeaEndpoint, list[SitePlan]]]:  # noqa: ANN001 - pyinfra Inventory
+def _servers(on_host: Host, plans: list[SitePlan], inventory: Inventory) -> list[tuple[KeaEndpoint, list[SitePlan]]]:
     """The Kea servers this host pushes, each with its sites' plans: the servers reached
     through this host's SSH, and on the coordinating host those reached directly by URL
     (an HA partner is pushed from its own host)."""
     coordinator = is_coordinator(inventory, on_host)
-    return [(endpoint, grouped) for endpoint, grouped in group_by_server({p.site.name: p for p in plans})
-            if kea_here(endpoint, on_host, coordinator)]
+    return [
+        (endpoint, grouped)
+        for endpoint, grouped in group_by_server({p.site.name: p for p in plans})
+        if kea_here(endpoint, on_host, coordinator)
+    ]
 
 
-def _connect(on_host: Host, model: SiteModel, endpoint: KeaEndpoint, plans: list[SitePlan],
-             stack: ExitStack) -> ServerPush:
+def _connect(
+    on_host: Host, model: SiteModel, endpoint: KeaEndpoint, plans: list[SitePlan], stack: ExitStack
+) -> ServerPush:
     """The push of one server, through this host's own SSH connection when the server's
     `kea.ssh` is this host, directly for a server reachable by URL."""
     codes = model.dhcp.route_codes
@@ -76,8 +82,10 @@ def _prepare(push: ServerPush, model: SiteModel, stack: ExitStack) -> None:
             partner.read()
             partner_routes.setdefault(plan.site.name, []).extend(partner.served_routes(plan))
             if partner.route_data(plan) != push.route_data(plan):
-                push.say(f"site {plan.site.name}: {push.where} differs from its HA partner "
-                         f"{partner.where} (option 121/249 data); the push brings both to the same")
+                push.say(
+                    f"site {plan.site.name}: {push.where} differs from its HA partner "
+                    f"{partner.where} (option 121/249 data); the push brings both to the same"
+                )
     push.prepare(partner_routes)
 
 
@@ -101,12 +109,10 @@ def _not_ready(model: SiteModel, plan: SitePlan, run: State) -> str | None:
     failed = {h.name for h in run.failed_hosts}
     routers = [SshTarget.parse(r.ssh).name for r in plan.site.routers]
     if routers and all(name in failed for name in routers):
-        return (f"router {', '.join(routers)} failed earlier in this run "
-                "(not known to be on the tailnet)")
+        return f"router {', '.join(routers)} failed earlier in this run (not known to be on the tailnet)"
     approver = next((h.name for h in run.inventory if is_coordinator(run.inventory, h)), None)
     if approver in failed and model.tailnet is not None:
-        return (f"the control-plane steps on {approver} failed earlier in this run "
-                "(routes not approved)")
+        return f"the control-plane steps on {approver} failed earlier in this run (routes not approved)"
     return None
 
 
@@ -119,9 +125,12 @@ def _apply(on_host: Host, model: SiteModel, endpoint: KeaEndpoint, plans: list[S
         if why is None:
             ready.append(plan)
             continue
-        on_host.log_styled(f"{LABEL}: site {plan.site.name}: routes not pushed to {endpoint.url}: "
-                           f"{why}; Kea left as it was, the next clean run pushes them",
-                           fg="yellow", log_func=logger.warning)
+        on_host.log_styled(
+            f"{LABEL}: site {plan.site.name}: routes not pushed to {endpoint.url}: "
+            f"{why}; Kea left as it was, the next clean run pushes them",
+            fg="yellow",
+            log_func=logger.warning,
+        )
     if not ready:
         return ["nothing pushed"]
     plans = ready
@@ -154,7 +163,9 @@ def _recalled_plan(endpoint: KeaEndpoint, grouped: list[SitePlan]) -> ServerPlan
 
 
 @operation()
-def config_writable(plans: list[SitePlan], path: str = DEBIAN_CONFIG, group: str = DEBIAN_KEA_GROUP):
+def config_writable(
+    plans: list[SitePlan], path: str = DEBIAN_CONFIG, group: str = DEBIAN_KEA_GROUP
+) -> Generator[Any, None, None]:
     """Kea may persist its config (config-write): Debian's packaged file is root's and kea-dhcp4 runs as _kea.
 
     Checked on Debian's 2.2 (bookworm), 2.6.3 (trixie) and 3.0.4 (sid) layouts
@@ -182,7 +193,7 @@ def config_writable(plans: list[SitePlan], path: str = DEBIAN_CONFIG, group: str
 
 
 @operation()
-def routes_pushed(model: SiteModel, plans: list[SitePlan]):
+def routes_pushed(model: SiteModel, plans: list[SitePlan]) -> Generator[Any, None, None]:
     """Kea on this host hands out the planned option 121/249 for each of its sites.
 
     + model: the validated site model
@@ -195,7 +206,13 @@ def routes_pushed(model: SiteModel, plans: list[SitePlan]):
     for endpoint, grouped in _servers(host, plans, state.inventory):
         names = ", ".join(p.site.name for p in grouped)
         recalled = _recalled_plan(endpoint, grouped)
-        plan = (lambda known=recalled: known) if recalled is not None else partial(_plan, host, model, endpoint, grouped)
-        yield from plan_then_apply(LABEL, plan,
-                                   partial(_apply, model=model, endpoint=endpoint, plans=grouped),
-                                   failures=FAILURES, done=f"options 121/249 already as planned for {names}")
+        plan = (
+            (lambda known=recalled: known) if recalled is not None else partial(_plan, host, model, endpoint, grouped)
+        )
+        yield from plan_then_apply(
+            LABEL,
+            plan,
+            partial(_apply, model=model, endpoint=endpoint, plans=grouped),
+            failures=FAILURES,
+            done=f"options 121/249 already as planned for {names}",
+        )

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Generator
 from io import StringIO
+from typing import Any
 
 from pyinfra import host
 from pyinfra.api import FactBase, FileUploadCommand, operation
@@ -54,7 +56,7 @@ def headscale_policy_file(
     check_command: str = "headscale policy check -f {file}",
     reload_command: str = "systemctl reload headscale",
     version_command: str = "headscale version -o json",
-):
+) -> Generator[Any, None, None]:
     """Merge the sites' entries into Headscale's policy file (comments and hand entries kept).
 
     + version_command: prints the server's version as JSON (grants from 0.29; unknown: acls for

@@ -12,7 +12,9 @@ pruning, or its host failed or was unreachable), so nothing is forgotten before 
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from pathlib import Path
+from typing import Any
 
 from pyinfra import host, logger
 from pyinfra.api import operation
@@ -26,17 +28,20 @@ from pyinfra_internals import run_id
 from removal import record
 from removal.record import AppliedRouter, AppliedStaticHost
 from sites.model import SiteModel
-from steps.tailnet import FAILURES, LABEL, _transport
 from steps.planned import plan_then_apply
+from steps.tailnet import FAILURES, LABEL, _transport
 
 
 def prune_command(model: SiteModel, dry: bool = False) -> str:
-    return (f"SITES={model.path} pyinfra inventory.py deploy.py --data {record.PRUNE_KEY}=true"
-            + (" --dry --diff" if dry else ""))
+    return f"SITES={model.path} pyinfra inventory.py deploy.py --data {record.PRUNE_KEY}=true" + (
+        " --dry --diff" if dry else ""
+    )
 
 
 @operation()
-def routes_unapproved(model: SiteModel, removed: list[AppliedRouter], prune: bool, here: bool = True):
+def routes_unapproved(
+    model: SiteModel, removed: list[AppliedRouter], prune: bool, here: bool = True
+) -> Generator[Any, None, None]:
     """Routes this project approved on removed routers' nodes are unapproved (the removal run).
 
     + model: the validated site model
@@ -49,9 +54,11 @@ def routes_unapproved(model: SiteModel, removed: list[AppliedRouter], prune: boo
         return
     names = ", ".join(f"{r.host} (site {r.site})" for r in removed)
     if not prune:
-        warn(f"the site file no longer declares router(s) {names} that an earlier deploy configured; "
-             f"preview their removal with `{prune_command(model, dry=True)}`, "
-             f"then run `{prune_command(model)}`")
+        warn(
+            f"the site file no longer declares router(s) {names} that an earlier deploy configured; "
+            f"preview their removal with `{prune_command(model, dry=True)}`, "
+            f"then run `{prune_command(model)}`"
+        )
         host.noop(f"{LABEL}: removal of {names} not requested")
         return
     if model.tailnet is None:
@@ -102,8 +109,9 @@ def declared_addresses(model: SiteModel) -> tuple[str, ...] | None:
     return _addresses[key]
 
 
-def still_recorded(model: SiteModel, recorded: list[AppliedRouter], cleaned: set[str],
-                   failed: bool = False) -> list[AppliedRouter]:
+def still_recorded(
+    model: SiteModel, recorded: list[AppliedRouter], cleaned: set[str], failed: bool = False
+) -> list[AppliedRouter]:
     """What the record holds after a run: the declared routers, then removed ones not cleaned (by host name).
 
     After a run where a host failed, a declared router keeps its recorded prefixes too: one its
@@ -119,8 +127,13 @@ class RecordApplied(BaseStateCallback):
     """Writes the applied record once every operation has run (at the first disconnect of a run that
     executed: pyinfra's run_ops marks the state executing in every mode; --dry never does)."""
 
-    def __init__(self, model: SiteModel, recorded: list[AppliedRouter], path: Path,
-                 recorded_static: list[AppliedStaticHost] | None = None) -> None:
+    def __init__(
+        self,
+        model: SiteModel,
+        recorded: list[AppliedRouter],
+        path: Path,
+        recorded_static: list[AppliedStaticHost] | None = None,
+    ) -> None:
         self.model, self.recorded, self.path = model, recorded, path
         self.recorded_static = recorded_static or []
         self.done = False
@@ -133,35 +146,44 @@ class RecordApplied(BaseStateCallback):
         # other host failed (the control-plane part runs on another host): else it stays recorded
         gone = state.inventory.get_group("removed_routers", default=[])
         others_failed = any(h not in gone for h in state.failed_hosts)
-        cleaned = set() if others_failed else {
-            h.name for h in gone if h not in state.failed_hosts and h in state.activated_hosts}
+        cleaned = (
+            set()
+            if others_failed
+            else {h.name for h in gone if h not in state.failed_hosts and h in state.activated_hosts}
+        )
         routers = still_recorded(self.model, self.recorded, cleaned, failed=bool(state.failed_hosts))
         for host in gone:
             if host.name not in cleaned:
-                logger.warning(f"--> Removed router {host.name} not cleaned up (unreachable, or a host failed): it "
-                               f"stays in {self.path.name}; the control-plane and Kea parts ran. When it answers, "
-                               f"run `{prune_command(self.model)}` again")
+                logger.warning(
+                    f"--> Removed router {host.name} not cleaned up (unreachable, or a host failed): it "
+                    f"stays in {self.path.name}; the control-plane and Kea parts ran. When it answers, "
+                    f"run `{prune_command(self.model)}` again"
+                )
         gone_static = state.inventory.get_group("removed_static_hosts", default=[])
-        cleaned_static = {h.name for h in gone_static
-                          if h not in state.failed_hosts and h in state.activated_hosts}
+        cleaned_static = {h.name for h in gone_static if h not in state.failed_hosts and h in state.activated_hosts}
         statics = record.declared_static(self.model) + [
-            h for h in record.removed_static(self.model, self.recorded_static)
-            if h.host not in cleaned_static]
+            h for h in record.removed_static(self.model, self.recorded_static) if h.host not in cleaned_static
+        ]
         try:
             if record.write(self.path, routers, statics):
                 logger.info(f"--> Applied record written: {self.path}")
         except OSError as exc:
-            logger.error(f"--> Applied record NOT written ({self.path}: {exc.strerror}); "
-                         "a later removal may not find routers added in this run")
+            logger.error(
+                f"--> Applied record NOT written ({self.path}: {exc.strerror}); "
+                "a later removal may not find routers added in this run"
+            )
 
 
 _registered: set[int] = set()
 
 
-def keep_record(state: State, model: SiteModel, recorded: list[AppliedRouter],
-                recorded_static: list[AppliedStaticHost] | None = None) -> None:
+def keep_record(
+    state: State,
+    model: SiteModel,
+    recorded: list[AppliedRouter],
+    recorded_static: list[AppliedStaticHost] | None = None,
+) -> None:
     """Register the record writer once per run (deploy.py runs once per host)."""
     if id(state) not in _registered:
         _registered.add(id(state))
-        state.add_callback_handler(RecordApplied(model, recorded, record.record_path(model),
-                                                 recorded_static))
+        state.add_callback_handler(RecordApplied(model, recorded, record.record_path(model), recorded_static))

@@ -10,6 +10,9 @@ the removal run (`--data prune=true`), like a removed router.
 
 from __future__ import annotations
 
+from collections.abc import Generator
+from typing import Any
+
 from netaddr import IPAddress
 from pyinfra import host
 from pyinfra.api import operation
@@ -24,8 +27,14 @@ LABEL = "static hosts"
 
 
 @operation()
-def routes_given(model: SiteModel, entry: tuple[Site, StaticHost] | None, removed: dict | None,
-                 prune: bool, gone: list[AppliedStaticHost] | None = None, here: bool = False):
+def routes_given(
+    model: SiteModel,
+    entry: tuple[Site, StaticHost] | None,
+    removed: dict | None,
+    prune: bool,
+    gone: list[AppliedStaticHost] | None = None,
+    here: bool = False,
+) -> Generator[Any, None, None]:
     """This static host has the site's routes (or, removed and pruning, has them no more).
 
     + model: the validated site model
@@ -37,14 +46,18 @@ def routes_given(model: SiteModel, entry: tuple[Site, StaticHost] | None, remove
     """
     if here and gone and not prune:
         names = ", ".join(f"{g.host} (site {g.site})" for g in gone)
-        warn(f"the site file no longer declares static host(s) {names} that an earlier deploy gave "
-             f"routes; remove them with `{prune_command(model)}`")
+        warn(
+            f"the site file no longer declares static host(s) {names} that an earlier deploy gave "
+            f"routes; remove them with `{prune_command(model)}`"
+        )
     if entry is not None:
         site, static = entry
-        yield from site_routes._inner(prefixes=list(model.remote_prefixes(site)),
-                                      next_hop=site.next_hop, manager=static.manager)
+        yield from site_routes._inner(
+            prefixes=list(model.remote_prefixes(site)), next_hop=site.next_hop, manager=static.manager
+        )
     elif removed is not None and prune:
-        yield from site_routes._inner(prefixes=[], next_hop=IPAddress(removed["next_hop"]),
-                                      manager=removed.get("manager"), present=False)
+        yield from site_routes._inner(
+            prefixes=[], next_hop=IPAddress(removed["next_hop"]), manager=removed.get("manager"), present=False
+        )
     else:
         host.noop(f"{LABEL}: not a static host")

@@ -12,7 +12,9 @@ approvals after they joined.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 from pyinfra import host, state
 from pyinfra.api import operation
@@ -21,10 +23,9 @@ from pyinfra.api.host import Host
 from controlplane import ChangeSet, ControlPlaneError, PolicyError, UnknownRouterError, reach
 from controlplane.base import ControlPlane, Recorded
 from controlplane.lock import lock_key, policy_lock
-from pyinfra_internals import commands_run
+from pyinfra_internals import commands_run, ssh_transport
 from sites.model import SecretError, SiteModel
 from steps import readahead
-from pyinfra_internals import ssh_transport
 from steps.inputs import is_control_host, retired_prefixes
 from steps.planned import plan_then_apply
 
@@ -32,7 +33,7 @@ FAILURES = (ControlPlaneError, PolicyError, SecretError)
 LABEL = "control plane"
 
 
-def _transport(on_host: Host):  # noqa: ANN202 - paramiko.Transport | None
+def _transport(on_host: Host):
     """pyinfra's own SSH connection when this host is the one the control server's API is reached
     through ([tailnet] ssh), so the deploy opens no second connection to it."""
     return ssh_transport(on_host) if is_control_host(on_host) else None
@@ -110,7 +111,7 @@ def _step(model: SiteModel, here: bool, *, routes: bool, policy: bool, done: str
 
 
 @operation()
-def policy_allows_sites(model: SiteModel, here: bool = True):
+def policy_allows_sites(model: SiteModel, here: bool = True) -> Generator[Any, None, None]:
     """The tailnet policy lets every site reach every other (ACLs, autoApprovers, router tag).
 
     + model: the validated site model
@@ -121,7 +122,7 @@ def policy_allows_sites(model: SiteModel, here: bool = True):
 
 
 @operation()
-def routes_approved(model: SiteModel, here: bool = True):
+def routes_approved(model: SiteModel, here: bool = True) -> Generator[Any, None, None]:
     """Each site router's advertised site prefixes are approved (others' approvals kept).
 
     + model: the validated site model

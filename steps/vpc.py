@@ -7,7 +7,9 @@ provider's API, not to the host pyinfra runs it on. The plan/apply wrapping is s
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass
+from typing import Any
 
 from pyinfra import host
 from pyinfra.api import operation
@@ -50,7 +52,7 @@ def _vpc(site: Site) -> AwsVpc:
 
 
 @operation()
-def vpc_routes(model: SiteModel, here: bool = True):
+def vpc_routes(model: SiteModel, here: bool = True) -> Generator[Any, None, None]:
     """Each AWS site's route tables send the other sites' prefixes and 100.64.0.0/10 to its router,
     whose source/destination check is off (others' routes and tags left as they are).
 

@@ -60,7 +60,7 @@ def wait_for(what: str, probe: Callable[[], T], timeout: float = 60.0, every: fl
             last = probe()
             if last:
                 return last  # type: ignore[return-value]
-        except Exception as exc:  # noqa: BLE001 - a probe failing just means "not yet"
+        except Exception as exc:
             last = exc
         time.sleep(every)
     raise TimeoutError(f"timed out waiting for {what} (last: {last!r})")

@@ -15,9 +15,9 @@ import logging
 import select
 import socket
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import paramiko
 from pyinfra.connectors.sshuserclient.client import SSHClient, get_ssh_config

@@ -13,8 +13,8 @@ from contextlib import ExitStack
 
 from dhcp.kea.connect import TransportFactory, tunnelled_factory
 from dhcp.kea.transport import KeaError, redact_url
-from dhcp.push import group_by_server
 from dhcp.plan import PlanError, build_plan
+from dhcp.push import group_by_server
 from sites.cli import add_sites_argument, load_or_exit
 from sites.model import SecretError, SiteModel
 

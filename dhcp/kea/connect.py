@@ -6,13 +6,19 @@ loopback, for the router-deploy work) plugs in here without touching the push.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from typing import Callable, Mapping
 
 import paramiko
 
-from dhcp.kea.transport import (ControlAgentTransport, DirectHttpTransport, KeaError,
-                                KeaTransport, KeaUnreachable, redact_url)
+from dhcp.kea.transport import (
+    ControlAgentTransport,
+    DirectHttpTransport,
+    KeaError,
+    KeaTransport,
+    KeaUnreachable,
+    redact_url,
+)
 from sites.model import KeaEndpoint, SshSettings
 from tunnel import TunnelError, forwarded_url
 

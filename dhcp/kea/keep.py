@@ -23,13 +23,13 @@ hex, see docs/kea.md.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from netaddr import AddrFormatError, IPAddress, IPNetwork
 
-from dhcp.kea.options import (dhcp4_of, is_managed, is_route_option, kept_record,
-                              option_bytes, option_code)
+from dhcp.kea.options import dhcp4_of, is_managed, is_route_option, kept_record, option_bytes, option_code
 from dhcp.rfc3442 import Route, RouteEncodingError, decode
 
 

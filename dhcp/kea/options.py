@@ -22,7 +22,8 @@ from __future__ import annotations
 import copy
 import difflib
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from netaddr import AddrFormatError, IPNetwork
 

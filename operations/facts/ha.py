@@ -13,7 +13,6 @@ from pyinfra.api import FactBase
 from operations.facts._parsing import ParseError, parsed
 
 
-
 def parse_dpkg_status(text: str) -> str | None:
     """`dpkg-query -W -f '${Status}\\t${Version}'` -> the version when installed, else None."""
     line = text.strip()

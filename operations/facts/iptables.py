@@ -36,8 +36,15 @@ class IptablesTable:
 # Options that take exactly this many arguments; others take args up to the next option.
 _ARITY = {"--tcp-flags": 2, "--clamp-mss-to-pmtu": 0, "-c": 2, "--set-counters": 2}
 _LONG = {
-    "-i": "--in-interface", "-o": "--out-interface", "-p": "--protocol", "-j": "--jump",
-    "-m": "--match", "-s": "--source", "-d": "--destination", "-g": "--goto", "-f": "--fragment",
+    "-i": "--in-interface",
+    "-o": "--out-interface",
+    "-p": "--protocol",
+    "-j": "--jump",
+    "-m": "--match",
+    "-s": "--source",
+    "-d": "--destination",
+    "-g": "--goto",
+    "-f": "--fragment",
 }
 
 
@@ -68,10 +75,14 @@ def parse_iptables_rule(line: str) -> IptablesRule:
         i += 1
         args: list[str] = []
         if name in _ARITY:
-            args = rest[i:i + _ARITY[name]]
+            args = rest[i : i + _ARITY[name]]
             i += _ARITY[name]
         else:
-            while i < len(rest) and rest[i] != "!" and not (rest[i].startswith("-") and len(rest[i]) > 1 and not rest[i][1].isdigit()):
+            while (
+                i < len(rest)
+                and rest[i] != "!"
+                and not (rest[i].startswith("-") and len(rest[i]) > 1 and not rest[i][1].isdigit())
+            ):
                 args.append(rest[i])
                 i += 1
         if negate_next:
@@ -130,8 +141,18 @@ class MssClamp:
         return self.inbound and self.outbound
 
 
-_MSS_ALLOWED = {"--in-interface", "--out-interface", "--protocol", "--match", "--tcp-flags",
-                "--jump", "--clamp-mss-to-pmtu", "--comment", "-c", "--set-counters"}
+_MSS_ALLOWED = {
+    "--in-interface",
+    "--out-interface",
+    "--protocol",
+    "--match",
+    "--tcp-flags",
+    "--jump",
+    "--clamp-mss-to-pmtu",
+    "--comment",
+    "-c",
+    "--set-counters",
+}
 
 
 def is_mss_clamp(rule: IptablesRule, interface: str, direction: str) -> bool:
@@ -154,8 +175,7 @@ def is_mss_clamp(rule: IptablesRule, interface: str, direction: str) -> bool:
     mask, comp = ({f.upper() for f in part.split(",")} for part in flags)
     if mask != {"SYN", "RST"} or comp != {"SYN"}:
         return False
-    mine, other = ("--in-interface", "--out-interface") if direction == "in" else (
-        "--out-interface", "--in-interface")
+    mine, other = ("--in-interface", "--out-interface") if direction == "in" else ("--out-interface", "--in-interface")
     return rule.get(mine) == (interface,) and rule.get(other) is None
 
 

@@ -69,8 +69,9 @@ def parse_prefs(text: str) -> LivePrefs:
     """Parse `tailscale debug prefs` (a JSON object of ipn.Prefs)."""
     data = json_object(text)
     mode = get(data, "NetfilterMode", int, 2)
-    exit_node = next((v for v in (get(data, k, str, "") for k in ("ExitNodeID", "ExitNodeIP", "AutoExitNode"))
-                      if v), "")
+    exit_node = next(
+        (v for v in (get(data, k, str, "") for k in ("ExitNodeID", "ExitNodeIP", "AutoExitNode")) if v), ""
+    )
     return LivePrefs(
         control_url=get(data, "ControlURL", str),
         want_running=get(data, "WantRunning", bool),
@@ -79,7 +80,9 @@ def parse_prefs(text: str) -> LivePrefs:
         advertise_tags=normalise_tags(get(data, "AdvertiseTags", list, [])),
         route_all=get(data, "RouteAll", bool),
         no_snat=get(data, "NoSNAT", bool),
-        no_stateful_filtering=get(data, "NoStatefulFiltering", bool, True),  # absent: a tailscaled from before it existed
+        no_stateful_filtering=get(
+            data, "NoStatefulFiltering", bool, True
+        ),  # absent: a tailscaled from before it existed
         netfilter_mode=NETFILTER_MODES.get(mode, str(mode)),
         shields_up=get(data, "ShieldsUp", bool, False),
         exit_node=exit_node,

@@ -137,7 +137,7 @@ def test_nothing_secret_is_printed(lab_sites):
         assert secret and secret not in result.stdout + result.stderr
 
 
-def break_and_repair(sites: Path, site: str, step: str, breaker, repair=None) -> dict:  # noqa: ANN001
+def break_and_repair(sites: Path, site: str, step: str, breaker, repair=None) -> dict:
     """Break one step, expect exactly it broken, repair (by the printed fix unless given), expect all ok."""
     breaker()
     rc, report = settle(sites, {(site, step)})

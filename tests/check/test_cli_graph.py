@@ -18,14 +18,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "check", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run([sys.executable, "-m", "check", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
 def test_bad_site_file_is_one_line_and_exit_2(tmp_path):
     bad = tmp_path / "sites.toml"
-    bad.write_text('[sites.a]\nsubnet = "192.0.2.0/24"\nrouter = "198.51.100.2"\n'
-                   '[sites.b]\nsubnet = "172.16.100.0/24"\nrouter = "172.16.100.2"\n')
+    bad.write_text(
+        '[sites.a]\nsubnet = "192.0.2.0/24"\nrouter = "198.51.100.2"\n'
+        '[sites.b]\nsubnet = "172.16.100.0/24"\nrouter = "172.16.100.2"\n'
+    )
     result = run("--sites", str(bad))
     assert result.returncode == 2
     assert result.stdout == ""
@@ -40,11 +41,16 @@ def test_missing_site_file_exit_2(tmp_path):
 
 def test_svg_into_a_missing_directory_exit_2(tmp_path):
     good = tmp_path / "sites.toml"
-    good.write_text('[sites.a]\nsubnet = "192.0.2.0/24"\nrouter = "192.0.2.2"\n'
-                    '[sites.b]\nsubnet = "172.16.100.0/24"\nrouter = "172.16.100.2"\n')
+    good.write_text(
+        '[sites.a]\nsubnet = "192.0.2.0/24"\nrouter = "192.0.2.2"\n'
+        '[sites.b]\nsubnet = "172.16.100.0/24"\nrouter = "172.16.100.2"\n'
+    )
     result = run("--sites", str(good), "--svg", str(tmp_path / "no" / "x.svg"))
     assert result.returncode == 2
-    assert result.stderr.strip() == f"error: --svg: {tmp_path / 'no'} is not a directory (got '{tmp_path / 'no' / 'x.svg'}')"
+    assert (
+        result.stderr.strip()
+        == f"error: --svg: {tmp_path / 'no'} is not a directory (got '{tmp_path / 'no' / 'x.svg'}')"
+    )
 
 
 def test_dot_source_names_every_site_and_colours_the_broken_one():
@@ -52,8 +58,16 @@ def test_dot_source_names_every_site_and_colours_the_broken_one():
     routers["a"].forwarding = {"net.ipv4.ip_forward": "0"}
     rows = judge(m, plans, routers, control)
     source = dot_source(m, rows, routers, control)
-    for text in ("site a", "site b", "192.0.2.0/24", "172.16.100.0/24", "router a-router", "tailnet 100.64.0.2",
-                 "broken: forwarding", "headscale http://127.0.0.1:8080"):
+    for text in (
+        "site a",
+        "site b",
+        "192.0.2.0/24",
+        "172.16.100.0/24",
+        "router a-router",
+        "tailnet 100.64.0.2",
+        "broken: forwarding",
+        "headscale http://127.0.0.1:8080",
+    ):
         assert text in source, text
     assert source.count('"#c62828"') >= 2  # the site a router and its LAN link
 

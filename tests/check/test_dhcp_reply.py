@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from netaddr import IPAddress, IPNetwork
 
-from check.dhcp import (DhcpParseError, ProbeResult, judge, parse_options, parse_probe_output, parse_reply,
-                        renewal)
+from check.dhcp import DhcpParseError, ProbeResult, judge, parse_options, parse_probe_output, parse_reply, renewal
 from dhcp.plan import build_plan
 from sites import parse_sites
 
@@ -20,18 +19,36 @@ PLANNED = bytes.fromhex("0a6440c000020218ac1064c000020200c0000201")
 
 
 def plan_a():
-    model = parse_sites(Path("sites.toml"), {
-        "sites": {
-            "a": {"subnet": "192.0.2.0/24", "router": "192.0.2.2", "gateway": "192.0.2.1"},
-            "b": {"subnet": "172.16.100.0/24", "router": "172.16.100.2", "gateway": "172.16.100.1"},
-        }
-    })
+    model = parse_sites(
+        Path("sites.toml"),
+        {
+            "sites": {
+                "a": {"subnet": "192.0.2.0/24", "router": "192.0.2.2", "gateway": "192.0.2.1"},
+                "b": {"subnet": "172.16.100.0/24", "router": "172.16.100.2", "gateway": "172.16.100.1"},
+            }
+        },
+    )
     return build_plan(model)["a"]
 
 
 def reply(options: bytes, sname: bytes = b"", file: bytes = b"") -> bytes:
-    head = struct.pack("!BBBB4sHH4s4s4s4s16s64s128s", 2, 1, 6, 0, b"abcd", 0, 0, bytes(4), bytes(4),
-                       bytes(4), bytes(4), bytes(16), sname, file)
+    head = struct.pack(
+        "!BBBB4sHH4s4s4s4s16s64s128s",
+        2,
+        1,
+        6,
+        0,
+        b"abcd",
+        0,
+        0,
+        bytes(4),
+        bytes(4),
+        bytes(4),
+        bytes(4),
+        bytes(16),
+        sname,
+        file,
+    )
     return head + bytes.fromhex("63825363") + options + b"\xff"
 
 
@@ -56,8 +73,11 @@ def test_the_plan_matches_the_captured_bytes():
 def test_missing_option_121_is_named():
     result = parse_probe_output(CAPTURED)
     offer = result.offer
-    stripped = ProbeResult("eth0", type(offer)(offer.message_type, offer.server,
-                                               {k: v for k, v in offer.options.items() if k != 121}), None)
+    stripped = ProbeResult(
+        "eth0",
+        type(offer)(offer.message_type, offer.server, {k: v for k, v in offer.options.items() if k != 121}),
+        None,
+    )
     verdict = judge(stripped, plan_a(), (121, 249))
     assert not verdict.ok
     assert verdict.reason == "the OFFER from 192.0.2.1 has no option 121"
@@ -65,11 +85,19 @@ def test_missing_option_121_is_named():
 
 def test_wrong_bytes_are_decoded_in_the_reason():
     other = bytes.fromhex("0a6440c0000209") + bytes.fromhex("00c0000201")  # 100.64/10 via .9, no site b
-    result = ProbeResult("eth0", parse_reply(reply(bytes([53, 1, 2, 121, len(other)]) + other +
-                                                   bytes([249, len(PLANNED)]) + PLANNED), "192.0.2.1"), None)
+    result = ProbeResult(
+        "eth0",
+        parse_reply(
+            reply(bytes([53, 1, 2, 121, len(other)]) + other + bytes([249, len(PLANNED)]) + PLANNED), "192.0.2.1"
+        ),
+        None,
+    )
     verdict = judge(result, plan_a(), (121, 249))
     assert not verdict.ok
-    assert "option 121 in the OFFER from 192.0.2.1 is 100.64.0.0/10 via 192.0.2.9, 0.0.0.0/0 via 192.0.2.1" in verdict.reason
+    assert (
+        "option 121 in the OFFER from 192.0.2.1 is 100.64.0.0/10 via 192.0.2.9, 0.0.0.0/0 via 192.0.2.1"
+        in verdict.reason
+    )
     assert "planned 100.64.0.0/10 via 192.0.2.2, 172.16.100.0/24 via 192.0.2.2" in verdict.reason
 
 
@@ -91,7 +119,7 @@ def test_overloaded_file_field_is_read():
 
 
 def test_renewal_without_t1_is_half_the_lease():
-    got = parse_reply(reply(bytes([53, 1, 2, 51, 4, 0, 0, 0x0e, 0x10])))
+    got = parse_reply(reply(bytes([53, 1, 2, 51, 4, 0, 0, 0x0E, 0x10])))
     assert renewal(got) == "clients renew after 1800 s (no T1 sent: half the 3600 s lease)"
 
 
@@ -114,6 +142,8 @@ def test_probe_output_without_json():
 def test_decoded_routes_match_the_plan():
     from dhcp.rfc3442 import decode
 
-    assert decode(PLANNED) == [(IPNetwork("100.64.0.0/10"), IPAddress("192.0.2.2")),
-                               (IPNetwork("172.16.100.0/24"), IPAddress("192.0.2.2")),
-                               (IPNetwork("0.0.0.0/0"), IPAddress("192.0.2.1"))]
+    assert decode(PLANNED) == [
+        (IPNetwork("100.64.0.0/10"), IPAddress("192.0.2.2")),
+        (IPNetwork("172.16.100.0/24"), IPAddress("192.0.2.2")),
+        (IPNetwork("0.0.0.0/0"), IPAddress("192.0.2.1")),
+    ]

@@ -22,56 +22,108 @@ PROBE_A = parse_probe_output((DATA / "probe-kea-2.2-site-a.json").read_text())
 
 
 def model():
-    return parse_sites(Path("/srv/sites.toml"), {
-        "ssh": {"config_file": "/srv/ssh_config"},
-        "tailnet": {"backend": "headscale", "url": "http://127.0.0.1:8080", "api_key_env": "X"},
-        "sites": {
-            "a": {"subnet": "192.0.2.0/24", "router": "192.0.2.2", "gateway": "192.0.2.1", "ssh": "a-router"},
-            "b": {"subnet": "172.16.100.0/24", "router": "172.16.100.2", "gateway": "172.16.100.1",
-                  "ssh": "b-router"},
+    return parse_sites(
+        Path("/srv/sites.toml"),
+        {
+            "ssh": {"config_file": "/srv/ssh_config"},
+            "tailnet": {"backend": "headscale", "url": "http://127.0.0.1:8080", "api_key_env": "X"},
+            "sites": {
+                "a": {"subnet": "192.0.2.0/24", "router": "192.0.2.2", "gateway": "192.0.2.1", "ssh": "a-router"},
+                "b": {
+                    "subnet": "172.16.100.0/24",
+                    "router": "172.16.100.2",
+                    "gateway": "172.16.100.1",
+                    "ssh": "b-router",
+                },
+            },
         },
-    })
+    )
 
 
-def router(site: str, ip: str, prefix: str, lan: str, probe=None) -> RouterState:  # noqa: ANN001
-    prefs = LivePrefs(control_url="http://198.51.100.10:8080", route_all=True, want_running=True,
-                      logged_out=False, advertise_routes=(prefix,), advertise_tags=(), no_snat=True,
-                      no_stateful_filtering=True, netfilter_mode="on")
+def router(site: str, ip: str, prefix: str, lan: str, probe=None) -> RouterState:
+    prefs = LivePrefs(
+        control_url="http://198.51.100.10:8080",
+        route_all=True,
+        want_running=True,
+        logged_out=False,
+        advertise_routes=(prefix,),
+        advertise_tags=(),
+        no_snat=True,
+        no_stateful_filtering=True,
+        netfilter_mode="on",
+    )
     status = NodeStatus("Running", True, (prefix,), (ip, "fd7a:115c:a1e0::9"), "1.100.0")
     peer = "b" if site == "a" else "a"
     return RouterState(
-        site, f"{site}-router", prefs=prefs, status=status, no_stateful_filtering=True, tailscaled_unit="active",
-        clamp=MssClamp("tailscale0", True, True), forwarding={"net.ipv4.ip_forward": "1"},
-        forward_filter=ForwardChain("ACCEPT", True), addresses={"eth0": [lan]}, lan_interface="eth0",
-        probe=probe, pings=parse_pings(f"tsping {peer} 0 pong from {peer}-router (x) via 198.51.100.3:41641 in 1ms\n"
-                                       f"mtu {peer} 0\nsmall {peer} 0\ndf1281 {peer} 1\ndf1200 {peer} 0\n"))
+        site,
+        f"{site}-router",
+        prefs=prefs,
+        status=status,
+        no_stateful_filtering=True,
+        tailscaled_unit="active",
+        clamp=MssClamp("tailscale0", True, True),
+        forwarding={"net.ipv4.ip_forward": "1"},
+        forward_filter=ForwardChain("ACCEPT", True),
+        addresses={"eth0": [lan]},
+        lan_interface="eth0",
+        probe=probe,
+        pings=parse_pings(
+            f"tsping {peer} 0 pong from {peer}-router (x) via 198.51.100.3:41641 in 1ms\n"
+            f"mtu {peer} 0\nsmall {peer} 0\ndf1281 {peer} 1\ndf1200 {peer} 0\n"
+        ),
+    )
 
 
 def healthy():
     m = model()
     plans = build_plan(m)
-    b_probe = dataclasses.replace(PROBE_A, offer=dataclasses.replace(
-        PROBE_A.offer, options={**PROBE_A.offer.options, 121: plans["b"].option_data, 249: plans["b"].option_data}),
-        ack=None)
-    routers = {"a": router("a", "100.64.0.2", "192.0.2.0/24", "192.0.2.2", PROBE_A),
-               "b": router("b", "100.64.0.1", "172.16.100.0/24", "172.16.100.2", b_probe)}
-    nodes = [Node("2", "a-router", addresses=("100.64.0.2",), advertised=("192.0.2.0/24",),
-                  approved=("192.0.2.0/24",), tags=("tag:subnet-router",)),
-             Node("1", "b-router", addresses=("100.64.0.1",), advertised=("172.16.100.0/24",),
-                  approved=("172.16.100.0/24",), tags=("tag:subnet-router",))]
+    b_probe = dataclasses.replace(
+        PROBE_A,
+        offer=dataclasses.replace(
+            PROBE_A.offer, options={**PROBE_A.offer.options, 121: plans["b"].option_data, 249: plans["b"].option_data}
+        ),
+        ack=None,
+    )
+    routers = {
+        "a": router("a", "100.64.0.2", "192.0.2.0/24", "192.0.2.2", PROBE_A),
+        "b": router("b", "100.64.0.1", "172.16.100.0/24", "172.16.100.2", b_probe),
+    }
+    nodes = [
+        Node(
+            "2",
+            "a-router",
+            addresses=("100.64.0.2",),
+            advertised=("192.0.2.0/24",),
+            approved=("192.0.2.0/24",),
+            tags=("tag:subnet-router",),
+        ),
+        Node(
+            "1",
+            "b-router",
+            addresses=("100.64.0.1",),
+            advertised=("172.16.100.0/24",),
+            approved=("172.16.100.0/24",),
+            tags=("tag:subnet-router",),
+        ),
+    ]
     policy = merge("", PolicySpec.from_model(m)).replace('{"action": "accept", "src": ["*"], "dst": ["*:*"]},', "")
-    control = ControlState(nodes={"a": nodes[0], "b": nodes[1]}, online={"1": True, "2": True},
-                           primary={"1": ("172.16.100.0/24",), "2": ("192.0.2.0/24",)},
-                           policy_text=policy, all_nodes=nodes, server_test_run=True)
+    control = ControlState(
+        nodes={"a": nodes[0], "b": nodes[1]},
+        online={"1": True, "2": True},
+        primary={"1": ("172.16.100.0/24",), "2": ("192.0.2.0/24",)},
+        policy_text=policy,
+        all_nodes=nodes,
+        server_test_run=True,
+    )
     return m, plans, routers, control
 
 
-def verdicts(m, plans, routers, control):  # noqa: ANN001
+def verdicts(m, plans, routers, control):
     rows = judge(m, plans, routers, control)
     return {(r.site, r.step): r for r in rows}, rows
 
 
-def not_ok(rows):  # noqa: ANN001
+def not_ok(rows):
     return {(r.site, r.step): r.status for r in rows if r.status != Status.OK}
 
 
@@ -81,19 +133,29 @@ def test_healthy_is_all_ok_and_exit_0():
     assert not_ok(rows) == {}
     assert exit_code(rows) == 0
     assert "all 18 checks ok" in table(rows)
-    assert by[("a", "tunnel")].reason == ("1280-byte DF pings cross LAN to LAN; b: path MTU >= 1280, "
-                                          "tailscale ping via 198.51.100.3:41641")
+    assert by[("a", "tunnel")].reason == (
+        "1280-byte DF pings cross LAN to LAN; b: path MTU >= 1280, tailscale ping via 198.51.100.3:41641"
+    )
 
 
 def test_tailscaled_stopped_is_named_once():
     m, plans, routers, control = healthy()
-    routers["a"] = dataclasses.replace(routers["a"], prefs=None, status=None, tailscaled_unit="inactive",
-                                       pings=parse_pings("tsping b 1 failed to connect\nmtu b 1\nsmall b 1\n"))
+    routers["a"] = dataclasses.replace(
+        routers["a"],
+        prefs=None,
+        status=None,
+        tailscaled_unit="inactive",
+        pings=parse_pings("tsping b 1 failed to connect\nmtu b 1\nsmall b 1\n"),
+    )
     routers["b"].pings = parse_pings("tsping a 1 timeout\nmtu a 1\nsmall a 1\n")
     by, rows = verdicts(m, plans, routers, control)
-    assert not_ok(rows) == {("a", "tailscaled"): Status.BROKEN, ("a", "routes"): Status.UNKNOWN,
-                            ("a", "prefs"): Status.UNKNOWN, ("a", "tunnel"): Status.UNKNOWN,
-                            ("b", "tunnel"): Status.UNKNOWN}
+    assert not_ok(rows) == {
+        ("a", "tailscaled"): Status.BROKEN,
+        ("a", "routes"): Status.UNKNOWN,
+        ("a", "prefs"): Status.UNKNOWN,
+        ("a", "tunnel"): Status.UNKNOWN,
+        ("b", "tunnel"): Status.UNKNOWN,
+    }
     assert by[("a", "tailscaled")].fix == "ssh -F /srv/ssh_config a-router 'systemctl start tailscaled'"
     assert by[("b", "tunnel")].reason.endswith("explained by a: tailscaled")
     assert exit_code(rows) == 1
@@ -114,8 +176,10 @@ def test_prefs_name_every_wrong_flag():
     routers["b"].no_stateful_filtering = False
     by, rows = verdicts(m, plans, routers, control)
     assert not_ok(rows) == {("b", "prefs"): Status.BROKEN}
-    assert by[("b", "prefs")].fix == ("ssh -F /srv/ssh_config b-router 'tailscale set --snat-subnet-routes=false "
-                                      "--accept-routes --stateful-filtering=false'")
+    assert by[("b", "prefs")].fix == (
+        "ssh -F /srv/ssh_config b-router 'tailscale set --snat-subnet-routes=false "
+        "--accept-routes --stateful-filtering=false'"
+    )
 
 
 def test_forwarding_clamp_and_dhcp():
@@ -124,8 +188,11 @@ def test_forwarding_clamp_and_dhcp():
     routers["a"].clamp = MssClamp("tailscale0", True, False)
     routers["b"].probe = dataclasses.replace(routers["b"].probe, offer=None, ack=None)
     by, rows = verdicts(m, plans, routers, control)
-    assert not_ok(rows) == {("a", "forwarding"): Status.BROKEN, ("a", "clamp"): Status.BROKEN,
-                            ("b", "dhcp"): Status.BROKEN}
+    assert not_ok(rows) == {
+        ("a", "forwarding"): Status.BROKEN,
+        ("a", "clamp"): Status.BROKEN,
+        ("b", "dhcp"): Status.BROKEN,
+    }
     assert by[("a", "forwarding")].fix == "SITES=/srv/sites.toml pyinfra -y inventory.py deploy.py --limit a-router"
     assert by[("a", "clamp")].reason == "no TCPMSS clamp for -o tailscale0 in mangle FORWARD"
     assert by[("b", "dhcp")].reason == "no DHCP answer on eth0 to a DISCOVER or an INFORM"
@@ -144,17 +211,21 @@ def test_unreachable_router_makes_its_steps_unknown():
 
 def test_small_packets_pass_big_ones_do_not_is_an_mtu_fault():
     m, plans, routers, control = healthy()
-    routers["a"].pings = parse_pings("tsping b 0 pong\nmtu b 1\nsmall b 0\ndf1281 b 1\ndf1200 b 0\n"
-                                     "df1000 b 0\ndf576 b 0\n")
+    routers["a"].pings = parse_pings(
+        "tsping b 0 pong\nmtu b 1\nsmall b 0\ndf1281 b 1\ndf1200 b 0\ndf1000 b 0\ndf576 b 0\n"
+    )
     by, rows = verdicts(m, plans, routers, control)
     assert not_ok(rows) == {("a", "tunnel"): Status.BROKEN}
-    assert by[("a", "tunnel")].reason == ("1280-byte DF packets do not reach b, small ones do: the largest that "
-                                          "does is 1200 bytes (path MTU below 1280)")
+    assert by[("a", "tunnel")].reason == (
+        "1280-byte DF packets do not reach b, small ones do: the largest that does is 1200 bytes (path MTU below 1280)"
+    )
 
 
 def test_control_plane_down_is_unknown_not_broken():
     m, plans, routers, _ = healthy()
-    by, rows = verdicts(m, plans, routers, ControlState(error="GET http://127.0.0.1:8080/api/v1/node: connection failed"))
+    by, rows = verdicts(
+        m, plans, routers, ControlState(error="GET http://127.0.0.1:8080/api/v1/node: connection failed")
+    )
     assert {st for st in not_ok(rows).values()} == {Status.UNKNOWN}
     assert "approval unknown" in by[("a", "routes")].reason
     for step in ("tailscaled", "routes", "policy"):  # each needs the control plane's view
@@ -192,8 +263,9 @@ def test_json_lists_the_broken_steps():
 
 def test_server_test_failure_is_blamed_on_the_sites_it_names():
     m, plans, routers, control = healthy()
-    control.server_test = ("policy rejected by headscale: test(s) failed: 100.64.0.2 -> 172.16.100.2:22: "
-                           "expected ALLOWED, got DENIED")
+    control.server_test = (
+        "policy rejected by headscale: test(s) failed: 100.64.0.2 -> 172.16.100.2:22: expected ALLOWED, got DENIED"
+    )
     by, rows = verdicts(m, plans, routers, control)
     assert not_ok(rows) == {("b", "policy"): Status.BROKEN}
 
@@ -201,14 +273,16 @@ def test_server_test_failure_is_blamed_on_the_sites_it_names():
 def test_another_router_primary_for_the_prefix_is_named():
     m, plans, routers, control = healthy()
     routers["a"].status = dataclasses.replace(routers["a"].status, primary_routes=())
-    standby = Node("7", "a-router-2", addresses=("100.64.0.7",), advertised=("192.0.2.0/24",),
-                   approved=("192.0.2.0/24",))
+    standby = Node(
+        "7", "a-router-2", addresses=("100.64.0.7",), advertised=("192.0.2.0/24",), approved=("192.0.2.0/24",)
+    )
     control.all_nodes.append(standby)
     control.primary = {"7": ("192.0.2.0/24",), "2": (), "1": ("172.16.100.0/24",)}
     by, rows = verdicts(m, plans, routers, control)
     assert not_ok(rows) == {("a", "routes"): Status.BROKEN}
-    assert by[("a", "routes")].reason == ("approved but not primary on this router: 192.0.2.0/24 "
-                                          "(node a-router-2 is primary for it)")
+    assert by[("a", "routes")].reason == (
+        "approved but not primary on this router: 192.0.2.0/24 (node a-router-2 is primary for it)"
+    )
 
 
 def test_primary_is_the_control_planes_election_when_it_reports_one():
@@ -221,26 +295,38 @@ def test_primary_is_the_control_planes_election_when_it_reports_one():
     assert not_ok(rows) == {("a", "routes"): Status.BROKEN}
 
 
-def _ha_site_a(m):  # noqa: ANN001, ANN202
+def _ha_site_a(m):
     """The same lab with site a on two routers (a-router, a-router-2) behind the VRRP address .3."""
-    return parse_sites(m.path, {
-        "ssh": {"config_file": "/srv/ssh_config"},
-        "tailnet": {"backend": "headscale", "url": "http://127.0.0.1:8080", "api_key_env": "X"},
-        "sites": {
-            "a": {"subnet": "192.0.2.0/24", "gateway": "192.0.2.1", "vip": "192.0.2.3",
-                  "routers": [{"address": "192.0.2.2", "ssh": "a-router"},
-                              {"address": "192.0.2.4", "ssh": "a-router-2"}]},
-            "b": {"subnet": "172.16.100.0/24", "router": "172.16.100.2", "gateway": "172.16.100.1",
-                  "ssh": "b-router"},
+    return parse_sites(
+        m.path,
+        {
+            "ssh": {"config_file": "/srv/ssh_config"},
+            "tailnet": {"backend": "headscale", "url": "http://127.0.0.1:8080", "api_key_env": "X"},
+            "sites": {
+                "a": {
+                    "subnet": "192.0.2.0/24",
+                    "gateway": "192.0.2.1",
+                    "vip": "192.0.2.3",
+                    "routers": [
+                        {"address": "192.0.2.2", "ssh": "a-router"},
+                        {"address": "192.0.2.4", "ssh": "a-router-2"},
+                    ],
+                },
+                "b": {
+                    "subnet": "172.16.100.0/24",
+                    "router": "172.16.100.2",
+                    "gateway": "172.16.100.1",
+                    "ssh": "b-router",
+                },
+            },
         },
-    })
+    )
 
 
 def test_ha_site_served_by_its_twin_after_a_failover_is_ok_and_names_the_primary():
     m, plans, routers, control = healthy()
     m = _ha_site_a(m)
-    twin = Node("7", "a-router-2", addresses=("100.64.0.7",), advertised=("192.0.2.0/24",),
-                approved=("192.0.2.0/24",))
+    twin = Node("7", "a-router-2", addresses=("100.64.0.7",), advertised=("192.0.2.0/24",), approved=("192.0.2.0/24",))
     control.all_nodes.append(twin)
     control.twins = {"a": {"a-router-2": twin}}
     by, rows = verdicts(m, plans, routers, control)
@@ -250,8 +336,9 @@ def test_ha_site_served_by_its_twin_after_a_failover_is_ok_and_names_the_primary
     control.primary = {"7": ("192.0.2.0/24",), "2": (), "1": ("172.16.100.0/24",)}  # the twin took over
     by, rows = verdicts(m, plans, routers, control)
     assert ("a", "routes") not in not_ok(rows)
-    assert by[("a", "routes")].reason == ("192.0.2.0/24 advertised, approved; primary on a-router-2 "
-                                          "(HA, 2 routers; a-router standing by)")
+    assert by[("a", "routes")].reason == (
+        "192.0.2.0/24 advertised, approved; primary on a-router-2 (HA, 2 routers; a-router standing by)"
+    )
 
     control.primary = {"7": (), "2": (), "1": ("172.16.100.0/24",)}  # no router of the site is primary
     by, rows = verdicts(m, plans, routers, control)
@@ -262,13 +349,15 @@ def test_ha_site_served_by_its_twin_after_a_failover_is_ok_and_names_the_primary
 def test_ha_site_judges_every_router_and_names_the_one_that_is_broken():
     m, plans, routers, control = healthy()
     m = _ha_site_a(m)
-    twin_node = Node("7", "a-router-2", addresses=("100.64.0.7",), advertised=("192.0.2.0/24",),
-                     approved=("192.0.2.0/24",))
+    twin_node = Node(
+        "7", "a-router-2", addresses=("100.64.0.7",), advertised=("192.0.2.0/24",), approved=("192.0.2.0/24",)
+    )
     control.all_nodes.append(twin_node)
     control.twins = {"a": {"a-router-2": twin_node}}
     control.online["7"] = True
-    twin = dataclasses.replace(router("a", "100.64.0.7", "192.0.2.0/24", "192.0.2.4"), target="a-router-2",
-                               pings={}, probe=None)
+    twin = dataclasses.replace(
+        router("a", "100.64.0.7", "192.0.2.0/24", "192.0.2.4"), target="a-router-2", pings={}, probe=None
+    )
     routers["a"].twins = [twin]
     by, rows = verdicts(m, plans, routers, control)
     assert not_ok(rows) == {}
@@ -279,8 +368,7 @@ def test_ha_site_judges_every_router_and_names_the_one_that_is_broken():
     assert not_ok(rows) == {("a", "forwarding"): Status.BROKEN, ("a", "prefs"): Status.BROKEN}
     assert by[("a", "forwarding")].reason == "router a-router-2: net.ipv4.ip_forward = 0"
     assert "--limit a-router-2" in by[("a", "forwarding")].fix
-    assert by[("a", "prefs")].fix == ("ssh -F /srv/ssh_config a-router-2 "
-                                      "'tailscale set --snat-subnet-routes=false'")
+    assert by[("a", "prefs")].fix == ("ssh -F /srv/ssh_config a-router-2 'tailscale set --snat-subnet-routes=false'")
     control.twins = {"a": {}}  # the standby never joined
     twin.forwarding, twin.prefs = {"net.ipv4.ip_forward": "1"}, dataclasses.replace(twin.prefs, no_snat=True)
     by, rows = verdicts(m, plans, routers, control)
@@ -288,11 +376,14 @@ def test_ha_site_judges_every_router_and_names_the_one_that_is_broken():
     assert by[("a", "tailscaled")].reason == "router a-router-2: not a node of the control plane"
 
 
-@pytest.mark.parametrize("grants, ok", [
-    ([{"src": ["*"], "dst": ["*"], "ip": ["*"]}], True),
-    ([{"src": ["100.64.0.0/10"], "dst": ["100.64.0.0/10"], "ip": ["*"]}], False),
-    ([{"src": ["*"], "dst": ["*"], "ip": ["tcp:22"]}], False),
-])
+@pytest.mark.parametrize(
+    "grants, ok",
+    [
+        ([{"src": ["*"], "dst": ["*"], "ip": ["*"]}], True),
+        ([{"src": ["100.64.0.0/10"], "dst": ["100.64.0.0/10"], "ip": ["*"]}], False),
+        ([{"src": ["*"], "dst": ["*"], "ip": ["tcp:22"]}], False),
+    ],
+)
 def test_grants_policies_are_judged(grants, ok):
     import json
 
@@ -319,8 +410,9 @@ def test_aliases_only_the_server_resolves_defer_to_its_tests():
     import json
 
     m, plans, routers, control = healthy()
-    control.policy_text = json.dumps({"groups": {"group:sites": ["lab@"]},
-                                      "grants": [{"src": ["group:sites"], "dst": ["*"], "ip": ["*"]}]})
+    control.policy_text = json.dumps(
+        {"groups": {"group:sites": ["lab@"]}, "grants": [{"src": ["group:sites"], "dst": ["*"], "ip": ["*"]}]}
+    )
     by, _ = verdicts(m, plans, routers, control)
     assert by[("a", "policy")].status == Status.OK and "the server's ACL tests pass" in by[("a", "policy")].reason
     assert "group:sites" in by[("a", "policy")].reason

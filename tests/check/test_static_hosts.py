@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 
 from check.judge import Status
-from check.statichosts import StaticState, static_row
+from check.static_routes import StaticState, static_row
 from operations.facts.statichost import parse_ip_json_routes
 from sites import load_sites
 

@@ -57,7 +57,7 @@ class HeadscaleLab:
             sh("ip", "-n", router, "link", "set", name, "up")
 
     def spawn(self, name: str, *cmd: str, ns: str | None = None, env: dict | None = None) -> subprocess.Popen:
-        log = open(self.tmp / f"{name}.log", "w")  # noqa: SIM115 - lives as long as the process
+        log = open(self.tmp / f"{name}.log", "w")
         full = ["ip", "netns", "exec", ns, *cmd] if ns else list(cmd)
         proc = subprocess.Popen(full, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         self.procs.append(proc)

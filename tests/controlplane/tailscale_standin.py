@@ -26,9 +26,10 @@ import base64
 import hashlib
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from netaddr import AddrFormatError, IPNetwork
@@ -140,7 +141,7 @@ class StandIn:
         self.policy = policy
         self.devices = {d.id: d for d in devices}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
-        self.after_acl_get: list[Callable[["StandIn"], None]] = []  # concurrent edits, one per ACL read
+        self.after_acl_get: list[Callable[[StandIn], None]] = []  # concurrent edits, one per ACL read
         self.keys_made: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
@@ -154,7 +155,7 @@ class StandIn:
         assert self.server
         return f"http://127.0.0.1:{self.server.server_address[1]}/api/v2"
 
-    def start(self) -> "StandIn":
+    def start(self) -> StandIn:
         state = self
 
         class Handler(BaseHTTPRequestHandler):

@@ -36,21 +36,21 @@ HAND_POLICY = """// Hand-written by the admin: keep me.
 """
 
 
-def api(lab, key: str, method: str, path: str, **kw) -> requests.Response:  # noqa: ANN001
+def api(lab, key: str, method: str, path: str, **kw) -> requests.Response:
     resp = requests.request(method, lab.api_url + path, headers={"Authorization": f"Bearer {key}"}, timeout=10, **kw)
     resp.raise_for_status()
     return resp
 
 
-def node(lab, key: str, name: str) -> dict:  # noqa: ANN001
+def node(lab, key: str, name: str) -> dict:
     return next(n for n in api(lab, key, "GET", "/api/v1/node").json()["nodes"] if n["name"] == name)
 
 
-def approved(lab, key: str) -> dict[str, list[str]]:  # noqa: ANN001
+def approved(lab, key: str) -> dict[str, list[str]]:
     return {n["name"]: sorted(n["approvedRoutes"]) for n in api(lab, key, "GET", "/api/v1/node").json()["nodes"]}
 
 
-def wait_advertised(lab, key: str) -> None:  # noqa: ANN001
+def wait_advertised(lab, key: str) -> None:
     from tests.support import wait_for
 
     wait_for("routes advertised", lambda: set(node(lab, key, "sc-ra")["availableRoutes"]) >= {"192.0.2.0/24"}
@@ -58,7 +58,7 @@ def wait_advertised(lab, key: str) -> None:  # noqa: ANN001
 
 
 @pytest.fixture(scope="module")
-def key(headscale_lab) -> str:  # noqa: ANN001
+def key(headscale_lab) -> str:
     k = headscale_lab.api_key()
     wait_advertised(headscale_lab, k)
     # the administrator's own state, before this project runs
@@ -68,7 +68,7 @@ def key(headscale_lab) -> str:  # noqa: ANN001
     return k
 
 
-def test_plan_shows_routes_and_policy_diff_without_secrets(headscale_lab, key, make_model, capsys):  # noqa: ANN001
+def test_plan_shows_routes_and_policy_diff_without_secrets(headscale_lab, key, make_model, capsys):
     model = make_model("headscale", headscale_lab.api_url, key)
     assert run(model, "plan") == 0
     out = capsys.readouterr()
@@ -82,7 +82,7 @@ def test_plan_shows_routes_and_policy_diff_without_secrets(headscale_lab, key, m
     assert node(headscale_lab, key, "sc-ra")["approvedRoutes"] == ["203.0.113.0/24"]
 
 
-def test_apply_approves_ours_keeps_foreign_route_and_hand_policy(headscale_lab, key, make_model, capsys):  # noqa: ANN001
+def test_apply_approves_ours_keeps_foreign_route_and_hand_policy(headscale_lab, key, make_model, capsys):
     model = make_model("headscale", headscale_lab.api_url, key)
     assert run(model, "apply") == 0
     ra, rb = node(headscale_lab, key, "sc-ra"), node(headscale_lab, key, "sc-rb")
@@ -101,7 +101,7 @@ def test_apply_approves_ours_keeps_foreign_route_and_hand_policy(headscale_lab, 
     assert key not in capsys.readouterr().out
 
 
-def test_rerun_changes_nothing(headscale_lab, key, make_model, capsys):  # noqa: ANN001
+def test_rerun_changes_nothing(headscale_lab, key, make_model, capsys):
     model = make_model("headscale", headscale_lab.api_url, key)
     before = api(headscale_lab, key, "GET", "/api/v1/policy").json()
     cp = connect(model)
@@ -113,7 +113,7 @@ def test_rerun_changes_nothing(headscale_lab, key, make_model, capsys):  # noqa:
     assert after == before  # same text, same updatedAt: not even rewritten
 
 
-def test_a_router_that_re_advertises_is_approved_by_one_plan_and_apply(headscale_lab, key, make_model):  # noqa: ANN001
+def test_a_router_that_re_advertises_is_approved_by_one_plan_and_apply(headscale_lab, key, make_model):
     """The deploy's order: the router re-advertises (tailscale set), then at once the approval step,
     told that router changed (settle), approves the new prefix: no second deploy needed.
 
@@ -154,7 +154,7 @@ def test_a_router_that_re_advertises_is_approved_by_one_plan_and_apply(headscale
             json={"routes": rb["approvedRoutes"]})
 
 
-def test_unknown_router_is_one_line_error_and_writes_nothing(headscale_lab, key, make_model, capsys):  # noqa: ANN001
+def test_unknown_router_is_one_line_error_and_writes_nothing(headscale_lab, key, make_model, capsys):
     sites = {
         "a": {"subnet": "192.0.2.0/24", "router": "192.0.2.2", "ssh": "root@sc-ra"},
         "c": {"subnet": "198.18.0.0/24", "router": "198.18.0.2", "ssh": "root@sc-rc"},  # never joined
@@ -171,7 +171,7 @@ def test_unknown_router_is_one_line_error_and_writes_nothing(headscale_lab, key,
     assert approved(headscale_lab, key) == before_routes
 
 
-def test_wrong_api_key_is_one_line_error(headscale_lab, key, make_model, capsys):  # noqa: ANN001
+def test_wrong_api_key_is_one_line_error(headscale_lab, key, make_model, capsys):
     bad = "hskey-api-WRONGWRONGWRONG-" + "x" * 40
     model = make_model("headscale", headscale_lab.api_url, bad)
     with pytest.raises(AuthError):
@@ -181,7 +181,7 @@ def test_wrong_api_key_is_one_line_error(headscale_lab, key, make_model, capsys)
     assert err.count("\n") == 1 and "HTTP 401" in err and bad not in err
 
 
-def test_unreachable_server_is_one_line_error(make_model, capsys):  # noqa: ANN001
+def test_unreachable_server_is_one_line_error(make_model, capsys):
     model = make_model("headscale", f"http://127.0.0.1:{free_port()}", "hskey-api-whatever")
     with pytest.raises(Unreachable):
         connect(model, timeout=3).plan(model)
@@ -190,7 +190,7 @@ def test_unreachable_server_is_one_line_error(make_model, capsys):  # noqa: ANN0
     assert err.count("\n") == 1 and "cannot reach the control server" in err
 
 
-def test_cli_entry_point_exit_codes(headscale_lab, key, make_model, tmp_path):  # noqa: ANN001
+def test_cli_entry_point_exit_codes(headscale_lab, key, make_model, tmp_path):
     model = make_model("headscale", headscale_lab.api_url, key)
     ok = subprocess.run([sys.executable, "-m", "controlplane", "apply", "--dry-run", "--sites", str(model.path)],
                         capture_output=True, text=True, timeout=60)
@@ -203,7 +203,7 @@ def test_cli_entry_point_exit_codes(headscale_lab, key, make_model, tmp_path):  
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "subnet" in res.stderr
 
 
-def test_headscale_rejecting_policy_writes_nothing(headscale_lab, key, make_model):  # noqa: ANN001
+def test_headscale_rejecting_policy_writes_nothing(headscale_lab, key, make_model):
     """A policy Headscale refuses (checked before any write) leaves routes and policy as they were."""
     model = make_model("headscale", headscale_lab.api_url, key)
     cp = connect(model)
@@ -213,7 +213,7 @@ def test_headscale_rejecting_policy_writes_nothing(headscale_lab, key, make_mode
     assert api(headscale_lab, key, "GET", "/api/v1/policy").json() == before
 
 
-def test_tagged_auth_key_is_minted_and_usable(headscale_lab, key, make_model):  # noqa: ANN001
+def test_tagged_auth_key_is_minted_and_usable(headscale_lab, key, make_model):
     model = make_model("headscale", headscale_lab.api_url, key)
     cp = connect(model)
     auth = cp.create_auth_key([model.tailnet.tag])  # what `python -m controlplane authkey` calls
@@ -302,7 +302,7 @@ def test_two_applies_at_once_wait_for_each_other_and_keep_a_hand_edit(
         wait_for("both applies wait on the lock", lambda: all(
             "waiting for another deploy's policy write" in e.read_text() for e in errs), 60)
         _hand_only(headscale_lab, key, "// edited by hand while two deploys ran")
-    outs = [p.communicate(timeout=120)[0] + e.read_text() for p, e in zip(procs, errs)]
+    outs = [p.communicate(timeout=120)[0] + e.read_text() for p, e in zip(procs, errs, strict=True)]
     assert [p.returncode for p in procs] == [0, 0], outs
     text = _policy(headscale_lab, key)
     assert "// edited by hand while two deploys ran" in text

@@ -60,7 +60,7 @@ def test_rejected_policy_leaves_old_file(tmp_path):
 
 
 @pytest.mark.integration
-def test_real_headscale_checks_the_staged_file(headscale_lab, tmp_path):  # noqa: ANN001
+def test_real_headscale_checks_the_staged_file(headscale_lab, tmp_path):
     """`headscale policy check -f` of the real v0.29.0 server accepts what the merge writes."""
     check = f"{headscale_lab.headscale} -c {headscale_lab.config} policy check -f {{file}}"
     target = tmp_path / "policy.hujson"

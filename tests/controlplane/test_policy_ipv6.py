@@ -10,6 +10,7 @@ from controlplane import hujson, policy
 from controlplane.policy import PolicySpec
 from tests.controlplane.test_policy import SPEC
 
+
 def allowed(doc: dict, src: str, dst: str) -> bool:
     """Does some accept rule cover src -> dst:* (containment within one family)?"""
     for acl in doc.get("acls", []):

@@ -67,7 +67,7 @@ def fast(monkeypatch):
     monkeypatch.setattr(base, "SETTLE_EVERY", 0.001)
 
 
-def approves(changes) -> set[str]:  # noqa: ANN001
+def approves(changes) -> set[str]:
     return {r for c in changes.route_updates for r in set(c.after) - set(c.node.approved)}
 
 

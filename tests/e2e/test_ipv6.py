@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from lab import drive
-from lab.topology import load_topology
 from lab.hosts import lab_hosts
+from lab.topology import load_topology
 from tests.e2e.labs import booted
 
 pytestmark = pytest.mark.integration
@@ -64,7 +64,7 @@ def test_the_lab_site_file_carries_subnet6_and_the_gateway_gives_slaac(lab_sites
     text = lab_sites.read_text()
     assert 'subnet6 = "2001:db8:a::/64"' in text and 'subnet6 = "fdb5:b::/64"' in text
     for client, site in (("a-client", "a"), ("b-client", "b")):
-        assert wait_for(lambda: "default via fe80" in routes6(client)), routes6(client)
+        assert wait_for(lambda c=client: "default via fe80" in routes6(c)), routes6(client)
         global6(client, NET6[site])
 
 

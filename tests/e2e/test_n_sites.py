@@ -76,7 +76,7 @@ def test_full_mesh_ping(lab4):
     addr = {c: drive.client_address(c) for c in names}
     pairs = [(src, dst) for src in names for dst in names if src != dst]
     with ThreadPoolExecutor(max_workers=len(pairs)) as pool:
-        results = dict(zip(pairs, pool.map(lambda p: drive.ping(p[0], addr[p[1]], count=1), pairs)))
+        results = dict(zip(pairs, pool.map(lambda p: drive.ping(p[0], addr[p[1]], count=1), pairs), strict=True))
     failed = {f"{s}->{d}": r.stdout[-200:] for (s, d), r in results.items() if r.returncode != 0}
     assert not failed, failed
     assert all("ttl=62" in r.stdout for r in results.values())  # two routers on every path: the tunnel

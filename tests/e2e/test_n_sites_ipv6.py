@@ -36,8 +36,9 @@ def test_every_client_routes_every_other_sites_prefix_via_its_router(lab3):
     for site in sites.values():
         ll = re.escape(link_local(site.router_host))
         want = [str(o.subnet6) for o in sites.values() if o is not site] + ["fd7a:115c:a1e0::/48"]
-        ok = wait_for(lambda: all(re.search(rf"^{re.escape(p)} via {ll} dev eth0", routes6(site.client_host), re.M)
-                                  for p in want), timeout=60)
+        ok = wait_for(lambda ll=ll, site=site, want=want: all(
+            re.search(rf"^{re.escape(p)} via {ll} dev eth0", routes6(site.client_host), re.M) for p in want),
+            timeout=60)
         assert ok, (site.client_host, routes6(site.client_host))
 
 

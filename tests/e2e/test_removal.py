@@ -102,7 +102,7 @@ def test_dry_removal_previews_everything_and_changes_nothing(lab3):
     shown = drive.pyinfra(sites, "--dry", "--diff", "--data", "prune=true")
     text = shown.stdout + shown.stderr
     assert shown.returncode == 0, text[-3000:]
-    assert f"site c (removed): router c-router" in text and f"unapprove {GONE_PREFIX}" in text
+    assert "site c (removed): router c-router" in text and f"unapprove {GONE_PREFIX}" in text
     assert "tailscale logout" in text and "rm -f /etc/sysctl.d/99-s2s-forwarding.conf" in text
     assert re.search(rf'^\s+-.*"{re.escape(GONE_PREFIX)}": \["tag:subnet-router"\]', text, re.M)  # autoApprovers
     assert "90-not-ours" not in text

@@ -73,7 +73,7 @@ def test_dry_run_shows_the_change_and_changes_nothing(lab):
         assert f"network manager detected: {kind} (on eth0)" in text  # site a's are detected
     assert "+ Destination=172.16.100.0/24" in text
     assert "+ ip route replace 192.0.2.0/24 via 172.16.100.2" in text
-    for host, site, _ in hosts():
+    for host, _site, _ in hosts():
         assert "100.64.0.0/10" not in kernel_routes(host)
 
 

@@ -1,6 +1,7 @@
 """The README's two commands on a new machine: a stock Debian 12 or 13 with only git and python3.
 
-For each tested release (stock_debian.RELEASES: bookworm and trixie), a pristine debootstrap root (minbase + git, ca-certificates, python3) gets a clone of
+For each tested release (stock_debian.RELEASES: bookworm and trixie), a pristine debootstrap root
+(minbase + git, ca-certificates, python3) gets a clone of
 this repository, and the README's test command runs there as root, in a root shell with
 no sudo installed: `./scripts/test -m "not integration"` (the tests that need no
 containers or network namespaces). It must install everything it needs itself (Debian
@@ -58,8 +59,9 @@ def test_readme_test_command_passes_on_stock_debian(suite: str) -> None:
         prepared = time.monotonic() - start
 
         t0 = time.monotonic()
-        rc, out = stock_debian.run_in(root, f'cd {checkout} && ./scripts/test -m "not integration" -q -p no:cacheprovider',
-                                      timeout=RUN_TIMEOUT)
+        rc, out = stock_debian.run_in(
+            root, f'cd {checkout} && ./scripts/test -m "not integration" -q -p no:cacheprovider', timeout=RUN_TIMEOUT
+        )
         cold = time.monotonic() - t0
         print(f"Debian {version}: stock root ready in {prepared:.0f} s; ./scripts/test from stock in {cold:.0f} s")
         print(_setup_times(out))
@@ -69,16 +71,20 @@ def test_readme_test_command_passes_on_stock_debian(suite: str) -> None:
         print(f"inside: {summary}")
         assert re.search(r"\b[1-9]\d* passed\b", summary) and not re.search(r"failed|error", summary), summary
         # the venv is the release's own Python, and the Go came by the release's route
-        rc, pyver = stock_debian.run_in(root, f"{checkout}/.venv/bin/python -c 'import sys; print(sys.version)'",
-                                        timeout=60)
+        rc, pyver = stock_debian.run_in(
+            root, f"{checkout}/.venv/bin/python -c 'import sys; print(sys.version)'", timeout=60
+        )
         assert rc == 0 and pyver.startswith(python + "."), pyver
         route = "bookworm-backports" if suite == "bookworm" else suite
         assert re.search(rf"^== apt: installing golang-go \S+ from {route}$", out, re.M), _setup_times(out)
 
         # a warm set-up installs nothing, and the same command works through sudo
         rc, out = stock_debian.run_in(
-            root, f"cd {checkout} && ./scripts/setup && apt-get install -y -qq sudo >/dev/null"
-                  f" && sudo ./scripts/test tests/unit -m \"not integration\" -q -p no:cacheprovider", timeout=300)
+            root,
+            f"cd {checkout} && ./scripts/setup && apt-get install -y -qq sudo >/dev/null"
+            f" && sudo ./scripts/test tests/unit -m \"not integration\" -q -p no:cacheprovider",
+            timeout=300,
+        )
         assert rc == 0, "\n".join(out.splitlines()[-30:])
         assert not re.search(r"^== (apt|pip|venv|go)", out, re.M), f"warm set-up did something:\n{out}"
         assert re.search(r"\b[1-9]\d* passed\b", out.strip().splitlines()[-1]), out[-2000:]

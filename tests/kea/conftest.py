@@ -9,13 +9,12 @@ client namespaces, CA on 127.0.0.1 with basic auth) and stops it at teardown.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
-from tests.kea.harness import (DEBIAN_PACKAGES, SITE_A, SITE_B, KeaInstance,
-                               missing_prerequisites)
+from tests.kea.harness import DEBIAN_PACKAGES, SITE_A, SITE_B, KeaInstance, missing_prerequisites
 from tests.kea.roots import BY_NAME, RELEASES, Release
 from tests.support import need
 

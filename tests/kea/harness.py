@@ -35,9 +35,10 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from netaddr import IPAddress, IPNetwork
 
@@ -97,7 +98,7 @@ def unix_command(path: str | Path, command: str, arguments: dict[str, Any] | Non
                 return answer
             except ValueError:
                 if not chunk:
-                    raise HarnessError(f"kea socket {path}: incomplete answer {buf[:200]!r}")
+                    raise HarnessError(f"kea socket {path}: incomplete answer {buf[:200]!r}") from None
 
 
 _CLONE_NEWNET = 0x40000000
@@ -192,11 +193,11 @@ class KeaInstance:
     user: str = "kea-api"
     password: str = field(default_factory=lambda: secrets.token_urlsafe(16), repr=False)
     token: str = field(default_factory=lambda: secrets.token_hex(2))
-    make_config: Callable[["KeaInstance"], dict[str, Any]] | None = None
+    make_config: Callable[[KeaInstance], dict[str, Any]] | None = None
     release: Release = field(default_factory=kea_release)
     api: str = "control-agent"    # or "direct": kea-dhcp4's own HTTP socket (Kea >= 3.0), no CA
     hooks: tuple[str, ...] = ()   # hook library file names loaded by kea-dhcp4
-    lan: "KeaInstance | None" = None  # join this instance's LAN (HA partner) instead of a new one
+    lan: KeaInstance | None = None  # join this instance's LAN (HA partner) instead of a new one
     as_packaged: bool = False     # Debian's owners/modes on /etc/kea and the daemons run as _kea
 
     def __post_init__(self) -> None:
@@ -532,7 +533,7 @@ class KeaInstance:
         # The workdir itself must let _kea through to the bind-mount sources (they are
         # mounted over /etc/kea etc. inside the root, the path above is not seen there).
 
-    def start(self) -> "KeaInstance":
+    def start(self) -> KeaInstance:
         self.root = ensure_root(self.release)
         for inner in ("/run/kea", *LAYOUT.values()):  # mount points (the package makes some at run time)
             (self.root / inner.lstrip("/")).mkdir(parents=True, exist_ok=True)
@@ -565,7 +566,7 @@ class KeaInstance:
         self.spaces.delete()
         shutil.rmtree(self.rundir, ignore_errors=True)
 
-    def __enter__(self) -> "KeaInstance":
+    def __enter__(self) -> KeaInstance:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -38,10 +38,10 @@ class Host(SimpleNamespace):
     def noop(self, text: str) -> None:
         self.noops.append(text)
 
-    def log(self, text: str, log_func=None) -> None:  # noqa: ANN001
+    def log(self, text: str, log_func=None) -> None:
         self.logs.append(text)
 
-    def log_styled(self, text: str, log_func=None, **_: object) -> None:  # noqa: ANN001
+    def log_styled(self, text: str, log_func=None, **_: object) -> None:
         self.logs.append(text)
 
 
@@ -49,14 +49,14 @@ class Inventory:
     def __init__(self, host: Host) -> None:
         self.hosts = [host]
 
-    def get_group(self, name: str, default=None):  # noqa: ANN001
+    def get_group(self, name: str, default=None):
         return default
 
     def __iter__(self):
         return iter(self.hosts)
 
 
-def plan_step(host: Host, model, plans) -> list:  # noqa: ANN001
+def plan_step(host: Host, model, plans) -> list:
     state = SimpleNamespace(config=SimpleNamespace(DIFF=True), inventory=Inventory(host),
                             is_executing=False, in_op=True, in_deploy=True, failed_hosts=set(),
                             should_check_for_changes=lambda: True)
@@ -86,7 +86,7 @@ def test_routes_pushed_changes_then_noops(kea_factory, tmp_path):
 def test_routes_pushed_brings_an_ha_pair_to_the_same_data(kea_factory, tmp_path):
     from tests.kea.test_ha_pair import ha_config, route_data, site_file, wait_ha
 
-    def user_route_on_a2(dhcp4):  # noqa: ANN001
+    def user_route_on_a2(dhcp4):
         dhcp4["subnet4"][0]["option-data"].append(
             {"code": 121, "space": "dhcp4", "csv-format": False, "data": "100A63C0000209"})
 

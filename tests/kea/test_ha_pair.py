@@ -10,8 +10,9 @@ on the second server names exactly what is changed where.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -122,7 +123,7 @@ def test_failure_on_the_second_server_says_which_is_changed(ha_pair, tmp_path):
         a2.config_path.rmdir()
         saved.rename(a2.config_path)
     assert result.returncode == 1
-    line, = [l for l in result.stderr.splitlines() if "(HA pair)" in l]
+    line, = [ln for ln in result.stderr.splitlines() if "(HA pair)" in ln]
     assert f"Kea at {a1.url.rstrip('/')}: changed and written" in line
     assert f"Kea at {a2.url.rstrip('/')}: CHANGED but NOT persisted" in line
     assert "python -m dhcp.kea write" in result.stderr
@@ -138,6 +139,6 @@ def test_an_unreachable_partner_leaves_both_unchanged(ha_pair, tmp_path):
     result = cli("dhcp", "push", "--sites", str(sites))
     assert result.returncode == 1
     assert f"Kea at {a1.url.rstrip('/')}: not pushed: site a's HA partner" in result.stderr
-    line, = [l for l in result.stderr.splitlines() if "(HA pair)" in l]
+    line, = [ln for ln in result.stderr.splitlines() if "(HA pair)" in ln]
     assert f"Kea at {a1.url.rstrip('/')}: unchanged" in line and f"Kea at {a2.url.rstrip('/')}: unchanged" in line
     assert a1.running_config() == before

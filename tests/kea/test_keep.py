@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 from netaddr import IPAddress, IPNetwork
 
-from dhcp.kea.keep import (KeptRoute, RouteConflict, dedupe, merge, option_routes, own_routes,
-                           parse_route_text, wider_routes)
+from dhcp.kea.keep import (
+    KeptRoute,
+    RouteConflict,
+    dedupe,
+    merge,
+    option_routes,
+    own_routes,
+    parse_route_text,
+    wider_routes,
+)
 from dhcp.kea.options import KEPT_KEY, MANAGED_BY, desired_options, options_match
 from dhcp.rfc3442 import encode
 
@@ -15,8 +23,12 @@ PLAN = [(IPNetwork("100.64.0.0/10"), IPAddress("192.0.2.2")), (IPNetwork("0.0.0.
 
 def test_named_and_hex_forms_read_the_same_routes():
     routes = [("10.99.0.0/16", "192.0.2.9"), ("198.51.100.0/24", "192.0.2.10")]
-    named = {"code": 121, "name": "classless-static-route", "csv-format": True,
-             "data": "10.99.0.0/16 - 192.0.2.9, 198.51.100.0/24 - 192.0.2.10"}
+    named = {
+        "code": 121,
+        "name": "classless-static-route",
+        "csv-format": True,
+        "data": "10.99.0.0/16 - 192.0.2.9, 198.51.100.0/24 - 192.0.2.10",
+    }
     hexed = {"code": 121, "csv-format": False, "data": encode(routes).hex().upper()}
     expect = [(IPNetwork(n), IPAddress(h)) for n, h in routes]
     assert option_routes(named) == option_routes(hexed) == expect
@@ -38,33 +50,46 @@ def test_a_managed_entry_keeps_its_record_not_its_bytes():
 
 
 def test_merge_plan_first_default_last_dedupe_and_conflict():
-    kept = [KeptRoute(IPNetwork("10.99.0.0/16"), IPAddress("192.0.2.9"), "subnet4 option 121"),
-            KeptRoute(IPNetwork("100.64.0.0/10"), IPAddress("192.0.2.2"), "global option 121")]
+    kept = [
+        KeptRoute(IPNetwork("10.99.0.0/16"), IPAddress("192.0.2.9"), "subnet4 option 121"),
+        KeptRoute(IPNetwork("100.64.0.0/10"), IPAddress("192.0.2.2"), "global option 121"),
+    ]
     routes, added = merge(PLAN, kept, "site a")
     assert [str(n) for n, _ in routes] == ["100.64.0.0/10", "10.99.0.0/16", "0.0.0.0/0"]
     assert [k.origin for k in added] == ["subnet4 option 121"]
     other = [KeptRoute(IPNetwork("100.64.0.0/10"), IPAddress("192.0.2.77"), "pool x option 121")]
     with pytest.raises(RouteConflict) as conflict:
         merge(PLAN, other, "site a")
-    assert str(conflict.value) == ("site a: 100.64.0.0/10 via 192.0.2.2 (the plan) conflicts with "
-                                   "100.64.0.0/10 via 192.0.2.77 (pool x option 121); nothing was changed")
+    assert str(conflict.value) == (
+        "site a: 100.64.0.0/10 via 192.0.2.2 (the plan) conflicts with "
+        "100.64.0.0/10 via 192.0.2.77 (pool x option 121); nothing was changed"
+    )
     with pytest.raises(RouteConflict, match="conflicts"):
         dedupe([*other, KeptRoute(IPNetwork("100.64.0.0/10"), IPAddress("192.0.2.78"), "b")], "site a")
 
 
 def test_wider_scopes_that_reach_the_subnet():
     subnet = {"id": 1, "subnet": "192.0.2.0/24"}
-    network = {"name": "lan", "subnet4": [subnet],
-               "option-data": [{"code": 121, "csv-format": False, "data": encode([("10.1.0.0/16", "192.0.2.5")]).hex()}]}
-    config = {"Dhcp4": {"shared-networks": [network],
-                        "client-classes": [{"name": "voip", "option-data": [
-                            {"name": "classless-static-route", "data": "10.2.0.0/16 - 192.0.2.6"}]}],
-                        "option-data": [{"code": 249, "csv-format": False,
-                                         "data": encode([("10.3.0.0/16", "192.0.2.7")]).hex()}]}}
+    network = {
+        "name": "lan",
+        "subnet4": [subnet],
+        "option-data": [{"code": 121, "csv-format": False, "data": encode([("10.1.0.0/16", "192.0.2.5")]).hex()}],
+    }
+    config = {
+        "Dhcp4": {
+            "shared-networks": [network],
+            "client-classes": [
+                {"name": "voip", "option-data": [{"name": "classless-static-route", "data": "10.2.0.0/16 - 192.0.2.6"}]}
+            ],
+            "option-data": [{"code": 249, "csv-format": False, "data": encode([("10.3.0.0/16", "192.0.2.7")]).hex()}],
+        }
+    }
     found = {(str(k.prefix), k.origin) for k in wider_routes(config, subnet, network)}
-    assert found == {("10.1.0.0/16", "shared network lan option 121"),
-                     ("10.2.0.0/16", "client class voip option 121"),
-                     ("10.3.0.0/16", "global option 249")}
+    assert found == {
+        ("10.1.0.0/16", "shared network lan option 121"),
+        ("10.2.0.0/16", "client class voip option 121"),
+        ("10.3.0.0/16", "global option 249"),
+    }
 
 
 def test_the_kept_record_is_part_of_the_comparison():

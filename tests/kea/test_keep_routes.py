@@ -8,8 +8,9 @@ commands kea-dhcp4 logged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -140,7 +141,7 @@ def test_conflicting_next_hop_is_one_line_and_nothing_changes(site_pair):
     logged = len(a.received_commands())
     result = cli("dhcp", "push", "--sites", str(site_file))
     assert result.returncode == 1
-    line, = [l for l in result.stderr.splitlines() if "conflicts" in l]
+    line, = [ln for ln in result.stderr.splitlines() if "conflicts" in ln]
     assert f"172.16.100.0/24 via {ROUTERS['a']} (the plan)" in line
     assert "172.16.100.0/24 via 192.0.2.77 (subnet4 option 121)" in line
     assert "nothing was changed" in line

@@ -14,10 +14,21 @@ from pathlib import Path
 
 import pytest
 
-from dhcp.kea.options import (MANAGED_BY, KeaConfigError, SubnetIndex, canonical, config_for_set,
-                              desired_options, is_managed, iter_subnets,
-                              merge_options, option_bytes, option_diff, options_match,
-                              same_option)
+from dhcp.kea.options import (
+    MANAGED_BY,
+    KeaConfigError,
+    SubnetIndex,
+    canonical,
+    config_for_set,
+    desired_options,
+    is_managed,
+    iter_subnets,
+    merge_options,
+    option_bytes,
+    option_diff,
+    options_match,
+    same_option,
+)
 from dhcp.push import _scopes_inside
 
 DATA = Path(__file__).with_name("data") / "config-get-kea-2.2.json"
@@ -163,6 +174,6 @@ def test_option_diff_shows_only_option_changes(config):
     diff = option_diff(subnet["option-data"], merge_options(subnet["option-data"],
                                                             desired_options(ROUTES)), "lan")
     assert diff.startswith("--- lan (running)\n+++ lan (after push)\n")
-    added = [l for l in diff.splitlines() if l.startswith("+") and not l.startswith("+++")]
+    added = [ln for ln in diff.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
     assert '+    "code": 121,' in added and '+    "code": 249,' in added
-    assert not [l for l in diff.splitlines() if l.startswith("-") and not l.startswith("---")]
+    assert not [ln for ln in diff.splitlines() if ln.startswith("-") and not ln.startswith("---")]

@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from dhcp.kea.transport import (ControlAgentTransport, DirectHttpTransport, KeaAuthError,
-                                KeaError, KeaUnreachable, KeaUnsupported)
+from dhcp.kea.transport import (
+    ControlAgentTransport,
+    DirectHttpTransport,
+    KeaAuthError,
+    KeaError,
+    KeaUnreachable,
+    KeaUnsupported,
+)
 from tests.support import free_port
 
 SECRET = "s3cret-pw-42"
@@ -33,7 +40,7 @@ def endpoint() -> Iterator[tuple[Endpoint, str]]:
     state = Endpoint()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             state.requests.append({"body": body, "auth": self.headers.get("Authorization")})
             status, answer = state.answers.pop(0)

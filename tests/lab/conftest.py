@@ -6,13 +6,13 @@ a running lab) from their own session fixture, or use `lab_session()` below.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from lab import api
-from lab.topology import DEFAULT_PATH
 from lab.prereq import DEBIAN_PACKAGES, missing_prerequisites
+from lab.topology import DEFAULT_PATH
 from tests.support import need
 
 

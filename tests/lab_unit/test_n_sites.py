@@ -3,12 +3,11 @@ extra routes reaching the site file, the sudo operator written into a host's roo
 
 from __future__ import annotations
 
-import tomllib
-
 import json
 import stat
 import subprocess
 import sys
+import tomllib
 from itertools import combinations
 from pathlib import Path
 

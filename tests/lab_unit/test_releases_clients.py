@@ -23,7 +23,12 @@ def topo(tmp_path: Path, extra: str = ""):
 def test_defaults_are_todays_lab(tmp_path: Path) -> None:
     t = topo(tmp_path)
     a = t.sites["a"]
-    assert (a.router_release, a.gw_release, a.kea_version, a.dhcp_clients) == ("bookworm", "bookworm", "2.2", ("dhclient",))
+    assert (a.router_release, a.gw_release, a.kea_version, a.dhcp_clients) == (
+        "bookworm",
+        "bookworm",
+        "2.2",
+        ("dhclient",),
+    )
     assert a.client_hosts == [("a-client", "dhclient")]
     assert t.host_names() == ["control", "a-gw", "a-router", "a-client", "b-gw", "b-router", "b-client"]
     by = {h.name: h for h in lab_hosts(t)}
@@ -32,8 +37,9 @@ def test_defaults_are_todays_lab(tmp_path: Path) -> None:
 
 
 def test_releases_and_client_kinds_make_hosts(tmp_path: Path) -> None:
-    t = topo(tmp_path, 'gw_release = "sid"\nrouter_release = "trixie"\n'
-                       'dhcp_client = ["dhclient", "networkd", "dhcpcd"]')
+    t = topo(
+        tmp_path, 'gw_release = "sid"\nrouter_release = "trixie"\ndhcp_client = ["dhclient", "networkd", "dhcpcd"]'
+    )
     a = t.sites["a"]
     assert a.kea_version == "3.0"
     assert a.client_hosts == [("a-client", "dhclient"), ("a-client2", "networkd"), ("a-client3", "dhcpcd")]
@@ -47,22 +53,26 @@ def test_releases_and_client_kinds_make_hosts(tmp_path: Path) -> None:
     assert topo(tmp_path, 'dhcp_client = "dhcpcd"').sites["a"].client_hosts == [("a-client", "dhcpcd")]
 
 
-@pytest.mark.parametrize("extra, expected", [
-    ('gw_release = "buster"', "sites.a.gw_release: must be one of bookworm, trixie, sid (buster)"),
-    ('router_release = "sid"', "sites.a.router_release: must be one of bookworm, trixie (sid)"),
-    ('dhcp_client = "udhcpc"', "sites.a.dhcp_client: must be one of dhclient, networkd, dhcpcd (udhcpc)"),
-    ('dhcp_client = []', "sites.a.dhcp_client: must be a client kind or a list of 1-9 of them ([])"),
-    ('dhcp_client = 3', "sites.a.dhcp_client: must be a client kind or a list of 1-9 of them (3)"),
-    ('kea_release = "3.0"', "sites.a.kea_release: unknown key (3.0)"),
-])
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        ('gw_release = "buster"', "sites.a.gw_release: must be one of bookworm, trixie, sid (buster)"),
+        ('router_release = "sid"', "sites.a.router_release: must be one of bookworm, trixie (sid)"),
+        ('dhcp_client = "udhcpc"', "sites.a.dhcp_client: must be one of dhclient, networkd, dhcpcd (udhcpc)"),
+        ('dhcp_client = []', "sites.a.dhcp_client: must be a client kind or a list of 1-9 of them ([])"),
+        ('dhcp_client = 3', "sites.a.dhcp_client: must be a client kind or a list of 1-9 of them (3)"),
+        ('kea_release = "3.0"', "sites.a.kea_release: unknown key (3.0)"),
+    ],
+)
 def test_bad_release_or_client_is_one_line(tmp_path: Path, extra: str, expected: str) -> None:
     with pytest.raises(TopologyError) as err:
         topo(tmp_path, extra)
     assert str(err.value) == f"{tmp_path / 't.toml'}: {expected}"
 
 
-@pytest.mark.parametrize("version, key", [("2.2", "control-socket"), ("2.6", "control-socket"),
-                                          ("3.0", "control-sockets")])
+@pytest.mark.parametrize(
+    "version, key", [("2.2", "control-socket"), ("2.6", "control-socket"), ("3.0", "control-sockets")]
+)
 def test_gateway_config_per_kea_release(tmp_path: Path, version: str, key: str) -> None:
     site = topo(tmp_path).sites["a"]
     dhcp4 = roles.dhcp4_config(site, version)["Dhcp4"]
@@ -86,10 +96,13 @@ def test_gateway_on_sid_writes_kea_3_config(tmp_path: Path) -> None:
     assert "control-sockets" in dhcp4 and "control-socket" not in dhcp4
 
 
-@pytest.mark.parametrize("kind, files, unit", [
-    ("networkd", ["etc/systemd/network/20-lab-eth0.network"], "systemd-networkd.service"),
-    ("dhcpcd", ["etc/dhcpcd.conf", "etc/systemd/system/lab-dhcpcd.service"], "lab-dhcpcd.service"),
-])
+@pytest.mark.parametrize(
+    "kind, files, unit",
+    [
+        ("networkd", ["etc/systemd/network/20-lab-eth0.network"], "systemd-networkd.service"),
+        ("dhcpcd", ["etc/dhcpcd.conf", "etc/systemd/system/lab-dhcpcd.service"], "lab-dhcpcd.service"),
+    ],
+)
 def test_client_roles(tmp_path: Path, kind: str, files: list[str], unit: str) -> None:
     t = topo(tmp_path, f'dhcp_client = "{kind}"')
     root = tmp_path / "root"
@@ -114,12 +127,16 @@ def test_image_per_suite() -> None:
 def test_host_mirror_is_read_from_apt_sources(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("S2S_DEBIAN_MIRROR", raising=False)
     one = tmp_path / "a.list"
-    one.write_text("deb http://mirror.invalid/debian-security bookworm-security main\n"
-                   "deb [arch=amd64] http://mirror.invalid/debian bookworm main\n")
+    one.write_text(
+        "deb http://mirror.invalid/debian-security bookworm-security main\n"
+        "deb [arch=amd64] http://mirror.invalid/debian bookworm main\n"
+    )
     assert image.host_mirror((one,)) == "http://mirror.invalid/debian"
     deb822 = tmp_path / "b.sources"
-    deb822.write_text("Types: deb\nURIs: http://m2.invalid/debian-security\nSuites: bookworm-security\n\n"
-                      "Types: deb\nURIs: http://m2.invalid/debian\nSuites: bookworm bookworm-updates\n")
+    deb822.write_text(
+        "Types: deb\nURIs: http://m2.invalid/debian-security\nSuites: bookworm-security\n\n"
+        "Types: deb\nURIs: http://m2.invalid/debian\nSuites: bookworm bookworm-updates\n"
+    )
     assert image.host_mirror((tmp_path / "missing.list", deb822)) == "http://m2.invalid/debian"
     monkeypatch.setenv("S2S_DEBIAN_MIRROR", "http://override.invalid/debian")
     assert image.host_mirror((one,)) == "http://override.invalid/debian"

@@ -129,7 +129,15 @@ def parse_ssh(text: str) -> paramiko.SSHConfig:
 def test_ssh_config_parses_to_the_intended_values() -> None:
     text = render_ssh_config(
         [
-            SshEndpoint("a-router", "127.0.0.1", 2200, "vagrant", "/home/u/my vms/.vagrant/private_key", None, "/lab/known_hosts"),
+            SshEndpoint(
+                "a-router",
+                "127.0.0.1",
+                2200,
+                "vagrant",
+                "/home/u/my vms/.vagrant/private_key",
+                None,
+                "/lab/known_hosts",
+            ),
             SshEndpoint(
                 "b-gw",
                 "172.16.100.1",

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from ops_harness import MISSING, FakeHost, data
 from pyinfra.api.exceptions import FactProcessError
 
 from operations import facts
 from operations.facts import sysctl
-from ops_harness import FakeHost, MISSING, data
 
 
 def fact_value(cls, output, **kwargs):
@@ -35,7 +35,9 @@ def test_tailscale_status_fact():
 
 def test_mss_fact_uses_interface_argument():
     assert facts.MssClampRules().command(version=6) == "ip6tables-save -t mangle"
-    got = fact_value(facts.MssClampRules, data("iptables-save-mangle-clamp-both.txt"), interface="tailscale0", version=4)
+    got = fact_value(
+        facts.MssClampRules, data("iptables-save-mangle-clamp-both.txt"), interface="tailscale0", version=4
+    )
     assert got.complete
     assert not fact_value(facts.MssClampRules, data("iptables-save-mangle-clamp-both.txt"), interface="ts1").inbound
     with pytest.raises(FactProcessError):
@@ -62,6 +64,7 @@ def test_other_facts():
 def test_sysctl_grep_command_matches_both_spellings(tmp_path, monkeypatch):
     """Run the fact's real grep over files written both ways (only in tmp_path)."""
     import subprocess
+
     (tmp_path / "d").mkdir()
     (tmp_path / "a.conf").write_text("# net.ipv4.ip_forward = 0\nnet/ipv4/ip_forward=0\n")
     (tmp_path / "d" / "b.conf").write_text(" net.ipv6.conf.all.forwarding = 0\nnet.ipv4.conf.all.rp_filter = 1\n")

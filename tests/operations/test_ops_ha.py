@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 import os
 import stat
 import subprocess
@@ -16,21 +15,36 @@ from ops_harness import FakeHost, data, run_op, texts
 from pyinfra.api import OperationError
 
 from operations import ha
-from operations.facts.sysctl import SysctlValues
-from operations.facts.addresses import InterfaceOfAddress, interface_of, parse_ip_addr_json
-from operations.facts.ha import (DebPackageVersion, HaLeftoversFact, PolicyRule, PolicyRules, parse_dpkg_status,
-                                 parse_ha_leftovers, parse_ip_rules)
 from operations.facts._parsing import ParseError
+from operations.facts.addresses import InterfaceOfAddress, interface_of, parse_ip_addr_json
+from operations.facts.ha import (
+    DebPackageVersion,
+    HaLeftoversFact,
+    PolicyRule,
+    PolicyRules,
+    parse_dpkg_status,
+    parse_ha_leftovers,
+    parse_ip_rules,
+)
+from operations.facts.sysctl import SysctlValues
 from sites.model import Router, Site
 
 R1 = Router(IPAddress("192.0.2.2"), "a-router")
 R2 = Router(IPAddress("192.0.2.4"), "a-router2")
-SITE = Site("a", IPNetwork("192.0.2.0/24"), routers=(R1, R2), next_hop=IPAddress("192.0.2.3"),
-            gateway=IPAddress("192.0.2.1"), vip=IPAddress("192.0.2.3"), vrid=7)
+SITE = Site(
+    "a",
+    IPNetwork("192.0.2.0/24"),
+    routers=(R1, R2),
+    next_hop=IPAddress("192.0.2.3"),
+    gateway=IPAddress("192.0.2.1"),
+    vip=IPAddress("192.0.2.3"),
+    vrid=7,
+)
 INSTALLED = "install ok installed\t1:2.2.7-1+b2\n"
 
 
 # ---------------------------------------------------------------- parsers
+
 
 def test_parsers_on_real_output():
     addresses = parse_ip_addr_json(data("ip-j-4-addr-ha-router.json"))  # iproute2 6.1 (Debian 12)
@@ -48,15 +62,23 @@ def test_parsers_on_real_output():
     assert parse_dpkg_status("") is None
 
 
-@pytest.mark.parametrize("parser,text", [(parse_ip_addr_json, "garbage line"), (parse_ip_addr_json, '{"ifname": "x"}'),
-                                         (parse_ip_rules, "5270:\tfrom all lookup 52"), (parse_ip_rules, '[{"src": "all"}]'),
-                                         (parse_dpkg_status, "install ok installed")])
+@pytest.mark.parametrize(
+    "parser,text",
+    [
+        (parse_ip_addr_json, "garbage line"),
+        (parse_ip_addr_json, '{"ifname": "x"}'),
+        (parse_ip_rules, "5270:\tfrom all lookup 52"),
+        (parse_ip_rules, '[{"src": "all"}]'),
+        (parse_dpkg_status, "install ok installed"),
+    ],
+)
 def test_parsers_refuse_what_they_do_not_know(parser, text):
     with pytest.raises(ParseError):
         parser(text)
 
 
 # ---------------------------------------------------------------- own_lan_first + loose_rp_filter
+
 
 def with_rules(*extra: dict) -> str:
     """Tailscale's rules (real `ip -j rule` output) plus `extra` rules, in priority order."""
@@ -66,13 +88,23 @@ def with_rules(*extra: dict) -> str:
 
 def own_lan(dst: str, length: int | None = 24) -> dict:
     """An own-LAN rule as `ip -j rule` shows it (a /32 has no dstlen)."""
-    return {"priority": 5260, "src": "all", "dst": dst, **({"dstlen": length} if length else {}),
-            "table": "main", "suppress_prefixlen": 0}
+    return {
+        "priority": 5260,
+        "src": "all",
+        "dst": dst,
+        **({"dstlen": length} if length else {}),
+        "table": "main",
+        "suppress_prefixlen": 0,
+    }
 
 
 def protect_host(rules: str | None = None) -> FakeHost:
-    return FakeHost(outputs={PolicyRules: rules if rules is not None else data("ip-j-4-rule-tailscale.json"),
-                             SysctlValues: data("sysctl-rp-filter-strict.txt")})
+    return FakeHost(
+        outputs={
+            PolicyRules: rules if rules is not None else data("ip-j-4-rule-tailscale.json"),
+            SysctlValues: data("sysctl-rp-filter-strict.txt"),
+        }
+    )
 
 
 def test_own_lan_rules_fresh_then_converged():
@@ -80,17 +112,21 @@ def test_own_lan_rules_fresh_then_converged():
     cmds = run_op(ha.own_lan_first, host, prefixes=["192.0.2.0/24", "203.0.113.0/24"])
     t = texts(cmds)
     assert t[1] == f"upload {ha.RULES_SCRIPT}" and f"upload {ha.RULES_UNIT}" in t  # the file first (--dry diff)
-    assert t[-5:-3] == ["ip -4 rule add priority 5260 to 192.0.2.0/24 lookup main suppress_prefixlength 0",
-                        "ip -4 rule add priority 5260 to 203.0.113.0/24 lookup main suppress_prefixlength 0"]
+    assert t[-5:-3] == [
+        "ip -4 rule add priority 5260 to 192.0.2.0/24 lookup main suppress_prefixlength 0",
+        "ip -4 rule add priority 5260 to 203.0.113.0/24 lookup main suppress_prefixlength 0",
+    ]
     assert t[-2:] == [f"systemctl start {ha.RULES_UNIT_NAME}", f"systemctl enable {ha.RULES_UNIT_NAME}"]
     host.apply(cmds)
     host.outputs[PolicyRules] = with_rules(own_lan("192.0.2.0"), own_lan("203.0.113.0"))
     assert run_op(ha.own_lan_first, host, prefixes=["192.0.2.0/24", "203.0.113.0/24"]) == []
     # a prefix the site no longer has is removed; a foreign rule at the same priority is left alone
-    host.outputs[PolicyRules] = with_rules(own_lan("192.0.2.0"), own_lan("203.0.113.0"),
-                                           {"priority": 5260, "src": "10.9.9.9", "table": "100"},
-                                           {"priority": 5260, "src": "all", "dst": "10.8.0.0", "dstlen": 16,
-                                            "table": "100"})
+    host.outputs[PolicyRules] = with_rules(
+        own_lan("192.0.2.0"),
+        own_lan("203.0.113.0"),
+        {"priority": 5260, "src": "10.9.9.9", "table": "100"},
+        {"priority": 5260, "src": "all", "dst": "10.8.0.0", "dstlen": 16, "table": "100"},
+    )
     t = [c for c in texts(run_op(ha.own_lan_first, host, prefixes=["192.0.2.0/24"])) if c.startswith("ip ")]
     assert t == ["ip -4 rule del priority 5260 from all to 203.0.113.0/24 lookup main suppress_prefixlength 0"]
     # a /32 (no dstlen in the JSON) is the same rule as the one the deploy adds for it
@@ -119,6 +155,7 @@ def test_loose_rp_filter_fresh_then_converged():
 
 # ---------------------------------------------------------------- vrrp
 
+
 def vrrp_host(installed: str = INSTALLED) -> FakeHost:
     return FakeHost(outputs={DebPackageVersion: installed, InterfaceOfAddress: data("ip-j-4-addr-ha-router.json")})
 
@@ -144,8 +181,12 @@ def test_vrrp_config_change_reloads_the_running_daemon():
     host.apply(run_op(ha.vrrp, host, site=SITE, router=R1))
     moved = Site(**{**SITE.__dict__, "vrid": 8})
     t = texts(run_op(ha.vrrp, host, site=moved, router=R1))
-    assert t == [f"upload {ha.CONF}", f"chmod 644 {ha.CONF}", f"chown root:root {ha.CONF}",
-                 "systemctl reload keepalived.service"]
+    assert t == [
+        f"upload {ha.CONF}",
+        f"chmod 644 {ha.CONF}",
+        f"chown root:root {ha.CONF}",
+        "systemctl reload keepalived.service",
+    ]
 
 
 def test_vrrp_without_the_router_address_on_any_interface_changes_nothing():
@@ -163,6 +204,7 @@ def test_priorities_leave_the_primary_weight_in_charge():
 def test_keepalived_accepts_the_config(tmp_path):
     """keepalived's own config check on the rendered file, with Debian's keepalived from the lab image."""
     from lab.image import image_root
+
     root = image_root()
     if not (root / "usr/sbin/keepalived").exists():
         pytest.skip(f"the lab image {root} is not built (python -m lab.image)")
@@ -173,12 +215,18 @@ def test_keepalived_accepts_the_config(tmp_path):
     text = ha.keepalived_conf(SITE, R1, "eth0").replace(ha.CHECK, "/bin/true")
     conf.write_text(text)
     try:
-        run = subprocess.run(["chroot", str(root), "keepalived", "--config-test", "-f", f"/tmp/{conf.name}"],
-                             capture_output=True, text=True)
+        run = subprocess.run(
+            ["chroot", str(root), "keepalived", "--config-test", "-f", f"/tmp/{conf.name}"],
+            capture_output=True,
+            text=True,
+        )
         bad = text.replace("advert_int 1", "advert_int one")
         conf.write_text(bad)
-        broken = subprocess.run(["chroot", str(root), "keepalived", "--config-test", "-f", f"/tmp/{conf.name}"],
-                                capture_output=True, text=True)
+        broken = subprocess.run(
+            ["chroot", str(root), "keepalived", "--config-test", "-f", f"/tmp/{conf.name}"],
+            capture_output=True,
+            text=True,
+        )
     finally:
         conf.unlink()
     assert run.returncode == 0, run.stdout + run.stderr
@@ -203,23 +251,34 @@ STATUS = """{
 }"""
 
 
-def run_check(tmp_path: Path, state: str, mine: list[str], twin: list[str] | None, *args: str,
-              fail: bool = False) -> int:
+def run_check(
+    tmp_path: Path, state: str, mine: list[str], twin: list[str] | None, *args: str, fail: bool = False
+) -> int:
     """The script against a fake `tailscale status --json` (twin None: no peers at all)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     fake = bin_dir / "tailscale"
     quoted = lambda prefixes: ",\n      ".join(f'"{p}"' for p in prefixes)  # noqa: E731
-    peers = "" if twin is None else ('"Peer": {"nodekey:1": {"HostName": "b-router", "PrimaryRoutes": '
-                                     '["172.16.100.0/24"]}, "nodekey:2": {"HostName": "a-router2", '
-                                     f'"PrimaryRoutes": [{quoted(twin)}]}}}},')
+    peers = (
+        ""
+        if twin is None
+        else (
+            '"Peer": {"nodekey:1": {"HostName": "b-router", "PrimaryRoutes": '
+            '["172.16.100.0/24"]}, "nodekey:2": {"HostName": "a-router2", '
+            f'"PrimaryRoutes": [{quoted(twin)}]}}}},'
+        )
+    )
     body = STATUS % (state, quoted(mine), peers)
-    fake.write_text(textwrap.dedent(f"""\
+    fake.write_text(
+        textwrap.dedent(f"""\
         #!/bin/sh
         [ "$*" = "status --json" ] || exit 3
         {'exit 1' if fail else ''}
         cat <<'JSON'
-        """) + body + "\nJSON\n")
+        """)
+        + body
+        + "\nJSON\n"
+    )
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     script = tmp_path / "check"
     script.write_text(ha.check_script())
@@ -246,16 +305,19 @@ def test_check_script_primary(tmp_path):
 
 # ---------------------------------------------------------------- no_longer_ha (a site back to one router)
 
-LEFTOVERS = (f"file {ha.CHECK}\nfile {ha.RULES_SCRIPT}\nfile {ha.RULES_UNIT}\nfile {ha.RP_FILE}\nconf\n"
-             "rules " + json.dumps([own_lan("192.0.2.0"),
-                                                          {"priority": 5260, "src": "10.9.9.9", "table": "100"}]) + "\n")
+LEFTOVERS = (
+    f"file {ha.CHECK}\nfile {ha.RULES_SCRIPT}\nfile {ha.RULES_UNIT}\nfile {ha.RP_FILE}\nconf\n"
+    "rules " + json.dumps([own_lan("192.0.2.0"), {"priority": 5260, "src": "10.9.9.9", "table": "100"}]) + "\n"
+)
 
 
 def test_leftovers_parsed_and_the_command_is_cheap():
     left = parse_ha_leftovers(LEFTOVERS, 5260)
     assert left.files == (ha.CHECK, ha.RULES_SCRIPT, ha.RULES_UNIT, ha.RP_FILE) and left.keepalived_ours
-    assert [(r.src, r.dst, r.table) for r in left.rules] == [("all", "192.0.2.0/24", "main"),
-                                                             ("10.9.9.9/32", None, "100")]
+    assert [(r.src, r.dst, r.table) for r in left.rules] == [
+        ("all", "192.0.2.0/24", "main"),
+        ("10.9.9.9/32", None, "100"),
+    ]
     assert ha.own_lan_prefixes(left.rules) == ["192.0.2.0/24"]
     assert not parse_ha_leftovers("", 5260).any
     with pytest.raises(ParseError):
@@ -278,8 +340,11 @@ def test_leftovers_are_only_reported_until_the_removal_run_then_taken_down():
     assert run_op(ha.no_longer_ha, host, prune=True, twin_removed_now=True) == []
     assert host.noops[-1] == "HA leftovers kept until a later removal run"
     t = texts(run_op(ha.no_longer_ha, host, prune=True))
-    assert t[:3] == [f"systemctl stop {ha.KEEPALIVED_UNIT}", f"systemctl disable {ha.KEEPALIVED_UNIT}",
-                     f"systemctl disable --now {ha.RULES_UNIT_NAME}"]
+    assert t[:3] == [
+        f"systemctl stop {ha.KEEPALIVED_UNIT}",
+        f"systemctl disable {ha.KEEPALIVED_UNIT}",
+        f"systemctl disable --now {ha.RULES_UNIT_NAME}",
+    ]
     assert "ip -4 rule del priority 5260 from all to 192.0.2.0/24 lookup main suppress_prefixlength 0" in t
     assert not any("10.9.9.9" in c for c in t)  # not a rule of ours
     assert f"rm -f {ha.CHECK} {ha.RULES_SCRIPT} {ha.RULES_UNIT} {ha.RP_FILE} {ha.CONF}" in t

@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
+from ops_harness import NetnsHost, rules_in, run_op, texts
 
 from operations import facts, gro, mss, tailscale
 from operations.secret import AuthKey
-from ops_harness import NetnsHost, rules_in, run_op, texts
 from tests.support import need
 
 pytestmark = pytest.mark.integration

@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from ops_harness import FakeHost, contexts, texts
 from pyinfra.api.exceptions import FactProcessError
 
 from operations import owned
-from ops_harness import FakeHost, contexts, texts
 
 SHA = hashlib.sha256(b"x\n").hexdigest()
 
@@ -40,7 +40,12 @@ def put(host: FakeHost, content: str, mode: str = "644") -> list:
 def test_put_uploads_new_file_then_nothing():
     host = FakeHost()
     cmds = put(host, "x\n")
-    assert texts(cmds) == ["mkdir -p /etc/s2s", "upload /etc/s2s/f", "chmod 644 /etc/s2s/f", "chown root:root /etc/s2s/f"]
+    assert texts(cmds) == [
+        "mkdir -p /etc/s2s",
+        "upload /etc/s2s/f",
+        "chmod 644 /etc/s2s/f",
+        "chown root:root /etc/s2s/f",
+    ]
     host.apply(cmds)
     assert put(host, "x\n") == []
 

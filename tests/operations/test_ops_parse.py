@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from ops_harness import data
 
 from operations.facts import _parsing, ethtool, host, iptables, sysctl, tailscale
-from ops_harness import data
 
 
 def test_prefs_fresh_daemon():
@@ -24,9 +24,18 @@ def test_prefs_after_set_and_up():
     assert j.want_running and not j.logged_out and not j.corp_dns
 
 
-@pytest.mark.parametrize("text", ["", "[]", "{", '{"ControlURL": 1, "RouteAll": true}', '{"RouteAll": true}',
-                                  '{"ControlURL": "", "RouteAll": true, "WantRunning": true, "NoSNAT": false,'
-                                  ' "AdvertiseRoutes": ["not-a-prefix"]}'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "[]",
+        "{",
+        '{"ControlURL": 1, "RouteAll": true}',
+        '{"RouteAll": true}',
+        '{"ControlURL": "", "RouteAll": true, "WantRunning": true, "NoSNAT": false,'
+        ' "AdvertiseRoutes": ["not-a-prefix"]}',
+    ],
+)
 def test_prefs_bad_output(text):
     with pytest.raises(_parsing.ParseError):
         tailscale.parse_prefs(text)
@@ -41,7 +50,10 @@ def test_status():
 
 def test_normalise_prefixes_sorts_and_canonicalises():
     assert tailscale.normalise_prefixes(["fd00::1/64", "198.51.100.7/24", "10.0.0.0/8"]) == (
-        "10.0.0.0/8", "198.51.100.0/24", "fd00::/64")
+        "10.0.0.0/8",
+        "198.51.100.0/24",
+        "fd00::/64",
+    )
     assert tailscale.normalise_tags(["subnet-router", "tag:b"]) == ("tag:b", "tag:subnet-router")
 
 
@@ -53,8 +65,12 @@ def test_mss_both_directions_real_iptables_nft_output():
 
 
 def test_mss_empty_and_one_direction():
-    assert not iptables.mss_clamp_state(iptables.parse_iptables_save(data("iptables-save-mangle-empty.txt")), "tailscale0").outbound
-    six = iptables.mss_clamp_state(iptables.parse_iptables_save(data("ip6tables-save-mangle-out-only.txt")), "tailscale0")
+    assert not iptables.mss_clamp_state(
+        iptables.parse_iptables_save(data("iptables-save-mangle-empty.txt")), "tailscale0"
+    ).outbound
+    six = iptables.mss_clamp_state(
+        iptables.parse_iptables_save(data("ip6tables-save-mangle-out-only.txt")), "tailscale0"
+    )
     assert six.outbound and not six.inbound and not six.complete
 
 
@@ -67,7 +83,8 @@ def test_mss_near_misses(name):
 
 def test_mss_flag_order_and_long_options():
     rule = iptables.parse_iptables_rule(
-        "-A FORWARD --out-interface tailscale0 --protocol tcp --tcp-flags RST,SYN SYN --jump TCPMSS --clamp-mss-to-pmtu")
+        "-A FORWARD --out-interface tailscale0 --protocol tcp --tcp-flags RST,SYN SYN --jump TCPMSS --clamp-mss-to-pmtu"
+    )
     assert iptables.is_mss_clamp(rule, "tailscale0", "out")
     assert not iptables.is_mss_clamp(rule, "tailscale0", "in")
 
@@ -109,10 +126,16 @@ def test_ethtool_bad():
 
 def test_sysctl_parsers():
     assert sysctl.parse_sysctl_values("net.ipv4.ip_forward = 0\nnet.ipv6.conf.all.forwarding = 1\n") == {
-        "net.ipv4.ip_forward": "0", "net.ipv6.conf.all.forwarding": "1"}
-    got = sysctl.parse_sysctl_grep("/etc/sysctl.conf:net/ipv4/ip_forward=0\n/etc/sysctl.d/10-x.conf:  -net.ipv4.ip_forward = 1\n")
-    assert got == [sysctl.SysctlLine("/etc/sysctl.conf", "net.ipv4.ip_forward", "0"),
-                   sysctl.SysctlLine("/etc/sysctl.d/10-x.conf", "net.ipv4.ip_forward", "1")]
+        "net.ipv4.ip_forward": "0",
+        "net.ipv6.conf.all.forwarding": "1",
+    }
+    got = sysctl.parse_sysctl_grep(
+        "/etc/sysctl.conf:net/ipv4/ip_forward=0\n/etc/sysctl.d/10-x.conf:  -net.ipv4.ip_forward = 1\n"
+    )
+    assert got == [
+        sysctl.SysctlLine("/etc/sysctl.conf", "net.ipv4.ip_forward", "0"),
+        sysctl.SysctlLine("/etc/sysctl.d/10-x.conf", "net.ipv4.ip_forward", "1"),
+    ]
     with pytest.raises(_parsing.ParseError):
         sysctl.parse_sysctl_values("garbage\n")
 

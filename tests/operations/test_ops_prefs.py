@@ -7,11 +7,11 @@ import json
 import logging
 
 import pytest
+from ops_harness import FakeHost, data, run_op, texts
 
 from operations import facts, tailscale
 from operations.facts.tailscale import parse_prefs
 from operations.secret import AuthKey
-from ops_harness import FakeHost, data, run_op, texts
 
 JOIN = dict(routes=["192.0.2.0/24", "198.51.100.0/24"], login_server="http://127.0.0.1:9", tags=["tag:subnet-router"])
 

@@ -25,7 +25,9 @@ def test_local_key_file_is_uploaded_not_fetched(tmp_path):
     (tmp_path / "key.asc").write_text("-----BEGIN PGP PUBLIC KEY BLOCK-----\n")
     text = (ROOT / "sites.example.toml").read_text()
     site_file = tmp_path / "sites.toml"
-    site_file.write_text(text + f'\n[tailscale]\napt_repo = "http://127.0.0.1:8081"\napt_key_file = "{tmp_path}/key.asc"\n')
+    site_file.write_text(
+        text + f'\n[tailscale]\napt_repo = "http://127.0.0.1:8081"\napt_key_file = "{tmp_path}/key.asc"\n'
+    )
     src = router.InstallSource.from_model(load_sites(site_file).tailscale)
     assert src.key_content.startswith(b"-----BEGIN PGP") and src.key_url is None
     assert src.repo_url == "http://127.0.0.1:8081"

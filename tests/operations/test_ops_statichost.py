@@ -7,11 +7,11 @@ import json
 
 import pytest
 from netaddr import IPAddress, IPNetwork
+from ops_harness import FakeHost, data, run_op, texts
 from pyinfra.api.exceptions import FactProcessError, OperationError
 
 from operations.facts.statichost import StaticHost, parse_state
 from operations.statichost import owned_prefixes, site_routes
-from ops_harness import FakeHost, data, run_op, texts
 
 NH = IPAddress("192.0.2.2")
 WANT = [IPNetwork("100.64.0.0/10"), IPNetwork("172.16.100.0/24")]

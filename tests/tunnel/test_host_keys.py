@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Namespaces, netns_prerequisites, need, sh, wait_for
+from tests.support import Namespaces, need, netns_prerequisites, sh, wait_for
 from tunnel import TunnelError, forwarded_url, open_transport
 
 pytestmark = pytest.mark.integration
@@ -58,7 +58,7 @@ def _image() -> Path | None:
 
 
 @pytest.fixture(scope="module")
-def sshd(tmp_path_factory) -> Iterator[Sshd]:  # noqa: ANN001
+def sshd(tmp_path_factory) -> Iterator[Sshd]:
     need(netns_prerequisites("socat", "ssh-keygen"))
     image = _image()
     need(None if image else "no lab image with sshd (python -m lab up builds it)")
@@ -80,7 +80,7 @@ def sshd(tmp_path_factory) -> Iterator[Sshd]:  # noqa: ANN001
         (dot_ssh / "authorized_keys").chmod(0o600)
         (root / "run/sshd").mkdir(parents=True, exist_ok=True)
         ns = spaces.add("sshd")
-        log = open(tmp / "sshd.log", "w")  # noqa: SIM115 - lives as long as sshd
+        log = open(tmp / "sshd.log", "w")
         proc = subprocess.Popen(
             ["ip", "netns", "exec", ns, "chroot", str(root), "/usr/sbin/sshd", "-D", "-e",
              "-o", "ListenAddress=127.0.0.1", "-o", "HostKey=/etc/ssh/s2s_test_host_ed25519_key",
@@ -98,7 +98,7 @@ def sshd(tmp_path_factory) -> Iterator[Sshd]:  # noqa: ANN001
         subprocess.run(["umount", str(root)], capture_output=True)
 
 
-def test_known_host_key_connects_and_forwards(sshd):  # noqa: ANN001
+def test_known_host_key_connects_and_forwards(sshd):
     config = sshd.config("known", known_hosts=f"{ALIAS} {sshd.host_pub}\n")
     client = open_transport(ALIAS, config)
     try:
@@ -112,7 +112,7 @@ def test_known_host_key_connects_and_forwards(sshd):  # noqa: ANN001
         client.close()
 
 
-def test_key_file_of_the_site_file_is_used(sshd, tmp_path):  # noqa: ANN001
+def test_key_file_of_the_site_file_is_used(sshd, tmp_path):
     """[ssh] key_file, as pyinfra's ssh_key: that key only (no agent, no default keys)."""
     config = sshd.config("key-file", known_hosts=f"{ALIAS} {sshd.host_pub}\n", identity=False)
     with pytest.raises(TunnelError):
@@ -120,7 +120,7 @@ def test_key_file_of_the_site_file_is_used(sshd, tmp_path):  # noqa: ANN001
     open_transport(ALIAS, config, sshd.key).close()
 
 
-def test_unknown_host_key_is_refused_in_one_line(sshd):  # noqa: ANN001
+def test_unknown_host_key_is_refused_in_one_line(sshd):
     config = sshd.config("unknown", known_hosts="")
     with pytest.raises(TunnelError) as info:
         open_transport(ALIAS, config)
@@ -129,7 +129,7 @@ def test_unknown_host_key_is_refused_in_one_line(sshd):  # noqa: ANN001
     assert (sshd.tmp / "unknown.known_hosts").read_text() == ""  # nothing learnt
 
 
-def test_changed_host_key_is_refused_even_with_accept_new(sshd, tmp_path):  # noqa: ANN001
+def test_changed_host_key_is_refused_even_with_accept_new(sshd, tmp_path):
     other = tmp_path / "other"
     sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other))
     wrong = " ".join(other.with_suffix(".pub").read_text().split()[:2])
@@ -140,14 +140,14 @@ def test_changed_host_key_is_refused_even_with_accept_new(sshd, tmp_path):  # no
     assert "\n" not in message and "does not match known_hosts" in message and "ssh-keygen -R" in message
 
 
-def test_accept_new_from_the_ssh_config_is_honoured(sshd):  # noqa: ANN001
+def test_accept_new_from_the_ssh_config_is_honoured(sshd):
     """The config's StrictHostKeyChecking wins (as in the deploy): accept-new records the key."""
     config = sshd.config("accept-new", known_hosts="", strict="accept-new")
     open_transport(ALIAS, config).close()
     assert sshd.host_pub in (sshd.tmp / "accept-new.known_hosts").read_text()
 
 
-def test_controlplane_cli_refuses_an_unknown_host_in_one_line(sshd, tmp_path):  # noqa: ANN001
+def test_controlplane_cli_refuses_an_unknown_host_in_one_line(sshd, tmp_path):
     """`python -m controlplane plan` through [tailnet] ssh: exit 1, one line, nothing else printed."""
     config = sshd.config("cli", known_hosts="")
     key = tmp_path / "api.key"

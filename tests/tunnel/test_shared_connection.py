@@ -15,7 +15,7 @@ class FakeTransport:
     def is_active(self) -> bool:
         return True  # what a ProxyCommand connection says after the host behind it is gone
 
-    def open_session(self, timeout: float) -> "FakeTransport":
+    def open_session(self, timeout: float) -> FakeTransport:
         self.sessions += 1
         if not self.reaches:
             raise paramiko.SSHException("Timeout opening channel.")
@@ -40,7 +40,7 @@ class FakeClient:
 def opened(monkeypatch: pytest.MonkeyPatch) -> list[FakeClient]:
     clients: list[FakeClient] = []
 
-    def open_transport(target, ssh_config_file, key_file, user=None):  # noqa: ANN001, ANN202
+    def open_transport(target, ssh_config_file, key_file, user=None):
         clients.append(FakeClient(FakeTransport(reaches=True)))
         return clients[-1]
 

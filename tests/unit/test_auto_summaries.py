@@ -103,6 +103,7 @@ def test_summaries_must_be_auto_or_a_list(tmp_path):
 
 def test_plan_shows_the_auto_summaries(tmp_path):
     from dhcp.plan import as_json, describe
+
     plans = build_plan(model_of(tmp_path, spread_sites(60) + AUTO))
     plan = next(p for p in plans.values() if p.summaries)
     assert "(auto summary)" in describe(plan)
@@ -114,9 +115,10 @@ def test_ten_thousand_sites_fit_and_cover_nothing_local():
     sites = []
     for i in range(10_000):
         net = IPNetwork((IPNetwork("10.0.0.0/24").first + 512 * i, 24))
-        sites.append(Site(name=f"s{i}", subnet=net, routers=(Router(net[2], f"h{i}"),), next_hop=net[2], gateway=net[1]))
-    model = SiteModel(path=Path("big.toml"), sites={s.name: s for s in sites},
-                      dhcp=DhcpSettings(auto_summaries=True))
+        sites.append(
+            Site(name=f"s{i}", subnet=net, routers=(Router(net[2], f"h{i}"),), next_hop=net[2], gateway=net[1])
+        )
+    model = SiteModel(path=Path("big.toml"), sites={s.name: s for s in sites}, dhcp=DhcpSettings(auto_summaries=True))
     budget = 250
     auto = AutoSummaries(sites, {s.name: budget for s in sites})
     assert auto.fits and 0 < auto.cut < 24

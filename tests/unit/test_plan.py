@@ -1,12 +1,12 @@
 """The route plan: what each LAN gets, merging, summaries and the one-packet limit."""
 
+import json
 import subprocess
 import sys
-import json
 from pathlib import Path
 
 import pytest
-from netaddr import IPAddress, IPNetwork
+from netaddr import IPNetwork
 
 from dhcp.plan import PlanError, build_plan
 from dhcp.rfc3442 import decode
@@ -75,7 +75,7 @@ def many_sites(count: int, extra: str = "") -> str:
     # non-adjacent /24s (every other one) so merging cannot shrink the list
     text = site("hq", "192.0.2.0/24", "192.0.2.2", "192.0.2.1")
     for i in range(count):
-        net = IPNetwork(f"10.0.0.0/24").next(2 * i)
+        net = IPNetwork("10.0.0.0/24").next(2 * i)
         text += site(f"s{i}", str(net), str(net[2]), str(net[1]))
     return text + extra
 

@@ -14,7 +14,7 @@ class FakeState:
     def __init__(self) -> None:
         self.ops: dict = {"a-router": {}, "control": {}}
 
-    def _get_module(self):  # noqa: ANN202 - pyinfra's context proxy API
+    def _get_module(self):
         return self
 
     def ran(self, host: str, executed: bool) -> None:

@@ -51,8 +51,10 @@ def test_ha_site_has_every_router_and_the_vip_as_next_hop(tmp_path):
     a = load(tmp_path, HA).sites["a"]
     assert a.ha and a.vip == IPAddress("192.0.2.3") and a.vrid == 7
     assert a.next_hop == a.vip  # what LAN clients get (option 121)
-    assert a.routers == (Router(IPAddress("192.0.2.2"), "a-router", None),
-                         Router(IPAddress("192.0.2.4"), "root@a-router2", "a-router2"))
+    assert a.routers == (
+        Router(IPAddress("192.0.2.2"), "a-router", None),
+        Router(IPAddress("192.0.2.4"), "root@a-router2", "a-router2"),
+    )
     assert a.router_at("root@a-router2").address == IPAddress("192.0.2.4")
 
 
@@ -65,8 +67,13 @@ def test_single_router_site_is_unchanged_and_has_one_router(tmp_path):
 
 def test_a_site_has_at_least_one_router():
     with pytest.raises(ValueError, match="at least one router"):
-        Site("x", subnet=__import__("netaddr").IPNetwork("10.0.0.0/24"), routers=(),
-             next_hop=IPAddress("10.0.0.2"), gateway=IPAddress("10.0.0.1"))
+        Site(
+            "x",
+            subnet=__import__("netaddr").IPNetwork("10.0.0.0/24"),
+            routers=(),
+            next_hop=IPAddress("10.0.0.2"),
+            gateway=IPAddress("10.0.0.1"),
+        )
 
 
 def test_vip_defaults_gateway_when_none_given(tmp_path):
@@ -74,25 +81,28 @@ def test_vip_defaults_gateway_when_none_given(tmp_path):
     assert a.gateway == a.vip
 
 
-@pytest.mark.parametrize("change,key,value", [
-    (('vip = "192.0.2.3"', 'vip = "198.51.100.3"'), "sites.a.vip", "198.51.100.3"),
-    (('vip = "192.0.2.3"', 'vip = "192.0.2.255"'), "sites.a.vip", "192.0.2.255"),
-    (('vip = "192.0.2.3"', 'vip = "192.0.2.0"'), "sites.a.vip", "192.0.2.0"),
-    (('vip = "192.0.2.3"', 'vip = "192.0.2.4"'), "sites.a.vip", "192.0.2.4"),
-    (('vip = "192.0.2.3"', 'vip = "nope"'), "sites.a.vip", "nope"),
-    (('vip = "192.0.2.3"\n', ''), "sites.a.vip", None),
-    (('vrid = 7', 'vrid = 256'), "sites.a.vrid", "256"),
-    (('vrid = 7', 'vrid = "7"'), "sites.a.vrid", "'7'"),
-    (('address = "192.0.2.4"', 'address = "192.0.2.2"'), "sites.a.routers[1].address", "192.0.2.2"),
-    (('address = "192.0.2.4"', 'address = "10.0.0.4"'), "sites.a.routers[1].address", "10.0.0.4"),
-    (('ssh = "root@a-router2"', 'ssh = "a-router"'), "sites.a.routers[1].ssh", "a-router"),
-    (('ssh = "root@a-router2"', 'ssh = "a router"'), "sites.a.routers[1].ssh", "a router"),
-    (('tailnet_node = "a-router2"', 'color = "red"'), "sites.a.routers[1].color", "red"),
-    (('gateway = "192.0.2.1"', 'gateway = "192.0.2.4"'), "sites.a.gateway", "192.0.2.4"),
-    (('vip = "192.0.2.3"', 'vip = "192.0.2.3"\nrouter = "192.0.2.2"'), "sites.a.router", "192.0.2.2"),
-    (('ssh = "b-router"', 'ssh = "a-router"'), "sites.b.ssh", "a-router"),
-    (('router = "172.16.100.2"', 'router = "172.16.100.2"\nvip = "172.16.100.3"'), "sites.b.vip", "172.16.100.3"),
-])
+@pytest.mark.parametrize(
+    "change,key,value",
+    [
+        (('vip = "192.0.2.3"', 'vip = "198.51.100.3"'), "sites.a.vip", "198.51.100.3"),
+        (('vip = "192.0.2.3"', 'vip = "192.0.2.255"'), "sites.a.vip", "192.0.2.255"),
+        (('vip = "192.0.2.3"', 'vip = "192.0.2.0"'), "sites.a.vip", "192.0.2.0"),
+        (('vip = "192.0.2.3"', 'vip = "192.0.2.4"'), "sites.a.vip", "192.0.2.4"),
+        (('vip = "192.0.2.3"', 'vip = "nope"'), "sites.a.vip", "nope"),
+        (('vip = "192.0.2.3"\n', ''), "sites.a.vip", None),
+        (('vrid = 7', 'vrid = 256'), "sites.a.vrid", "256"),
+        (('vrid = 7', 'vrid = "7"'), "sites.a.vrid", "'7'"),
+        (('address = "192.0.2.4"', 'address = "192.0.2.2"'), "sites.a.routers[1].address", "192.0.2.2"),
+        (('address = "192.0.2.4"', 'address = "10.0.0.4"'), "sites.a.routers[1].address", "10.0.0.4"),
+        (('ssh = "root@a-router2"', 'ssh = "a-router"'), "sites.a.routers[1].ssh", "a-router"),
+        (('ssh = "root@a-router2"', 'ssh = "a router"'), "sites.a.routers[1].ssh", "a router"),
+        (('tailnet_node = "a-router2"', 'color = "red"'), "sites.a.routers[1].color", "red"),
+        (('gateway = "192.0.2.1"', 'gateway = "192.0.2.4"'), "sites.a.gateway", "192.0.2.4"),
+        (('vip = "192.0.2.3"', 'vip = "192.0.2.3"\nrouter = "192.0.2.2"'), "sites.a.router", "192.0.2.2"),
+        (('ssh = "b-router"', 'ssh = "a-router"'), "sites.b.ssh", "a-router"),
+        (('router = "172.16.100.2"', 'router = "172.16.100.2"\nvip = "172.16.100.3"'), "sites.b.vip", "172.16.100.3"),
+    ],
+)
 def test_bad_ha_values_name_key_and_value(tmp_path, change, key, value):
     message = error_for(tmp_path, HA.replace(*change))
     assert f": {key}: " in message
@@ -101,14 +111,17 @@ def test_bad_ha_values_name_key_and_value(tmp_path, change, key, value):
 
 
 def test_one_router_in_the_list_is_refused(tmp_path):
-    text = HA.replace('[[sites.a.routers]]\naddress = "192.0.2.4"\nssh = "root@a-router2"\n'
-                      'tailnet_node = "a-router2"\n', "")
+    text = HA.replace(
+        '[[sites.a.routers]]\naddress = "192.0.2.4"\nssh = "root@a-router2"\ntailnet_node = "a-router2"\n', ""
+    )
     assert ": sites.a.routers: an HA site names two or more routers" in error_for(tmp_path, text)
 
 
 def test_cli_exits_2_with_one_line(tmp_path):
     path = tmp_path / "sites.toml"
     path.write_text(textwrap.dedent(HA.replace('vip = "192.0.2.3"', 'vip = "192.0.2.2"')))
-    run = subprocess.run([sys.executable, "-m", "sites", "--sites", str(path)], cwd=REPO, capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "sites", "--sites", str(path)], cwd=REPO, capture_output=True, text=True
+    )
     assert run.returncode == 2
     assert run.stderr.strip().count("\n") == 0 and "sites.a.vip" in run.stderr and "Traceback" not in run.stderr

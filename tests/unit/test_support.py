@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from tests.support import Namespaces, netns_prerequisites, need
+from tests.support import Namespaces, need, netns_prerequisites
 
 pytestmark = pytest.mark.integration
 

@@ -33,17 +33,23 @@ def test_vagrantfile_reads_the_topology_python_validated(vagrantfile_eval) -> No
     assert seen["wan"]["subnet"] == expected["wan"]["subnet"]
 
 
-def vagrant_validate(offline: list[str], vagrant_exe: str, env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess:
+def vagrant_validate(
+    offline: list[str], vagrant_exe: str, env: dict[str, str], cwd: Path, *args: str
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*offline, vagrant_exe, "validate", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
 
 
 @pytest.mark.integration
-def test_vagrant_validate_with_libvirt_provider(offline: list[str], vagrant_exe: str, vagrant_env: dict[str, str]) -> None:
+def test_vagrant_validate_with_libvirt_provider(
+    offline: list[str], vagrant_exe: str, vagrant_env: dict[str, str]
+) -> None:
     """The provider's own config checks run too: vagrant-libvirt is Debian's packaged provider."""
     plugins = subprocess.run([*offline, vagrant_exe, "plugin", "list"], env=vagrant_env, capture_output=True, text=True)
-    require("vagrant-libvirt" in plugins.stdout, "vagrant-libvirt plugin not installed (apt-get install vagrant-libvirt)")
+    require(
+        "vagrant-libvirt" in plugins.stdout, "vagrant-libvirt plugin not installed (apt-get install vagrant-libvirt)"
+    )
     env = dict(vagrant_env, VAGRANT_DEFAULT_PROVIDER="libvirt")
     proc = vagrant_validate(offline, vagrant_exe, env, REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -76,10 +82,14 @@ def test_vagrant_validate_fails_on_a_bad_topology(
     assert proc.returncode != 0
     assert "control.apt_port: must be a TCP port 1-65535 ([8081])" in proc.stdout + proc.stderr
 
+
 @pytest.mark.integration
 def test_kea_configs_pass_real_kea_config_checks(vagrantfile_eval, tmp_path: Path) -> None:
     for program in ("kea-dhcp4", "kea-ctrl-agent"):
-        require(shutil.which(program) is not None, f"{program} not installed (apt-get install kea-dhcp4-server kea-ctrl-agent)")
+        require(
+            shutil.which(program) is not None,
+            f"{program} not installed (apt-get install kea-dhcp4-server kea-ctrl-agent)",
+        )
     configs = vagrantfile_eval(
         "S2SLab.topology['sites'].map { |n, s| S2SLab.kea_dhcp4_config(n, s) } + [S2SLab.kea_ctrl_agent_config]"
     )
@@ -96,8 +106,9 @@ def test_kea_configs_pass_real_kea_config_checks(vagrantfile_eval, tmp_path: Pat
     agent["Control-agent"]["authentication"]["clients"][0]["password-file"] = str(password)
     path = tmp_path / "ca.json"
     path.write_text(json.dumps(agent))
-    proc = subprocess.run([*_with_kea_run_dir(), "kea-ctrl-agent", "-t", str(path)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [*_with_kea_run_dir(), "kea-ctrl-agent", "-t", str(path)], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "listening on 127.0.0.1, port 8000" in proc.stdout + proc.stderr
 
@@ -110,8 +121,10 @@ def _with_kea_run_dir() -> list[str]:
         return []
     # made private from inside (a chroot's / is no mount point, so unshare cannot do it there;
     # the chroot's parent namespace already is private), so the tmpfs never reaches this machine
-    script = ('{ mount --make-rprivate / 2>/dev/null || ! mountpoint -q /; } && '
-              'mount -t tmpfs -o mode=755 tmpfs /run && mkdir -m 750 /run/kea && exec "$@"')
+    script = (
+        '{ mount --make-rprivate / 2>/dev/null || ! mountpoint -q /; } && '
+        'mount -t tmpfs -o mode=755 tmpfs /run && mkdir -m 750 /run/kea && exec "$@"'
+    )
     return ["unshare", "--mount", "--propagation", "unchanged", "sh", "-c", script, "sh"]
 
 
@@ -138,21 +151,33 @@ def test_headscale_config_passes_real_configtest(vagrantfile_eval, tmp_path: Pat
     good, bad = tmp_path / "config.yaml", tmp_path / "bad.yaml"
     good.write_text(local)
     bad.write_text("\n".join(line for line in local.splitlines() if not line.startswith("server_url:")))
-    proc = subprocess.run([*offline, str(exe), "configtest", "-c", str(good)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [*offline, str(exe), "configtest", "-c", str(good)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "noise_private.key").exists()
-    proc = subprocess.run([*offline, str(exe), "configtest", "-c", str(bad)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [*offline, str(exe), "configtest", "-c", str(bad)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode != 0 and "server_url" in proc.stderr  # the check is real: a broken file fails
 
 
 @pytest.mark.integration
-def test_vagrant_validate_lean_layout_on_qemu(offline: list[str], vagrant_exe: str, vagrant_env: dict[str, str]) -> None:
+def test_vagrant_validate_lean_layout_on_qemu(
+    offline: list[str], vagrant_exe: str, vagrant_env: dict[str, str]
+) -> None:
     """The lean layout (2 VMs, isolated management network, TCG) passes vagrant-libvirt's own checks."""
     env = dict(vagrant_env, VAGRANT_DEFAULT_PROVIDER="libvirt", S2S_VAGRANT_LAYOUT="lean", S2S_LIBVIRT_DRIVER="qemu")
     proc = vagrant_validate(offline, vagrant_exe, env, REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    status = subprocess.run([*offline, vagrant_exe, "status", "--machine-readable"], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=300)
+    status = subprocess.run(
+        [*offline, vagrant_exe, "status", "--machine-readable"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     names = {line.split(",")[1] for line in status.stdout.splitlines() if ",state," in line}
     assert names == {"site-a", "site-b"}  # one VM per site, and two distinct names (hashicorp/vagrant#8152)
 

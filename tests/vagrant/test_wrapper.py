@@ -58,7 +58,9 @@ end
 
 @pytest.fixture(scope="module")
 def libvirt_ssh_config(ruby_exe: str, offline: list[str]) -> str:
-    proc = subprocess.run([*offline, ruby_exe, "-e", RENDER_WITH_VAGRANT, *HOSTS], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [*offline, ruby_exe, "-e", RENDER_WITH_VAGRANT, *HOSTS], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("\nHost ") + proc.stdout.startswith("Host ") == len(HOSTS)
     return proc.stdout
@@ -98,13 +100,19 @@ def check_outputs(state: Path, ssh_config_text: str, expected: dict[str, tuple[s
 
 def test_virtualbox_output_becomes_site_file_and_ssh_config(tmp_path: Path) -> None:
     expected = {
-        name: ("127.0.0.1", 2222 + i, f"/home/ann/my labs/s2s/.lab/vagrant/dotvagrant/machines/{name}/virtualbox/private_key")
+        name: (
+            "127.0.0.1",
+            2222 + i,
+            f"/home/ann/my labs/s2s/.lab/vagrant/dotvagrant/machines/{name}/virtualbox/private_key",
+        )
         for i, name in enumerate(HOSTS)
     }
     check_outputs(tmp_path / "state", VIRTUALBOX, expected)
 
 
-def test_output_of_vagrants_own_template_becomes_site_file_and_ssh_config(tmp_path: Path, libvirt_ssh_config: str) -> None:
+def test_output_of_vagrants_own_template_becomes_site_file_and_ssh_config(
+    tmp_path: Path, libvirt_ssh_config: str
+) -> None:
     expected = {
         name: (f"192.168.121.{10 + i}", 22, f"/srv/s2s/.lab/vagrant/dotvagrant/machines/{name}/libvirt/private_key")
         for i, name in enumerate(HOSTS)
@@ -128,7 +136,11 @@ def test_a_missing_vm_is_a_clear_error() -> None:
 def run_wrapper(args: list[str], offline: list[str], vagrant_env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*offline, sys.executable, "-m", "lab.vagrant", *args],
-        cwd=REPO, env=vagrant_env, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        env=vagrant_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -144,11 +156,15 @@ def test_status_with_real_vagrant(offline: list[str], vagrant_exe: str, vagrant_
 
 
 @pytest.mark.integration
-def test_sitefile_without_vms_fails_cleanly_with_real_vagrant(offline: list[str], vagrant_exe: str, vagrant_env: dict[str, str]) -> None:
+def test_sitefile_without_vms_fails_cleanly_with_real_vagrant(
+    offline: list[str], vagrant_exe: str, vagrant_env: dict[str, str]
+) -> None:
     env = dict(vagrant_env, VAGRANT_DEFAULT_PROVIDER="libvirt")
     proc = run_wrapper(["sitefile"], offline, env)
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1] == "error: vagrant ssh-config failed (exit 1); see vagrant's output above"
+    assert (
+        proc.stderr.strip().splitlines()[-1] == "error: vagrant ssh-config failed (exit 1); see vagrant's output above"
+    )
     assert "not yet ready for SSH" in proc.stderr  # vagrant's own words
     assert "Traceback" not in proc.stderr
     assert not (Path(env["S2S_VAGRANT_STATE"]) / "sites.toml").exists()
@@ -159,7 +175,10 @@ def test_bad_topology_exits_2(tmp_path: Path) -> None:
     bad.write_text((REPO / "lab" / "topology.toml").read_text().replace('router = "192.0.2.2"', 'router = "10.0.0.2"'))
     proc = subprocess.run(
         [sys.executable, "-m", "lab.vagrant", "--topology", str(bad), "status"],
-        cwd=REPO, capture_output=True, text=True, env=dict(os.environ, S2S_VAGRANT_STATE=str(tmp_path)),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, S2S_VAGRANT_STATE=str(tmp_path)),
     )
     assert proc.returncode == 2
     assert proc.stderr == f"error: {bad}: sites.a.router: not inside sites.a.subnet 192.0.2.0/24 (10.0.0.2)\n"
