@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 from netaddr import IPNetwork
 
@@ -24,6 +25,9 @@ from sites.model import SiteModel, SshTarget
 SUFFIX = ".applied.json"
 VERSION = 1
 PRUNE_KEY = "prune"
+
+
+T = TypeVar("T")
 
 
 class RecordError(Exception):
@@ -74,8 +78,9 @@ def declared(model: SiteModel) -> list[AppliedRouter]:
             for site in model.sites.values() for router in site.routers]
 
 
-def read(path: Path) -> list[AppliedRouter]:
-    """The recorded routers; none when there is no record yet (a first deploy)."""
+def _entries(path: Path, section: str, build: Callable[[dict], T], required: bool = False) -> list[T]:
+    """One section of the record, each entry built by `build`; none when there is no record yet
+    (a first deploy), or when an optional section is missing (written before it existed)."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -83,10 +88,16 @@ def read(path: Path) -> list[AppliedRouter]:
     except (OSError, ValueError) as exc:
         raise RecordError(f"{path}: cannot read the applied record: {exc}") from None
     try:
-        return [AppliedRouter(str(r["site"]), str(r["ssh"]), r.get("tailnet_node"),
-                              tuple(str(p) for p in r["prefixes"])) for r in data["routers"]]
-    except (KeyError, TypeError) as exc:
-        raise RecordError(f"{path}: routers: unexpected record layout ({exc})") from None
+        return [build(entry) for entry in (data[section] if required else data.get(section, []))]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise RecordError(f"{path}: {section}: unexpected record layout ({exc})") from None
+
+
+def read(path: Path) -> list[AppliedRouter]:
+    """The recorded routers."""
+    return _entries(path, "routers", lambda r: AppliedRouter(
+        str(r["site"]), str(r["ssh"]), r.get("tailnet_node"), tuple(str(p) for p in r["prefixes"])),
+        required=True)
 
 
 def declared_static(model: SiteModel) -> list[AppliedStaticHost]:
@@ -96,18 +107,9 @@ def declared_static(model: SiteModel) -> list[AppliedStaticHost]:
 
 
 def read_static(path: Path) -> list[AppliedStaticHost]:
-    """The recorded static hosts (a record written before they existed has none)."""
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return []
-    except (OSError, ValueError) as exc:
-        raise RecordError(f"{path}: cannot read the applied record: {exc}") from None
-    try:
-        return [AppliedStaticHost(str(h["site"]), str(h["ssh"]), str(h["next_hop"]),
-                                  h.get("manager")) for h in data.get("static_hosts", [])]
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise RecordError(f"{path}: static_hosts: unexpected record layout ({exc})") from None
+    """The recorded static hosts."""
+    return _entries(path, "static_hosts", lambda h: AppliedStaticHost(
+        str(h["site"]), str(h["ssh"]), str(h["next_hop"]), h.get("manager")))
 
 
 def removed_static(model: SiteModel,

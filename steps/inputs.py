@@ -8,7 +8,10 @@ roles from the data inventory.py attached to it (`site`, `kea_sites`,
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from functools import lru_cache
+from pathlib import Path
+from typing import TypeVar
 
 from pyinfra.api.host import Host
 from pyinfra.api.inventory import Inventory
@@ -22,6 +25,9 @@ from sites.model import KeaEndpoint, Site, SiteModel, StaticHost
 @lru_cache(maxsize=1)
 def _load() -> tuple[SiteModel, dict[str, SitePlan]]:
     return load_plans_or_exit(None)
+
+
+T = TypeVar("T")
 
 
 def load_model() -> SiteModel:
@@ -77,12 +83,7 @@ def is_coordinator(inventory: Inventory, host: Host) -> bool:
 
 @lru_cache(maxsize=1)
 def _recorded() -> tuple[record.AppliedRouter, ...]:
-    model = load_model()
-    try:
-        return tuple(record.read(record.record_path(model)))
-    except record.RecordError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    return _from_record(record.read)
 
 
 def recorded_routers() -> list[record.AppliedRouter]:
@@ -112,8 +113,13 @@ def removed_router(host: Host) -> dict | None:
 
 @lru_cache(maxsize=1)
 def _recorded_static() -> tuple[record.AppliedStaticHost, ...]:
+    return _from_record(record.read_static)
+
+
+def _from_record(reader: Callable[[Path], list[T]]) -> tuple[T, ...]:
+    """One section of the applied record of this site file; exit 2 on a broken record."""
     try:
-        return tuple(record.read_static(record.record_path(load_model())))
+        return tuple(reader(record.record_path(load_model())))
     except record.RecordError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -46,6 +46,17 @@ def json_object(text: str) -> dict:
     return data
 
 
+def json_list(text: str, what: str) -> list:
+    """`text` parsed as a JSON list (iproute2's `-j` output): `what` names it in the error."""
+    try:
+        data = json.loads(text.strip() or "[]")
+    except json.JSONDecodeError as e:
+        raise ParseError(f"not {what} JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(data, list):
+        raise ParseError(f"not {what} JSON: expected a list")
+    return data
+
+
 def get(obj: dict, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
     """obj[key] checked against `kind`; a missing or null key gives `default` (no default: an error)."""
     if key not in obj:

@@ -6,21 +6,14 @@ LAN address) and the live check (each interface's addresses).
 
 from __future__ import annotations
 
-import json
-
 from pyinfra.api import FactBase
 
-from operations.facts._parsing import ParseError, parsed
+from operations.facts._parsing import ParseError, json_list, parsed
 
 
 def parse_ip_addr_json(text: str) -> dict[str, list[str]]:
     """`ip -j addr show` -> interface name -> its addresses (without prefix lengths), in order."""
-    try:
-        links = json.loads(text or "[]")
-    except json.JSONDecodeError as exc:
-        raise ParseError(f"not `ip -j addr` JSON: {exc}") from None
-    if not isinstance(links, list):
-        raise ParseError("not `ip -j addr` JSON: expected a list of links")
+    links = json_list(text, "`ip -j addr`")
     found: dict[str, list[str]] = {}
     for link in links:
         if not isinstance(link, dict) or "ifname" not in link:

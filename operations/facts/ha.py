@@ -3,14 +3,13 @@ the interface holding the router's LAN address, the IPv4 policy rules and a few 
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass
 
 from netaddr import IPNetwork
 from pyinfra.api import FactBase
 
-from operations.facts._parsing import ParseError, parsed
+from operations.facts._parsing import ParseError, json_list, parsed
 
 
 def parse_dpkg_status(text: str) -> str | None:
@@ -57,11 +56,8 @@ def _prefix(address: str | None, length: int | None) -> str | None:
 
 def parse_ip_rules(text: str) -> list[PolicyRule]:
     """`ip -j -4 rule show` (or -6) -> PolicyRule per rule."""
-    try:
-        items = json.loads(text or "[]")
-    except json.JSONDecodeError as exc:
-        raise ParseError(f"not `ip -j rule` JSON: {exc}") from None
-    if not isinstance(items, list) or not all(isinstance(i, dict) and "priority" in i for i in items):
+    items = json_list(text, "`ip -j rule`")
+    if not all(isinstance(i, dict) and "priority" in i for i in items):
         raise ParseError("not `ip -j rule` JSON: expected a list of rules with a priority")
     return [PolicyRule(
         priority=int(i["priority"]),

@@ -8,14 +8,13 @@ The parsers are pure functions, tested on canned output.
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass
 
 from netaddr import IPAddress, IPNetwork
 from pyinfra.api import FactBase
 
-from operations.facts._parsing import ParseError, parsed
+from operations.facts._parsing import ParseError, json_list, parsed
 
 MANAGERS = ("networkd", "networkmanager", "ifupdown", "netplan")
 
@@ -63,15 +62,7 @@ class StaticHostState:
 
 def parse_ip_json_routes(text: str) -> tuple[KernelRoute, ...]:
     """`ip -j -4 route show table main`: a JSON list of route objects (iproute2 >= 4.17)."""
-    text = text.strip()
-    if not text:
-        return ()
-    try:
-        items = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ParseError(f"not JSON: {exc}") from None
-    if not isinstance(items, list):
-        raise ParseError("not a JSON list of routes")
+    items = json_list(text, "`ip -j route`")
     routes = []
     for item in items:
         if not isinstance(item, dict) or "dst" not in item:
