@@ -61,7 +61,7 @@ else:
     let_others_run()
 from steps import kea_push  # noqa: E402 - after the routers' read is on its way (imports requests)
 
-tailnet.read_ahead(model, here=coordinator)  # first: the control server answers slowest (API-key check)
+tailnet.read_ahead(model, coordinating=coordinator)  # first: the control server answers slowest (API-key check)
 plans = kea_plans(host, coordinator)
 host_plans = kea_hosts_plans(host)
 kea_push.read_ahead(model, plans, host_plans)
@@ -69,7 +69,7 @@ kea_push.read_ahead(model, plans, host_plans)
 # by each host's own sequence, so a step called on some hosts only could run out of order.
 
 # 5. Tailnet policy, first (see above): site-to-site ACLs, autoApprovers, the router tag (planned on one host)
-tailnet.policy_allows_sites(name="Tailnet policy allows the sites", model=model, here=coordinator)
+tailnet.policy_allows_sites(name="Tailnet policy allows the sites", model=model, coordinating=coordinator)
 if policy_file(host):
     headscale_policy_file(name="Headscale policy file allows the sites", path=policy_file(host),
                           spec=PolicySpec.from_model(model))
@@ -80,23 +80,23 @@ if site is not None:
                      twin_removed_now=any(gone.site == site.name for gone in removed_routers(model)))
 
 # 4. Approve the subnet routers' routes (after they joined; planned on one host)
-tailnet.routes_approved(name="Subnet routes approved", model=model, here=coordinator)
+tailnet.routes_approved(name="Subnet routes approved", model=model, coordinating=coordinator)
 
 # Removal run (`--data prune=true`, docs/removal.md): routers the site file no longer declares lose the
 # routes this project approved (the policy and Kea steps already follow the site file), then are cleaned up
 retire.routes_unapproved(name="Removed routers' routes unapproved", model=model,
-                          removed=removed_routers(model), prune=prune(host), here=coordinator)
+                          removed=removed_routers(model), prune=prune(host), coordinating=coordinator)
 if removed_router(host) and prune(host):
     router_removed(name="Removed router: logged out, the project's files and units gone",
                    declared_addresses=retire.declared_addresses(model))
 
 # 6. The other LAN devices: on a cloud subnet, the VPC's route tables (planned on one host) ...
-vpc.vpc_routes(name="VPC route tables send the other sites to the router", model=model, here=coordinator)
+vpc.vpc_routes(name="VPC route tables send the other sites to the router", model=model, coordinating=coordinator)
 # ... the LAN hosts with static addresses, in their own network manager ...
 statichosts.routes_given(name="Static hosts have the site routes", model=model,
                          entry=static_host(model, host), removed=removed_static_host(host),
                          prune=prune(host),
-                         gone=removed_static_hosts(model), here=coordinator)
+                         gone=removed_static_hosts(model), coordinating=coordinator)
 # ... and DHCP option 121/249 from each site's Kea
 kea_push.config_writable(name="Kea may persist its config (config-write)", plans=host_plans)
 kea_push.routes_pushed(name="Kea hands out the site routes (option 121/249)", model=model, plans=plans)

@@ -233,7 +233,7 @@ def ping_peers(model: SiteModel, states: dict[str, RouterState]) -> None:
         status = states[name].status
         return next((ip for ip in (status.tailscale_ips if status else ()) if ":" not in ip), "")
 
-    def one(name: str) -> None:
+    def pings_from(name: str) -> None:
         state = states[name]
         if state.router is None or state.error:
             return
@@ -248,7 +248,7 @@ def ping_peers(model: SiteModel, states: dict[str, RouterState]) -> None:
             state.error = state.error or str(exc)
 
     with ThreadPoolExecutor(max_workers=max(1, len(states))) as pool:
-        list(pool.map(one, states))
+        list(pool.map(pings_from, states))
 
 
 def _sender_of(model: SiteModel, name: str, states: dict[str, RouterState]) -> RouterState:
@@ -373,8 +373,8 @@ def gather(model: SiteModel) -> tuple[dict[str, RouterState], ControlState]:
         ping_peers(model, routers)
     finally:
         for state in routers.values():
-            for one in (state, *state.twins):
-                if one.router is not None:
-                    one.router.close()
-                    one.router = None
+            for read in (state, *state.twins):
+                if read.router is not None:
+                    read.router.close()
+                    read.router = None
     return routers, control_state

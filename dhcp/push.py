@@ -384,7 +384,7 @@ def group_by_server(plans: dict[str, SitePlan]) -> list[tuple[KeaEndpoint, list[
     return list(groups.values())
 
 
-class _Run:
+class PushRun:
     """One push run over several servers: all read first, HA partners made equal, then applied
     server by server; a failure is reported with what it leaves on each partner."""
 
@@ -493,7 +493,7 @@ def run(plans: dict[str, SitePlan], *, codes: tuple[int, ...] = ROUTE_CODES, dry
     except KeaError as exc:
         print(f"error: {exc}; nothing was contacted", file=err)
         return 1
-    return _Run(pushes, out, err).run(dry_run)
+    return PushRun(pushes, out, err).run(dry_run)
 
 
 def main(args: argparse.Namespace) -> int:

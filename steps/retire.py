@@ -40,17 +40,17 @@ def prune_command(model: SiteModel, dry: bool = False) -> str:
 
 @operation()
 def routes_unapproved(
-    model: SiteModel, removed: list[AppliedRouter], prune: bool, here: bool = True
+    model: SiteModel, removed: list[AppliedRouter], prune: bool, coordinating: bool = True
 ) -> Generator[Any, None, None]:
     """Routes this project approved on removed routers' nodes are unapproved (the removal run).
 
     + model: the validated site model
     + removed: recorded routers the site file no longer declares
     + prune: `--data prune=true` was given; without it the step only warns
-    + here: False on every host but the one that carries the control-plane steps
+    + coordinating: False on every host but the one that carries the control-plane steps
     """
-    if not here or not removed:
-        host.noop(f"{LABEL}: no removed router" if here else f"{LABEL}: planned on another host")
+    if not coordinating or not removed:
+        host.noop(f"{LABEL}: no removed router" if coordinating else f"{LABEL}: planned on another host")
         return
     names = ", ".join(f"{r.host} (site {r.site})" for r in removed)
     if not prune:

@@ -33,7 +33,7 @@ def routes_given(
     removed: dict | None,
     prune: bool,
     gone: list[AppliedStaticHost] | None = None,
-    here: bool = False,
+    coordinating: bool = False,
 ) -> Generator[Any, None, None]:
     """This static host has the site's routes (or, removed and pruning, has them no more).
 
@@ -42,9 +42,9 @@ def routes_given(
     + removed: the record entry when this host is a removed static host (removal run only)
     + prune: `--data prune=true` was given
     + gone: removed static hosts (the coordinating host warns when not pruning)
-    + here: this is the coordinating host
+    + coordinating: this is the coordinating host
     """
-    if here and gone and not prune:
+    if coordinating and gone and not prune:
         names = ", ".join(f"{g.host} (site {g.site})" for g in gone)
         warn(
             f"the site file no longer declares static host(s) {names} that an earlier deploy gave "

@@ -52,11 +52,11 @@ def writing_policy(model: SiteModel, cp: ControlPlane, on_host: Host,
                        on_wait=lambda line: on_host.log(f"{LABEL}: {line}"))
 
 
-def read_ahead(model: SiteModel, here: bool) -> None:
+def read_ahead(model: SiteModel, coordinating: bool) -> None:
     """While pyinfra loads deploy.py (the routers read their facts meanwhile): read the node list
     and the policy once, for both control-plane steps to plan from on a run that changes nothing
     before them (steps.readahead). A failure here is left for the steps to report."""
-    if not here or model.tailnet is None:
+    if not coordinating or model.tailnet is None:
         return
     try:
         with reach(model, transport=_transport(host)) as cp:
@@ -79,9 +79,9 @@ def changed_router_sites(model: SiteModel) -> list[str]:
     return changed
 
 
-def _step(model: SiteModel, here: bool, *, routes: bool, policy: bool, done: str):
+def _step(model: SiteModel, coordinating: bool, *, routes: bool, policy: bool, done: str):
     """Plan one control-plane step on the coordinating host; yield its apply only if needed."""
-    if not here:
+    if not coordinating:
         host.noop(f"{LABEL}: planned on another host")
         return
     if model.tailnet is None:
@@ -111,21 +111,21 @@ def _step(model: SiteModel, here: bool, *, routes: bool, policy: bool, done: str
 
 
 @operation()
-def policy_allows_sites(model: SiteModel, here: bool = True) -> Generator[Any, None, None]:
+def policy_allows_sites(model: SiteModel, coordinating: bool = True) -> Generator[Any, None, None]:
     """The tailnet policy lets every site reach every other (ACLs, autoApprovers, router tag).
 
     + model: the validated site model
-    + here: False on every host but the one that carries the control-plane steps (the deploy
+    + coordinating: False on every host but the one that carries the control-plane steps (the deploy
       calls the step on all hosts so pyinfra keeps the steps in this order on all of them)
     """
-    yield from _step(model, here, routes=False, policy=True, done="policy already allows the sites")
+    yield from _step(model, coordinating, routes=False, policy=True, done="policy already allows the sites")
 
 
 @operation()
-def routes_approved(model: SiteModel, here: bool = True) -> Generator[Any, None, None]:
+def routes_approved(model: SiteModel, coordinating: bool = True) -> Generator[Any, None, None]:
     """Each site router's advertised site prefixes are approved (others' approvals kept).
 
     + model: the validated site model
-    + here: False on every host but the one that carries the control-plane steps
+    + coordinating: False on every host but the one that carries the control-plane steps
     """
-    yield from _step(model, here, routes=True, policy=False, done="routes already approved")
+    yield from _step(model, coordinating, routes=True, policy=False, done="routes already approved")

@@ -52,15 +52,15 @@ def _vpc(site: Site) -> AwsVpc:
 
 
 @operation()
-def vpc_routes(model: SiteModel, here: bool = True) -> Generator[Any, None, None]:
+def vpc_routes(model: SiteModel, coordinating: bool = True) -> Generator[Any, None, None]:
     """Each AWS site's route tables send the other sites' prefixes and 100.64.0.0/10 to its router,
     whose source/destination check is off (others' routes and tags left as they are).
 
     + model: the validated site model
-    + here: False on every host but the coordinating one
+    + coordinating: False on every host but the coordinating one
     """
     sites = aws_sites(model)
-    if not here or not sites:
+    if not coordinating or not sites:
         host.noop(f"{LABEL}: {'planned on another host' if sites else 'no AWS site'}")
         return
 

@@ -306,7 +306,7 @@ STEP_DEPLOY = """
 from sites import load_sites
 from steps.tailnet import policy_allows_sites
 
-policy_allows_sites(name="Tailnet policy allows the sites", model=load_sites({path!r}), here=True)
+policy_allows_sites(name="Tailnet policy allows the sites", model=load_sites({path!r}), coordinating=True)
 """
 
 
