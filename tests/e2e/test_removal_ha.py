@@ -16,9 +16,11 @@ from __future__ import annotations
 import json
 import re
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
+import tomli_w
 
 from lab import drive
 from tests.e2e.labs import booted
@@ -48,22 +50,18 @@ def ha_lab(tmp_path_factory):
 
 
 def without_second_router(text: str, site: str = "a") -> str:
-    """The site file with the second [[sites.SITE.routers]] entry cut out and the site turned into a
+    """The site file with the second router of SITE's `routers` cut out and the site turned into a
     single-router one (the first entry's keys become the site's `router`, `ssh`, `tailnet_node`; no vip),
-    as an operator does by hand."""
-    chunks = re.split(r"(?m)^(?=\[)", text)
-    head = f"[sites.{site}]\n"
-    entries = [c for c in chunks if c.startswith(f"[[sites.{site}.routers]]")]
+    as an operator does by hand (edited as TOML, written back with tomli-w)."""
+    doc = tomllib.loads(text)
+    table = doc["sites"][site]
+    entries = table.pop("routers")
     assert len(entries) == 2, entries
-    first = entries[0].split("\n", 1)[1].replace("address = ", "router = ", 1)
-    out = []
-    for chunk in chunks:
-        if chunk == head or chunk.startswith(head):
-            chunk = re.sub(r"(?m)^vip = .*\n", "", chunk).rstrip("\n") + "\n" + first.rstrip("\n") + "\n\n"
-        elif chunk in entries:
-            continue
-        out.append(chunk)
-    return "".join(out)
+    del table["vip"]
+    first = entries[0]
+    table.update({"router": first["address"], "ssh": first["ssh"],
+                  **({"tailnet_node": first["tailnet_node"]} if "tailnet_node" in first else {})})
+    return tomli_w.dumps(doc)
 
 
 def approved_routes(sites: Path) -> dict[str, tuple[str, ...]]:
