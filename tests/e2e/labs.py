@@ -45,3 +45,12 @@ def booted(topology: Path, *, export: bool = True) -> Iterator[api.LabInfo]:
             os.environ.pop(TOPOLOGY_ENV, None)
         else:
             os.environ[TOPOLOGY_ENV] = old
+
+
+@contextmanager
+def deployed(topology: Path) -> Iterator[api.LabInfo]:
+    """`booted`, then one deploy of the lab's site file, which must succeed (down again after)."""
+    with booted(topology) as info:
+        result = drive.pyinfra(info.sites_file)
+        assert result.returncode == 0, drive.why_failed(result)
+        yield info

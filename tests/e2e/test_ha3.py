@@ -18,7 +18,7 @@ import pytest
 
 from lab import drive
 from lab.failover import single_holder
-from tests.e2e.labs import booted
+from tests.e2e.labs import deployed
 
 pytestmark = pytest.mark.integration
 
@@ -31,9 +31,7 @@ FAILOVER_TARGET_S = 10.0
 @pytest.fixture(scope="module")
 def lab_sites():
     """The three-router lab, booted and deployed once; down after."""
-    with booted(TOPOLOGY) as info:
-        result = drive.pyinfra(info.sites_file)
-        assert result.returncode == 0, drive.why_failed(result)
+    with deployed(TOPOLOGY) as info:
         drive.lab("renew", "a-client", "b-client")
         yield info.sites_file
 

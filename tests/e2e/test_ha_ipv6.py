@@ -17,7 +17,7 @@ import pytest
 
 from lab import api, drive
 from lab.failover import primary_for, single_holder
-from tests.e2e.labs import booted
+from tests.e2e.labs import deployed
 from tests.e2e.test_ipv6 import global6, link_local, routes6, wait_for
 
 pytestmark = pytest.mark.integration
@@ -30,9 +30,7 @@ B6 = "fdb5:b::/64"
 
 @pytest.fixture(scope="module")
 def lab_sites():
-    with booted(TOPOLOGY) as info:
-        result = drive.pyinfra(info.sites_file)
-        assert result.returncode == 0, drive.why_failed(result)
+    with deployed(TOPOLOGY) as info:
         yield info.sites_file
 
 

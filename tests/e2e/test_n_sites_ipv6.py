@@ -13,7 +13,7 @@ import re
 import pytest
 
 from lab import drive
-from tests.e2e.labs import booted, generated_topology
+from tests.e2e.labs import deployed, generated_topology
 from tests.e2e.test_ipv6 import global6, link_local, routes6, wait_for
 
 pytestmark = pytest.mark.integration
@@ -25,9 +25,7 @@ SITES = 3
 def lab3(tmp_path_factory):
     topo = generated_topology(tmp_path_factory.mktemp("topo") / "three6.toml",
                               "--sites", str(SITES), "--layout", "mixed", "--ipv6")
-    with booted(topo) as info:
-        result = drive.pyinfra(info.sites_file)
-        assert result.returncode == 0, drive.why_failed(result)
+    with deployed(topo) as info:
         yield info
 
 

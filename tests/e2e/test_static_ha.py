@@ -11,7 +11,7 @@ import pytest
 
 from lab import drive
 from lab.failover import primary_for, single_holder
-from tests.e2e.labs import booted
+from tests.e2e.labs import deployed
 
 pytestmark = pytest.mark.integration
 
@@ -23,9 +23,7 @@ B_STATIC = "172.16.100.50"
 
 @pytest.fixture(scope="module")
 def lab_sites():
-    with booted(TOPOLOGY) as info:
-        result = drive.pyinfra(info.sites_file)
-        assert result.returncode == 0, drive.why_failed(result)
+    with deployed(TOPOLOGY) as info:
         yield info.sites_file
 
 
