@@ -178,6 +178,7 @@ def test_check_sees_the_advertisements_and_ping6_and_is_all_ok(lab_sites):
     assert NET6["a"] in rows[("a", "routes")]["reason"] and NET6["b"] in rows[("b", "routes")]["reason"]
     assert "lifetime 0" in rows[("a", "ra")]["reason"] and "fd7a:115c:a1e0::/48" in rows[("a", "ra")]["reason"]
     assert rows[("b", "ping6")]["status"] == "ok"
+    assert "IPv6 too (and fd7a:115c:a1e0::/48)" in rows[("a", "policy")]["reason"]  # the IPv6 pairs judged
 
 
 def test_check_finds_a_router_that_stopped_advertising(lab_sites):
