@@ -226,6 +226,10 @@ WantedBy=multi-user.target
 
 
 NM_CONNECTION = "etc/NetworkManager/system-connections/lan.nmconnection"
+# The lab's eth0 is up before the container boots (with a SLAAC address on a dual-stack LAN):
+# NetworkManager would take that as someone else's configuration and only watch it ("connected
+# (externally)"). On a real box NetworkManager configures the link from the start; so here.
+NM_LAB_CONF = "[device-lab-eth0]\nmatch-device=interface-name:eth0\nkeep-configuration=no\n"
 
 # A dual-stack LAN: networkd also takes the router advertisements (SLAAC and the default from the
 # gateway; the subnet routers' route information, which it installs by default).
@@ -258,6 +262,7 @@ def client(root: Path, host: Host, site: LabSite | None = None) -> None:
         _enable(root, "lab-dhcpcd.service")
     elif host.dhcp_client == "networkmanager":
         _write(root, NM_CONNECTION, networkmanager_connection(dual), 0o600)  # NM skips a readable keyfile
+        _write(root, "etc/NetworkManager/conf.d/lab.conf", NM_LAB_CONF)
         _enable(root, "NetworkManager.service")
     else:
         raise ValueError(f"{host.name}: no container role for DHCP client {host.dhcp_client!r}")

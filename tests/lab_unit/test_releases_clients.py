@@ -102,7 +102,7 @@ def test_gateway_on_sid_writes_kea_3_config(tmp_path: Path) -> None:
     [
         ("networkd", ["etc/systemd/network/20-lab-eth0.network"], "systemd-networkd.service"),
         ("dhcpcd", ["etc/dhcpcd.conf", "etc/systemd/system/lab-dhcpcd.service"], "lab-dhcpcd.service"),
-        ("networkmanager", [roles.NM_CONNECTION], "NetworkManager.service"),
+        ("networkmanager", [roles.NM_CONNECTION, "etc/NetworkManager/conf.d/lab.conf"], "NetworkManager.service"),
     ],
 )
 def test_client_roles(tmp_path: Path, kind: str, files: list[str], unit: str) -> None:
