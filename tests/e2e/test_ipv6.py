@@ -214,7 +214,8 @@ def test_drift_is_repaired(lab_sites):
 
 def test_removing_subnet6_takes_the_advertisements_away(lab_sites, tmp_path):
     """Site b without subnet6: its router stops advertising and removes its radvd.conf, a's
-    advertisement no longer carries b's prefix, and the run after changes nothing."""
+    advertisement no longer carries b's prefix, b's clients lose a's routes, and the run after
+    changes nothing."""
     text = lab_sites.read_text().replace('subnet6 = "fdb5:b::/64"\n', "")
     assert "fdb5:b::/64" not in text
     lab_sites.write_text(text)
@@ -223,4 +224,7 @@ def test_removing_subnet6_takes_the_advertisements_away(lab_sites, tmp_path):
     assert drive.in_host("b-router", "test", "-e", "/etc/radvd.conf", check=False).returncode == 1
     assert "fdb5:b::/64" not in drive.in_host("a-router", "cat", "/etc/radvd.conf").stdout
     assert wait_for(lambda: "fdb5:b::/64" not in routes6("a-client"), timeout=40), routes6("a-client")
+    # b's router withdrew its routes (radvd's last advertisement): NetworkManager drops them too
+    b_ll = link_local("b-router")
+    assert wait_for(lambda: routed_via("b-client2", b_ll) == set(), timeout=40), routes6("b-client2")
     assert drive.planned_changes(lab_sites) == {}
