@@ -5,7 +5,8 @@ rule's `src` covers the sender and its `dst` covers the receiver on that port an
 protocol. This evaluator compiles both `acls` and `grants` (their `ip` ports and
 protocols) to address sets and asks whether EVERY address of one site may reach EVERY
 address of the other on every port, in both directions, and the same between each
-site and the tailnet's range.
+site and the tailnet's range; family by family (IPv4 prefixes to IPv4 ones and 100.64.0.0/10,
+IPv6 prefixes to IPv6 ones and fd7a:115c:a1e0::/48), as packets go.
 
 Aliases, as Headscale v0.29.0 resolves them (hscontrol/policy/v2 types.go, filter.go;
 its CHANGELOG says the same of Tailscale):
@@ -33,7 +34,7 @@ from netaddr import AddrFormatError, IPNetwork, IPSet
 from controlplane.policy import TAILNET_RANGE, TAILNET_RANGE6
 
 EVERYTHING = IPSet(["0.0.0.0/0", "::/0"])
-TAILNET = "tailnet"  # the pseudo-site 100.64.0.0/10
+TAILNET = "tailnet"  # the pseudo-site 100.64.0.0/10 (and fd7a:115c:a1e0::/48 for IPv6 prefixes)
 CHROMEOS_VMS = "100.115.92.0/23"  # inside 100.64.0.0/10, never a node's address (tsaddr)
 TAILNET_ADDRESSES = IPSet([TAILNET_RANGE, TAILNET_RANGE6]) - IPSet([CHROMEOS_VMS])
 EXIT_ROUTES = ("0.0.0.0/0", "::/0")
@@ -244,20 +245,37 @@ def _cidrs(s: IPSet) -> str:
     return ", ".join(cidrs[:3]) + (f" (+{len(cidrs) - 3} more)" if len(cidrs) > 3 else "")
 
 
+def _family(s: IPSet, version: int) -> IPSet:
+    return IPSet(c for c in s.iter_cidrs() if c.version == version)
+
+
+def tailnet_range(version: int) -> IPSet:
+    """What a node's address can be, per family: 100.64.0.0/10 (less ChromeOS's VMs) or
+    fd7a:115c:a1e0::/48."""
+    return _family(TAILNET_ADDRESSES, version)
+
+
 def check_pairs(policy: Policy, sites: Sequence[tuple[str, Sequence[str]]]) -> list[PairResult]:
-    """Every ordered pair of sites, and each site to and from 100.64.0.0/10."""
+    """Every ordered pair of sites, and each site to and from the tailnet's range.
+
+    Family by family, as packets go (none crosses from IPv4 to IPv6): a site's IPv4 prefixes
+    to the other's IPv4 ones and 100.64.0.0/10, its IPv6 prefixes to the other's IPv6 ones and
+    fd7a:115c:a1e0::/48. A family one end lacks is no part of the pair.
+    """
     sets = {name: IPSet([IPNetwork(p) for p in prefixes]) for name, prefixes in sites}
-    sets[TAILNET] = IPSet([TAILNET_RANGE]) - IPSet([CHROMEOS_VMS])  # what a node's address can be
+    sets[TAILNET] = TAILNET_ADDRESSES
     names = [name for name, _ in sites]
     pairs = [(a, b) for a in names for b in [*names, TAILNET] if a != b] + [(TAILNET, a) for a in names]
     out = []
     for a, b in pairs:
-        gap = uncovered(policy, sets[a], sets[b])
+        gaps = [(s, d) for version in (4, 6)
+                for s, d in [(_family(sets[a], version), _family(sets[b], version))] if s and d]
+        gap = next((g for s, d in gaps if (g := uncovered(policy, s, d)) is not None), None)
         if gap is None:
             out.append(PairResult(a, b, True, "allowed on all ports"))
             continue
         src, dst = gap
-        some = partial_rules(policy, sets[a], sets[b])
+        some = partial_rules(policy, src, dst)
         only = f"; only some ports/protocols via {', '.join(some)}" if some else ""
         reason = f"no rule lets {_cidrs(src)} reach {_cidrs(dst)} on all ports{only}"
         out.append(PairResult(a, b, False, reason, deferred=bool(policy.unresolved)))

@@ -19,6 +19,7 @@ from check.dhcp import judge as judge_dhcp
 from check.gather import TUNNEL_MTU, ControlState, RouterState
 from controlplane import hujson
 from controlplane.model import Node
+from controlplane.policy import TAILNET_RANGE6
 from dhcp.plan import SitePlan
 from operations import radvd
 from sites.model import Site, SiteModel, SshTarget
@@ -37,7 +38,7 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("prefs", "SNAT off, accept-routes on, stateful filtering off"),
     ("forwarding", "IPv4 forwarding on"),
     ("clamp", "TCP MSS clamped both ways on tailscale0"),
-    ("policy", "policy allows every other site and 100.64.0.0/10, both ways"),
+    ("policy", "policy allows every other site and 100.64.0.0/10 (IPv6: fd7a:115c:a1e0::/48), both ways"),
     ("dhcp", "the LAN's DHCP server sends the planned option 121/249"),
     ("tunnel", "router reaches every other router over the tailnet, full-size packets"),
     ("ra", "IPv6 LAN: router advertisement with lifetime 0 and the other sites' routes"),
@@ -265,7 +266,7 @@ def policy_rows(model: SiteModel, cs: ControlState, fx: Fixes) -> list[Row]:
         else:
             server = "; the server's ACL tests pass" if cs.server_test_run else ""
             note = f" ({compiled.notes[0]})" if compiled.allow_all and compiled.notes else ""
-            rows.append(_ok(name, "policy", f"every other site and 100.64.0.0/10 both ways{note}{server}"))
+            rows.append(_ok(name, "policy", f"{_allowed(model.sites[name])} both ways{note}{server}"))
     return rows
 
 
@@ -280,8 +281,15 @@ def _deferred(name: str, bad: list[acl.PairResult], compiled: acl.Policy, cs: Co
     if cs.server_test and name in _server_blames(cs.server_test, model):
         return _broken(name, "policy", f"the server's ACL test fails: {cs.server_test[:200]}",
                        fx.controlplane())
-    return _ok(name, "policy", "every other site and 100.64.0.0/10 both ways: the server's ACL "
+    return _ok(name, "policy", f"{_allowed(model.sites[name])} both ways: the server's ACL "
                                f"tests pass (it resolves {names})")
+
+
+def _allowed(site: Site) -> str:
+    """What the policy step found allowed for a site, naming IPv6 where the site has it."""
+    if site.advertised6:
+        return f"every other site and 100.64.0.0/10, IPv6 too (and {TAILNET_RANGE6})"
+    return "every other site and 100.64.0.0/10"
 
 
 def _server_blames(message: str, model: SiteModel) -> set[str]:

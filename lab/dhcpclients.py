@@ -1,7 +1,7 @@
 """The lab's DHCP clients: start one, wait for its lease, give the lease back, renew it.
 
-Three kinds run on lab LANs (topology `dhcp_client`): ISC dhclient in a bare namespace,
-systemd-networkd and dhcpcd in their own booted containers. Each kind is started,
+Four kinds run on lab LANs (topology `dhcp_client`): ISC dhclient in a bare namespace,
+systemd-networkd, dhcpcd and NetworkManager in their own booted containers. Each kind is started,
 released and renewed its own way; this module is the one place that knows how.
 """
 
@@ -17,7 +17,7 @@ from lab.sh import LabError, ns, run
 
 def start(h: Host) -> None:
     """Start the client's DHCP client (dhclient in the bare namespace, with its own pid/lease
-    files; networkd and dhcpcd already run in their booted container); wait for a lease."""
+    files; the other kinds already run in their booted container); wait for a lease."""
     if not h.container:
         d = container.layout(h.name).base
         d.mkdir(parents=True, exist_ok=True)
@@ -46,6 +46,9 @@ def release(h: Host) -> None:
     elif h.dhcp_client == "dhcpcd":
         # stop with `release` in dhcpcd.conf: DHCPRELEASE, address and routes removed
         run(container.exec_argv(h.name, ["systemctl", "stop", "lab-dhcpcd.service"]))
+    elif h.dhcp_client == "networkmanager":
+        # the connection down: NetworkManager drops the lease, the addresses and the routes
+        run(container.exec_argv(h.name, ["nmcli", "connection", "down", "lan"]))
     else:
         d = container.layout(h.name).base
         run(ns(h.netns, "dhclient", "-4", "-r", "-pf", str(d / "dhclient.pid"),
@@ -55,6 +58,8 @@ def release(h: Host) -> None:
         time.sleep(0.1)
     if h.dhcp_client == "dhcpcd":
         run(container.exec_argv(h.name, ["systemctl", "start", "lab-dhcpcd.service"]))
+    elif h.dhcp_client == "networkmanager":
+        run(container.exec_argv(h.name, ["nmcli", "--wait", "60", "connection", "up", "lan"]))
 
 
 def rebind(h: Host) -> None:
@@ -65,12 +70,13 @@ def rebind(h: Host) -> None:
 
 def renew_in_place(h: Host) -> None:
     """Ask the client for an RFC 2131 RENEW now, keeping its lease (no release, no new bind):
-    networkd `networkctl renew`, dhcpcd `dhcpcd -N`. ISC dhclient has no such command; its
-    RENEW comes only at T1 (roles.RENEW_TIMER)."""
+    networkd `networkctl renew`, dhcpcd `dhcpcd -N`. ISC dhclient and NetworkManager have no
+    such command; their RENEW comes only at T1 (roles.RENEW_TIMER)."""
     if h.dhcp_client == "networkd":
         run(container.exec_argv(h.name, ["networkctl", "renew", "eth0"]))
     elif h.dhcp_client == "dhcpcd":
         run(container.exec_argv(h.name, ["dhcpcd", "--renew", "eth0"]))
     else:
-        raise LabError(f"{h.name}: ISC dhclient has no renew-now command (it renews at T1, "
+        kind = "NetworkManager" if h.dhcp_client == "networkmanager" else "ISC dhclient"
+        raise LabError(f"{h.name}: {kind} has no renew-now command (it renews at T1, "
                        f"{roles.RENEW_TIMER}s after its bind)")

@@ -36,7 +36,7 @@ class Host:
     links: tuple[Link, ...]
     default_via: str | None = None
     release: str = "bookworm"       # the Debian suite of its image (lab/image.py)
-    dhcp_client: str | None = None  # clients: dhclient | networkd | dhcpcd
+    dhcp_client: str | None = None  # clients: dhclient | networkd | dhcpcd | networkmanager
     manager: str | None = None  # static hosts: the network manager setting address and routes
     gateway: str | None = None  # static hosts: the default gateway their manager configures
 
@@ -47,7 +47,8 @@ class Host:
     @property
     def container(self) -> bool:
         """dhclient clients are plain namespaces running the machine's dhclient; everything
-        else boots systemd (systemd-networkd needs it; dhcpcd runs as a unit beside it)."""
+        else boots systemd (systemd-networkd and NetworkManager need it; dhcpcd runs as a unit
+        beside it)."""
         return self.role != "client" or self.dhcp_client not in (None, "dhclient")
 
     @property

@@ -225,6 +225,12 @@ WantedBy=multi-user.target
 """
 
 
+NM_CONNECTION = "etc/NetworkManager/system-connections/lan.nmconnection"
+# The lab's eth0 is up before the container boots (with a SLAAC address on a dual-stack LAN):
+# NetworkManager would take that as someone else's configuration and only watch it ("connected
+# (externally)"). On a real box NetworkManager configures the link from the start; so here.
+NM_LAB_CONF = "[device-lab-eth0]\nmatch-device=interface-name:eth0\nkeep-configuration=no\n"
+
 # A dual-stack LAN: networkd also takes the router advertisements (SLAAC and the default from the
 # gateway; the subnet routers' route information, which it installs by default).
 NETWORKD_UNIT6 = NETWORKD_UNIT.replace(
@@ -232,10 +238,20 @@ NETWORKD_UNIT6 = NETWORKD_UNIT.replace(
 )
 
 
+def networkmanager_connection(dual_stack: bool) -> str:
+    """NetworkManager's keyfile for the LAN: DHCPv4 with its own client (it asks for option 121 and
+    249); on a dual-stack LAN it also takes the router advertisements (SLAAC and the default from
+    the gateway; the subnet routers' route information, which it installs as routes)."""
+    six = "method=auto" if dual_stack else "method=disabled"
+    return ("# s2s lab client: NetworkManager on the LAN\n[connection]\nid=lan\ntype=ethernet\n"
+            f"interface-name=eth0\nautoconnect=true\n\n[ipv4]\nmethod=auto\n\n[ipv6]\n{six}\n")
+
+
 def client(root: Path, host: Host, site: LabSite | None = None) -> None:
-    """A LAN client booted as a container: systemd-networkd or dhcpcd gets its lease at boot."""
+    """A LAN client booted as a container: systemd-networkd, dhcpcd or NetworkManager gets its
+    lease at boot."""
+    dual = site is not None and site.subnet6 is not None
     if host.dhcp_client == "networkd":
-        dual = site is not None and site.subnet6 is not None
         unit = NETWORKD_UNIT6 if dual else NETWORKD_UNIT
         _write(root, "etc/systemd/network/20-lab-eth0.network", unit)
         _enable(root, "systemd-networkd.service")
@@ -244,6 +260,10 @@ def client(root: Path, host: Host, site: LabSite | None = None) -> None:
         _write(root, "etc/dhcpcd.conf", DHCPCD_CONF)
         _write(root, "etc/systemd/system/lab-dhcpcd.service", DHCPCD_UNIT)
         _enable(root, "lab-dhcpcd.service")
+    elif host.dhcp_client == "networkmanager":
+        _write(root, NM_CONNECTION, networkmanager_connection(dual), 0o600)  # NM skips a readable keyfile
+        _write(root, "etc/NetworkManager/conf.d/lab.conf", NM_LAB_CONF)
+        _enable(root, "NetworkManager.service")
     else:
         raise ValueError(f"{host.name}: no container role for DHCP client {host.dhcp_client!r}")
 

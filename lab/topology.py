@@ -42,7 +42,8 @@ _THIRD_KEYS = ("router3", "router3_wan")
 MIN_SITE_PREFIX, MAX_SITE_PREFIX = 16, 29
 ROUTER_RELEASES = ("bookworm", "trixie")          # Debian 12, Debian 13 (nftables-era iptables)
 GW_RELEASES = {"bookworm": "2.2", "trixie": "2.6", "sid": "3.0"}  # Debian suite -> Kea it ships
-DHCP_CLIENTS = ("dhclient", "networkd", "dhcpcd")  # ISC dhclient, systemd-networkd, dhcpcd
+# ISC dhclient, systemd-networkd, dhcpcd, NetworkManager (its own DHCPv4 client)
+DHCP_CLIENTS = ("dhclient", "networkd", "dhcpcd", "networkmanager")
 STATIC_MANAGERS = ("networkd", "networkmanager", "ifupdown", "netplan")  # sites.model.MANAGERS
 STATIC_OFFSET = 50  # NAME-static-KIND: subnet address STATIC_OFFSET + its index in STATIC_MANAGERS
 

@@ -341,8 +341,8 @@ def no_longer_ha(
     + prune_command: the command that runs the removal, for the warning
 
     keepalived stopped and disabled and its config removed when the config carries the project's
-    marker (the package stays), the own-LAN rules unit disabled and its live rules deleted (only
-    rules of the form the deploy adds), the VRRP check script and the rp_filter file removed (the
+    marker (the package stays), the own-LAN rules unit disabled and its live rules deleted, both
+    families (only rules of the form the deploy adds), the VRRP check script and the rp_filter file removed (the
     live rp_filter value stays until reboot: the previous one is not known). Nothing to do: no command.
     """
     left = batch.read(**leftover_facts())["leftovers"]
@@ -363,6 +363,7 @@ def no_longer_ha(
     if RULES_UNIT in left.files:
         yield f"systemctl disable --now {RULES_UNIT_NAME}"
     yield from rules_deleted(left.rules)
+    yield from rules_deleted(left.rules, family=6)  # a dual-stack site's
     gone = [*left.files, *([CONF] if left.keepalived_ours else [])]
     if gone:
         yield "rm -f " + " ".join(shlex.quote(p) for p in gone)

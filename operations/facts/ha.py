@@ -109,7 +109,7 @@ class HaLeftovers:
 
     files: tuple[str, ...]  # the project's HA files present (check script, own-LAN script and unit, rp_filter file)
     keepalived_ours: bool  # keepalived.conf carries the project's marker
-    rules: tuple[PolicyRule, ...]  # live policy rules at the own-LAN priority
+    rules: tuple[PolicyRule, ...]  # live policy rules at the own-LAN priority, both families
 
     @property
     def any(self) -> bool:
@@ -144,7 +144,8 @@ class HaLeftoversFact(FactBase[HaLeftovers]):
         self.priority = priority
         tests = "; ".join(f"[ -e {shlex.quote(p)} ] && echo file {shlex.quote(p)}" for p in paths)
         return (f"{tests}; head -n 1 {shlex.quote(conf)} 2>/dev/null | grep -q '^{MANAGED_MARK}' && echo conf; "
-                f"printf 'rules '; ip -j -4 rule show priority {int(priority)} 2>/dev/null; echo")
+                f"printf 'rules '; ip -j -4 rule show priority {int(priority)} 2>/dev/null; echo; "
+                f"printf 'rules '; ip -j -6 rule show priority {int(priority)} 2>/dev/null; echo")
 
     @parsed
     def process(self, output: list[str]) -> HaLeftovers:

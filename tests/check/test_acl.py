@@ -216,3 +216,86 @@ def test_groups_users_and_via_are_deferred_to_the_server():
 def test_an_app_grant_opens_no_ip_traffic():
     doc = {"grants": [{"src": ["*"], "dst": ["*"], "app": {"example.com/cap/x": [{}]}}]}
     assert failing(doc) == EVERY_PAIR
+
+
+# Dual-stack sites: the IPv6 half is judged as IPv4 is, family by family.
+SITES6 = [("a", ["192.0.2.0/24", "2001:db8:a::/64"]), ("b", ["172.16.100.0/24", "fdb5:b::/64"]),
+          ("c", ["198.51.100.0/24"])]  # c: IPv4 only
+SPEC6 = PolicySpec(sites=tuple((n, tuple(p)) for n, p in SITES6))
+ROUTERS6 = [PolicyNode((f"100.64.0.{i}", f"fd7a:115c:a1e0::{i}"), ("tag:subnet-router",), tuple(p))
+            for i, (_, p) in enumerate(SITES6, 1)]
+EVERY_PAIR6 = {(a, b) for a in "abc" for b in [*"abc", TAILNET] if a != b} | {(TAILNET, a) for a in "abc"}
+
+
+def failing6(doc) -> dict[tuple[str, str], str]:
+    return {(p.src, p.dst): p.reason for p in check_pairs(compile_policy(doc, ROUTERS6), SITES6) if not p.ok}
+
+
+def ours6(syntax: str) -> dict:
+    """The deploy's merged dual-stack policy in `syntax`, with the no-policy allow-all rule out."""
+    doc = hujson.loads(merge("", PolicySpec(sites=SPEC6.sites, syntax=syntax), grants_supported=True))
+    allow_all = [r for r in doc[syntax] if r["src"] == ["autogroup:danger-all"]]
+    assert len(allow_all) == 1 and "fd7a:115c:a1e0::/48" in str(doc[syntax])
+    doc[syntax].remove(allow_all[0])
+    return doc
+
+
+@pytest.mark.parametrize("syntax", ["acls", "grants"])
+def test_the_projects_dual_stack_block_allows_every_pair_both_families(syntax):
+    assert failing6(ours6(syntax)) == {}
+    doc = ours6(syntax)
+    doc[syntax] = []
+    assert set(failing6(doc)) == EVERY_PAIR6
+
+
+def per_family(syntax: str, v6: bool = True) -> dict:
+    """A hand-written policy that allows each family on its own (no rule mixes IPv4 and IPv6),
+    the IPv6 rule left out unless `v6`."""
+    v4 = ["192.0.2.0/24", "172.16.100.0/24", "198.51.100.0/24", "100.64.0.0/10"]
+    six = ["2001:db8:a::/64", "fdb5:b::/64", "fd7a:115c:a1e0::/48"]
+    fams = [v4, six] if v6 else [v4]
+    if syntax == "acls":
+        return {"acls": [{"action": "accept", "src": f, "dst": [f"{p}:*" for p in f]} for f in fams]}
+    return {"grants": [{"src": f, "dst": f, "ip": ["*"]} for f in fams]}
+
+
+@pytest.mark.parametrize("syntax", ["acls", "grants"])
+def test_a_family_is_never_asked_to_reach_the_other(syntax):
+    """IPv4 to IPv4 and IPv6 to IPv6 is all a site pair needs: a policy that never mixes the two
+    families is complete."""
+    assert failing6(per_family(syntax)) == {}
+
+
+@pytest.mark.parametrize("syntax", ["acls", "grants"])
+def test_a_policy_without_the_ipv6_rule_breaks_the_dual_stack_pairs_only(syntax):
+    got = failing6(per_family(syntax, v6=False))
+    assert set(got) == {("a", "b"), ("b", "a"), ("a", TAILNET), ("b", TAILNET), (TAILNET, "a"), (TAILNET, "b")}
+    assert "reach fdb5:b::/64" in got[("a", "b")] and "2001:db8:a::/64" in got[("a", "b")]
+    assert "reach fd7a:115c:a1e0::/48" in got[("a", TAILNET)]
+
+
+def test_the_ipv6_tailnet_range_is_judged_both_ways():
+    doc = per_family("acls")
+    doc["acls"][1]["dst"] = ["2001:db8:a::/64:*", "fdb5:b::/64:*"]  # fd7a:115c:a1e0::/48 reaches, is not reached
+    assert set(failing6(doc)) == {("a", TAILNET), ("b", TAILNET)}
+    doc = per_family("grants")
+    doc["grants"][1]["src"] = ["2001:db8:a::/64", "fdb5:b::/64"]
+    assert set(failing6(doc)) == {(TAILNET, "a"), (TAILNET, "b")}
+
+
+def test_one_ipv6_prefix_left_out_and_ipv6_ports_limited():
+    doc = per_family("grants")
+    doc["grants"][1]["dst"] = ["2001:db8:a::/64", "fd7a:115c:a1e0::/48"]  # fdb5:b::/64 unreachable
+    assert set(failing6(doc)) == {("a", "b"), (TAILNET, "b")}
+    doc = per_family("grants")
+    doc["grants"][1]["ip"] = ["tcp:443"]
+    got = failing6(doc)
+    assert ("a", "b") in got and "only some ports/protocols via grants[1]" in got[("a", "b")]
+
+
+def test_the_wildcard_covers_approved_ipv6_routes_on_a_modern_server():
+    doc = {"grants": [{"src": ["*"], "dst": ["*"], "ip": ["*"]}]}
+    assert failing6(doc) == {}
+    v4_only = [PolicyNode(n.addresses, n.tags, tuple(r for r in n.routes if ":" not in r)) for n in ROUTERS6]
+    pairs = check_pairs(compile_policy(doc, v4_only), SITES6)
+    assert {(p.src, p.dst) for p in pairs if not p.ok} == {("a", "b"), ("b", "a"), ("a", TAILNET), ("b", TAILNET)}

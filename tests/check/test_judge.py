@@ -11,7 +11,7 @@ from check.dhcp import parse_probe_output
 from check.gather import ControlState, RouterState, parse_pings
 from check.judge import IPV6_STEPS, STEP_IDS, Status, judge
 from check.render import as_json, exit_code, table
-from controlplane import Node
+from controlplane import Node, hujson
 from controlplane.policy import PolicySpec, merge
 from dhcp.plan import build_plan
 from operations.facts import ForwardChain, LivePrefs, MssClamp, NodeStatus
@@ -422,3 +422,34 @@ def test_aliases_only_the_server_resolves_defer_to_its_tests():
     control.server_test, control.server_test_run = None, False
     by, _ = verdicts(m, plans, routers, control)
     assert by[("a", "policy")].status == Status.UNKNOWN
+
+
+def dual_stack_policy_rows(policy: str):
+    from check.judge import Fixes, policy_rows
+
+    raw = {"tailnet": {"backend": "headscale", "url": "http://127.0.0.1:8080", "api_key_env": "X"},
+           "sites": {"a": {"subnet": "192.0.2.0/24", "subnet6": "2001:db8:a::/64", "router": "192.0.2.2"},
+                     "b": {"subnet": "172.16.100.0/24", "subnet6": "fdb5:b::/64", "router": "172.16.100.2"}}}
+    m = parse_sites(Path("/srv/sites.toml"), raw)
+    control = ControlState(policy_text=policy, server_test_run=True)
+    return {r.site: r for r in policy_rows(m, control, Fixes(m))}, m
+
+
+@pytest.mark.parametrize("syntax", ["acls", "grants"])
+def test_dual_stack_policy_is_judged_for_ipv6_too(syntax):
+    import json
+
+    _, m = dual_stack_policy_rows("")
+    text = merge("", dataclasses.replace(PolicySpec.from_model(m), syntax=syntax), grants_supported=True)
+    doc = hujson.loads(text)
+    doc[syntax] = [r for r in doc[syntax] if r["src"] != ["autogroup:danger-all"]]
+    rows, _ = dual_stack_policy_rows(json.dumps(doc))
+    assert rows["a"].status == Status.OK and "IPv6 too (and fd7a:115c:a1e0::/48)" in rows["a"].reason
+    # the same rules with every IPv6 prefix taken out: the IPv4 half still passes, the IPv6 half is broken
+    for rule in doc[syntax]:
+        for key in ("src", "dst"):
+            rule[key] = [p for p in rule[key] if ":" not in p.removesuffix(":*")]
+    rows, _ = dual_stack_policy_rows(json.dumps(doc))
+    for site, own in (("a", "2001:db8:a::/64"), ("b", "fdb5:b::/64")):
+        assert rows[site].status == Status.BROKEN, rows[site]
+        assert own in rows[site].reason and "controlplane apply" in rows[site].fix

@@ -3,13 +3,13 @@
 The lab of tests/e2e/ipv6_topology.toml: each gateway advertises its LAN's /64 and the
 default route; after one deploy each subnet router advertises, with router lifetime 0,
 route information for the other site's /64 and fd7a:115c:a1e0::/48. Assertions are on the
-kernel routes the clients' systemd-networkd installed, and on packets crossing.
+kernel routes the clients' systemd-networkd and NetworkManager installed (and the bare kernel's,
+once accept_ra_rt_info_max_plen is raised), and on packets crossing.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ import pytest
 from lab import drive
 from lab.hosts import lab_hosts
 from lab.topology import load_topology
+from operations.facts.statichost import parse_ip_json_routes
 from tests.e2e.labs import booted
 
 pytestmark = pytest.mark.integration
@@ -48,6 +49,18 @@ def link_local(host: str) -> str:
 
 def routes6(host: str) -> str:
     return drive.in_host(host, "ip", "-6", "route", "show").stdout
+
+
+def next_hops6(host: str) -> dict[str, str | None]:
+    """The host's kernel IPv6 routes on eth0 (`ip -j -6 route`): prefix -> next hop."""
+    text = drive.in_host(host, "ip", "-j", "-6", "route", "show", "dev", "eth0").stdout
+    return {r.dst: r.gateway for r in parse_ip_json_routes(text)}
+
+
+def routed_via(host: str, hop: str, prefixes: tuple[str, ...] = (NET6["a"], NET6["b"], TAILNET6)):
+    """The subset of `prefixes` the host's kernel routes via `hop` (a router's link-local address)."""
+    routes = next_hops6(host)
+    return {p for p in prefixes if routes.get(p) == hop}
 
 
 def wait_for(check, timeout: float = 60.0, step: float = 1.0):
@@ -112,32 +125,47 @@ def test_deploy_advertises_and_approves_ipv6(lab_sites):
         assert drive.in_host(router, "sysctl", "-n", "net.ipv6.conf.all.forwarding").stdout.strip() == "1"
 
 
-@pytest.mark.parametrize("client,site,other", [("a-client", "a", "b"), ("b-client", "b", "a")])
-def test_networkd_clients_route_the_other_site_and_the_tailnet_via_the_router(lab_sites, client, site, other):
+@pytest.mark.parametrize("client,site,other", [("a-client", "a", "b"), ("b-client", "b", "a"),
+                                               ("b-client2", "b", "a")], ids=["networkd-a", "networkd-b",
+                                                                              "networkmanager-b"])
+def test_clients_route_the_other_site_and_the_tailnet_via_the_router(lab_sites, client, site, other):
+    """systemd-networkd and NetworkManager install the route information as kernel routes via the
+    router's link-local address; the LAN's default stays with the gateway (router lifetime 0)."""
     router_ll = link_local(f"{site}-router")
-    want = [rf"^{re.escape(NET6[other])} via {router_ll} dev eth0", rf"^{re.escape(TAILNET6)} via {router_ll} dev eth0"]
-    ok = wait_for(lambda: all(re.search(w, routes6(client), re.M) for w in want), timeout=60)
-    assert ok, (client, router_ll, routes6(client))
-    # the LAN's default stays with the gateway (router lifetime 0: the router is no default)
-    defaults = [line for line in routes6(client).splitlines() if line.startswith("default")]
-    assert defaults and all(router_ll not in d for d in defaults), defaults
+    want = {NET6[other], TAILNET6}
+    assert wait_for(lambda: routed_via(client, router_ll) == want, timeout=60), (client, router_ll, routes6(client))
+    assert next_hops6(client).get("default") == link_local(f"{site}-gw"), routes6(client)
 
 
-def test_bare_kernel_client_ignores_route_information(lab_sites):
+def test_bare_kernel_takes_route_information_only_with_rt_info_max_plen_raised(lab_sites):
     """The bare kernel (accept_ra_rt_info_max_plen 0, its default) takes SLAAC and the default,
-    never the route information: what docs/ipv6.md says about such clients."""
-    routes = routes6("a-client2")
-    assert "default via fe80" in routes, routes
-    assert NET6["b"] not in routes and TAILNET6 not in routes, routes
+    never the route information; raised to 64 it installs the routes at the next advertisement:
+    what docs/ipv6.md says about such clients."""
+    host, sysctl = "a-client2", "net.ipv6.conf.eth0.accept_ra_rt_info_max_plen"
+    router_ll = link_local("a-router")
+    assert drive.in_host(host, "sysctl", "-n", sysctl).stdout.strip() == "0"
+    # the advertisements reach the LAN (networkd beside it took them), the bare kernel leaves them out
+    assert wait_for(lambda: routed_via("a-client", router_ll) == {NET6["b"], TAILNET6}, timeout=60)
+    assert routed_via(host, router_ll) == set(), routes6(host)
+    assert next_hops6(host).get("default") == link_local("a-gw"), routes6(host)
+    drive.in_host(host, "sysctl", "-qw", f"{sysctl}=64")
+    try:
+        # radvd sends every 3-10 s: the next advertisement carries the routes
+        got = wait_for(lambda: routed_via(host, router_ll) == {NET6["b"], TAILNET6}, timeout=30)
+        assert got, routes6(host)
+    finally:
+        drive.in_host(host, "sysctl", "-qw", f"{sysctl}=0")
 
 
 def test_ping6_crosses_client_to_client_and_ipv4_still_does(lab_sites):
+    """networkd to networkd both ways, NetworkManager to networkd; IPv4 as before."""
     a6, b6 = global6("a-client", NET6["a"]), global6("b-client", NET6["b"])
     there = drive.in_host("a-client", "ping", "-6", "-n", "-c", "3", "-w", "30", b6, check=False, timeout=40)
     assert there.returncode == 0, there.stdout
     assert "ttl=62" in there.stdout  # hop limit 64 less two routers: it crossed the tunnel
-    back = drive.in_host("b-client", "ping", "-6", "-n", "-c", "3", "-w", "30", a6, check=False, timeout=40)
-    assert back.returncode == 0, back.stdout
+    for client in ("b-client", "b-client2"):  # networkd, NetworkManager
+        back = drive.in_host(client, "ping", "-6", "-n", "-c", "3", "-w", "30", a6, check=False, timeout=40)
+        assert back.returncode == 0 and "ttl=62" in back.stdout, (client, back.stdout)
     v4 = drive.ping("a-client", drive.client_address("b-client"))
     assert v4.returncode == 0 and "ttl=62" in v4.stdout, v4.stdout
 
@@ -150,6 +178,7 @@ def test_check_sees_the_advertisements_and_ping6_and_is_all_ok(lab_sites):
     assert NET6["a"] in rows[("a", "routes")]["reason"] and NET6["b"] in rows[("b", "routes")]["reason"]
     assert "lifetime 0" in rows[("a", "ra")]["reason"] and "fd7a:115c:a1e0::/48" in rows[("a", "ra")]["reason"]
     assert rows[("b", "ping6")]["status"] == "ok"
+    assert "IPv6 too (and fd7a:115c:a1e0::/48)" in rows[("a", "policy")]["reason"]  # the IPv6 pairs judged
 
 
 def test_check_finds_a_router_that_stopped_advertising(lab_sites):
@@ -185,7 +214,8 @@ def test_drift_is_repaired(lab_sites):
 
 def test_removing_subnet6_takes_the_advertisements_away(lab_sites, tmp_path):
     """Site b without subnet6: its router stops advertising and removes its radvd.conf, a's
-    advertisement no longer carries b's prefix, and the run after changes nothing."""
+    advertisement no longer carries b's prefix, b's clients lose a's routes, and the run after
+    changes nothing."""
     text = lab_sites.read_text().replace('subnet6 = "fdb5:b::/64"\n', "")
     assert "fdb5:b::/64" not in text
     lab_sites.write_text(text)
@@ -194,4 +224,7 @@ def test_removing_subnet6_takes_the_advertisements_away(lab_sites, tmp_path):
     assert drive.in_host("b-router", "test", "-e", "/etc/radvd.conf", check=False).returncode == 1
     assert "fdb5:b::/64" not in drive.in_host("a-router", "cat", "/etc/radvd.conf").stdout
     assert wait_for(lambda: "fdb5:b::/64" not in routes6("a-client"), timeout=40), routes6("a-client")
+    # b's router withdrew its routes (radvd's last advertisement): NetworkManager drops them too
+    b_ll = link_local("b-router")
+    assert wait_for(lambda: routed_via("b-client2", b_ll) == set(), timeout=40), routes6("b-client2")
     assert drive.planned_changes(lab_sites) == {}

@@ -70,6 +70,14 @@ def test_networkd_clients_accept_ras_only_on_dual_stack_sites(tmp_path: Path) ->
     assert "IPv6AcceptRA=no" in (plain / "etc/systemd/network/20-lab-eth0.network").read_text()
 
 
+def test_networkmanager_clients_take_ras_on_dual_stack_sites(tmp_path: Path) -> None:
+    host = Host("b-client2", "client", "b", (), dhcp_client="networkmanager")
+    assert TOPO6.sites["b"].client_hosts == [("b-client", "networkd"), ("b-client2", "networkmanager")]
+    roles.client(tmp_path, host, TOPO6.sites["b"])
+    text = (tmp_path / roles.NM_CONNECTION).read_text()
+    assert "[ipv4]\nmethod=auto" in text and "[ipv6]\nmethod=auto" in text
+
+
 def test_generator_writes_dual_stack_sites(tmp_path: Path) -> None:
     from lab.generate import generate
     path = tmp_path / "t.toml"

@@ -58,7 +58,8 @@ def test_releases_and_client_kinds_make_hosts(tmp_path: Path) -> None:
     [
         ('gw_release = "buster"', "sites.a.gw_release: must be one of bookworm, trixie, sid (buster)"),
         ('router_release = "sid"', "sites.a.router_release: must be one of bookworm, trixie (sid)"),
-        ('dhcp_client = "udhcpc"', "sites.a.dhcp_client: must be one of dhclient, networkd, dhcpcd (udhcpc)"),
+        ('dhcp_client = "udhcpc"',
+         "sites.a.dhcp_client: must be one of dhclient, networkd, dhcpcd, networkmanager (udhcpc)"),
         ('dhcp_client = []', "sites.a.dhcp_client: must be a client kind or a list of 1-9 of them ([])"),
         ('dhcp_client = 3', "sites.a.dhcp_client: must be a client kind or a list of 1-9 of them (3)"),
         ('kea_release = "3.0"', "sites.a.kea_release: unknown key (3.0)"),
@@ -101,6 +102,7 @@ def test_gateway_on_sid_writes_kea_3_config(tmp_path: Path) -> None:
     [
         ("networkd", ["etc/systemd/network/20-lab-eth0.network"], "systemd-networkd.service"),
         ("dhcpcd", ["etc/dhcpcd.conf", "etc/systemd/system/lab-dhcpcd.service"], "lab-dhcpcd.service"),
+        ("networkmanager", [roles.NM_CONNECTION, "etc/NetworkManager/conf.d/lab.conf"], "NetworkManager.service"),
     ],
 )
 def test_client_roles(tmp_path: Path, kind: str, files: list[str], unit: str) -> None:
@@ -112,6 +114,10 @@ def test_client_roles(tmp_path: Path, kind: str, files: list[str], unit: str) ->
     assert (root / "etc/systemd/system/multi-user.target.wants" / unit).is_symlink()
     if kind == "networkd":
         assert "DHCP=ipv4" in (root / files[0]).read_text()
+    elif kind == "networkmanager":
+        text = (root / files[0]).read_text()
+        assert "[ipv4]\nmethod=auto" in text and "[ipv6]\nmethod=disabled" in text  # an IPv4-only LAN
+        assert (root / files[0]).stat().st_mode & 0o777 == 0o600  # NetworkManager ignores a readable keyfile
     else:
         assert "classless_static_routes" in (root / files[0]).read_text()
 

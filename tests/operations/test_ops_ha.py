@@ -308,6 +308,8 @@ def test_check_script_primary(tmp_path):
 LEFTOVERS = (
     f"file {ha.CHECK}\nfile {ha.RULES_SCRIPT}\nfile {ha.RULES_UNIT}\nfile {ha.RP_FILE}\nconf\n"
     "rules " + json.dumps([own_lan("192.0.2.0"), {"priority": 5260, "src": "10.9.9.9", "table": "100"}]) + "\n"
+    "rules " + json.dumps([{"priority": 5260, "src": "all", "dst": "2001:db8:a::", "dstlen": 64,
+                            "table": "main", "suppress_prefixlen": 0}]) + "\n"
 )
 
 
@@ -317,8 +319,9 @@ def test_leftovers_parsed_and_the_command_is_cheap():
     assert [(r.src, r.dst, r.table) for r in left.rules] == [
         ("all", "192.0.2.0/24", "main"),
         ("10.9.9.9/32", None, "100"),
+        ("all", "2001:db8:a::/64", "main"),
     ]
-    assert ha.own_lan_prefixes(left.rules) == ["192.0.2.0/24"]
+    assert ha.own_lan_prefixes(left.rules) == ["192.0.2.0/24", "2001:db8:a::/64"]
     assert not parse_ha_leftovers("", 5260).any
     with pytest.raises(ParseError):
         parse_ha_leftovers("something else", 5260)
@@ -346,6 +349,7 @@ def test_leftovers_are_only_reported_until_the_removal_run_then_taken_down():
         f"systemctl disable --now {ha.RULES_UNIT_NAME}",
     ]
     assert "ip -4 rule del priority 5260 from all to 192.0.2.0/24 lookup main suppress_prefixlength 0" in t
+    assert "ip -6 rule del priority 5260 from all to 2001:db8:a::/64 lookup main suppress_prefixlength 0" in t
     assert not any("10.9.9.9" in c for c in t)  # not a rule of ours
     assert f"rm -f {ha.CHECK} {ha.RULES_SCRIPT} {ha.RULES_UNIT} {ha.RP_FILE} {ha.CONF}" in t
     assert t[-1] == "systemctl daemon-reload"
