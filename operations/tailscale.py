@@ -26,7 +26,9 @@ from pyinfra.operations import apt
 
 from operations import batch, owned
 from operations.facts import LivePrefs, TailscalePrefs, TailscaleStatus
+from operations.facts.dpkg import DpkgInterrupted
 from operations.facts.tailscale import normalise_prefixes, normalise_tags
+from operations.packages import apt_install, apt_update, dpkg_recover
 from operations.secret import AuthKey
 from operations.util import log_changes
 from sites.model import Tailscale
@@ -92,6 +94,7 @@ def install_facts(source: InstallSource, repo: str, suite: str) -> dict[str, bat
         "unit": (owned.UnitState, {"unit": "tailscaled.service"}),
         "sources": (AptSources, {}),
         "packages": (DebPackages, {}),
+        "dpkg": (DpkgInterrupted, {}),
     }
 
 
@@ -138,7 +141,7 @@ def install(source: InstallSource = InstallSource(), packages: Iterable[str] = (
     keyring, key_url = source.keyring(repo, suite)
     facts = batch.read(**install_facts(source, repo, suite))
     keyring_now, dropin_now, unit_now = facts["keyring"], facts["dropin"], facts["unit"]
-    sources_now, packages_now = facts["sources"], facts["packages"]
+    sources_now, packages_now, dpkg_now = facts["sources"], facts["packages"], facts["dpkg"]
     repo_cmds: list = []
     if source.key_content is not None:
         repo_cmds += list(owned.put(keyring, source.key_content, mode="644", current=keyring_now))
@@ -165,17 +168,18 @@ def install(source: InstallSource = InstallSource(), packages: Iterable[str] = (
         dropin_cmds = list(owned.put(NO_LOGS_DROPIN, dropin, mode="644", current=dropin_now))
 
     wanted = source.packages(packages)
-    pkg_cmds = (
-        [] if _installed(wanted, packages_now or {}) else list(apt.packages._inner(packages=wanted, no_recommends=True))
-    )
+    pkg_cmds = [] if _installed(wanted, packages_now or {}) else [apt_install(wanted, host.name)]
+    # a dpkg left half-way (a deploy killed while apt ran, power lost) blocks every apt command
+    recover_cmds = dpkg_recover(dpkg_now, host.name) if repo_cmds or pkg_cmds else []
 
     yield from repo_cmds
     # The drop-in goes in before the package so the postinst's first start already has it.
     yield from dropin_cmds
     if dropin_cmds:
         yield "systemctl daemon-reload"
+    yield from recover_cmds
     if repo_cmds or pkg_cmds:
-        yield "apt-get update"
+        yield apt_update(host.name)
     yield from pkg_cmds
     svc_cmds = list(owned.unit_running("tailscaled.service", status=unit_now))
     if dropin_cmds and not pkg_cmds and not svc_cmds:
