@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from pyinfra import host
-from pyinfra.api import OperationValueError, StringCommand, operation
+from pyinfra.api import FunctionCommand, OperationValueError, StringCommand, operation
 from pyinfra.facts.apt import AptSources, AptSourcesFile
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.server import OsRelease
 from pyinfra.operations import apt
 
+import failpoint
 from operations import batch, owned
 from operations.facts import LivePrefs, TailscalePrefs, TailscaleStatus
 from operations.facts.dpkg import DpkgInterrupted
@@ -273,6 +274,17 @@ def pref_changes(prefs: LivePrefs | None, want: dict[str, Any]) -> list[tuple[Pr
     return out
 
 
+def _hold_before_cli(*_: Any) -> bool:
+    failpoint.reached(failpoint.TAILSCALE_CLI)
+    return True
+
+
+def _failpoint() -> list[FunctionCommand]:
+    """The fault suite's hold just before `tailscale up`/`set` runs (at execution time; nothing
+    unless S2S_FAILPOINT names it): it stops tailscaled, lets the command start, and cuts it off."""
+    return [FunctionCommand(_hold_before_cli, (), {})] if failpoint.armed(failpoint.TAILSCALE_CLI) else []
+
+
 def configure_facts(socket: str | None = None) -> dict[str, batch.Fact]:
     """What `configure` decides from (read in one batch)."""
     return {"prefs": (TailscalePrefs, {"socket": socket}), "status": (TailscaleStatus, {"socket": socket})}
@@ -360,6 +372,7 @@ def configure(
             args.append(f"--auth-key={auth_key.cli_value()}")
         args.append(f"--timeout={shlex.quote(timeout)}")
         stdin = auth_key.stdin() if needs_login and auth_key is not None else None
+        yield from _failpoint()
         yield StringCommand(*args, **({"_stdin": stdin} if stdin is not None else {}))
         return
 
@@ -368,4 +381,5 @@ def configure(
         host.noop("tailscale prefs are as declared")
         return
     log_changes("tailscale prefs (tailscale set)", shown)
+    yield from _failpoint()
     yield StringCommand(*cli, "set", *set_args)
