@@ -1,8 +1,9 @@
 """Install Tailscale from its apt repository, join once with `tailscale up`, then `tailscale set`.
 
-`tailscale up` refuses partial changes and a bare later `up` wipes
-AdvertiseRoutes, so `up` runs only to join (or when the control URL or tags
-change, which need a new login, or after `tailscale down`); every other change
+`tailscale up` with flags refuses partial changes (or, with --reset, puts every
+pref it is not given back to its default), so `up --reset` runs only to join (or
+when the control URL or tags change, which need a new login); after a
+`tailscale down` a bare `up` (no flags: "bring it up unchanged"); every other change
 is a `tailscale set` of just the differing prefs, decided from the live
 TailscalePrefs fact. OWNED_PREFS is the one list of prefs this project owns:
 the diff, the `up` flags and the `set` flags all come from it. Prefs not in it
@@ -318,9 +319,10 @@ def configure(
 
     Also owned, always to the recipe's value: --stateful-filtering=false,
     --netfilter-mode=on, --shields-up=false, no --exit-node, and tailscaled
-    running (WantRunning). `up` runs only when the node is not logged in, was
-    stopped (`tailscale down`), or when the control URL or the tags differ (both
-    need a new login, so the auth key is required then too).
+    running (WantRunning). `up --reset` runs only when the node is not logged in,
+    or when the control URL or the tags differ (both need a new login, so the
+    auth key is required then too); a node stopped by `tailscale down` gets a bare
+    `up` (its prefs, the user's included, unchanged), then `set` for owned prefs.
     """
     facts = batch.read(**configure_facts(socket))
     prefs, status = facts["prefs"], facts["status"]
@@ -336,16 +338,22 @@ def configure(
     stopped = logged_in and not joined and bool(prefs and not prefs.want_running)
 
     cli = ["tailscale"] + ([f"--socket={shlex.quote(socket)}"] if socket else [])
-    if not joined or server_changed or tags_changed:
-        needs_login = not (stopped and not server_changed and not tags_changed)
-        if needs_login and auth_key is None:
+    brought_up = stopped and not server_changed and not tags_changed
+    if brought_up:
+        # `tailscale down` by hand: a bare `up` (no flags) is Tailscale's "bring it up unchanged"
+        # (cmd/tailscale/cli/up.go, checkForAccidentalSettingReverts), so the user's own prefs stay;
+        # `up --reset` would put them back to their defaults. Bounded by `timeout`: a bare `up`
+        # takes no --timeout (any flag makes it a full `up`). The owned prefs that differ: `set`.
+        log_changes("tailscale prefs (stopped: tailscale up)", shown)
+        yield from _failpoint()
+        yield StringCommand("timeout", shlex.quote(timeout), *cli, "up")
+    elif not joined or server_changed or tags_changed:
+        if auth_key is None:
             raise OperationValueError(
                 "tailscale needs an auth key to join (or to change control server/tags); none was given"
             )
         why = (
-            "stopped"
-            if not needs_login
-            else "not joined"
+            "not joined"
             if not joined
             else "control server changed"
             if server_changed
@@ -368,18 +376,18 @@ def configure(
             args.append("--advertise-exit-node")  # not ours: keep it
         if joined and server_changed:
             args.append("--force-reauth")
-        if needs_login:
-            args.append(f"--auth-key={auth_key.cli_value()}")
+        args.append(f"--auth-key={auth_key.cli_value()}")
         args.append(f"--timeout={shlex.quote(timeout)}")
-        stdin = auth_key.stdin() if needs_login and auth_key is not None else None
         yield from _failpoint()
-        yield StringCommand(*args, **({"_stdin": stdin} if stdin is not None else {}))
+        yield StringCommand(*args, _stdin=auth_key.stdin())
         return
 
     set_args = [flag_value(p, new) for p, _, new in changes if p.settable and p.flag]
     if not set_args:
-        host.noop("tailscale prefs are as declared")
+        if not brought_up:
+            host.noop("tailscale prefs are as declared")
         return
-    log_changes("tailscale prefs (tailscale set)", shown)
-    yield from _failpoint()
+    if not brought_up:
+        log_changes("tailscale prefs (tailscale set)", shown)
+        yield from _failpoint()
     yield StringCommand(*cli, "set", *set_args)

@@ -355,6 +355,13 @@ def test_a_change_with_b_routers_tailscale_set_cut_off_converges(sites):
     converges(sites, renew=True)
 
 
+def test_a_router_stopped_by_hand_comes_back_with_the_users_prefs(sites):
+    """`tailscale down` by hand on b-router: the deploy brings it up with a bare `tailscale up`
+    (`up --reset` would put the user's own pref back to its default). Not a fault of the tally."""
+    drive.in_host("b-router", "tailscale", "down")
+    converges(sites)  # intact(): the user's pref is still set on both routers
+
+
 def test_headscale_stopped_is_one_line_naming_the_site_files_url(sites):
     policy_before = policy_text()
     with fault("headscale stopped", ("control", "systemctl", "stop", "headscale"),
