@@ -205,7 +205,7 @@ def installed_host(dpkg: str, packages: dict) -> tuple[FakeHost, tailscale.Insta
 
 def test_install_after_an_interrupted_dpkg_runs_dpkg_configure_first():
     """A deploy killed while dpkg configured tailscale: apt refuses until `dpkg --configure -a`."""
-    host, source = installed_host("journal 1\npkg iF  tailscale\n", {"iptables": ["1"], "ethtool": ["1"]})
+    host, source = installed_host("journal 1\npkg half-configured tailscale\n", {"iptables": ["1"], "ethtool": ["1"]})
     t = texts(run_op(tailscale.install, host, source=source))
     recover = next(i for i, c in enumerate(t) if "dpkg --force-confdef --force-confold --configure -a" in c)
     install = next(i for i, c in enumerate(t) if "install --no-install-recommends tailscale" in c)
@@ -216,14 +216,14 @@ def test_install_after_an_interrupted_dpkg_runs_dpkg_configure_first():
 
 def test_install_while_another_apt_holds_the_lock_waits_instead_of_recovering():
     """The killed deploy's own apt still runs on the router: its traces are work in progress."""
-    host, source = installed_host("journal 2\nlocked 4242\npkg iU  tailscale\n", {})
+    host, source = installed_host("journal 2\nlocked 4242\npkg unpacked tailscale\n", {})
     t = texts(run_op(tailscale.install, host, source=source))
     assert not any("--force-confold --configure -a" in c for c in t)
     assert any("DPkg::Lock::Timeout=120" in c and "install --no-install-recommends" in c for c in t)
 
 
 def test_install_leaves_a_half_way_package_of_the_users_alone_when_it_needs_no_apt():
-    host, source = installed_host("journal 0\npkg iF  someones-own\n",
+    host, source = installed_host("journal 0\npkg half-configured someones-own\n",
                                   {"tailscale": ["1"], "iptables": ["1"], "ethtool": ["1"]})
     assert run_op(tailscale.install, host, source=source) == []
 

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from operations.facts._parsing import ParseError
-from operations.facts.dpkg import DpkgState, parse_dpkg_state
+from operations.facts.dpkg import DpkgState, dpkg_state_command, parse_dpkg_state
 from operations.packages import apt_update, dpkg_recover, quiet
 
 
@@ -18,7 +18,8 @@ def test_parse_a_clean_dpkg():
 
 
 def test_parse_a_dpkg_killed_half_way():
-    state = parse_dpkg_state("journal 3\npkg iF  tailscale\npkg iU  iptables:amd64\npkg iFR broken\n")
+    state = parse_dpkg_state("journal 3\npkg half-configured tailscale\npkg unpacked iptables:amd64\n"
+                             "pkg half-configured broken\n")
     assert state.interrupted and state.locked_by is None
     assert state.unfinished == (("tailscale", "half-configured"), ("iptables", "unpacked"),
                                 ("broken", "half-configured"))
@@ -27,13 +28,41 @@ def test_parse_a_dpkg_killed_half_way():
 
 
 def test_parse_a_live_lock_holder_and_ignore_removed_packages():
-    state = parse_dpkg_state("journal 1\nlocked 4242\nlocked 4243\npkg rc  gone\n")
+    state = parse_dpkg_state("journal 1\nlocked 4242\nlocked 4243\npkg config-files gone\n")
     assert state.locked_by == 4242 and state.journal == 1 and state.unfinished == ()
 
 
 def test_parse_refuses_output_it_does_not_know():
     with pytest.raises(ParseError):
         parse_dpkg_state("dpkg: error: something\n")
+
+
+def test_the_fact_reads_dpkgs_own_files(tmp_path):
+    """The fact's shell run for real on a status file and journal as a killed dpkg leaves them,
+    and on a lock held by a live process."""
+    import fcntl
+
+    status, updates, lock = tmp_path / "status", tmp_path / "updates", tmp_path / "lock-frontend"
+    status.write_text("Package: tailscale\nStatus: install ok half-configured\nVersion: 1.100.0\n\n"
+                      "Package: iptables\nStatus: install ok installed\n\n"
+                      "Package: gone\nStatus: deinstall ok config-files\n\n"
+                      "Package: iproute2\nStatus: install ok unpacked\n")
+    updates.mkdir()
+    (updates / "0000").write_text("")
+    lock.touch()
+    command = dpkg_state_command(str(status), str(updates), (str(lock),))
+    read = parse_dpkg_state(run_sh(command).stdout)
+    assert read == DpkgState(1, (("tailscale", "half-configured"), ("iproute2", "unpacked")), None)
+    holder = subprocess.Popen(["python3", "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'w'); "
+                               "fcntl.lockf(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(30)",
+                               str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert parse_dpkg_state(run_sh(command).stdout).locked_by == holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
+    assert fcntl  # the lock is dpkg's kind: fcntl (POSIX) record locks, as /proc/locks lists them
 
 
 @pytest.mark.parametrize("state", [DpkgState(), DpkgState(journal=1, locked_by=7), None])
