@@ -23,7 +23,7 @@ from operations.router import configure_router
 from operations.router import read_ahead as read_router_facts
 from operations.summary import register as summary_at_the_end
 from operations.teardown import removed as router_removed
-from pyinfra_internals import current_run, let_others_run, ssh_no_delay
+from pyinfra_internals import current_run, let_others_run, ssh_keepalive, ssh_no_delay
 from steps import retire, statichosts, tailnet, vpc
 from steps.inputs import (
     is_coordinator,
@@ -48,6 +48,7 @@ summary_at_the_end(current_run())  # names every failed host and the state it wa
 # after a real run: what it configured
 retire.keep_record(current_run(), model, recorded_routers(), recorded_static_hosts())
 ssh_no_delay(host)  # no Nagle delay on each SSH exec (docs/noop.md)
+ssh_keepalive(host)  # a dead peer is seen within a bound (docs/faults.md)
 site = router_site(model, host)
 coordinator = is_coordinator(inventory, host)
 # pyinfra loads this file for every host at once (one greenlet each). A router sends its one

@@ -2,7 +2,8 @@
 
 The deploy leans on a few parts of pyinfra that are not its documented API: the
 per-run state object, each operation's meta (did it run a command?), the paramiko
-socket under the SSH connector, and the byte-code switch its CLI flips. They are
+socket under the SSH connector, the byte-code switch its CLI flips, and the two places
+where a run learns that a host's SSH connection was lost (to say so in our words). They are
 read here and nowhere else, so a pyinfra upgrade is checked in one place:
 tests/unit/test_pyinfra_internals.py fails when the shapes used below change.
 """
@@ -10,16 +11,19 @@ tests/unit/test_pyinfra_internals.py fails when the shapes used below change.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import gevent
-from pyinfra import state
+import paramiko
+import pyinfra.api.operations as pyinfra_operations
+from pyinfra import logger, state
 from pyinfra.api.host import Host
 from pyinfra.api.state import State
+from pyinfra.connectors.ssh import SSHConnector
 
-from tunnel import no_delay
+from tunnel import keepalive, no_delay
 
 CHECKED_AGAINST = "3.10.0"  # the pyinfra version these shapes were read from (requirements.txt)
 
@@ -64,6 +68,49 @@ def ssh_transport(host: Host) -> Any | None:
 def ssh_no_delay(host: Host) -> bool:
     """TCP_NODELAY on pyinfra's SSH socket to this host (paramiko leaves Nagle on)."""
     return no_delay(getattr(ssh_transport(host), "sock", None))
+
+
+def ssh_keepalive(host: Host) -> bool:
+    """Keepalives on pyinfra's SSH connection to this host (pyinfra sets none unless the ssh
+    config has ServerAliveInterval): a dead peer ends the command within a bound
+    (tunnel.keepalive, docs/faults.md)."""
+    return keepalive(ssh_transport(host))
+
+
+LOST = (OSError, EOFError, paramiko.SSHException)  # a connection gone (TimeoutError: pyinfra's own line)
+
+
+def name_lost_connections(line: Callable[[Host, BaseException | None], str]) -> None:
+    """A host's SSH connection lost mid-run is one line naming the host as the site file does.
+
+    pyinfra logs a lost connection as `Command socket/SSH error: ProxyCommandFailure('<the whole
+    proxy command>', 'Broken pipe')` (naming the ProxyCommand, not the host), and a connection
+    that closes while a command runs (sshd killed, the host rebooting) not at all: the command
+    just fails with no exit status. Both now log `line(host, exception or None)` instead."""
+    if getattr(pyinfra_operations.log_host_command_error, "s2s", False):
+        return
+    pyinfra_log = pyinfra_operations.log_host_command_error
+    pyinfra_run = SSHConnector.run_shell_command
+
+    def log_lost(host: Host, exc: BaseException | None) -> None:
+        host.log_styled(line(host, exc), fg="red", log_func=logger.error)
+
+    def log_host_command_error(host: Host, e: Exception, timeout: int | None = 0) -> None:
+        if isinstance(e, LOST) and not isinstance(e, TimeoutError):
+            log_lost(host, e)
+        else:
+            pyinfra_log(host, e, timeout=timeout)
+
+    def run_shell_command(self: SSHConnector, *args: Any, **kwargs: Any) -> Any:
+        ok, output = pyinfra_run(self, *args, **kwargs)
+        transport = self.client.get_transport() if self.client is not None else None
+        if not ok and (transport is None or not transport.is_active()):
+            log_lost(self.host, None)
+        return ok, output
+
+    log_host_command_error.s2s = True  # type: ignore[attr-defined]
+    pyinfra_operations.log_host_command_error = log_host_command_error
+    SSHConnector.run_shell_command = run_shell_command  # type: ignore[method-assign]
 
 
 def keep_bytecode() -> None:

@@ -20,6 +20,13 @@ POLL = 0.1
 
 KEA_AFTER_SET = "kea-after-config-set"  # dhcp.push: the new config runs, config-write not sent yet
 POLICY_BEFORE_PUT = "policy-before-put"  # controlplane.headscale: re-read done, the PUT next
+TAILSCALE_CLI = "tailscale-before-up-or-set"  # operations.tailscale: `tailscale up`/`set` is next
+
+
+def armed(name: str) -> bool:
+    """Whether the suite asked for `name` (a step then adds the failpoint's hold; else nothing)."""
+    wanted = os.environ.get(ENV)
+    return bool(wanted) and name in wanted.split(",")
 
 
 def file_name(name: str) -> str:
@@ -28,8 +35,7 @@ def file_name(name: str) -> str:
 
 def reached(name: str) -> None:
     """Hold here if the suite asked for `name`; return at once otherwise."""
-    wanted = os.environ.get(ENV)
-    if not wanted or name not in wanted.split(","):
+    if not armed(name):
         return
     where = Path(os.environ.get(DIR_ENV) or ".")
     (where / f"{file_name(name)}.reached").write_text(f"{os.getpid()}\n")

@@ -32,8 +32,9 @@ from typing import Any
 from pyinfra import host
 from pyinfra.api import OperationError, operation
 
-from operations import batch, owned
+from operations import batch, owned, packages
 from operations.facts.addresses import InterfaceOfAddress
+from operations.facts.dpkg import DpkgInterrupted
 from operations.facts.ha import DebPackageVersion, HaLeftoversFact, PolicyRule, PolicyRules
 from operations.facts.sysctl import SysctlValues
 from operations.util import warn
@@ -285,6 +286,7 @@ def vrrp_facts(router: Router) -> dict[str, batch.Fact]:
         "check": (owned.OwnedFile, {"path": CHECK}),
         "conf": (owned.OwnedFile, {"path": CONF}),
         "unit": (owned.UnitState, {"unit": KEEPALIVED_UNIT}),
+        "dpkg": (DpkgInterrupted, {}),
     }
 
 
@@ -312,7 +314,7 @@ def vrrp(site: Site, router: Router) -> Generator[Any, None, None]:
     yield from conf_cmds
     yield from owned.put(CHECK, check_script(), mode="755", current=check_now)
     if version is None:
-        yield f"DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {PACKAGE}"
+        yield from packages.apt_install_recovering([PACKAGE], facts["dpkg"], host.name)
     if conf_cmds and unit_now.active:
         yield f"systemctl reload {KEEPALIVED_UNIT}"
     yield from owned.unit_running(KEEPALIVED_UNIT, status=unit_now)

@@ -24,8 +24,9 @@ from typing import Any
 from pyinfra import host
 from pyinfra.api import OperationError, operation
 
-from operations import batch, owned
+from operations import batch, owned, packages
 from operations.facts.addresses import InterfaceOfAddress
+from operations.facts.dpkg import DpkgInterrupted
 from operations.facts.ha import DebPackageVersion, ManagedByUs
 from sites.model import TAILSCALE_ULA, Router, Site, SiteModel
 
@@ -73,7 +74,7 @@ def advertise_facts(site: Site, router: Router) -> dict[str, batch.Fact]:
         "version": (DebPackageVersion, {"package": PACKAGE}),
         "interface": (InterfaceOfAddress, {"address": str(router.address)}),
         "ours": (ManagedByUs, {"path": CONF}), "conf": (owned.OwnedFile, {"path": CONF}),
-        "unit": (owned.UnitState, {"unit": UNIT})}
+        "unit": (owned.UnitState, {"unit": UNIT}), "dpkg": (DpkgInterrupted, {})}
     if site.vip is not None:
         facts["holds_vip"] = (InterfaceOfAddress, {"address": str(site.vip)})
     return facts
@@ -114,7 +115,7 @@ def advertise(site: Site, model: SiteModel, router: Router) -> Generator[Any, No
     # the config first (pyinfra's --dry shows it); the package's postinst starts radvd.service only
     # when a config is there, and on an HA router keepalived decides, so install it before the file
     if version is None:
-        yield f"DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {PACKAGE}"
+        yield from packages.apt_install_recovering([PACKAGE], facts["dpkg"], host.name)
     yield from conf_cmds
     if site.ha:
         if unit_now.enabled or version is None:  # the VRRP master alone sends: keepalived starts it

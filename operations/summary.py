@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import paramiko
 from pyinfra import logger
 from pyinfra.api.host import Host
 from pyinfra.api.state import BaseStateCallback, State
 
-from pyinfra_internals import op_records
+from pyinfra_internals import name_lost_connections, op_records
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,26 @@ def _outcomes(state: State, host: Host) -> list[StepOutcome]:
     return out
 
 
+def site_file_ssh(host: Host) -> str:
+    """The host as the site file names it (its `ssh` value), not pyinfra's connection details."""
+    for key in ("router_ssh", "static_ssh"):
+        if host.data.get(key):
+            return str(host.data.get(key))
+    kea = host.data.get("kea_ssh") or []
+    return str(kea[0]) if kea else host.name
+
+
+def lost_connection_line(host: Host, exc: BaseException | None) -> str:
+    """`ssh: connection to a-router lost (...)`: the one line for an SSH host gone mid-run."""
+    if isinstance(exc, paramiko.ProxyCommandFailure):  # its text is the whole ProxyCommand
+        why = f"its ProxyCommand ended: {exc.error}"
+    elif exc is None:
+        why = "closed while a command ran, no exit status"
+    else:
+        why = " ".join(str(exc).split()) or type(exc).__name__
+    return f"ssh: connection to {site_file_ssh(host)} lost ({why}); its remaining steps did not run"
+
+
 def summary_lines(state: State) -> list[str]:
     lines = []
     for host in state.inventory:
@@ -97,7 +118,9 @@ _registered: set[int] = set()
 
 
 def register(state: State) -> None:
-    """Add the summary to this run once (deploy.py runs once per host)."""
+    """Add the summary to this run once (deploy.py runs once per host); an SSH host lost mid-run
+    is named in one line (lost_connection_line)."""
+    name_lost_connections(lost_connection_line)
     if id(state) not in _registered:
         _registered.add(id(state))
         state.add_callback_handler(RunSummary())

@@ -1,8 +1,9 @@
 """Install Tailscale from its apt repository, join once with `tailscale up`, then `tailscale set`.
 
-`tailscale up` refuses partial changes and a bare later `up` wipes
-AdvertiseRoutes, so `up` runs only to join (or when the control URL or tags
-change, which need a new login, or after `tailscale down`); every other change
+`tailscale up` with flags refuses partial changes (or, with --reset, puts every
+pref it is not given back to its default), so `up --reset` runs only to join (or
+when the control URL or tags change, which need a new login); after a
+`tailscale down` a bare `up` (no flags: "bring it up unchanged"); every other change
 is a `tailscale set` of just the differing prefs, decided from the live
 TailscalePrefs fact. OWNED_PREFS is the one list of prefs this project owns:
 the diff, the `up` flags and the `set` flags all come from it. Prefs not in it
@@ -18,15 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from pyinfra import host
-from pyinfra.api import OperationValueError, StringCommand, operation
+from pyinfra.api import FunctionCommand, OperationValueError, StringCommand, operation
 from pyinfra.facts.apt import AptSources, AptSourcesFile
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.server import OsRelease
 from pyinfra.operations import apt
 
+import failpoint
 from operations import batch, owned
 from operations.facts import LivePrefs, TailscalePrefs, TailscaleStatus
+from operations.facts.dpkg import DpkgInterrupted
 from operations.facts.tailscale import normalise_prefixes, normalise_tags
+from operations.packages import apt_install, apt_update, dpkg_recover
 from operations.secret import AuthKey
 from operations.util import log_changes
 from sites.model import Tailscale
@@ -92,6 +96,7 @@ def install_facts(source: InstallSource, repo: str, suite: str) -> dict[str, bat
         "unit": (owned.UnitState, {"unit": "tailscaled.service"}),
         "sources": (AptSources, {}),
         "packages": (DebPackages, {}),
+        "dpkg": (DpkgInterrupted, {}),
     }
 
 
@@ -138,7 +143,7 @@ def install(source: InstallSource = InstallSource(), packages: Iterable[str] = (
     keyring, key_url = source.keyring(repo, suite)
     facts = batch.read(**install_facts(source, repo, suite))
     keyring_now, dropin_now, unit_now = facts["keyring"], facts["dropin"], facts["unit"]
-    sources_now, packages_now = facts["sources"], facts["packages"]
+    sources_now, packages_now, dpkg_now = facts["sources"], facts["packages"], facts["dpkg"]
     repo_cmds: list = []
     if source.key_content is not None:
         repo_cmds += list(owned.put(keyring, source.key_content, mode="644", current=keyring_now))
@@ -165,17 +170,18 @@ def install(source: InstallSource = InstallSource(), packages: Iterable[str] = (
         dropin_cmds = list(owned.put(NO_LOGS_DROPIN, dropin, mode="644", current=dropin_now))
 
     wanted = source.packages(packages)
-    pkg_cmds = (
-        [] if _installed(wanted, packages_now or {}) else list(apt.packages._inner(packages=wanted, no_recommends=True))
-    )
+    pkg_cmds = [] if _installed(wanted, packages_now or {}) else [apt_install(wanted, host.name)]
+    # a dpkg left half-way (a deploy killed while apt ran, power lost) blocks every apt command
+    recover_cmds = dpkg_recover(dpkg_now, host.name) if repo_cmds or pkg_cmds else []
 
     yield from repo_cmds
     # The drop-in goes in before the package so the postinst's first start already has it.
     yield from dropin_cmds
     if dropin_cmds:
         yield "systemctl daemon-reload"
+    yield from recover_cmds
     if repo_cmds or pkg_cmds:
-        yield "apt-get update"
+        yield apt_update(host.name)
     yield from pkg_cmds
     svc_cmds = list(owned.unit_running("tailscaled.service", status=unit_now))
     if dropin_cmds and not pkg_cmds and not svc_cmds:
@@ -269,6 +275,17 @@ def pref_changes(prefs: LivePrefs | None, want: dict[str, Any]) -> list[tuple[Pr
     return out
 
 
+def _hold_before_cli(*_: Any) -> bool:
+    failpoint.reached(failpoint.TAILSCALE_CLI)
+    return True
+
+
+def _failpoint() -> list[FunctionCommand]:
+    """The fault suite's hold just before `tailscale up`/`set` runs (at execution time; nothing
+    unless S2S_FAILPOINT names it): it stops tailscaled, lets the command start, and cuts it off."""
+    return [FunctionCommand(_hold_before_cli, (), {})] if failpoint.armed(failpoint.TAILSCALE_CLI) else []
+
+
 def configure_facts(socket: str | None = None) -> dict[str, batch.Fact]:
     """What `configure` decides from (read in one batch)."""
     return {"prefs": (TailscalePrefs, {"socket": socket}), "status": (TailscaleStatus, {"socket": socket})}
@@ -302,9 +319,10 @@ def configure(
 
     Also owned, always to the recipe's value: --stateful-filtering=false,
     --netfilter-mode=on, --shields-up=false, no --exit-node, and tailscaled
-    running (WantRunning). `up` runs only when the node is not logged in, was
-    stopped (`tailscale down`), or when the control URL or the tags differ (both
-    need a new login, so the auth key is required then too).
+    running (WantRunning). `up --reset` runs only when the node is not logged in,
+    or when the control URL or the tags differ (both need a new login, so the
+    auth key is required then too); a node stopped by `tailscale down` gets a bare
+    `up` (its prefs, the user's included, unchanged), then `set` for owned prefs.
     """
     facts = batch.read(**configure_facts(socket))
     prefs, status = facts["prefs"], facts["status"]
@@ -320,16 +338,22 @@ def configure(
     stopped = logged_in and not joined and bool(prefs and not prefs.want_running)
 
     cli = ["tailscale"] + ([f"--socket={shlex.quote(socket)}"] if socket else [])
-    if not joined or server_changed or tags_changed:
-        needs_login = not (stopped and not server_changed and not tags_changed)
-        if needs_login and auth_key is None:
+    brought_up = stopped and not server_changed and not tags_changed
+    if brought_up:
+        # `tailscale down` by hand: a bare `up` (no flags) is Tailscale's "bring it up unchanged"
+        # (cmd/tailscale/cli/up.go, checkForAccidentalSettingReverts), so the user's own prefs stay;
+        # `up --reset` would put them back to their defaults. Bounded by `timeout`: a bare `up`
+        # takes no --timeout (any flag makes it a full `up`). The owned prefs that differ: `set`.
+        log_changes("tailscale prefs (stopped: tailscale up)", shown)
+        yield from _failpoint()
+        yield StringCommand("timeout", shlex.quote(timeout), *cli, "up")
+    elif not joined or server_changed or tags_changed:
+        if auth_key is None:
             raise OperationValueError(
                 "tailscale needs an auth key to join (or to change control server/tags); none was given"
             )
         why = (
-            "stopped"
-            if not needs_login
-            else "not joined"
+            "not joined"
             if not joined
             else "control server changed"
             if server_changed
@@ -352,16 +376,18 @@ def configure(
             args.append("--advertise-exit-node")  # not ours: keep it
         if joined and server_changed:
             args.append("--force-reauth")
-        if needs_login:
-            args.append(f"--auth-key={auth_key.cli_value()}")
+        args.append(f"--auth-key={auth_key.cli_value()}")
         args.append(f"--timeout={shlex.quote(timeout)}")
-        stdin = auth_key.stdin() if needs_login and auth_key is not None else None
-        yield StringCommand(*args, **({"_stdin": stdin} if stdin is not None else {}))
+        yield from _failpoint()
+        yield StringCommand(*args, _stdin=auth_key.stdin())
         return
 
     set_args = [flag_value(p, new) for p, _, new in changes if p.settable and p.flag]
     if not set_args:
-        host.noop("tailscale prefs are as declared")
+        if not brought_up:
+            host.noop("tailscale prefs are as declared")
         return
-    log_changes("tailscale prefs (tailscale set)", shown)
+    if not brought_up:
+        log_changes("tailscale prefs (tailscale set)", shown)
+        yield from _failpoint()
     yield StringCommand(*cli, "set", *set_args)

@@ -114,6 +114,7 @@ def open_transport(target: str, ssh_config_file: Path | None = None, key_file: P
             reason = (f"no host key for {parsed.host} in known_hosts (StrictHostKeyChecking {strict}); "
                       "not connecting")
         raise TunnelError(f"ssh {target}: {reason}") from None
+    keepalive(client.get_transport())
     return client
 
 
@@ -145,6 +146,36 @@ def no_delay(sock: object) -> bool:
     if not isinstance(sock, socket.socket) or sock.family not in (socket.AF_INET, socket.AF_INET6):
         return False
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return True
+
+
+# A dead peer (power lost, cable cut, a NAT that forgot the flow) sends nothing back: without these
+# a command waiting on it waits for TCP's own give-up (about 15 minutes of retransmissions, or
+# forever on an idle connection). SSH keepalives every SSH_KEEPALIVE s keep data in flight, and the
+# kernel ends a connection whose data stays unacknowledged for TCP_USER_TIMEOUT_S (or whose idle
+# keepalive probes, from TCP_KEEPIDLE_S on every TCP_KEEPINTVL_S, go unanswered): a dead peer is
+# seen within DEAD_PEER_BOUND_S. docs/faults.md states the bound.
+SSH_KEEPALIVE = 10
+TCP_KEEPIDLE_S, TCP_KEEPINTVL_S, TCP_KEEPCNT = 10, 5, 3
+TCP_USER_TIMEOUT_S = 30
+DEAD_PEER_BOUND_S = SSH_KEEPALIVE + TCP_USER_TIMEOUT_S
+
+
+def keepalive(transport: paramiko.Transport | None) -> bool:
+    """SSH keepalives on `transport`, and TCP keepalive plus TCP_USER_TIMEOUT on its socket when
+    it is a TCP socket of ours (True then). Through a ProxyCommand the proxy's own connection
+    decides how soon a dead peer is seen: the SSH keepalives still go out through it."""
+    if transport is None:
+        return False
+    transport.set_keepalive(SSH_KEEPALIVE)
+    sock = transport.sock
+    if not isinstance(sock, socket.socket) or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return False
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, TCP_KEEPIDLE_S)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, TCP_KEEPINTVL_S)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, TCP_KEEPCNT)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, TCP_USER_TIMEOUT_S * 1000)
     return True
 
 

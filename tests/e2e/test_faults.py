@@ -34,12 +34,19 @@ SURVIVED: list[str] = []  # the faults injected and survived, for the module's l
 HAND_ADDED: list[bool] = []  # the user's policy entry is in (after the first deploy converged)
 GATEWAYS = {"a-gw": "192.0.2", "b-gw": "172.16.100"}  # the sites' Kea hosts, their /24s
 KEA_CONF = "/etc/kea/kea-dhcp4.conf"
+KEA_SOCKET = "/run/kea/kea4-ctrl-socket"  # kea-dhcp4's control socket, which the CA forwards to
 USER_OPTION = {"name": "domain-name-servers", "data": "{net}.53"}  # the user's own, in their subnet
 USER_RESERVATION = {"hw-address": "02:00:00:00:00:99", "ip-address": "{net}.50",
                     "hostname": "printer"}
 HAND_COMMENT = "// hand: the ops printer, kept by every deploy"
 HAND_ENTRY = '"hosts": {"ops-printer": "192.0.2.50"},'
 WAITING = "waiting for another deploy's policy write"  # what a deploy says at a taken policy lock
+ROUTERS = ("a-router", "b-router")
+USER_PREFS: list[bool] = []  # the user's own tailscale pref is set (after the first deploy converged)
+USER_PREF = ("--exit-node-allow-lan-access=true", "ExitNodeAllowLANAccess")  # not one the project owns
+# a-router's tailscaled start hangs: the package's postinst (`systemctl restart tailscaled`) then
+# hangs, with tailscale half-configured, until the suite cuts dpkg off
+HANG_DROPIN = "/etc/systemd/system/tailscaled.service.d/zz-fault-hang.conf"
 EXTRA = ["198.18.0.0/24", "198.18.1.0/24", "198.18.2.0/24"]  # the change runs add these to site b
 A_EXTRA = "198.18.9.0/24"  # and one to site a
 
@@ -107,6 +114,48 @@ def intact() -> None:
     if HAND_ADDED:  # from the first fault's end on
         text = policy_text()
         assert text.count(HAND_COMMENT) == 1 and text.count(HAND_ENTRY) == 1, text
+    if USER_PREFS:
+        for router in ROUTERS:
+            prefs = json.loads(drive.in_host(router, "tailscale", "debug", "prefs").stdout)
+            assert prefs.get(USER_PREF[1]) is True, (router, prefs)
+
+
+def add_user_prefs() -> None:
+    """The user's own tailscale pref on both routers (`tailscale set`, a pref this project does
+    not own): every deploy after keeps it, a cut-off `tailscale set` included."""
+    for router in ROUTERS:
+        drive.in_host(router, "tailscale", "set", USER_PREF[0])
+    USER_PREFS.append(True)
+    intact()
+
+
+def pids(host: str, pattern: str) -> list[str]:
+    """The pids of the lab host's processes whose command line matches `pattern` (pgrep -f)."""
+    return drive.in_host(host, "pgrep", "-f", pattern, check=False).stdout.split()
+
+
+def wait_pids(host: str, pattern: str, timeout: float = 120) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while not (found := pids(host, pattern)):
+        assert time.monotonic() < deadline, f"{host}: no process matching {pattern!r}"
+        time.sleep(0.2)
+    return found
+
+
+def cut_off(host: str, pattern: str) -> None:
+    """SIGKILL the lab host's processes matching `pattern`, by pid (as a power cut would end them)."""
+    found = pids(host, pattern)
+    if found:
+        drive.in_host(host, "kill", "-9", *found, check=False)
+
+
+def dpkg_left(host: str) -> str:
+    """The router's dpkg as the deploy's own DpkgInterrupted fact reads it ('clean' or what is
+    half-way)."""
+    from operations.facts.dpkg import DpkgInterrupted, parse_dpkg_state
+
+    out = drive.in_host(host, "sh", "-c", DpkgInterrupted().command()).stdout
+    return parse_dpkg_state(out).describe()
 
 
 def converges(sites: Path, renew: bool = False) -> None:
@@ -216,8 +265,11 @@ class Deploy:
         reached = self.dir / f"{failpoint.file_name(name)}.reached"
         self.wait_for(f"failpoint {name}", reached.exists)
 
-    def go_on(self, name: str) -> subprocess.CompletedProcess:
+    def let_go(self, name: str) -> None:
         (self.dir / f"{failpoint.file_name(name)}.go").touch()
+
+    def go_on(self, name: str) -> subprocess.CompletedProcess:
+        self.let_go(name)
         return self.finish()
 
     def kill(self) -> None:
@@ -230,36 +282,52 @@ class Deploy:
         return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, out, "")
 
 
-def wait_no_apt(host: str) -> None:
-    """A SIGKILLed deploy's remote apt/dpkg may still run on: an operator's next run would find
-    it too, but the test wants the kill, not the lock race, to be the fault."""
-    deadline = time.monotonic() + 180
-    while drive.in_host(host, "pgrep", "-x", "apt-get|dpkg", check=False).returncode == 0:
-        assert time.monotonic() < deadline, f"{host}: apt still running"
-        time.sleep(1)
-
-
 def test_a_first_deploy_sigkilled_at_several_points_converges(sites):
-    """Killed while Tailscale installs, while the routers join, and between Kea's config-set and
-    config-write: each next run goes on from what the last one left; the last converges."""
+    """Killed while dpkg configures Tailscale (a-router's dpkg cut off with it: half-configured;
+    b-router's apt left running: the next run waits for its lock), with a-router's `tailscale up`
+    cut off, and between Kea's config-set and config-write: each next run goes on from what the
+    last one left; the last converges and a-router's dpkg is whole again."""
+    for router, hang in (("a-router", 600), ("b-router", 30)):
+        drive.in_host(router, "sh", "-c", f"mkdir -p {Path(HANG_DROPIN).parent} && printf "
+                      f"'[Service]\\nExecStartPre=/bin/sleep {hang}\\n' > {HANG_DROPIN} && systemctl daemon-reload")
     install = Deploy(sites)
-    install.at_operation("Install Tailscale")
+    for router in ROUTERS:
+        wait_pids(router, "tailscale.postinst", timeout=400)  # dpkg is configuring tailscale
     install.kill()
-    for router in ("a-router", "b-router"):
-        wait_no_apt(router)
-    join = Deploy(sites)
-    join.at_operation("Join the tailnet")
-    time.sleep(1)  # `tailscale up` cut off while it runs
+    cut_off("a-router", "apt-get|dpkg|tailscale.postinst|systemctl restart")
+    drive.in_host("a-router", "sh", "-c", f"rm -f {HANG_DROPIN}; systemctl daemon-reload; "
+                  "systemctl stop tailscaled")
+    drive.in_host("b-router", "sh", "-c", f"rm -f {HANG_DROPIN}; systemctl daemon-reload")
+    assert "tailscale" in dpkg_left("a-router")  # half-configured (or unpacked): apt refuses now
+    SURVIVED.append("first deploy SIGKILLed while dpkg configures tailscale, a-router's dpkg cut off")
+
+    # b-router's dpkg still runs (its postinst waits out the 30 s start): the next run's apt waits
+    # for its lock instead of failing, and does not `dpkg --configure -a` under a live dpkg
+    assert pids("b-router", "tailscale.postinst"), "b-router's dpkg ended before the next run"
+    join = Deploy(sites, failpoints=(failpoint.TAILSCALE_CLI,))  # a-router's `tailscale up` cut off
+    join.at_failpoint(failpoint.TAILSCALE_CLI)  # after the install step on both routers
+    assert dpkg_left("b-router") == "clean"
+    SURVIVED.append("first deploy SIGKILLed while installing, b-router's dpkg still running at the next run")
+    drive.in_host("a-router", "systemctl", "kill", "-s", "SIGSTOP", "tailscaled")
+    join.let_go(failpoint.TAILSCALE_CLI)
+    wait_pids("a-router", "tailscale up")
     join.kill()
+    cut_off("a-router", "tailscale up")
+    drive.in_host("a-router", "systemctl", "kill", "-s", "SIGCONT", "tailscaled")
+    SURVIVED.append("first deploy SIGKILLed with a-router's tailscale up cut off")
+
     push = Deploy(sites, failpoints=(failpoint.KEA_AFTER_SET,))
     push.at_failpoint(failpoint.KEA_AFTER_SET)
     push.kill()
-    SURVIVED.extend(["first deploy SIGKILLed while installing",
-                     "first deploy SIGKILLed while joining",
-                     "first deploy SIGKILLed between config-set and config-write"])
+    SURVIVED.append("first deploy SIGKILLed between config-set and config-write")
     converges(sites, renew=True)
+    for router in ROUTERS:
+        assert dpkg_left(router) == "clean"
+        status = drive.in_host(router, "dpkg-query", "-W", "-f=${db:Status-Abbrev}", "tailscale").stdout
+        assert status.strip() == "ii", (router, status)
     add_hand_policy_entry()
-    assert drive.planned_changes(sites) == {}  # the user's own policy entry is not ours to change
+    add_user_prefs()
+    assert drive.planned_changes(sites) == {}  # the user's own policy entry and pref are not ours to change
 
 
 def test_a_change_sigkilled_before_the_policy_write_converges(sites):
@@ -271,14 +339,28 @@ def test_a_change_sigkilled_before_the_policy_write_converges(sites):
     converges(sites, renew=True)
 
 
-def test_a_change_sigkilled_while_a_router_joins_converges(sites):
-    with_extra(sites, 2)
-    run = Deploy(sites)
-    run.at_operation("Join the tailnet")
-    time.sleep(1)
+def test_a_change_with_b_routers_tailscale_set_cut_off_converges(sites):
+    """b-router's `tailscale set` (its new routes) started, then the deploy SIGKILLed and the
+    command cut off while tailscaled had not answered yet: the next run converges and the user's
+    own pref is kept."""
+    with_extra(sites, 2)  # b-router only: `tailscale set --advertise-routes=...`
+    run = Deploy(sites, failpoints=(failpoint.TAILSCALE_CLI,))
+    run.at_failpoint(failpoint.TAILSCALE_CLI)
+    drive.in_host("b-router", "systemctl", "kill", "-s", "SIGSTOP", "tailscaled")
+    run.let_go(failpoint.TAILSCALE_CLI)
+    wait_pids("b-router", "tailscale set")
     run.kill()
-    SURVIVED.append("change SIGKILLed while b-router joins")
+    cut_off("b-router", "tailscale set")
+    drive.in_host("b-router", "systemctl", "kill", "-s", "SIGCONT", "tailscaled")
+    SURVIVED.append("change SIGKILLed with b-router's tailscale set cut off")
     converges(sites, renew=True)
+
+
+def test_a_router_stopped_by_hand_comes_back_with_the_users_prefs(sites):
+    """`tailscale down` by hand on b-router: the deploy brings it up with a bare `tailscale up`
+    (`up --reset` would put the user's own pref back to its default). Not a fault of the tally."""
+    drive.in_host("b-router", "tailscale", "down")
+    converges(sites)  # intact(): the user's pref is still set on both routers
 
 
 def test_headscale_stopped_is_one_line_naming_the_site_files_url(sites):
@@ -328,6 +410,60 @@ def test_kea_control_agent_stopped_is_one_line_and_other_hosts_finish(sites):
     converges(sites)
 
 
+def test_the_package_mirror_down_is_one_line_naming_the_router(sites):
+    """b-router's Tailscale source file went missing (the deploy must write it and run apt-get
+    update) while the lab's package mirror is stopped: one line from apt, b-router failed with
+    nothing half-way, every other host finishes; the mirror back, a clean run converges."""
+    drive.in_host("b-router", "rm", "-f", "/etc/apt/sources.list.d/tailscale.sources")
+    with fault("package mirror stopped", ("control", "systemctl", "stop", "lab-apt-repo"),
+               ("control", "systemctl", "start", "lab-apt-repo")):
+        result = drive.pyinfra(sites)
+        line = assert_one_line(result, "apt", "apt: apt-get update failed on b-router (exit 100): E: ")
+        assert "no package left half-way: the next run tries again" in line
+        out = result.stdout + result.stderr
+        assert "b-router: FAILED, left partially changed (failed at 'Install Tailscale" in out, out[-3000:]
+        assert "a-router: FAILED" not in out and "b-gw: FAILED" not in out, out[-3000:]
+    converges(sites)
+
+
+def lost_connection(result: subprocess.CompletedProcess, router: str) -> None:
+    """The run failed on `router` alone with the one `ssh:` line naming it as the site file does
+    (not the lab's ProxyCommand), no traceback."""
+    line = assert_one_line(result, "ssh", f"ssh: connection to {router} lost (")
+    assert "its remaining steps did not run" in line
+    out = result.stdout + result.stderr
+    assert "socat" not in out and "ProxyCommandFailure" not in out, out[-3000:]
+    assert f"{router}: FAILED" in out, out[-3000:]
+    others = [h for h in (*ROUTERS, *GATEWAYS, "control") if h != router]
+    assert not any(f"{h}: FAILED" in out for h in others), out[-3000:]
+
+
+def test_b_routers_sshd_killed_mid_run_is_one_line_and_converges(sites):
+    """The SSH server's process of the deploy's session on b-router killed just before b-router's
+    `tailscale set` (its connection cut mid-run, the router up)."""
+    with_extra(sites, 1)  # b-router only changes
+    run = Deploy(sites, failpoints=(failpoint.TAILSCALE_CLI,))
+    run.at_failpoint(failpoint.TAILSCALE_CLI)
+    with fault("b-router's sshd session killed mid-run"):
+        cut_off("b-router", "^sshd: [a-z]")  # the session's processes, not the listener
+        result = run.go_on(failpoint.TAILSCALE_CLI)
+        lost_connection(result, "b-router")
+    converges(sites, renew=True)
+
+
+def test_a_router_rebooting_mid_deploy_is_one_line_and_converges(sites):
+    """a-router reboots (`python -m lab restart`: its kernel state reset too) just before its
+    `tailscale set`."""
+    with_extra(sites, 1, on_a=True)  # a-router only changes
+    run = Deploy(sites, failpoints=(failpoint.TAILSCALE_CLI,))
+    run.at_failpoint(failpoint.TAILSCALE_CLI)
+    with fault("a-router rebooted mid-deploy"):
+        drive.lab("restart", "a-router")
+        result = run.go_on(failpoint.TAILSCALE_CLI)
+        lost_connection(result, "a-router")
+    converges(sites, renew=True)
+
+
 def test_two_deploys_at_once_with_a_hand_edit_in_between_lose_nothing(sites):
     """Two deploys of one change started together; both plan from the policy before the user's
     edit, which lands while the first holds the policy lock (held here, so the edit is in between
@@ -361,12 +497,29 @@ def test_two_deploys_at_once_with_a_hand_edit_in_between_lose_nothing(sites):
     converges(sites, renew=True)
 
 
+def wait_kea_answers(gw: str, timeout: float = 60) -> None:
+    """Until kea-dhcp4 answers on its control socket again (the CA forwards there): `systemctl
+    restart` returns before kea-dhcp4 opens it, and a config-write sent meanwhile fails on the CA
+    instead (one line too, but not the window this fault is about)."""
+    ask = ("import json, socket; s = socket.socket(socket.AF_UNIX); s.settimeout(5); "
+           f"s.connect({KEA_SOCKET!r}); s.sendall(b'{{\"command\": \"version-get\"}}'); "
+           "print(json.loads(s.recv(65536))['result'])")
+    deadline = time.monotonic() + timeout
+    while True:
+        out = drive.in_host(gw, "python3", "-c", ask, check=False).stdout
+        if out.strip() == "0":
+            return
+        assert time.monotonic() < deadline, f"{gw}: kea-dhcp4 not answering: {out}"
+        time.sleep(0.5)
+
+
 def test_kea_dhcp4_restarted_between_config_set_and_config_write_is_one_line(sites):
     with_extra(sites, 1)  # site a's Kea options change (b's extra prefixes: one fewer)
     run = Deploy(sites, failpoints=(failpoint.KEA_AFTER_SET,))
     run.at_failpoint(failpoint.KEA_AFTER_SET)
     with fault("kea-dhcp4 restarted between config-set and config-write"):
         drive.in_host("a-gw", "systemctl", "restart", "kea-dhcp4-server")
+        wait_kea_answers("a-gw")  # restarted and back: config-write then reaches a Kea without them
         result = run.go_on(failpoint.KEA_AFTER_SET)
     line = assert_one_line(result, "kea", "via ssh a-gw")
     assert "does not show the pushed options" in line and "the next run pushes again" in line
@@ -391,6 +544,9 @@ def test_a_router_powered_off_mid_deploy_is_one_line_and_its_sites_routes_wait(s
         assert "Traceback" not in out and "greenlet" not in out, out[-4000:]
         assert "a-router: FAILED" in out, out[-3000:]
         assert "b-router: FAILED" not in out and "b-gw: FAILED" not in out, out[-3000:]
+        lost = red_lines(out, "ssh")  # pyinfra's own line named the ProxyCommand
+        assert len(lost) == 1 and "ssh: connection to a-router lost (" in lost[0], out[-3000:]
+        assert "socat" not in out and "ProxyCommandFailure" not in out, out[-3000:]
         held = [line for line in red_lines(out, "kea") if "routes not pushed" in line]
         assert len(held) == 1 and "site a" in held[0] and "a-router failed" in held[0], out[-3000:]
         report = checked_under_fault(sites, {})
@@ -403,4 +559,4 @@ def test_a_router_powered_off_mid_deploy_is_one_line_and_its_sites_routes_wait(s
 
 def test_faults_injected_and_survived(sites):
     print(f"faults injected: {len(SURVIVED)}, survived: {len(SURVIVED)} ({'; '.join(SURVIVED)})")
-    assert len(SURVIVED) == 11, SURVIVED
+    assert len(SURVIVED) == 15, SURVIVED

@@ -27,6 +27,7 @@ from pyinfra.facts.server import OsRelease
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
 from operations.facts import DefaultRouteInterface
+from operations.facts.dpkg import DpkgInterrupted
 from operations.owned import FileState, UnitStatus
 
 # facts answered from the fake file system / package db / units rather than canned output
@@ -73,7 +74,7 @@ class FakeHost:
     def __init__(self, outputs: dict | None = None, files: dict[str, bytes] | None = None,
                  os_release: dict | None = None, packages: dict | None = None,
                  apt_sources: list | None = None, units: dict | None = None):
-        self.outputs: dict = dict(outputs or {})
+        self.outputs: dict = {DpkgInterrupted: "journal 0\n", **(outputs or {})}  # dpkg clean unless a test says
         self.fs: dict[str, bytes] = dict(files or {})
         self.os_release = os_release or {"id": "debian", "version_codename": "bookworm"}
         self.packages = dict(packages or {})

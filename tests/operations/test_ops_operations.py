@@ -123,7 +123,9 @@ def test_install_fresh_then_converged():
     t = texts(cmds)
     assert t[:2] == ["mkdir -p /usr/share/keyrings", "upload /usr/share/keyrings/tailscale-archive-keyring.gpg"]
     assert "upload /etc/apt/sources.list.d/tailscale.sources" in t
-    assert t.index("apt-get update") < next(i for i, c in enumerate(t) if "install" in c and "tailscale=1.100.0" in c)
+    update = next(i for i, c in enumerate(t) if "apt-get" in c and " update --error-on=any" in c)
+    assert update < next(i for i, c in enumerate(t) if "install" in c and "tailscale=1.100.0" in c)
+    assert not any("--force-confold --configure -a" in c for c in t)  # dpkg was clean
     assert t[-2:] == ["systemctl start tailscaled.service", "systemctl enable tailscaled.service"]
     sources = next(c for c in cmds if isinstance(c, FileUploadCommand) and c.dest.endswith(".sources"))
     sources.src.seek(0)
@@ -187,6 +189,43 @@ def test_install_no_logs_dropin_comes_before_the_package():
         run_op(tailscale.install, FakeHost(), source=tailscale.InstallSource(key_content=b"k", no_logs_no_support=True))
     )
     assert t.index(f"upload {tailscale.NO_LOGS_DROPIN}") < next(i for i, c in enumerate(t) if "install" in c)
+
+
+def installed_host(dpkg: str, packages: dict) -> tuple[FakeHost, tailscale.InstallSource]:
+    """A router whose Tailscale repository is set up, with this dpkg state (DpkgInterrupted's output)."""
+    from operations.facts.dpkg import DpkgInterrupted
+
+    source = tailscale.InstallSource(repo_url="http://127.0.0.1:8081/tailscale", key_content=b"k")
+    host = FakeHost()
+    host.apply(run_op(tailscale.install, host, source=source))
+    host.outputs[DpkgInterrupted] = dpkg
+    host.packages = packages
+    return host, source
+
+
+def test_install_after_an_interrupted_dpkg_runs_dpkg_configure_first():
+    """A deploy killed while dpkg configured tailscale: apt refuses until `dpkg --configure -a`."""
+    host, source = installed_host("journal 1\npkg half-configured tailscale\n", {"iptables": ["1"], "ethtool": ["1"]})
+    t = texts(run_op(tailscale.install, host, source=source))
+    recover = next(i for i, c in enumerate(t) if "dpkg --force-confdef --force-confold --configure -a" in c)
+    install = next(i for i, c in enumerate(t) if "install --no-install-recommends tailscale" in c)
+    assert recover < install
+    assert "dpkg --configure -a (tailscale half-configured, journal of 1 entries) failed on router-a" in t[recover]
+    assert "DPkg::Lock::Timeout=120" in t[install]
+
+
+def test_install_while_another_apt_holds_the_lock_waits_instead_of_recovering():
+    """The killed deploy's own apt still runs on the router: its traces are work in progress."""
+    host, source = installed_host("journal 2\nlocked 4242\npkg unpacked tailscale\n", {})
+    t = texts(run_op(tailscale.install, host, source=source))
+    assert not any("--force-confold --configure -a" in c for c in t)
+    assert any("DPkg::Lock::Timeout=120" in c and "install --no-install-recommends" in c for c in t)
+
+
+def test_install_leaves_a_half_way_package_of_the_users_alone_when_it_needs_no_apt():
+    host, source = installed_host("journal 0\npkg half-configured someones-own\n",
+                                  {"tailscale": ["1"], "iptables": ["1"], "ethtool": ["1"]})
+    assert run_op(tailscale.install, host, source=source) == []
 
 
 # ---------------------------------------------------------------- forwarding.enable

@@ -78,17 +78,19 @@ def test_an_exit_node_offer_is_not_ours():
         "tailscale set --advertise-routes=192.0.2.0/24,198.51.100.0/24"]
 
 
-def test_stopped_router_is_brought_up_without_a_key():
+def test_stopped_router_is_brought_up_without_a_key_and_keeps_the_users_prefs():
+    """After `tailscale down`: a bare `up` (Tailscale's "bring it up unchanged"), never `up --reset`,
+    which would put the user's own prefs back to their defaults; owned prefs that drifted: `set`."""
     status = json.loads(data("ts-status-running.derived.json"))
     status["BackendState"] = "Stopped"
-    host = FakeHost(outputs={facts.TailscalePrefs: drifted(WantRunning=False),
+    host = FakeHost(outputs={facts.TailscalePrefs: drifted(WantRunning=False, RunSSH=True),
                              facts.TailscaleStatus: json.dumps(status)})
     cmds = run_op(tailscale.configure, host, **JOIN)
-    assert texts(cmds) == [
-        "tailscale up --reset --login-server=http://127.0.0.1:9 --advertise-routes=192.0.2.0/24,198.51.100.0/24"
-        " --accept-routes=true --snat-subnet-routes=false --accept-dns=false --advertise-tags=tag:subnet-router"
-        " --timeout=120s"]
+    assert texts(cmds) == ["timeout 120s tailscale up"]
     assert "_stdin" not in cmds[0].connector_arguments
+    host.outputs[facts.TailscalePrefs] = drifted(WantRunning=False, ShieldsUp=True)
+    assert texts(run_op(tailscale.configure, host, **JOIN)) == ["timeout 120s tailscale up",
+                                                               "tailscale set --shields-up=false"]
 
 
 def test_join_passes_only_the_owned_flags_that_differ_from_up_defaults():

@@ -37,3 +37,17 @@ def test_asked_for_it_holds_until_go(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     (tmp_path / f"{failpoint.POLICY_BEFORE_PUT}.go").touch()
     assert done.wait(5)
     worker.join()
+
+
+def test_the_tailscale_cli_hold_is_a_command_only_when_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset, `tailscale up`/`set` runs with no extra command (a no-op run stays one command)."""
+    from pyinfra.api import FunctionCommand
+
+    from operations.tailscale import _failpoint
+
+    monkeypatch.delenv(failpoint.ENV, raising=False)
+    assert _failpoint() == []
+    monkeypatch.setenv(failpoint.ENV, failpoint.TAILSCALE_CLI)
+    assert failpoint.armed(failpoint.TAILSCALE_CLI) and not failpoint.armed(failpoint.KEA_AFTER_SET)
+    held = _failpoint()
+    assert len(held) == 1 and isinstance(held[0], FunctionCommand)

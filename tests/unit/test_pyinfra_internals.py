@@ -66,6 +66,73 @@ def test_tcp_nodelay_on_a_direct_ssh_socket_only():
     assert not internals.ssh_no_delay(SimpleNamespace(connector=SimpleNamespace()))  # @local, @docker ...
 
 
+class FakeTransport:
+    def __init__(self, sock: object) -> None:
+        self.sock, self.keepalive = sock, None
+
+    def set_keepalive(self, interval: int) -> None:
+        self.keepalive = interval
+
+
+def test_keepalive_on_a_direct_ssh_socket_bounds_a_dead_peer():
+    from tunnel import DEAD_PEER_BOUND_S, SSH_KEEPALIVE, TCP_USER_TIMEOUT_S
+
+    with socket.socket() as sock:
+        transport = FakeTransport(sock)
+        direct = SimpleNamespace(connector=SimpleNamespace(client=SimpleNamespace(get_transport=lambda: transport)))
+        assert internals.ssh_keepalive(direct)
+        assert transport.keepalive == SSH_KEEPALIVE
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == TCP_USER_TIMEOUT_S * 1000
+    assert DEAD_PEER_BOUND_S <= 60
+    proxied = FakeTransport(object())  # a ProxyCommand: SSH keepalives only
+    assert not internals.ssh_keepalive(SimpleNamespace(connector=SimpleNamespace(
+        client=SimpleNamespace(get_transport=lambda: proxied))))
+    assert proxied.keepalive == SSH_KEEPALIVE
+    assert not internals.ssh_keepalive(SimpleNamespace(connector=SimpleNamespace()))
+
+
+def test_pyinfra_reports_a_lost_connection_where_name_lost_connections_hooks_in():
+    import pyinfra.api.operations as ops
+
+    assert "log_host_command_error(host, e, timeout=timeout)" in inspect.getsource(ops._run_host_op)
+    assert "recv_exit_status()" in inspect.getsource(SSHConnector.run_shell_command)
+
+
+def test_a_lost_connection_is_one_line_naming_the_site_files_ssh(monkeypatch):
+    import paramiko
+    import pyinfra.api.operations as ops
+    from pyinfra.api import util
+
+    from operations.summary import lost_connection_line
+
+    transport = SimpleNamespace(is_active=lambda: True)
+
+    def pyinfra_run(self: object, *args: object, **kwargs: object) -> tuple[bool, list]:
+        return False, []  # the command failed (no exit status when the connection closed)
+
+    monkeypatch.setattr(ops, "log_host_command_error", util.log_host_command_error)  # pyinfra's own
+    monkeypatch.setattr(SSHConnector, "run_shell_command", pyinfra_run)
+    internals.name_lost_connections(lost_connection_line)
+    internals.name_lost_connections(lost_connection_line)  # once per run, however often deploy.py loads
+    logged: list[str] = []
+    host = SimpleNamespace(name="a-router", data={"router_ssh": "root@a-router"},
+                           log_styled=lambda text, **_: logged.append(text))
+    failure = paramiko.ProxyCommandFailure("ip netns exec s2s-a socat - TCP:10.0.0.1:22", "Broken pipe")
+    ops.log_host_command_error(host, failure)
+    assert logged == ["ssh: connection to root@a-router lost (its ProxyCommand ended: Broken pipe); "
+                      "its remaining steps did not run"]
+
+    logged.clear()
+    connector = SimpleNamespace(host=host, client=SimpleNamespace(get_transport=lambda: transport))
+    assert SSHConnector.run_shell_command(connector, "false") == (False, [])
+    assert logged == []  # a command that failed on a live connection is the command's failure
+    transport.is_active = lambda: False
+    SSHConnector.run_shell_command(connector, "sleep 60")
+    assert logged == ["ssh: connection to root@a-router lost (closed while a command ran, no exit "
+                      "status); its remaining steps did not run"]
+
+
 def test_keep_bytecode_undoes_the_cli_switch(monkeypatch):
     monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
