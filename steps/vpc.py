@@ -71,6 +71,27 @@ def _removal(model: SiteModel, gone: AppliedAwsSite) -> tuple[AwsVpc, bool]:
     return AwsVpc(gone.site, gone.subnet), whole_site(model, gone)
 
 
+def plan_clouds(model: SiteModel, gone: list[AppliedAwsSite]) -> CloudPlan:
+    """Reads only: every AWS site's plan, and the removal of each removed one in `gone`."""
+    wanted = [_vpc(s).plan(wanted_routes(model, s)) for s in aws_sites(model)]
+    return CloudPlan(tuple(wanted + [vpc.plan_removal(check=whole) for vpc, whole in
+                                     (_removal(model, g) for g in gone)]))
+
+
+def apply_clouds(model: SiteModel, gone: list[AppliedAwsSite]) -> list[str]:
+    """Each AWS site re-planned against the live VPC and written; each removed one undone."""
+    done: list[str] = []
+    for s in aws_sites(model):
+        vpc = _vpc(s)
+        fresh = vpc.plan(wanted_routes(model, s))
+        done += [f"{s.name}: {line}" for line in vpc.apply(fresh)] if not fresh.empty else []
+    for g in gone:
+        vpc, whole = _removal(model, g)
+        done += [f"{g.site} (removed): {line}" for line in vpc.remove(check=whole)]
+        cleaned_tables().update((g.site, t) for t in g.route_tables)
+    return done
+
+
 @operation()
 def vpc_routes(model: SiteModel, coordinating: bool = True, removed: list[AppliedAwsSite] | None = None,
                prune: bool = False, prune_command: str = "--data prune=true") -> Generator[Any, None, None]:
@@ -95,20 +116,9 @@ def vpc_routes(model: SiteModel, coordinating: bool = True, removed: list[Applie
         return
 
     def plan() -> CloudPlan:
-        wanted = [_vpc(s).plan(wanted_routes(model, s)) for s in sites]
-        return CloudPlan(tuple(wanted + [vpc.plan_removal(check=whole) for vpc, whole in
-                                         (_removal(model, g) for g in gone)]))
+        return plan_clouds(model, gone)
 
     def apply(on_host: Host) -> list[str]:
-        done: list[str] = []
-        for s in sites:
-            vpc = _vpc(s)
-            fresh = vpc.plan(wanted_routes(model, s))
-            done += [f"{s.name}: {line}" for line in vpc.apply(fresh)] if not fresh.empty else []
-        for g in gone:
-            vpc, whole = _removal(model, g)
-            done += [f"{g.site} (removed): {line}" for line in vpc.remove(check=whole)]
-            cleaned_tables().update((g.site, t) for t in g.route_tables)
-        return done
+        return apply_clouds(model, gone)
 
     yield from plan_then_apply(LABEL, plan, apply, failures=(CloudError,), done="VPC route tables already in line")

@@ -23,7 +23,7 @@ from cloud.aws import CHECK_TAG, ROUTE_TAG, AwsVpc
 from removal import record
 from sites.model import AwsSubnet, Router, Site, SiteModel
 from steps.retire import still_recorded_aws
-from steps.vpc import wanted_routes
+from steps.vpc import apply_clouds, cleaned_tables, plan_clouds, wanted_routes
 
 boto3 = pytest.importorskip("boto3")
 moto_server = pytest.importorskip("moto.server")
@@ -221,18 +221,19 @@ def test_a_site_dropped_from_the_site_file_loses_its_routes_in_the_removal_run(v
     after = _model(tmp_path)  # site a's [aws] table dropped from the site file
     gone = record.removed_aws(after, record.read_aws(record.record_path(after)))
     assert gone == recorded and record.whole_site(after, gone[0])
-    plan = AwsVpc("a", gone[0].subnet).plan_removal(check=True)
+    plan = plan_clouds(after, gone)  # the step's plan, as `--dry --diff` shows it
     text = plan.render()
     assert f"{rtb} 100.64.0.0/10: {eni} -> (deleted)" in text and f"{rtb2} 10.31.0.0/24: {eni} -> (deleted)" in text
     assert f"{eni} source/destination check: off -> on" in text
-    AwsVpc("a", gone[0].subnet).apply(plan)
+    cleaned_tables().clear()
+    apply_clouds(after, gone)  # the step's apply (the removal run)
     assert _routes(ec2, rtb) == {"10.20.0.0/16": "local", "198.51.100.0/24": vpc["other"]}  # the operator's stays
     assert _routes(ec2, rtb2) == {"10.20.0.0/16": "local"}
     assert _tags(ec2, rtb) == {"Name": "operator's table"} and _check(ec2, eni) is True
-    assert AwsVpc("a", gone[0].subnet).plan_removal().empty  # a second removal run changes nothing
+    assert plan_clouds(after, gone).empty  # a second removal run changes nothing
     # cleaned: the record forgets it; not cleaned (no prune, or it failed): it stays for the next run
-    cleaned = {("a", rtb), ("a", rtb2)}
-    assert still_recorded_aws(after, recorded, cleaned) == []
+    assert cleaned_tables() == {("a", rtb), ("a", rtb2)}
+    assert still_recorded_aws(after, recorded, cleaned_tables()) == []
     assert still_recorded_aws(after, recorded, set()) == recorded
 
 
