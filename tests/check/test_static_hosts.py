@@ -57,3 +57,42 @@ def test_router_as_default_gateway_is_ok_and_unreadable_is_unknown(tmp_path):
     assert static_row(model(tmp_path), state(gw)).status == Status.OK
     row = static_row(model(tmp_path), state("", error="a-nas: connection refused"))
     assert row.status == Status.UNKNOWN and "not readable" in row.reason
+
+
+def dual_model(tmp_path):
+    path = tmp_path / "sites.toml"
+    path.write_text(textwrap.dedent("""
+        [sites.a]
+        subnet = "192.0.2.0/24"
+        subnet6 = "2001:db8:a::/64"
+        router = "192.0.2.2"
+        ssh = "a-router"
+        [[sites.a.hosts]]
+        ssh = "a-nas"
+        [sites.b]
+        subnet = "172.16.100.0/24"
+        subnet6 = "fdb5:b::/64"
+        router = "172.16.100.2"
+        ssh = "b-router"
+    """))
+    return load_sites(path)
+
+
+B6 = '{"dst":"fdb5:b::/64","gateway":"fe80::dc:38ff:fedf:50ca","dev":"eth0","protocol":"static"}'
+ULA = '{"dst":"fd7a:115c:a1e0::/48","gateway":"fe80::dc:38ff:fedf:50ca","dev":"eth0","protocol":"static"}'
+
+
+def test_dual_stack_host_needs_the_ipv6_routes_via_a_link_local_next_hop(tmp_path):
+    v4 = parse_ip_json_routes(f"[{DEFAULT},{CGNAT},{SITE_B}]")
+    ok = StaticState("a", "a-nas", v4, routes6=parse_ip_json_routes(f"[{B6},{ULA}]"), has_ipv6=True)
+    row = static_row(dual_model(tmp_path), ok)
+    assert row.status == Status.OK and "IPv6 via the router's link-local address" in row.reason
+    missing = StaticState("a", "a-nas", v4, routes6=parse_ip_json_routes(f"[{B6}]"), has_ipv6=True)
+    row = static_row(dual_model(tmp_path), missing)
+    assert (row.status, row.reason) == (Status.BROKEN,
+                                        "a-nas: missing fd7a:115c:a1e0::/48 via the router's link-local address")
+    global_hop = B6.replace("fe80::dc:38ff:fedf:50ca", "fdb5:b::9")
+    wrong = StaticState("a", "a-nas", v4, routes6=parse_ip_json_routes(f"[{global_hop},{ULA}]"), has_ipv6=True)
+    assert static_row(dual_model(tmp_path), wrong).status == Status.BROKEN
+    no_v6 = StaticState("a", "a-nas", v4)  # no IPv6 address: IPv4 routes are all it needs
+    assert static_row(dual_model(tmp_path), no_v6).status == Status.OK
