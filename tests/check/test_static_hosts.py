@@ -96,3 +96,17 @@ def test_dual_stack_host_needs_the_ipv6_routes_via_a_link_local_next_hop(tmp_pat
     assert static_row(dual_model(tmp_path), wrong).status == Status.BROKEN
     no_v6 = StaticState("a", "a-nas", v4)  # no IPv6 address: IPv4 routes are all it needs
     assert static_row(dual_model(tmp_path), no_v6).status == Status.OK
+
+
+def test_static_prefixes_per_family(tmp_path):
+    from netaddr import IPNetwork
+
+    from steps.statichosts import router_link_local, static_prefixes
+
+    dual = dual_model(tmp_path)
+    assert [str(p) for p in static_prefixes(dual, dual.sites["a"])] == [
+        "100.64.0.0/10", "172.16.100.0/24", "fdb5:b::/64", "fd7a:115c:a1e0::/48"]
+    v4 = model(tmp_path)
+    assert all(p.version == 4 for p in static_prefixes(v4, v4.sites["a"]))
+    assert IPNetwork("fd7a:115c:a1e0::/48") not in static_prefixes(v4, v4.sites["a"])
+    assert router_link_local(v4.sites["a"]) is None  # an IPv4-only site reads nothing from its router
