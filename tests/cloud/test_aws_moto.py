@@ -23,7 +23,7 @@ from cloud.aws import CHECK_TAG, ROUTE_TAG, AwsVpc
 from removal import record
 from sites.model import AwsSubnet, Router, Site, SiteModel
 from steps.retire import still_recorded_aws
-from steps.vpc import apply_clouds, cleaned_tables, plan_clouds, wanted_routes
+from steps.vpc import apply_clouds, cleaned_tables, plan_clouds, vpc_routes, wanted_routes
 
 boto3 = pytest.importorskip("boto3")
 moto_server = pytest.importorskip("moto.server")
@@ -266,3 +266,20 @@ def test_removal_of_a_table_deleted_since_is_not_an_error(vpc: dict, tmp_path) -
     ec2.delete_route_table(RouteTableId=rtb2)  # the operator deleted it before the removal run
     done = AwsVpc("a", aws).remove()
     assert f"{eni}: source/destination check on again" in done and "100.64.0.0/10" not in _routes(ec2, rtb)
+
+
+def test_the_step_warns_without_prune_and_plans_the_removal_with_it(vpc: dict, tmp_path) -> None:
+    from tests.operations.ops_harness import FakeHost, run_op
+
+    ec2, rtb, eni = vpc["ec2"], vpc["rtb"], vpc["eni"]
+    before = _model(tmp_path, a=vpc["aws"])
+    AwsVpc("a", vpc["aws"]).apply(AwsVpc("a", vpc["aws"]).plan(wanted_routes(before, before.sites["a"])))
+    after = _model(tmp_path)
+    gone = record.removed_aws(after, record.declared_aws(before))
+    h = FakeHost()
+    assert run_op(vpc_routes, h, after, coordinating=True, removed=gone, prune=False, prune_command="PRUNE") == []
+    assert any(f"no longer declares AWS route tables a ({rtb})" in m and "`PRUNE`" in m for m in h.logs), h.logs
+    assert _routes(ec2, rtb)["100.64.0.0/10"] == eni  # a plain deploy changes nothing there
+    cmds = run_op(vpc_routes, FakeHost(), after, coordinating=True, removed=gone, prune=True)
+    assert len(cmds) == 1  # the apply, planned (--dry shows the plan, the run executes it)
+    assert run_op(vpc_routes, FakeHost(), after, coordinating=False, removed=gone, prune=True) == []
