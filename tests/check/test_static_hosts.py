@@ -60,21 +60,13 @@ def test_router_as_default_gateway_is_ok_and_unreadable_is_unknown(tmp_path):
 
 
 def dual_model(tmp_path):
+    """model() with an IPv6 /64 on each LAN."""
     path = tmp_path / "sites.toml"
-    path.write_text(textwrap.dedent("""
-        [sites.a]
-        subnet = "192.0.2.0/24"
-        subnet6 = "2001:db8:a::/64"
-        router = "192.0.2.2"
-        ssh = "a-router"
-        [[sites.a.hosts]]
-        ssh = "a-nas"
-        [sites.b]
-        subnet = "172.16.100.0/24"
-        subnet6 = "fdb5:b::/64"
-        router = "172.16.100.2"
-        ssh = "b-router"
-    """))
+    assert model(tmp_path).sites["a"].subnet6 is None  # writes the IPv4 file
+    text = path.read_text()
+    for subnet, subnet6 in (("192.0.2.0/24", "2001:db8:a::/64"), ("172.16.100.0/24", "fdb5:b::/64")):
+        text = text.replace(f'subnet = "{subnet}"\n', f'subnet = "{subnet}"\nsubnet6 = "{subnet6}"\n')
+    path.write_text(text)
     return load_sites(path)
 
 

@@ -203,17 +203,20 @@ def _model(tmp_path, **aws_sites: AwsSubnet) -> SiteModel:
     return SiteModel(tmp_path / "sites.toml", sites)
 
 
-def _second_table(ec2, rtb: str) -> str:
+def _deployed_on_two_tables(vpc: dict, tmp_path) -> tuple[str, AwsSubnet, SiteModel]:
+    """Site a's VPC with a second route table listed, deployed once: (that table, the [aws] table, the model)."""
+    ec2, rtb = vpc["ec2"], vpc["rtb"]
     vpc_id = ec2.describe_route_tables(RouteTableIds=[rtb])["RouteTables"][0]["VpcId"]
-    return ec2.create_route_table(VpcId=vpc_id)["RouteTable"]["RouteTableId"]
+    rtb2 = ec2.create_route_table(VpcId=vpc_id)["RouteTable"]["RouteTableId"]
+    aws = AwsSubnet(REGION, (rtb, rtb2), vpc["eni"], endpoint_url=vpc["aws"].endpoint_url)
+    model = _model(tmp_path, a=aws)
+    AwsVpc("a", aws).apply(AwsVpc("a", aws).plan(wanted_routes(model, model.sites["a"])))
+    return rtb2, aws, model
 
 
 def test_a_site_dropped_from_the_site_file_loses_its_routes_in_the_removal_run(vpc: dict, tmp_path) -> None:
     ec2, rtb, eni = vpc["ec2"], vpc["rtb"], vpc["eni"]
-    rtb2 = _second_table(ec2, rtb)
-    aws = AwsSubnet(REGION, (rtb, rtb2), eni, endpoint_url=vpc["aws"].endpoint_url)
-    before = _model(tmp_path, a=aws)
-    AwsVpc("a", aws).apply(AwsVpc("a", aws).plan(wanted_routes(before, before.sites["a"])))
+    rtb2, _, before = _deployed_on_two_tables(vpc, tmp_path)
     recorded = record.declared_aws(before)
     record.write(record.record_path(before), [], aws_sites=recorded)
     assert record.read_aws(record.record_path(before)) == recorded  # the record round-trips
@@ -239,10 +242,7 @@ def test_a_site_dropped_from_the_site_file_loses_its_routes_in_the_removal_run(v
 
 def test_a_table_no_longer_listed_loses_only_its_routes_and_the_check_stays_off(vpc: dict, tmp_path) -> None:
     ec2, rtb, eni = vpc["ec2"], vpc["rtb"], vpc["eni"]
-    rtb2 = _second_table(ec2, rtb)
-    both = AwsSubnet(REGION, (rtb, rtb2), eni, endpoint_url=vpc["aws"].endpoint_url)
-    before = _model(tmp_path, a=both)
-    AwsVpc("a", both).apply(AwsVpc("a", both).plan(wanted_routes(before, before.sites["a"])))
+    rtb2, _, before = _deployed_on_two_tables(vpc, tmp_path)
     one = AwsSubnet(REGION, (rtb,), eni, endpoint_url=vpc["aws"].endpoint_url)
     after = _model(tmp_path, a=one)
     gone = record.removed_aws(after, record.declared_aws(before))
@@ -257,10 +257,7 @@ def test_a_table_no_longer_listed_loses_only_its_routes_and_the_check_stays_off(
 
 def test_removal_of_a_table_deleted_since_is_not_an_error(vpc: dict, tmp_path) -> None:
     ec2, rtb, eni = vpc["ec2"], vpc["rtb"], vpc["eni"]
-    rtb2 = _second_table(ec2, rtb)
-    aws = AwsSubnet(REGION, (rtb, rtb2), eni, endpoint_url=vpc["aws"].endpoint_url)
-    model = _model(tmp_path, a=aws)
-    AwsVpc("a", aws).apply(AwsVpc("a", aws).plan(wanted_routes(model, model.sites["a"])))
+    rtb2, aws, _ = _deployed_on_two_tables(vpc, tmp_path)
     for route in ("100.64.0.0/10", "10.31.0.0/24", "10.32.0.0/24"):
         ec2.delete_route(RouteTableId=rtb2, DestinationCidrBlock=route)
     ec2.delete_route_table(RouteTableId=rtb2)  # the operator deleted it before the removal run

@@ -19,7 +19,7 @@ import pytest
 import tomli_w
 
 from lab import drive
-from tests.e2e.labs import booted
+from tests.e2e.labs import booted_site_file
 
 pytestmark = pytest.mark.integration
 
@@ -36,10 +36,7 @@ STEP = "Static hosts have the site routes"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    where = tmp_path_factory.mktemp("static")
-    with booted(TOPOLOGY) as info:
-        sites = where / "sites.toml"
-        sites.write_text(info.sites_file.read_text())
+    with booted_site_file(TOPOLOGY, tmp_path_factory.mktemp("static")) as sites:
         yield sites
 
 

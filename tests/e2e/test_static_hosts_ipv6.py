@@ -18,7 +18,7 @@ import pytest
 import tomli_w
 
 from lab import drive
-from tests.e2e.labs import booted
+from tests.e2e.labs import booted_site_file
 from tests.e2e.test_static_hosts import OWNED, STEP, kernel_routes, static_checks, wanted
 
 pytestmark = pytest.mark.integration
@@ -33,10 +33,7 @@ ULA = "fd7a:115c:a1e0::/48"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    where = tmp_path_factory.mktemp("static6")
-    with booted(TOPOLOGY) as info:
-        sites = where / "sites.toml"
-        sites.write_text(info.sites_file.read_text())
+    with booted_site_file(TOPOLOGY, tmp_path_factory.mktemp("static6")) as sites:
         yield sites
 
 
