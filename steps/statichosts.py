@@ -23,7 +23,7 @@ from typing import Any
 from netaddr import IPAddress, IPNetwork
 from pyinfra import host, inventory
 from pyinfra.api import operation
-from pyinfra.api.exceptions import OperationError
+from pyinfra.api.exceptions import OperationError, PyinfraError
 
 from operations.facts.statichost import LanLinkLocal
 from operations.statichost import site_routes
@@ -51,7 +51,11 @@ def router_link_local(site: Site) -> IPAddress | None:
     found = [h for h in inventory.get_group("routers", default=[]) if h.data.get("router_ssh") == router.ssh]
     if not found:
         raise OperationError(f"site {site.name}'s router {router.ssh} is not in the inventory")
-    address = found[0].get_fact(LanLinkLocal, address=str(router.address))
+    try:
+        address = found[0].get_fact(LanLinkLocal, address=str(router.address))
+    except (PyinfraError, OSError) as exc:  # unreachable: fail this host, change nothing (no IPv6 routes dropped)
+        raise OperationError(f"site {site.name}'s router {router.ssh}: cannot read its link-local IPv6 address "
+                             f"({' '.join(str(exc).split()) or type(exc).__name__}); nothing changed here") from None
     if address is None:
         raise OperationError(f"site {site.name}'s router {router.ssh} has no link-local IPv6 address on the "
                              f"interface holding {router.address}")

@@ -102,3 +102,41 @@ def test_static_prefixes_per_family(tmp_path):
     assert all(p.version == 4 for p in static_prefixes(v4, v4.sites["a"]))
     assert IPNetwork("fd7a:115c:a1e0::/48") not in static_prefixes(v4, v4.sites["a"])
     assert router_link_local(v4.sites["a"]) is None  # an IPv4-only site reads nothing from its router
+
+
+def test_an_unreachable_router_fails_its_dual_stack_static_hosts_with_one_line(tmp_path, monkeypatch):
+    import pytest
+    from netaddr import IPAddress
+    from pyinfra.api.exceptions import ConnectError, OperationError
+
+    from steps import statichosts
+
+    class Router:
+        data = {"router_ssh": "a-router"}
+
+        def __init__(self, answer):
+            self.answer = answer
+
+        def get_fact(self, fact, **kwargs):
+            if isinstance(self.answer, Exception):
+                raise self.answer
+            return self.answer
+
+    class Inventory:
+        def __init__(self, router):
+            self.router = router
+
+        def get_group(self, name, default=None):
+            return [self.router] if name == "routers" else default
+
+    site = dual_model(tmp_path).sites["a"]
+    monkeypatch.setattr(statichosts, "inventory", Inventory(Router(ConnectError("Could not connect\n(timed out)"))))
+    with pytest.raises(OperationError) as err:
+        statichosts.router_link_local(site)
+    assert str(err.value) == ("site a's router a-router: cannot read its link-local IPv6 address "
+                              "(Could not connect (timed out)); nothing changed here")
+    monkeypatch.setattr(statichosts, "inventory", Inventory(Router(IPAddress("fe80::1"))))
+    assert statichosts.router_link_local(site) == IPAddress("fe80::1")
+    monkeypatch.setattr(statichosts, "inventory", Inventory(Router(None)))
+    with pytest.raises(OperationError, match="has no link-local IPv6 address on the interface holding 192.0.2.2"):
+        statichosts.router_link_local(site)
