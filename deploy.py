@@ -32,8 +32,10 @@ from steps.inputs import (
     load_model,
     policy_file,
     prune,
+    recorded_aws_sites,
     recorded_routers,
     recorded_static_hosts,
+    removed_aws_sites,
     removed_router,
     removed_routers,
     removed_static_host,
@@ -46,7 +48,7 @@ from steps.policy_file import headscale_policy_file
 model = load_model()
 summary_at_the_end(current_run())  # names every failed host and the state it was left in
 # after a real run: what it configured
-retire.keep_record(current_run(), model, recorded_routers(), recorded_static_hosts())
+retire.keep_record(current_run(), model, recorded_routers(), recorded_static_hosts(), recorded_aws_sites())
 ssh_no_delay(host)  # no Nagle delay on each SSH exec (docs/noop.md)
 ssh_keepalive(host)  # a dead peer is seen within a bound (docs/faults.md)
 site = router_site(model, host)
@@ -92,7 +94,8 @@ if removed_router(host) and prune(host):
                    declared_addresses=retire.declared_addresses(model))
 
 # 6. The other LAN devices: on a cloud subnet, the VPC's route tables (planned on one host) ...
-vpc.vpc_routes(name="VPC route tables send the other sites to the router", model=model, coordinating=coordinator)
+vpc.vpc_routes(name="VPC route tables send the other sites to the router", model=model, coordinating=coordinator,
+               removed=removed_aws_sites(model), prune=prune(host), prune_command=retire.prune_command(model))
 # ... the LAN hosts with static addresses, in their own network manager ...
 statichosts.routes_given(name="Static hosts have the site routes", model=model,
                          entry=static_host(model, host), removed=removed_static_host(host),

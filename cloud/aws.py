@@ -59,13 +59,16 @@ class VpcPlan:
     check_on: bool  # source/destination check is on now (it must go off)
     routes: tuple[RouteChange, ...] = ()
     untag: tuple[tuple[str, str], ...] = field(default=())  # (table, prefix): our tag on a route we no longer own
+    restore_check: bool = False  # removal: this project turned the check off, it goes on again
 
     @property
     def empty(self) -> bool:
-        return not (self.check_on or self.routes or self.untag)
+        return not (self.check_on or self.routes or self.untag or self.restore_check)
 
     def render(self) -> str:
         lines = [f"aws {self.site}: {self.interface} source/destination check: on -> off"] if self.check_on else []
+        if self.restore_check:
+            lines.append(f"aws {self.site}: {self.interface} source/destination check: off -> on")
         lines += [f"aws {self.site}: route {c.render()}" for c in self.routes]
         lines += [f"aws {self.site}: {table} {prefix}: mark removed (the route is no longer ours)"
                   for table, prefix in self.untag]
@@ -134,8 +137,13 @@ class AwsVpc:
                            Attribute="sourceDestCheck")
         return bool(found.get("SourceDestCheck", {}).get("Value", True))
 
-    def tables(self, ids: Iterable[str] | None = None, *, marked: bool = False) -> list[dict[str, Any]]:
-        """The route tables named (all of them must exist), or every one that carries a mark of ours."""
+    def tables(self, ids: Iterable[str] | None = None, *, marked: bool = False,
+               missing_ok: bool = False) -> list[dict[str, Any]]:
+        """The route tables named (all of them must exist, unless `missing_ok`: a removed site's
+        table may have been deleted since), or every one that carries a mark of ours."""
+        if missing_ok:
+            found = self._call("describe_route_tables", Filters=[{"Name": "route-table-id", "Values": list(ids or [])}])
+            return found.get("RouteTables", [])
         if marked:
             found = self._call("describe_route_tables", Filters=[{"Name": "tag-key", "Values": [ROUTE_TAG + "*"]}])
             tables = found.get("RouteTables", [])
@@ -214,22 +222,33 @@ class AwsVpc:
         for table, prefix in plan.untag:
             self._call("delete_tags", Resources=[table], Tags=[{"Key": ROUTE_TAG + prefix}])
             done.append(f"{table} {prefix}: mark removed")
+        if plan.restore_check:
+            self._call("modify_network_interface_attribute", NetworkInterfaceId=plan.interface,
+                       SourceDestCheck={"Value": True})
+            self._call("delete_tags", Resources=[plan.interface], Tags=[{"Key": CHECK_TAG}])
+            done.append(f"{plan.interface}: source/destination check on again")
         return done
 
-    def remove(self, tables: Iterable[dict[str, Any]] | None = None) -> list[str]:
-        """Removal: every route this project made in `tables` (default: the site's) goes, and the
-        interface's check is turned on again if this project turned it off."""
-        done: list[str] = []
-        for table in tables if tables is not None else self.tables(self.aws.route_tables):
-            changes, untag = self._table_changes(table, [], "")
-            done += self.apply(VpcPlan(self.site, "", False, tuple(changes), tuple(untag)))
-        if self.aws.network_interface or self.aws.instance:
-            eni = self.interface()
+    def plan_removal(self, tables: Iterable[str] | None = None, *, check: bool = True) -> VpcPlan:
+        """Reads only: every route this project made in `tables` (default: the site's) deleted, and,
+        with `check`, the interface's check turned on again if this project turned it off."""
+        changes: list[RouteChange] = []
+        untag: list[tuple[str, str]] = []
+        for table in self.tables(self.aws.route_tables if tables is None else tables, missing_ok=True):
+            table_changes, table_untag = self._table_changes(table, [], "")
+            changes += table_changes
+            untag += table_untag
+        eni, restore = "", False
+        if check and (self.aws.network_interface or self.aws.instance):
+            try:
+                eni = self.interface()
+            except CloudError:  # the instance is gone since: no interface left to turn the check on for
+                return VpcPlan(self.site, "", False, tuple(changes), tuple(untag))
             tags = self._call("describe_tags", Filters=[{"Name": "resource-id", "Values": [eni]},
                                                           {"Name": "key", "Values": [CHECK_TAG]}]).get("Tags", [])
-            if any(t.get("Value") == CHECK_TURNED_OFF for t in tags):
-                self._call("modify_network_interface_attribute", NetworkInterfaceId=eni,
-                           SourceDestCheck={"Value": True})
-                self._call("delete_tags", Resources=[eni], Tags=[{"Key": CHECK_TAG}])
-                done.append(f"{eni}: source/destination check on again")
-        return done
+            restore = any(t.get("Value") == CHECK_TURNED_OFF for t in tags)
+        return VpcPlan(self.site, eni, False, tuple(changes), tuple(untag), restore_check=restore)
+
+    def remove(self, tables: Iterable[str] | None = None, *, check: bool = True) -> list[str]:
+        """Removal: plan_removal's plan, made against the live VPC and written."""
+        return self.apply(self.plan_removal(tables, check=check))

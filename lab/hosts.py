@@ -39,6 +39,7 @@ class Host:
     dhcp_client: str | None = None  # clients: dhclient | networkd | dhcpcd | networkmanager
     manager: str | None = None  # static hosts: the network manager setting address and routes
     gateway: str | None = None  # static hosts: the default gateway their manager configures
+    address6: str | None = None  # static hosts on a dual-stack LAN: the IPv6 address/64 their manager sets
 
     @property
     def netns(self) -> str:
@@ -95,7 +96,8 @@ def lab_hosts(topo: Topology) -> list[Host]:
             # the address is the manager's to set (every boot): the namespace gets none of its own
             hosts.append(Host(name, "static", s.name, (Link("eth0", s.name, f"{addr}/{plen}",
                                                             _port(s.name, "static", i)),),
-                              manager=kind, gateway=str(s.gateway)))
+                              manager=kind, gateway=str(s.gateway),
+                              address6=f"{s.static_address6(kind)}/64" if s.subnet6 is not None else None))
     return hosts
 
 

@@ -54,6 +54,12 @@ def create(hosts: list[Host], segments: list[str]) -> None:
         run(["ip", "-n", SWITCH_NS, "link", "set", bridge(seg), "up"])
     for host in hosts:
         add_namespace(host.netns)
+        if host.self_configured:
+            # a static host takes no address or route from the gateway's advertisements before its
+            # manager starts (NetworkManager would otherwise assume that state and not apply its own
+            # profile); its links, created next, inherit these
+            run(["ip", "netns", "exec", host.netns, "sysctl", "-qw", "net.ipv6.conf.default.accept_ra=0",
+                 "net.ipv6.conf.default.autoconf=0"])
         for link in host.links:
             run(["ip", "-n", SWITCH_NS, "link", "add", link.switch_port, "type", "veth",
                  "peer", "name", link.ifname, "netns", host.netns])

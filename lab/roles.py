@@ -323,36 +323,43 @@ WantedBy=multi-user.target
 
 # A static-address LAN host, configured the way its network manager is on a real box: the
 # address and default gateway (the site's gateway host, not the subnet router) in the manager's
-# own files. The routes to the other sites are the deploy's to add.
+# own files; on a dual-stack LAN a static IPv6 address too, with router advertisements ignored
+# (so the routes to the other sites' IPv6 prefixes are the deploy's, not radvd's). The routes to
+# the other sites are the deploy's to add.
 def _static_files(host: Host) -> dict[str, tuple[str, int]]:
-    addr, gw = host.addresses[0], host.gateway
+    addr, gw, addr6 = host.addresses[0], host.gateway, host.address6
     lab = "# s2s lab: a static-address LAN host"
+    networkd6 = f"Address={addr6}\nLinkLocalAddressing=ipv6\n" if addr6 else "LinkLocalAddressing=no\n"
+    ifupdown6 = (f"\niface eth0 inet6 static\n    address {addr6}\n    accept_ra 0\n    autoconf 0\n"
+                 if addr6 else "")
+    nm6 = f"[ipv6]\nmethod=manual\naddress1={addr6}\n" if addr6 else "[ipv6]\nmethod=disabled\n"
+    netplan6 = ("      accept-ra: false\n      link-local: [ipv6]\n" if addr6 else "")
     return {
         "networkd": {
             "etc/systemd/network/20-lan.network": (
                 f"{lab}\n[Match]\nName=eth0\n\n[Network]\nAddress={addr}\nGateway={gw}\n"
-                "LinkLocalAddressing=no\nIPv6AcceptRA=no\n",
+                f"{networkd6}IPv6AcceptRA=no\n",
                 0o644,
             )
         },
         "ifupdown": {
             "etc/network/interfaces": (
                 f"{lab}\nauto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet static\n"
-                f"    address {addr}\n    gateway {gw}\n",
+                f"    address {addr}\n    gateway {gw}\n{ifupdown6}",
                 0o644,
             )
         },
         "networkmanager": {
             "etc/NetworkManager/system-connections/lan.nmconnection": (
                 f"{lab}\n[connection]\nid=lan\ntype=ethernet\ninterface-name=eth0\nautoconnect=true\n\n"
-                f"[ipv4]\nmethod=manual\naddress1={addr},{gw}\n\n[ipv6]\nmethod=disabled\n",
+                f"[ipv4]\nmethod=manual\naddress1={addr},{gw}\n\n{nm6}",
                 0o600,
             )
         },
         "netplan": {
             "etc/netplan/10-lan.yaml": (
                 f"{lab}\nnetwork:\n  version: 2\n  renderer: networkd\n  ethernets:\n    eth0:\n"
-                f"      addresses: [{addr}]\n      routes:\n"
+                f"      addresses: [{addr}{', ' + addr6 if addr6 else ''}]\n{netplan6}      routes:\n"
                 f"        - to: default\n          via: {gw}\n",
                 0o600,
             )

@@ -73,6 +73,12 @@ class LabSite:
     router3_wan: IPAddress | None = None
     static_hosts: tuple[str, ...] = ()  # network manager kinds, one static-address host each
 
+    def static_address6(self, kind: str) -> IPAddress | None:
+        """A static host's IPv6 address on a dual-stack LAN: the same offset in subnet6."""
+        if self.subnet6 is None:
+            return None
+        return IPAddress(self.subnet6.first + STATIC_OFFSET + STATIC_MANAGERS.index(kind))
+
     @property
     def static_host_list(self) -> list[tuple[str, str, IPAddress]]:
         """(host name, manager, address) per static host: `NAME-static-KIND`."""

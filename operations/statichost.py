@@ -29,11 +29,11 @@ MARK = "# Managed by s2s (Tailscale site-to-site): routes to the other sites via
 MARK2 = "# Rewritten by every deploy; removed by the removal run. Do not edit."
 
 
-Persist = Callable[[StaticHostState, list[IPNetwork], list[IPNetwork], IPAddress], Iterator[str]]
+Route = tuple[IPNetwork, IPAddress]  # a prefix and its next hop (either family)
+Persist = Callable[[StaticHostState, list[Route], list[Route]], Iterator[str]]
 
 
-def _nothing_more(facts: StaticHostState, add: list[IPNetwork], drop: list[IPNetwork],
-                  next_hop: IPAddress) -> Iterator[str]:
+def _nothing_more(facts: StaticHostState, add: list[Route], drop: list[Route]) -> Iterator[str]:
     return iter(())
 
 
@@ -41,13 +41,13 @@ def _nothing_more(facts: StaticHostState, add: list[IPNetwork], drop: list[IPNet
 class Renderer:
     """Where one network manager keeps the routes, that file's text, and what else persists them.
 
-    `persist(facts, add, drop, next_hop)` yields the commands that put the `add` routes into the
-    manager's own state and take the `drop` ones (ours, no longer wanted) out of it, beside the
-    file; `regenerate` runs after the file changed (netplan renders its YAML for the backend).
+    `persist(facts, add, drop)` yields the commands that put the `add` routes into the manager's
+    own state and take the `drop` ones (ours, no longer wanted) out of it, beside the file;
+    `regenerate` runs after the file changed (netplan renders its YAML for the backend).
     """
 
     path: Callable[[StaticHostState], str]
-    render: Callable[[list[IPNetwork], IPAddress, StaticHostState], str]
+    render: Callable[[list[Route], StaticHostState], str]
     mode: str = "644"
     persist: Persist = _nothing_more
     regenerate: tuple[str, ...] = ()
@@ -59,18 +59,24 @@ def _networkd_path(facts: StaticHostState) -> str:
     return f"/etc/systemd/network/{posixpath.basename(facts.networkd_file)}.d/90-s2s-routes.conf"
 
 
-def _networkd(prefixes: list[IPNetwork], next_hop: IPAddress, facts: StaticHostState) -> str:
-    """A drop-in of the interface's own .network file: one [Route] section per prefix."""
-    body = "".join(f"\n[Route]\nDestination={p}\nGateway={next_hop}\n" for p in prefixes)
+def _networkd(routes: list[Route], facts: StaticHostState) -> str:
+    """A drop-in of the interface's own .network file: one [Route] section per prefix (an IPv6
+    link-local Gateway= is on the interface's own link)."""
+    body = "".join(f"\n[Route]\nDestination={p}\nGateway={nh}\n" for p, nh in routes)
     return f"{MARK}\n{MARK2}\n{body}"
 
 
-def _ifupdown(prefixes: list[IPNetwork], next_hop: IPAddress, facts: StaticHostState) -> str:
+def _ifupdown(routes: list[Route], facts: StaticHostState) -> str:
     """An if-up.d hook: ifupdown runs it after every `ifup`, with IFACE set."""
     dev = facts.dev or ""
-    lines = [f"ip route replace {p} via {next_hop} dev {dev} proto static" for p in prefixes]
+    lines = [_replace(p, nh, dev) for p, nh in routes]
     return "\n".join(["#!/bin/sh", MARK, MARK2, f'[ "$IFACE" = {shlex.quote(dev)} ] || exit 0',
                       *lines, "exit 0", ""])
+
+
+def _replace(prefix: IPNetwork, next_hop: IPAddress, dev: str) -> str:
+    """The live route: `ip` takes the family from the prefix."""
+    return f"ip route replace {prefix} via {next_hop} dev {dev} proto static"
 
 
 def _netplan_path(facts: StaticHostState) -> str:
@@ -80,34 +86,37 @@ def _netplan_path(facts: StaticHostState) -> str:
     return "/etc/netplan/90-s2s-routes.yaml"
 
 
-def _netplan(prefixes: list[IPNetwork], next_hop: IPAddress, facts: StaticHostState) -> str:
+def _netplan(routes: list[Route], facts: StaticHostState) -> str:
     """A netplan file of its own: netplan merges it into the interface's definition (its routes
     are appended to the ones the other files give)."""
-    routes = "".join(f"        - to: {p}\n          via: {next_hop}\n" for p in prefixes)
+    body = "".join(f"        - to: {p}\n          via: {nh}\n" for p, nh in routes)
     return (f"{MARK}\n{MARK2}\nnetwork:\n  version: 2\n  {facts.netplan_type}:\n    {facts.dev}:\n"
-            f"      routes:\n{routes}")
+            f"      routes:\n{body}")
 
 
 NM_MARKER = "/etc/NetworkManager/s2s-routes"
 
 
-def _nm_marker(prefixes: list[IPNetwork], next_hop: IPAddress, facts: StaticHostState) -> str:
-    """NetworkManager keeps the routes in the connection's ipv4.routes; this file marks which of
-    them this project put there (NetworkManager reads nothing here but its .conf files)."""
-    lines = [f"route {p} {next_hop}" for p in prefixes]
-    where = f"# in ipv4.routes of connection {facts.nm_connection} (on {facts.dev})"
+def _nm_marker(routes: list[Route], facts: StaticHostState) -> str:
+    """NetworkManager keeps the routes in the connection's ipv4.routes and ipv6.routes; this file
+    marks which of them this project put there (NetworkManager reads nothing here but its .conf
+    files)."""
+    lines = [f"route {p} {nh}" for p, nh in routes]
+    where = f"# in ipv4.routes/ipv6.routes of connection {facts.nm_connection} (on {facts.dev})"
     return "\n".join([MARK, MARK2, where, *lines, ""])
 
 
-def _nm_persist(facts: StaticHostState, add: list[IPNetwork], drop: list[IPNetwork],
-                next_hop: IPAddress) -> Iterator[str]:
+def _nm_persist(facts: StaticHostState, add: list[Route], drop: list[Route]) -> Iterator[str]:
     if not facts.nm_connection:
         raise OperationError(f"NetworkManager has no connection active on {facts.dev}")
-    have = {p: nh for p, nh in facts.nm_routes}
+    have = {p: IPAddress(nh) for p, nh in (*facts.nm_routes, *facts.nm_routes6) if nh}
     con = shlex.quote(facts.nm_connection)
-    nh = str(next_hop)
-    edits = [f"-ipv4.routes {shlex.quote(f'{p} {nh}')}" for p in drop if have.get(p) == nh]
-    edits += [f"+ipv4.routes {shlex.quote(f'{p} {nh}')}" for p in add if have.get(p) != nh]
+
+    def edit(sign: str, p: IPNetwork, nh: IPAddress) -> str:
+        return f"{sign}ipv{p.version}.routes {shlex.quote(f'{p} {nh}')}"
+
+    edits = [edit("-", p, nh) for p, nh in drop if have.get(p) == nh]
+    edits += [edit("+", p, nh) for p, nh in add if have.get(p) != nh]
     if edits:  # the connection profile only: the device is not re-activated
         yield f"nmcli connection modify {con} {' '.join(edits)}"
 
@@ -120,35 +129,85 @@ RENDERERS: dict[str, Renderer] = {
 }
 
 
-def owned_prefixes(lines: list[str] | None) -> list[IPNetwork]:
-    """The prefixes an owned file of any manager names (the routes a past deploy installed)."""
-    found: list[IPNetwork] = []
+_DESTINATION = ("Destination", "replace", "to:", "route")
+_NEXT_HOP = ("Gateway", "via", "via:")
+
+
+def owned_routes(lines: list[str] | None) -> list[tuple[IPNetwork, IPAddress | None]]:
+    """The routes an owned file of any manager names (what a past deploy installed): each
+    destination with the next hop that follows it (on its line or the next one)."""
+    found: list[tuple[IPNetwork, IPAddress | None]] = []
     for line in lines or []:
         bits = line.replace("=", " ").split()
+        if not bits or bits[0].startswith("#"):
+            continue
         for i, bit in enumerate(bits[:-1]):
-            if bit in ("Destination", "replace") or (bit == "to:" and i == len(bits) - 2) \
-                    or (bit == "route" and i == 0):
-                try:
-                    found.append(IPNetwork(bits[i + 1].strip('"')))
-                except (ValueError, TypeError):
-                    pass
+            value = bits[i + 1].strip('"')
+            try:
+                if bit in _DESTINATION and (bit != "route" or i == 0) and (bit != "to:" or i == len(bits) - 2):
+                    found.append((IPNetwork(value), None))
+                elif bit in _NEXT_HOP and found and found[-1][1] is None:
+                    found[-1] = (found[-1][0], IPAddress(value))
+            except (ValueError, TypeError):
+                pass
+        if bits[0] == "route" and len(bits) >= 3 and found and found[-1][1] is None:  # NM marker: route P NH
+            try:
+                found[-1] = (found[-1][0], IPAddress(bits[2]))
+            except (ValueError, TypeError):
+                pass
     return found
+
+
+def owned_prefixes(lines: list[str] | None) -> list[IPNetwork]:
+    """The prefixes an owned file of any manager names."""
+    return [p for p, _ in owned_routes(lines)]
 
 
 def _route_ok(facts: StaticHostState, prefix: IPNetwork, next_hop: IPAddress) -> bool:
     route = facts.route_for(prefix)
-    return route is not None and route.gateway == str(next_hop) and route.dev == facts.dev
+    return route is not None and route.gateway is not None and IPAddress(route.gateway) == next_hop \
+        and route.dev == facts.dev
+
+
+def _via(facts: StaticHostState, prefix: IPNetwork, next_hop: IPAddress | None) -> bool:
+    """The kernel routes `prefix` via `next_hop` (on any interface): ours to delete."""
+    route = facts.route_for(prefix)
+    return next_hop is not None and route is not None and route.gateway is not None \
+        and IPAddress(route.gateway) == next_hop
+
+
+def wanted_routes(facts: StaticHostState, prefixes: list[IPNetwork], next_hop: IPAddress,
+                  next_hop6: IPAddress | None) -> tuple[list[Route], list[str]]:
+    """The routes this host gets, per family, and why a family gets none (for the plan): IPv4
+    via `next_hop`, IPv6 via `next_hop6` where the host has an IPv6 address; none for a family
+    whose default route already goes via the router."""
+    routes: list[Route] = []
+    why: list[str] = []
+    for version, hop in ((4, next_hop), (6, next_hop6)):
+        family = [p for p in prefixes if p.version == version]
+        if not family:
+            continue
+        if version == 6 and not facts.has_ipv6:
+            why.append(f"no IPv6 address on {facts.dev}: no IPv6 routes")
+        elif hop is None:
+            why.append("no IPv6 next hop for this site (see docs/static-hosts.md): no IPv6 routes")
+        elif facts.default_gateway_of(version) == hop:
+            why.append(f"default gateway already is the site's router {hop}: no routes needed")
+        else:
+            routes += [(p, hop) for p in family]
+    return routes, why
 
 
 @operation()
 def site_routes(prefixes: list[IPNetwork], next_hop: IPAddress, manager: str | None = None,
-                present: bool = True) -> Generator[Any, None, None]:
-    """The host reaches `prefixes` via `next_hop`: in its manager's config and in the kernel.
+                present: bool = True, next_hop6: IPAddress | None = None) -> Generator[Any, None, None]:
+    """The host reaches `prefixes` via the site's router: in its manager's config and in the kernel.
 
-    + prefixes: 100.64.0.0/10 and every other site's prefixes
+    + prefixes: 100.64.0.0/10 and every other site's prefixes (IPv6 ones too, with fd7a:115c:a1e0::/48)
     + next_hop: the site's router (the VRRP address on an HA site)
     + manager: networkd | networkmanager | ifupdown | netplan (None: detected; the plan names it)
     + present: False removes the owned file and the routes it named (the removal run)
+    + next_hop6: the router's link-local address on the LAN, for the IPv6 prefixes (None: none)
     """
     facts = host.get_fact(StaticHost, next_hop=str(next_hop))
     if facts.dev is None:
@@ -164,45 +223,43 @@ def site_routes(prefixes: list[IPNetwork], next_hop: IPAddress, manager: str | N
     renderer = RENDERERS[kind]
     path = renderer.path(facts)
     current = host.get_fact(owned.OwnedFile, path=path)
-    text = renderer.render(list(prefixes), next_hop, facts)
-    gateway_is_router = facts.default_gateway == next_hop
-    keep = present and not gateway_is_router
+    routes, why = wanted_routes(facts, list(prefixes), next_hop, next_hop6) if present else ([], [])
+    for reason in why:
+        host.log(reason, logger.info)
+    text = renderer.render(routes, facts)
+    keep = bool(routes)
     # what a past deploy put there: only read when the file is not already what is wanted (a
     # no-op run costs the host two commands, this fact's and the file's state)
     same = current is not None and current.sha256 == hashlib.sha256(text.encode()).hexdigest()
-    before = owned_prefixes(host.get_fact(FileContents, path=path)) \
+    before = owned_routes(host.get_fact(FileContents, path=path)) \
         if current is not None and not (keep and same) else []
     if not keep:
-        if gateway_is_router and present:
-            host.log(f"default gateway already is the site's router {next_hop}: no routes needed",
-                     logger.info)
-        yield from _removed(facts, path, current, before, next_hop, renderer)
+        yield from _removed(facts, path, current, before, renderer)
         return
-    stale = [p for p in before if p not in prefixes]
+    wanted = dict(routes)
+    stale = [(p, nh) for p, nh in before if p not in wanted]
     # the owned file first: under --dry, pyinfra showed no diff for a file put after another command
     changed = list(owned.put(path, text, mode=renderer.mode, current=current))
     yield from changed
-    yield from renderer.persist(facts, list(prefixes), stale, next_hop)
+    yield from renderer.persist(facts, routes, [(p, nh) for p, nh in stale if nh is not None])
     if changed:
         yield from renderer.regenerate
-    for prefix in stale:
-        route = facts.route_for(prefix)
-        if route is not None and route.gateway == str(next_hop):
-            yield f"ip route del {prefix} via {next_hop}"
-    for prefix in prefixes:
-        if not _route_ok(facts, prefix, next_hop):
-            yield f"ip route replace {prefix} via {next_hop} dev {facts.dev} proto static"
+    for prefix, old in stale:
+        if _via(facts, prefix, old):
+            yield f"ip route del {prefix} via {old}"
+    for prefix, hop in routes:
+        if not _route_ok(facts, prefix, hop):
+            yield _replace(prefix, hop, facts.dev)
 
 
 def _removed(facts: StaticHostState, path: str, current: owned.FileState | None,
-             before: list[IPNetwork], next_hop: IPAddress, renderer: Renderer) -> Iterator[str]:
+             before: list[tuple[IPNetwork, IPAddress | None]], renderer: Renderer) -> Iterator[str]:
     """The owned file and the routes it named gone (kernel and manager); nothing else touched."""
     if current is None:
         return
-    yield from renderer.persist(facts, [], before, next_hop)
-    for prefix in before:
-        route = facts.route_for(prefix)
-        if route is not None and route.gateway == str(next_hop):
-            yield f"ip route del {prefix} via {next_hop}"
+    yield from renderer.persist(facts, [], [(p, nh) for p, nh in before if nh is not None])
+    for prefix, old in before:
+        if _via(facts, prefix, old):
+            yield f"ip route del {prefix} via {old}"
     yield f"rm -f {shlex.quote(path)}"
     yield from renderer.regenerate

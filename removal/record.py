@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from netaddr import IPNetwork
 
-from sites.model import SiteModel, SshTarget
+from sites.model import AwsSubnet, SiteModel, SshTarget
 
 SUFFIX = ".applied.json"
 VERSION = 1
@@ -66,6 +66,24 @@ class AppliedStaticHost:
     @property
     def host(self) -> str:
         return SshTarget.parse(self.ssh).name
+
+
+@dataclass(frozen=True)
+class AppliedAwsSite:
+    """One AWS site's VPC as the deploy last brought it into line: enough to reach it again and to
+    find the routes this project added (marked on each listed table) once the site file drops it."""
+
+    site: str
+    region: str
+    route_tables: tuple[str, ...]
+    network_interface: str | None = None
+    instance: str | None = None
+    endpoint_url: str | None = None
+
+    @property
+    def subnet(self) -> AwsSubnet:
+        """The [sites.X.aws] table it was, for cloud.aws to reach the VPC with."""
+        return AwsSubnet(self.region, self.route_tables, self.network_interface, self.instance, self.endpoint_url)
 
 
 def record_path(model: SiteModel) -> Path:
@@ -119,6 +137,39 @@ def removed_static(model: SiteModel,
     return [h for h in recorded if h.host not in now]
 
 
+def declared_aws(model: SiteModel) -> list[AppliedAwsSite]:
+    """Every AWS site the site file declares, as the record holds it."""
+    return [AppliedAwsSite(s.name, s.aws.region, s.aws.route_tables, s.aws.network_interface, s.aws.instance,
+                           s.aws.endpoint_url)
+            for s in model.sites.values() if s.aws is not None]
+
+
+def read_aws(path: Path) -> list[AppliedAwsSite]:
+    """The recorded AWS sites."""
+    return _entries(path, "aws_sites", lambda a: AppliedAwsSite(
+        str(a["site"]), str(a["region"]), tuple(str(t) for t in a["route_tables"]), a.get("network_interface"),
+        a.get("instance"), a.get("endpoint_url")))
+
+
+def removed_aws(model: SiteModel, recorded: Iterable[AppliedAwsSite]) -> list[AppliedAwsSite]:
+    """What the site file no longer declares of the recorded AWS sites: a site gone (or its aws
+    table gone) whole, or a declared site's tables it no longer lists (only those tables)."""
+    now = {a.site: a for a in declared_aws(model)}
+    out = []
+    for a in recorded:
+        kept = now.get(a.site)
+        if kept is None:
+            out.append(a)
+        elif dropped := tuple(t for t in a.route_tables if t not in kept.route_tables):
+            out.append(replace(a, route_tables=dropped))
+    return out
+
+
+def whole_site(model: SiteModel, gone: AppliedAwsSite) -> bool:
+    """A removed AWS entry is a whole site (its router's check goes on again), not tables only."""
+    return not any(a.site == gone.site for a in declared_aws(model))
+
+
 def removed(model: SiteModel, recorded: Iterable[AppliedRouter]) -> list[AppliedRouter]:
     """Recorded routers the site file no longer declares (matched by their SSH target)."""
     now = {r.host for r in declared(model)}
@@ -155,11 +206,13 @@ def _canonical(prefixes: Iterable[str]) -> list[str]:
 
 
 def write(path: Path, routers: Sequence[AppliedRouter],
-          static_hosts: Sequence[AppliedStaticHost] = ()) -> bool:
+          static_hosts: Sequence[AppliedStaticHost] = (), aws_sites: Sequence[AppliedAwsSite] = ()) -> bool:
     """Write the record atomically; False when it already holds exactly this."""
     body: dict = {"version": VERSION, "routers": [asdict(r) for r in routers]}
     if static_hosts:
         body["static_hosts"] = [asdict(h) for h in static_hosts]
+    if aws_sites:
+        body["aws_sites"] = [asdict(a) for a in aws_sites]
     text = json.dumps(body, indent=2) + "\n"
     try:
         if path.read_text() == text:

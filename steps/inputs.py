@@ -135,6 +135,21 @@ def removed_static_hosts(model: SiteModel) -> list[record.AppliedStaticHost]:
     return record.removed_static(model, recorded_static_hosts())
 
 
+@lru_cache(maxsize=1)
+def _recorded_aws() -> tuple[record.AppliedAwsSite, ...]:
+    return _from_record(record.read_aws)
+
+
+def recorded_aws_sites() -> list[record.AppliedAwsSite]:
+    """The AWS sites the last real deploy recorded, read once; exit 2 on a broken record."""
+    return list(_recorded_aws())
+
+
+def removed_aws_sites(model: SiteModel) -> list[record.AppliedAwsSite]:
+    """Recorded AWS sites, or their tables, the site file no longer declares."""
+    return record.removed_aws(model, recorded_aws_sites())
+
+
 def static_host(model: SiteModel, host: Host) -> tuple[Site, StaticHost] | None:
     """The site and entry of the static host this host is (data `static_site`, `static_ssh`)."""
     name = host.data.get("static_site")

@@ -13,6 +13,7 @@ pruning, or its host failed or was unreachable), so nothing is forgotten before 
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,11 @@ from controlplane.base import router_ident
 from operations.util import warn
 from pyinfra_internals import run_id
 from removal import record
-from removal.record import AppliedRouter, AppliedStaticHost
+from removal.record import AppliedAwsSite, AppliedRouter, AppliedStaticHost
 from sites.model import SiteModel
 from steps.planned import plan_then_apply
 from steps.tailnet import FAILURES, LABEL, _transport
+from steps.vpc import cleaned_tables
 
 
 def prune_command(model: SiteModel, dry: bool = False) -> str:
@@ -133,9 +135,11 @@ class RecordApplied(BaseStateCallback):
         recorded: list[AppliedRouter],
         path: Path,
         recorded_static: list[AppliedStaticHost] | None = None,
+        recorded_aws: list[AppliedAwsSite] | None = None,
     ) -> None:
         self.model, self.recorded, self.path = model, recorded, path
         self.recorded_static = recorded_static or []
+        self.recorded_aws = recorded_aws or []
         self.done = False
 
     def host_disconnect(self, state: State, host: Host) -> None:
@@ -164,14 +168,30 @@ class RecordApplied(BaseStateCallback):
         statics = record.declared_static(self.model) + [
             h for h in record.removed_static(self.model, self.recorded_static) if h.host not in cleaned_static
         ]
+        aws = still_recorded_aws(self.model, self.recorded_aws, cleaned_tables())
         try:
-            if record.write(self.path, routers, statics):
+            if record.write(self.path, routers, statics, aws):
                 logger.info(f"--> Applied record written: {self.path}")
         except OSError as exc:
             logger.error(
                 f"--> Applied record NOT written ({self.path}: {exc.strerror}); "
                 "a later removal may not find routers added in this run"
             )
+
+
+def still_recorded_aws(model: SiteModel, recorded: list[AppliedAwsSite],
+                       cleaned: set[tuple[str, str]]) -> list[AppliedAwsSite]:
+    """The declared AWS sites, each with the tables it no longer lists whose removal did not run
+    yet (not pruning, or it failed), and removed sites with such tables: nothing forgotten."""
+    out = {a.site: a for a in record.declared_aws(model)}
+    for gone in record.removed_aws(model, recorded):
+        left = tuple(t for t in gone.route_tables if (gone.site, t) not in cleaned)
+        if not left:
+            continue
+        kept = out.get(gone.site)
+        out[gone.site] = replace(kept, route_tables=kept.route_tables + left) if kept else replace(
+            gone, route_tables=left)
+    return list(out.values())
 
 
 _registered: set[int] = set()
@@ -182,8 +202,10 @@ def keep_record(
     model: SiteModel,
     recorded: list[AppliedRouter],
     recorded_static: list[AppliedStaticHost] | None = None,
+    recorded_aws: list[AppliedAwsSite] | None = None,
 ) -> None:
     """Register the record writer once per run (deploy.py runs once per host)."""
     if id(state) not in _registered:
         _registered.add(id(state))
-        state.add_callback_handler(RecordApplied(model, recorded, record.record_path(model), recorded_static))
+        state.add_callback_handler(RecordApplied(model, recorded, record.record_path(model), recorded_static,
+                                                 recorded_aws))

@@ -15,13 +15,14 @@ from netaddr import IPAddress, IPNetwork
 from pyinfra.api import FactBase
 
 from operations.facts._parsing import ParseError, json_list, parsed
+from operations.facts.addresses import parse_ip_addr_json
 
 MANAGERS = ("networkd", "networkmanager", "ifupdown", "netplan")
 
 
 @dataclass(frozen=True)
 class KernelRoute:
-    """One IPv4 route of the main table, as `ip -j route` shows it."""
+    """One route of the main table (either family), as `ip -j route` shows it."""
 
     dst: str  # "default" or a CIDR prefix
     gateway: str | None
@@ -44,17 +45,27 @@ class StaticHostState:
     nm_connection: str | None = None  # the NetworkManager connection active on `dev`
     nm_routes: tuple[tuple[IPNetwork, str], ...] = ()  # its ipv4.routes: (prefix, next hop)
     netplan_type: str | None = None  # the netplan section defining `dev` by name (ethernets, ...)
+    routes6: tuple[KernelRoute, ...] = ()  # the IPv6 main table (`ip -j -6 route`)
+    has_ipv6: bool = False  # `dev` holds a global or unique local IPv6 address
+    nm_routes6: tuple[tuple[IPNetwork, str], ...] = ()  # the connection's ipv6.routes
+
+    def _table(self, version: int) -> tuple[KernelRoute, ...]:
+        return self.routes6 if version == 6 else self.routes
 
     @property
     def default_gateway(self) -> IPAddress | None:
-        for route in self.routes:
+        return self.default_gateway_of(4)
+
+    def default_gateway_of(self, version: int) -> IPAddress | None:
+        """The default route's gateway of that family (None: no default route with a gateway)."""
+        for route in self._table(version):
             if route.dst == "default" and route.gateway:
                 return IPAddress(route.gateway)
         return None
 
     def route_for(self, prefix: IPNetwork) -> KernelRoute | None:
         """The main-table route for exactly `prefix` (None when the kernel has none)."""
-        for route in self.routes:
+        for route in self._table(prefix.version):
             if route.prefix == prefix:
                 return route
         return None
@@ -69,16 +80,17 @@ def parse_ip_json_routes(text: str) -> tuple[KernelRoute, ...]:
             raise ParseError(f"not a route object: {item!r}")
         dst = str(item["dst"])
         if dst != "default" and "/" not in dst:
-            dst += "/32"  # a host route prints without its length
+            dst += "/128" if ":" in dst else "/32"  # a host route prints without its length
         routes.append(KernelRoute(dst, item.get("gateway"), item.get("dev"), item.get("protocol")))
     return tuple(routes)
 
 
 def parse_nm_routes(text: str) -> tuple[tuple[IPNetwork, str], ...]:
-    """`nmcli -g ipv4.routes connection show CON`: `PREFIX NH [METRIC] [ATTRS]`, comma-separated."""
+    """`nmcli -g ipv4.routes|ipv6.routes connection show CON`: `PREFIX NH [METRIC] [ATTRS]`,
+    comma-separated (nmcli -g escapes each `:` of an IPv6 address as `\\:`)."""
     out = []
     for item in text.replace("\n", ",").split(","):
-        bits = item.split()
+        bits = item.replace("\\:", ":").split()
         if not bits:
             continue
         try:
@@ -117,6 +129,9 @@ def parse_state(text: str) -> StaticHostState:
         nm_connection=one("nm_connection"),
         nm_routes=parse_nm_routes("\n".join(sections.get("nm_routes", []))),
         netplan_type=one("netplan_type"),
+        routes6=parse_ip_json_routes("\n".join(sections.get("routes6", []))),
+        has_ipv6=any(parse_ip_addr_json("\n".join(sections.get("addr6", []))).values()),
+        nm_routes6=parse_nm_routes("\n".join(sections.get("nm_routes6", []))),
     )
 
 
@@ -139,7 +154,8 @@ fi
 
 
 class StaticHost(FactBase[StaticHostState]):
-    """Kernel routes (`ip -j -4 route`), the interface towards `next_hop`, its network manager."""
+    """Kernel routes (`ip -j -4|-6 route`), the interface towards `next_hop`, its global IPv6
+    addresses there, its network manager."""
 
     def command(self, next_hop: str) -> str:
         nh = shlex.quote(str(IPAddress(next_hop)))
@@ -162,6 +178,10 @@ class StaticHost(FactBase[StaticHostState]):
             "echo @@nm_connection", 'echo "$nmcon"',
             "echo @@nm_routes",
             '[ -n "$nmcon" ] && nmcli -g ipv4.routes connection show "$nmcon" 2>/dev/null',
+            "echo @@nm_routes6",
+            '[ -n "$nmcon" ] && nmcli -g ipv6.routes connection show "$nmcon" 2>/dev/null',
+            "echo @@routes6", "ip -j -6 route show table main 2>/dev/null",
+            "echo @@addr6", '[ -n "$dev" ] && ip -j -6 addr show dev "$dev" scope global 2>/dev/null',
             "echo @@netplan_type",
             'if [ -n "$dev" ] && ls /etc/netplan/*.yaml >/dev/null 2>&1 '
             "&& command -v netplan >/dev/null; then",
@@ -176,3 +196,29 @@ class StaticHost(FactBase[StaticHostState]):
     @parsed
     def process(self, output: list[str]) -> StaticHostState:
         return parse_state("\n".join(output))
+
+
+def parse_lan_link_local(text: str, address: str) -> IPAddress | None:
+    """`ip -j addr show`: the link-local IPv6 address of the interface holding `address`."""
+    for link in json_list(text, "`ip -j addr`"):
+        if not isinstance(link, dict):
+            raise ParseError(f"not an `ip -j addr` link: {link!r}")
+        infos = link.get("addr_info", [])
+        if any(a.get("local") == address for a in infos):
+            return next((IPAddress(a["local"]) for a in infos
+                         if a.get("family") == "inet6" and a.get("scope") == "link" and "local" in a), None)
+    return None
+
+
+class LanLinkLocal(FactBase[IPAddress | None]):
+    """A subnet router's link-local IPv6 address on its LAN (the interface holding its LAN
+    IPv4 address): the IPv6 next hop static hosts route the other sites through, the same one
+    its router advertisements come from."""
+
+    def command(self, address: str) -> str:
+        self.address = str(IPAddress(address))
+        return "ip -j addr show"
+
+    @parsed
+    def process(self, output: list[str]) -> IPAddress | None:
+        return parse_lan_link_local("\n".join(output), self.address)

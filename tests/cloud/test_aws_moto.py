@@ -6,7 +6,8 @@ created, a route of another target refused with nothing changed, a route of ours
 a dropped prefix deleted, other routes and tags untouched, idempotence, removal, and the
 errors moto returns for unknown ids, each as one line naming the site file's key. (moto 5.2's
 CreateRoute does not refuse a second route of the same prefix, so RouteAlreadyExists, which
-the apply would report the same way, is not exercised here.)
+the apply would report the same way, is not exercised here.) A site, or a table, dropped from the
+site file: the removal run takes out what the applied record says this project added there.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from netaddr import IPNetwork
+from netaddr import IPAddress, IPNetwork
 
 from cloud import CloudError
 from cloud.aws import CHECK_TAG, ROUTE_TAG, AwsVpc
-from sites.model import AwsSubnet
+from removal import record
+from sites.model import AwsSubnet, Router, Site, SiteModel
+from steps.retire import still_recorded_aws
+from steps.vpc import apply_clouds, cleaned_tables, plan_clouds, vpc_routes, wanted_routes
 
 boto3 = pytest.importorskip("boto3")
 moto_server = pytest.importorskip("moto.server")
@@ -181,3 +185,98 @@ def test_unreachable_endpoint_is_one_line(monkeypatch: pytest.MonkeyPatch) -> No
     assert str(err.value).startswith(f"sites.a.aws ({url}): describe_network_interface_attribute") or \
         str(err.value).startswith(f"sites.a.aws ({url}): describe_route_tables")
     assert "testing" not in str(err.value)
+
+
+# ------------------------------------------------------------------ a site dropped from the site file
+# The removal run (`--data prune=true`) finds what to undo in the applied record (removal.record's
+# aws_sites): the tables a removed site listed lose the routes this project marked there.
+
+
+def _model(tmp_path, **aws_sites: AwsSubnet) -> SiteModel:
+    """A site model with sites a, b (192.0.2.0/24) and c, each AWS site given its [aws] table."""
+    sites = {}
+    for i, name in enumerate(("a", "b", "c")):
+        subnet = IPNetwork(f"10.{30 + i}.0.0/24")
+        hop = IPAddress(subnet.first + 2)
+        sites[name] = Site(name, subnet, (Router(hop, f"root@r-{name}"),), hop, IPAddress(subnet.first + 1),
+                           aws=aws_sites.get(name))
+    return SiteModel(tmp_path / "sites.toml", sites)
+
+
+def _deployed_on_two_tables(vpc: dict, tmp_path) -> tuple[str, AwsSubnet, SiteModel]:
+    """Site a's VPC with a second route table listed, deployed once: (that table, the [aws] table, the model)."""
+    ec2, rtb = vpc["ec2"], vpc["rtb"]
+    vpc_id = ec2.describe_route_tables(RouteTableIds=[rtb])["RouteTables"][0]["VpcId"]
+    rtb2 = ec2.create_route_table(VpcId=vpc_id)["RouteTable"]["RouteTableId"]
+    aws = AwsSubnet(REGION, (rtb, rtb2), vpc["eni"], endpoint_url=vpc["aws"].endpoint_url)
+    model = _model(tmp_path, a=aws)
+    AwsVpc("a", aws).apply(AwsVpc("a", aws).plan(wanted_routes(model, model.sites["a"])))
+    return rtb2, aws, model
+
+
+def test_a_site_dropped_from_the_site_file_loses_its_routes_in_the_removal_run(vpc: dict, tmp_path) -> None:
+    ec2, rtb, eni = vpc["ec2"], vpc["rtb"], vpc["eni"]
+    rtb2, _, before = _deployed_on_two_tables(vpc, tmp_path)
+    recorded = record.declared_aws(before)
+    record.write(record.record_path(before), [], aws_sites=recorded)
+    assert record.read_aws(record.record_path(before)) == recorded  # the record round-trips
+
+    after = _model(tmp_path)  # site a's [aws] table dropped from the site file
+    gone = record.removed_aws(after, record.read_aws(record.record_path(after)))
+    assert gone == recorded and record.whole_site(after, gone[0])
+    plan = plan_clouds(after, gone)  # the step's plan, as `--dry --diff` shows it
+    text = plan.render()
+    assert f"{rtb} 100.64.0.0/10: {eni} -> (deleted)" in text and f"{rtb2} 10.31.0.0/24: {eni} -> (deleted)" in text
+    assert f"{eni} source/destination check: off -> on" in text
+    cleaned_tables().clear()
+    apply_clouds(after, gone)  # the step's apply (the removal run)
+    assert _routes(ec2, rtb) == {"10.20.0.0/16": "local", "198.51.100.0/24": vpc["other"]}  # the operator's stays
+    assert _routes(ec2, rtb2) == {"10.20.0.0/16": "local"}
+    assert _tags(ec2, rtb) == {"Name": "operator's table"} and _check(ec2, eni) is True
+    assert plan_clouds(after, gone).empty  # a second removal run changes nothing
+    # cleaned: the record forgets it; not cleaned (no prune, or it failed): it stays for the next run
+    assert cleaned_tables() == {("a", rtb), ("a", rtb2)}
+    assert still_recorded_aws(after, recorded, cleaned_tables()) == []
+    assert still_recorded_aws(after, recorded, set()) == recorded
+
+
+def test_a_table_no_longer_listed_loses_only_its_routes_and_the_check_stays_off(vpc: dict, tmp_path) -> None:
+    ec2, rtb, eni = vpc["ec2"], vpc["rtb"], vpc["eni"]
+    rtb2, _, before = _deployed_on_two_tables(vpc, tmp_path)
+    one = AwsSubnet(REGION, (rtb,), eni, endpoint_url=vpc["aws"].endpoint_url)
+    after = _model(tmp_path, a=one)
+    gone = record.removed_aws(after, record.declared_aws(before))
+    assert [(g.site, g.route_tables) for g in gone] == [("a", (rtb2,))] and not record.whole_site(after, gone[0])
+    AwsVpc("a", gone[0].subnet).remove(check=False)
+    assert _routes(ec2, rtb2) == {"10.20.0.0/16": "local"}
+    assert _routes(ec2, rtb)["100.64.0.0/10"] == eni and _check(ec2, eni) is False  # the listed table stays
+    assert AwsVpc("a", one).plan(wanted_routes(after, after.sites["a"])).empty
+    # not pruned yet: the record keeps the dropped table beside the listed one
+    assert still_recorded_aws(after, record.declared_aws(before), set())[0].route_tables == (rtb, rtb2)
+
+
+def test_removal_of_a_table_deleted_since_is_not_an_error(vpc: dict, tmp_path) -> None:
+    ec2, rtb, eni = vpc["ec2"], vpc["rtb"], vpc["eni"]
+    rtb2, aws, _ = _deployed_on_two_tables(vpc, tmp_path)
+    for route in ("100.64.0.0/10", "10.31.0.0/24", "10.32.0.0/24"):
+        ec2.delete_route(RouteTableId=rtb2, DestinationCidrBlock=route)
+    ec2.delete_route_table(RouteTableId=rtb2)  # the operator deleted it before the removal run
+    done = AwsVpc("a", aws).remove()
+    assert f"{eni}: source/destination check on again" in done and "100.64.0.0/10" not in _routes(ec2, rtb)
+
+
+def test_the_step_warns_without_prune_and_plans_the_removal_with_it(vpc: dict, tmp_path) -> None:
+    from tests.operations.ops_harness import FakeHost, run_op
+
+    ec2, rtb, eni = vpc["ec2"], vpc["rtb"], vpc["eni"]
+    before = _model(tmp_path, a=vpc["aws"])
+    AwsVpc("a", vpc["aws"]).apply(AwsVpc("a", vpc["aws"]).plan(wanted_routes(before, before.sites["a"])))
+    after = _model(tmp_path)
+    gone = record.removed_aws(after, record.declared_aws(before))
+    h = FakeHost()
+    assert run_op(vpc_routes, h, after, coordinating=True, removed=gone, prune=False, prune_command="PRUNE") == []
+    assert any(f"no longer declares AWS route tables a ({rtb})" in m and "`PRUNE`" in m for m in h.logs), h.logs
+    assert _routes(ec2, rtb)["100.64.0.0/10"] == eni  # a plain deploy changes nothing there
+    cmds = run_op(vpc_routes, FakeHost(), after, coordinating=True, removed=gone, prune=True)
+    assert len(cmds) == 1  # the apply, planned (--dry shows the plan, the run executes it)
+    assert run_op(vpc_routes, FakeHost(), after, coordinating=False, removed=gone, prune=True) == []

@@ -48,6 +48,15 @@ def booted(topology: Path, *, export: bool = True) -> Iterator[api.LabInfo]:
 
 
 @contextmanager
+def booted_site_file(topology: Path, where: Path) -> Iterator[Path]:
+    """`booted`, yielding a copy of the lab's site file in `where`, for a test to edit."""
+    with booted(topology) as info:
+        sites = where / "sites.toml"
+        sites.write_text(info.sites_file.read_text())
+        yield sites
+
+
+@contextmanager
 def deployed(topology: Path) -> Iterator[api.LabInfo]:
     """`booted`, then one deploy of the lab's site file, which must succeed (down again after)."""
     with booted(topology) as info:

@@ -19,7 +19,7 @@ import pytest
 import tomli_w
 
 from lab import drive
-from tests.e2e.labs import booted
+from tests.e2e.labs import booted_site_file
 
 pytestmark = pytest.mark.integration
 
@@ -36,10 +36,7 @@ STEP = "Static hosts have the site routes"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    where = tmp_path_factory.mktemp("static")
-    with booted(TOPOLOGY) as info:
-        sites = where / "sites.toml"
-        sites.write_text(info.sites_file.read_text())
+    with booted_site_file(TOPOLOGY, tmp_path_factory.mktemp("static")) as sites:
         yield sites
 
 
@@ -183,3 +180,22 @@ def test_hosts_dropped_from_the_site_file_lose_their_routes_in_the_removal_run(l
     drive.lab("restart", "b-static-netplan", "b-static-networkmanager")  # gone from the config too
     for host in ("b-static-netplan", "b-static-networkmanager"):
         assert "192.0.2.0/24" not in kernel_routes(host)
+
+
+def test_a_host_whose_default_gateway_is_the_router_needs_nothing(lab):
+    """Issue 18: such a host needs no routes, and the plan says so; what an earlier deploy gave it
+    goes (the default route covers it all)."""
+    host = "a-static-ifupdown"
+    assert drive.in_host(host, "test", "-e", OWNED["ifupdown"], check=False).returncode == 0  # given before
+    drive.in_host(host, "ip", "route", "replace", "default", "via", "192.0.2.2", "dev", "eth0")
+    result = drive.pyinfra(lab, "--dry")
+    text = result.stdout + result.stderr
+    assert f"[{host}]" in text and "default gateway already is the site's router 192.0.2.2: no routes needed" in text
+    result = drive.pyinfra(lab)
+    assert result.returncode == 0, drive.why_failed(result)
+    table = kernel_routes(host)
+    assert "100.64.0.0/10" not in table and "172.16.100.0/24" not in table and table["default"] == "192.0.2.2"
+    assert drive.in_host(host, "test", "-e", OWNED["ifupdown"], check=False).returncode != 0
+    assert drive.ping(host, "172.16.100.52").returncode == 0  # through the router all the same
+    assert drive.planned_changes(lab) == {}
+    assert static_checks(lab)[host] == ("ok", f"{host}: default gateway is the site's router 192.0.2.2")

@@ -62,3 +62,25 @@ def test_each_manager_gets_its_own_config(tmp_path: Path, kind: str, path: str,
     assert needle in (root / path).read_text()
     assert "192.0.2.1\n" in (root / path).read_text()  # the default gateway is the gateway host
     assert list((root / "etc/systemd/system/multi-user.target.wants").iterdir())
+
+
+@pytest.mark.parametrize("kind, path, needles", [
+    ("networkd", "etc/systemd/network/20-lan.network", ("Address=2001:db8:a::32/64", "IPv6AcceptRA=no")),
+    ("ifupdown", "etc/network/interfaces", ("iface eth0 inet6 static\n    address 2001:db8:a::34/64",
+                                            "accept_ra 0")),
+    ("networkmanager", "etc/NetworkManager/system-connections/lan.nmconnection",
+     ("[ipv6]\nmethod=manual\naddress1=2001:db8:a::33/64",)),
+    ("netplan", "etc/netplan/10-lan.yaml", ("2001:db8:a::35/64",
+                                            "accept-ra: false")),
+])
+def test_dual_stack_static_host_gets_a_static_ipv6_address_and_ignores_ras(
+        tmp_path: Path, kind: str, path: str, needles: tuple[str, ...]) -> None:
+    t = topo(tmp_path, f'subnet6 = "2001:db8:a::/64"\nstatic_hosts = ["{kind}"]')
+    host = next(h for h in lab_hosts(t) if h.role == "static")
+    root = tmp_path / "root"
+    (root / "lib/systemd/system").mkdir(parents=True)
+    roles.static(root, host)
+    text = (root / path).read_text()
+    assert all(n in text for n in needles), text
+    v4 = topo(tmp_path, f'static_hosts = ["{kind}"]')  # an IPv4-only LAN: no IPv6 address
+    assert next(h for h in lab_hosts(v4) if h.role == "static").address6 is None

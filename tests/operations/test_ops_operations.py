@@ -8,6 +8,7 @@ import logging
 import pytest
 from ops_harness import MISSING, FakeHost, data, run_op, texts
 from pyinfra.api import FileUploadCommand, OperationValueError
+from pyinfra.facts.server import OsRelease
 
 from operations import checks, facts, forwarding, gro, mss, tailscale
 from operations.secret import AuthKey
@@ -152,23 +153,54 @@ def test_install_key_url_fetched_by_apt_helper_when_missing():
     assert armored[1] == "upload /usr/share/keyrings/tailscale-archive-keyring.asc"
 
 
+# /etc/os-release as each release ships it (trimmed to the keys that matter plus neighbours):
+# Ubuntu cannot be booted here, so its choice is tested from this canned file text, parsed by the
+# same pyinfra fact (OsRelease) the deploy reads
+OS_RELEASES = {
+    "debian-12": 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\n'
+                 'VERSION="12 (bookworm)"\nVERSION_CODENAME=bookworm\nID=debian\n',
+    "debian-13": 'PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\nNAME="Debian GNU/Linux"\nVERSION_ID="13"\n'
+                 'VERSION="13 (trixie)"\nVERSION_CODENAME=trixie\nDEBIAN_VERSION_FULL=13.1\nID=debian\n',
+    "ubuntu-22.04": 'PRETTY_NAME="Ubuntu 22.04.4 LTS"\nNAME="Ubuntu"\nVERSION_ID="22.04"\n'
+                    'VERSION="22.04.4 LTS (Jammy Jellyfish)"\nVERSION_CODENAME=jammy\nID=ubuntu\n'
+                    'ID_LIKE=debian\nUBUNTU_CODENAME=jammy\n',
+    "ubuntu-24.04": 'PRETTY_NAME="Ubuntu 24.04.1 LTS"\nNAME="Ubuntu"\nVERSION_ID="24.04"\n'
+                    'VERSION="24.04.1 LTS (Noble Numbat)"\nVERSION_CODENAME=noble\nID=ubuntu\n'
+                    'ID_LIKE=debian\nUBUNTU_CODENAME=noble\nLOGO=ubuntu-logo\n',
+}
+
+
+def canned_release(name: str) -> dict:
+    """What pyinfra's OsRelease fact makes of that release's /etc/os-release."""
+    return OsRelease().process(OS_RELEASES[name].splitlines())
+
+
 @pytest.mark.parametrize(
-    ("os_release", "repo", "suite"),
+    ("release", "repo", "suite"),
     [
-        ({"id": "debian", "version_codename": "bookworm"}, "https://pkgs.tailscale.com/stable/debian", "bookworm"),
-        ({"id": "debian", "version_codename": "trixie"}, "https://pkgs.tailscale.com/stable/debian", "trixie"),
-        # Ubuntu cannot be booted here: its choice is tested from canned /etc/os-release values
-        ({"id": "ubuntu", "version_codename": "jammy"}, "https://pkgs.tailscale.com/stable/ubuntu", "jammy"),
-        ({"id": "ubuntu", "version_codename": "noble"}, "https://pkgs.tailscale.com/stable/ubuntu", "noble"),
+        ("debian-12", "https://pkgs.tailscale.com/stable/debian", "bookworm"),
+        ("debian-13", "https://pkgs.tailscale.com/stable/debian", "trixie"),
+        ("ubuntu-22.04", "https://pkgs.tailscale.com/stable/ubuntu", "jammy"),
+        ("ubuntu-24.04", "https://pkgs.tailscale.com/stable/ubuntu", "noble"),
     ],
 )
-def test_install_repository_follows_the_routers_own_release(os_release, repo, suite):
-    cmds = run_op(tailscale.install, FakeHost(os_release=os_release))
+def test_install_repository_follows_the_routers_own_release(release, repo, suite):
+    cmds = run_op(tailscale.install, FakeHost(os_release=canned_release(release)))
     assert texts(cmds)[0].startswith(f"/usr/lib/apt/apt-helper download-file {repo}/{suite}.noarmor.gpg ")
     sources = next(c for c in cmds if isinstance(c, FileUploadCommand) and c.dest.endswith(".sources"))
     sources.src.seek(0)
     text = sources.src.read()
     assert f"URIs: {repo}\n" in text and f"Suites: {suite}\n" in text
+
+
+@pytest.mark.parametrize("release", sorted(OS_RELEASES))
+def test_install_explicit_apt_suite_wins_over_every_release(release):
+    source = tailscale.InstallSource(suite="bookworm")
+    cmds = run_op(tailscale.install, FakeHost(os_release=canned_release(release)), source=source)
+    distro = canned_release(release)["id"]
+    assert texts(cmds)[0].startswith(
+        f"/usr/lib/apt/apt-helper download-file https://pkgs.tailscale.com/stable/{distro}/bookworm.noarmor.gpg "
+    )
 
 
 def test_install_explicit_suite_and_repo_win_over_the_release():

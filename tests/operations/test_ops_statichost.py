@@ -182,3 +182,98 @@ def test_netplan_file_of_its_own_then_generate():
     with pytest.raises(OperationError, match="netplan defines no interface named eth0"):
         undefined = NETPLAN_STATE.replace("ethernets\n", "\n")
         run_op(site_routes, FakeHost(outputs={StaticHost: undefined}), WANT, NH)
+
+
+# ------------------------------------------------------------------ dual-stack (issue 19)
+# Canned from the lab (tests/e2e/static_ipv6_topology.toml): a NetworkManager host after a deploy,
+# and `ip -j addr show` on its site's router.
+DUAL = data("statichost-networkmanager-dual.txt")
+LL = IPAddress("fe80::dc:38ff:fedf:50ca")  # a-router's link-local address on its LAN
+WANT6 = [IPNetwork("fdb5:b::/64"), IPNetwork("fd7a:115c:a1e0::/48")]
+BOTH = [*WANT, *WANT6]
+
+
+def test_dual_stack_state_parses_ipv6_routes_address_and_nm_routes():
+    state = StaticHost().process(DUAL.splitlines())
+    assert state.has_ipv6 and state.nm_connection == "lan"
+    assert state.route_for(IPNetwork("fdb5:b::/64")).gateway == str(LL)
+    assert state.nm_routes6 == ((IPNetwork("fdb5:b::/64"), str(LL)), (IPNetwork("fd7a:115c:a1e0::/48"), str(LL)))
+    assert state.default_gateway_of(6) is None
+    v4only = StaticHost().process(data("statichost-networkd.txt").splitlines())
+    assert not v4only.has_ipv6 and v4only.routes6 == ()
+
+
+def test_router_link_local_is_read_from_its_lan_interface():
+    from operations.facts.statichost import LanLinkLocal
+
+    fact = LanLinkLocal()
+    fact.command(address="192.0.2.2")
+    assert fact.process(data("router-ip-addr-dual.json").splitlines()) == LL
+    fact.command(address="192.0.2.99")  # no interface holds it
+    assert fact.process(data("router-ip-addr-dual.json").splitlines()) is None
+
+
+def fresh_dual() -> str:
+    """DUAL before any deploy: no routes of ours in the kernel or the connection."""
+    state = json.loads(DUAL.split("@@routes\n")[1].split("\n")[0])
+    six = json.loads(DUAL.split("@@routes6\n")[1].split("\n")[0])
+    text = DUAL.replace(json.dumps(state, separators=(",", ":")), json.dumps([r for r in state if "gateway" not in r
+                                                                              or r["dst"] == "default"]))
+    text = text.replace(json.dumps(six, separators=(",", ":")), json.dumps([r for r in six if "gateway" not in r]))
+    nm4, nm6 = DUAL.split("@@nm_routes\n")[1].split("\n")[0], DUAL.split("@@nm_routes6\n")[1].split("\n")[0]
+    text = text.replace(f"@@nm_routes\n{nm4}\n", "@@nm_routes\n\n")
+    return text.replace(f"@@nm_routes6\n{nm6}\n", "@@nm_routes6\n\n")
+
+
+def test_networkmanager_gets_ipv6_routes_via_the_routers_link_local_then_nothing():
+    h = FakeHost(outputs={StaticHost: fresh_dual()})
+    cmds = texts(run_op(site_routes, h, BOTH, NH, next_hop6=LL))
+    nm = next(c for c in cmds if c.startswith("nmcli"))
+    assert "+ipv6.routes 'fdb5:b::/64 fe80::dc:38ff:fedf:50ca'" in nm
+    assert "+ipv6.routes 'fd7a:115c:a1e0::/48 fe80::dc:38ff:fedf:50ca'" in nm
+    assert "+ipv4.routes '172.16.100.0/24 192.0.2.2'" in nm
+    assert cmds[-2:] == ["ip route replace fdb5:b::/64 via fe80::dc:38ff:fedf:50ca dev eth0 proto static",
+                         "ip route replace fd7a:115c:a1e0::/48 via fe80::dc:38ff:fedf:50ca dev eth0 proto static"]
+    h.apply(run_op(site_routes, h, BOTH, NH, next_hop6=LL))
+    assert "route fdb5:b::/64 fe80::dc:38ff:fedf:50ca\n" in h.fs["/etc/NetworkManager/s2s-routes"].decode()
+    h.outputs[StaticHost] = DUAL  # what the lab's host held after that deploy
+    assert run_op(site_routes, h, BOTH, NH, next_hop6=LL) == []
+    # removal: both families out of the connection and the kernel, via the next hops the marker names
+    gone = texts(run_op(site_routes, h, BOTH, NH, present=False))
+    assert "-ipv6.routes 'fdb5:b::/64 fe80::dc:38ff:fedf:50ca'" in gone[0]
+    assert "ip route del fd7a:115c:a1e0::/48 via fe80::dc:38ff:fedf:50ca" in gone
+
+
+@pytest.mark.parametrize(("kind", "line"), [
+    ("networkd", "[Route]\nDestination=fdb5:b::/64\nGateway=fe80::dc:38ff:fedf:50ca\n"),
+    ("ifupdown", "ip route replace fdb5:b::/64 via fe80::dc:38ff:fedf:50ca dev eth0 proto static\n"),
+    ("netplan", "        - to: fdb5:b::/64\n          via: fe80::dc:38ff:fedf:50ca\n"),
+])
+def test_each_managers_file_carries_the_ipv6_routes_and_reads_back(kind, line):
+    state = fresh_dual().replace("\nnetworkmanager\n", f"\n{kind}\n").replace(
+        "@@networkd_file\n", "@@networkd_file\n/etc/systemd/network/20-lan.network\n").replace(
+        "@@netplan_type\n", "@@netplan_type\nethernets\n")
+    h = FakeHost(outputs={StaticHost: state})
+    h.apply(run_op(site_routes, h, BOTH, NH, next_hop6=LL))
+    (body,) = [v.decode() for k, v in h.fs.items() if "s2s-routes" in k]
+    assert line in body
+    from operations.statichost import owned_routes
+
+    assert owned_routes(body.splitlines()) == [(p, NH) for p in WANT] + [(p, LL) for p in WANT6]
+
+
+def test_no_ipv6_address_or_no_next_hop6_gives_ipv4_routes_only_and_says_why():
+    h = networkd_host()  # IPv4 only
+    cmds = texts(run_op(site_routes, h, BOTH, NH, manager="networkd", next_hop6=LL))
+    assert not any("fdb5" in c for c in cmds) and "no IPv6 address on eth0: no IPv6 routes" in h.logs
+    h = FakeHost(outputs={StaticHost: fresh_dual()})
+    cmds = texts(run_op(site_routes, h, BOTH, NH))
+    assert not any("fdb5" in c for c in cmds) and any("no IPv6 next hop" in m for m in h.logs)
+
+
+def test_ipv4_default_via_the_router_still_gets_the_ipv6_routes():
+    state = fresh_dual().replace('"gateway": "192.0.2.1"', '"gateway": "192.0.2.2"')
+    h = FakeHost(outputs={StaticHost: state})
+    cmds = texts(run_op(site_routes, h, BOTH, NH, next_hop6=LL))
+    assert "default gateway already is the site's router 192.0.2.2: no routes needed" in h.logs
+    assert not any("172.16.100.0/24" in c for c in cmds) and any("+ipv6.routes" in c for c in cmds)
