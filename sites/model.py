@@ -303,7 +303,7 @@ class DhcpSettings:
     @property
     def route_codes(self) -> tuple[int, ...]:
         """The DHCP options that carry the routes: 121 (RFC 3442), and 249 (Microsoft's older
-        twin, which some Windows clients read) unless turned off."""
+        copy of it, which some Windows clients read) unless turned off."""
         return (121, 249) if self.option_249 else (121,)
 
 
