@@ -26,7 +26,7 @@ from pyinfra.operations import apt
 
 from operations import batch, owned
 from operations.facts import LivePrefs, TailscalePrefs, TailscaleStatus
-from operations.facts.tailscale import normalise_prefixes, normalise_tags
+from operations.facts.tailscale import NodeStatus, normalise_prefixes, normalise_tags
 from operations.secret import AuthKey
 from operations.util import log_changes
 from sites.model import Tailscale
@@ -274,6 +274,71 @@ def configure_facts(socket: str | None = None) -> dict[str, batch.Fact]:
     return {"prefs": (TailscalePrefs, {"socket": socket}), "status": (TailscaleStatus, {"socket": socket})}
 
 
+@dataclass(frozen=True)
+class Login:
+    """Whether `configure` runs `tailscale up` (a login) rather than `tailscale set`, and why."""
+
+    joined: bool  # logged in and running
+    server_changed: bool  # the control URL differs: a new login
+    tags_changed: bool  # the advertised tags differ: a new login
+    stopped: bool  # logged in but `tailscale down`: `up` alone, no auth key
+
+    @classmethod
+    def of(cls, prefs: LivePrefs | None, status: NodeStatus | None, login_server: str | None,
+           changed: set[str]) -> Login:
+        """From the node's prefs and status and the names of the prefs that differ from the wanted ones."""
+        joined = bool(status and status.joined and prefs and not prefs.logged_out)
+        logged_in = bool(status and status.logged_in and prefs and not prefs.logged_out)
+        return cls(
+            joined=joined,
+            server_changed=bool(prefs and login_server and "ControlURL" in changed),
+            tags_changed=bool(prefs and "AdvertiseTags" in changed),
+            stopped=logged_in and not joined and bool(prefs and not prefs.want_running),
+        )
+
+    @property
+    def needed(self) -> bool:
+        return not self.joined or self.server_changed or self.tags_changed
+
+    @property
+    def needs_auth_key(self) -> bool:
+        return not (self.stopped and not self.server_changed and not self.tags_changed)
+
+    @property
+    def reason(self) -> str:
+        """What the change log says `tailscale up` runs for."""
+        if not self.needs_auth_key:
+            return "stopped"
+        if not self.joined:
+            return "not joined"
+        return "control server changed" if self.server_changed else "tags changed"
+
+
+def up_command(cli: list[str], want: dict[str, Any], prefs: LivePrefs | None, login_server: str | None,
+               login: Login, auth_key: AuthKey | None, timeout: str) -> StringCommand:
+    """`tailscale up --reset` with every owned pref as wanted (the ones `--reset` defaults right left out),
+    an exit node the operator advertises kept, and the auth key on stdin when a login needs one."""
+    args = cli + ["up", "--reset"]
+    for pref in OWNED_PREFS:
+        if pref.flag is None or pref.name not in want:
+            continue
+        if pref.name == "ControlURL" and not login_server:
+            continue
+        if pref.reset_default is not None and want[pref.name] == pref.reset_default:
+            continue
+        args.append(flag_value(pref, want[pref.name]))
+    if prefs and prefs.advertises_exit_node:
+        args.append("--advertise-exit-node")  # not ours: keep it
+    if login.joined and login.server_changed:
+        args.append("--force-reauth")
+    stdin = None
+    if login.needs_auth_key and auth_key is not None:
+        args.append(f"--auth-key={auth_key.cli_value()}")
+        stdin = auth_key.stdin()
+    args.append(f"--timeout={shlex.quote(timeout)}")
+    return StringCommand(*args, **({"_stdin": stdin} if stdin is not None else {}))
+
+
 @operation()
 def configure(
     routes: Iterable[str],
@@ -311,52 +376,19 @@ def configure(
     want = wanted_prefs(prefs, routes, accept_routes, snat, login_server, tags, accept_dns, hostname)
     changes = pref_changes(prefs, want)
     shown = [(p.name, old, new) for p, old, new in changes]
-    changed = {p.name for p, _, _ in changes}
-
-    joined = bool(status and status.joined and prefs and not prefs.logged_out)
-    logged_in = bool(status and status.logged_in and prefs and not prefs.logged_out)
-    server_changed = bool(prefs and login_server and "ControlURL" in changed)
-    tags_changed = bool(prefs and "AdvertiseTags" in changed)
-    stopped = logged_in and not joined and bool(prefs and not prefs.want_running)
+    login = Login.of(prefs, status, login_server, {p.name for p, _, _ in changes})
 
     cli = ["tailscale"] + ([f"--socket={shlex.quote(socket)}"] if socket else [])
-    if not joined or server_changed or tags_changed:
-        needs_login = not (stopped and not server_changed and not tags_changed)
-        if needs_login and auth_key is None:
+    if login.needed:
+        if login.needs_auth_key and auth_key is None:
             raise OperationValueError(
                 "tailscale needs an auth key to join (or to change control server/tags); none was given"
             )
-        why = (
-            "stopped"
-            if not needs_login
-            else "not joined"
-            if not joined
-            else "control server changed"
-            if server_changed
-            else "tags changed"
-        )
         log_changes(
-            f"tailscale prefs ({why}: tailscale up)",
+            f"tailscale prefs ({login.reason}: tailscale up)",
             shown or [("BackendState", status.backend_state if status else None, "Running")],
         )
-        args = cli + ["up", "--reset"]
-        for pref in OWNED_PREFS:
-            if pref.flag is None or pref.name not in want:
-                continue
-            if pref.name == "ControlURL" and not login_server:
-                continue
-            if pref.reset_default is not None and want[pref.name] == pref.reset_default:
-                continue
-            args.append(flag_value(pref, want[pref.name]))
-        if prefs and prefs.advertises_exit_node:
-            args.append("--advertise-exit-node")  # not ours: keep it
-        if joined and server_changed:
-            args.append("--force-reauth")
-        if needs_login:
-            args.append(f"--auth-key={auth_key.cli_value()}")
-        args.append(f"--timeout={shlex.quote(timeout)}")
-        stdin = auth_key.stdin() if needs_login and auth_key is not None else None
-        yield StringCommand(*args, **({"_stdin": stdin} if stdin is not None else {}))
+        yield up_command(cli, want, prefs, login_server, login, auth_key, timeout)
         return
 
     set_args = [flag_value(p, new) for p, _, new in changes if p.settable and p.flag]
