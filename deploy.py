@@ -80,7 +80,7 @@ if policy_file(host):
 # 2-3. Each subnet router: Tailscale installed, forwarding on, joined, routes advertised, MSS clamped
 if site is not None:
     configure_router(site, model, router=router, prune=prune(host), prune_command=retire.prune_command(model),
-                     twin_removed_now=any(gone.site == site.name for gone in removed_routers(model)))
+                     other_router_removed_now=any(gone.site == site.name for gone in removed_routers(model)))
 
 # 4. Approve the subnet routers' routes (after they joined; planned on one host)
 tailnet.routes_approved(name="Subnet routes approved", model=model, coordinating=coordinator)

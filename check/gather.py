@@ -81,7 +81,7 @@ class RouterState:
     probe_error: str | None = None
     pings: dict[str, dict[str, Any]] = field(default_factory=dict)  # peer site -> {tsping, mtu, small, via}
     router: Router | None = None
-    twins: list[RouterState] = field(default_factory=list)  # an HA site's other routers (facts only)
+    other_routers: list[RouterState] = field(default_factory=list)  # an HA site's other routers (facts only)
     ping_source: str = ""  # the LAN address the tunnel pings went from (an HA site: the VRRP holder's vip)
     addresses6: list[str] = field(default_factory=list)  # global IPv6 addresses
     ra: RouterAdvert | None = None  # the advertisement seen leaving the LAN interface (dual stack)
@@ -97,7 +97,8 @@ class ControlState:
 
     error: str | None = None
     nodes: dict[str, Node | None] = field(default_factory=dict)  # site -> its router's node
-    twins: dict[str, dict[str, Node]] = field(default_factory=dict)  # HA site -> other router's ssh -> its node
+    # HA site -> ssh target of each of its other routers -> that router's node
+    other_router_nodes: dict[str, dict[str, Node]] = field(default_factory=dict)
     node_errors: dict[str, str] = field(default_factory=dict)
     online: dict[str, bool | None] = field(default_factory=dict)  # node id -> online
     primary: dict[str, tuple[str, ...]] = field(default_factory=dict)  # node id -> primary routes (Headscale)
@@ -164,20 +165,20 @@ def read_router(model: SiteModel, site: Site) -> RouterState:
         probe_dhcp(router, state, site)
     except RemoteError as exc:
         state.error = str(exc)
-    state.twins = [read_twin(model, site.name, twin.ssh) for twin in site.routers[1:]]
+    state.other_routers = [read_other_router(model, site.name, other.ssh) for other in site.routers[1:]]
     return state
 
 
-def read_twin(model: SiteModel, site: str, ssh: str) -> RouterState:
+def read_other_router(model: SiteModel, site: str, ssh: str) -> RouterState:
     """An HA site's other router: its facts (kept connected: if it holds the VRRP address, the
     site's tunnel pings go from it)."""
-    twin = RouterState(site, ssh)
+    other = RouterState(site, ssh)
     try:
-        router = twin.router = Router(ssh, model.ssh)
-        read_facts(router, twin)
+        router = other.router = Router(ssh, model.ssh)
+        read_facts(router, other)
     except RemoteError as exc:
-        twin.error = str(exc)
-    return twin
+        other.error = str(exc)
+    return other
 
 
 def pinger(site: Site, state: RouterState) -> tuple[RouterState, str]:
@@ -186,7 +187,7 @@ def pinger(site: Site, state: RouterState) -> tuple[RouterState, str]:
     the router holding the vip, from the vip; else the router, from its own LAN address."""
     if site.ha:
         vip = str(site.vip)
-        for candidate in (state, *state.twins):
+        for candidate in (state, *state.other_routers):
             if candidate.router is not None and any(vip in ips for ips in candidate.addresses.values()):
                 return candidate, vip
     return state, str(site.routers[0].address)
@@ -308,16 +309,16 @@ def _live_flags(state: ControlState) -> None:
             state.primary[node.id] = node.primary_routes
 
 
-def _twin_nodes(cp: ControlPlane, site: Site, nodes: list[Node], ours: tuple[str, ...]) -> dict[str, Node]:
+def _other_router_nodes(cp: ControlPlane, site: Site, nodes: list[Node], ours: tuple[str, ...]) -> dict[str, Node]:
     """An HA site's other routers' nodes, by ssh target (the ones the control plane knows): any of them
     may be the site's primary after a failover, which is healthy."""
-    twins = {}
+    found = {}
     for router in site.routers[1:]:
         try:
-            twins[router.ssh] = cp.find_router(router_ident(router), nodes, prefer=ours)
+            found[router.ssh] = cp.find_router(router_ident(router), nodes, prefer=ours)
         except ControlPlaneError:
             continue
-    return twins
+    return found
 
 
 def read_control(model: SiteModel) -> ControlState:
@@ -335,7 +336,7 @@ def read_control(model: SiteModel) -> ControlState:
                 except ControlPlaneError as exc:
                     state.nodes[site.name] = None
                     state.node_errors[site.name] = " ".join(str(exc).split())
-                state.twins[site.name] = _twin_nodes(cp, site, state.all_nodes, ours)
+                state.other_router_nodes[site.name] = _other_router_nodes(cp, site, state.all_nodes, ours)
             _live_flags(state)
             state.policy_text = cp.read_policy().text
             state.modern = cp.grants_supported()
@@ -373,7 +374,7 @@ def gather(model: SiteModel) -> tuple[dict[str, RouterState], ControlState]:
         ping_peers(model, routers)
     finally:
         for state in routers.values():
-            for read in (state, *state.twins):
+            for read in (state, *state.other_routers):
                 if read.router is not None:
                     read.router.close()
                     read.router = None

@@ -167,11 +167,11 @@ def routes_row(site: Site, r: RouterState, cs: ControlState, fx: Fixes, tailscal
     # The router's view can lag or go empty while the policy lets it reach no peer, so it is second.
     elected = cs.primary.get(node.id, status.primary_routes) if cs.primary else status.primary_routes
     secondary = [p for p in ours if p not in elected]
-    twins = list(cs.twins.get(name, {}).values()) if site.ha else []
-    if secondary and twins and cs.primary:
-        # An HA site is served when each prefix is primary on one of its routers (after a failover the
-        # twin holds it; a recovered router does not reclaim it). The check reads the first router only.
-        holders = {p: next((t.label for t in twins if p in cs.primary.get(t.id, ())), None) for p in secondary}
+    others = list(cs.other_router_nodes.get(name, {}).values()) if site.ha else []
+    if secondary and others and cs.primary:
+        # An HA site is served when each prefix is primary on one of its routers (after a failover
+        # another router holds it; a recovered router does not reclaim it). The check reads the first router only.
+        holders = {p: next((t.label for t in others if p in cs.primary.get(t.id, ())), None) for p in secondary}
         if all(holders.values()):
             return _ok(name, "routes", f"{', '.join(ours)} advertised, approved; primary on "
                        f"{', '.join(sorted(set(holders.values())))} (HA, {len(site.routers)} routers; "
@@ -411,10 +411,7 @@ def ping6_row(model: SiteModel, site: Site, r: RouterState, so_far: dict[tuple[s
     return _ok(name, "ping6", f"from {r.ping6_source} to {', '.join(peers)}")
 
 
-TWIN_STEPS = ("ssh", "tailscaled", "routes", "prefs", "forwarding", "clamp")  # what each router of a site needs
-
-
-def twin_routes_row(site: Site, r: RouterState, node: Node | None, fx: Fixes, tailscaled: Row) -> Row:
+def other_router_routes_row(site: Site, r: RouterState, node: Node | None, fx: Fixes, tailscaled: Row) -> Row:
     """An HA site's other router: advertises the site's prefixes and has them approved (it is
     ready to take over; which router is primary is the first router's routes row)."""
     name, ours = site.name, [str(p) for p in site.advertised]
@@ -431,24 +428,24 @@ def twin_routes_row(site: Site, r: RouterState, node: Node | None, fx: Fixes, ta
     return _ok(name, "routes", f"{', '.join(ours)} advertised, approved")
 
 
-def twin_rows(site: Site, twin: RouterState, cs: ControlState, fx: Fixes) -> dict[str, Row]:
+def other_router_rows(site: Site, other: RouterState, cs: ControlState, fx: Fixes) -> dict[str, Row]:
     """The router-local steps of an HA site's other router, with fixes aimed at that router."""
-    at = site  # the rows read the twin's own state and aim their fixes at twin.target
-    node = cs.twins.get(site.name, {}).get(twin.target)
+    at = site  # the rows read the other router's own state and aim their fixes at other.target
+    node = cs.other_router_nodes.get(site.name, {}).get(other.target)
     view = dataclasses.replace(cs, nodes={**cs.nodes, site.name: node},
                                node_errors={**cs.node_errors, site.name: "not a node of the control plane"})
-    rows = {"ssh": ssh_row(at, twin, fx), "prefs": prefs_row(at, twin, fx),
-            "forwarding": forwarding_row(at, twin, fx), "clamp": clamp_row(at, twin, fx)}
-    rows["tailscaled"] = tailscaled_row(at, twin, view, fx)
-    rows["routes"] = twin_routes_row(at, twin, node, fx, rows["tailscaled"])
+    rows = {"ssh": ssh_row(at, other, fx), "prefs": prefs_row(at, other, fx),
+            "forwarding": forwarding_row(at, other, fx), "clamp": clamp_row(at, other, fx)}
+    rows["tailscaled"] = tailscaled_row(at, other, view, fx)
+    rows["routes"] = other_router_routes_row(at, other, node, fx, rows["tailscaled"])
     return rows
 
 
-def with_twin(row: Row, twin: str, other: Row) -> Row:
+def with_other_router(row: Row, router: str, other: Row) -> Row:
     """One site row for both routers: the first not-ok verdict wins (named by router), else ok for both."""
     if other.status == Status.OK:
-        return dataclasses.replace(row, reason=f"{row.reason}; {twin}: ok") if row.status == Status.OK else row
-    named = dataclasses.replace(other, reason=f"router {twin}: {other.reason}")
+        return dataclasses.replace(row, reason=f"{row.reason}; {router}: ok") if row.status == Status.OK else row
+    named = dataclasses.replace(other, reason=f"router {router}: {other.reason}")
     if row.status == Status.OK:
         return named
     if row.status == Status.UNKNOWN and other.status == Status.BROKEN:
@@ -470,9 +467,9 @@ def judge(model: SiteModel, plans: dict[str, SitePlan], routers: dict[str, Route
         rows[(name, "forwarding")] = forwarding_row(site, r, fx)
         rows[(name, "clamp")] = clamp_row(site, r, fx)
         rows[(name, "dhcp")] = dhcp_row(site, plans[name], r, model, fx)
-        for twin in r.twins:
-            for step, other in twin_rows(site, twin, cs, fx).items():
-                rows[(name, step)] = with_twin(rows[(name, step)], twin.target, other)
+        for other_router in r.other_routers:
+            for step, other in other_router_rows(site, other_router, cs, fx).items():
+                rows[(name, step)] = with_other_router(rows[(name, step)], other_router.target, other)
     for row in policy_rows(model, cs, fx):
         rows[(row.site, "policy")] = row
     for row in tunnel_rows(model, routers, rows, fx):

@@ -38,7 +38,7 @@ from controlplane import hujson
 
 MARK = "s2s-controlplane"
 TAILNET_RANGE = "100.64.0.0/10"  # Tailscale's site-to-site guide: the tailnet devices' range
-TAILNET_RANGE6 = "fd7a:115c:a1e0::/48"  # its IPv6 twin, for sites with IPv6 prefixes
+TAILNET_RANGE6 = "fd7a:115c:a1e0::/48"  # its IPv6 counterpart, for sites with IPv6 prefixes
 
 # What a control server does with no policy at all is allow everything. A first
 # policy starts from a rule outside our blocks that keeps exactly that, so writing

@@ -47,7 +47,8 @@ def _status(topo: Topology) -> int:
     return 0 if all(r.up for r in rows) else 1
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """The verbs and their arguments."""
     p = argparse.ArgumentParser(prog="python -m lab", description=__doc__.splitlines()[2].strip())
     # accepted before or after the verb: `python -m lab -t t.toml up` == `python -m lab up -t t.toml`
     p.add_argument("-t", "--topology", metavar="FILE", help=f"topology file (or ${api.TOPOLOGY_ENV})")
@@ -95,57 +96,77 @@ def main(argv: list[str] | None = None) -> int:
     po.add_argument("--hard", action="store_true", help="kill at once: no clean shutdown")
     pn = verb("poweron", help="boot hosts that poweroff left off")
     pn.add_argument("hosts", nargs="+")
+    return p
+
+
+def _write_topology(args: argparse.Namespace) -> int:
+    """`topology`: an N-site topology file on stdout (no lab, no root)."""
+    try:
+        sys.stdout.write(generate(args.sites, args.layout, args.routes, args.ipv6))
+    except ValueError as exc:
+        print(f"python -m lab topology: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _graph(dot: bool) -> int:
+    """`graph`: the topology's segments and hosts (no lab, no root)."""
+    try:
+        topo = api.resolve_topology()
+    except TopologyError as exc:
+        print(f"python -m lab: {exc}", file=sys.stderr)
+        return 2
+    print(graph.dot(topo) if dot else graph.text(topo), end="")
+    return 0
+
+
+def _on_the_lab(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
+    """The verbs that start, stop or reach into the lab's hosts (as root)."""
+    if args.cmd == "up":
+        # the CLI's `up` keeps (and refreshes) a running lab's topology unless told otherwise
+        print(report.deploy_hint(api.ensure_up(api.resolve_topology())))
+    elif args.cmd == "down":
+        api.down()
+        print("lab is down")
+    elif args.cmd == "status":
+        return _status(api.resolve_topology())
+    elif args.cmd == "restart":
+        api.restart(args.hosts)
+    elif args.cmd == "poweroff":
+        api.poweroff(args.hosts, hard=args.hard)
+    elif args.cmd == "poweron":
+        api.poweron(args.hosts)
+    elif args.cmd == "renew":
+        api.renew(args.clients)
+    elif args.cmd == "ssh":
+        return _ssh(args.host, args.command)
+    elif args.cmd == "exec":
+        if not args.command:
+            p.error("exec needs a command")
+        return _exec(args.host, args.command)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _parser()
     args = p.parse_args(argv)
     if args.cmd == "topology":
-        try:
-            sys.stdout.write(generate(args.sites, args.layout, args.routes, args.ipv6))
-        except ValueError as exc:
-            print(f"python -m lab topology: {exc}", file=sys.stderr)
-            return 2
-        return 0
+        return _write_topology(args)
     if args.topology is not None:
         os.environ[api.TOPOLOGY_ENV] = args.topology  # every verb (and `lab exec` children) act on it
     if args.cmd == "graph":
-        try:
-            topo = api.resolve_topology()
-        except TopologyError as exc:
-            print(f"python -m lab: {exc}", file=sys.stderr)
-            return 2
-        print(graph.dot(topo) if args.dot else graph.text(topo), end="")
-        return 0
+        return _graph(args.dot)
     if os.geteuid() != 0:
         print("python -m lab: needs root (network namespaces, mounts, systemd-nspawn)", file=sys.stderr)
         return 2
     try:
-        if args.cmd == "up":
-            # the CLI's `up` keeps (and refreshes) a running lab's topology unless told otherwise
-            print(report.deploy_hint(api.ensure_up(api.resolve_topology())))
-        elif args.cmd == "down":
-            api.down()
-            print("lab is down")
-        elif args.cmd == "status":
-            return _status(api.resolve_topology())
-        elif args.cmd == "restart":
-            api.restart(args.hosts)
-        elif args.cmd == "poweroff":
-            api.poweroff(args.hosts, hard=args.hard)
-        elif args.cmd == "poweron":
-            api.poweron(args.hosts)
-        elif args.cmd == "renew":
-            api.renew(args.clients)
-        elif args.cmd == "ssh":
-            return _ssh(args.host, args.command)
-        elif args.cmd == "exec":
-            if not args.command:
-                p.error("exec needs a command")
-            return _exec(args.host, args.command)
+        return _on_the_lab(args, p)
     except TopologyError as exc:
         print(f"python -m lab: {exc}", file=sys.stderr)
         return 2
     except LabError as exc:
         print(f"python -m lab: {exc}", file=sys.stderr)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -7,12 +7,12 @@ file shape whichever lab is running. Only `sites/` reads the site file back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import tomli_w
 
-from lab.topology import Topology
+from lab.topology import LabSite, Topology
 
 DEFAULT_KEA_URL = "http://127.0.0.1:8000"  # the CA on the gateway's loopback, reached over SSH
 
@@ -33,6 +33,29 @@ class SshEndpoint:
 def _table(pairs: Iterable[tuple[str, object]]) -> dict[str, object]:
     """A TOML table from (key, value) pairs; None values are left out."""
     return {key: value for key, value in pairs if value is not None}
+
+
+def _site_table(site: LabSite, alias: Callable[[str], str], *, name_managers: bool,
+                kea: dict[str, object]) -> dict[str, object]:
+    """One `[sites.NAME]` table: an HA site's routers in `[[sites.X.routers]]` with the vip as the
+    LAN's next hop, else the one router; its static hosts (their managers named, or left to
+    detection: the lab runs both ways) and its Kea server."""
+    routes = [str(r) for r in site.routes] or None
+    subnet6 = str(site.subnet6) if site.subnet6 is not None else None
+    if site.ha:
+        table = _table([("subnet", str(site.subnet)), ("subnet6", subnet6), ("vip", str(site.vip)),
+                        ("gateway", str(site.gateway)), ("routes", routes)])
+        table["routers"] = [{"address": str(lan), "ssh": alias(name), "tailnet_node": name}
+                            for name, lan, _ in site.routers]
+    else:
+        table = _table([("subnet", str(site.subnet)), ("subnet6", subnet6), ("router", str(site.router)),
+                        ("gateway", str(site.gateway)), ("routes", routes), ("ssh", alias(site.router_host))])
+    hosts = [_table([("ssh", alias(name)), ("manager", kind if name_managers else None)])
+             for name, kind, _ in site.static_host_list]
+    if hosts:
+        table["hosts"] = hosts
+    table["kea"] = kea
+    return table
 
 
 def render_site_file(
@@ -95,26 +118,12 @@ def render_site_file(
     ])
     if topo.dhcp_summaries is not None:
         doc["dhcp"] = {"summaries": topo.dhcp_summaries}
+    first = next(iter(topo.sites))
     sites: dict[str, object] = {}
     for site in topo.sites.values():
-        routes = [str(r) for r in site.routes] or None
-        subnet6 = str(site.subnet6) if site.subnet6 is not None else None
-        if site.ha:  # an HA site: every router in [[sites.X.routers]], the LAN's next hop is the vip
-            table = _table([("subnet", str(site.subnet)), ("subnet6", subnet6), ("vip", str(site.vip)),
-                            ("gateway", str(site.gateway)), ("routes", routes)])
-            table["routers"] = [{"address": str(lan), "ssh": alias(name), "tailnet_node": name}
-                                for name, lan, _ in site.routers]
-        else:
-            table = _table([("subnet", str(site.subnet)), ("subnet6", subnet6), ("router", str(site.router)),
-                            ("gateway", str(site.gateway)), ("routes", routes), ("ssh", alias(site.router_host))])
-        # the first site's static hosts' managers are left to detection, the others' named (both ways run)
-        hosts = [_table([("ssh", alias(name)), ("manager", kind if site.name != next(iter(topo.sites)) else None)])
-                 for name, kind, _ in site.static_host_list]
-        if hosts:
-            table["hosts"] = hosts
-        table["kea"] = _table([("url", kea_url), ("ssh", alias(site.gateway_host)), ("user", kea_user),
-                               ("password_file", passwords.get(site.name))])
-        sites[site.name] = table
+        sites[site.name] = _site_table(site, alias, name_managers=site.name != first, kea=_table([
+            ("url", kea_url), ("ssh", alias(site.gateway_host)), ("user", kea_user),
+            ("password_file", passwords.get(site.name))]))
     doc["sites"] = sites
     return header + tomli_w.dumps(doc)
 

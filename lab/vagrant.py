@@ -230,7 +230,8 @@ def cmd_validate(state: Path) -> None:
     subprocess.run(["vagrant", "validate"], cwd=REPO_ROOT, env=vagrant_env(state), check=True)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """The verbs and their arguments."""
     parser = argparse.ArgumentParser(prog="python -m lab.vagrant", description=__doc__.splitlines()[0])
     parser.add_argument("--topology", help="topology file (default: lab/topology.toml)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -247,61 +248,74 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("validate", help="run `vagrant validate` (no VM, no download)")
     sub.add_parser("down", help="vagrant destroy -f (the site file and secrets stay)")
     sub.add_parser("render", help="print what the Vagrantfile provisions (JSON; the Vagrantfile runs this)")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def vagrant_topology(path: str | None) -> Topology:
+    """The topology, refused when it has an HA site: the Vagrantfile builds one router VM per site."""
+    topo = load_topology(path)
+    ha = [s.name for s in topo.sites.values() if s.ha]
+    if ha:
+        raise TopologyError(
+            f"{topo.path}: sites.{ha[0]}: HA sites (router2, vip) run in the namespace lab only (python -m lab)"
+        )
+    return topo
+
+
+def _run(args: argparse.Namespace, topo: Topology, state: Path) -> None:
+    """One verb on the VMs: the lean layout's own (two VMs on a private libvirtd) once it is the one up."""
+    if args.command == "box":
+        from lab.box import ensure_added
+
+        print(ensure_added())
+    elif args.command == "up" and args.lean:
+        from lab import vagrant_lean
+
+        state.mkdir(parents=True, exist_ok=True)
+        (state / "layout").write_text("lean\n")
+        vagrant_lean.up(topo, state)
+    elif args.command == "up":
+        client(state).up(provider=args.provider)
+        cmd_sitefile(topo, state)
+    elif args.command == "validate":
+        cmd_validate(state)
+    elif lean_active(state):
+        _run_lean(args.command, topo, state)
+    elif args.command == "sitefile":
+        cmd_sitefile(topo, state)
+    elif args.command == "status":
+        cmd_status(topo, state)
+    elif args.command == "down":
+        client(state).destroy()
+
+
+def _run_lean(command: str, topo: Topology, state: Path) -> None:
+    """sitefile, status and down on the lean layout."""
+    from lab import vagrant_lean
+
+    if command == "sitefile":
+        vagrant_lean.write_outputs(topo, state)
+    elif command == "status":
+        vagrant_lean.status(topo, state)
+    elif command == "down":
+        vagrant_lean.down(state)
+        (state / "layout").unlink()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
-        topo = load_topology(args.topology)
+        topo = vagrant_topology(args.topology)
     except TopologyError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    ha = [s.name for s in topo.sites.values() if s.ha]
-    if ha:  # the Vagrantfile builds one router VM per site
-        print(
-            f"error: {topo.path}: sites.{ha[0]}: HA sites (router2, vip) run in the namespace lab only (python -m lab)",
-            file=sys.stderr,
-        )
         return 2
     if args.command == "render":
         json.dump(render(topo), sys.stdout, indent=1)
         return 0
     if args.topology:
         os.environ[TOPOLOGY_ENV] = str(Path(args.topology).resolve())  # vagrant's Vagrantfile renders the same
-    state = state_dir()
     try:
-        if args.command == "box":
-            from lab.box import ensure_added
-
-            print(ensure_added())
-        elif args.command == "up" and args.lean:
-            from lab import vagrant_lean
-
-            state.mkdir(parents=True, exist_ok=True)
-            (state / "layout").write_text("lean\n")
-            vagrant_lean.up(topo, state)
-        elif args.command == "up":
-            client(state).up(provider=args.provider)
-            cmd_sitefile(topo, state)
-        elif args.command == "sitefile" and lean_active(state):
-            from lab import vagrant_lean
-
-            vagrant_lean.write_outputs(topo, state)
-        elif args.command == "sitefile":
-            cmd_sitefile(topo, state)
-        elif args.command == "status" and lean_active(state):
-            from lab import vagrant_lean
-
-            vagrant_lean.status(topo, state)
-        elif args.command == "status":
-            cmd_status(topo, state)
-        elif args.command == "validate":
-            cmd_validate(state)
-        elif args.command == "down" and lean_active(state):
-            from lab import vagrant_lean
-
-            vagrant_lean.down(state)
-            (state / "layout").unlink()
-        elif args.command == "down":
-            client(state).destroy()
+        _run(args, topo, state_dir())
     except VagrantLabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -317,7 +331,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

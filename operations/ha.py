@@ -11,8 +11,8 @@ the VRRP address moves to whichever router the tailnet uses, and it leaves a
 router whose tailscaled is not Running (a FAULT, not only a dead box).
 
 Two more things every HA router needs:
-- its own LAN stays in table main: with --accept-routes, the twin's advertisement
-  of this LAN puts it in Tailscale's table 52, whose rule (5270) comes before
+- its own LAN stays in table main: with --accept-routes, the site's other routers'
+  advertisement of this LAN puts it in Tailscale's table 52, whose rule (5270) comes before
   main's; an owned rule at 5260 looks the site's prefixes up in main first
   (suppress_prefixlength 0: a default route alone does not count) - live now and
   at boot (a oneshot unit, as operations/mss.py does for its rules);
@@ -96,8 +96,8 @@ def keepalived_stopped() -> list[str]:
 
 def check_script() -> str:
     """keepalived's checks. `primary` reads the *peers'* PrimaryRoutes: Headscale 0.29 keeps them
-    current, while a node's own Self.PrimaryRoutes was seen missing on the lab's primary after its
-    twin's tailscaled restarted. No peer primary for the prefix = this router is (or nobody is yet)."""
+    current, while a node's own Self.PrimaryRoutes was seen missing on the lab's primary after the
+    other router's tailscaled restarted. No peer primary for the prefix = this router is (or nobody is yet)."""
     return r"""#!/bin/sh
 # Managed by s2s (operations/ha.py): keepalived's view of tailscaled on this router.
 #   s2s-vrrp-check running         tailscaled is up and logged in (BackendState Running)
@@ -134,7 +134,7 @@ vrrp_script {name}_running {{
 }}
 
 # the tailnet's primary for the site's subnet gets the address (peers accept the prefix only from it);
-# fall 3: a primary seen for a moment on a twin (a reconnect) is not a reason to move
+# fall 3: a primary seen for a moment on another router (a reconnect) is not a reason to move
 vrrp_script {name}_primary {{
     script "{CHECK} primary {site.subnet}"
     interval 1
@@ -178,7 +178,7 @@ def rules_script(prefixes: list[str]) -> str:
     lines = [
         "#!/bin/sh",
         "# Managed by s2s (operations/ha.py): this site's own prefixes are looked up in table main",
-        "# before Tailscale's table 52, where the HA twin's advertisement of them would land.",
+        "# before Tailscale's table 52, where the site's other routers' advertisement of them would land.",
         "set -e",
     ]
     for prefix in prefixes:
@@ -330,7 +330,7 @@ def leftover_facts() -> dict[str, batch.Fact]:
 
 @operation()
 def no_longer_ha(
-    prune: bool = False, twin_removed_now: bool = False, prune_command: str = "--data prune=true"
+    prune: bool = False, other_router_removed_now: bool = False, prune_command: str = "--data prune=true"
 ) -> Generator[Any, None, None]:
     """
     On a router of a site that is not HA (any more): the project's HA setup taken down, in a removal run.
@@ -338,7 +338,7 @@ def no_longer_ha(
     + prune: this is the removal run (`--data prune=true`); otherwise a leftover is only reported:
       LAN clients still use the VRRP address as their next hop until their lease renews with the
       router's own address (ISC dhclient only at a full bind), so it goes when the user says so
-    + twin_removed_now: the site's other router is removed in this same run: its clients' leases
+    + other_router_removed_now: the site's other router is removed in this same run: its clients' leases
       still name the VRRP address, so the setup stays until a later removal run
     + prune_command: the command that runs the removal, for the warning
 
@@ -351,7 +351,7 @@ def no_longer_ha(
     if not left.any:
         host.noop("no HA setup of ours on this router")
         return
-    if not prune or twin_removed_now:
+    if not prune or other_router_removed_now:
         warn(
             "this router keeps the HA setup (VRRP address, own-LAN rules) from when its site had several "
             "routers: LAN clients use the VRRP address until their lease renews with this router's own address "

@@ -1,6 +1,6 @@
 """Router advertisements on the router's LAN: the IPv6 half of Tailscale's site-to-site guide.
 
-DHCPv4 option 121 has no IPv6 twin. LAN hosts learn a more specific IPv6 route from a router
+DHCPv4 option 121 has no IPv6 counterpart. LAN hosts learn a more specific IPv6 route from a router
 advertisement carrying a Route Information Option (RFC 4191). The subnet router sends them
 with router lifetime 0, so it never becomes the LAN's default router: the LAN's own addressing
 and default route stay with whatever serves them (docs/ipv6.md).

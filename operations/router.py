@@ -81,7 +81,7 @@ def configure_router(
     wan_interface: str | None = None,
     router: Router | None = None,
     prune: bool = False,
-    twin_removed_now: bool = False,
+    other_router_removed_now: bool = False,
     prune_command: str = "--data prune=true",
 ) -> None:
     """
@@ -94,7 +94,7 @@ def configure_router(
     + wan_interface: interface for UDP GRO forwarding (default: the default route's)
     + router: which of site.routers this host is (default: the first)
     + prune: the removal run (`--data prune=true`): also take down an HA setup the site no longer has
-    + twin_removed_now: another router of this site is removed in this run (its HA setup then stays)
+    + other_router_removed_now: another router of this site is removed in this run (its HA setup then stays)
     + prune_command: how to start the removal run, for the warning when it is not one
 
     UDP GRO is an optimisation: when it cannot be applied the deploy warns and goes on.
@@ -112,7 +112,7 @@ def configure_router(
         source=source, packages=extra_packages,
     )
     forwarding.enable(name="Enable IPv4 and IPv6 forwarding")
-    if site.ha:  # before joining with --accept-routes: the twin advertises this LAN too
+    if site.ha:  # before joining with --accept-routes: the site's other routers advertise this LAN too
         ha.own_lan_first(name="Keep the site's own LAN out of Tailscale's table 52 (HA)",
                          prefixes=own)
         ha.loose_rp_filter(name="Loose reverse-path filtering (HA)")
@@ -137,5 +137,5 @@ def configure_router(
                           model=model, router=this)
     else:
         ha.no_longer_ha(name="No HA setup left from when the site had several routers",
-                        prune=prune, twin_removed_now=twin_removed_now, prune_command=prune_command)
+                        prune=prune, other_router_removed_now=other_router_removed_now, prune_command=prune_command)
     gro.enable(name=GRO_STEP, interface=wan_interface, _ignore_errors=True)

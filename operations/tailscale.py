@@ -29,7 +29,7 @@ import failpoint
 from operations import batch, owned
 from operations.facts import LivePrefs, TailscalePrefs, TailscaleStatus
 from operations.facts.dpkg import DpkgInterrupted
-from operations.facts.tailscale import normalise_prefixes, normalise_tags
+from operations.facts.tailscale import NodeStatus, normalise_prefixes, normalise_tags
 from operations.packages import apt_install, apt_update, dpkg_recover
 from operations.secret import AuthKey
 from operations.util import log_changes
@@ -291,6 +291,67 @@ def configure_facts(socket: str | None = None) -> dict[str, batch.Fact]:
     return {"prefs": (TailscalePrefs, {"socket": socket}), "status": (TailscaleStatus, {"socket": socket})}
 
 
+@dataclass(frozen=True)
+class Login:
+    """Whether `configure` runs `tailscale up` (a login) rather than `tailscale set`, and why."""
+
+    joined: bool  # logged in and running
+    server_changed: bool  # the control URL differs: a new login
+    tags_changed: bool  # the advertised tags differ: a new login
+    stopped: bool  # logged in but `tailscale down`
+
+    @classmethod
+    def of(cls, prefs: LivePrefs | None, status: NodeStatus | None, login_server: str | None,
+           changed: set[str]) -> Login:
+        """From the node's prefs and status and the names of the prefs that differ from the wanted ones."""
+        joined = bool(status and status.joined and prefs and not prefs.logged_out)
+        logged_in = bool(status and status.logged_in and prefs and not prefs.logged_out)
+        return cls(
+            joined=joined,
+            server_changed=bool(prefs and login_server and "ControlURL" in changed),
+            tags_changed=bool(prefs and "AdvertiseTags" in changed),
+            stopped=logged_in and not joined and bool(prefs and not prefs.want_running),
+        )
+
+    @property
+    def needed(self) -> bool:
+        return not self.joined or self.server_changed or self.tags_changed
+
+    @property
+    def brought_up(self) -> bool:
+        """Stopped by hand and nothing else to log in for: a bare `tailscale up`, no auth key."""
+        return self.stopped and not self.server_changed and not self.tags_changed
+
+    @property
+    def reason(self) -> str:
+        """What the change log says `tailscale up` runs for."""
+        if not self.joined:
+            return "not joined"
+        return "control server changed" if self.server_changed else "tags changed"
+
+
+def up_command(cli: list[str], want: dict[str, Any], prefs: LivePrefs | None, login_server: str | None,
+               login: Login, auth_key: AuthKey, timeout: str) -> StringCommand:
+    """`tailscale up --reset` with every owned pref as wanted (the ones `--reset` defaults right left out),
+    an exit node the operator advertises kept, and the auth key on stdin."""
+    args = cli + ["up", "--reset"]
+    for pref in OWNED_PREFS:
+        if pref.flag is None or pref.name not in want:
+            continue
+        if pref.name == "ControlURL" and not login_server:
+            continue
+        if pref.reset_default is not None and want[pref.name] == pref.reset_default:
+            continue
+        args.append(flag_value(pref, want[pref.name]))
+    if prefs and prefs.advertises_exit_node:
+        args.append("--advertise-exit-node")  # not ours: keep it
+    if login.joined and login.server_changed:
+        args.append("--force-reauth")
+    args.append(f"--auth-key={auth_key.cli_value()}")
+    args.append(f"--timeout={shlex.quote(timeout)}")
+    return StringCommand(*args, _stdin=auth_key.stdin())
+
+
 @operation()
 def configure(
     routes: Iterable[str],
@@ -329,17 +390,10 @@ def configure(
     want = wanted_prefs(prefs, routes, accept_routes, snat, login_server, tags, accept_dns, hostname)
     changes = pref_changes(prefs, want)
     shown = [(p.name, old, new) for p, old, new in changes]
-    changed = {p.name for p, _, _ in changes}
-
-    joined = bool(status and status.joined and prefs and not prefs.logged_out)
-    logged_in = bool(status and status.logged_in and prefs and not prefs.logged_out)
-    server_changed = bool(prefs and login_server and "ControlURL" in changed)
-    tags_changed = bool(prefs and "AdvertiseTags" in changed)
-    stopped = logged_in and not joined and bool(prefs and not prefs.want_running)
+    login = Login.of(prefs, status, login_server, {p.name for p, _, _ in changes})
 
     cli = ["tailscale"] + ([f"--socket={shlex.quote(socket)}"] if socket else [])
-    brought_up = stopped and not server_changed and not tags_changed
-    if brought_up:
+    if login.brought_up:
         # `tailscale down` by hand: a bare `up` (no flags) is Tailscale's "bring it up unchanged"
         # (cmd/tailscale/cli/up.go, checkForAccidentalSettingReverts), so the user's own prefs stay;
         # `up --reset` would put them back to their defaults. Bounded by `timeout`: a bare `up`
@@ -347,47 +401,25 @@ def configure(
         log_changes("tailscale prefs (stopped: tailscale up)", shown)
         yield from _failpoint()
         yield StringCommand("timeout", shlex.quote(timeout), *cli, "up")
-    elif not joined or server_changed or tags_changed:
+    elif login.needed:
         if auth_key is None:
             raise OperationValueError(
                 "tailscale needs an auth key to join (or to change control server/tags); none was given"
             )
-        why = (
-            "not joined"
-            if not joined
-            else "control server changed"
-            if server_changed
-            else "tags changed"
-        )
         log_changes(
-            f"tailscale prefs ({why}: tailscale up)",
+            f"tailscale prefs ({login.reason}: tailscale up)",
             shown or [("BackendState", status.backend_state if status else None, "Running")],
         )
-        args = cli + ["up", "--reset"]
-        for pref in OWNED_PREFS:
-            if pref.flag is None or pref.name not in want:
-                continue
-            if pref.name == "ControlURL" and not login_server:
-                continue
-            if pref.reset_default is not None and want[pref.name] == pref.reset_default:
-                continue
-            args.append(flag_value(pref, want[pref.name]))
-        if prefs and prefs.advertises_exit_node:
-            args.append("--advertise-exit-node")  # not ours: keep it
-        if joined and server_changed:
-            args.append("--force-reauth")
-        args.append(f"--auth-key={auth_key.cli_value()}")
-        args.append(f"--timeout={shlex.quote(timeout)}")
         yield from _failpoint()
-        yield StringCommand(*args, _stdin=auth_key.stdin())
+        yield up_command(cli, want, prefs, login_server, login, auth_key, timeout)
         return
 
     set_args = [flag_value(p, new) for p, _, new in changes if p.settable and p.flag]
     if not set_args:
-        if not brought_up:
+        if not login.brought_up:
             host.noop("tailscale prefs are as declared")
         return
-    if not brought_up:
+    if not login.brought_up:
         log_changes("tailscale prefs (tailscale set)", shown)
         yield from _failpoint()
     yield StringCommand(*cli, "set", *set_args)

@@ -56,34 +56,11 @@ def removal_facts(interface: str = "tailscale0") -> dict[str, batch.Fact]:
     }
 
 
-@operation()
-def removed(
-    interface: str = "tailscale0", logout: bool = True, declared_addresses: Iterable[str] | None = ()
-) -> Generator[Any, None, None]:
-    """
-    Take this host out of the site-to-site setup: log out of the tailnet, remove the project's files and units.
-
-    + interface: the Tailscale interface the MSS clamp rules name
-    + logout: run `tailscale logout` when the node is logged in
-    + declared_addresses: tailnet addresses of the routers the site file still declares; a host
-      that is one of them (a router whose ssh target was renamed) is left untouched; None: they
-      could not be read, so nothing is touched
-    """
-    if declared_addresses is None:
-        raise OperationError(
-            "cannot read the declared routers' tailnet addresses from the control plane, "
-            "so cannot tell this host is not one of them (renamed): not touched"
-        )
-    facts = batch.read(**removal_facts(interface))
+def teardown_commands(facts: dict[str, Any], interface: str, logout: bool) -> list[str]:
+    """What takes the site-to-site setup off a host, in order, from its facts (`removal_facts`):
+    the tailnet left and the VRRP address and IPv6 routes withdrawn first, then units, the MSS
+    clamp, the HA rules and the owned files."""
     status, units = facts["status"], facts["units"]
-    same = sorted(set(status.tailscale_ips if status else ()) & set(declared_addresses))
-    if same:  # a stale record entry, not a removed router: nothing to undo (the record drops it)
-        warn(
-            f"this host is the tailnet node {', '.join(same)} of a router the site file still declares "
-            "(its ssh target renamed?): left untouched"
-        )
-        host.noop("a declared router under an old name: nothing removed")
-        return
     files = {path: facts[path] for path in OWNED_FILES}
     clamps = {v: facts[f"clamp{v}"] for v in (4, 6)}
     keepalived_ours, rules = facts["keepalived_ours"], facts["rules"]
@@ -114,6 +91,38 @@ def removed(
         commands.append("rm -f " + " ".join(shlex.quote(p) for p in gone))
     if units.enabled or any(p.startswith("/etc/systemd/") for p in gone):
         commands.append("systemctl daemon-reload")
+    return commands
+
+
+@operation()
+def removed(
+    interface: str = "tailscale0", logout: bool = True, declared_addresses: Iterable[str] | None = ()
+) -> Generator[Any, None, None]:
+    """
+    Take this host out of the site-to-site setup: log out of the tailnet, remove the project's files and units.
+
+    + interface: the Tailscale interface the MSS clamp rules name
+    + logout: run `tailscale logout` when the node is logged in
+    + declared_addresses: tailnet addresses of the routers the site file still declares; a host
+      that is one of them (a router whose ssh target was renamed) is left untouched; None: they
+      could not be read, so nothing is touched
+    """
+    if declared_addresses is None:
+        raise OperationError(
+            "cannot read the declared routers' tailnet addresses from the control plane, "
+            "so cannot tell this host is not one of them (renamed): not touched"
+        )
+    facts = batch.read(**removal_facts(interface))
+    status = facts["status"]
+    same = sorted(set(status.tailscale_ips if status else ()) & set(declared_addresses))
+    if same:  # a stale record entry, not a removed router: nothing to undo (the record drops it)
+        warn(
+            f"this host is the tailnet node {', '.join(same)} of a router the site file still declares "
+            "(its ssh target renamed?): left untouched"
+        )
+        host.noop("a declared router under an old name: nothing removed")
+        return
+    commands = teardown_commands(facts, interface, logout)
     if not commands:
         host.noop("nothing of the site-to-site setup is left on this host")
         return

@@ -2,7 +2,7 @@
 
 The deploy itself stays `pyinfra inventory.py deploy.py`; these verbs sit beside it:
 validate the site file, plan and push the DHCP routes, the control plane, the live
-check, the built-in lab and its Vagrant twin. `--sites` before the verb applies to
+check, the built-in lab and its Vagrant variant. `--sites` before the verb applies to
 every verb (it sets $SITES, which each verb and the deploy read); a verb's own
 `--sites` works too.
 """

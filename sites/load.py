@@ -7,6 +7,7 @@ path and the bad value, so the CLI can print one line and exit 2.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterator
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,6 @@ from sites.model import (
     DEFAULT_VRID,
     IPV6_GLOBAL,
     IPV6_ULA,
-    MANAGERS,
     TAILSCALE_4VIA6,
     TAILSCALE_CGNAT,
     TAILSCALE_ULA,
@@ -42,6 +42,11 @@ RESERVED = (
 )
 
 
+DECLARED: Any = object()  # a key read with the default its model field declares
+# errors speak TOML, not Python
+TOML_TYPES = {"str": "string", "int": "integer", "bool": "boolean", "dict": "table", "list": "list"}
+
+
 class SiteFileError(Exception):
     """A site file problem, as one line: `file: key: problem (got value)`."""
 
@@ -52,13 +57,18 @@ class SiteFileError(Exception):
 
 
 class _Table:
-    """One TOML table being read: tracks its key path and rejects unknown keys."""
+    """One TOML table being read: tracks its key path, refuses keys its section does not declare,
+    and reads each key with its declared type, default and choices (sites/schema.py)."""
 
-    def __init__(self, path: Path, key: str, data: Any):
-        self.path, self.key = path, key
+    def __init__(self, path: Path, key: str, data: Any, section: str):
+        self.path, self.key, self.section = path, key, section
         if not isinstance(data, dict):
             raise SiteFileError(path, key, "must be a table", data)
         self.data = data
+        self.declared = {k.name: k for k in schema.SECTIONS[section]}
+        for name in data:
+            if name not in self.declared:
+                raise self.error(name, f"unknown key (allowed: {', '.join(schema.keys(section))})", data[name])
 
     def at(self, name: str) -> str:
         return f"{self.key}.{name}" if self.key else name
@@ -66,29 +76,26 @@ class _Table:
     def error(self, name: str, problem: str, value: Any = None, **kw: Any) -> SiteFileError:
         return SiteFileError(self.path, self.at(name), problem, value, **kw)
 
-    def only(self, *allowed: str) -> None:
-        for name in self.data:
-            if name not in allowed:
-                raise self.error(name, f"unknown key (allowed: {', '.join(allowed)})", self.data[name])
-
-    def get(self, name: str, kind: type | tuple[type, ...], default: Any = None, *, required: bool = False) -> Any:
+    def get(self, name: str, default: Any = DECLARED, *, required: bool | None = None) -> Any:
+        """The key's value, checked against its declared TOML type; absent: `default`, else the declared one."""
+        declared = self.declared[name]
         if name not in self.data:
-            if required:
+            if declared.required if required is None else required:
                 raise SiteFileError(self.path, self.at(name), "missing required key", show_value=False)
-            return default
+            return declared.value if default is DECLARED else default
         value = self.data[name]
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            raise self.error(name, f"must be a {_toml_type(names)}", value)
+        kind = declared.kind or (str,)
+        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in kind):
+            raise self.error(name, f"must be a {' or '.join(TOML_TYPES[k.__name__] for k in kind)}", value)
         return value
 
-    def text(self, name: str, default: str | None = None, *, required: bool = False) -> str | None:
-        value = self.get(name, str, default, required=required)
+    def text(self, name: str, default: Any = DECLARED, *, required: bool | None = None) -> str | None:
+        value = self.get(name, default, required=required)
         if value is not None and not value.strip():
             raise self.error(name, "must not be empty", value)
         return value
 
-    def ssh(self, name: str, default: str | None = None) -> str | None:
+    def ssh(self, name: str, default: Any = DECLARED) -> str | None:
         """An SSH target text, checked by the one parser everything else uses (SshTarget)."""
         value = self.text(name, default)
         if value is not None:
@@ -98,14 +105,25 @@ class _Table:
                 raise self.error(name, str(exc), value) from None
         return value
 
-    def choice(self, name: str, options: tuple[str, ...], default: str) -> str:
+    def choice(self, name: str, default: Any = DECLARED) -> str | None:
+        """A key that takes one of its declared choices."""
         value = self.text(name, default)
-        if value not in options:
+        options = self.declared[name].choices or ()
+        if value is not None and value not in options:
             raise self.error(name, f"must be one of {', '.join(options)}", value)
         return value
 
     def table(self, name: str) -> _Table | None:
-        return _Table(self.path, self.at(name), self.data[name]) if name in self.data else None
+        return _Table(self.path, self.at(name), self.data[name], self.below(name)) if name in self.data else None
+
+    def entries(self, name: str, items: list[Any]) -> Iterator[_Table]:
+        """An array of tables' entries, each read as `name[i]` when its turn comes (errors in file order)."""
+        for i, item in enumerate(items):
+            yield _Table(self.path, self.at(f"{name}[{i}]"), item, self.below(name))
+
+    def below(self, name: str) -> str:
+        """The section of the table `name` in this one."""
+        return f"{self.section}.{name}" if self.section else name
 
     def file(self, name: str) -> Path | None:
         """A path, relative to the site file's folder."""
@@ -135,26 +153,17 @@ class _Table:
             raise self.error(name, "not a valid IP address", value) from None
 
     def networks(self, name: str) -> tuple[IPNetwork, ...]:
-        values = self.get(name, list, [])
+        values = self.get(name)
         return tuple(self.network(name, v, f"{name}[{i}]") for i, v in enumerate(values))
-
-
-TOML_TYPES = {"str": "string", "int": "integer", "bool": "boolean", "dict": "table", "list": "list"}
-
-
-def _toml_type(python_names: str) -> str:
-    """'str or int' -> 'string or integer': errors speak TOML, not Python."""
-    return " or ".join(TOML_TYPES.get(name, name) for name in python_names.split(" or "))
 
 
 def parse_sites(path: Path, raw: dict[str, Any]) -> SiteModel:
     """Validate parsed TOML into a SiteModel (raises SiteFileError)."""
-    top = _Table(path, "", raw)
-    top.only(*schema.keys(""))
-    sites_table = top.get("sites", dict, required=True)
+    top = _Table(path, "", raw, "")
+    sites_table = top.get("sites")
     if len(sites_table) < 2:
         raise SiteFileError(path, "sites", "site-to-site needs at least two sites", sorted(sites_table))
-    sites = {name: _site(_Table(path, f"sites.{name}", body), name) for name, body in sites_table.items()}
+    sites = {name: _site(path, name, body) for name, body in sites_table.items()}
     _check_overlaps(path, sites)
     _check_router_hosts(path, sites)
     _check_route_tables(path, sites)
@@ -171,11 +180,11 @@ def parse_sites(path: Path, raw: dict[str, Any]) -> SiteModel:
     return model
 
 
-def _site(t: _Table, name: str) -> Site:
+def _site(path: Path, name: str, body: Any) -> Site:
     if not name.strip() or not all(c.isalnum() or c in "-_" for c in name):
-        raise SiteFileError(t.path, t.key, "site names must be non-empty letters, digits, - or _", name)
-    t.only(*schema.keys("sites.NAME"))
-    subnet = t.network("subnet", t.get("subnet", str, required=True))
+        raise SiteFileError(path, f"sites.{name}", "site names must be non-empty letters, digits, - or _", name)
+    t = _Table(path, f"sites.{name}", body, "sites.NAME")
+    subnet = t.network("subnet", t.get("subnet"))
     if subnet.version != 4:
         raise t.error("subnet", "must be an IPv4 prefix (DHCPv4 option 121 carries IPv4 only)", str(subnet))
     for reserved, label in RESERVED:
@@ -183,7 +192,7 @@ def _site(t: _Table, name: str) -> Site:
             raise t.error("subnet", f"overlaps {label}", str(subnet))
     routers, vip, vrid = _routers(t, subnet)
     router = vip if vip is not None else routers[0].address
-    gateway = _host_in(t, "gateway", t.get("gateway", str, str(router)), subnet)
+    gateway = _host_in(t, "gateway", t.get("gateway", str(router)), subnet)
     if vip is not None:
         for i, r in enumerate(routers):
             if r.address == gateway:
@@ -224,19 +233,7 @@ def _site(t: _Table, name: str) -> Site:
 
 def _static_hosts(t: _Table) -> tuple[StaticHost, ...]:
     """[[sites.X.hosts]]: each static host's `ssh` and optional `manager`."""
-    items = t.get("hosts", list, [])
-    hosts: list[StaticHost] = []
-    for i, item in enumerate(items):
-        entry = _Table(t.path, t.at(f"hosts[{i}]"), item)
-        entry.only(*schema.keys("sites.NAME.hosts"))
-        ssh = entry.ssh("ssh")
-        if ssh is None:
-            raise SiteFileError(t.path, entry.at("ssh"), "missing required key", show_value=False)
-        manager = entry.text("manager")
-        if manager is not None and manager not in MANAGERS:
-            raise entry.error("manager", f"must be one of {', '.join(MANAGERS)}", manager)
-        hosts.append(StaticHost(ssh, manager))
-    return tuple(hosts)
+    return tuple(StaticHost(entry.ssh("ssh"), entry.choice("manager")) for entry in t.entries("hosts", t.get("hosts")))
 
 
 def _ipv6_usable(t: _Table, key: str, net: IPNetwork) -> None:
@@ -251,7 +248,7 @@ def _subnet6(t: _Table) -> IPNetwork | None:
     """`subnet6`: the LAN's IPv6 prefix on a dual-stack site (the IPv4 `subnet` stays required)."""
     if "subnet6" not in t.data:
         return None
-    net = t.network("subnet6", t.get("subnet6", str))
+    net = t.network("subnet6", t.get("subnet6"))
     if net.version != 6:
         raise t.error("subnet6", "must be an IPv6 prefix (the IPv4 one is subnet)", str(net))
     _ipv6_usable(t, "subnet6", net)
@@ -275,11 +272,10 @@ def _aws(t: _Table | None) -> AwsSubnet | None:
     """[sites.X.aws]: region, route_tables, the router's network_interface or instance, endpoint_url."""
     if t is None:
         return None
-    t.only(*schema.keys("sites.NAME.aws"))
-    region = t.text("region", required=True)
+    region = t.text("region")
     if not all(c.isalnum() or c == "-" for c in region):
         raise t.error("region", "must be an AWS region name such as eu-central-1", region)
-    tables = t.get("route_tables", list, required=True)
+    tables = t.get("route_tables")
     if not tables:
         raise t.error("route_tables", "names no route table", tables)
     route_tables = tuple(_aws_id(t, f"route_tables[{i}]", v) for i, v in enumerate(tables))
@@ -310,22 +306,20 @@ def _routers(t: _Table, subnet: IPNetwork) -> tuple[tuple[Router, ...], IPAddres
         for key in ("vip", "vrid"):
             if key in t.data:
                 raise t.error(key, "only for HA sites ([[sites.X.routers]] with two or more routers)", t.data[key])
-        address = _host_in(t, "router", t.get("router", str, required=True), subnet)
+        address = _host_in(t, "router", t.get("router", required=True), subnet)
         ssh = t.ssh("ssh", str(address)) or str(address)
         return (Router(address, ssh, t.text("tailnet_node")),), None, DEFAULT_VRID
     for key in ("router", "ssh", "tailnet_node"):
         if key in t.data:
             raise t.error(key, "set it per router in [[sites.X.routers]] (and the shared address as vip)",
                           t.data[key])
-    items = t.get("routers", list)
+    items = t.get("routers")
     if len(items) < 2:
         raise t.error("routers", "an HA site names two or more routers (one router: use router and ssh)",
                       items)
     routers: list[Router] = []
-    for i, item in enumerate(items):
-        entry = _Table(t.path, t.at(f"routers[{i}]"), item)
-        entry.only(*schema.keys("sites.NAME.routers"))
-        address = _host_in(entry, "address", entry.get("address", str, required=True), subnet)
+    for entry in t.entries("routers", items):
+        address = _host_in(entry, "address", entry.get("address"), subnet)
         ssh = entry.ssh("ssh", str(address)) or str(address)
         for j, seen in enumerate(routers):
             if seen.address == address:
@@ -336,11 +330,11 @@ def _routers(t: _Table, subnet: IPNetwork) -> tuple[tuple[Router, ...], IPAddres
     if "vip" not in t.data:
         raise SiteFileError(t.path, t.at("vip"), "missing required key (the VRRP address the LAN's clients "
                             "route through)", show_value=False)
-    vip = _host_in(t, "vip", t.get("vip", str), subnet)
+    vip = _host_in(t, "vip", t.get("vip"), subnet)
     for i, r in enumerate(routers):
         if r.address == vip:
             raise t.error("vip", f"same address as routers[{i}] (the vip must be a free address)", str(vip))
-    vrid = t.get("vrid", int, DEFAULT_VRID)
+    vrid = t.get("vrid")
     if not 1 <= vrid <= 255:
         raise t.error("vrid", "must be between 1 and 255 (VRRP virtual router id)", vrid)
     return tuple(routers), vip, vrid
@@ -351,19 +345,15 @@ def _client_routes(t: _Table | None, subnet: IPNetwork) -> tuple[tuple[IPNetwork
     get besides the plan's (the next hop must be on the LAN)."""
     if t is None:
         return ()
-    t.only(*schema.keys("sites.NAME.dhcp"))
-    items = t.get("client_routes", list, [])
     routes: list[tuple[IPNetwork, IPAddress]] = []
-    for i, item in enumerate(items):
-        entry = _Table(t.path, t.at(f"client_routes[{i}]"), item)
-        entry.only(*schema.keys("sites.NAME.dhcp.client_routes"))
-        prefix = entry.network("prefix", entry.get("prefix", str, required=True))
+    for entry in t.entries("client_routes", t.get("client_routes")):
+        prefix = entry.network("prefix", entry.get("prefix"))
         if prefix.version != 4:
             raise entry.error("prefix", "must be an IPv4 prefix (option 121 carries IPv4 only)", str(prefix))
         if prefix.prefixlen == 0:
             raise entry.error("prefix", "the default route is the site's gateway; set gateway instead",
                               str(prefix))
-        via = _host_in(entry, "via", entry.get("via", str, required=True), subnet)
+        via = _host_in(entry, "via", entry.get("via"), subnet)
         for j, (seen, _) in enumerate(routes):
             if seen == prefix:
                 raise entry.error("prefix", f"same prefix as client_routes[{j}]", str(prefix))
@@ -450,7 +440,7 @@ def _keas(site: _Table) -> list[KeaEndpoint]:
     if isinstance(raw, list):
         if not raw:
             raise site.error("kea", "an empty list names no Kea server", raw)
-        endpoints = [_kea(_Table(site.path, site.at(f"kea[{i}]"), item)) for i, item in enumerate(raw)]
+        endpoints = [_kea(entry) for entry in site.entries("kea", raw)]
         seen: dict[tuple[str, str | None], int] = {}
         for i, ep in enumerate(endpoints):
             key = (ep.url, ep.ssh)
@@ -464,12 +454,11 @@ def _keas(site: _Table) -> list[KeaEndpoint]:
 
 
 def _kea(t: _Table) -> KeaEndpoint:
-    t.only(*schema.keys("sites.NAME.kea"))
-    url = t.text("url", required=True)
+    url = t.text("url")
     assert url is not None
     if not url.startswith(("http://", "https://")):
         raise t.error("url", "must be an http:// or https:// URL", url)
-    subnet_id = t.get("subnet_id", int)
+    subnet_id = t.get("subnet_id")
     if subnet_id is not None and not 1 <= subnet_id <= 4294967294:
         raise t.error("subnet_id", "must be between 1 and 4294967294", subnet_id)
     if "password_env" in t.data and "password_file" in t.data:
@@ -481,15 +470,14 @@ def _kea(t: _Table) -> KeaEndpoint:
         password_file=t.file("password_file"),
         subnet_id=subnet_id,
         ssh=t.ssh("ssh"),
-        api=t.choice("api", ("control-agent", "direct"), "control-agent"),
+        api=t.choice("api"),
     )
 
 
 def _tailnet(t: _Table | None) -> Tailnet | None:
     if t is None:
         return None
-    t.only(*schema.keys("tailnet"))
-    backend = t.choice("backend", ("headscale", "tailscale"), "headscale")
+    backend = t.choice("backend")
     default_url = "https://api.tailscale.com/api/v2" if backend == "tailscale" else None
     url = t.text("url", default_url, required=default_url is None)
     assert url is not None
@@ -497,17 +485,17 @@ def _tailnet(t: _Table | None) -> Tailnet | None:
         value = t.data.get(key)
         if value is not None and not str(value).startswith(("http://", "https://")):
             raise t.error(key, "must be an http:// or https:// URL", value)
-    tag = t.text("tag", "tag:subnet-router")
+    tag = t.text("tag")
     assert tag is not None
     if not tag.startswith("tag:") or len(tag) <= 4:
         raise t.error("tag", "must look like tag:NAME", tag)
-    policy_mode = t.choice("policy_mode", ("database", "file", "api"), "api" if backend == "tailscale" else "database")
+    policy_mode = t.choice("policy_mode", "api" if backend == "tailscale" else DECLARED)
     if policy_mode == "file" and "policy_file" not in t.data:
         raise SiteFileError(t.path, t.at("policy_file"), "required when policy_mode = \"file\"", show_value=False)
     return Tailnet(
         backend=backend,
         url=url.rstrip("/"),
-        tailnet=t.text("tailnet", "-") or "-",
+        tailnet=t.text("tailnet"),
         api_key_env=t.text("api_key_env"),
         api_key_file=t.file("api_key_file"),
         auth_key_env=t.text("auth_key_env"),
@@ -518,31 +506,28 @@ def _tailnet(t: _Table | None) -> Tailnet | None:
         policy_ssh=t.ssh("policy_ssh"),
         ssh=t.ssh("ssh"),
         login_server=(t.text("login_server") or "").rstrip("/") or None,
-        policy_syntax=t.choice("policy_syntax", ("auto", "grants", "acls"), "auto"),
+        policy_syntax=t.choice("policy_syntax"),
     )
 
 
 def _tailscale(t: _Table | None) -> Tailscale:
     if t is None:
         return Tailscale()
-    t.only(*schema.keys("tailscale"))
-    default = Tailscale()
     key_file = t.file("apt_key_file")
     return Tailscale(
         apt_repo=(t.text("apt_repo") or "").rstrip("/") or None,
         apt_suite=t.text("apt_suite") or None,
-        apt_component=t.text("apt_component", default.apt_component) or default.apt_component,
+        apt_component=t.text("apt_component"),
         apt_key_url=None if key_file else t.text("apt_key_url"),
         apt_key_file=key_file,
         version=t.text("version"),
-        no_logs_no_support=t.get("no_logs_no_support", bool, False),
+        no_logs_no_support=t.get("no_logs_no_support"),
     )
 
 
 def _dhcp(t: _Table | None) -> DhcpSettings:
     if t is None:
         return DhcpSettings()
-    t.only(*schema.keys("dhcp"))
     auto = t.data.get("summaries") == "auto"
     if isinstance(t.data.get("summaries"), str) and not auto:
         raise t.error("summaries", 'must be a list of IPv4 prefixes or "auto"', t.data["summaries"])
@@ -550,10 +535,10 @@ def _dhcp(t: _Table | None) -> DhcpSettings:
     for i, s in enumerate(summaries):
         if s.version != 4:
             raise t.error(f"summaries[{i}]", "must be an IPv4 prefix", str(s))
-    size = t.get("max_message_size", int, 576)
+    size = t.get("max_message_size")
     if not 576 <= size <= 1500:
         raise t.error("max_message_size", "must be between 576 and 1500 (DHCP minimum and Ethernet MTU)", size)
-    reserved = t.get("reserved_option_bytes", int, 64)
+    reserved = t.get("reserved_option_bytes")
     if not 0 <= reserved < size - 240:
         raise t.error("reserved_option_bytes", f"must be between 0 and {size - 241}", reserved)
     return DhcpSettings(
@@ -561,14 +546,13 @@ def _dhcp(t: _Table | None) -> DhcpSettings:
         auto_summaries=auto,
         max_message_size=size,
         reserved_option_bytes=reserved,
-        option_249=t.get("option_249", bool, True),
+        option_249=t.get("option_249"),
     )
 
 
 def _ssh(t: _Table | None) -> SshSettings:
     if t is None:
         return SshSettings()
-    t.only(*schema.keys("ssh"))
     return SshSettings(config_file=t.file("config_file"), user=t.text("user"), key_file=t.file("key_file"))
 
 

@@ -1,16 +1,20 @@
 """Typed, validated site model: what every other part of the project reads.
 
 The TOML site file is parsed and checked only in `sites.load`; everything else
-gets these frozen dataclasses, so no part can act on unvalidated input.
+gets these frozen dataclasses, so no part can act on unvalidated input. Each field
+read from the site file declares its key here (`key(...)`: what it means, its default;
+sites/declare.py): validation, error messages and the README's tables come from that.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from netaddr import IPAddress, IPNetwork
+
+from sites.declare import Key, key, keys
 
 TAILSCALE_CGNAT = IPNetwork("100.64.0.0/10")
 TAILSCALE_ULA = IPNetwork("fd7a:115c:a1e0::/48")
@@ -80,13 +84,17 @@ class SshTarget:
 class KeaEndpoint:
     """Where a site's Kea DHCPv4 server is controlled (Control Agent or HTTP socket)."""
 
-    url: str
-    user: str | None = None
-    password_env: str | None = None
-    password_file: Path | None = None
-    subnet_id: int | None = None
-    ssh: str | None = None  # reach `url` through this SSH host (CA on the Kea host's loopback)
-    api: str = "control-agent"  # or "direct": Kea >= 3 HTTP control socket (no "service" key)
+    url: str = key("Kea Control Agent URL (or a Kea >= 3 HTTP control socket)", required=True)
+    ssh: str | None = key("reach `url` through this SSH host: for a CA on the Kea host's loopback (Debian's "
+                          "default)", default=None)
+    user: str | None = key("basic-auth user", default=None)
+    password_env: str | None = key("the environment variable holding the password; never printed", default=None)
+    password_file: Path | None = key("the file holding the password (relative to the site file); never printed",
+                                     default=None)
+    subnet_id: int | None = key("the `subnet4` to change", "the `subnet4` whose prefix equals `subnet`",
+                                default=None)
+    api: str = key("`control-agent` (Kea's CA, commands name `service: [\"dhcp4\"]`) or `direct` (Kea >= 3 "
+                   "HTTP control socket)", default="control-agent", choices=("control-agent", "direct"))
 
     def password(self) -> str | None:
         return read_secret(self.password_env, self.password_file, "kea password")
@@ -99,9 +107,10 @@ class KeaEndpoint:
 class Router:
     """One subnet router of a site: its LAN address, how pyinfra reaches it, its tailnet node name."""
 
-    address: IPAddress
-    ssh: str
-    tailnet_node: str | None = None
+    address: IPAddress = key("this router's own LAN address", required=True)
+    ssh: str = key("how pyinfra reaches it", "`address`")
+    tailnet_node: str | None = key("its node name (or tailnet IP) in the control plane", "the host part of `ssh`",
+                                   default=None)
 
 
 @dataclass(frozen=True)
@@ -109,11 +118,14 @@ class AwsSubnet:
     """A site whose LAN is an AWS VPC subnet: step 6 of Tailscale's site-to-site guide done in the
     provider's route tables. Credentials come from boto3's standard chain, never the site file."""
 
-    region: str
-    route_tables: tuple[str, ...]  # rtb-...: each sends the other sites' prefixes to the router
-    network_interface: str | None = None  # eni-...: the router's; or `instance` (its primary ENI)
-    instance: str | None = None  # i-...
-    endpoint_url: str | None = None  # an EC2-compatible endpoint (a VPC endpoint; moto in the tests)
+    region: str = key("the VPC's region, e.g. `eu-central-1`", required=True)
+    route_tables: tuple[str, ...] = key("`[\"rtb-...\"]`: each sends 100.64.0.0/10 and the other sites to the "
+                                        "router", required=True)
+    network_interface: str | None = key("the router's interface `eni-...`", "(or `instance`)", default=None)
+    instance: str | None = key("the router's instance `i-...` (its primary interface)", "(or `network_interface`)",
+                               default=None)
+    endpoint_url: str | None = key("an EC2-compatible endpoint (a VPC endpoint; moto's server in the tests)",
+                                   "AWS's own", default=None)
 
 
 MANAGERS = ("networkd", "networkmanager", "ifupdown", "netplan")
@@ -124,8 +136,9 @@ class StaticHost:
     """A LAN host with a static address (step 6 of Tailscale's site-to-site guide, "configure
     the other devices"): it gets the site's routes in its own network manager's config."""
 
-    ssh: str
-    manager: str | None = None  # one of MANAGERS; None: detected from the host
+    ssh: str = key("how pyinfra reaches the host", required=True)
+    manager: str | None = key("`networkd`, `networkmanager`, `ifupdown` or `netplan`: where its routes are "
+                              "written", "detected on the host", default=None, choices=MANAGERS)
 
 
 DEFAULT_VRID = 51  # keepalived's own example id; LANs are separate broadcast domains, so sites may share it
@@ -142,18 +155,39 @@ class Site:
     """
 
     name: str
-    subnet: IPNetwork
-    routers: tuple[Router, ...]
+    subnet: IPNetwork = key("the LAN behind this site's subnet router, IPv4 CIDR without host bits", required=True)
+    routers: tuple[Router, ...] = keys(
+        Key("router", "the subnet router's LAN address: the next hop pushed to clients", "required (one router)"),
+        Key("ssh", "how pyinfra reaches the router, `[user@]host[:port]` or an ssh-config alias (every `ssh` key "
+            "takes this form)", "`router`"),
+        Key("tailnet_node", "the router's node name (or tailnet IP) in the control plane", "the host part of `ssh`"),
+        Key("routers", "an HA site's routers, `[[sites.NAME.routers]]` (two or more), instead of "
+            "`router`/`ssh`/`tailnet_node`", ""),
+    )
     next_hop: IPAddress
-    gateway: IPAddress
-    routes: tuple[IPNetwork, ...] = ()
-    kea: tuple[KeaEndpoint, ...] = ()
-    client_routes: tuple[tuple[IPNetwork, IPAddress], ...] = ()  # [sites.X.dhcp]: extra routes for LAN clients
-    vip: IPAddress | None = None  # HA sites: the VRRP virtual address (== next_hop)
-    vrid: int = DEFAULT_VRID  # HA sites: the VRRP virtual router id on the LAN
-    aws: AwsSubnet | None = None  # [sites.X.aws]: the LAN is a VPC subnet whose route tables are managed
-    hosts: tuple[StaticHost, ...] = ()  # [[sites.X.hosts]]: static-address hosts, given the routes
-    subnet6: IPNetwork | None = None  # the LAN's IPv6 prefix: routes reach it by router advertisement
+    gateway: IPAddress = key("the LAN's default gateway, sent as `0.0.0.0/0` in option 121", "`router` (HA: required)")
+    routes: tuple[IPNetwork, ...] = key("extra prefixes (IPv4 or IPv6) this site's router also advertises",
+                                        default=())
+    kea: tuple[KeaEndpoint, ...] = key("the site's Kea DHCPv4 server(s): `[sites.NAME.kea]`, or `[[sites.NAME.kea]]` "
+                                       "per HA server", "", default=(), kind=(dict, list))
+    # [sites.X.dhcp]: extra routes for LAN clients, (prefix, via) pairs
+    client_routes: tuple[tuple[IPNetwork, IPAddress], ...] = keys(
+        Key("dhcp", "extra routes for the LAN's DHCP clients (`[sites.NAME.dhcp]`)", kind=(dict,), table=(
+            Key("client_routes", "extra routes for the LAN's clients, `[{ prefix = \"10.99.0.0/16\", via = "
+                "\"192.0.2.9\" }]` (next hop on the LAN); counted by the packet-size guard", kind=(list,), value=(),
+                table=(Key("prefix", "the destination, an IPv4 prefix", required=True),
+                       Key("via", "the next hop, an address on the LAN", required=True))),
+        )),
+        default=(),
+    )
+    vip: IPAddress | None = key("an HA site's VRRP address: the LAN's next hop", "required (HA)", default=None)
+    vrid: int = key("an HA site's VRRP virtual router id on its LAN (1-255)", default=DEFAULT_VRID)
+    aws: AwsSubnet | None = key("the LAN is an AWS VPC subnet (`[sites.NAME.aws]`)", default=None)
+    hosts: tuple[StaticHost, ...] = key("LAN hosts with static addresses, `[[sites.NAME.hosts]]`: given the site "
+                                        "routes", default=())
+    subnet6: IPNetwork | None = key("the LAN's IPv6 prefix (dual-stack site, global or ULA, no host bits): routes "
+                                    "reach IPv6 hosts by router advertisement ([docs/ipv6.md](docs/ipv6.md))",
+                                    default=None)
 
     def __post_init__(self) -> None:
         if not self.routers:
@@ -195,24 +229,32 @@ class Site:
         return tuple(p for p in self.advertised if p.version == 6)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Tailnet:
     """The control plane: Headscale or Tailscale's API, and how routers join it."""
 
-    backend: str
-    url: str
-    tailnet: str = "-"
-    api_key_env: str | None = None
-    api_key_file: Path | None = None
-    auth_key_env: str | None = None
-    auth_key_file: Path | None = None
-    tag: str = "tag:subnet-router"
-    policy_mode: str = "database"
-    policy_file: str | None = None
-    policy_ssh: str | None = None
-    ssh: str | None = None  # reach `url` through this SSH host (server on its loopback)
-    login_server: str | None = None
-    policy_syntax: str = "auto"  # the traffic rules as grants or acls (controlplane.policy)
+    backend: str = key("`headscale` (REST API >= 0.26) or `tailscale` (API v2)", default="headscale",
+                       choices=("headscale", "tailscale"))
+    url: str = key("the API base URL", "Tailscale: `https://api.tailscale.com/api/v2`")
+    ssh: str | None = key("reach `url` through this SSH host (server on its loopback)", default=None)
+    tailnet: str = key("Tailscale tailnet name", default="-")
+    api_key_env: str | None = key("the environment variable holding the API key; never printed", default=None)
+    api_key_file: Path | None = key("the file holding the API key; never printed", default=None)
+    auth_key_env: str | None = key("pre-authorised key for routers joining the first time (environment variable)",
+                                   default=None)
+    auth_key_file: Path | None = key("the same, from a file (`s2s controlplane authkey --out FILE` mints a tagged "
+                                     "one into a 0600 file)", default=None)
+    login_server: str | None = key("the control URL routers log in to (Headscale)", "`url`", default=None)
+    tag: str = key("the routers' tag (autoApprovers, tagOwners)", default="tag:subnet-router")
+    policy_mode: str = key("where the policy lives: `database`/`api`, or `file`",
+                           "`database` (Headscale), `api` (Tailscale)", default="database",
+                           choices=("database", "file", "api"))
+    policy_file: str | None = key("file mode: the policy file", default=None)
+    policy_ssh: str | None = key("file mode: the SSH host holding it", default=None)
+    policy_syntax: str = key(  # the traffic rules as grants or acls (controlplane.policy)
+        "the site rules as `grants` or `acls`; `auto`: grants where the operator's policy has grants, or on an "
+        "empty policy when the server has them (Tailscale, Headscale >= 0.29), else acls "
+        "([docs/grants.md](docs/grants.md))", default="auto", choices=("auto", "grants", "acls"))
 
     def api_key(self) -> str:
         key = read_secret(self.api_key_env, self.api_key_file, "tailnet api key")
@@ -235,29 +277,33 @@ class Tailscale:
 
     # None: from each router's own /etc/os-release, in Tailscale's layout
     # (https://pkgs.tailscale.com/stable/<ID>, suite <VERSION_CODENAME>, key <repo>/<suite>.noarmor.gpg)
-    apt_repo: str | None = None
-    apt_suite: str | None = None
-    apt_component: str = "main"
-    apt_key_url: str | None = None
-    apt_key_file: Path | None = None  # a local ASCII-armoured or binary key, uploaded instead of the URL
-    version: str | None = None
-    no_logs_no_support: bool = False  # tailscaled off Tailscale's log servers (the lab sets it)
+    apt_repo: str | None = key("the apt repository (`<ID>` from the router's `/etc/os-release`: `debian` or "
+                               "`ubuntu`)", "`https://pkgs.tailscale.com/stable/<ID>`", default=None)
+    apt_suite: str | None = key("the suite (Debian 12 `bookworm`, 13 `trixie`; Ubuntu 22.04 `jammy`, 24.04 "
+                                "`noble`)", "the router's `VERSION_CODENAME`", default=None)
+    apt_component: str = key("the component", default="main")
+    apt_key_url: str | None = key("the repository's signing key", "`<repo>/<suite>.noarmor.gpg`", default=None)
+    apt_key_file: Path | None = key("a local key file instead, uploaded", default=None)  # ASCII-armoured or binary
+    version: str | None = key("pin a Tailscale version", "the newest", default=None)
+    no_logs_no_support: bool = key("`true` keeps tailscaled off Tailscale's log servers", default=False)
 
 
 @dataclass(frozen=True)
 class DhcpSettings:
     """How routes are pushed to LAN clients."""
 
-    summaries: tuple[IPNetwork, ...] = ()
+    summaries: tuple[IPNetwork, ...] = key(
+        "prefixes to push instead of the individual remote prefixes they cover, or `\"auto\"`: the deploy picks "
+        "them so every LAN's option fits ([docs/scale.md](docs/scale.md#auto-summaries))", default=())
     auto_summaries: bool = False  # summaries = "auto": dhcp.summaries picks them to fit every reply
-    max_message_size: int = 576
-    reserved_option_bytes: int = 64
-    option_249: bool = True
+    max_message_size: int = key("the smallest DHCP reply your clients accept (576..1500)", default=576)
+    reserved_option_bytes: int = key("room kept for the reply's other options", default=64)
+    option_249: bool = key("also send Microsoft's option 249 (same bytes)", default=True)
 
     @property
     def route_codes(self) -> tuple[int, ...]:
         """The DHCP options that carry the routes: 121 (RFC 3442), and 249 (Microsoft's older
-        twin, which some Windows clients read) unless turned off."""
+        copy of it, which some Windows clients read) unless turned off."""
         return (121, 249) if self.option_249 else (121,)
 
 
@@ -265,9 +311,9 @@ class DhcpSettings:
 class SshSettings:
     """How pyinfra reaches the hosts (an OpenSSH config file, e.g. the lab's)."""
 
-    config_file: Path | None = None
-    user: str | None = None
-    key_file: Path | None = None
+    config_file: Path | None = key("an OpenSSH config pyinfra and the tunnels use (e.g. the lab's)", default=None)
+    user: str | None = key("the SSH user where a target names none", default=None)
+    key_file: Path | None = key("the private key", default=None)
 
 
 @dataclass(frozen=True)
@@ -275,11 +321,11 @@ class SiteModel:
     """The whole validated site file."""
 
     path: Path
-    sites: dict[str, Site]
-    tailnet: Tailnet | None = None
-    tailscale: Tailscale = field(default_factory=Tailscale)
-    dhcp: DhcpSettings = field(default_factory=DhcpSettings)
-    ssh: SshSettings = field(default_factory=SshSettings)
+    sites: dict[str, Site] = key("one table per site, `[sites.NAME]`, at least two", required=True)
+    tailnet: Tailnet | None = key("the control plane (`[tailnet]`)", default=None)
+    tailscale: Tailscale = key("where routers install Tailscale from (`[tailscale]`)", default_factory=Tailscale)
+    dhcp: DhcpSettings = key("how routes reach DHCP clients (`[dhcp]`)", default_factory=DhcpSettings)
+    ssh: SshSettings = key("how pyinfra and the tunnels reach hosts (`[ssh]`)", default_factory=SshSettings)
 
     def remote_prefixes(self, site: Site) -> tuple[IPNetwork, ...]:
         """What the LAN of `site` reaches through its router: the tailnet's range and every

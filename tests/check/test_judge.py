@@ -323,17 +323,19 @@ def _ha_site_a(m):
     )
 
 
-def test_ha_site_served_by_its_twin_after_a_failover_is_ok_and_names_the_primary():
+def test_ha_site_served_by_another_router_after_a_failover_is_ok_and_names_the_primary():
     m, plans, routers, control = healthy()
     m = _ha_site_a(m)
-    twin = Node("7", "a-router-2", addresses=("100.64.0.7",), advertised=("192.0.2.0/24",), approved=("192.0.2.0/24",))
-    control.all_nodes.append(twin)
-    control.twins = {"a": {"a-router-2": twin}}
+    other_node = Node(
+        "7", "a-router-2", addresses=("100.64.0.7",), advertised=("192.0.2.0/24",), approved=("192.0.2.0/24",)
+    )
+    control.all_nodes.append(other_node)
+    control.other_router_nodes = {"a": {"a-router-2": other_node}}
     by, rows = verdicts(m, plans, routers, control)
     assert by[("a", "routes")].reason == "192.0.2.0/24 advertised, approved; primary on a-router (HA, 2 routers)"
 
     routers["a"].status = dataclasses.replace(routers["a"].status, primary_routes=())
-    control.primary = {"7": ("192.0.2.0/24",), "2": (), "1": ("172.16.100.0/24",)}  # the twin took over
+    control.primary = {"7": ("192.0.2.0/24",), "2": (), "1": ("172.16.100.0/24",)}  # the other router took over
     by, rows = verdicts(m, plans, routers, control)
     assert ("a", "routes") not in not_ok(rows)
     assert by[("a", "routes")].reason == (
@@ -349,28 +351,29 @@ def test_ha_site_served_by_its_twin_after_a_failover_is_ok_and_names_the_primary
 def test_ha_site_judges_every_router_and_names_the_one_that_is_broken():
     m, plans, routers, control = healthy()
     m = _ha_site_a(m)
-    twin_node = Node(
+    other_node = Node(
         "7", "a-router-2", addresses=("100.64.0.7",), advertised=("192.0.2.0/24",), approved=("192.0.2.0/24",)
     )
-    control.all_nodes.append(twin_node)
-    control.twins = {"a": {"a-router-2": twin_node}}
+    control.all_nodes.append(other_node)
+    control.other_router_nodes = {"a": {"a-router-2": other_node}}
     control.online["7"] = True
-    twin = dataclasses.replace(
+    other_router = dataclasses.replace(
         router("a", "100.64.0.7", "192.0.2.0/24", "192.0.2.4"), target="a-router-2", pings={}, probe=None
     )
-    routers["a"].twins = [twin]
+    routers["a"].other_routers = [other_router]
     by, rows = verdicts(m, plans, routers, control)
     assert not_ok(rows) == {}
     assert by[("a", "forwarding")].reason.endswith("; a-router-2: ok")
-    twin.forwarding = {"net.ipv4.ip_forward": "0"}  # only the standby router: the site breaks at failover
-    twin.prefs = dataclasses.replace(twin.prefs, no_snat=False)
+    other_router.forwarding = {"net.ipv4.ip_forward": "0"}  # only the standby router: the site breaks at failover
+    other_router.prefs = dataclasses.replace(other_router.prefs, no_snat=False)
     by, rows = verdicts(m, plans, routers, control)
     assert not_ok(rows) == {("a", "forwarding"): Status.BROKEN, ("a", "prefs"): Status.BROKEN}
     assert by[("a", "forwarding")].reason == "router a-router-2: net.ipv4.ip_forward = 0"
     assert "--limit a-router-2" in by[("a", "forwarding")].fix
     assert by[("a", "prefs")].fix == ("ssh -F /srv/ssh_config a-router-2 'tailscale set --snat-subnet-routes=false'")
-    control.twins = {"a": {}}  # the standby never joined
-    twin.forwarding, twin.prefs = {"net.ipv4.ip_forward": "1"}, dataclasses.replace(twin.prefs, no_snat=True)
+    control.other_router_nodes = {"a": {}}  # the standby never joined
+    other_router.forwarding = {"net.ipv4.ip_forward": "1"}
+    other_router.prefs = dataclasses.replace(other_router.prefs, no_snat=True)
     by, rows = verdicts(m, plans, routers, control)
     assert not_ok(rows) == {("a", "tailscaled"): Status.BROKEN, ("a", "routes"): Status.UNKNOWN}
     assert by[("a", "tailscaled")].reason == "router a-router-2: not a node of the control plane"

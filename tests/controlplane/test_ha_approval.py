@@ -38,7 +38,7 @@ api_key_file = "{key}"
 def standin() -> Iterator[StandIn]:
     server = StandIn(KEY, HAND, [
         Device("1001", "sc-ra", ["100.101.1.1"], ["192.0.2.0/24"]),
-        # the twin advertises the same prefix; someone else approved its 203.0.113.0/24
+        # the other router advertises the same prefix; someone else approved its 203.0.113.0/24
         Device("1004", "sc-ra2", ["100.101.1.4"], ["192.0.2.0/24", "203.0.113.0/24"], enabled=["203.0.113.0/24"]),
         Device("1002", "sc-rb", ["100.101.1.2"], ["172.16.100.0/24"]),
     ]).start()

@@ -74,7 +74,7 @@ def test_first_policy_on_an_empty_server_is_grants_keeping_allow_all(headscale_l
     assert doc["grants"][0] == {"src": ["autogroup:danger-all"], "dst": ["*"], "ip": ["*"]}
     assert set(policy.managed(text)) == {"tagOwners", "autoApprovers", "grants"}
     assert connect(model).plan(model).empty
-    # the acls twin of a first policy is one the server takes too
+    # the acls counterpart of a first policy is one the server takes too
     acls = policy.PolicySpec(sites=(("a", ("192.0.2.0/24",)),), syntax="acls")
     cp.check_policy(policy.merge("", acls, True))
 

@@ -67,8 +67,8 @@ def test_client_routes_via_the_vip_and_reaches_site_b(lab_sites):
     assert ping.returncode == 0, ping.stdout
 
 
-def test_the_twin_advertising_our_lan_does_not_pull_it_into_table_52(lab_sites):
-    """The non-primary router has the site's LAN in table 52 (its twin advertises it, --accept-routes);
+def test_the_other_router_advertising_our_lan_does_not_pull_it_into_table_52(lab_sites):
+    """The non-primary router has the site's LAN in table 52 (the other router advertises it, --accept-routes);
     the owned rule keeps its LAN in table main. Without the rule the LAN goes into the tunnel."""
     from lab.failover import primary_for
     other = next(r for r in ROUTERS if r != primary_for("b-router", SUBNET))

@@ -56,7 +56,7 @@ def test_only_the_primary_advertises(lab_sites):
     assert wait_for(lambda: re.search(via(primary), routes6("a-client"), re.M), timeout=30), routes6("a-client")
     assert not re.search(via(other), routes6("a-client"), re.M)
     assert ping6("a-client", global6("b-client", B6))
-    for router in ROUTERS:  # the twin's advertisement of the LAN's /64 stays out of table 52's way
+    for router in ROUTERS:  # the other router's advertisement of the LAN's /64 stays out of table 52's way
         assert "5260:\tfrom all to 2001:db8:a::/64 lookup main suppress_prefixlength 0" in \
             drive.in_host(router, "ip", "-6", "rule").stdout
     assert drive.planned_changes(lab_sites) == {}

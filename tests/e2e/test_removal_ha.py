@@ -181,7 +181,7 @@ def test_the_removal_run_undoes_the_removed_routers_setup(ha_lab):
     recorded = json.loads(Path(f"{sites}.applied.json").read_text())
     assert [r["ssh"] for r in recorded["routers"]] == [KEPT, "b-router"]
     kept = router_state(KEPT)
-    # a-router is declared (now single-router): the run that removes its twin leaves its HA setup in
+    # a-router is declared (now single-router): the run that removes the other router leaves its HA setup in
     # place; its keepalived keeps the VRRP address for clients on old leases (a later run takes it down)
     assert kept["backend"] == "Running" and kept["keepalived"] == ["active", "enabled"]
 

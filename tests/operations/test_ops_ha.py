@@ -252,20 +252,21 @@ STATUS = """{
 
 
 def run_check(
-    tmp_path: Path, state: str, mine: list[str], twin: list[str] | None, *args: str, fail: bool = False
+    tmp_path: Path, state: str, mine: list[str], other_primary: list[str] | None, *args: str, fail: bool = False
 ) -> int:
-    """The script against a fake `tailscale status --json` (twin None: no peers at all)."""
+    """The script against a fake `tailscale status --json` (other_primary: the other router's PrimaryRoutes;
+    None: no peers at all)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     fake = bin_dir / "tailscale"
     quoted = lambda prefixes: ",\n      ".join(f'"{p}"' for p in prefixes)  # noqa: E731
     peers = (
         ""
-        if twin is None
+        if other_primary is None
         else (
             '"Peer": {"nodekey:1": {"HostName": "b-router", "PrimaryRoutes": '
             '["172.16.100.0/24"]}, "nodekey:2": {"HostName": "a-router2", '
-            f'"PrimaryRoutes": [{quoted(twin)}]}}}},'
+            f'"PrimaryRoutes": [{quoted(other_primary)}]}}}},'
         )
     )
     body = STATUS % (state, quoted(mine), peers)
@@ -297,7 +298,7 @@ def test_check_script_primary(tmp_path):
     assert run_check(tmp_path, "Running", [p], [], "primary", p) == 0
     assert run_check(tmp_path, "Running", [], [], "primary", p) == 0  # own Self view stale: no peer is primary
     assert run_check(tmp_path, "Running", [], None, "primary", p) == 0  # no peers at all
-    assert run_check(tmp_path, "Running", [], [p], "primary", p) == 1  # the twin is primary
+    assert run_check(tmp_path, "Running", [], [p], "primary", p) == 1  # the other router is primary
     assert run_check(tmp_path, "Running", [], ["203.0.113.0/24", p], "primary", p) == 1
     assert run_check(tmp_path, "Running", [], ["192.0.2.0/25"], "primary", p) == 0  # another prefix
     assert run_check(tmp_path, "Stopped", [p], [], "primary", p) == 1
@@ -340,7 +341,7 @@ def test_leftovers_are_only_reported_until_the_removal_run_then_taken_down():
     assert run_op(ha.no_longer_ha, host, prune_command="pyinfra ... --data prune=true") == []
     assert host.noops == ["HA leftovers kept until the removal run"]
     # the removal run that takes the other router out keeps it too (clients' leases name the vip)
-    assert run_op(ha.no_longer_ha, host, prune=True, twin_removed_now=True) == []
+    assert run_op(ha.no_longer_ha, host, prune=True, other_router_removed_now=True) == []
     assert host.noops[-1] == "HA leftovers kept until a later removal run"
     t = texts(run_op(ha.no_longer_ha, host, prune=True))
     assert t[:3] == [

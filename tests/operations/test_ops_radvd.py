@@ -149,7 +149,7 @@ def test_radvd_accepts_the_config():
 
 
 def test_ha_own_lan_rules_cover_both_families():
-    """The twin's advertisement of the LAN's IPv6 prefix must not win over table main either."""
+    """The other router's advertisement of the LAN's IPv6 prefix must not win over table main either."""
     from operations.facts.ha import PolicyRules
     from operations.facts.sysctl import SysctlValues
     v6 = [{"priority": 0, "src": "all", "table": "local"}, {"priority": 5270, "src": "all", "table": "52"},

@@ -149,13 +149,13 @@ def test_a_removed_router_not_in_the_tailnet_or_now_declared_is_left_alone(model
     assert changes.empty and "declared router's" in changes.notes[0]
 
 
-def test_one_router_of_a_site_that_stays_loses_its_approvals_the_twin_keeps_them(model):
+def test_one_router_of_a_site_that_stays_loses_its_approvals_the_other_keeps_them(model):
     """HA: site a had two routers; the second left the site file, the site did not."""
-    twin = AppliedRouter("a", "root@ra2", None, ("192.0.2.0/24",))
-    assert record.removed(model, record.declared(model) + [twin]) == [twin]
+    second = AppliedRouter("a", "root@ra2", None, ("192.0.2.0/24",))
+    assert record.removed(model, record.declared(model) + [second]) == [second]
     cp = MemoryControlPlane(nodes() + [Node("4", "ra2", "ra2", advertised=("192.0.2.0/24",),
                                             approved=("192.0.2.0/24",))])
-    changes = cp.plan_removal(model, [twin])
+    changes = cp.plan_removal(model, [second])
     assert [(u.node.id, u.removed) for u in changes.unapprovals] == [("4", ["192.0.2.0/24"])]
     cp.apply(changes)
     assert cp.nodes["4"].approved == () and cp.nodes["1"].approved == ("192.0.2.0/24",)
