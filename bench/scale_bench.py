@@ -100,6 +100,11 @@ def up_phases(topo: Path) -> tuple[api.LabInfo, float, dict[str, float]]:
         progress.say = original
 
 
+def say(line: str) -> None:
+    """A figure as soon as it is measured (a run that fails later keeps what it had)."""
+    print(f"  [{time.strftime('%H:%M:%S')}] {line}", flush=True)
+
+
 def load1() -> float:
     return os.getloadavg()[0]
 
@@ -122,7 +127,7 @@ def ping_sample(info: api.LabInfo, seed: int) -> tuple[int, int, list[str]]:
 
 def check_verdict(sites: Path) -> tuple[float, float, str]:
     """`s2s check`'s wall time, the time it reports itself, and its verdict in a few words."""
-    wall, inner, code, rows = one_with_rows(sites)
+    wall, inner, code, rows = one_with_rows(sites, timeout=900)  # a loaded machine: the figure, not a timeout
     if code == 0:
         return wall, inner, f"all {len(rows)} ok"
     bad = [f"{r['site']}:{r['step']} {r['status']} ({r['reason'][:120]})" for r in rows if r["status"] != "ok"]
@@ -137,9 +142,12 @@ def one_size(n: int, runs: int, workdir: Path, layout: str) -> dict:
     mem_up = memory_by_role(info)
     first, _ = timed(info.sites_file)
     assert first is not None
+    say(f"{n} sites: up {up:.1f} s, first deploy {first:.1f} s")
     mem_deployed = memory_by_role(info)
     noop = median_of(runs, info.sites_file)
+    say(f"{n} sites: no-op {noop:.2f} s (median of {runs})")
     empty = median_of(runs, info.sites_file, deploy="bench/empty_deploy.py")
+    say(f"{n} sites: empty {empty:.2f} s (median of {runs})")
     _, debug_log = timed(info.sites_file, "--debug", must=False)
     per_host = Counter(re.findall(r"Running command on (\S+?):", debug_log))
     role = {h.name: h.role for h in info.hosts}
@@ -148,7 +156,9 @@ def one_size(n: int, runs: int, workdir: Path, layout: str) -> dict:
         by_role[role.get(host, host)].append(count)
     changes = drive.planned_changes(info.sites_file)
     drive.lab("renew", *[s.client_host for s in info.topology.sites.values()], timeout=1800)
+    say(f"{n} sites: {len(changes)} changes planned after; clients re-bound")
     check_wall, check_inner, check_says = check_verdict(info.sites_file)
+    say(f"{n} sites: check {check_wall:.1f} s wall, {check_says}")
     answered, sent, failed = ping_sample(info, seed=n)
     return {
         "n": n,
