@@ -199,11 +199,10 @@ def _sources(resolver: Resolver, aliases: object) -> IPSet:
     return src
 
 
-def uncovered(policy: Policy, src: IPSet, dst: IPSet) -> tuple[IPSet, IPSet] | None:
-    """None when every address of `src` may reach every address of `dst` on every port; else an
-    example (source addresses, destination addresses they cannot reach)."""
-    if policy.allow_all:
-        return None
+def reach_pieces(policy: Policy, src: IPSet) -> list[tuple[IPSet, IPSet]]:
+    """`src` split into pieces that the same all-ports rules cover, each with every address those
+    rules let it reach. Computed once per source and reused for every destination: splitting is the
+    costly part, and a 50-site check asks it for 51 destinations (check_pairs)."""
     full = [r for r in policy.rules if r.all_ports]
     pieces: list[tuple[IPSet, frozenset[int]]] = [(IPSet(src), frozenset())]
     for i, rule in enumerate(full):  # split src into pieces that the same rules cover
@@ -215,10 +214,23 @@ def uncovered(policy: Policy, src: IPSet, dst: IPSet) -> tuple[IPSet, IPSet] | N
             if outside:
                 split.append((outside, members))
         pieces = split
+    out = []
     for piece, members in pieces:
         reach = IPSet()
         for i in members:
             reach |= full[i].dst
+        out.append((piece, reach))
+    return out
+
+
+def uncovered(policy: Policy, src: IPSet, dst: IPSet,
+              pieces: list[tuple[IPSet, IPSet]] | None = None) -> tuple[IPSet, IPSet] | None:
+    """None when every address of `src` may reach every address of `dst` on every port; else an
+    example (source addresses, destination addresses they cannot reach). `pieces`: src's
+    reach_pieces, when already computed."""
+    if policy.allow_all:
+        return None
+    for piece, reach in pieces if pieces is not None else reach_pieces(policy, src):
         missing = dst - reach
         if missing:
             return piece, missing
@@ -251,8 +263,11 @@ def check_pairs(policy: Policy, sites: Sequence[tuple[str, Sequence[str]]]) -> l
     names = [name for name, _ in sites]
     pairs = [(a, b) for a in names for b in [*names, TAILNET] if a != b] + [(TAILNET, a) for a in names]
     out = []
+    pieces: dict[str, list[tuple[IPSet, IPSet]]] = {}
     for a, b in pairs:
-        gap = uncovered(policy, sets[a], sets[b])
+        if a not in pieces and not policy.allow_all:
+            pieces[a] = reach_pieces(policy, sets[a])
+        gap = uncovered(policy, sets[a], sets[b], pieces.get(a))
         if gap is None:
             out.append(PairResult(a, b, True, "allowed on all ports"))
             continue
