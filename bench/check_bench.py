@@ -24,13 +24,20 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def one(sites: Path) -> tuple[float, float, int]:
+    wall, seconds, code, _ = one_with_rows(sites)
+    return wall, seconds, code
+
+
+def one_with_rows(sites: Path, timeout: float = 120) -> tuple[float, float, int, list[dict]]:
+    """One `python -m check --json` run: wall time, the check's own time, exit code, its rows."""
     start = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "check", "--sites", str(sites), "--json"], cwd=REPO,
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=timeout)
     wall = time.monotonic() - start
     if result.returncode not in (0, 1):
         raise SystemExit(f"check failed: {result.stderr[-2000:]}")
-    return wall, json.loads(result.stdout)["seconds"], result.returncode
+    report = json.loads(result.stdout)
+    return wall, report["seconds"], result.returncode, report["rows"]
 
 
 def series(sites: Path, runs: int, label: str) -> None:

@@ -1,51 +1,71 @@
-"""Figures for N-site labs: lab up time, lab memory, first deploy, no-op deploy, commands per host.
+"""Figures for N-site labs: lab up, memory, first deploy, no-op deploy, commands per host, the check, pings.
 
 Run as root (S2S_LAB_PREFIX set if another lab runs beside yours):
 
     python bench/scale_bench.py                  # 2, 4, 8 and 12 sites
-    python bench/scale_bench.py --sites 2 4 --runs 5
+    python bench/scale_bench.py --sites 2 50     # the scale target: 50 sites beside 2
+    python bench/scale_bench.py --sites 2 4 --runs 5 --layout mixed
 
-For each N: a generated uniform topology (`python -m lab topology --sites N`),
-`lab down`, a warm `lab up` (timed), the lab's memory (PSS of every process in
-its namespaces, split by role), the first deploy, the no-op re-deploy and an
-empty pyinfra deploy on the same hosts (medians), and the commands pyinfra ran
-per host on a no-op run (from --debug). The lab is taken down at the end.
-Machine load (1-min load average) is printed beside each row: the machine may be
-shared, and the figures move with it. No thresholds: these are figures.
+For each N: a generated topology (`s2s lab topology --sites N --layout L`, deployed as
+generated: its [dhcp] summaries = "auto"), `lab down`, a warm `lab up` (timed), the lab's
+memory (PSS of every process in its namespaces, split by role), the first deploy, the
+no-op re-deploy and an empty pyinfra deploy on the same hosts (medians), the commands
+pyinfra ran per host on a no-op run (from --debug), the changes a --dry run still plans
+after the deploy (0 is idempotent), every client re-bound, `s2s check` (its wall time and
+verdict), and a ping sample: every client to three random other clients (seeded, one ping
+each, one reply awaited up to 10 s). The lab is taken down at the end. The no-op of each N
+is also given as a multiple of the first N's (the target: 50 sites at most 3x 2 sites).
+Machine load (1-min load average) is printed beside each row: the machine may be shared,
+and the figures move with it. No thresholds: these are figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import re
 import statistics
 import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
+from check_bench import one_with_rows  # noqa: E402
 from lab_bench import pss_kib  # noqa: E402
 
 from lab import api, container, drive, net, progress  # noqa: E402
-from lab.generate import generate  # noqa: E402
+from lab.generate import LAYOUTS, generate  # noqa: E402
+
+FAILED_RUNS: list[str] = []  # runs that failed (a host unreachable...): said, not hidden, and not timed
 
 
-def timed(sites: Path, *args: str, deploy: str = "deploy.py") -> tuple[float, str]:
+def timed(sites: Path, *args: str, deploy: str = "deploy.py", must: bool = True) -> tuple[float | None, str]:
+    """One pyinfra run's wall time and its log; a failed run raises when `must`, else is recorded
+    (with the lines naming its errors) and gives no time."""
     start = time.monotonic()
     result = drive.pyinfra(sites, *args, deploy=deploy, timeout=1800)
     elapsed = time.monotonic() - start
     if result.returncode != 0:
-        raise SystemExit(f"pyinfra {deploy} {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+        why = drive.why_failed(result, tail=1500)
+        if must:
+            raise SystemExit(f"pyinfra {deploy} {' '.join(args)} failed:\n{why}")
+        FAILED_RUNS.append(f"pyinfra {deploy} {' '.join(args)} failed after {elapsed:.1f} s:\n{why}")
+        print(FAILED_RUNS[-1], flush=True)
+        return None, result.stderr
     return elapsed, result.stderr
 
 
 def median_of(runs: int, sites: Path, *args: str, deploy: str = "deploy.py") -> float:
-    return statistics.median(timed(sites, *args, deploy=deploy)[0] for _ in range(runs))
+    times = [t for _ in range(runs) if (t := timed(sites, *args, deploy=deploy, must=False)[0]) is not None]
+    if not times:
+        raise SystemExit(f"every {deploy} run failed")
+    return statistics.median(times)
 
 
 def memory_by_role(info: api.LabInfo) -> dict[str, float]:
@@ -80,27 +100,66 @@ def up_phases(topo: Path) -> tuple[api.LabInfo, float, dict[str, float]]:
         progress.say = original
 
 
+def say(line: str) -> None:
+    """A figure as soon as it is measured (a run that fails later keeps what it had)."""
+    print(f"  [{time.strftime('%H:%M:%S')}] {line}", flush=True)
+
+
 def load1() -> float:
     return os.getloadavg()[0]
 
 
-def one_size(n: int, runs: int, workdir: Path) -> dict:
+MESH_PEERS = 3  # each client pings this many random other clients
+
+
+def ping_sample(info: api.LabInfo, seed: int) -> tuple[int, int, list[str]]:
+    """Every client to MESH_PEERS random other clients, one ping each: (answered, sent, failed pairs)."""
+    clients = [s.client_host for s in info.topology.sites.values()]
+    with ThreadPoolExecutor(max_workers=8) as pool:  # each is a `python -m lab exec` process
+        addr = dict(zip(clients, pool.map(drive.client_address, clients), strict=True))
+        rng = random.Random(seed)
+        pairs = [(src, dst) for src in clients
+                 for dst in rng.sample([c for c in clients if c != src], min(MESH_PEERS, len(clients) - 1))]
+        results = list(pool.map(lambda p: drive.ping(p[0], addr[p[1]], count=1, deadline=10), pairs))
+    failed = [f"{s}->{d}" for (s, d), r in zip(pairs, results, strict=True) if r.returncode != 0]
+    return len(pairs) - len(failed), len(pairs), failed
+
+
+def check_verdict(sites: Path) -> tuple[float, float, str]:
+    """`s2s check`'s wall time, the time it reports itself, and its verdict in a few words."""
+    wall, inner, code, rows = one_with_rows(sites, timeout=900)  # a loaded machine: the figure, not a timeout
+    if code == 0:
+        return wall, inner, f"all {len(rows)} ok"
+    bad = [f"{r['site']}:{r['step']} {r['status']} ({r['reason'][:120]})" for r in rows if r["status"] != "ok"]
+    return wall, inner, f"{len(rows) - len(bad)} of {len(rows)} ok; " + "; ".join(bad[:5])
+
+
+def one_size(n: int, runs: int, workdir: Path, layout: str) -> dict:
     topo = workdir / f"sites-{n}.toml"
-    topo.write_text(generate(n))
+    topo.write_text(generate(n, layout))
     api.down()
     info, up, phases = up_phases(topo)
     mem_up = memory_by_role(info)
     first, _ = timed(info.sites_file)
+    assert first is not None
+    say(f"{n} sites: up {up:.1f} s, first deploy {first:.1f} s")
     mem_deployed = memory_by_role(info)
     noop = median_of(runs, info.sites_file)
+    say(f"{n} sites: no-op {noop:.2f} s (median of {runs})")
     empty = median_of(runs, info.sites_file, deploy="bench/empty_deploy.py")
-    _, debug_log = timed(info.sites_file, "--debug")
+    say(f"{n} sites: empty {empty:.2f} s (median of {runs})")
+    _, debug_log = timed(info.sites_file, "--debug", must=False)
     per_host = Counter(re.findall(r"Running command on (\S+?):", debug_log))
     role = {h.name: h.role for h in info.hosts}
     by_role: dict[str, list[int]] = defaultdict(list)
     for host, count in per_host.items():
         by_role[role.get(host, host)].append(count)
     changes = drive.planned_changes(info.sites_file)
+    drive.lab("renew", *[s.client_host for s in info.topology.sites.values()], timeout=1800)
+    say(f"{n} sites: {len(changes)} changes planned after; clients re-bound")
+    check_wall, check_inner, check_says = check_verdict(info.sites_file)
+    say(f"{n} sites: check {check_wall:.1f} s wall, {check_says}")
+    answered, sent, failed = ping_sample(info, seed=n)
     return {
         "n": n,
         "up": up,
@@ -113,6 +172,8 @@ def one_size(n: int, runs: int, workdir: Path) -> dict:
         "changes": len(changes),
         "load": load1(),
         "phases": phases,
+        "check": (check_wall, check_inner, check_says),
+        "pings": (answered, sent, failed),
     }
 
 
@@ -124,12 +185,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sites", type=int, nargs="+", default=[2, 4, 8, 12])
     parser.add_argument("--runs", type=int, default=3, help="runs per median (default 3)")
+    parser.add_argument("--layout", choices=sorted(LAYOUTS), default="uniform")
     args = parser.parse_args()
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # byte-code cached, as a user's runs (deploy_bench.py)
     rows = []
     with tempfile.TemporaryDirectory(prefix="s2s-scale-") as tmp:
         try:
             for n in args.sites:
-                row = one_size(n, args.runs, Path(tmp))
+                row = one_size(n, args.runs, Path(tmp), args.layout)
                 rows.append(row)
                 print(
                     f"{n:>2} sites: up {row['up']:5.1f} s, memory {row['mem_up']['total']:5.0f} MiB "
@@ -140,17 +203,26 @@ def main() -> None:
                     flush=True,
                 )
                 print("    up: " + ", ".join(f"{k} {v:.1f} s" for k, v in row["phases"].items()), flush=True)
+                answered, sent, failed = row["pings"]
+                print(f"    check: {row['check'][0]:.1f} s wall ({row['check'][1]:.1f} s its own), "
+                      f"{row['check'][2]}; pings {answered}/{sent} answered"
+                      + (f" (failed: {', '.join(failed[:10])})" if failed else ""), flush=True)
         finally:
             api.down()
+    if FAILED_RUNS:
+        print(f"\n{len(FAILED_RUNS)} pyinfra run(s) failed (not in the medians); the first:\n{FAILED_RUNS[0]}")
     print(
         "\n| sites | lab up | lab memory (up -> deployed) | first deploy | no-op deploy (empty) | "
-        "commands per host on a no-op run | load |"
+        "no-op / first N's | commands per host on a no-op run | changes after | s2s check | "
+        "pings answered | load |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(
             f"| {r['n']} | {r['up']:.1f} s | {r['mem_up']['total']:.0f} -> {r['mem_deployed']['total']:.0f} MiB | "
-            f"{r['first']:.1f} s | {r['noop']:.2f} s ({r['empty']:.2f} s) | {fmt_cmds(r['cmds'])} | {r['load']:.1f} |"
+            f"{r['first']:.1f} s | {r['noop']:.2f} s ({r['empty']:.2f} s) | {r['noop'] / rows[0]['noop']:.2f}x | "
+            f"{fmt_cmds(r['cmds'])} | {r['changes']} | {r['check'][0]:.1f} s, {r['check'][2]} | "
+            f"{r['pings'][0]}/{r['pings'][1]} | {r['load']:.1f} |"
         )
     if len(rows) >= 2:
         a, b = rows[0], rows[-1]

@@ -200,11 +200,10 @@ def _sources(resolver: Resolver, aliases: object) -> IPSet:
     return src
 
 
-def uncovered(policy: Policy, src: IPSet, dst: IPSet) -> tuple[IPSet, IPSet] | None:
-    """None when every address of `src` may reach every address of `dst` on every port; else an
-    example (source addresses, destination addresses they cannot reach)."""
-    if policy.allow_all:
-        return None
+def reach_pieces(policy: Policy, src: IPSet) -> list[tuple[IPSet, IPSet]]:
+    """`src` split into pieces that the same all-ports rules cover, each with every address those
+    rules let it reach. Computed once per source and reused for every destination: splitting is the
+    costly part, and a 50-site check asks it for 51 destinations (check_pairs)."""
     full = [r for r in policy.rules if r.all_ports]
     pieces: list[tuple[IPSet, frozenset[int]]] = [(IPSet(src), frozenset())]
     for i, rule in enumerate(full):  # split src into pieces that the same rules cover
@@ -216,10 +215,23 @@ def uncovered(policy: Policy, src: IPSet, dst: IPSet) -> tuple[IPSet, IPSet] | N
             if outside:
                 split.append((outside, members))
         pieces = split
+    out = []
     for piece, members in pieces:
         reach = IPSet()
         for i in members:
             reach |= full[i].dst
+        out.append((piece, reach))
+    return out
+
+
+def uncovered(policy: Policy, src: IPSet, dst: IPSet,
+              pieces: list[tuple[IPSet, IPSet]] | None = None) -> tuple[IPSet, IPSet] | None:
+    """None when every address of `src` may reach every address of `dst` on every port; else an
+    example (source addresses, destination addresses they cannot reach). `pieces`: src's
+    reach_pieces, when already computed."""
+    if policy.allow_all:
+        return None
+    for piece, reach in pieces if pieces is not None else reach_pieces(policy, src):
         missing = dst - reach
         if missing:
             return piece, missing
@@ -267,10 +279,19 @@ def check_pairs(policy: Policy, sites: Sequence[tuple[str, Sequence[str]]]) -> l
     names = [name for name, _ in sites]
     pairs = [(a, b) for a in names for b in [*names, TAILNET] if a != b] + [(TAILNET, a) for a in names]
     out = []
+    by_family = {(name, v): _family(s, v) for name, s in sets.items() for v in (4, 6)}
+    pieces: dict[tuple[str, int], list[tuple[IPSet, IPSet]]] = {}  # per source and family, once
     for a, b in pairs:
-        gaps = [(s, d) for version in (4, 6)
-                for s, d in [(_family(sets[a], version), _family(sets[b], version))] if s and d]
-        gap = next((g for s, d in gaps if (g := uncovered(policy, s, d)) is not None), None)
+        gap = None
+        for version in (4, 6):
+            src, dst = by_family[a, version], by_family[b, version]
+            if not (src and dst):
+                continue
+            if (a, version) not in pieces and not policy.allow_all:
+                pieces[a, version] = reach_pieces(policy, src)
+            gap = uncovered(policy, src, dst, pieces.get((a, version)))
+            if gap is not None:
+                break
         if gap is None:
             out.append(PairResult(a, b, True, "allowed on all ports"))
             continue

@@ -20,6 +20,7 @@ from pyinfra.api.exceptions import FactProcessError
 
 from check import acl, ra
 from check.dhcp import PROBE_SCRIPT, DhcpParseError, ProbeResult, parse_probe_output
+from check.peers import tunnel_peers
 from check.ra import RouterAdvert
 from check.remote import RemoteError, Router
 from controlplane import ControlPlaneError, Node, PolicyError, hujson, reach
@@ -228,7 +229,8 @@ def parse_pings(text: str) -> dict[str, dict[str, Any]]:
 
 
 def ping_peers(model: SiteModel, states: dict[str, RouterState]) -> None:
-    """Phase two, once every router's tailnet IP is known: each router pings every other one."""
+    """Phase two, once every router's tailnet IP is known: each router pings its peers (every other
+    one, or a ring sample on a large file: check.peers)."""
 
     def tailnet_ip(name: str) -> str:
         status = states[name].status
@@ -238,7 +240,7 @@ def ping_peers(model: SiteModel, states: dict[str, RouterState]) -> None:
         state = states[name]
         if state.router is None or state.error:
             return
-        peers = [(o, tailnet_ip(o), str(model.sites[o].next_hop)) for o in model.sites if o != name]
+        peers = [(o, tailnet_ip(o), str(model.sites[o].next_hop)) for o in tunnel_peers(list(model.sites), name)]
         sender, state.ping_source = pinger(model.sites[name], state)
         try:
             result = sender.router.run(_ping_command(peers, state.ping_source), timeout=PING_WAIT + 10)
@@ -281,9 +283,8 @@ def probe_ipv6(model: SiteModel, name: str, states: dict[str, RouterState], send
             state.ra_error = str(exc)
     state.ping6_source = ra.address_in(sender.addresses6, str(site.subnet6))
     parts = []
-    for peer, other in model.sites.items():
-        if peer == name or other.subnet6 is None:
-            continue
+    for peer in tunnel_peers(dual_stack(model), name):
+        other = model.sites[peer]
         target = ra.address_in(_sender_of(model, peer, states).addresses6, str(other.subnet6))
         if state.ping6_source is None or target is None:
             state.pings6[peer] = None
@@ -298,6 +299,11 @@ def probe_ipv6(model: SiteModel, name: str, states: dict[str, RouterState], send
             bits = line.split()
             if len(bits) == 3 and bits[0] == "ping6":
                 state.pings6[bits[1]] = bits[2] == "0"
+
+
+def dual_stack(model: SiteModel) -> list[str]:
+    """The sites with a subnet6, in site-file order (the ping6 peers are sampled among them)."""
+    return [name for name, site in model.sites.items() if site.subnet6 is not None]
 
 
 def _live_flags(state: ControlState) -> None:

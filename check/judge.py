@@ -16,7 +16,8 @@ from enum import Enum
 
 from check import acl, ra
 from check.dhcp import judge as judge_dhcp
-from check.gather import TUNNEL_MTU, ControlState, RouterState
+from check.gather import TUNNEL_MTU, ControlState, RouterState, dual_stack
+from check.peers import sample_note, tunnel_peers
 from controlplane import hujson
 from controlplane.model import Node
 from controlplane.policy import TAILNET_RANGE6
@@ -340,9 +341,7 @@ def tunnel_rows(model: SiteModel, routers: dict[str, RouterState], so_far: dict[
             continue
         failures, notes = [], []
         explained = []
-        for peer in model.sites:
-            if peer == name:
-                continue
+        for peer in tunnel_peers(list(model.sites), name):
             got = r.pings.get(peer, {})
             tsping, mtu, small = got.get("tsping"), got.get("mtu"), got.get("small")
             if tsping is False or (not mtu and not small):
@@ -367,8 +366,9 @@ def tunnel_rows(model: SiteModel, routers: dict[str, RouterState], so_far: dict[
             what, causes = explained[0]
             rows.append(_unknown(name, "tunnel", f"{what}; explained by {', '.join(sorted(set(causes)))}"))
         else:
+            sampled = sample_note(list(model.sites))
             rows.append(_ok(name, "tunnel", f"{TUNNEL_MTU}-byte DF pings cross LAN to LAN; "
-                                            f"{'; '.join(notes) or 'no peers'}"))
+                                            f"{'; '.join(notes) or 'no peers'}" + (f"; {sampled}" if sampled else "")))
     return rows
 
 
@@ -391,7 +391,8 @@ def ping6_row(model: SiteModel, site: Site, r: RouterState, so_far: dict[tuple[s
               fx: Fixes) -> Row:
     """ping6 from the router's subnet6 address to each dual-stack peer router's."""
     name = site.name
-    peers = [p for p, other in model.sites.items() if p != name and other.subnet6 is not None]
+    ipv6_sites = dual_stack(model)
+    peers = tunnel_peers(ipv6_sites, name) if site.subnet6 is not None else []
     if site.subnet6 is None or not peers:
         return _ok(name, "ping6", "no IPv6 LAN pair to test (no subnet6 here or at any peer)")
     if r.error or r.facts_error or not r.ra_probed:
@@ -408,7 +409,8 @@ def ping6_row(model: SiteModel, site: Site, r: RouterState, so_far: dict[tuple[s
         return _unknown(name, "ping6", "no router address in subnet6 to ping from or to "
                         f"({', '.join(unknown)}): give the routers one to let the check ping IPv6 "
                         "LAN to LAN")
-    return _ok(name, "ping6", f"from {r.ping6_source} to {', '.join(peers)}")
+    sampled = sample_note(ipv6_sites)
+    return _ok(name, "ping6", f"from {r.ping6_source} to {', '.join(peers)}" + (f"; {sampled}" if sampled else ""))
 
 
 def other_router_routes_row(site: Site, r: RouterState, node: Node | None, fx: Fixes, tailscaled: Row) -> Row:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import requests
-
+import jsonhttp
 from controlplane.model import ControlPlaneError
 
 READ_ATTEMPTS = 2  # a GET: once more after a refused/dropped connection
@@ -36,10 +35,8 @@ class ApiSession:
         self.via = ""  # " (through SSH host X)" when a tunnel carries the calls
         self.timeout = timeout
         self._secret = api_key
-        self._session = requests.Session()
-        self._session.headers["Authorization"] = f"Bearer {api_key}"
-        self._session.headers["User-Agent"] = "s2s-controlplane"
-        self._session.trust_env = False  # no proxy from the environment between us and the server
+        # no proxy from the environment between us and the server (jsonhttp reads none)
+        self._client = jsonhttp.Client({"Authorization": f"Bearer {api_key}", "User-Agent": "s2s-controlplane"})
 
     def __repr__(self) -> str:
         return f"ApiSession({self.base_url!r})"
@@ -57,7 +54,7 @@ class ApiSession:
         headers: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
         ok: tuple[int, ...] = (200,),
-    ) -> requests.Response:
+    ) -> jsonhttp.Response:
         """Send one request; return the response if its status is in `ok`, else raise one line."""
         url = self.base_url + path
         where = f"{method} {self.shown}{path}{self.via}"
@@ -66,21 +63,21 @@ class ApiSession:
         attempts = READ_ATTEMPTS if method == "GET" else 1
         for attempt in range(1, attempts + 1):
             try:
-                resp = self._session.request(
-                    method, url, json=json, data=data.encode() if data is not None else None,
+                resp = self._client.request(
+                    method, url, json=json, body=data.encode() if data is not None else None,
                     headers=headers, params=params, timeout=self.timeout,
                 )
                 break
-            except requests.Timeout:
+            except jsonhttp.Timeout:
                 raise Unreachable(f"{where}: control server did not answer within {self.timeout:g}s") from None
-            except requests.ConnectionError:
+            except jsonhttp.ConnectionFailed:
                 if attempt < attempts:
                     time.sleep(RETRY_DELAY)
                     continue
                 tries = f", {attempts} attempts {RETRY_DELAY:g}s apart" if attempts > 1 else ""
                 raise Unreachable(f"{where}: cannot reach the control server (connection failed{tries})") from None
-            except requests.RequestException as exc:
-                raise Unreachable(f"{where}: {type(exc).__name__}") from None
+            except jsonhttp.RequestFailed as exc:
+                raise Unreachable(f"{where}: {exc}") from None
         if resp.status_code in ok:
             return resp
         if resp.status_code in (401, 403):
@@ -90,7 +87,7 @@ class ApiSession:
             )
         raise ControlPlaneError(f"{where}: HTTP {resp.status_code}: {self.reason(resp)}")
 
-    def reason(self, resp: requests.Response) -> str:
+    def reason(self, resp: jsonhttp.Response) -> str:
         """The server's error message, one line, short, scrubbed."""
         try:
             body = resp.json()

@@ -19,6 +19,7 @@ from netaddr import IPNetwork
 WAN = IPNetwork("192.168.255.0/24")
 CONTROL_HOST = 10   # 192.168.255.10, as in the built-in lab
 FIRST_ROUTER_WAN = 20
+MIN_SITES = 2       # the site file refuses fewer: site-to-site needs two sites to join
 MAX_SITES = 200     # WAN addresses .21-.220 for the routers
 
 
@@ -54,8 +55,8 @@ def generate(sites: int, layout: str = "uniform", routes: int = 0, ipv6: bool = 
     """A topology file (TOML text) with `sites` sites and `routes` extra advertised prefixes each;
     `ipv6`: dual-stack LANs (a ULA /64 each) with systemd-networkd clients, which take the
     routers' route information (docs/ipv6.md)."""
-    if not 1 <= sites <= MAX_SITES:
-        raise ValueError(f"--sites: must be 1-{MAX_SITES} ({sites})")
+    if not MIN_SITES <= sites <= MAX_SITES:
+        raise ValueError(f"--sites: must be {MIN_SITES}-{MAX_SITES} ({sites})")
     if not 0 <= routes <= 16:
         raise ValueError(f"--routes: must be 0-16 ({routes})")
     shapes = LAYOUTS[layout]

@@ -6,8 +6,8 @@ themselves (no "service" key, the answer may be a bare object) and 3.2 drops the
 CA. Everything above this module sees one call, `command(name, arguments)`, so the
 push does not care which one it talks to.
 
-Secrets: the password lives only in the requests auth tuple; it never appears in
-a repr, a log line or an exception message.
+Secrets: the password lives only in the auth tuple sent with each request; it never
+appears in a repr, a log line or an exception message.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import logging
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
-import requests
+import jsonhttp
 
 log = logging.getLogger(__name__)
 
@@ -82,14 +82,14 @@ class _HttpTransport:
     """Shared HTTP plumbing: one POST per command, counted, basic auth if a user is given."""
 
     def __init__(self, url: str, user: str | None = None, password: str | None = None,
-                 session: requests.Session | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+                 session: jsonhttp.Client | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.url = url
         self.user = user
         self.timeout = timeout
         self.round_trips = 0
         self.commands: list[str] = []  # names sent, in order: tests and the benchmark read it
         self.label: str | None = None  # how messages name the server (a tunnel's local URL means nothing)
-        self._session = session or requests.Session()
+        self._session = session or jsonhttp.Client()
         self._auth = (user, password or "") if user else None
 
     def __repr__(self) -> str:
@@ -110,9 +110,9 @@ class _HttpTransport:
         self.commands.append(name)
         log.debug("%s: sending %s", self.where, name)
         try:
-            resp = self._session.post(self.url, json=self._body(name, arguments), auth=self._auth,
-                                      timeout=self.timeout)
-        except requests.RequestException as exc:
+            resp = self._session.request("POST", self.url, json=self._body(name, arguments), auth=self._auth,
+                                         timeout=self.timeout)
+        except jsonhttp.RequestFailed as exc:
             # The exception text may carry the URL, never the password (auth is not in the URL).
             raise KeaUnreachable(f"{self.where} is unreachable ({type(exc).__name__}: "
                                  f"{_short(exc)})", command=name) from None
@@ -151,7 +151,7 @@ class ControlAgentTransport(_HttpTransport):
     """Kea 2.x/3.0 Control Agent: every command names the service it is for."""
 
     def __init__(self, url: str, user: str | None = None, password: str | None = None,
-                 service: str = "dhcp4", session: requests.Session | None = None,
+                 service: str = "dhcp4", session: jsonhttp.Client | None = None,
                  timeout: float = DEFAULT_TIMEOUT) -> None:
         super().__init__(url, user, password, session, timeout)
         self.service = service

@@ -35,8 +35,8 @@ def test_a_refused_read_names_the_site_files_url_not_the_forward_port(monkeypatc
 def test_a_write_is_never_retried(monkeypatch):
     calls = []
     api = ApiSession(f"http://127.0.0.1:{closed_port()}", "k")
-    real = api._session.request
-    monkeypatch.setattr(api._session, "request", lambda *a, **kw: calls.append(a) or real(*a, **kw))
+    real = api._client.request
+    monkeypatch.setattr(api._client, "request", lambda *a, **kw: calls.append(a) or real(*a, **kw))
     with pytest.raises(Unreachable) as err:
         api.call("PUT", "/api/v1/policy", json={})
     assert len(calls) == 1 and "attempts" not in str(err.value)
