@@ -5,8 +5,9 @@ and client per site plus the control VM, on the locally built box (lab/box.py),
 under the lab's own libvirtd in a network namespace with no route out (KVM, or
 qemu/TCG where KVM guests hang). Headscale on the control VM is the labs' own
 build; routers install Tailscale from the namespace's apt repository.
-`python -m lab.vagrant up --full` brings it up; S2S_VAGRANT_STATE, when set,
-keeps the lab's state there (else a temp dir).
+`python -m lab.vagrant up --full` brings it up (a no-op on a lab already up);
+S2S_VAGRANT_STATE, when set, keeps the lab's state there (else a temp dir) and
+the lab up after a failure, for a rerun.
 
 Order matters (one lab for the module): up, deploy, both clients' routes, a ping
 across, a second deploy that plans nothing, down leaving nothing behind.
@@ -41,8 +42,10 @@ def lab(tmp_path_factory) -> Path:
             wrapper(env, "up", "--full", timeout=7200)
             yield state
         finally:  # the last test already took it down; this is for a failure on the way
-            if vagrant_libvirt.netns_exists():
+            if vagrant_libvirt.netns_exists() and not given:
                 wrapper(env, "down", check=False)
+            elif vagrant_libvirt.netns_exists():  # 20+ minutes to boot under TCG: kept for a rerun
+                print(f"\nthe lab stays up in {state} (S2S_VAGRANT_STATE given); `s2s vagrant down` removes it")
 
 
 def test_seven_vms_running_with_no_route_out(lab: Path) -> None:
