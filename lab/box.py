@@ -34,7 +34,9 @@ EXTRA_PACKAGES = ("linux-image-amd64", "sudo")
 # The initrd only needs to find an ext4 root on virtio: a short module list keeps it small,
 # which matters under TCG (the decompressor and unpacking run emulated).
 INITRAMFS_MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "ext4")
-CMDLINE = "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet"
+# no_timer_check: a starved qemu/TCG VM fails the kernel's IO-APIC timer check and panics
+# ("IO-APIC + timer doesn't work!"), seen here with 9 TCG VMs on 2 shared cores.
+CMDLINE = "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet no_timer_check"
 
 # Files written into the box after the packages are in (path -> content).
 FILES: dict[str, str] = {
@@ -48,10 +50,18 @@ FILES: dict[str, str] = {
     "etc/systemd/network/10-mgmt.network": (
         "[Match]\nName=eth0\n\n[Network]\nDHCP=ipv4\n\n[DHCPv4]\nClientIdentifier=mac\n"
     ),
-    # Host keys are made on first boot (every VM gets its own), before Debian's `sshd -t` check.
+    # The host key is made on first boot (every VM gets its own), before Debian's `sshd -t` check:
+    # only the ed25519 key sshd uses (the lab image's sshd_config.d/lab.conf), since `ssh-keygen -A`'s
+    # RSA key takes minutes on a starved TCG VM and systemd killed it at 90 s, again and again.
     "etc/systemd/system/ssh.service.d/s2s-hostkeys.conf": (
-        "[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n"
+        "[Service]\nExecStartPre=\n"
+        "ExecStartPre=/bin/sh -c 'test -s /etc/ssh/ssh_host_ed25519_key || "
+        "ssh-keygen -q -t ed25519 -N \"\" -f /etc/ssh/ssh_host_ed25519_key'\n"
+        "ExecStartPre=/usr/sbin/sshd -t\n"
     ),
+    # qemu/TCG VMs on a shared 2-core machine get a few % of a core while they boot: units that
+    # take 90 s there are slow, not broken (systemd-networkd and ssh timed out at the default).
+    "etc/systemd/system.conf.d/s2s-slow-boot.conf": "[Manager]\nDefaultTimeoutStartSec=15min\n",
     "etc/ssh/sshd_config.d/vagrant.conf": "PubkeyAuthentication yes\nUseDNS no\n",
     "etc/initramfs-tools/conf.d/s2s": "MODULES=list\nCOMPRESS=gzip\n",
     "etc/initramfs-tools/modules": "".join(f"{m}\n" for m in INITRAMFS_MODULES),

@@ -2,6 +2,8 @@
 
     python -m lab.vagrant box                                  # build + `vagrant box add` s2s/bookworm (lab/box.py)
     python -m lab.vagrant up --lean          # 2 VMs on a private libvirtd in a netns (lab/vagrant_lean.py)
+    python -m lab.vagrant up --full          # the 7-VM layout, the same way (the local box, no route out)
+    python -m lab.vagrant prepare --lean     # what a plain `vagrant up` of the lean layout needs; prints its env
     python -m lab.vagrant up [--provider libvirt|virtualbox]   # the full 7-VM layout (debian/bookworm64), then sitefile
     python -m lab.vagrant sitefile                             # (re)write sites.toml + ssh_config
     python -m lab.vagrant status | validate | down
@@ -34,6 +36,7 @@ from lab.versions import HEADSCALE_VERSION
 REPO_ROOT = Path(__file__).resolve().parent.parent
 API_KEY_FILE = "headscale-api.key"
 TOPOLOGY_ENV = "S2S_VAGRANT_TOPOLOGY"  # the topology `--topology` chose, for the Vagrantfile's render call
+MANAGEMENT_NETWORK = "192.168.121.0/24"  # Vagrant's management network on the closed lab's libvirtd (isolated)
 VM_RELEASE = "bookworm"  # every box (debian/bookworm64, lab/box.py's s2s/bookworm): Kea 2.2
 IFACE = "@IFACE@"  # the provisioner puts the name of the NIC holding the gateway address here
 
@@ -78,6 +81,7 @@ def render(topo: Topology) -> dict:
         "kea_ctrl_agent": roles.ctrl_agent_config(),
         "headscale_config": roles.headscale_config(topo),
         "headscale_version": HEADSCALE_VERSION.removeprefix("v"),
+        "management_network": MANAGEMENT_NETWORK,
     }
 
 
@@ -157,13 +161,15 @@ def endpoints_from_ssh_config_lean(text: str, topo: Topology, *, known_hosts_fil
     return endpoints
 
 
-def lean_active(state: Path) -> bool:
-    """Was the lab brought up with --lean (so down/status talk to the private libvirtd)?"""
-    return (state / "layout").exists() and (state / "layout").read_text().strip() == "lean"
+def closed_active(state: Path) -> bool:
+    """Was the lab prepared with --lean or --full (so down/status talk to the private libvirtd)?"""
+    return (state / "layout").exists() and (state / "layout").read_text().strip() in ("lean", "full")
 
 
-def write_lab_files(topo: Topology, ssh_config_text: str, state: Path) -> tuple[Path, Path]:
-    """Write ssh_config and sites.toml under `state`; returns their paths."""
+def write_lab_files(topo: Topology, ssh_config_text: str, state: Path, **site_options: object) -> tuple[Path, Path]:
+    """Write ssh_config and sites.toml under `state`; returns their paths.
+
+    `site_options` go to render_site_file (the closed full layout: auth key, the lab's apt repository)."""
     state.mkdir(parents=True, exist_ok=True)
     secrets = state / "secrets"
     ssh_config = state / "ssh_config"
@@ -180,7 +186,7 @@ def write_lab_files(topo: Topology, ssh_config_text: str, state: Path) -> tuple[
             headscale_local_url=f"http://127.0.0.1:{topo.headscale_port}",
             login_server=topo.headscale_url,
             ssh_config_file=str(ssh_config),
-            generated_by="python -m lab.vagrant",
+            **{"generated_by": "python -m lab.vagrant", **site_options},
         )
     )
     return sites, ssh_config
@@ -237,11 +243,21 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="vagrant up, then write the site file")
     up.add_argument("--provider", choices=("libvirt", "virtualbox"))
-    up.add_argument(
+    closed = up.add_mutually_exclusive_group()
+    closed.add_argument(
         "--lean",
         action="store_true",
         help="2 VMs (one per site) on a private libvirtd in a network namespace; KVM or qemu/TCG",
     )
+    closed.add_argument(
+        "--full",
+        action="store_true",
+        help="the 7 VMs, on the locally built box and the same private libvirtd (no route out)",
+    )
+    prepare = sub.add_parser("prepare", help="box, private libvirtd, control host: what a plain `vagrant up` needs")
+    prepare_layout = prepare.add_mutually_exclusive_group(required=True)
+    prepare_layout.add_argument("--lean", action="store_true")
+    prepare_layout.add_argument("--full", action="store_true")
     sub.add_parser("box", help="build the Debian box locally and `vagrant box add` it (cached)")
     sub.add_parser("sitefile", help="write sites.toml + ssh_config from `vagrant ssh-config`")
     sub.add_parser("status", help="each VM, its state and addresses")
@@ -263,24 +279,27 @@ def vagrant_topology(path: str | None) -> Topology:
 
 
 def _run(args: argparse.Namespace, topo: Topology, state: Path) -> None:
-    """One verb on the VMs: the lean layout's own (two VMs on a private libvirtd) once it is the one up."""
+    """One verb on the VMs: the closed layouts' own (VMs on a private libvirtd) once one is up."""
     if args.command == "box":
         from lab.box import ensure_added
 
         print(ensure_added())
-    elif args.command == "up" and args.lean:
+    elif args.command == "up" and (args.lean or args.full):
         from lab import vagrant_lean
 
-        state.mkdir(parents=True, exist_ok=True)
-        (state / "layout").write_text("lean\n")
-        vagrant_lean.up(topo, state)
+        vagrant_lean.up(topo, state, "lean" if args.lean else "full")
+    elif args.command == "prepare":
+        from lab import vagrant_lean
+
+        env = vagrant_lean.prepare(topo, state, "lean" if args.lean else "full")
+        print("\n".join(f"export {name}={value}" for name, value in env.items()))
     elif args.command == "up":
         client(state).up(provider=args.provider)
         cmd_sitefile(topo, state)
     elif args.command == "validate":
         cmd_validate(state)
-    elif lean_active(state):
-        _run_lean(args.command, topo, state)
+    elif closed_active(state):
+        _run_closed(args.command, topo, state)
     elif args.command == "sitefile":
         cmd_sitefile(topo, state)
     elif args.command == "status":
@@ -289,17 +308,18 @@ def _run(args: argparse.Namespace, topo: Topology, state: Path) -> None:
         client(state).destroy()
 
 
-def _run_lean(command: str, topo: Topology, state: Path) -> None:
-    """sitefile, status and down on the lean layout."""
+def _run_closed(command: str, topo: Topology, state: Path) -> None:
+    """sitefile, status and down on a closed layout (lean or full)."""
     from lab import vagrant_lean
 
-    if command == "sitefile":
+    if command == "sitefile" and vagrant_lean.saved_layout(state) == "lean":
         vagrant_lean.write_outputs(topo, state)
+    elif command == "sitefile":
+        vagrant_lean.write_outputs_full(topo, state)
     elif command == "status":
         vagrant_lean.status(topo, state)
     elif command == "down":
         vagrant_lean.down(state)
-        (state / "layout").unlink()
 
 
 def main(argv: list[str] | None = None) -> int:

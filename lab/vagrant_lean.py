@@ -1,6 +1,9 @@
-"""The lean Vagrant lab: two VMs under a private libvirtd in a namespace with no route out.
+"""The closed Vagrant lab: VMs under a private libvirtd in a namespace with no route out.
 
-What `python -m lab.vagrant up --lean` does, in order:
+Two layouts share it: lean (`python -m lab.vagrant up --lean`, 2 VMs) and full
+(`python -m lab.vagrant up --full`, the Vagrantfile's 7 VMs on the locally built
+box). What `up --lean` does, in order (`prepare` is steps 1-4, so a plain
+`vagrant up` can follow it):
 
 1. the box (lab/box.py: built from Debian packages, `vagrant box add`-ed);
 2. libvirtd + virtlogd in the namespace <PREFIX>-vm (lab/vagrant_libvirt.py);
@@ -8,8 +11,8 @@ What `python -m lab.vagrant up --lean` does, in order:
 4. the control host in that same namespace: Headscale (the pinned build from
    lab/gobuild.py) and the signed apt repository holding the Tailscale .deb
    (lab/aptrepo.py), both on the WAN bridge's address (topology control address);
-5. `vagrant up` run inside the namespace (Vagrant SSHes to the VMs' management
-   addresses, which exist only there), provisioners included;
+5. `vagrant up` (the Vagrantfile's ssh proxy_command reaches the VMs' management
+   addresses inside the namespace, where they exist only), provisioners included;
 6. the site file and ssh_config: the deploy runs inside the namespace too:
    `ip netns exec <PREFIX>-vm pyinfra inventory.py deploy.py`.
 
@@ -17,10 +20,15 @@ One VM per site holds the subnet router, the gateway (Kea on a LAN bridge that
 also holds the router's address) and the DHCP client (a netns on that bridge):
 see the Vagrantfile's lean layout. `down` removes VMs, networks, the processes
 and the namespace.
+
+The full layout differs in step 4: its control host is a VM (Headscale uploaded
+from lab/gobuild.py's build), so the namespace serves only the apt repository,
+on the management network's host address (the WAN's control address is the VM's).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import subprocess
@@ -33,9 +41,14 @@ from lab.progress import say, step
 from lab.sh import run
 from lab.sitefile import render_site_file, render_ssh_config
 from lab.topology import Topology
+from lab.vagrant import MANAGEMENT_NETWORK
 
 NETNS = vagrant_libvirt.NETNS
 TAG = "tag:subnet-router"
+LAYOUTS = ("lean", "full")
+# Vagrant's management network on the private libvirtd (isolated: mode none; lab.vagrant.render
+# gives it to the Vagrantfile): libvirt puts its first address on the bridge, in the namespace.
+MANAGEMENT_HOST = str(next(ipaddress.ip_network(MANAGEMENT_NETWORK).hosts()))
 
 
 # Debian packages the lean lab needs on the host. Not libvirt-daemon-system: it would start a
@@ -71,24 +84,43 @@ def ensure_host_packages() -> None:
         )
 
 
-def lean_env(state: Path, accel: str | None = None) -> dict[str, str]:
-    """Environment for the Vagrantfile's lean layout on the private libvirtd."""
+def closed_env(state: Path, layout: str | None = None) -> dict[str, str]:
+    """Environment for the Vagrantfile's closed layouts on the private libvirtd.
+
+    The Vagrantfile derives the libvirt URI, the domain prefix and the accelerator
+    from S2S_VAGRANT_STATE and S2S_LAB_PREFIX itself (so a plain `vagrant up` needs
+    only what docs/vagrant.md lists); they are set here too, explicitly. Vagrant's
+    machine state stays where a plain `vagrant` keeps it (./.vagrant, or the caller's
+    VAGRANT_DOTFILE_PATH), so the wrapper and a user's `vagrant` see the same machines.
+    """
+    layout = layout or saved_layout(state)
     env = dict(os.environ)
     env.update(
         VAGRANT_CHECKPOINT_DISABLE="1",
         VAGRANT_BOX_UPDATE_CHECK_DISABLE="1",
         S2S_VAGRANT_STATE=str(state),
-        VAGRANT_DOTFILE_PATH=str(state / "dotvagrant"),
         VAGRANT_DEFAULT_PROVIDER="libvirt",
-        S2S_VAGRANT_LAYOUT="lean",
         S2S_VAGRANT_BOX=BOX_NAME,
+        S2S_LAB_PREFIX=vagrant_libvirt.LAB_PREFIX,
         S2S_LIBVIRT_URI=vagrant_libvirt.uri(),
         S2S_VAGRANT_DOMAIN_PREFIX=f"{vagrant_libvirt.LAB_PREFIX}-",
     )
-    accel = accel or _saved_accel(state)
+    if layout == "lean":
+        env["S2S_VAGRANT_LAYOUT"] = "lean"
+    else:
+        env.pop("S2S_VAGRANT_LAYOUT", None)
+        env["S2S_HEADSCALE_BINARY"] = str(gobuild.binary("headscale"))
+    accel = _saved_accel(state)
     if accel:
         env["S2S_LIBVIRT_DRIVER"] = accel
     return env
+
+
+def saved_layout(state: Path) -> str:
+    """The closed layout `prepare` was run for (lean when none was saved)."""
+    path = state / "layout"
+    layout = path.read_text().strip() if path.exists() else "lean"
+    return layout if layout in LAYOUTS else "lean"
 
 
 def _saved_accel(state: Path) -> str | None:
@@ -97,13 +129,13 @@ def _saved_accel(state: Path) -> str | None:
 
 
 def vagrant(state: Path, *args: str, capture: bool = False, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """`vagrant ARGS` inside the lab's namespace (where the VMs' management addresses live)."""
+    """`vagrant ARGS` as a user types it (the Vagrantfile's ssh proxy reaches into the lab's namespace)."""
     from lab.vagrant import REPO_ROOT
 
     return subprocess.run(
-        ["ip", "netns", "exec", NETNS, "vagrant", *args],
+        ["vagrant", *args],
         cwd=REPO_ROOT,
-        env=lean_env(state),
+        env=closed_env(state),
         text=True,
         capture_output=capture,
         check=check,
@@ -150,11 +182,22 @@ def headscale_config_path(state: Path) -> Path:
     return state / "control" / "headscale.yaml"
 
 
+def start_apt(topo: Topology, state: Path) -> None:
+    """The signed apt repository with the Tailscale .deb, on every address of the namespace."""
+    repo = aptrepo.ensure_repo()
+    with step(f"apt repository in {NETNS} :{topo.apt_port}"):
+        _spawn(
+            state,
+            "apt",
+            ["python3", "-m", "http.server", str(topo.apt_port), "--bind", "0.0.0.0", "--directory", str(repo)],
+        )
+
+
 def start_control(topo: Topology, state: Path) -> None:
     """Headscale and the apt repository, served from the namespace on the control address."""
     control = state / "control"
     (control / "headscale").mkdir(parents=True, exist_ok=True)
-    repo = aptrepo.ensure_repo()
+    start_apt(topo, state)
     binary = gobuild.binary("headscale")
     config = headscale_config_path(state)
     config.write_text(
@@ -166,13 +209,8 @@ def start_control(topo: Topology, state: Path) -> None:
             unix_socket=str(control / "headscale.sock"),
         )
     )
-    with step(f"control host in {NETNS}: Headscale :{topo.headscale_port}, apt repository :{topo.apt_port}"):
+    with step(f"control host in {NETNS}: Headscale :{topo.headscale_port}"):
         _spawn(state, "headscale", [str(binary), "serve", "--config", str(config)])
-        _spawn(
-            state,
-            "apt",
-            ["python3", "-m", "http.server", str(topo.apt_port), "--bind", "0.0.0.0", "--directory", str(repo)],
-        )
         for _ in range(150):
             if (control / "headscale.sock").exists():
                 break
@@ -199,24 +237,41 @@ def stop_control(state: Path) -> None:
 # ------------------------------------------------------------ verbs
 
 
-def up(topo: Topology, state: Path) -> None:
+def prepare(topo: Topology, state: Path, layout: str = "lean") -> dict[str, str]:
+    """Everything `vagrant up` needs for a closed layout (box, libvirtd, accelerator, what the
+    namespace serves); idempotent. Returns the environment variables a plain `vagrant up` reads."""
     state.mkdir(parents=True, exist_ok=True)
     (state / "control").mkdir(exist_ok=True)
+    (state / "layout").write_text(layout + "\n")
     ensure_host_packages()
-    env = lean_env(state)
+    env = closed_env(state, layout)
     ensure_added(env)
     vagrant_libvirt.start()
-    kernel, initrd = _box_files()
-    accel = vagrant_libvirt.detect_accel(kernel, initrd)
-    (state / "accel").write_text(accel + "\n")
-    start_control(topo, state)
-    with step(f"vagrant up (libvirt, domain type {accel!r}, {len(topo.sites)} VMs) inside {NETNS}"):
+    if not _saved_accel(state):
+        kernel, initrd = _box_files()
+        (state / "accel").write_text(vagrant_libvirt.detect_accel(kernel, initrd) + "\n")
+    if layout == "lean":
+        start_control(topo, state)
+    else:
+        start_apt(topo, state)
+    names = ["S2S_LAB_PREFIX", "S2S_VAGRANT_STATE", "VAGRANT_DEFAULT_PROVIDER", "S2S_VAGRANT_BOX"]
+    names += ["S2S_VAGRANT_LAYOUT"] if layout == "lean" else ["S2S_HEADSCALE_BINARY"]
+    return {name: closed_env(state, layout)[name] for name in names}
+
+
+def up(topo: Topology, state: Path, layout: str = "lean") -> None:
+    prepare(topo, state, layout)
+    vms = len(topo.sites) if layout == "lean" else len(topo.host_names())
+    with step(f"vagrant up ({layout} layout, libvirt, domain type {_saved_accel(state)!r}, {vms} VMs)"):
         if vagrant(state, "up", "--provider", "libvirt", check=False).returncode != 0:
             # Seen once under TCG: a VM reported 'inaccessible' while booting in parallel and
             # vagrant-libvirt destroyed it. `up` again creates what is missing, one VM at a time.
             say("vagrant up failed; once more, one VM at a time")
             vagrant(state, "up", "--provider", "libvirt", "--no-parallel")
-    write_outputs(topo, state)
+    if layout == "lean":
+        write_outputs(topo, state)
+    else:
+        write_outputs_full(topo, state)
 
 
 def write_outputs(topo: Topology, state: Path) -> tuple[Path, Path]:
@@ -293,6 +348,49 @@ def write_outputs(topo: Topology, state: Path) -> tuple[Path, Path]:
     return sites, ssh_config
 
 
+def on_control_vm(state: Path, command: str) -> str:
+    """The last line a root command printed on the full layout's control VM (`vagrant ssh`)."""
+    out = vagrant(state, "ssh", "control", "-c", f"sudo {command}", capture=True).stdout
+    lines = [line.strip() for line in out.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def write_outputs_full(topo: Topology, state: Path) -> tuple[Path, Path]:
+    """The full layout's sites.toml and ssh_config: Headscale's keys made on the control VM,
+    Tailscale from the namespace's apt repository (on the management network's host address)."""
+    from lab.vagrant import write_lab_files
+
+    secrets = state / "secrets"
+    secrets.mkdir(mode=0o700, parents=True, exist_ok=True)
+    api_key, auth_key = secrets / "headscale-api.key", secrets / "headscale-auth.key"
+    if not api_key.exists():
+        _write_secret(api_key, on_control_vm(state, "headscale apikeys create --expiration 8760h"))
+    if not auth_key.exists():
+        _write_secret(
+            auth_key,
+            on_control_vm(state, f"headscale preauthkeys create --reusable --expiration 8760h --tags {TAG}"),
+        )
+    key = state / "apt-key.asc"
+    key.write_text(aptrepo.ensure_key())
+    sites, ssh_config = write_lab_files(
+        topo,
+        vagrant(state, "ssh-config", capture=True).stdout,
+        state,
+        auth_key_file=str(auth_key),
+        apt_repo_url=f"http://{MANAGEMENT_HOST}:{topo.apt_port}",
+        apt_key_file=str(key),
+        apt_suite=aptrepo.SUITE,
+        apt_component=aptrepo.COMPONENT,
+        no_logs_no_support=True,
+        generated_by="python -m lab.vagrant up --full",
+    )
+    from sites import load_sites
+
+    load_sites(sites)
+    print(f"wrote {sites} and {ssh_config}")
+    return sites, ssh_config
+
+
 def _write_secret(path: Path, value: str) -> None:
     if not value:
         raise RuntimeError(f"headscale printed nothing for {path.name}")
@@ -321,6 +419,7 @@ def down(state: Path) -> None:
         (state / "secrets" / name).unlink(missing_ok=True)
     # New VMs get new host keys, maybe on the same management addresses.
     (state / "known_hosts").unlink(missing_ok=True)
+    (state / "layout").unlink(missing_ok=True)
 
 
 def status(topo: Topology, state: Path) -> None:

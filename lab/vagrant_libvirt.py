@@ -44,6 +44,21 @@ QEMU_CONF = (
     "cgroup_controllers = [ ]\nremember_owner = 0\n"
 )
 KVM_PROBE_SECONDS = 20
+# QEMU's TCG translation cache is 1 GiB per VM by default, most of a TCG VM's memory; 256 MiB is
+# plenty for these guests. libvirt 9 has no vagrant-libvirt option for it, so the Vagrantfile
+# points vagrant-libvirt's emulator_path at this wrapper, which adds tb-size to `-accel tcg`.
+TCG_TB_MIB = 256
+TCG_WRAPPER = f"""#!/bin/sh
+# written by lab/vagrant_libvirt.py: qemu with a {TCG_TB_MIB} MiB TCG translation cache (default 1 GiB)
+prev=
+for arg in "$@"; do
+  shift
+  if [ "$prev" = -accel ] && [ "$arg" = tcg ]; then arg=tcg,tb-size={TCG_TB_MIB}; fi
+  set -- "$@" "$arg"
+  prev=$arg
+done
+exec /usr/bin/qemu-system-x86_64 "$@"
+"""
 
 
 def state_root() -> Path:
@@ -94,6 +109,10 @@ def start() -> str:
     (root / "etc/qemu.conf").write_text(QEMU_CONF)
     (root / "etc/virtlogd.conf").write_text("")
     (root / "lib/images").mkdir(exist_ok=True)
+    wrapper = root / "qemu-tcg"
+    if not wrapper.exists() or wrapper.read_text() != TCG_WRAPPER:
+        wrapper.write_text(TCG_WRAPPER)
+        wrapper.chmod(0o755)
     if not netns_exists():
         run(["ip", "netns", "add", NETNS])
     run(["ip", "-n", NETNS, "link", "set", "lo", "up"])
@@ -219,6 +238,25 @@ def detect_accel(kernel: Path, initrd: Path) -> str:
     if forced in ("kvm", "qemu"):
         say(f"accelerator: {forced} (S2S_VAGRANT_ACCEL)")
         return forced
+    # Whether KVM guests run does not change while the machine is up: one probe per boot.
+    from lab.paths import lab_cache
+
+    boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    cached = lab_cache() / f"vagrant-accel-{boot}"
+    if cached.exists():
+        accel = cached.read_text().strip()
+        say(f"accelerator: {accel} (probed earlier since this machine booted: {cached})")
+        return accel
+    accel = _probe_kvm(kernel, initrd)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    for old in cached.parent.glob("vagrant-accel-*"):
+        old.unlink(missing_ok=True)
+    cached.write_text(accel + "\n")
+    return accel
+
+
+def _probe_kvm(kernel: Path, initrd: Path) -> str:
+    """Boot the box's kernel under KVM and wait for its banner (see detect_accel)."""
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         say("accelerator: qemu/TCG (no usable /dev/kvm)")
         return "qemu"

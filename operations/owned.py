@@ -60,7 +60,9 @@ class UnitState(FactBase[UnitStatus]):
     """Whether a systemd unit is active and enabled (one `systemctl show`).
 
     With on_default_route, UNIT is a template (`name@.service`) instantiated for the
-    interface of the IPv4 default route, resolved on the host in the same command.
+    interface of the IPv4 default route, resolved on the host in the same command. A host
+    with no IPv4 default route (a closed lab's VM) has no such instance: inactive, disabled
+    (gro.enable then skips with its warning), not a failed fact that fails the whole host.
     """
 
     def requires_command(self, *args: Any, **kwargs: Any) -> str:
@@ -70,7 +72,8 @@ class UnitState(FactBase[UnitStatus]):
         show = "systemctl show --property ActiveState --property UnitFileState"
         if on_default_route:
             name, _, suffix = unit.partition("@")
-            return f'{show} "{name}@{DEFAULT_ROUTE_DEV}{suffix}"'
+            return (f'dev={DEFAULT_ROUTE_DEV}; if [ -n "$dev" ]; then {show} "{name}@$dev{suffix}"; '
+                    "else echo ActiveState=inactive; echo UnitFileState=; fi")
         return f"{show} {shlex.quote(unit)}"
 
     @staticmethod

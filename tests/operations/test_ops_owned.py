@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
 
 import pytest
 from ops_harness import FakeHost, contexts, texts
@@ -30,6 +31,16 @@ def test_unit_state_fact_reads_systemctl_show():
     assert fact.process(["ActiveState=inactive", "UnitFileState=disabled"]) == owned.UnitStatus(False, False)
     with pytest.raises(FactProcessError):
         fact.process(["Unit s2s.service could not be found."])
+
+
+def test_unit_state_on_default_route_without_one_is_inactive_not_an_error():
+    """Run for real where there is no IPv4 default route (an empty network namespace, as on the
+    closed Vagrant lab's VMs): the template has no instance, so the unit is inactive and disabled."""
+    fact = owned.UnitState()
+    command = fact.command("s2s-udp-gro@.service", on_default_route=True)
+    proc = subprocess.run(["unshare", "--net", "sh", "-c", command], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert fact.process(proc.stdout.splitlines()) == owned.UnitStatus(False, False)
 
 
 def put(host: FakeHost, content: str, mode: str = "644") -> list:

@@ -192,3 +192,46 @@ def test_lean_site_script_parses_with_bash_and_keeps_the_lab_closed(vagrantfile_
     assert "apt-get" not in script  # everything is in the box: no VM fetches packages
     # Kea starts after the client's veth gives br-lan a carrier (else it opens no socket).
     assert script.index("systemctl restart s2s-lan-client") < script.index("systemctl restart kea-dhcp4-server")
+
+
+def test_users_with_vagrant_cloud_get_debian_bookworm64_by_default(vagrantfile_eval, vagrant_env) -> None:
+    vagrant_env.pop("S2S_VAGRANT_BOX", None)
+    assert vagrantfile_eval("[S2SLab::BOX, S2SLab::LOCAL_BOX]") == ["debian/bookworm64", None]
+    vagrant_env["S2S_VAGRANT_BOX"] = "s2s/bookworm"
+    assert vagrantfile_eval("[S2SLab::BOX, S2SLab::LOCAL_BOX]") == ["s2s/bookworm", "s2s/bookworm"]
+
+
+@pytest.mark.integration
+def test_vagrant_validate_full_layout_on_the_local_box(
+    tmp_path: Path, offline: list[str], vagrant_exe: str, vagrant_env: dict[str, str]
+) -> None:
+    """The closed 7-VM layout (the private libvirtd's provider settings, the Headscale upload) passes
+    vagrant-libvirt's checks; without a Headscale binary to upload it stops with one clear line."""
+    headscale = tmp_path / "headscale"
+    headscale.write_text("")
+    env = dict(vagrant_env, VAGRANT_DEFAULT_PROVIDER="libvirt", S2S_VAGRANT_BOX="s2s/bookworm",
+               S2S_LIBVIRT_DRIVER="qemu", S2S_HEADSCALE_BINARY=str(headscale))
+    proc = vagrant_validate(offline, vagrant_exe, env, REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    env["S2S_HEADSCALE_BINARY"] = str(tmp_path / "missing")
+    proc = vagrant_validate(offline, vagrant_exe, env, REPO)
+    assert proc.returncode != 0
+    assert "S2S_HEADSCALE_BINARY must name a headscale binary" in proc.stderr
+
+
+def test_closed_layout_provisioners_fetch_nothing_and_parse(vagrantfile_eval, tmp_path: Path) -> None:
+    scripts = {
+        "control": vagrantfile_eval("S2SLab.control_script_closed"),
+        "client": vagrantfile_eval("S2SLab.client_script(S2SLab.topology['sites']['a'])"),
+        "gateway": vagrantfile_eval("S2SLab.gateway_script('a', S2SLab.topology['sites']['a'])"),
+    }
+    for name, script in scripts.items():
+        path = tmp_path / f"{name}.sh"
+        path.write_text(script)
+        proc = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+        assert proc.returncode == 0, (name, proc.stderr)
+    assert not any(word in scripts["control"] for word in ("curl", "apt-get", "https://"))
+    # the gateway installs Kea only where the box lacks it (the lab's box has it, and no apt source)
+    assert "if ! dpkg-query -W kea-dhcp4-server kea-ctrl-agent" in scripts["gateway"]
+    # the client's LAN NIC is the one without an address: not the management NIC, whatever its name
+    assert 'ip -4 -o addr show dev "$dev" | grep -q .' in scripts["client"]
