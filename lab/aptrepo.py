@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 from lab import gobuild
+from lab.cachelock import held
 from lab.paths import lab_cache
 from lab.progress import step
 from lab.sh import LabError, run
@@ -156,11 +157,21 @@ def repo_dir() -> Path:
 def ensure_repo() -> Path:
     """Build the .deb and the signed repo unless cached; return the repo root to serve."""
     repo = repo_dir()
-    ensure_key()
+    with held(lab_cache() / "gnupg"):
+        ensure_key()
     if (repo / "dists" / SUITE / "InRelease").exists():
         return repo
     tailscale = gobuild.binary("tailscale")
     tailscaled = gobuild.binary("tailscaled")
+    with held(repo):
+        if not (repo / "dists" / SUITE / "InRelease").exists():
+            _build_repo(repo, tailscale, tailscaled)
+    return repo
+
+
+def _build_repo(repo: Path, tailscale: Path, tailscaled: Path) -> None:
+    """Build the repository beside `repo` and rename it into place whole (a killed build
+    leaves only the .partial, which the next build removes)."""
     tmp = repo.with_name(repo.name + ".partial")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -179,27 +190,30 @@ def ensure_repo() -> Path:
         _index(tmp, arch)
         _stop_agent()
     tmp.rename(repo)
-    return repo
 
 
 def debian_deb(package: str) -> Path:
     """Debian's .deb of `package` for this machine's release, downloaded once into the cache."""
     d = lab_cache() / "debian-debs"
     d.mkdir(parents=True, exist_ok=True)
-    found = sorted(d.glob(f"{package}_*.deb"))
-    if not found:
-        with step(f"fetching Debian's {package} package for the lab mirror (first run only)"):
-            tmp = d / f".{package}.partial"
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir()
-            run(["apt-get", "download", package], cwd=tmp)
-            for deb in tmp.glob(f"{package}_*.deb"):
-                deb.rename(d / deb.name)
-            shutil.rmtree(tmp, ignore_errors=True)
-        found = sorted(d.glob(f"{package}_*.deb"))
+    with held(d / package):
+        found = sorted(d.glob(f"{package}_*.deb")) or _download_deb(package, d)
     if not found:
         raise LabError(f"apt-get download {package} left no .deb")
     return found[-1]
+
+
+def _download_deb(package: str, d: Path) -> list[Path]:
+    """apt-get download into a scratch directory, then move the .deb into the cache."""
+    with step(f"fetching Debian's {package} package for the lab mirror (first run only)"):
+        tmp = d / f".{package}.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        run(["apt-get", "download", package], cwd=tmp)
+        for deb in tmp.glob(f"{package}_*.deb"):
+            deb.rename(d / deb.name)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return sorted(d.glob(f"{package}_*.deb"))
 
 
 def _build_deb(root: Path, tailscale: Path, tailscaled: Path, arch: str, out: Path) -> None:

@@ -7,7 +7,6 @@ warm run never compiles.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -15,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lab.cachelock import held
 from lab.versions import HEADSCALE_VERSION, TAILSCALE_VERSION
 
 MODULES: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -70,9 +70,7 @@ def binary(command: str) -> Path:
             target = cache_dir() / "bin" / build_id(name)
             if not all((target / c).exists() for c in commands):
                 # two labs or test runs (other checkouts) may ask at once: one builds, the other waits
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with open(target.with_name(target.name + ".lock"), "w") as lock:
-                    fcntl.flock(lock, fcntl.LOCK_EX)
+                with held(target):
                     if not all((target / c).exists() for c in commands):
                         _go_install(module, version, commands, target, LDFLAGS[name].format(v=version.lstrip("v")))
             return target / command

@@ -13,13 +13,13 @@ the one this machine's apt already uses, read from its sources at run time
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import re
 import shutil
 from pathlib import Path
 
+from lab.cachelock import held
 from lab.paths import lab_cache
 from lab.progress import step
 from lab.sh import LabError, run
@@ -131,9 +131,7 @@ def ensure_image(suite: str = SUITE) -> Path:
     root = image_root(suite)
     if (root / "etc" / "os-release").exists():
         return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with open(root.with_name(root.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with held(root):
         if (root / "etc" / "os-release").exists():
             return root
         tmp = root.with_name(root.name + ".partial")
