@@ -22,6 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lab.cachelock import held
 from lab.image import SUITE, ensure_image, host_mirror, image_key
 from lab.paths import lab_cache
 from lab.progress import say, step
@@ -29,6 +30,7 @@ from lab.sh import run
 
 BOX_NAME = os.environ.get("S2S_VAGRANT_BOX", "s2s/bookworm")
 DISK_GIB = 3
+BOX_FILE = "s2s-bookworm.box"  # the packed box inside its cache directory
 INSECURE_KEY = Path("/usr/share/rubygems-integration/all/gems/vagrant-2.3.4/keys/vagrant.pub")
 EXTRA_PACKAGES = ("linux-image-amd64", "sudo")
 # The initrd only needs to find an ext4 root on virtio: a short module list keeps it small,
@@ -99,10 +101,18 @@ def box_vagrantfile() -> str:
 def ensure_box() -> Path:
     """Return the cached .box file, building it first if needed (a few minutes)."""
     out = box_dir()
-    box = out / "s2s-bookworm.box"
+    box = out / BOX_FILE
     if box.exists():
         return box
     image = ensure_image()
+    with held(out):
+        if not box.exists():
+            _build_box(image, out)
+    return box
+
+
+def _build_box(image: Path, out: Path) -> None:
+    """Build the box beside `out` and rename it into place whole."""
     tmp = out.with_name(out.name + ".partial")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -132,7 +142,7 @@ def ensure_box() -> Path:
             [
                 "tar",
                 "-cf",
-                str(tmp / box.name),
+                str(tmp / BOX_FILE),
                 "-C",
                 str(pack),
                 "metadata.json",
@@ -146,9 +156,8 @@ def ensure_box() -> Path:
     shutil.rmtree(pack)
     tmp.rename(out)
     for old in out.parent.glob(f"vagrant-box-{SUITE}-*"):
-        if old != out and not old.name.endswith(".partial"):
+        if old != out and old.is_dir() and not old.name.endswith(".partial"):
             shutil.rmtree(old, ignore_errors=True)  # 700+ MiB each; only the current build is used
-    return box
 
 
 def _newest(directory: Path, pattern: str) -> Path:

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from lab.cachelock import held
+
 REPO = Path(__file__).resolve().parents[2]
 # The Debian releases the README's commands are tested on: code name -> (version, Python)
 RELEASES: dict[str, tuple[str, str]] = {"bookworm": ("12", "3.11"), "trixie": ("13", "3.13")}
@@ -74,8 +76,9 @@ def pristine_tarball(suite: str = SUITE) -> Path:
     tar = tarball_path(suite)
     if tar.exists():
         return tar
-    tar.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=tar.parent) as tmp:
+    with held(tar), tempfile.TemporaryDirectory(dir=tar.parent) as tmp:
+        if tar.exists():  # built by the run we waited for
+            return tar
         root = Path(tmp) / "root"
         debootstrap(root, suite=suite)
         partial = tar.with_name(tar.name + ".partial")

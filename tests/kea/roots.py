@@ -12,7 +12,6 @@ cache key hashes suite, packages and build steps, like lab/image.py's image.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import re
@@ -21,6 +20,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from lab.cachelock import held
 
 PACKAGES = ("kea-dhcp4-server", "kea-ctrl-agent")
 _BUILD_VERSION = "1"  # bump when the build steps change in a way the hash does not see
@@ -109,9 +110,7 @@ def ensure_root(release: Release, log=sys.stderr) -> Path:
     root = root_path(release)
     if is_built(release):
         return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with open(root.with_name(root.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with held(root):
         if is_built(release):  # built by the run we waited for
             return root
         return _build(release, root, log)
