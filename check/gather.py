@@ -363,11 +363,10 @@ def _server_tests(cp: ControlPlane, model: SiteModel, state: ControlState) -> No
         return
     tailnet_ip = next((a for n in state.all_nodes for a in n.addresses if ":" not in a), "100.64.0.1")
     doc["tests"] = acl.server_tests([(s.name, str(s.next_hop)) for s in model.sites.values()], tailnet_ip)
-    state.server_test_run = True
     try:
-        cp.check_policy(json.dumps(doc))
+        state.server_test_run = cp.check_policy(json.dumps(doc))  # False: the server cannot run them
     except ControlPlaneError as exc:
-        state.server_test = " ".join(str(exc).split())
+        state.server_test, state.server_test_run = " ".join(str(exc).split()), True
 
 
 def gather(model: SiteModel) -> tuple[dict[str, RouterState], ControlState]:

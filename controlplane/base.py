@@ -86,8 +86,10 @@ class ControlPlane(abc.ABC):
     def read_policy(self) -> PolicyDoc: ...
 
     @abc.abstractmethod
-    def check_policy(self, text: str) -> None:
-        """Ask the server whether it would accept `text` (raise ControlPlaneError if not); writes nothing."""
+    def check_policy(self, text: str) -> bool:
+        """Ask the server whether it would accept `text` (raise ControlPlaneError if not); writes
+        nothing. False: the server has no way to check (Headscale before 0.29), so only the write
+        itself validates, and the policy's `tests` were not run."""
 
     @abc.abstractmethod
     def write_policy(self, text: str, base: PolicyDoc) -> bool:

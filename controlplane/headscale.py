@@ -30,6 +30,9 @@ from controlplane.base import ControlPlane
 from controlplane.http import ApiSession
 from controlplane.model import ControlPlaneError, Node, PolicyDoc
 
+# What a server without POST /api/v1/policy/check (Headscale 0.26-0.28) answers to it
+NO_POLICY_CHECK = (404, 405, 501)
+
 
 class HeadscaleControlPlane(ControlPlane):
     name = "headscale"
@@ -83,7 +86,7 @@ class HeadscaleControlPlane(ControlPlane):
             return known
         probe = '{"grants": [{"src": ["*"], "dst": ["*"], "ip": ["*"]}]}'
         resp = self.api.call("POST", "/api/v1/policy/check", json={"policy": probe},
-                             ok=(200, 400, 404, 405, 501))
+                             ok=(200, 400, *NO_POLICY_CHECK))
         return resp.status_code == 200
 
     def read_policy(self) -> PolicyDoc:
@@ -96,10 +99,14 @@ class HeadscaleControlPlane(ControlPlane):
         body = resp.json()
         return PolicyDoc(body.get("policy") or "", body.get("updatedAt"))
 
-    def check_policy(self, text: str) -> None:
-        resp = self.api.call("POST", "/api/v1/policy/check", json={"policy": text}, ok=(200, 400, 500))
+    def check_policy(self, text: str) -> bool:
+        resp = self.api.call("POST", "/api/v1/policy/check", json={"policy": text},
+                             ok=(200, 400, 500, *NO_POLICY_CHECK))
+        if resp.status_code in NO_POLICY_CHECK:  # before 0.29: the PUT validates on its own
+            return False
         if resp.status_code != 200:
             raise ControlPlaneError(f"policy rejected by headscale: {self.api.reason(resp)}")
+        return True
 
     def write_policy(self, text: str, base: PolicyDoc) -> bool:
         if not self.writes_policy:

@@ -73,7 +73,7 @@ class TailscaleControlPlane(ControlPlane):
             raise ControlPlaneError("GET acl: the answer has no ETag; refusing to write without one")
         return PolicyDoc(resp.text, etag)
 
-    def check_policy(self, text: str) -> None:
+    def check_policy(self, text: str) -> bool:
         resp = self.api.call("POST", f"/tailnet/{self.tailnet}/acl/validate", data=text,
                              headers={"Content-Type": HUJSON})
         try:
@@ -83,6 +83,7 @@ class TailscaleControlPlane(ControlPlane):
         if isinstance(body, dict) and body.get("message"):  # 200 can still carry an error
             detail = " ".join(str(body["message"]).split())[:300]
             raise ControlPlaneError(f"policy rejected by tailscale (acl/validate): {detail}")
+        return True
 
     def write_policy(self, text: str, base: PolicyDoc) -> bool:
         resp = self.api.call(

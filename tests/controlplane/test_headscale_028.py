@@ -84,10 +84,18 @@ def test_auto_writes_acls_and_the_server_takes_them(old_headscale, key, make_mod
     assert "grants" not in hujson.loads(text)
     assert hujson.loads(text)["acls"][0] == {"action": "accept", "src": ["*"], "dst": ["*:*"]}
     assert "The first ACL keeps the no-policy default (every address may reach everything)" in text
-    resp = requests.put(old_headscale.api_url + "/api/v1/policy", timeout=10,
-                        headers={"Authorization": f"Bearer {key}"}, json={"policy": text})
-    assert resp.status_code == 200, resp.text  # tagOwners and autoApprovers blocks valid there too
+    # the deploy's own write: 0.28 has no POST /api/v1/policy/check, so the PUT alone validates
+    # (tagOwners and autoApprovers blocks valid there too)
+    assert connect(model).apply(changes) == ["policy written"]
+    assert policy_text(old_headscale, key).json()["policy"] == text
     assert connect(model).plan(model, routes=False).empty
+
+
+def test_the_check_says_the_server_ran_no_policy_tests(old_headscale, key, make_model):
+    """Before 0.29 the server cannot run a policy's `tests`: check_policy says so (False) rather
+    than failing the check or claiming the tests passed."""
+    cp = connect(make_model("headscale", old_headscale.api_url, key))
+    assert cp.check_policy('{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}') is False
 
 
 def test_asking_for_grants_is_one_line_and_writes_nothing(old_headscale, key, make_model):
