@@ -268,13 +268,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def vagrant_topology(path: str | None) -> Topology:
-    """The topology, refused when it has an HA site: the Vagrantfile builds one router VM per site."""
+    """The topology, refused where it asks for what the VMs do not build (one router VM per
+    site, an IPv4 LAN, a DHCP client): never half a lab that the site file would still claim."""
     topo = load_topology(path)
-    ha = [s.name for s in topo.sites.values() if s.ha]
-    if ha:
-        raise TopologyError(
-            f"{topo.path}: sites.{ha[0]}: HA sites (router2, vip) run in the namespace lab only (python -m lab)"
-        )
+    for site in topo.sites.values():
+        if site.ha:
+            missing = "HA sites (router2, vip)"
+        elif site.subnet6 is not None:
+            missing = "IPv6 LANs (subnet6: no VM advertises the prefix)"
+        elif site.static_hosts:
+            missing = "static-address hosts (static_hosts)"
+        else:
+            continue
+        raise TopologyError(f"{topo.path}: sites.{site.name}: {missing} run in the namespace lab only (s2s lab)")
     return topo
 
 

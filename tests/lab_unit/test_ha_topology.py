@@ -95,3 +95,16 @@ def test_a_third_router_without_an_ha_site_is_refused(tmp_path):
                    .replace('vip = "192.0.2.3"\n', ""))
     with pytest.raises(TopologyError, match=r"sites\.a\.router3: a third router needs an HA site"):
         load_topology(bad)
+
+
+@pytest.mark.parametrize(("topology", "says"), [
+    ("ipv6_topology.toml", "IPv6 LANs (subnet6"),
+    ("static_topology.toml", "static-address hosts"),
+])
+def test_the_vagrant_lab_refuses_what_its_vms_do_not_build(capsys, topology, says):
+    """A dual-stack or static-host topology is refused in one line, not turned into an IPv4
+    lab whose site file still claims the IPv6 prefix or the static hosts."""
+    from lab.vagrant import main
+    assert main(["--topology", str(HA.with_name(topology)), "render"]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "namespace lab only" in err and err.count("\n") == 1
