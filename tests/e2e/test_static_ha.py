@@ -1,30 +1,50 @@
-"""A static host on an HA site routes via the VRRP address, so it keeps reaching the other site
-when the primary router loses power (Tailscale's site-to-site guide, step 6, with HA routers)."""
+"""A static host on an HA site routes via the VRRP addresses, so it keeps reaching the other site
+when the primary router loses power (Tailscale's site-to-site guide, step 6, with HA routers).
+
+Dual stack (tests/e2e/static_ha_topology.toml): IPv4 via the vip, IPv6 via the link-local vip6
+that keepalived's IPv6 instance keeps on the same router (docs/static-hosts.md). Tests run in
+order on one lab and build on each other: the plan shows the IPv6 instance, the deploy routes
+both families via the VRRP addresses, a power cut of the primary, zero changes and the check
+after it, then site a back to one router takes the IPv6 VRRP address away.
+"""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from lab import drive
-from lab.failover import primary_for, single_holder
-from tests.e2e.labs import deployed
+from lab.failover import primary_for, single_holder, vrrp_holder
+from tests.e2e.labs import booted_site_file
+from tests.e2e.test_ha import check_rows
+from tests.e2e.test_removal_ha import without_second_router
+from tests.e2e.test_static_hosts_ipv6 import kernel_routes6, router_link_local
 
 pytestmark = pytest.mark.integration
 
 TOPOLOGY = Path(__file__).with_name("static_ha_topology.toml")
 ROUTERS = ["a-router", "a-router2"]
 VIP, SUBNET = "192.0.2.3", "192.0.2.0/24"
-B_STATIC = "172.16.100.50"
+VIP6 = "fe80::200:5eff:fe00:233"  # the default for the lab's vrid 51 (sites.model.default_vip6)
+B_STATIC, B_STATIC6 = "172.16.100.50", "fdb5:b::32"
+B6, ULA = "fdb5:b::/64", "fd7a:115c:a1e0::/48"
+HOST = "a-static-networkd"
 
 
 @pytest.fixture(scope="module")
-def lab_sites():
-    with deployed(TOPOLOGY) as info:
-        yield info.sites_file
+def lab(tmp_path_factory):
+    """The lab booted, a copy of its site file (the removal edits it), the first deploy's
+    `--dry --diff` output, then the deploy itself."""
+    with booted_site_file(TOPOLOGY, tmp_path_factory.mktemp("static_ha")) as sites:
+        dry = drive.pyinfra(sites, "--dry", "--diff")
+        assert dry.returncode == 0, drive.why_failed(dry)
+        result = drive.pyinfra(sites)
+        assert result.returncode == 0, drive.why_failed(result)
+        yield sites, dry.stdout + dry.stderr
 
 
 def gateways(host: str) -> dict[str, str | None]:
@@ -32,15 +52,44 @@ def gateways(host: str) -> dict[str, str | None]:
     return {r["dst"]: r.get("gateway") for r in json.loads(out)}
 
 
-def test_the_static_host_routes_via_the_vip(lab_sites):
-    table = gateways("a-static-networkd")
+def ping6(src: str, dst: str, deadline: int = 30) -> subprocess.CompletedProcess:
+    return drive.in_host(src, "ping", "-6", "-n", "-c", "3", "-w", str(deadline), dst, check=False,
+                         timeout=deadline + 10)
+
+
+def via6(host: str = HOST) -> dict[str, str | None]:
+    table = kernel_routes6(host)
+    return {dst: table.get(dst) for dst in (B6, ULA)}
+
+
+def test_the_plan_shows_the_ipv6_vrrp_address(lab):
+    from sites import load_sites
+
+    sites, dry = lab
+    assert str(load_sites(sites).sites["a"].vip6) == VIP6
+    assert f"{VIP6}/64 dev eth0 noprefixroute" in dry  # keepalived's IPv6 instance, in the config's diff
+    assert f"Gateway={VIP6}" in dry  # the static host's networkd drop-in
+
+
+def test_the_static_host_routes_via_the_vip(lab):
+    table = gateways(HOST)
     assert (table.get("172.16.100.0/24"), table.get("100.64.0.0/10")) == (VIP, VIP), table
-    assert drive.ping("a-static-networkd", B_STATIC).returncode == 0
+    assert drive.ping(HOST, B_STATIC).returncode == 0
 
 
-def test_it_keeps_reaching_the_other_site_when_the_primary_loses_power(lab_sites):
+def test_the_static_host_routes_ipv6_via_the_vip6_on_the_primary(lab):
+    primary = primary_for("b-router", SUBNET)
+    assert primary in ROUTERS
+    assert single_holder(ROUTERS, VIP6) == [primary] == single_holder(ROUTERS, VIP)
+    assert via6() == {B6: VIP6, ULA: VIP6}  # the kernel's routes (`ip -j -6 route`)
+    ping = ping6(HOST, B_STATIC6)
+    assert ping.returncode == 0, ping.stdout
+
+
+def test_it_keeps_reaching_the_other_site_when_the_primary_loses_power(lab):
     from lab import api
 
+    sites, _ = lab
     old = primary_for("b-router", SUBNET)
     assert old in ROUTERS
     api.poweroff([old], hard=True)
@@ -51,10 +100,42 @@ def test_it_keeps_reaching_the_other_site_when_the_primary_loses_power(lab_sites
         new = primary_for("b-router", SUBNET)
         assert new in ROUTERS and new != old
         assert single_holder(ROUTERS, VIP) == [new]
-        ping = drive.ping("a-static-networkd", B_STATIC, count=3, deadline=30)
+        assert single_holder([new], VIP6) == [new]
+        ping = drive.ping(HOST, B_STATIC, count=3, deadline=30)
         assert ping.returncode == 0, ping.stdout
-        assert gateways("a-static-networkd").get("172.16.100.0/24") == VIP  # nothing changed on it
+        ping = ping6(HOST, B_STATIC6)
+        assert ping.returncode == 0, ping.stdout
+        assert gateways(HOST).get("172.16.100.0/24") == VIP  # nothing changed on it
+        assert via6() == {B6: VIP6, ULA: VIP6}
     finally:
         api.poweron([old])
     time.sleep(6)
-    assert drive.planned_changes(lab_sites) == {}
+    assert single_holder(ROUTERS, VIP6) == [new]  # the returning router reclaims neither address
+    assert drive.planned_changes(sites) == {}
+
+
+def test_the_check_is_ok_after_the_failover(lab):
+    sites, _ = lab
+    rows = check_rows(sites)
+    assert {k: r["reason"] for k, r in rows.items() if r["status"] != "ok"} == {}
+    assert f"(IPv6 via the VRRP address {VIP6})" in rows[("a", "static")]["reason"]
+
+
+def test_site_a_back_to_one_router_takes_the_ipv6_vrrp_address_away(lab):
+    """The removal as docs/removal.md runs it: the run that removes a-router2 leaves a-router's HA
+    setup for clients on old leases (the static host moves to a-router's own addresses at once),
+    a later removal run stops keepalived there: no router holds either VRRP address."""
+    sites, _ = lab
+    sites.write_text(without_second_router(sites.read_text()))
+    for _ in range(2):
+        result = drive.pyinfra(sites, "--data", "prune=true")
+        assert result.returncode == 0, drive.why_failed(result)
+    assert vrrp_holder(ROUTERS, VIP6) == [] and vrrp_holder(ROUTERS, VIP) == []
+    hop = router_link_local("a")
+    assert hop != VIP6 and via6() == {B6: hop, ULA: hop}
+    deadline = time.monotonic() + 40  # a-router2 logged out: the tailnet moves the primary to a-router
+    while primary_for("b-router", SUBNET) != "a-router" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    ping = ping6(HOST, B_STATIC6)
+    assert ping.returncode == 0, ping.stdout
+    assert drive.planned_changes(sites) == {}
