@@ -303,12 +303,33 @@ def check_pairs(policy: Policy, sites: Sequence[tuple[str, Sequence[str]]]) -> l
     return out
 
 
-def server_tests(sites: Sequence[tuple[str, str]], tailnet_ip: str = "100.64.0.1", port: int = 22) -> list[dict]:
+def server_tests(sites: Sequence[tuple[str, str]], tailnet_ip: str = "100.64.0.1", port: int = 22,
+                 sites6: Sequence[tuple[str, str]] = (), tailnet_ip6: str | None = None) -> list[dict]:
     """The same pairs as the policy's `tests` block (one address per site: its router's LAN address),
-    for the server to evaluate with its own compiler (Headscale policy/check, Tailscale acl/validate)."""
+    for the server to evaluate with its own compiler (Headscale policy/check, Tailscale acl/validate).
+
+    `sites6`, `tailnet_ip6`: the IPv6 half, family by family as packets go (one address in each
+    dual-stack site's IPv6 prefix, a node's fd7a:115c:a1e0::/48 address), written `[addr]:port`."""
+    tests = _family_tests(sites, tailnet_ip, port)
+    if sites6 and tailnet_ip6 is not None:
+        tests += _family_tests(sites6, tailnet_ip6, port)
+    return tests
+
+
+def test_address6(subnet6: IPNetwork) -> str:
+    """The address the server's IPv6 tests name for a dual-stack site: the first host of its IPv6
+    prefix (the site file names no IPv6 address of a router; any address of the prefix is what a
+    CIDR rule covers)."""
+    return str(IPNetwork(subnet6)[1])
+
+
+def _family_tests(sites: Sequence[tuple[str, str]], tailnet_ip: str, port: int) -> list[dict]:
+    def dst(addr: str) -> str:
+        return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
     tests = []
     for name, addr in sites:
-        others = [f"{o}:{port}" for n, o in sites if n != name]
-        tests.append({"src": addr, "accept": [*others, f"{tailnet_ip}:{port}"]})
-    tests.append({"src": tailnet_ip, "accept": [f"{addr}:{port}" for _, addr in sites]})
+        others = [dst(o) for n, o in sites if n != name]
+        tests.append({"src": addr, "accept": [*others, dst(tailnet_ip)]})
+    tests.append({"src": tailnet_ip, "accept": [dst(addr) for _, addr in sites]})
     return tests

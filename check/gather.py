@@ -362,7 +362,10 @@ def _server_tests(cp: ControlPlane, model: SiteModel, state: ControlState) -> No
         state.server_test, state.server_test_run = f"the policy is not valid HuJSON: {exc}", True
         return
     tailnet_ip = next((a for n in state.all_nodes for a in n.addresses if ":" not in a), "100.64.0.1")
-    doc["tests"] = acl.server_tests([(s.name, str(s.next_hop)) for s in model.sites.values()], tailnet_ip)
+    tailnet_ip6 = next((a for n in state.all_nodes for a in n.addresses if ":" in a), "fd7a:115c:a1e0::1")
+    sites6 = [(s.name, acl.test_address6(s.subnet6)) for s in model.sites.values() if s.subnet6 is not None]
+    doc["tests"] = acl.server_tests([(s.name, str(s.next_hop)) for s in model.sites.values()], tailnet_ip,
+                                    sites6=sites6, tailnet_ip6=tailnet_ip6)
     try:
         state.server_test_run = cp.check_policy(json.dumps(doc))  # False: the server cannot run them
     except ControlPlaneError as exc:

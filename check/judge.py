@@ -297,9 +297,11 @@ def _server_blames(message: str, model: SiteModel) -> set[str]:
     """Sites named in the server's failed-test lines (`SRC -> DST:PORT: expected ALLOWED`), by their
     routers' addresses; every site when the message names none (Tailscale says only "test(s) failed")."""
     by_ip = {str(s.next_hop): name for name, s in model.sites.items()}
+    by_ip |= {acl.test_address6(s.subnet6): name for name, s in model.sites.items() if s.subnet6 is not None}
     named = set()
     for src, dst in re.findall(r"(\S+) -> (\S+?):\d+: expected ALLOWED", message):
-        named |= {by_ip[ip] for ip in (src, dst) if ip in by_ip}  # a tailnet address names no site
+        hosts = (src, dst.strip("[]"))  # an IPv6 destination is written [addr]:port
+        named |= {by_ip[ip] for ip in hosts if ip in by_ip}  # a tailnet address names no site
     return named or set(model.sites)
 
 

@@ -4,9 +4,9 @@ route 100.64.0.0/10 and every other site's prefixes via its site's next hop?
 Read over SSH like the routers (one command each, in parallel: `ip -j -4 route`, `ip -j -6
 route` and the host's global IPv6 addresses); judged here too, one row per static host under
 step `static`: ok, broken naming the missing routes, or unknown when the host cannot be read.
-On a dual-stack single-router site a host with an IPv6 address must also route the other
-sites' IPv6 prefixes and fd7a:115c:a1e0::/48 via a link-local next hop (the router's, as the
-deploy sets it). Sites without static hosts get no row.
+On a dual-stack site a host with an IPv6 address must also route the other sites' IPv6
+prefixes and fd7a:115c:a1e0::/48 via a link-local next hop (the router's, as the deploy sets
+it; on an HA site exactly the VRRP address `vip6`). Sites without static hosts get no row.
 """
 
 from __future__ import annotations
@@ -77,13 +77,20 @@ def read_static_hosts(model: SiteModel) -> list[StaticState]:
 
 
 def _missing6(model: SiteModel, site: Site, state: StaticState) -> list[str]:
-    """The IPv6 routes a dual-stack single-router site's host lacks (a link-local next hop)."""
-    if site.subnet6 is None or site.ha or not state.has_ipv6:
+    """The IPv6 routes a dual-stack site's host lacks: via a link-local next hop (the router's
+    own), or exactly via `vip6` on an HA site."""
+    if site.subnet6 is None or not state.has_ipv6:
         return []
     by_prefix = {r.prefix: r for r in state.routes6 if r.prefix is not None}
-    return [f"{p} via the router's link-local address" for p in static_prefixes(model, site) if p.version == 6
-            and (p not in by_prefix or by_prefix[p].gateway is None
-                 or IPAddress(by_prefix[p].gateway) not in LINK_LOCAL)]
+
+    def ok(gateway: str | None) -> bool:
+        if gateway is None:
+            return False
+        return IPAddress(gateway) == site.vip6 if site.ha else IPAddress(gateway) in LINK_LOCAL
+
+    hop = str(site.vip6) if site.ha else "the router's link-local address"
+    return [f"{p} via {hop}" for p in static_prefixes(model, site)
+            if p.version == 6 and not ok(by_prefix[p].gateway if p in by_prefix else None)]
 
 
 def static_row(model: SiteModel, state: StaticState) -> Row:
@@ -105,8 +112,8 @@ def static_row(model: SiteModel, state: StaticState) -> Row:
         return Row(site.name, STEP, Status.BROKEN, f"{name}: missing {', '.join(missing)}", fix)
     if router_default:
         return Row(site.name, STEP, Status.OK, f"{name}: default gateway is the site's router {nh}")
-    six = " (IPv6 via the router's link-local address)" if site.subnet6 is not None and state.has_ipv6 \
-        and not site.ha else ""
+    hop6 = f"the VRRP address {site.vip6}" if site.ha else "the router's link-local address"
+    six = f" (IPv6 via {hop6})" if site.subnet6 is not None and state.has_ipv6 else ""
     return Row(site.name, STEP, Status.OK, f"{name}: routes to every other site via {nh}{six}")
 
 

@@ -49,9 +49,10 @@ def primary_for(observer: str, prefix: str) -> str | None:
 
 
 def vrrp_holder(routers: list[str], vip: str) -> list[str]:
-    """Which of `routers` hold the VRRP address now (exactly one when all is well)."""
-    return [r for r in routers
-            if re.search(rf"\binet {re.escape(vip)}/", drive.in_host(r, "ip", "-4", "-o", "addr", check=False).stdout)]
+    """Which of `routers` hold the VRRP address now (exactly one when all is well), IPv4 or IPv6."""
+    family, inet = ("-6", "inet6") if ":" in vip else ("-4", "inet")
+    return [r for r in routers if re.search(rf"\b{inet} {re.escape(vip)}/",
+                                            drive.in_host(r, "ip", family, "-o", "addr", check=False).stdout)]
 
 
 def single_holder(routers: list[str], vip: str, timeout: float = 20) -> list[str]:

@@ -158,6 +158,34 @@ vrrp_instance {name} {{
         {name}_primary
     }}
 {_ra_notify(site)}}}
+{_ipv6_instance(site, router, interface, name)}"""
+
+
+def _ipv6_instance(site: Site, router: Router, interface: str, name: str) -> str:
+    """A dual-stack HA site's IPv6 next hop: a second instance (VRRP carries one family per
+    instance; keepalived runs IPv6 ones as VRRPv3) whose only address is the link-local `vip6`,
+    as VRRPv3 wants its first address to be. The same vrid (the two families' adverts never meet),
+    the same base priority and the same two checks as the IPv4 instance, so the same router wins
+    both: the tailnet's primary. noprefixroute: the LAN's fe80::/64 route stays the kernel's."""
+    if site.vip6 is None:
+        return ""
+    index = site.routers.index(router)
+    return f"""
+# the static hosts' IPv6 next hop {site.vip6} (docs/static-hosts.md), on the same router as {site.vip}
+vrrp_instance {name}_6 {{
+    state BACKUP
+    interface {interface}
+    virtual_router_id {site.vrid}
+    priority {BASE_PRIORITY - 10 * index}
+    advert_int 1
+    virtual_ipaddress {{
+        {site.vip6}/64 dev {interface} noprefixroute
+    }}
+    track_script {{
+        {name}_running
+        {name}_primary
+    }}
+}}
 """
 
 

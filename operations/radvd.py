@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
+from netaddr import IPAddress
 from pyinfra import host
 from pyinfra.api import OperationError, operation
 
@@ -28,6 +29,7 @@ from operations import batch, owned, packages
 from operations.facts.addresses import InterfaceOfAddress
 from operations.facts.dpkg import DpkgInterrupted
 from operations.facts.ha import DebPackageVersion, ManagedByUs
+from operations.facts.statichost import LanLinkLocal
 from sites.model import TAILSCALE_ULA, Router, Site, SiteModel
 
 PACKAGE = "radvd"
@@ -48,8 +50,12 @@ def ra_routes(model: SiteModel, site: Site) -> list[str]:
     return [*others, str(TAILSCALE_ULA)]
 
 
-def radvd_conf(site: Site, interface: str, routes: list[str]) -> str:
-    """radvd's config: no prefix (addressing stays with the LAN), lifetime 0, one route each."""
+def radvd_conf(site: Site, interface: str, routes: list[str], source: IPAddress | None = None) -> str:
+    """radvd's config: no prefix (addressing stays with the LAN), lifetime 0, one route each.
+
+    `source`: the router's own link-local address, pinned as the advertisements' source on an HA
+    dual-stack router: radvd takes the interface's first link-local otherwise, and while
+    keepalived's IPv6 instance holds the site's vip6 there that can be the vip6 (docs/ipv6.md)."""
     lines = [
         f"# Managed by s2s (operations/radvd.py): route information for site {site.name}'s LAN "
         f"{site.subnet6}.",
@@ -62,6 +68,8 @@ def radvd_conf(site: Site, interface: str, routes: list[str]) -> str:
         f"    MinRtrAdvInterval {MIN_INTERVAL};",
         f"    MaxRtrAdvInterval {MAX_INTERVAL};",
     ]
+    if source is not None:
+        lines += [f"    AdvRASrcAddress {{ {source}; }};"]
     for prefix in routes:
         lines += [f"    route {prefix}", "    {", "        RemoveRoute on;", "    };"]
     lines.append("};")
@@ -77,6 +85,8 @@ def advertise_facts(site: Site, router: Router) -> dict[str, batch.Fact]:
         "unit": (owned.UnitState, {"unit": UNIT}), "dpkg": (DpkgInterrupted, {})}
     if site.vip is not None:
         facts["holds_vip"] = (InterfaceOfAddress, {"address": str(site.vip)})
+    if site.vip6 is not None:
+        facts["own_link_local"] = (LanLinkLocal, {"address": str(router.address)})
     return facts
 
 
@@ -110,7 +120,11 @@ def advertise(site: Site, model: SiteModel, router: Router) -> Generator[Any, No
         raise OperationError(f"no interface on {host.name} holds the router address "
                              f"{router.address} "
                              "(check the site file); nothing changed")
-    text = radvd_conf(site, interface, routes)
+    source = facts.get("own_link_local")
+    if site.vip6 is not None and source is None:
+        raise OperationError(f"{host.name} has no link-local IPv6 address of its own on {interface}, "
+                             "which its router advertisements are sent from; nothing changed")
+    text = radvd_conf(site, interface, routes, source)
     conf_cmds = list(owned.put(CONF, text, mode="644", current=conf_now))
     # the config first (pyinfra's --dry shows it); the package's postinst starts radvd.service only
     # when a config is there, and on an HA router keepalived decides, so install it before the file

@@ -18,6 +18,7 @@ from sites import schema
 from sites.model import (
     DEFAULT_VRID,
     IPV6_GLOBAL,
+    IPV6_LINK_LOCAL,
     IPV6_ULA,
     TAILSCALE_4VIA6,
     TAILSCALE_CGNAT,
@@ -33,6 +34,7 @@ from sites.model import (
     StaticHost,
     Tailnet,
     Tailscale,
+    default_vip6,
 )
 
 RESERVED = (
@@ -214,6 +216,7 @@ def _site(path: Path, name: str, body: Any) -> Site:
         if r1 in r2 or r2 in r1:
             raise t.error(f"routes[{j}]", f"overlaps routes[{i}] {r1}", str(r2))
     keas = _keas(t)
+    vip6 = _vip6(t, vip, vrid, subnet6)
     return Site(
         name=name,
         subnet=subnet,
@@ -228,6 +231,7 @@ def _site(path: Path, name: str, body: Any) -> Site:
         aws=_aws(t.table("aws")),
         hosts=_static_hosts(t),
         subnet6=subnet6,
+        vip6=vip6,
     )
 
 
@@ -256,6 +260,23 @@ def _subnet6(t: _Table) -> IPNetwork | None:
         if net in reserved or reserved in net:
             raise t.error("subnet6", f"overlaps {label}", str(net))
     return net
+
+
+def _vip6(t: _Table, vip: IPAddress | None, vrid: int, subnet6: IPNetwork | None) -> IPAddress | None:
+    """`vip6`: an HA dual-stack site's IPv6 VRRP address (keepalived's IPv6 instance), link-local as
+    VRRPv3 wants its first address; derived from `vrid` when absent. None on any other site."""
+    if vip is None or subnet6 is None:
+        if "vip6" in t.data:
+            raise t.error("vip6", "only for HA sites with subnet6 (two or more routers and an IPv6 LAN)",
+                          t.data["vip6"])
+        return None
+    if "vip6" not in t.data:
+        return default_vip6(vrid)
+    value = t.get("vip6")
+    address = t.address("vip6", value)
+    if address.version != 6 or address not in IPV6_LINK_LOCAL or address == IPV6_LINK_LOCAL.network:
+        raise t.error("vip6", "must be an IPv6 link-local address (fe80::/10)", value)
+    return address
 
 
 AWS_ID = {"route_tables": "rtb-", "network_interface": "eni-", "instance": "i-"}

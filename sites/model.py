@@ -21,6 +21,15 @@ TAILSCALE_ULA = IPNetwork("fd7a:115c:a1e0::/48")
 TAILSCALE_4VIA6 = IPNetwork("fd7a:115c:a1e0:b1a::/64")
 IPV6_GLOBAL = IPNetwork("2000::/3")  # global unicast: where an IPv6 site LAN may live, or ...
 IPV6_ULA = IPNetwork("fc00::/7")  # ... a unique local prefix
+IPV6_LINK_LOCAL = IPNetwork("fe80::/10")
+
+
+def default_vip6(vrid: int) -> IPAddress:
+    """An HA dual-stack site's IPv6 VRRP address when the site file names none: the link-local
+    address (modified EUI-64) of VRRP's IPv6 virtual MAC 00:00:5e:00:02:VRID (RFC 5798 7.3),
+    fe80::200:5eff:fe00:2XX. That MAC block is IANA's for VRRP alone, so no NIC's own link-local
+    (the LAN gateway's included) derives from it; only a VRRP router with the same vrid could."""
+    return IPAddress(f"fe80::200:5eff:fe00:2{vrid:02x}")
 
 
 class SecretError(Exception):
@@ -188,6 +197,9 @@ class Site:
     subnet6: IPNetwork | None = key("the LAN's IPv6 prefix (dual-stack site, global or ULA, no host bits): routes "
                                     "reach IPv6 hosts by router advertisement ([docs/ipv6.md](docs/ipv6.md))",
                                     default=None)
+    vip6: IPAddress | None = key("an HA dual-stack site's IPv6 VRRP address, link-local (fe80::/10): the static "
+                                 "hosts' IPv6 next hop ([docs/static-hosts.md](docs/static-hosts.md))",
+                                 "`fe80::200:5eff:fe00:2XX`, XX = `vrid` in hex (HA with `subnet6`)", default=None)
 
     def __post_init__(self) -> None:
         if not self.routers:

@@ -6,9 +6,9 @@ on them), persistent in its own network manager and live in its kernel.
 On a dual-stack site (`subnet6`) a host with an IPv6 address also gets the other sites' IPv6
 prefixes and fd7a:115c:a1e0::/48 via the router's link-local address on the LAN: the address its
 router advertisements come from (routers forward, so they take no SLAAC address of their own).
-It is read from the router itself in the same run. An HA site has no IPv6 vip (keepalived moves
-only the IPv4 one), so a static route to one router's link-local would not follow a failover:
-its static hosts get IPv4 routes only, and the plan says so (docs/static-hosts.md).
+It is read from the router itself in the same run. On an HA site the IPv6 next hop is the
+site's `vip6` instead, the link-local address keepalived's IPv6 VRRP instance keeps on the same
+router as the IPv4 vip (operations/ha.py), so a failover changes nothing on the hosts either.
 
 Called on every host (a no-op on the others, so pyinfra's per-host operation order holds). A
 static host the applied record names but the site file no longer declares loses the routes in
@@ -40,6 +40,12 @@ def static_prefixes(model: SiteModel, site: Site) -> list[IPNetwork]:
     prefixes, and on a dual-stack site fd7a:115c:a1e0::/48 too (what the router's RAs carry)."""
     six = [TAILSCALE_ULA] if site.subnet6 is not None else []
     return [p for p in model.remote_prefixes(site) if p.version == 4 or site.subnet6 is not None] + six
+
+
+def next_hop6(site: Site) -> IPAddress | None:
+    """The IPv6 next hop of a dual-stack site's static hosts: the VRRP link-local `vip6` on an HA
+    site, else the router's own link-local address. None on an IPv4-only site."""
+    return site.vip6 if site.ha else router_link_local(site)
 
 
 def router_link_local(site: Site) -> IPAddress | None:
@@ -88,12 +94,9 @@ def routes_given(
         )
     if entry is not None:
         site, static = entry
-        if site.ha and site.subnet6 is not None:
-            host.log(f"{LABEL}: HA site {site.name} has no IPv6 vip: IPv6 routes come from the VRRP "
-                     "master's router advertisements, not from this host's config")
         yield from site_routes._inner(
             prefixes=static_prefixes(model, site), next_hop=site.next_hop, manager=static.manager,
-            next_hop6=router_link_local(site),
+            next_hop6=next_hop6(site),
         )
     elif removed is not None and prune:
         yield from site_routes._inner(

@@ -199,14 +199,17 @@ class StaticHost(FactBase[StaticHostState]):
 
 
 def parse_lan_link_local(text: str, address: str) -> IPAddress | None:
-    """`ip -j addr show`: the link-local IPv6 address of the interface holding `address`."""
+    """`ip -j addr show`: the link-local IPv6 address of the interface holding `address`: its own,
+    not a VRRP address keepalived added there (nodad, noprefixroute: a site's vip6 left from
+    when it was HA, which leaves with keepalived)."""
     for link in json_list(text, "`ip -j addr`"):
         if not isinstance(link, dict):
             raise ParseError(f"not an `ip -j addr` link: {link!r}")
         infos = link.get("addr_info", [])
         if any(a.get("local") == address for a in infos):
             return next((IPAddress(a["local"]) for a in infos
-                         if a.get("family") == "inet6" and a.get("scope") == "link" and "local" in a), None)
+                         if a.get("family") == "inet6" and a.get("scope") == "link" and "local" in a
+                         and not a.get("nodad") and not a.get("noprefixroute")), None)
     return None
 
 

@@ -128,6 +128,17 @@ def test_server_tests_name_one_address_per_site_and_the_tailnet():
     ]
 
 
+def test_server_tests_for_dual_stack_sites_add_the_ipv6_pairs_family_by_family():
+    tests = server_tests([("a", "192.0.2.2"), ("b", "172.16.100.2")], "100.64.0.2",
+                         sites6=[("a", "2001:db8:a::1"), ("b", "fdb5:b::1")], tailnet_ip6="fd7a:115c:a1e0::2")
+    assert tests[3:] == [
+        {"src": "2001:db8:a::1", "accept": ["[fdb5:b::1]:22", "[fd7a:115c:a1e0::2]:22"]},
+        {"src": "fdb5:b::1", "accept": ["[2001:db8:a::1]:22", "[fd7a:115c:a1e0::2]:22"]},
+        {"src": "fd7a:115c:a1e0::2", "accept": ["[2001:db8:a::1]:22", "[fdb5:b::1]:22"]},
+    ]
+    assert len(server_tests([("a", "192.0.2.2")], sites6=[("a", "2001:db8:a::1")])) == 2  # no IPv6 node address
+
+
 @pytest.mark.parametrize("entry", ["[fd7a:115c:a1e0::1]:*", "fd7a:115c:a1e0::1:*"])
 def test_ipv6_destinations(entry):
     compiled = compile_policy({"acls": [{"action": "accept", "src": ["*"], "dst": [entry]}]})

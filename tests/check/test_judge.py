@@ -456,3 +456,32 @@ def test_dual_stack_policy_is_judged_for_ipv6_too(syntax):
     for site, own in (("a", "2001:db8:a::/64"), ("b", "fdb5:b::/64")):
         assert rows[site].status == Status.BROKEN, rows[site]
         assert own in rows[site].reason and "controlplane apply" in rows[site].fix
+
+
+def test_a_failed_ipv6_server_test_is_blamed_on_the_site_whose_prefix_it_names(tmp_path):
+    """The server's IPv6 tests name each dual-stack site by the first host of its IPv6 prefix,
+    destinations written [addr]:port (Headscale prints them as given)."""
+    import textwrap
+
+    from check.judge import _server_blames
+    from sites import load_sites
+
+    path = tmp_path / "sites.toml"
+    path.write_text(textwrap.dedent("""
+        [sites.a]
+        subnet = "192.0.2.0/24"
+        subnet6 = "2001:db8:a::/64"
+        router = "192.0.2.2"
+        [sites.b]
+        subnet = "172.16.100.0/24"
+        subnet6 = "fdb5:b::/64"
+        router = "172.16.100.2"
+        [sites.c]
+        subnet = "198.51.100.0/24"
+        router = "198.51.100.2"
+    """))
+    model = load_sites(path)
+    line = "test(s) failed: fd7a:115c:a1e0::2 -> [fdb5:b::1]:22: expected ALLOWED, got DENIED"
+    assert _server_blames(line, model) == {"b"}
+    line = "test(s) failed: 2001:db8:a::1 -> [fd7a:115c:a1e0::2]:22: expected ALLOWED, got DENIED"
+    assert _server_blames(line, model) == {"a"}

@@ -140,3 +140,31 @@ def test_an_unreachable_router_fails_its_dual_stack_static_hosts_with_one_line(t
     monkeypatch.setattr(statichosts, "inventory", Inventory(Router(None)))
     with pytest.raises(OperationError, match="has no link-local IPv6 address on the interface holding 192.0.2.2"):
         statichosts.router_link_local(site)
+
+
+def test_an_ha_dual_stack_host_needs_the_ipv6_routes_via_the_vip6(tmp_path):
+    """On an HA site any link-local is not enough: one router's own would not follow a failover."""
+    path = tmp_path / "sites.toml"
+    dual_model(tmp_path)
+    text = path.read_text().replace('router = "192.0.2.2"\nssh = "a-router"\n', textwrap.dedent("""\
+        vip = "192.0.2.3"
+        gateway = "192.0.2.1"
+        [[sites.a.routers]]
+        address = "192.0.2.2"
+        ssh = "a-router"
+        [[sites.a.routers]]
+        address = "192.0.2.4"
+        ssh = "a-router2"
+        """))
+    path.write_text(text)  # the [[sites.a.hosts]] entry stays after the routers
+    ha = load_sites(path)
+    assert ha.sites["a"].vip6 is not None and ha.sites["a"].hosts
+    vip6 = str(ha.sites["a"].vip6)
+    v4 = parse_ip_json_routes(f"[{DEFAULT},{CGNAT},{SITE_B}]".replace("192.0.2.2", "192.0.2.3"))
+    via_vip6 = parse_ip_json_routes(f"[{B6},{ULA}]".replace("fe80::dc:38ff:fedf:50ca", vip6))
+    row = static_row(ha, StaticState("a", "a-nas", v4, routes6=via_vip6, has_ipv6=True))
+    assert row.status == Status.OK and f"IPv6 via the VRRP address {vip6}" in row.reason
+    own = StaticState("a", "a-nas", v4, routes6=parse_ip_json_routes(f"[{B6},{ULA}]"), has_ipv6=True)
+    row = static_row(ha, own)
+    assert (row.status, row.reason) == (
+        Status.BROKEN, f"a-nas: missing fdb5:b::/64 via {vip6}, fd7a:115c:a1e0::/48 via {vip6}")

@@ -150,6 +150,41 @@ def test_the_servers_policy_tests_agree_with_the_evaluator(headscale_lab, key, m
         cp.check_policy(_with_tests(text, accept=not allowed))
 
 
+DUAL_SITES = (("a", (*LAB_SITES[0][1], "2001:db8:a::/64")), ("b", (*LAB_SITES[1][1], "fdb5:b::/64")))
+SITES6 = [("a", "2001:db8:a::1"), ("b", "fdb5:b::1")]  # check.acl.test_address6 of each IPv6 prefix
+
+
+def _ipv6_tests(accept: bool) -> list[dict]:
+    """The server's tests for the IPv6 half alone: each site's IPv6 prefix to the other's and to
+    fd7a:115c:a1e0::/48, and back (check.acl.server_tests, as the check asks them)."""
+    tests = server_tests([("a", "192.0.2.2"), ("b", "172.16.100.2")], "100.64.0.1",
+                         sites6=SITES6, tailnet_ip6="fd7a:115c:a1e0::1")[3:]
+    assert [t["src"] for t in tests] == ["2001:db8:a::1", "fdb5:b::1", "fd7a:115c:a1e0::1"]
+    return tests if accept else [{"src": t["src"], "deny": t["accept"]} for t in tests]
+
+
+@pytest.mark.parametrize("syntax", ["acls", "grants"])
+@pytest.mark.parametrize("ipv6_rule", [True, False], ids=["dual-stack-policy", "ipv4-only-policy"])
+def test_the_servers_ipv6_policy_tests_need_the_ipv6_rule(headscale_lab, key, make_model, syntax, ipv6_rule):
+    """The project's own rules in either syntax, for dual-stack sites or (the IPv6 rule missing)
+    for their IPv4 prefixes only: the server accepts the IPv6 pairs exactly when the IPv6 rule is
+    there, and the evaluator agrees; the IPv4 half passes either way."""
+    spec = policy.PolicySpec(sites=DUAL_SITES if ipv6_rule else LAB_SITES, syntax=syntax)
+    doc = {syntax: getattr(spec, syntax)()}
+    assert ("fd7a:115c:a1e0::/48" in json.dumps(doc)) is ipv6_rule
+    cp = connect(make_model("headscale", headscale_lab.api_url, key))
+    nodes = [PolicyNode(n.addresses, n.tags, tuple(r for r in n.approved if r in n.advertised))
+             for n in cp.list_nodes()]
+    sites = [("a", ["192.0.2.0/24", "2001:db8:a::/64"]), ("b", ["172.16.100.0/24", "fdb5:b::/64"])]
+    pairs = check_pairs(compile_policy(doc, nodes), sites)
+    assert all(p.ok for p in pairs) is ipv6_rule
+    v4 = server_tests([("a", "192.0.2.2"), ("b", "172.16.100.2")], "100.64.0.1")
+    cp.check_policy(json.dumps({**doc, "tests": v4}))  # the IPv4 half: allowed either way
+    cp.check_policy(json.dumps({**doc, "tests": _ipv6_tests(accept=ipv6_rule)}))  # the server agrees
+    with pytest.raises(ControlPlaneError, match=r"\[fdb5:b::1\]:22: expected (ALLOWED|DENIED)"):
+        cp.check_policy(json.dumps({**doc, "tests": _ipv6_tests(accept=not ipv6_rule)}))
+
+
 def test_grants_asked_of_a_server_before_0_29_is_one_line(headscale_lab, key, make_model,
                                                           monkeypatch, capsys):
     """The real server, made to report 0.28.0 at /version (the one thing that differs before 0.29

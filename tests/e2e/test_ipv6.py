@@ -43,8 +43,11 @@ def global6(host: str, prefix: str) -> str:
 
 
 def link_local(host: str) -> str:
-    out = drive.in_host(host, "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link").stdout
-    return out.split()[3].split("/")[0]
+    """The host's own link-local address on eth0: not an HA router's VRRP address (keepalived adds
+    its vip6 there with nodad, listed first on the master)."""
+    out = drive.in_host(host, "ip", "-j", "-6", "addr", "show", "dev", "eth0", "scope", "link").stdout
+    return next(a["local"] for link in json.loads(out) for a in link.get("addr_info", [])
+                if "local" in a and not a.get("nodad"))
 
 
 def routes6(host: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import stat
@@ -201,7 +202,23 @@ def test_priorities_leave_the_primary_weight_in_charge():
     assert lowest_primary > ha.BASE_PRIORITY
 
 
-def test_keepalived_accepts_the_config(tmp_path):
+SITE6 = dataclasses.replace(SITE, subnet6=IPNetwork("2001:db8:a::/64"), vip6=IPAddress("fe80::200:5eff:fe00:207"))
+
+
+def test_a_dual_stack_site_gets_an_ipv6_instance_beside_the_ipv4_one():
+    """The static hosts' IPv6 next hop: a second instance, link-local vip6 only, same vrid, priority
+    and checks as the IPv4 one (so the same router wins both); none on an IPv4-only site."""
+    text = ha.keepalived_conf(SITE6, R2, "eth0")
+    v4, v6 = text.split("vrrp_instance s2s_a {")[1].split("# the static hosts' IPv6 next hop")
+    assert "fe80::200:5eff:fe00:207/64 dev eth0 noprefixroute" in v6 and "192.0.2.3/" not in v6
+    same = ("virtual_router_id 7", "priority 90", "s2s_a_running", "s2s_a_primary")
+    assert all(line in v4 and line in v6 for line in same)
+    assert "fe80::" not in v4 and "notify_master" in v4 and "notify_master" not in v6  # radvd stays on the IPv4 one
+    assert "vrrp_instance s2s_a_6" not in ha.keepalived_conf(SITE, R2, "eth0")
+
+
+@pytest.mark.parametrize("site", [SITE, SITE6], ids=["ipv4", "dual-stack"])
+def test_keepalived_accepts_the_config(tmp_path, site):
     """keepalived's own config check on the rendered file, with Debian's keepalived from the lab image."""
     from lab.image import image_root
 
@@ -212,7 +229,7 @@ def test_keepalived_accepts_the_config(tmp_path):
         pytest.skip("chroot needs root")
     conf = root / "tmp" / f"s2s-test-{os.getpid()}.conf"
     # the image is shared and read-only to tests: the check script is not in it, /bin/true stands in
-    text = ha.keepalived_conf(SITE, R1, "eth0").replace(ha.CHECK, "/bin/true")
+    text = ha.keepalived_conf(site, R1, "eth0").replace(ha.CHECK, "/bin/true")
     conf.write_text(text)
     try:
         run = subprocess.run(

@@ -121,6 +121,26 @@ def test_ha_router_leaves_starting_to_keepalived_and_follows_the_vip():
     assert "notify" not in ha.keepalived_conf(v4_only, R1, "eth0")
 
 
+def test_an_ha_dual_stack_router_sends_from_its_own_link_local_not_the_vip6():
+    """radvd takes an interface's first link-local, which on the VRRP master is keepalived's vip6:
+    pinned to the router's own (read from lab output with the vip6 on eth0)."""
+    from dataclasses import replace
+
+    from operations.facts.statichost import LanLinkLocal
+
+    ha6 = replace(HA, vip6=IPAddress("fe80::200:5eff:fe00:233"))
+    host = router_host()
+    host.outputs[LanLinkLocal] = data("ha-router-ip-addr-vip6.json")
+    host.apply(run_op(radvd.advertise, host, site=ha6, model=HA_MODEL, router=R1))
+    conf = host.fs[radvd.CONF].decode()
+    assert "    AdvRASrcAddress { fe80::1cbe:5eff:fecc:7049; };\n" in conf and "5eff:fe00:233" not in conf
+    assert "AdvRASrcAddress" not in radvd.radvd_conf(HA, "eth0", radvd.ra_routes(HA_MODEL, HA))  # no vip6
+    host = router_host()  # fresh: no radvd.conf yet
+    host.outputs[LanLinkLocal] = "[]"
+    with pytest.raises(OperationError, match="no link-local IPv6 address of its own on eth0"):
+        run_op(radvd.advertise, host, site=ha6, model=HA_MODEL, router=R1)
+
+
 def test_removed_router_stops_radvd_and_deletes_the_projects_config():
     from test_ops_teardown import deployed_router
     host = deployed_router()
@@ -140,7 +160,7 @@ def test_radvd_accepts_the_config():
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(["dpkg-deb", "-x", str(deb), tmp], check=True)
         conf = Path(tmp) / "radvd.conf"
-        conf.write_text(radvd.radvd_conf(A, "eth0", radvd.ra_routes(MODEL, A)))
+        conf.write_text(radvd.radvd_conf(A, "eth0", radvd.ra_routes(MODEL, A), IPAddress("fe80::1")))
         ok = subprocess.run([f"{tmp}/usr/sbin/radvd", "-c", "-C", str(conf)], capture_output=True, text=True)
         conf.write_text(conf.read_text().replace("AdvDefaultLifetime 0;", "AdvDefaultLifetime zero;"))
         bad = subprocess.run([f"{tmp}/usr/sbin/radvd", "-c", "-C", str(conf)], capture_output=True, text=True)

@@ -209,6 +209,8 @@ def test_router_link_local_is_read_from_its_lan_interface():
     fact = LanLinkLocal()
     fact.command(address="192.0.2.2")
     assert fact.process(data("router-ip-addr-dual.json").splitlines()) == LL
+    fact.command(address="192.0.2.2")  # an HA master: keepalived's vip6 (nodad) is listed first
+    assert fact.process(data("ha-router-ip-addr-vip6.json").splitlines()) == IPAddress("fe80::1cbe:5eff:fecc:7049")
     fact.command(address="192.0.2.99")  # no interface holds it
     assert fact.process(data("router-ip-addr-dual.json").splitlines()) is None
 

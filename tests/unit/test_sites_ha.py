@@ -125,3 +125,42 @@ def test_cli_exits_2_with_one_line(tmp_path):
     )
     assert run.returncode == 2
     assert run.stderr.strip().count("\n") == 0 and "sites.a.vip" in run.stderr and "Traceback" not in run.stderr
+
+
+HA6 = HA.replace('vrid = 7\n', 'vrid = 7\nsubnet6 = "2001:db8:a::/64"\n')
+
+
+def test_a_dual_stack_ha_site_gets_a_link_local_vip6_derived_from_its_vrid(tmp_path):
+    """Existing site files stay valid: vip6 defaults to VRRP's IPv6 virtual MAC's link-local (vrid 7)."""
+    assert load(tmp_path, HA6).sites["a"].vip6 == IPAddress("fe80::200:5eff:fe00:207")
+    assert load(tmp_path, HA).sites["a"].vip6 is None  # IPv4-only HA site: no IPv6 instance
+    chosen = HA6.replace('vrid = 7\n', 'vrid = 7\nvip6 = "fe80::53"\n')
+    assert load(tmp_path, chosen).sites["a"].vip6 == IPAddress("fe80::53")
+
+
+@pytest.mark.parametrize("value, problem", [
+    ('"2001:db8:a::3"', "must be an IPv6 link-local address (fe80::/10)"),
+    ('"192.0.2.3"', "must be an IPv6 link-local address (fe80::/10)"),
+    ('"fe80::"', "must be an IPv6 link-local address (fe80::/10)"),
+    ('"fe80::zz"', "not a valid IP address"),
+    ("5", "must be a string"),
+])
+def test_a_bad_vip6_is_one_line(tmp_path, value, problem):
+    message = error_for(tmp_path, HA6.replace('vrid = 7\n', f'vrid = 7\nvip6 = {value}\n'))
+    assert f"sites.a.vip6: {problem}" in message
+
+
+def test_vip6_only_on_an_ha_site_with_subnet6(tmp_path):
+    no_v6 = HA.replace('vrid = 7\n', 'vrid = 7\nvip6 = "fe80::53"\n')
+    assert "sites.a.vip6: only for HA sites with subnet6" in error_for(tmp_path, no_v6)
+    single = HA.replace('ssh = "b-router"\n', 'ssh = "b-router"\nsubnet6 = "fdb5:b::/64"\nvip6 = "fe80::53"\n')
+    assert "sites.b.vip6: only for HA sites with subnet6" in error_for(tmp_path, single)
+
+
+def test_a_bad_vip6_exits_2_with_one_line(tmp_path):
+    path = tmp_path / "sites.toml"
+    path.write_text(textwrap.dedent(HA6.replace('vrid = 7\n', 'vrid = 7\nvip6 = "2001:db8:a::3"\n')))
+    run = subprocess.run([sys.executable, "-m", "sites", "--sites", str(path)],
+                         capture_output=True, text=True, cwd=REPO)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+    assert "sites.a.vip6" in run.stderr and "2001:db8:a::3" in run.stderr
