@@ -187,9 +187,18 @@ def test_operation_order_gives_pyinfras_line_numbers(monkeypatch):
     assert _called_over_lines(run)[1][-2:] != _both_orders(run)[1][-2:]  # the lines do tell calls apart
 
 
-def test_fast_operation_order_is_what_pyinfra_calls(monkeypatch):
+def test_cheaper_operation_calls_is_what_pyinfra_calls(monkeypatch):
+    import pyinfra.api.arguments as arguments
+
     operation = sys.modules["pyinfra.api.operation"]
     monkeypatch.setattr(operation, "get_operation_order_from_stack", operation.get_operation_order_from_stack)
-    internals.fast_operation_order()
+    monkeypatch.setattr(arguments, "all_global_arguments", arguments.all_global_arguments)
+    pyinfras = arguments.all_global_arguments()
+    internals.cheaper_operation_calls()
     assert operation.get_operation_order_from_stack is internals.operation_order
     assert "get_operation_order_from_stack(state)" in inspect.getsource(operation.solve_operation_consistency)
+    assert arguments.all_global_arguments is internals.global_arguments
+    assert "in all_global_arguments()" in inspect.getsource(arguments.pop_global_arguments)
+    assert internals.global_arguments() == pyinfras and len(pyinfras) > 10
+    internals.global_arguments().clear()  # a caller's list is its own
+    assert internals.global_arguments() == pyinfras
