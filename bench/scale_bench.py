@@ -46,6 +46,7 @@ from lab_bench import pss_kib  # noqa: E402
 from lab import api, container, drive, net, progress  # noqa: E402
 from lab.generate import LAYOUTS, generate  # noqa: E402
 
+IDLE_WINDOW = 10.0  # seconds the lab is watched doing nothing (its background CPU rate)
 FAILED_RUNS: list[str] = []  # runs that failed (a host unreachable...): said, not hidden, and not timed
 
 
@@ -68,8 +69,9 @@ def timed(sites: Path, *args: str, deploy: str = "deploy.py", must: bool = True)
 def alternating(runs: int, info: api.LabInfo) -> tuple[float, float, dict[str, float]]:
     """Medians of RUNS no-op and RUNS empty deploys, run in turn (the machine's load hits both alike),
     and the median CPU seconds a no-op costs beyond an empty run: the deploy (pyinfra and its
-    children) and each role's lab hosts together (every process in their PID namespaces). On this
-    machine the lab's hosts share the deploy's cores, so their CPU is part of the no-op's wall time."""
+    children) and each role's lab hosts together (every process in their PID namespaces), less the
+    lab's idle CPU rate times how much longer the no-op ran. On this machine the lab's hosts share
+    the deploy's cores, so their CPU is part of the no-op's wall time."""
     namespaces = {h.name: ns for h in info.hosts if h.container
                   and (pid := container.leader_pid(h.name)) and (ns := _pid_namespace(pid))}
     role = {h.name: h.role for h in info.hosts}
@@ -84,18 +86,28 @@ def alternating(runs: int, info: api.LabInfo) -> tuple[float, float, dict[str, f
         used["deploy"] = (mine_after.ru_utime + mine_after.ru_stime) - (mine.ru_utime + mine.ru_stime)
         return wall, used
 
+    # the lab's own background CPU (tailscaled, Headscale's map sessions, Kea, systemd) per second,
+    # so a no-op that takes longer than an empty run is not charged for the lab merely running longer
+    before, t0 = _cpu_by_namespace(namespaces), time.monotonic()
+    time.sleep(IDLE_WINDOW)
+    after, idle_s = _cpu_by_namespace(namespaces), time.monotonic() - t0
+    idle: dict[str, float] = defaultdict(float)
+    for name in namespaces:
+        idle[role[name]] += (after[name] - before[name]) / idle_s
     walls: dict[str, list[float]] = {"noop": [], "empty": []}
     extra: dict[str, list[float]] = defaultdict(list)
     for _ in range(runs):
         (noop, cpu_noop), (empty, cpu_empty) = one("deploy.py"), one("bench/empty_deploy.py")
         walls["noop"] += [noop] if noop is not None else []
         walls["empty"] += [empty] if empty is not None else []
+        longer = (noop or 0.0) - (empty or 0.0)
         for key in cpu_noop:
-            extra[key].append(cpu_noop[key] - cpu_empty[key])
+            extra[key].append(cpu_noop[key] - cpu_empty[key] - idle.get(key, 0.0) * longer)
     if not walls["noop"] or not walls["empty"]:
         raise SystemExit("every no-op or every empty run failed")
     cpu = {key: statistics.median(v) for key, v in sorted(extra.items())}
     cpu["total"] = sum(cpu.values())
+    cpu["lab idle (CPU s per s)"] = sum(idle.values())
     return statistics.median(walls["noop"]), statistics.median(walls["empty"]), cpu
 
 
