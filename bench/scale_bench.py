@@ -86,25 +86,28 @@ def alternating(runs: int, info: api.LabInfo) -> tuple[float, float, dict[str, f
         used["deploy"] = (mine_after.ru_utime + mine_after.ru_stime) - (mine.ru_utime + mine.ru_stime)
         return wall, used
 
+    walls: dict[str, list[float]] = {"noop": [], "empty": []}
+    pairs = []
+    for _ in range(runs):
+        (noop, cpu_noop), (empty, cpu_empty) = one("deploy.py"), one("bench/empty_deploy.py")
+        walls["noop"] += [noop] if noop is not None else []
+        walls["empty"] += [empty] if empty is not None else []
+        pairs.append(((noop or 0.0) - (empty or 0.0), cpu_noop, cpu_empty))
+    if not walls["noop"] or not walls["empty"]:
+        raise SystemExit("every no-op or every empty run failed")
     # the lab's own background CPU (tailscaled, Headscale's map sessions, Kea, systemd) per second,
-    # so a no-op that takes longer than an empty run is not charged for the lab merely running longer
+    # watched after the runs (right after the first deploy Headscale is still busy): a no-op that
+    # takes longer than an empty run is not charged for the lab merely running longer
     before, t0 = _cpu_by_namespace(namespaces), time.monotonic()
     time.sleep(IDLE_WINDOW)
     after, idle_s = _cpu_by_namespace(namespaces), time.monotonic() - t0
     idle: dict[str, float] = defaultdict(float)
     for name in namespaces:
         idle[role[name]] += (after[name] - before[name]) / idle_s
-    walls: dict[str, list[float]] = {"noop": [], "empty": []}
     extra: dict[str, list[float]] = defaultdict(list)
-    for _ in range(runs):
-        (noop, cpu_noop), (empty, cpu_empty) = one("deploy.py"), one("bench/empty_deploy.py")
-        walls["noop"] += [noop] if noop is not None else []
-        walls["empty"] += [empty] if empty is not None else []
-        longer = (noop or 0.0) - (empty or 0.0)
+    for longer, cpu_noop, cpu_empty in pairs:
         for key in cpu_noop:
             extra[key].append(cpu_noop[key] - cpu_empty[key] - idle.get(key, 0.0) * longer)
-    if not walls["noop"] or not walls["empty"]:
-        raise SystemExit("every no-op or every empty run failed")
     cpu = {key: statistics.median(v) for key, v in sorted(extra.items())}
     cpu["total"] = sum(cpu.values())
     cpu["lab idle (CPU s per s)"] = sum(idle.values())
