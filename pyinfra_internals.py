@@ -168,8 +168,8 @@ def operation_order(run: State) -> list[int]:
 
     pyinfra orders each operation call by the line numbers of the deploy file's frames on the call
     stack. It reads them through `inspect.stack()`, which resolves every frame's source file and
-    reads its source line: 2-3 ms per operation call, for every call on every host (at 50 sites:
-    about 35 calls on each of 97 hosts). The frames' own code file and line number are the same
+    reads its source line: 2-3 ms per operation call, for every call on every host (a 50-site
+    no-op: 1,107 calls on 100 hosts). The frames' own code file and line number are the same
     figures (`getframeinfo` takes the file from `co_filename` and the line from `f_lineno`)."""
     from pyinfra.api.util import PYINFRA_INSTALL_DIR
 
@@ -179,14 +179,13 @@ def operation_order(run: State) -> list[int]:
         frames.append(frame)
         frame = frame.f_back
     frames.reverse()
-    i = 0
-    if run.current_deploy_filename:
-        for i, frame in enumerate(frames):  # noqa: B007 - i stays at the last frame when none is the file, as pyinfra's
-            if frame.f_code.co_filename == run.current_deploy_filename:
-                break
+    start = 0
+    if run.current_deploy_filename:  # the first frame of the deploy file; none: the last frame, as pyinfra's loop
+        start = next((k for k, f in enumerate(frames) if f.f_code.co_filename == run.current_deploy_filename),
+                     len(frames) - 1)
     numbers = [run.current_op_file_number] if pyinfra.is_cli else []
     own = operation_order.__code__  # skipped like pyinfra's own frame (the only one left when no frame is the file)
-    for f in frames[i:]:
+    for f in frames[start:]:
         if f.f_code is not own and not f.f_code.co_filename.startswith(PYINFRA_INSTALL_DIR):
             numbers.append(f.f_lineno)
     return numbers
