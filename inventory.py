@@ -23,9 +23,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyinfra_internals import keep_bytecode
+from pyinfra_internals import cheaper_operation_calls, keep_bytecode
 
 keep_bytecode()  # before this project's modules load: cache their byte code
+cheaper_operation_calls()  # pyinfra's per-operation-call CPU, taken down (docs/scale.md)
 
 from removal.record import prune_requested
 from sites.model import SshTarget

@@ -9,7 +9,9 @@ Run as root (S2S_LAB_PREFIX set if another lab runs beside yours):
 For each N: a generated topology (`s2s lab topology --sites N --layout L`, deployed as
 generated: its [dhcp] summaries = "auto"), `lab down`, a warm `lab up` (timed), the lab's
 memory (PSS of every process in its namespaces, split by role), the first deploy, the
-no-op re-deploy and an empty pyinfra deploy on the same hosts (medians), the commands
+no-op re-deploy and an empty pyinfra deploy on the same hosts (medians, the two in turn), the
+CPU a no-op costs beyond an empty run (the deploy, and each role's lab hosts, which share this
+machine's cores: the figure that does not move with the machine's load), the commands
 pyinfra ran per host on a no-op run (from --debug), the changes a --dry run still plans
 after the deploy (0 is idempotent), every client re-bound, `s2s check` (its wall time and
 verdict), and a ping sample: every client to three random other clients (seeded, one ping
@@ -25,6 +27,7 @@ import argparse
 import os
 import random
 import re
+import resource
 import statistics
 import sys
 import tempfile
@@ -37,11 +40,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from check_bench import one_with_rows  # noqa: E402
+from deploy_bench import _cpu_by_namespace, _pid_namespace  # noqa: E402
 from lab_bench import pss_kib  # noqa: E402
 
 from lab import api, container, drive, net, progress  # noqa: E402
 from lab.generate import LAYOUTS, generate  # noqa: E402
 
+IDLE_WINDOW = 10.0  # seconds the lab is watched doing nothing (its background CPU rate)
 FAILED_RUNS: list[str] = []  # runs that failed (a host unreachable...): said, not hidden, and not timed
 
 
@@ -61,11 +66,52 @@ def timed(sites: Path, *args: str, deploy: str = "deploy.py", must: bool = True)
     return elapsed, result.stderr
 
 
-def median_of(runs: int, sites: Path, *args: str, deploy: str = "deploy.py") -> float:
-    times = [t for _ in range(runs) if (t := timed(sites, *args, deploy=deploy, must=False)[0]) is not None]
-    if not times:
-        raise SystemExit(f"every {deploy} run failed")
-    return statistics.median(times)
+def alternating(runs: int, info: api.LabInfo) -> tuple[float, float, dict[str, float]]:
+    """Medians of RUNS no-op and RUNS empty deploys, run in turn (the machine's load hits both alike),
+    and the median CPU seconds a no-op costs beyond an empty run: the deploy (pyinfra and its
+    children) and each role's lab hosts together (every process in their PID namespaces), less the
+    lab's idle CPU rate times how much longer the no-op ran. On this machine the lab's hosts share
+    the deploy's cores, so their CPU is part of the no-op's wall time."""
+    namespaces = {h.name: ns for h in info.hosts if h.container
+                  and (pid := container.leader_pid(h.name)) and (ns := _pid_namespace(pid))}
+    role = {h.name: h.role for h in info.hosts}
+
+    def one(deploy: str) -> tuple[float | None, dict[str, float]]:
+        before, mine = _cpu_by_namespace(namespaces), resource.getrusage(resource.RUSAGE_CHILDREN)
+        wall = timed(info.sites_file, deploy=deploy, must=False)[0]
+        after, mine_after = _cpu_by_namespace(namespaces), resource.getrusage(resource.RUSAGE_CHILDREN)
+        used: dict[str, float] = defaultdict(float)
+        for name in namespaces:
+            used[role[name]] += after[name] - before[name]
+        used["deploy"] = (mine_after.ru_utime + mine_after.ru_stime) - (mine.ru_utime + mine.ru_stime)
+        return wall, used
+
+    walls: dict[str, list[float]] = {"noop": [], "empty": []}
+    pairs = []
+    for _ in range(runs):
+        (noop, cpu_noop), (empty, cpu_empty) = one("deploy.py"), one("bench/empty_deploy.py")
+        walls["noop"] += [noop] if noop is not None else []
+        walls["empty"] += [empty] if empty is not None else []
+        pairs.append(((noop or 0.0) - (empty or 0.0), cpu_noop, cpu_empty))
+    if not walls["noop"] or not walls["empty"]:
+        raise SystemExit("every no-op or every empty run failed")
+    # the lab's own background CPU (tailscaled, Headscale's map sessions, Kea, systemd) per second,
+    # watched after the runs (right after the first deploy Headscale is still busy): a no-op that
+    # takes longer than an empty run is not charged for the lab merely running longer
+    before, t0 = _cpu_by_namespace(namespaces), time.monotonic()
+    time.sleep(IDLE_WINDOW)
+    after, idle_s = _cpu_by_namespace(namespaces), time.monotonic() - t0
+    idle: dict[str, float] = defaultdict(float)
+    for name in namespaces:
+        idle[role[name]] += (after[name] - before[name]) / idle_s
+    extra: dict[str, list[float]] = defaultdict(list)
+    for longer, cpu_noop, cpu_empty in pairs:
+        for key in cpu_noop:
+            extra[key].append(cpu_noop[key] - cpu_empty[key] - idle.get(key, 0.0) * longer)
+    cpu = {key: statistics.median(v) for key, v in sorted(extra.items())}
+    cpu["total"] = sum(cpu.values())
+    cpu["lab idle (CPU s per s)"] = sum(idle.values())
+    return statistics.median(walls["noop"]), statistics.median(walls["empty"]), cpu
 
 
 def memory_by_role(info: api.LabInfo) -> dict[str, float]:
@@ -144,10 +190,9 @@ def one_size(n: int, runs: int, workdir: Path, layout: str) -> dict:
     assert first is not None
     say(f"{n} sites: up {up:.1f} s, first deploy {first:.1f} s")
     mem_deployed = memory_by_role(info)
-    noop = median_of(runs, info.sites_file)
-    say(f"{n} sites: no-op {noop:.2f} s (median of {runs})")
-    empty = median_of(runs, info.sites_file, deploy="bench/empty_deploy.py")
-    say(f"{n} sites: empty {empty:.2f} s (median of {runs})")
+    noop, empty, cpu = alternating(runs, info)
+    say(f"{n} sites: no-op {noop:.2f} s, empty {empty:.2f} s (medians of {runs}, alternating); extra CPU of a "
+        "no-op: " + ", ".join(f"{k} {v:.2f} s" for k, v in cpu.items()))
     _, debug_log = timed(info.sites_file, "--debug", must=False)
     per_host = Counter(re.findall(r"Running command on (\S+?):", debug_log))
     role = {h.name: h.role for h in info.hosts}
@@ -168,6 +213,7 @@ def one_size(n: int, runs: int, workdir: Path, layout: str) -> dict:
         "first": first,
         "noop": noop,
         "empty": empty,
+        "cpu": cpu,
         "cmds": {r: (min(c), max(c)) for r, c in by_role.items()},
         "changes": len(changes),
         "load": load1(),
@@ -203,6 +249,8 @@ def main() -> None:
                     flush=True,
                 )
                 print("    up: " + ", ".join(f"{k} {v:.1f} s" for k, v in row["phases"].items()), flush=True)
+                print("    extra CPU of a no-op over an empty run (medians): "
+                      + ", ".join(f"{k} {v:.2f} s" for k, v in row["cpu"].items()), flush=True)
                 answered, sent, failed = row["pings"]
                 print(f"    check: {row['check'][0]:.1f} s wall ({row['check'][1]:.1f} s its own), "
                       f"{row['check'][2]}; pings {answered}/{sent} answered"

@@ -349,11 +349,17 @@ def tunnel_rows(model: SiteModel, routers: dict[str, RouterState], so_far: dict[
             if tsping is False or (not mtu and not small):
                 what = (f"tailscale ping {peer} fails ({got.get('detail') or 'no answer'})" if tsping is False
                         else f"no LAN-to-LAN ping {r.ping_source or site.next_hop} -> {model.sites[peer].next_hop}")
+            elif not mtu and got.get("mtu2"):
+                lost = got.get("mtu_detail") or "no answer"
+                notes.append(f"{peer}: path MTU >= {TUNNEL_MTU} (a second {TUNNEL_MTU}-byte ping, alone, crossed; "
+                             f"the first, in the router's burst of pings, was lost: {lost})")
+                continue
             elif not mtu:
                 fits = [int(k[2:]) for k, v in got.items() if k.startswith("df") and v and int(k[2:]) < TUNNEL_MTU]
                 largest = f"the largest that does is {max(fits)} bytes" if fits else "nor do 576-byte ones"
+                said = got.get("mtu2_detail") or got.get("mtu_detail")
                 what = (f"{TUNNEL_MTU}-byte DF packets do not reach {peer}, small ones do: {largest} "
-                        f"(path MTU below {TUNNEL_MTU})")
+                        f"(path MTU below {TUNNEL_MTU}" + (f"; ping: {said}" if said else "") + ")")
             else:
                 via = (got.get("detail") or "").split(" via ", 1)[-1].split(" in ")[0] if got.get("detail") else ""
                 notes.append(f"{peer}: path MTU >= {TUNNEL_MTU}, tailscale ping via {via or '?'}")

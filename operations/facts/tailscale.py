@@ -151,7 +151,11 @@ class TailscaleStatus(FactBase[NodeStatus | None]):
         return "tailscale"
 
     def command(self, socket: str | None = None) -> str:
-        return f"{tailscale_cli(socket)} status --json 2>/dev/null || true"
+        # --peers=false: this node only (every field read here is top-level or Self). With peers the
+        # output grows with the tailnet: 2,400 lines on a 50-site router, each read by the deploy.
+        # The plain form stays as a fallback for a CLI without the flag.
+        cli = tailscale_cli(socket)
+        return f"{cli} status --json --peers=false 2>/dev/null || {cli} status --json 2>/dev/null || true"
 
     @parsed
     def process(self, output: list[str]) -> NodeStatus:

@@ -485,3 +485,30 @@ def test_a_failed_ipv6_server_test_is_blamed_on_the_site_whose_prefix_it_names(t
     assert _server_blames(line, model) == {"b"}
     line = "test(s) failed: 2001:db8:a::1 -> [fd7a:115c:a1e0::2]:22: expected ALLOWED, got DENIED"
     assert _server_blames(line, model) == {"a"}
+
+
+def test_a_1280_ping_lost_in_the_burst_but_crossing_alone_is_not_an_mtu_fault():
+    """On a loaded 50-site lab some 1280-byte DF pings of a router's burst got no answer while the
+    smaller ones passed; the check tries those once more, alone, before blaming the path MTU."""
+    from check.gather import mtu_retry_peers
+
+    m, plans, routers, control = healthy()
+    first = "tsping b 0 pong\nmtu b 1 0 received \nsmall b 0\ndf1200 b 0\ndf1000 b 0\ndf576 b 0\n"
+    assert mtu_retry_peers(parse_pings(first)) == ["b"]
+    assert mtu_retry_peers(parse_pings("mtu b 1\nsmall b 1\ndf1200 b 1\n")) == []  # nothing passes: not MTU
+    assert mtu_retry_peers(parse_pings("mtu b 0\nsmall b 0\n")) == []
+    routers["a"].pings = parse_pings(first + "mtu2 b 0 2 received \n")
+    by, rows = verdicts(m, plans, routers, control)
+    assert not_ok(rows) == {}
+    assert "b: path MTU >= 1280 (a second 1280-byte ping, alone, crossed" in by[("a", "tunnel")].reason
+    assert "the first, in the router's burst of pings, was lost: 0 received)" in by[("a", "tunnel")].reason
+
+
+def test_a_1280_ping_failing_twice_is_an_mtu_fault_with_what_ping_said():
+    m, plans, routers, control = healthy()
+    routers["a"].pings = parse_pings(
+        "tsping b 0 pong\nmtu b 1 mtu=1200 0 received \nsmall b 0\ndf1200 b 0\nmtu2 b 1 mtu=1200 0 received \n"
+    )
+    by, rows = verdicts(m, plans, routers, control)
+    assert not_ok(rows) == {("a", "tunnel"): Status.BROKEN}
+    assert by[("a", "tunnel")].reason.endswith("(path MTU below 1280; ping: mtu=1200 0 received)")

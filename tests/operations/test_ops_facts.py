@@ -33,6 +33,26 @@ def test_tailscale_status_fact():
         fact_value(facts.TailscaleStatus, '{"Self": {}}')
 
 
+@pytest.mark.parametrize("has_flag", [True, False])
+def test_tailscale_status_reads_this_node_only_and_falls_back(tmp_path, has_flag):
+    """The command asks for no peers (its output would grow with the tailnet); a CLI without
+    --peers still answers through the plain form."""
+    import subprocess
+
+    fake = tmp_path / "tailscale"
+    full = data("ts-status-running.derived.json")
+    (tmp_path / "status.json").write_text(full)
+    refuse = "" if has_flag else '[ "$3" = "--peers=false" ] && { echo "flag provided but not defined" >&2; exit 2; }'
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/calls\n{refuse}\ncat {tmp_path}/status.json\n')
+    fake.chmod(0o755)
+    command = facts.TailscaleStatus().command()
+    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True,
+                         env={"PATH": f"{tmp_path}:/usr/bin:/bin"}).stdout
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert calls == (["status --json --peers=false"] if has_flag else ["status --json --peers=false", "status --json"])
+    assert fact_value(facts.TailscaleStatus, out) == fact_value(facts.TailscaleStatus, full)
+
+
 def test_mss_fact_uses_interface_argument():
     assert facts.MssClampRules().command(version=6) == "ip6tables-save -t mangle"
     got = fact_value(

@@ -156,3 +156,49 @@ def test_nothing_else_reaches_into_pyinfra_internals():
         text = open(rel).read()
         offenders += [f"{rel}: {n}" for n in needles if n in text]
     assert offenders == []
+
+
+def _both_orders(run):
+    from pyinfra.api.util import get_operation_order_from_stack
+
+    return get_operation_order_from_stack(run), internals.operation_order(run)  # one line: the same frame line
+
+
+def _called_over_lines(run):
+    return _both_orders(
+        run,
+    )
+
+
+def test_operation_order_gives_pyinfras_line_numbers(monkeypatch):
+    import pyinfra
+    from pyinfra.api import Config, Inventory
+
+    run = State(Inventory((["@local"], {})), Config())
+    run.current_op_file_number = 3
+    for is_cli in (True, False):
+        monkeypatch.setattr(pyinfra, "is_cli", is_cli)
+        for deploy_file in (__file__, "/nowhere/deploy.py"):  # found on the stack, or not (pyinfra's quirk)
+            run.current_deploy_filename = deploy_file
+            pyinfras, ours = _called_over_lines(run)
+            assert ours == pyinfras
+            assert len(ours) == (3 if deploy_file == __file__ else 0) + is_cli  # this file's three frames
+    run.current_deploy_filename = __file__
+    assert _called_over_lines(run)[1][-2:] != _both_orders(run)[1][-2:]  # the lines do tell calls apart
+
+
+def test_cheaper_operation_calls_is_what_pyinfra_calls(monkeypatch):
+    import pyinfra.api.arguments as arguments
+
+    operation = sys.modules["pyinfra.api.operation"]
+    monkeypatch.setattr(operation, "get_operation_order_from_stack", operation.get_operation_order_from_stack)
+    monkeypatch.setattr(arguments, "all_global_arguments", arguments.all_global_arguments)
+    pyinfras = arguments.all_global_arguments()
+    internals.cheaper_operation_calls()
+    assert operation.get_operation_order_from_stack is internals.operation_order
+    assert "get_operation_order_from_stack(state)" in inspect.getsource(operation.solve_operation_consistency)
+    assert arguments.all_global_arguments is internals.global_arguments
+    assert "in all_global_arguments()" in inspect.getsource(arguments.pop_global_arguments)
+    assert internals.global_arguments() == pyinfras and len(pyinfras) > 10
+    internals.global_arguments().clear()  # a caller's list is its own
+    assert internals.global_arguments() == pyinfras
