@@ -54,7 +54,7 @@ def read_facts(source: InstallSource, wan_interface: str | None = None, site: Si
     batch.prefetch(
         checks.preflight_facts(),
         tailscale.install_facts(source, *tailscale.install_repo(source)),
-        forwarding.enable_facts(),
+        forwarding.enable_facts(lan_address=_slaac_lan(site, router)),
         tailscale.configure_facts(),
         mss.clamp_facts(),
         gro.enable_facts(wan_interface),
@@ -62,6 +62,13 @@ def read_facts(source: InstallSource, wan_interface: str | None = None, site: Si
         *((ha.protect_facts(), ha.vrrp_facts(router or site.routers[0])) if site is not None and site.ha
           else (ha.leftover_facts(),)),
     )
+
+
+def _slaac_lan(site: Site | None, router: Router | None) -> str | None:
+    """The router's LAN address on a dual-stack site (forwarding.enable keeps that LAN's SLAAC)."""
+    if site is None or site.subnet6 is None:
+        return None
+    return str((router or site.routers[0]).address)
 
 
 def read_ahead(model: SiteModel, site: Site | None = None, router: Router | None = None) -> None:
@@ -111,7 +118,7 @@ def configure_router(
         name="Install Tailscale (and the iptables and ethtool the later steps use)",
         source=source, packages=extra_packages,
     )
-    forwarding.enable(name="Enable IPv4 and IPv6 forwarding")
+    forwarding.enable(name="Enable IPv4 and IPv6 forwarding", lan_address=_slaac_lan(site, router))
     if site.ha:  # before joining with --accept-routes: the site's other routers advertise this LAN too
         ha.own_lan_first(name="Keep the site's own LAN out of Tailscale's table 52 (HA)",
                          prefixes=own)
@@ -127,6 +134,9 @@ def configure_router(
     )
     mss.clamp(name="Clamp TCP MSS to path MTU on tailscale0")
     this = router or site.routers[0]
+    if not site.ha:  # before radvd: stopping keepalived stops radvd too (its notify_stop)
+        ha.no_longer_ha(name="No HA setup left from when the site had several routers",
+                        prune=prune, other_router_removed_now=other_router_removed_now, prune_command=prune_command)
     radvd.advertise(name="Router advertisements: IPv6 routes to the other sites (radvd, "
                          "lifetime 0)",
                     site=site, model=model, router=this)
@@ -135,7 +145,4 @@ def configure_router(
                 site=site, router=this)
         radvd.follow_vrrp(name="Router advertisements from the VRRP master only", site=site,
                           model=model, router=this)
-    else:
-        ha.no_longer_ha(name="No HA setup left from when the site had several routers",
-                        prune=prune, other_router_removed_now=other_router_removed_now, prune_command=prune_command)
     gro.enable(name=GRO_STEP, interface=wan_interface, _ignore_errors=True)

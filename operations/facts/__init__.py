@@ -9,10 +9,18 @@ from operations.facts._parsing import ParseError
 from operations.facts.ethtool import UdpGro, UdpGroForwarding
 from operations.facts.host import ActiveFirewalls, DefaultRouteInterface, FirewallFrontends
 from operations.facts.iptables import ForwardChain, ForwardFilter, MssClamp, MssClampRules
-from operations.facts.sysctl import FORWARDING_KEYS, ForwardingState, SysctlFileSettings, SysctlLine
+from operations.facts.sysctl import (
+    FORWARDING_KEYS,
+    AcceptRa,
+    ForwardingState,
+    SysctlFileSettings,
+    SysctlLine,
+    accept_ra_key,
+)
 from operations.facts.tailscale import LivePrefs, NodeStatus, TailscalePrefs, TailscaleStatus
 
 __all__ = ["ParseError", "UdpGro", "UdpGroForwarding", "ActiveFirewalls", "DefaultRouteInterface",
            "FirewallFrontends", "ForwardChain", "ForwardFilter", "MssClamp", "MssClampRules", "FORWARDING_KEYS",
-           "ForwardingState", "SysctlFileSettings", "SysctlLine", "LivePrefs", "NodeStatus", "TailscalePrefs",
+           "ForwardingState", "SysctlFileSettings", "SysctlLine",
+           "AcceptRa", "accept_ra_key", "LivePrefs", "NodeStatus", "TailscalePrefs",
            "TailscaleStatus"]

@@ -93,3 +93,37 @@ class ForwardingState(SysctlValues):
 
     def command(self) -> str:  # type: ignore[override]  # a SysctlValues with fixed keys
         return super().command(FORWARDING_KEYS)
+
+
+def parse_accept_ra(text: str) -> dict[str, str]:
+    """`grep -H . /proc/sys/net/ipv6/conf/*/accept_ra` lines -> {interface: value}."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        m = re.match(r"^/proc/sys/net/ipv6/conf/([^/]+)/accept_ra:(\d+)$", line.strip())
+        if not m:
+            raise ParseError(f"not an accept_ra line: {line!r}")
+        out[m.group(1)] = m.group(2)
+    return out
+
+
+def accept_ra_key(interface: str) -> str:
+    """The sysctl.d key of one interface's accept_ra; a name with a dot (eth0.100) in slash form."""
+    return f"net/ipv6/conf/{interface}/accept_ra" if "." in interface else f"net.ipv6.conf.{interface}.accept_ra"
+
+
+class AcceptRa(FactBase[dict]):
+    """Each interface's net.ipv6.conf.IF.accept_ra (none when the kernel has no IPv6): 1 takes the
+    LAN's router advertisements unless forwarding is on, 2 takes them even then, 0 never."""
+
+    @staticmethod
+    def default() -> dict:
+        return {}
+
+    def command(self) -> str:
+        return "grep -H . /proc/sys/net/ipv6/conf/*/accept_ra 2>/dev/null || true"
+
+    @parsed
+    def process(self, output: list[str]) -> dict[str, str]:
+        return parse_accept_ra("\n".join(output))

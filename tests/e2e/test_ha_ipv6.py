@@ -62,6 +62,19 @@ def test_only_the_primary_advertises(lab_sites):
     assert drive.planned_changes(lab_sites) == {}
 
 
+def on_link6(router: str, prefix: str) -> bool:
+    """The router has a SLAAC address inside its LAN's `prefix` and the on-link route to it (what
+    delivers the other sites' IPv6 traffic to the LAN), as the kernel lists them."""
+    import json
+
+    from netaddr import IPAddress, IPNetwork
+
+    addrs = json.loads(drive.in_host(router, "ip", "-j", "-6", "addr", "show", "dev", "eth0", "scope", "global").stdout)
+    has_addr = any(IPAddress(a["local"]) in IPNetwork(prefix) for link in addrs for a in link.get("addr_info", []))
+    routes = json.loads(drive.in_host(router, "ip", "-j", "-6", "route", "show", prefix).stdout)
+    return has_addr and any(r.get("dev") == "eth0" and "gateway" not in r for r in routes)
+
+
 def test_power_cut_moves_the_advertisements_to_the_survivor(lab_sites):
     primary = primary_for("b-router", SUBNET)
     survivor = next(r for r in ROUTERS if r != primary)
@@ -78,6 +91,10 @@ def test_power_cut_moves_the_advertisements_to_the_survivor(lab_sites):
     finally:
         api.poweron([primary])
     time.sleep(8)  # back: it reclaims neither the vip nor the advertisements
+    # ... and has its LAN's IPv6 again: forwarding is on from early boot, so only accept_ra 2 (the
+    # deploy's sysctl file) lets the kernel take the gateway's advertisement (SLAAC) after a boot
+    assert wait_for(lambda: on_link6(primary, "2001:db8:a::/64"), timeout=40), \
+        drive.in_host(primary, "ip", "-6", "addr").stdout
     assert single_holder(ROUTERS, VIP) == [survivor]
     assert radvd_active(survivor) and not radvd_active(primary)
     assert drive.planned_changes(lab_sites) == {}

@@ -294,6 +294,50 @@ def test_forwarding_ipv6_disabled_kernel_is_not_off():
     assert run_op(forwarding.enable, host) == []
 
 
+def slaac_router(accept_ra: str) -> FakeHost:
+    """A dual-stack site's router: its LAN address 192.0.2.2 on eth0 (real `ip -j addr` output),
+    each interface's accept_ra as the kernel lists it (real grep output, eth0's value replaced)."""
+    from operations.facts.addresses import InterfaceOfAddress
+
+    ra = data("grep-accept-ra.txt").replace("conf/eth0/accept_ra:1", f"conf/eth0/accept_ra:{accept_ra}")
+    return FakeHost(outputs={facts.ForwardingState: "net.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 1\n",
+                             facts.SysctlFileSettings: "", facts.AcceptRa: ra,
+                             InterfaceOfAddress: data("ip-j-4-addr-ha-router.json")})
+
+
+def test_a_slaac_lan_keeps_taking_advertisements_with_forwarding_on():
+    """accept_ra 1 on the LAN: forwarding would make the kernel drop the router's SLAAC address and
+    on-link route at their lifetime's end or the next boot; the owned file keeps them (2)."""
+    host = slaac_router("1")
+    cmds = run_op(forwarding.enable, host, lan_address="192.0.2.2")
+    assert texts(cmds)[-1] == "sysctl -e -p /etc/sysctl.d/99-s2s-forwarding.conf"
+    host.apply(cmds)
+    text = host.fs[forwarding.SYSCTL_FILE].decode()
+    assert text.splitlines()[-1] == "net.ipv6.conf.eth0.accept_ra = 2"
+    host.outputs[facts.AcceptRa] = data("grep-accept-ra.txt").replace("conf/eth0/accept_ra:1", "conf/eth0/accept_ra:2")
+    assert run_op(forwarding.enable, host, lan_address="192.0.2.2") == []  # applied: nothing more
+    host.outputs[facts.AcceptRa] = data("grep-accept-ra.txt")  # set back to 1 by hand: applied again
+    assert texts(run_op(forwarding.enable, host, lan_address="192.0.2.2")) == [
+        "sysctl -e -p /etc/sysctl.d/99-s2s-forwarding.conf"]
+
+
+def test_a_lan_configured_otherwise_or_an_ipv4_site_gets_no_accept_ra_line():
+    host = slaac_router("0")  # static, networkd or NetworkManager: the kernel takes no advertisements
+    host.apply(run_op(forwarding.enable, host, lan_address="192.0.2.2"))
+    assert "accept_ra" not in host.fs[forwarding.SYSCTL_FILE].decode()
+    host = slaac_router("1")
+    host.apply(run_op(forwarding.enable, host))  # no lan_address: the site has no subnet6
+    assert host.fs[forwarding.SYSCTL_FILE].decode() == forwarding.sysctl_file_content()
+
+
+def test_accept_ra_facts_and_keys():
+    ra = facts.AcceptRa().process(data("grep-accept-ra.txt").splitlines())
+    assert ra["eth0"] == "1" and ra["eth0.100"] == "0" and ra["all"] == "1"
+    assert facts.accept_ra_key("eth0") == "net.ipv6.conf.eth0.accept_ra"
+    assert facts.accept_ra_key("eth0.100") == "net/ipv6/conf/eth0.100/accept_ra"  # sysctl.d's slash form
+    assert facts.AcceptRa().process([]) == {}  # no IPv6 in the kernel
+
+
 def test_forwarding_conflicts_are_reported(caplog):
     grep = (
         "/etc/sysctl.conf:net.ipv4.ip_forward=0\n"
