@@ -20,15 +20,9 @@ from pyinfra import host
 from pyinfra.api import operation
 
 from operations import batch, owned
-from operations.facts import (
-    FORWARDING_KEYS,
-    AcceptRa,
-    ForwardingState,
-    SysctlFileSettings,
-    SysctlLine,
-    accept_ra_key,
-)
+from operations.facts import FORWARDING_KEYS, ForwardingState, SysctlFileSettings, SysctlLine
 from operations.facts.addresses import InterfaceOfAddress
+from operations.facts.sysctl import AcceptRa, accept_ra_key
 from operations.util import warn
 
 SYSCTL_FILE = "/etc/sysctl.d/99-s2s-forwarding.conf"

@@ -144,21 +144,30 @@ vrrp_script {name}_primary {{
     weight {PRIMARY_WEIGHT}
 }}
 
-vrrp_instance {name} {{
+{_vrrp_instance(name, name, site, index, interface, f"{site.vip}/{site.subnet.prefixlen} dev {interface}",
+                _ra_notify(site))}
+{_ipv6_instance(site, router, interface, name)}"""
+
+
+def _vrrp_instance(name: str, checks: str, site: Site, index: int, interface: str, address: str,
+                   tail: str = "") -> str:
+    """One VRRP instance: every router starts BACKUP, the base priority falls with the router's
+    place in the site file, and the two checks `checks`_running and `checks`_primary (tailscaled
+    running, the tailnet's primary) move it."""
+    return f"""vrrp_instance {name} {{
     state BACKUP
     interface {interface}
     virtual_router_id {site.vrid}
     priority {BASE_PRIORITY - 10 * index}
     advert_int 1
     virtual_ipaddress {{
-        {site.vip}/{site.subnet.prefixlen} dev {interface}
+        {address}
     }}
     track_script {{
-        {name}_running
-        {name}_primary
+        {checks}_running
+        {checks}_primary
     }}
-{_ra_notify(site)}}}
-{_ipv6_instance(site, router, interface, name)}"""
+{tail}}}"""
 
 
 def _ipv6_instance(site: Site, router: Router, interface: str, name: str) -> str:
@@ -170,22 +179,10 @@ def _ipv6_instance(site: Site, router: Router, interface: str, name: str) -> str
     if site.vip6 is None:
         return ""
     index = site.routers.index(router)
+    address = f"{site.vip6}/64 dev {interface} noprefixroute"
     return f"""
 # the static hosts' IPv6 next hop {site.vip6} (docs/static-hosts.md), on the same router as {site.vip}
-vrrp_instance {name}_6 {{
-    state BACKUP
-    interface {interface}
-    virtual_router_id {site.vrid}
-    priority {BASE_PRIORITY - 10 * index}
-    advert_int 1
-    virtual_ipaddress {{
-        {site.vip6}/64 dev {interface} noprefixroute
-    }}
-    track_script {{
-        {name}_running
-        {name}_primary
-    }}
-}}
+{_vrrp_instance(f"{name}_6", name, site, index, interface, address)}
 """
 
 
