@@ -183,9 +183,13 @@ def _ensure_up(topo: Topology) -> LabInfo:
         _down()
     t0 = time.monotonic()
     with step("checking cached image, apt repository and Go binaries"):
-        imgs = {suite: image.ensure_image(suite) for suite in sorted({h.release for h in lab_hosts(topo)})}
-        repo = aptrepo.ensure_repo()
-        headscale = gobuild.binary("headscale")
+        # on a first run the debootstraps (network, disk) overlap the Go builds (both cores)
+        suites = sorted({h.release for h in lab_hosts(topo)})
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            images = pool.submit(lambda: {suite: image.ensure_image(suite) for suite in suites})
+            repo = aptrepo.ensure_repo()
+            headscale = gobuild.binary("headscale")
+            imgs = images.result()
     hosts = lab_hosts(topo)
     lab_dir().mkdir(parents=True, exist_ok=True)
     (lab_dir() / ".gitignore").write_text("*\n")

@@ -154,6 +154,11 @@ def repo_dir() -> Path:
     return lab_cache() / f"apt-tailscale-{deb_version()}-{h.hexdigest()[:10]}"
 
 
+def is_built() -> bool:
+    """Whether the signed repository for this tailscale build is in the cache."""
+    return (repo_dir() / "dists" / SUITE / "InRelease").exists()
+
+
 def ensure_repo() -> Path:
     """Build the .deb and the signed repo unless cached; return the repo root to serve."""
     repo = repo_dir()

@@ -98,6 +98,11 @@ def box_vagrantfile() -> str:
     )
 
 
+def is_built() -> bool:
+    """Whether the .box file for the current image and recipe is in the cache."""
+    return (box_dir() / BOX_FILE).exists()
+
+
 def ensure_box() -> Path:
     """Return the cached .box file, building it first if needed (a few minutes)."""
     out = box_dir()

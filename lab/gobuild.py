@@ -34,7 +34,7 @@ BUILD_RECIPE = "r2"  # bump when the build flags change, so cached binaries are 
 
 def build_id(name: str) -> str:
     """Cache name of one module's binaries: module name, version and build recipe."""
-    return f"{name}-{MODULES[name][1]}-{BUILD_RECIPE}"
+    return _build_name(name, MODULES[name][1])
 
 
 def cache_dir() -> Path:
@@ -65,16 +65,36 @@ def _go() -> str:
 
 def binary(command: str) -> Path:
     """Path of a built command (tailscale, tailscaled or headscale), building it if needed."""
-    for name, (module, version, commands) in MODULES.items():
+    for name, (_module, version, commands) in MODULES.items():
         if command in commands:
-            target = cache_dir() / "bin" / build_id(name)
-            if not all((target / c).exists() for c in commands):
-                # two labs or test runs (other checkouts) may ask at once: one builds, the other waits
-                with held(target):
-                    if not all((target / c).exists() for c in commands):
-                        _go_install(module, version, commands, target, LDFLAGS[name].format(v=version.lstrip("v")))
-            return target / command
+            return built(name, version) / command
     raise KeyError(f"unknown command {command!r}")
+
+
+def is_built(name: str, version: str | None = None) -> bool:
+    """Whether `name` (a key of MODULES) at `version` (default: the pinned one) is in the cache."""
+    version = version or MODULES[name][1]
+    target = cache_dir() / "bin" / _build_name(name, version)
+    return all((target / c).exists() for c in MODULES[name][2])
+
+
+def built(name: str, version: str | None = None) -> Path:
+    """The directory holding `name`'s commands at `version` (default: the pinned one), built
+    first if missing; tests build other versions the same way (Headscale 0.28)."""
+    module, pinned, commands = MODULES[name]
+    version = version or pinned
+    target = cache_dir() / "bin" / _build_name(name, version)
+    if not is_built(name, version):
+        # two labs or test runs (other checkouts, the suite's background prebuild) may ask at
+        # once: one builds, the other waits
+        with held(target):
+            if not is_built(name, version):
+                _go_install(module, version, commands, target, LDFLAGS[name].format(v=version.lstrip("v")))
+    return target
+
+
+def _build_name(name: str, version: str) -> str:
+    return f"{name}-{version}-{BUILD_RECIPE}"
 
 
 def _go_install(module: str, version: str, commands: tuple[str, ...], target: Path, ldflags: str) -> None:

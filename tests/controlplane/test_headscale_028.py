@@ -27,10 +27,7 @@ VERSION = "v0.28.0"
 def headscale_028() -> Path:
     from lab import gobuild
 
-    target = gobuild.cache_dir() / "bin" / f"headscale-{VERSION}-{gobuild.BUILD_RECIPE}"
-    if not (target / "headscale").exists():
-        gobuild._go_install("github.com/juanfont/headscale", VERSION, ("headscale",), target, "")
-    return target / "headscale"
+    return gobuild.built("headscale", VERSION) / "headscale"
 
 
 @pytest.fixture(scope="module")
