@@ -47,6 +47,7 @@ from lab import api, container, drive, net, progress  # noqa: E402
 from lab.generate import LAYOUTS, generate  # noqa: E402
 
 IDLE_WINDOW = 10.0  # seconds the lab is watched doing nothing (its background CPU rate)
+PYINFRA_ARGS: list[str] = []  # --pyinfra-arg: given to every pyinfra run (e.g. --parallel 100)
 FAILED_RUNS: list[str] = []  # runs that failed (a host unreachable...): said, not hidden, and not timed
 
 
@@ -54,7 +55,7 @@ def timed(sites: Path, *args: str, deploy: str = "deploy.py", must: bool = True)
     """One pyinfra run's wall time and its log; a failed run raises when `must`, else is recorded
     (with the lines naming its errors) and gives no time."""
     start = time.monotonic()
-    result = drive.pyinfra(sites, *args, deploy=deploy, timeout=1800)
+    result = drive.pyinfra(sites, *PYINFRA_ARGS, *args, deploy=deploy, timeout=1800)
     elapsed = time.monotonic() - start
     if result.returncode != 0:
         why = drive.why_failed(result, tail=1500)
@@ -232,7 +233,10 @@ def main() -> None:
     parser.add_argument("--sites", type=int, nargs="+", default=[2, 4, 8, 12])
     parser.add_argument("--runs", type=int, default=3, help="runs per median (default 3)")
     parser.add_argument("--layout", choices=sorted(LAYOUTS), default="uniform")
+    parser.add_argument("--pyinfra-arg", action="append", default=[], metavar="ARG",
+                        help="give every pyinfra run ARG (repeat it: --pyinfra-arg=--parallel --pyinfra-arg=100)")
     args = parser.parse_args()
+    PYINFRA_ARGS.extend(args.pyinfra_arg)
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # byte-code cached, as a user's runs (deploy_bench.py)
     rows = []
     with tempfile.TemporaryDirectory(prefix="s2s-scale-") as tmp:
