@@ -7,18 +7,19 @@ Run as root (S2S_LAB_PREFIX set if another lab runs beside yours):
     python bench/scale_bench.py --sites 2 4 --runs 5 --layout mixed
 
 For each N: a generated topology (`s2s lab topology --sites N --layout L`, deployed as
-generated: its [dhcp] summaries = "auto"), `lab down`, a warm `lab up` (timed), the lab's
-memory (PSS of every process in its namespaces, split by role), the first deploy, the
-no-op re-deploy and an empty pyinfra deploy on the same hosts (medians, the two in turn), the
-CPU a no-op costs beyond an empty run (the deploy, and each role's lab hosts, which share this
-machine's cores: the figure that does not move with the machine's load), the commands
-pyinfra ran per host on a no-op run (from --debug), the changes a --dry run still plans
-after the deploy (0 is idempotent), every client re-bound, `s2s check` (its wall time and
-verdict), and a ping sample: every client to three random other clients (seeded, one ping
-each, one reply awaited up to 10 s). The lab is taken down at the end. The no-op of each N
-is also given as a multiple of the first N's (the target: 50 sites at most 3x 2 sites).
-Machine load (1-min load average) is printed beside each row: the machine may be shared,
-and the figures move with it. No thresholds: these are figures.
+generated: its [dhcp] summaries = "auto"), `lab down`, a warm `lab up` (timed), the lab's memory
+(PSS of every process in its namespaces, split by role), the first deploy, a wait until the
+lab's hosts are at rest again (the routers and Headscale exchange network maps for a minute or
+two after 50 joins), the no-op re-deploy and an empty pyinfra deploy on the same hosts (medians,
+the two in turn), the CPU a no-op costs beyond an empty run (the deploy, and each role's lab
+hosts, which share this machine's cores: the figure that does not move with the machine's load),
+the commands pyinfra ran per host on a no-op run (from --debug), the changes a --dry run still
+plans after the deploy (0 is idempotent), every client re-bound, `s2s check` (its wall time and
+verdict), and a ping sample: every client to three random other clients (seeded, one ping each,
+one reply awaited up to 10 s). The lab is taken down at the end. The no-op of each N is also
+given as a multiple of the first N's (the target: 50 sites at most 3x 2 sites). Machine load
+(1-min load average) is printed beside each row: the machine may be shared, and the figures move
+with it. No thresholds: these are figures.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ from lab import api, container, drive, net, progress  # noqa: E402
 from lab.generate import LAYOUTS, generate  # noqa: E402
 
 IDLE_WINDOW = 10.0  # seconds the lab is watched doing nothing (its background CPU rate)
+SETTLED = 0.3  # CPU-seconds per second of the lab's hosts under which a deployed lab counts as settled
+SETTLE_WINDOW, SETTLE_TIMEOUT = 5.0, 300.0
 PYINFRA_ARGS: list[str] = []  # --pyinfra-arg: given to every pyinfra run (e.g. --parallel 100)
 FAILED_RUNS: list[str] = []  # runs that failed (a host unreachable...): said, not hidden, and not timed
 
@@ -67,14 +70,35 @@ def timed(sites: Path, *args: str, deploy: str = "deploy.py", must: bool = True)
     return elapsed, result.stderr
 
 
+def _namespaces(info: api.LabInfo) -> dict[str, str]:
+    """Each container host's PID namespace (its processes' CPU is read by namespace)."""
+    return {h.name: ns for h in info.hosts if h.container
+            and (pid := container.leader_pid(h.name)) and (ns := _pid_namespace(pid))}
+
+
+def settle(info: api.LabInfo) -> tuple[float, float]:
+    """Wait until the deployed lab's hosts use under SETTLED CPU-seconds per second (seconds
+    waited, last rate). Right after a first deploy 50 routers and Headscale exchange network maps
+    for a minute or two (Headscale alone near one core); a no-op run on a real network meets a
+    tailnet at rest, and one timed here would be charged for the joins' aftermath."""
+    namespaces, t0, rate = _namespaces(info), time.monotonic(), float("inf")
+    while time.monotonic() - t0 < SETTLE_TIMEOUT:
+        before, w0 = _cpu_by_namespace(namespaces), time.monotonic()
+        time.sleep(SETTLE_WINDOW)
+        after = _cpu_by_namespace(namespaces)
+        rate = sum(after[n] - before[n] for n in namespaces) / (time.monotonic() - w0)
+        if rate < SETTLED:
+            break
+    return time.monotonic() - t0, rate
+
+
 def alternating(runs: int, info: api.LabInfo) -> tuple[float, float, dict[str, float]]:
     """Medians of RUNS no-op and RUNS empty deploys, run in turn (the machine's load hits both alike),
     and the median CPU seconds a no-op costs beyond an empty run: the deploy (pyinfra and its
     children) and each role's lab hosts together (every process in their PID namespaces), less the
     lab's idle CPU rate times how much longer the no-op ran. On this machine the lab's hosts share
     the deploy's cores, so their CPU is part of the no-op's wall time."""
-    namespaces = {h.name: ns for h in info.hosts if h.container
-                  and (pid := container.leader_pid(h.name)) and (ns := _pid_namespace(pid))}
+    namespaces = _namespaces(info)
     role = {h.name: h.role for h in info.hosts}
 
     def one(deploy: str) -> tuple[float | None, dict[str, float]]:
@@ -191,6 +215,8 @@ def one_size(n: int, runs: int, workdir: Path, layout: str) -> dict:
     assert first is not None
     say(f"{n} sites: up {up:.1f} s, first deploy {first:.1f} s")
     mem_deployed = memory_by_role(info)
+    settled = settle(info)
+    say(f"{n} sites: lab settled after {settled[0]:.0f} s (its hosts at {settled[1]:.2f} CPU-s/s)")
     noop, empty, cpu = alternating(runs, info)
     say(f"{n} sites: no-op {noop:.2f} s, empty {empty:.2f} s (medians of {runs}, alternating); extra CPU of a "
         "no-op: " + ", ".join(f"{k} {v:.2f} s" for k, v in cpu.items()))
@@ -212,6 +238,7 @@ def one_size(n: int, runs: int, workdir: Path, layout: str) -> dict:
         "mem_up": mem_up,
         "mem_deployed": mem_deployed,
         "first": first,
+        "settled": settled,
         "noop": noop,
         "empty": empty,
         "cpu": cpu,
@@ -253,6 +280,8 @@ def main() -> None:
                     flush=True,
                 )
                 print("    up: " + ", ".join(f"{k} {v:.1f} s" for k, v in row["phases"].items()), flush=True)
+                print(f"    settled after the first deploy in {row['settled'][0]:.0f} s "
+                      f"(lab hosts at {row['settled'][1]:.2f} CPU-s/s) before the no-op runs", flush=True)
                 print("    extra CPU of a no-op over an empty run (medians): "
                       + ", ".join(f"{k} {v:.2f} s" for k, v in row["cpu"].items()), flush=True)
                 answered, sent, failed = row["pings"]
