@@ -164,12 +164,12 @@ def ensure_repo() -> Path:
     repo = repo_dir()
     with held(lab_cache() / "gnupg"):
         ensure_key()
-    if (repo / "dists" / SUITE / "InRelease").exists():
+    if is_built():
         return repo
     tailscale = gobuild.binary("tailscale")
     tailscaled = gobuild.binary("tailscaled")
     with held(repo):
-        if not (repo / "dists" / SUITE / "InRelease").exists():
+        if not is_built():
             _build_repo(repo, tailscale, tailscaled)
     return repo
 

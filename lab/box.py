@@ -107,11 +107,11 @@ def ensure_box() -> Path:
     """Return the cached .box file, building it first if needed (a few minutes)."""
     out = box_dir()
     box = out / BOX_FILE
-    if box.exists():
+    if is_built():
         return box
     image = ensure_image()
     with held(out):
-        if not box.exists():
+        if not is_built():
             _build_box(image, out)
     return box
 

@@ -121,6 +121,11 @@ def host_mirror(sources: tuple[Path, ...] | None = None) -> str:
     raise LabError("no Debian archive in this machine's apt sources (set S2S_DEBIAN_MIRROR)")
 
 
+def is_built(suite: str = SUITE) -> bool:
+    """Whether the image of `suite` for the current package list is in the cache (debootstrap done)."""
+    return (image_root(suite) / "etc" / "os-release").exists()
+
+
 def ensure_image(suite: str = SUITE) -> Path:
     """Return the cached image of `suite`, building it with debootstrap first if needed (~1-3 min).
 
@@ -129,10 +134,10 @@ def ensure_image(suite: str = SUITE) -> Path:
     if suite not in SUITES:
         raise LabError(f"unknown Debian suite {suite!r} (choose from {', '.join(SUITES)})")
     root = image_root(suite)
-    if (root / "etc" / "os-release").exists():
+    if is_built(suite):
         return root
     with held(root):
-        if (root / "etc" / "os-release").exists():
+        if is_built(suite):
             return root
         tmp = root.with_name(root.name + ".partial")
         if tmp.exists():

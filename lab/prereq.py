@@ -6,8 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from lab import gobuild
-from lab.image import image_root
+from lab import gobuild, image
 
 # Debian packages providing the commands below (the lead adds these to .ci/run).
 DEBIAN_PACKAGES = ("systemd-container", "debootstrap", "socat", "isc-dhcp-client", "util-linux",
@@ -21,7 +20,7 @@ def missing_prerequisites() -> list[str]:
     """Names of what is missing (empty when the lab can be built and started here)."""
     missing = [] if os.geteuid() == 0 else ["root"]
     missing += [c for c in _COMMANDS if shutil.which(c) is None]
-    if not (image_root() / "etc/os-release").exists() and shutil.which("debootstrap") is None:
+    if not image.is_built() and shutil.which("debootstrap") is None:
         missing.append("debootstrap")
     bins = gobuild.cache_dir() / "bin"
     if not any(bins.glob("headscale-*")) and gobuild.go_command() is None:

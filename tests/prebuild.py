@@ -41,8 +41,7 @@ def _tarball(suite: str) -> tuple[Callable[[], bool], Callable[[], object]]:
 
 
 def _image(suite: str) -> tuple[Callable[[], bool], Callable[[], object]]:
-    return ((lambda: (image.image_root(suite) / "etc" / "os-release").exists()),
-            (lambda: image.ensure_image(suite)))
+    return (lambda: image.is_built(suite)), (lambda: image.ensure_image(suite))
 
 
 def _go(name: str, version: str | None = None) -> tuple[Callable[[], bool], Callable[[], object]]:
