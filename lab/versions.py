@@ -7,3 +7,5 @@ capability range.
 
 TAILSCALE_VERSION = "v1.100.0"
 HEADSCALE_VERSION = "v0.29.0"
+# the Headscale without grants that tests/controlplane/test_headscale_028.py checks against
+HEADSCALE_028_VERSION = "v0.28.0"

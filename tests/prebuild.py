@@ -23,28 +23,29 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from lab import aptrepo, box, gobuild, image
+from lab.versions import HEADSCALE_028_VERSION
 
-HEADSCALE_OLD = "v0.28.0"  # tests/controlplane/test_headscale_028.py
+Probe = tuple[Callable[[], bool], Callable[[], object]]  # (is it built?, build it)
 
 
-def _kea(name: str) -> tuple[Callable[[], bool], Callable[[], object]]:
+def _kea(name: str) -> Probe:
     from tests.kea import roots
 
     release = roots.BY_NAME[name]
     return (lambda: roots.is_built(release)), (lambda: roots.ensure_root(release, log=sys.stdout))
 
 
-def _tarball(suite: str) -> tuple[Callable[[], bool], Callable[[], object]]:
+def _tarball(suite: str) -> Probe:
     from tests.fresh import stock_debian
 
-    return (lambda: stock_debian.tarball_path(suite).exists()), (lambda: stock_debian.pristine_tarball(suite))
+    return (lambda: stock_debian.is_built(suite)), (lambda: stock_debian.pristine_tarball(suite))
 
 
-def _image(suite: str) -> tuple[Callable[[], bool], Callable[[], object]]:
+def _image(suite: str) -> Probe:
     return (lambda: image.is_built(suite)), (lambda: image.ensure_image(suite))
 
 
-def _go(name: str, version: str | None = None) -> tuple[Callable[[], bool], Callable[[], object]]:
+def _go(name: str, version: str | None = None) -> Probe:
     return (lambda: gobuild.is_built(name, version)), (lambda: gobuild.built(name, version))
 
 
@@ -55,7 +56,7 @@ class Entry:
     name: str
     lane: str  # "go" (CPU-bound) or "disk" (network- and disk-bound)
     needed_by: tuple[str, ...]  # node-id prefixes of the integration tests that use it
-    probe: tuple[Callable[[], bool], Callable[[], object]]
+    probe: Probe
 
     def is_built(self) -> bool:
         return self.probe[0]()
@@ -71,8 +72,8 @@ _LAB = ("tests/check/", "tests/controlplane/", "tests/e2e/", "tests/lab/", "test
 ENTRIES: tuple[Entry, ...] = (
     Entry("tailscale", "go", _LAB, _go("tailscale")),
     Entry("headscale", "go", _LAB, _go("headscale")),
-    Entry(f"headscale-{HEADSCALE_OLD}", "go", ("tests/controlplane/test_headscale_028.py",),
-          _go("headscale", HEADSCALE_OLD)),
+    Entry(f"headscale-{HEADSCALE_028_VERSION}", "go", ("tests/controlplane/test_headscale_028.py",),
+          _go("headscale", HEADSCALE_028_VERSION)),
     Entry("image-bookworm", "disk", _LAB, _image("bookworm")),
     Entry("image-trixie", "disk", ("tests/e2e/test_clients.py",), _image("trixie")),
     Entry("image-sid", "disk", ("tests/e2e/test_clients.py",), _image("sid")),
@@ -82,8 +83,8 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("kea-2.6", "disk", ("tests/kea/",), _kea("2.6")),
     Entry("kea-3.0", "disk", ("tests/kea/",), _kea("3.0")),
     # after the images: it waits for the Go build of tailscale, which the go lane is making
-    Entry("apt-repository", "disk", _LAB, (lambda: aptrepo.is_built(), aptrepo.ensure_repo)),
-    Entry("vagrant-box", "disk", ("tests/vagrant/",), (lambda: box.is_built(), box.ensure_box)),
+    Entry("apt-repository", "disk", _LAB, (aptrepo.is_built, aptrepo.ensure_repo)),
+    Entry("vagrant-box", "disk", ("tests/vagrant/",), (box.is_built, box.ensure_box)),
 )
 BY_NAME = {e.name: e for e in ENTRIES}
 

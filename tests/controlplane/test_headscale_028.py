@@ -16,12 +16,13 @@ import requests
 
 from controlplane import connect, hujson, policy
 from controlplane.policy import PolicyError
+from lab.versions import HEADSCALE_028_VERSION
 from tests.controlplane.headscale_lab import HeadscaleLab, prerequisites
 from tests.support import need
 
 pytestmark = pytest.mark.integration
 
-VERSION = "v0.28.0"
+VERSION = HEADSCALE_028_VERSION
 
 
 def headscale_028() -> Path:

@@ -58,6 +58,11 @@ def tarball_path(suite: str = SUITE) -> Path:
     return cache_dir() / f"{suite}-minbase-{key}.tar"
 
 
+def is_built(suite: str = SUITE) -> bool:
+    """Whether the pristine tarball of `suite` is in the cache."""
+    return tarball_path(suite).exists()
+
+
 def debootstrap(root: Path, mirror: str | None = None, suite: str = SUITE) -> float:
     """Build a pristine root of `suite` at `root` (must not exist); returns the seconds it took."""
     start = time.monotonic()
@@ -74,10 +79,10 @@ def debootstrap(root: Path, mirror: str | None = None, suite: str = SUITE) -> fl
 def pristine_tarball(suite: str = SUITE) -> Path:
     """The cached pristine root of `suite` as a tarball, built with debootstrap on first use."""
     tar = tarball_path(suite)
-    if tar.exists():
+    if is_built(suite):
         return tar
     with held(tar), tempfile.TemporaryDirectory(dir=tar.parent) as tmp:
-        if tar.exists():  # built by the run we waited for
+        if is_built(suite):  # built by the run we waited for
             return tar
         root = Path(tmp) / "root"
         debootstrap(root, suite=suite)
